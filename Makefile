@@ -1,0 +1,37 @@
+# cqrs_lab: every target bootstraps .venv on a fresh clone (Python 3.11 and make only).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint format lab clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cqrs-lab ledger
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check cqrs_lab tests benchmarks loadtests
+	$(BIN)/ruff format --check cqrs_lab tests benchmarks loadtests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format cqrs_lab tests benchmarks loadtests
+	$(BIN)/ruff check --fix cqrs_lab tests benchmarks loadtests
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,385 @@
+"""Command routing: a mapping from command type to handler, idempotency keys, results.
+
+A handler takes the command and a :class:`UnitOfWork`; it loads one aggregate, calls its
+methods (which ``record`` events or raise :class:`CommandRejected`) and may ``publish``
+integration messages to the outbox. The bus appends the events and the outbox messages in one
+all-or-nothing append with the aggregate's version as the expected version.
+
+>>> # bus = CommandBus(store, clock, ids, handlers={Deposit: handle_deposit})
+>>> # result = bus.dispatch(Deposit("a1", 10), idempotency_key="k1")
+>>> # result.position  -> the consistency token to wait on
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from cqrs_lab.core.aggregate import Aggregate, Repository
+from cqrs_lab.core.clock import Clock
+from cqrs_lab.core.ids import IdFactory
+from cqrs_lab.core.messages import ANY, Command, Envelope
+from cqrs_lab.core.metrics import Metrics
+from cqrs_lab.core.store import EventStore
+from cqrs_lab.errors import (
+    CommandRejected,
+    ConcurrencyError,
+    CqrsLabError,
+    IdempotencyConflict,
+    UnknownCommand,
+)
+
+__all__ = [
+    "CommandBus",
+    "CommandResult",
+    "Decision",
+    "Handler",
+    "IdempotencyRecord",
+    "InMemoryIdempotencyStore",
+    "UnitOfWork",
+]
+
+A = TypeVar("A", bound=Aggregate)
+Handler = Callable[[Any, "UnitOfWork"], Any]
+
+
+class CommandResult(NamedTuple):
+    """What an accepted command produced. ``position`` is the consistency token."""
+
+    command_id: str
+    stream_id: str
+    stream_version: int
+    position: int
+    events: tuple[Envelope, ...]
+    replayed: bool = False  # answered from the idempotency record, nothing appended
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    command: Command
+    result: CommandResult | None
+    rejection: str | None
+    recorded_at: float
+
+
+class IdempotencyStore(Protocol):
+    def get(self, key: str) -> IdempotencyRecord | None: ...
+
+    def put(self, key: str, record: IdempotencyRecord) -> None: ...
+
+
+class InMemoryIdempotencyStore:
+    """Keeps records for ``ttl`` seconds of the injected clock (``None``: forever)."""
+
+    def __init__(self, clock: Clock, ttl: float | None = None) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self._records: OrderedDict[str, IdempotencyRecord] = OrderedDict()
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        record = self._records.get(key)
+        if record is not None and self.ttl is not None:
+            if self.clock.now() - record.recorded_at > self.ttl:
+                del self._records[key]
+                return None
+        return record
+
+    def put(self, key: str, record: IdempotencyRecord) -> None:
+        records = self._records
+        records[key] = record
+        if self.ttl is not None:
+            horizon = self.clock.now() - self.ttl
+            while records:
+                first = next(iter(records.values()))
+                if first.recorded_at >= horizon:
+                    break
+                records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class UnitOfWork:
+    """What a handler sees: load aggregates, publish outbox messages. One aggregate may change."""
+
+    __slots__ = ("_loaded", "_outbox", "_private", "command_id", "repository")
+
+    def __init__(self, repository: Repository, command_id: str, private: bool) -> None:
+        self.repository = repository
+        self.command_id = command_id
+        self._private = private
+        self._loaded: list[Aggregate] = []
+        self._outbox: list[tuple[str, Mapping[str, Any]]] = []
+
+    def load(self, cls: type[A], stream_id: str) -> A:
+        """The aggregate of ``stream_id`` (version 0 and no events if it does not exist yet)."""
+        agg = self.repository.load(cls, stream_id, private=self._private)
+        self._loaded.append(agg)
+        return agg
+
+    def publish(self, topic: str, payload: Mapping[str, Any]) -> None:
+        """Record an integration message, appended atomically with the events."""
+        self._outbox.append((topic, payload))
+
+    def changed(self) -> Aggregate | None:
+        loaded = self._loaded
+        if len(loaded) == 1:
+            return loaded[0] if loaded[0]._pending else None
+        changed = [a for a in loaded if a._pending]
+        if len(changed) > 1:
+            names = ", ".join(a.id for a in changed)
+            raise CqrsLabError(
+                f"a command handler changed {len(changed)} aggregates ({names}); one command "
+                f"changes one aggregate: coordinate several with a saga"
+            )
+        return changed[0] if changed else None
+
+    def forget(self) -> None:
+        """Evict aggregates a failed handler may have changed (those with recorded events)."""
+        for agg in self._loaded:
+            if agg._pending:
+                self.repository.evict(agg.id)
+
+
+@dataclass(slots=True)
+class Decision:
+    """A command decided but not yet appended (the simulation commits it after service time)."""
+
+    bus: CommandBus
+    command: Command
+    command_id: str
+    uow: UnitOfWork
+    idempotency_key: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    metadata: Mapping[str, Any] | None
+    started: float
+    result: CommandResult | None = field(default=None)
+
+    def commit(self) -> CommandResult:
+        """Append the decided events; raises :class:`ConcurrencyError` if the stream moved."""
+        return self.bus._commit(self)
+
+
+class CommandBus:
+    """Routes commands to handlers and appends what they decide."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        ids: IdFactory,
+        *,
+        repository: Repository | None = None,
+        handlers: Mapping[type[Command], Handler] | None = None,
+        idempotency: IdempotencyStore | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.repository = repository if repository is not None else Repository(store)
+        self.handlers: dict[type[Command], Handler] = dict(handlers or {})
+        self.idempotency = idempotency or InMemoryIdempotencyStore(clock)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._latency = self.metrics.histogram("command_latency_seconds")
+        self._outcomes = {
+            o: self.metrics.counter("commands_total", outcome=o)
+            for o in ("accepted", "rejected", "conflict", "replayed", "error")
+        }
+        self._accepted = self._outcomes["accepted"]
+
+    def register(self, command_type: type[Command], handler: Handler) -> None:
+        self.handlers[command_type] = handler
+
+    def dispatch(
+        self,
+        command: Command,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> CommandResult:
+        """Handle ``command`` and append its events. Raises what the handler raises."""
+        if idempotency_key is not None:
+            decision = self.decide(
+                command,
+                idempotency_key=idempotency_key,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                metadata=metadata,
+                _private=False,
+            )
+            return decision.result or self._commit(decision)
+        # the hot path, inlined: decide and commit in one go
+        clock = self.clock
+        started = clock.now()
+        handler = self.handlers.get(type(command))
+        if handler is None:
+            raise self._unknown(command)
+        command_id = self.ids()
+        uow = UnitOfWork(self.repository, command_id, False)
+        try:
+            handler(command, uow)
+            agg = uow.changed()
+        except CommandRejected:
+            uow.forget()
+            self._outcomes["rejected"].value += 1
+            self._latency.observe(clock.now() - started)
+            raise
+        except BaseException:
+            uow.forget()
+            self._outcomes["error"].value += 1
+            raise
+        if agg is None or uow._outbox:
+            return self._commit(
+                Decision(self, command, command_id, uow, None, correlation_id, causation_id,
+                         metadata, started)  # fmt: skip
+            )
+        try:
+            envs = self.store.append(
+                agg.id,
+                agg._pending,
+                agg.version,
+                correlation_id=correlation_id or command_id,
+                causation_id=causation_id or command_id,
+                metadata=metadata,
+            )
+        except ConcurrencyError:
+            uow.forget()
+            self._outcomes["conflict"].value += 1
+            raise
+        except BaseException:
+            uow.forget()
+            self._outcomes["error"].value += 1
+            raise
+        last = envs[-1]
+        version = last.stream_version
+        self.repository.saved(agg, version)
+        self._accepted.value += 1
+        self._latency.observe(clock.now() - started)
+        return CommandResult(command_id, agg.id, version, last.position, tuple(envs))
+
+    def _unknown(self, command: Command) -> UnknownCommand:
+        self._outcomes["error"].inc()
+        return UnknownCommand(
+            f"no handler registered for command {type(command).__name__}; register one "
+            f"with CommandBus.register (known: {sorted(c.__name__ for c in self.handlers)})"
+        )
+
+    def decide(
+        self,
+        command: Command,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        _private: bool = True,
+    ) -> Decision:
+        """Run the handler now and return the decision; ``commit()`` appends it later.
+
+        A decision answered from the idempotency record has ``result`` set already.
+        """
+        started = self.clock.now()
+        if idempotency_key is not None:
+            record = self.idempotency.get(idempotency_key)
+            if record is not None:
+                return self._replay(idempotency_key, record, command, started)
+        handler = self.handlers.get(type(command))
+        if handler is None:
+            raise self._unknown(command)
+        command_id = self.ids()
+        uow = UnitOfWork(self.repository, command_id, _private)
+        try:
+            handler(command, uow)
+        except CommandRejected as exc:
+            uow.forget()
+            self._outcomes["rejected"].inc()
+            self._latency.observe(self.clock.now() - started)
+            if idempotency_key is not None:
+                self.idempotency.put(
+                    idempotency_key, IdempotencyRecord(command, None, exc.reason, started)
+                )
+            raise
+        except BaseException:
+            uow.forget()
+            self._outcomes["error"].inc()
+            raise
+        return Decision(
+            self, command, command_id, uow, idempotency_key,
+            correlation_id, causation_id, metadata, started,
+        )  # fmt: skip
+
+    def _replay(
+        self, key: str, record: IdempotencyRecord, command: Command, started: float
+    ) -> Decision:
+        if record.command != command:
+            self._outcomes["error"].inc()
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was first used for {record.command!r}, now for "
+                f"{command!r}; use a new key for a different command"
+            )
+        self._outcomes["replayed"].inc()
+        if record.rejection is not None:
+            raise CommandRejected(record.rejection)
+        assert record.result is not None  # invariant: a record holds a result or a rejection
+        r = record.result
+        replayed = CommandResult(
+            r.command_id, r.stream_id, r.stream_version, r.position, r.events, True
+        )
+        return Decision(self, command, r.command_id, UnitOfWork(self.repository, "", False),
+                        key, None, None, None, started, replayed)  # fmt: skip
+
+    def _commit(self, d: Decision) -> CommandResult:
+        uow = d.uow
+        if d.result is not None:
+            return d.result
+        try:
+            agg = uow.changed()
+        except CqrsLabError:
+            uow.forget()
+            self._outcomes["error"].inc()
+            raise
+        store = self.store
+        if agg is None:
+            envs: list[Envelope] = []
+            if uow._outbox:
+                envs = store.append("$outbox", (), ANY, outbox=uow._outbox)
+            result = CommandResult(d.command_id, "", 0, store.head_position, ())
+        else:
+            try:
+                envs = store.append(
+                    agg.id,
+                    agg._pending,
+                    agg.version,
+                    correlation_id=d.correlation_id or d.command_id,
+                    causation_id=d.causation_id or d.command_id,
+                    metadata=d.metadata,
+                    outbox=uow._outbox,
+                )
+            except ConcurrencyError:
+                uow.forget()
+                self._outcomes["conflict"].inc()
+                raise
+            except BaseException:
+                uow.forget()
+                self._outcomes["error"].inc()
+                raise
+            last = envs[-1]
+            self.repository.saved(agg, last.stream_version)
+            result = CommandResult(
+                d.command_id, agg.id, last.stream_version, last.position, tuple(envs)
+            )
+        self._outcomes["accepted"].inc()
+        self._latency.observe(self.clock.now() - d.started)
+        if d.idempotency_key is not None:
+            self.idempotency.put(
+                d.idempotency_key, IdempotencyRecord(d.command, result, None, d.started)
+            )
+        d.result = result
+        return result
+

@@ -1,0 +1,276 @@
+"""Seeded faults between the store and a subscriber, and named crash points.
+
+The transport models a *pull-based* subscription (a catch-up reader over the log, as in
+Kafka consumers or EventStoreDB catch-up subscriptions): a dropped delivery is not lost for
+good, the reader gets it again after ``redelivery_timeout`` (an ack timeout). Pull is what
+CQRS read sides use when the log is the source of truth, and it is the only model in which
+"at-least-once" can promise no loss; a push transport that drops loses events under every
+semantics, which teaches nothing about the semantics.
+
+With no plan (``FaultPlan()``) the subscription uses no transport object at all: a perfect
+transport costs nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from cqrs_lab.core.messages import Envelope
+from cqrs_lab.errors import ConfigError, ConsumerCrashed
+
+__all__ = [
+    "CrashAt",
+    "CrashPoint",
+    "DelayAt",
+    "DropAt",
+    "DuplicateAt",
+    "FaultPlan",
+    "FaultyTransport",
+    "ReorderAt",
+]
+
+
+class CrashPoint(enum.Enum):
+    """Where in the handling of one event a consumer can be made to crash."""
+
+    BEFORE_HANDLE = "before handling"
+    AFTER_HANDLE = "after handling, before the checkpoint"
+    AFTER_CHECKPOINT = "after the checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class CrashAt:
+    """Crash ``subscription`` (any, if None) at ``point`` for the event at ``position``."""
+
+    position: int
+    point: CrashPoint = CrashPoint.AFTER_HANDLE
+    subscription: str | None = None
+
+    def __str__(self) -> str:
+        who = f"consumer {self.subscription}" if self.subscription else "the consumer"
+        return f"crash {who} {self.point.value} event {self.position}"
+
+
+@dataclass(frozen=True, slots=True)
+class DropAt:
+    position: int
+    subscription: str | None = None
+
+    def __str__(self) -> str:
+        return f"drop event {self.position}"
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateAt:
+    position: int
+    subscription: str | None = None
+
+    def __str__(self) -> str:
+        return f"duplicate event {self.position}"
+
+
+@dataclass(frozen=True, slots=True)
+class DelayAt:
+    position: int
+    seconds: float
+    subscription: str | None = None
+
+    def __str__(self) -> str:
+        return f"delay event {self.position} by {self.seconds:g} s"
+
+
+@dataclass(frozen=True, slots=True)
+class ReorderAt:
+    """Deliver the event at ``position`` after the next ``by`` events of its batch."""
+
+    position: int
+    by: int = 1
+    subscription: str | None = None
+
+    def __str__(self) -> str:
+        return f"deliver event {self.position} {self.by} later"
+
+
+Action = CrashAt | DropAt | DuplicateAt | DelayAt | ReorderAt
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"FaultPlan({name}={value}): a probability, between 0 and 1")
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Scripted fault ``actions`` plus per-event probabilities, all drawn from a seeded rng.
+
+    >>> str(FaultPlan(actions=(CrashAt(7), DuplicateAt(9))))
+    'crash the consumer after handling, before the checkpoint event 7; duplicate event 9'
+    """
+
+    actions: tuple[Action, ...] = ()
+    drop: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_window: int = 4
+    delay: float = 0.0
+    delay_seconds: tuple[float, float] = (0.01, 0.1)
+    redelivery_timeout: float = 1.0
+    crash: float = 0.0  # probability per event of a crash at a random named point
+    crash_points: tuple[CrashPoint, ...] = field(default=tuple(CrashPoint))
+
+    def __post_init__(self) -> None:
+        for name in ("drop", "duplicate", "reorder", "delay", "crash"):
+            _check_probability(name, getattr(self, name))
+        if self.reorder_window < 1:
+            raise ConfigError(f"FaultPlan(reorder_window={self.reorder_window}): pass >= 1")
+        lo, hi = self.delay_seconds
+        if not 0 <= lo <= hi:
+            raise ConfigError(f"FaultPlan(delay_seconds={self.delay_seconds}): pass 0 <= lo <= hi")
+        if self.redelivery_timeout < 0:
+            raise ConfigError("FaultPlan(redelivery_timeout=...): pass seconds >= 0")
+
+    @property
+    def transport_faults(self) -> bool:
+        return bool(
+            self.drop or self.duplicate or self.reorder or self.delay
+            or any(not isinstance(a, CrashAt) for a in self.actions)
+        )  # fmt: skip
+
+    @property
+    def crash_faults(self) -> bool:
+        return bool(self.crash or any(isinstance(a, CrashAt) for a in self.actions))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.transport_faults or self.crash_faults)
+
+    def __str__(self) -> str:
+        parts = [str(a) for a in self.actions]
+        for name in ("drop", "duplicate", "reorder", "delay", "crash"):
+            if getattr(self, name):
+                parts.append(f"{name} p={getattr(self, name):g}")
+        return "; ".join(parts) if parts else "no faults"
+
+    def for_subscription(self, name: str) -> FaultPlan:
+        kept = tuple(a for a in self.actions if a.subscription in (None, name))
+        return FaultPlan(
+            kept, self.drop, self.duplicate, self.reorder, self.reorder_window, self.delay,
+            self.delay_seconds, self.redelivery_timeout, self.crash, self.crash_points,
+        )  # fmt: skip
+
+
+class FaultyTransport:
+    """Applies a plan's transport faults to fetched batches; holds what is late."""
+
+    def __init__(self, plan: FaultPlan, rng: random.Random) -> None:
+        self.plan = plan
+        self.rng = rng
+        self._held: list[tuple[float, int, Envelope]] = []
+        self._seq = 0
+        self._script: dict[int, list[Action]] = {}
+        for a in plan.actions:
+            if not isinstance(a, CrashAt):
+                self._script.setdefault(a.position, []).append(a)
+        self.dropped = self.duplicated = self.reordered = self.delayed = 0
+
+    def _hold(self, until: float, env: Envelope) -> None:
+        self._seq += 1
+        heapq.heappush(self._held, (until, self._seq, env))
+
+    def send(self, batch: list[Envelope], now: float) -> list[Envelope]:
+        """Envelopes deliverable now, in delivery order; the rest are held."""
+        plan, rng, script = self.plan, self.rng, self._script
+        out: list[Envelope] = []
+        extra: list[Envelope] = []
+        late: list[tuple[int, Envelope]] = []  # (deliver after this many more, env)
+        for env in batch:
+            actions = script.pop(env.position, ()) if script else ()
+            dropped = plan.drop and rng.random() < plan.drop
+            dup = plan.duplicate and rng.random() < plan.duplicate
+            delayed = plan.delay and rng.random() < plan.delay
+            moved = plan.reorder and rng.random() < plan.reorder
+            shift = rng.randint(1, plan.reorder_window) if moved else 0
+            delay = rng.uniform(*plan.delay_seconds) if delayed else 0.0
+            for a in actions:
+                if isinstance(a, DropAt):
+                    dropped = True
+                elif isinstance(a, DuplicateAt):
+                    dup = True
+                elif isinstance(a, DelayAt):
+                    delayed, delay = True, a.seconds
+                elif isinstance(a, ReorderAt):
+                    moved, shift = True, a.by
+            if dropped:
+                self.dropped += 1
+                self._hold(now + plan.redelivery_timeout, env)
+                continue
+            if delayed:
+                self.delayed += 1
+                self._hold(now + delay, env)
+            elif moved:
+                self.reordered += 1
+                late.append((shift, env))
+            else:
+                out.append(env)
+                late = _release_late(late, out)
+            if dup:
+                self.duplicated += 1
+                extra.append(env)
+        out.extend(e for _, e in late)
+        out.extend(extra)
+        return out
+
+    def release(self, now: float) -> list[Envelope]:
+        held = self._held
+        out = []
+        while held and held[0][0] <= now:
+            out.append(heapq.heappop(held)[2])
+        return out
+
+    def next_due(self) -> float | None:
+        return self._held[0][0] if self._held else None
+
+    def in_flight(self) -> int:
+        return len(self._held)
+
+    def clear(self) -> int:
+        n = len(self._held)
+        self._held.clear()
+        return n
+
+
+def _release_late(late: list[tuple[int, Envelope]], out: list[Envelope]) -> list[tuple[int, Envelope]]:
+    if not late:
+        return late
+    keep = []
+    for n, env in late:
+        if n <= 1:
+            out.append(env)
+        else:
+            keep.append((n - 1, env))
+    return keep
+
+
+class CrashHook:
+    """Raises :class:`ConsumerCrashed` at the planned points (scripted ones fire once)."""
+
+    def __init__(self, plan: FaultPlan, rng: random.Random, subscription: str) -> None:
+        self.rng = rng
+        self.rate = plan.crash
+        self.points = plan.crash_points
+        self.subscription = subscription
+        self._script = {(a.position, a.point) for a in plan.actions if isinstance(a, CrashAt)}
+
+    def check(self, point: CrashPoint, position: int) -> None:
+        key = (position, point)
+        if key in self._script:
+            self._script.discard(key)
+            raise ConsumerCrashed(self.subscription, point.value, position)
+        if self.rate and point in self.points and self.rng.random() < self.rate / len(self.points):
+            raise ConsumerCrashed(self.subscription, point.value, position)
+
+    def pending_after_checkpoint(self) -> list[int]:
+        return sorted(p for p, pt in self._script if pt is CrashPoint.AFTER_CHECKPOINT)

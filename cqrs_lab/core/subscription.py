@@ -1,0 +1,462 @@
+"""A subscription feeds one projection or saga from the log, with its delivery semantics.
+
+It is passive: a driver calls :meth:`Subscription.poll` (fetch into the inbox),
+:meth:`Subscription.process` (handle what is in the inbox), or :meth:`Subscription.step`
+(both) and asks :meth:`Subscription.next_due` when a retry or a held delivery comes due.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Protocol
+
+from cqrs_lab.core.clock import Clock
+from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
+from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
+from cqrs_lab.core.faults import CrashHook, CrashPoint, FaultPlan, FaultyTransport
+from cqrs_lab.core.messages import Envelope, RawEvent
+from cqrs_lab.core.projections import Projection
+from cqrs_lab.core.readmodel import Progress, rollback
+from cqrs_lab.core.store import EventStore
+from cqrs_lab.errors import ConfigError, ConsumerCrashed
+
+__all__ = ["Subscription", "SubscriptionRecorder"]
+
+_BEFORE, _AFTER, _CHECKPOINT = (
+    CrashPoint.BEFORE_HANDLE,
+    CrashPoint.AFTER_HANDLE,
+    CrashPoint.AFTER_CHECKPOINT,
+)
+
+
+class SubscriptionRecorder(Protocol):
+    """Observes every delivery, application, skip and crash (the checks and the simulation)."""
+
+    def delivered(self, sub: str, env: Envelope, now: float) -> None: ...
+
+    def applied(self, sub: str, env: Envelope, now: float) -> None: ...
+
+    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None: ...
+
+    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None: ...
+
+    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None: ...
+
+
+class Subscription:
+    """Delivers the log to ``consumer`` under ``policy``; see :mod:`cqrs_lab.core.delivery`."""
+
+    def __init__(
+        self,
+        name: str,
+        store: EventStore,
+        consumer: Projection,
+        policy: DeliveryPolicy,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        batch_size: int = 256,
+        checkpoint_every: int | None = None,
+        retry: RetryPolicy | None = None,
+        dead_letters: DeadLetterStore | None = None,
+        faults: FaultPlan | None = None,
+        recorder: SubscriptionRecorder | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size}: pass a whole number >= 1")
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every={checkpoint_every}: pass >= 1, or None")
+        self.name = name
+        self.store = store
+        self.consumer = consumer
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng
+        self.batch_size = batch_size
+        self.checkpoint_every = checkpoint_every
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.dead_letters = dead_letters if dead_letters is not None else DeadLetterStore()
+        self.recorder = recorder
+        self.inbox: deque[Envelope] = deque()
+        self.crashed = False
+        self.retry_at: float | None = None
+        self.attempts = 0
+        self.last_error: str | None = None
+        self._undo: list[Any] = []
+        self._unit: list[Envelope] = []  # applied since the last commit
+        self._shadow: Subscription | None = None
+        self.rebuilds = 0
+        self.rebuilding_since: float | None = None
+        # counters
+        self.delivered = self.applied = self.ignored = 0
+        self.duplicates_skipped = self.duplicates_applied = 0
+        self.retries = self.dead_lettered = self.crashes = self.lost = 0
+        self._reset_progress()
+        self.set_faults(faults)
+
+    # -- state -----------------------------------------------------------------------------
+    def _reset_progress(self) -> None:
+        consumer = self.consumer
+        for t in consumer.tables:
+            t._undo = self._undo
+        self.record = consumer.progress if self.policy.transactional else Progress()
+        self.committed = self.record.copy()
+        self.ledger = Progress()  # positions applied at least once (at-least-once only)
+        self.fetched = self.record.watermark
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        """Switch transport faults and crash points on (a plan) or off (None) at run time."""
+        plan = plan.for_subscription(self.name) if plan is not None else None
+        self.faults = plan
+        old = getattr(self, "transport", None)
+        self.transport = (
+            FaultyTransport(plan, self.rng) if plan is not None and plan.transport_faults else None
+        )
+        if old is not None:  # what the old transport held is delivered late, not lost
+            self.inbox.extend(old.release(float("inf")))
+        self.crash_hook = (
+            CrashHook(plan, self.rng, self.name) if plan is not None and plan.crash_faults else None
+        )
+
+    @property
+    def position(self) -> int:
+        """Every event up to here has been dealt with (applied, ignored or parked)."""
+        return self.record.watermark
+
+    @property
+    def checkpoint(self) -> int:
+        """Where this consumer resumes after a crash."""
+        return self.record.watermark if self.policy.mark_before else self.committed.watermark
+
+    def backlog(self) -> int:
+        return self.store.head_position - self.position
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest event not yet dealt with (0 when caught up)."""
+        nxt = self.store.read_all(self.position, 1)
+        return max(0.0, self.clock.now() - nxt[0].recorded_at) if nxt else 0.0
+
+    def next_due(self) -> float | None:
+        """When a blocked retry or a held delivery comes due (None: nothing scheduled)."""
+        due = [t for t in (self.retry_at, self.transport and self.transport.next_due()) if t]
+        if self._shadow is not None and (s := self._shadow.next_due()) is not None:
+            due.append(s)
+        return min(due) if due else None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do now or later until new events are appended."""
+        return (
+            not self.inbox
+            and self.fetched >= self.store.head_position
+            and self.next_due() is None
+            and self._shadow is None
+        )
+
+    # -- driving -----------------------------------------------------------------------------
+    def poll(self) -> int:
+        """Fetch from the log (and release held deliveries) into the inbox."""
+        if self.crashed:
+            return 0
+        now = self.clock.now()
+        got: list[Envelope] = self.transport.release(now) if self.transport else []
+        room = self.batch_size - len(self.inbox)
+        if room > 0 and self.fetched < self.store.head_position:
+            batch = self.store.read_all(self.fetched, room)
+            if batch:
+                self.fetched = batch[-1].position
+                got.extend(self.transport.send(batch, now) if self.transport else batch)
+        if not got:
+            return 0
+        rec = self.recorder
+        if rec is not None:
+            for env in got:
+                rec.delivered(self.name, env, now)
+        self.delivered += len(got)
+        if self.policy.mark_before:  # at-most-once: taken before handling, dedup on take
+            record = self.record
+            for env in got:
+                if record.contains(env.position):
+                    self.duplicates_skipped += 1
+                    if rec is not None:
+                        rec.skipped(self.name, env, now, "duplicate")
+                    continue
+                record.add(env.position)
+                self.inbox.append(env)
+        else:
+            self.inbox.extend(got)
+        return len(got)
+
+    def process(self, max_events: int | None = None) -> int:
+        """Handle up to ``max_events`` from the inbox; returns how many were dealt with."""
+        if self.crashed:
+            return 0
+        if self.retry_at is not None:
+            if self.clock.now() < self.retry_at:
+                return 0
+            self.retry_at = None
+        try:
+            done = self._process(max_events)
+        except ConsumerCrashed as crash:
+            self._crash(crash)
+            return 0
+        return done
+
+    def step(self, max_events: int | None = None) -> int:
+        """``poll()`` then ``process()``; also advances a shadow rebuild."""
+        n = self.poll()
+        done = self.process(max_events)
+        if self._shadow is not None:
+            self._advance_shadow()
+        return n + done
+
+    def pump(self, max_steps: int = 1_000_000) -> int:
+        """Step until nothing more can be done now; returns the events dealt with."""
+        total = 0
+        for _ in range(max_steps):
+            n = self.step()
+            if n == 0 and self._shadow is None:
+                break
+            if n == 0 and self._shadow is not None and self._shadow.idle:
+                self._advance_shadow()
+                break
+            total += n
+        return total
+
+    def _process(self, max_events: int | None) -> int:
+        inbox = self.inbox
+        if not inbox:
+            return 0
+        consumer, policy, record = self.consumer, self.policy, self.record
+        handlers = consumer.handlers
+        dedup = policy.dedup and not policy.mark_before
+        track = not policy.dedup  # at-least-once: count re-applications
+        ledger = self.ledger
+        undo, unit = self._undo, self._unit
+        hook = self.crash_hook
+        rec = self.recorder
+        every = self.checkpoint_every
+        limit = len(inbox) if max_events is None else min(max_events, len(inbox))
+        done = 0
+        while done < limit:
+            env = inbox[0]
+            p = env.position
+            if dedup and (p <= record.watermark or p in record.above):
+                inbox.popleft()
+                done += 1
+                self.duplicates_skipped += 1
+                if rec is not None:
+                    rec.skipped(self.name, env, self.clock.now(), "duplicate")
+                continue
+            if hook is not None:
+                hook.check(_BEFORE, p)
+            payload = env.payload
+            handler = handlers.get(type(payload))
+            savepoint = len(undo)
+            try:
+                if handler is None and type(payload) is RawEvent:
+                    payload = self.store.registry.decode(payload)
+                    handler = handlers.get(type(payload))
+                if handler is not None:
+                    handler(payload, env)
+            except ConsumerCrashed:
+                raise
+            except Exception as exc:
+                rollback(undo, savepoint)
+                if not self._failed(env, exc):
+                    break  # blocked until retry_at
+                done += 1
+                continue
+            inbox.popleft()
+            done += 1
+            self.attempts = 0
+            record.add(p)
+            if handler is None:
+                self.ignored += 1
+            else:
+                self.applied += 1
+                unit.append(env)
+                if track:
+                    if p <= ledger.watermark or p in ledger.above:
+                        self.duplicates_applied += 1
+                    ledger.add(p)
+                if rec is not None:
+                    rec.applied(self.name, env, self.clock.now())
+            if hook is not None:
+                hook.check(_AFTER, p)
+            if every is not None and len(unit) >= every:
+                self.commit()
+        if not inbox:
+            self.commit()
+        return done
+
+    def _failed(self, env: Envelope, exc: Exception) -> bool:
+        """Schedule a retry (False: blocked) or park the event (True: move on)."""
+        self.attempts += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        now = self.clock.now()
+        if self.attempts < self.retry.max_attempts:
+            self.retries += 1
+            self.retry_at = now + self.retry.delay(self.attempts, self.rng)
+            return False
+        self.dead_letters.park(self.name, env, self.last_error, self.attempts, now)
+        self.dead_lettered += 1
+        self.attempts = 0
+        self.inbox.popleft()
+        self.record.add(env.position)
+        if self.recorder is not None:
+            self.recorder.skipped(self.name, env, now, "dead-lettered")
+        return True
+
+    def commit(self) -> None:
+        """Make the record durable (the checkpoint) and close the unit of work."""
+        self._undo.clear()
+        self._unit.clear()
+        if not self.policy.mark_before:
+            self.committed = self.record.copy()
+        hook = self.crash_hook
+        if hook is not None:
+            for p in hook.pending_after_checkpoint():
+                if self.committed.contains(p) or self.record.contains(p):
+                    try:
+                        hook.check(_CHECKPOINT, p)
+                    except ConsumerCrashed as crash:
+                        self._crash(crash)
+                        return
+
+    # -- crashes -----------------------------------------------------------------------------
+    def crash(self) -> None:
+        """Crash now (between events): in-flight work is lost as the semantics dictate."""
+        if not self.crashed:
+            self._crash(None)
+
+    def _crash(self, crash: ConsumerCrashed | None) -> None:
+        now = self.clock.now()
+        policy = self.policy
+        in_flight = list(self.inbox)
+        self.inbox.clear()
+        if self.transport is not None:
+            self.transport.clear()
+        lost: list[Envelope] = []
+        if policy.mark_before:  # taken but not handled: gone for good
+            lost = in_flight
+            self.lost += len(lost)
+        else:
+            if policy.transactional:
+                rollback(self._undo)
+                if self.recorder is not None and self._unit:
+                    self.recorder.rolled_back(self.name, list(self._unit), now)
+            self.record.restore(self.committed)
+        self._undo.clear()
+        self._unit.clear()
+        self.retry_at = None
+        self.attempts = 0
+        self.crashed = True
+        self.crashes += 1
+        if self.recorder is not None:
+            self.recorder.crashed(self.name, now, lost)
+
+    def restart(self) -> None:
+        """Come back after a crash and resume from the checkpoint."""
+        if not self.crashed:
+            return
+        self.crashed = False
+        self.fetched = self.checkpoint
+
+    # -- rebuilds and dead letters -----------------------------------------------------------
+    def rebuild(self, *, shadow: bool = False) -> None:
+        """Replay the projection from position 0.
+
+        In place: the read model empties at once and refills (readers see partial data).
+        Shadow: a second copy catches up beside the live one, which keeps serving, and takes
+        its place in one step when it has caught up.
+        """
+        self.rebuilds += 1
+        self.rebuilding_since = self.clock.now()
+        if shadow:
+            self._shadow = Subscription(
+                f"{self.name}~rebuild", self.store, self.consumer.fresh(), self.policy,
+                clock=self.clock, rng=self.rng, batch_size=self.batch_size,
+                retry=self.retry, dead_letters=self.dead_letters,
+            )  # fmt: skip
+            return
+        self.inbox.clear()
+        if self.transport is not None:
+            self.transport.clear()
+        self._undo.clear()
+        self._unit.clear()
+        self.retry_at, self.attempts = None, 0
+        self.consumer.reset()
+        self._reset_progress()
+
+    def _advance_shadow(self) -> None:
+        shadow = self._shadow
+        assert shadow is not None
+        shadow.step()
+        if shadow.inbox or shadow.position < self.position or shadow.crashed:
+            return
+        self.consumer.take_over(shadow.consumer)
+        self.inbox.clear()
+        self._undo.clear()
+        self._unit.clear()
+        self._reset_progress()
+        self.record.restore(shadow.record)
+        self.committed = self.record.copy()
+        self.fetched = self.record.watermark
+        self._shadow = None
+        self.rebuilding_since = None
+
+    @property
+    def rebuilding(self) -> bool:
+        return self._shadow is not None or (
+            self.rebuilding_since is not None and self.position < self.store.head_position
+        )
+
+    def replay_dead_letter(self, letter_id: str) -> DeadLetter:
+        """Apply a parked event again; on success it leaves the store (else it stays)."""
+        letter = self.dead_letters.get(letter_id)
+        env = letter.envelope
+        payload = env.payload
+        if type(payload) is RawEvent:
+            payload = self.store.registry.decode(payload)
+        handler = self.consumer.handlers.get(type(payload))
+        savepoint = len(self._undo)
+        try:
+            if handler is not None:
+                handler(payload, env)
+        except Exception:
+            rollback(self._undo, savepoint)
+            raise
+        self._undo.clear()
+        self.dead_letters.remove(letter_id)
+        self.dead_letters.replayed += 1
+        self.applied += 1
+        if self.recorder is not None:
+            self.recorder.applied(self.name, env, self.clock.now())
+        return letter
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and positions, as plain data."""
+        return {
+            "name": self.name,
+            "delivery": self.policy.name,
+            "position": self.position,
+            "checkpoint": self.checkpoint,
+            "head": self.store.head_position,
+            "backlog": self.backlog(),
+            "lag_seconds": self.lag_seconds(),
+            "delivered": self.delivered,
+            "applied": self.applied,
+            "ignored": self.ignored,
+            "duplicates_skipped": self.duplicates_skipped,
+            "duplicates_applied": self.duplicates_applied,
+            "dropped": self.transport.dropped if self.transport else 0,
+            "retries": self.retries,
+            "dead_lettered": self.dead_lettered,
+            "dead_letters": len(self.dead_letters.list(self.name)),
+            "crashes": self.crashes,
+            "lost": self.lost,
+            "crashed": self.crashed,
+            "rebuilding": self.rebuilding,
+        }

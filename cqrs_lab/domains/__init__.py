@@ -1,0 +1,1 @@
+"""Example domains built only on the public API of :mod:`cqrs_lab.core`."""

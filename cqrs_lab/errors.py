@@ -1,0 +1,133 @@
+"""Every error cqrs_lab raises on purpose derives from :class:`CqrsLabError`.
+
+Each subclass says when it is raised and inherits the matching builtin where one fits,
+so ``except KeyError`` still catches an unknown command. Messages say what was wrong and
+how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommandRejected",
+    "ConcurrencyError",
+    "ConfigError",
+    "ConsumerCrashed",
+    "CqrsLabError",
+    "DeadLetterNotFound",
+    "IdempotencyConflict",
+    "NotFound",
+    "ProjectionNotFound",
+    "ScenarioError",
+    "UnknownCommand",
+    "UnknownEventType",
+    "UnknownQuery",
+    "UpcastError",
+]
+
+
+class CqrsLabError(Exception):
+    """Root of every error cqrs_lab raises on purpose."""
+
+
+class ConfigError(CqrsLabError, ValueError):
+    """A parameter given to the library is out of range or of the wrong type.
+
+    The message names the parameter, the value given and what is allowed.
+    """
+
+
+class ScenarioError(ConfigError):
+    """A scenario file is malformed: the message names the file, the key and what is allowed."""
+
+
+class ConcurrencyError(CqrsLabError):
+    """An append's expected version does not match the stream's actual version.
+
+    Raised by an event store when another writer appended to the stream first (optimistic
+    concurrency). Reload the aggregate and retry the command.
+    """
+
+    def __init__(self, stream_id: str, expected: object, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r}: expected version {expected}, but the stream is at "
+            f"version {actual}; another writer appended first. Reload the aggregate and "
+            f"retry the command (or append with expected_version=ANY if order does not matter)."
+        )
+
+
+class UnknownCommand(CqrsLabError, KeyError):
+    """A command was dispatched whose type has no registered handler."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownQuery(CqrsLabError, KeyError):
+    """A query was asked whose type has no registered handler."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CommandRejected(CqrsLabError):
+    """A command broke a business rule; nothing was appended.
+
+    ``reason`` is a sentence a person can read ("insufficient funds: balance 10, withdrawal 25").
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class IdempotencyConflict(CqrsLabError):
+    """An idempotency key was reused with a different command payload.
+
+    Use a fresh key for a different command; reuse a key only to retry the same command.
+    """
+
+
+class NotFound(CqrsLabError, KeyError):
+    """A thing asked for by id does not exist (a stream, a row, a saga)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ProjectionNotFound(NotFound):
+    """A projection or subscription was named that the engine does not have."""
+
+
+class DeadLetterNotFound(NotFound):
+    """A dead letter was asked for by an id the dead-letter store does not hold."""
+
+
+class UnknownEventType(CqrsLabError, KeyError):
+    """A stored event names a type (or schema version) the registry does not know.
+
+    Register the event class, or an upcaster from the stored schema version.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UpcastError(CqrsLabError):
+    """An upcaster failed or the upcaster chain has a gap between two schema versions."""
+
+
+class ConsumerCrashed(CqrsLabError):
+    """Raised inside a subscription at a named crash point to simulate a consumer crash.
+
+    The subscription catches it, loses its in-flight work as its delivery semantics dictate,
+    and stays down until the driver calls ``restart()``.
+    """
+
+    def __init__(self, subscription: str, point: str, position: int) -> None:
+        self.subscription = subscription
+        self.point = point
+        self.position = position
+        super().__init__(f"consumer {subscription!r} crashed {point} at position {position}")
