@@ -79,6 +79,7 @@ class Subscription:
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetterStore()
         self.recorder = recorder
         self.inbox: deque[Envelope] = deque()
+        self._polled = 0
         self.crashed = False
         self.retry_at: float | None = None
         self.attempts = 0
@@ -204,24 +205,22 @@ class Subscription:
         return done
 
     def step(self, max_events: int | None = None) -> int:
-        """``poll()`` then ``process()``; also advances a shadow rebuild."""
-        n = self.poll()
+        """``poll()`` then ``process()``; returns the events dealt with (applied, skipped,
+        parked). Also advances a shadow rebuild."""
+        self._polled = self.poll()
         done = self.process(max_events)
         if self._shadow is not None:
-            self._advance_shadow()
-        return n + done
+            self._polled += self._advance_shadow()
+        return done
 
     def pump(self, max_steps: int = 1_000_000) -> int:
         """Step until nothing more can be done now; returns the events dealt with."""
         total = 0
         for _ in range(max_steps):
-            n = self.step()
-            if n == 0 and self._shadow is None:
+            done = self.step()
+            total += done
+            if done == 0 and self._polled == 0:
                 break
-            if n == 0 and self._shadow is not None and self._shadow.idle:
-                self._advance_shadow()
-                break
-            total += n
         return total
 
     def _process(self, max_events: int | None) -> int:
@@ -390,12 +389,13 @@ class Subscription:
         self.consumer.reset()
         self._reset_progress()
 
-    def _advance_shadow(self) -> None:
+    def _advance_shadow(self) -> int:
+        """Step the shadow copy; swap it in once caught up. Returns the shadow's progress."""
         shadow = self._shadow
         assert shadow is not None
-        shadow.step()
+        moved = shadow.step() + shadow._polled
         if shadow.inbox or shadow.position < self.position or shadow.crashed:
-            return
+            return moved
         self.consumer.take_over(shadow.consumer)
         self.inbox.clear()
         self._undo.clear()
@@ -406,6 +406,7 @@ class Subscription:
         self.fetched = self.record.watermark
         self._shadow = None
         self.rebuilding_since = None
+        return moved + 1
 
     @property
     def rebuilding(self) -> bool:
