@@ -34,6 +34,7 @@ from cqrs_lab.core.faults import (
     FaultyTransport,
     ReorderAt,
 )
+from cqrs_lab.core.group import SubscriptionGroup
 from cqrs_lab.core.ids import IdFactory, SequentialIds, UuidIds
 from cqrs_lab.core.messages import (
     ANY,
@@ -108,6 +109,7 @@ __all__ = [
     "SequentialIds",
     "Snapshot",
     "Subscription",
+    "SubscriptionGroup",
     "SubscriptionRecorder",
     "Table",
     "UnitOfWork",

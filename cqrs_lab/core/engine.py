@@ -18,6 +18,7 @@ from cqrs_lab.core.clock import Clock, ManualClock
 from cqrs_lab.core.deadletters import DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy, policy_named
 from cqrs_lab.core.faults import FaultPlan
+from cqrs_lab.core.group import SubscriptionGroup
 from cqrs_lab.core.ids import IdFactory, SequentialIds
 from cqrs_lab.core.messages import Command
 from cqrs_lab.core.metrics import Metrics
@@ -67,6 +68,7 @@ class Engine:
         self.dead_letters = DeadLetterStore()
         self.recorder = recorder
         self.subscriptions: dict[str, Subscription] = {}
+        self.groups: dict[str, SubscriptionGroup] = {}
 
     # -- write side ----------------------------------------------------------------------------
     def register(self, command_type: type[Command], handler: Handler) -> None:
@@ -91,6 +93,8 @@ class Engine:
         name = consumer.name
         if name in self.subscriptions:
             raise ConfigError(f"a subscription named {name!r} exists; give the projection another name")
+        if name in self.groups:
+            raise ConfigError(f"a subscription named {name!r} exists; give the projection another name")
         policy = policy_named(delivery) if isinstance(delivery, str) else delivery
         if isinstance(consumer, Saga):
             consumer.bind(self.bus.dispatch)
@@ -103,6 +107,46 @@ class Engine:
         self.subscriptions[name] = sub
         return sub
 
+    def subscribe_partitioned(
+        self,
+        consumer: Projection,
+        delivery: DeliveryPolicy | str = "effectively-once",
+        *,
+        partitions: int,
+        batch_size: int = 256,
+        checkpoint_every: int | None = None,
+        retry: RetryPolicy | None = None,
+        faults: FaultPlan | None = None,
+        auto_commit: bool = True,
+    ) -> SubscriptionGroup:
+        """Feed ``consumer`` from ``partitions`` subscriptions named ``NAME/p0``, ``NAME/p1``..."""
+        if partitions < 1:
+            raise ConfigError(f"partitions={partitions}: pass a whole number >= 1")
+        name = consumer.name
+        if name in self.subscriptions or name in self.groups:
+            raise ConfigError(f"a subscription named {name!r} exists; give the projection another name")
+        policy = policy_named(delivery) if isinstance(delivery, str) else delivery
+        if isinstance(consumer, Saga):
+            consumer.bind(self.bus.dispatch)
+        members = []
+        for index in range(partitions):
+            member = Subscription(
+                f"{name}/p{index}", self.store, consumer, policy,
+                clock=self.clock, rng=random.Random(self.rng.getrandbits(64)),
+                batch_size=batch_size, checkpoint_every=checkpoint_every, retry=retry,
+                dead_letters=self.dead_letters, faults=faults, recorder=self.recorder,
+                partition=(index, partitions), auto_commit=auto_commit,
+            )  # fmt: skip
+            self.subscriptions[member.name] = member
+            members.append(member)
+        group = self.groups[name] = SubscriptionGroup(name, members)
+        return group
+
+    def position_of(self, name: str) -> int:
+        """How far the named projection (a subscription or a partitioned group) has got."""
+        group = self.groups.get(name)
+        return group.position if group is not None else self.subscription(name).position
+
     def subscription(self, name: str) -> Subscription:
         try:
             return self.subscriptions[name]
@@ -112,25 +156,28 @@ class Engine:
             ) from None
 
     def projection(self, name: str) -> Projection:
-        return self.subscription(name).consumer
+        group = self.groups.get(name)
+        return group.consumer if group is not None else self.subscription(name).consumer
 
     def register_query(
         self, query_type: type, handler: Callable[[Any], Any], projection: str
     ) -> None:
         """Answer ``query_type`` with ``handler``, reading the named projection."""
-        sub = self.subscription(projection)
-        self.queries.register(query_type, handler, lambda: sub.position)
+        self.position_of(projection)  # fails early for an unknown name
+        self.queries.register(query_type, handler, lambda: self.position_of(projection))
 
     def ask(self, query: Any, *, min_position: int = 0) -> Any:
         return self.queries.ask(query, min_position=min_position)
 
     def caught_up(self, projection: str, position: int) -> bool:
         """Has ``projection`` dealt with every event up to ``position`` (read-your-writes)?"""
-        return self.subscription(projection).position >= position
+        return self.position_of(projection) >= position
 
     def positions(self) -> dict[str, int]:
         """How far each projection has got: the positions a caller can wait on."""
-        return {name: sub.position for name, sub in self.subscriptions.items()}
+        out = {name: sub.position for name, sub in self.subscriptions.items() if sub.partition is None}
+        out.update({name: group.position for name, group in self.groups.items()})
+        return out
 
     # -- driving -------------------------------------------------------------------------------
     def pump(self, max_rounds: int = 1_000_000) -> int:

@@ -35,7 +35,8 @@ class Projection:
     """Base of projections. ``@on(EventType)`` methods take ``(event, envelope)``.
 
     ``progress`` is the read side's own record of applied positions: under effectively-once
-    it commits in the same unit as the table writes. Subclasses must be constructible with
+    it commits in the same unit as the table writes. A projection fed by several partitions
+    keeps one record per partition (:meth:`progress_for`). Subclasses must be constructible with
     no arguments (``fresh()``) so a shadow rebuild can build a second copy.
     """
 
@@ -53,6 +54,8 @@ class Projection:
     def __init__(self) -> None:
         self.tables: list[Table] = []
         self.progress = Progress()
+        self.partition_progress: dict[int, Progress] = {}
+        self.active_writer: object = None  # the subscription whose undo log the tables use
         self.handlers: dict[type[Event], Callable[[Any, Envelope], None]] = {
             t: fn.__get__(self) for t, fn in self._handler_fns.items()
         }
@@ -71,6 +74,16 @@ class Projection:
         for t in self.tables:
             t.clear()
         self.progress = Progress()
+        self.partition_progress = {}
+
+    def progress_for(self, partition: int | None) -> Progress:
+        """The record of one partition (``None``: the whole log)."""
+        if partition is None:
+            return self.progress
+        found = self.partition_progress.get(partition)
+        if found is None:
+            found = self.partition_progress[partition] = Progress()
+        return found
 
     def fresh(self) -> Projection:
         """A new, empty instance of the same projection (for a shadow rebuild)."""
@@ -81,6 +94,7 @@ class Projection:
         for mine, theirs in zip(self.tables, other.tables, strict=True):
             mine.replace_with(theirs)
         self.progress = other.progress.copy()
+        self.partition_progress = {k: v.copy() for k, v in other.partition_progress.items()}
 
     def state(self) -> dict[str, dict[Any, Any]]:
         """Every table as a plain dict, for comparing read models."""

@@ -8,6 +8,7 @@ It is passive: a driver calls :meth:`Subscription.poll` (fetch into the inbox),
 from __future__ import annotations
 
 import random
+import zlib
 from collections import deque
 from typing import Any, Protocol
 
@@ -62,7 +63,11 @@ class Subscription:
         dead_letters: DeadLetterStore | None = None,
         faults: FaultPlan | None = None,
         recorder: SubscriptionRecorder | None = None,
+        partition: tuple[int, int] | None = None,
+        auto_commit: bool = True,
     ) -> None:
+        if partition is not None and not 0 <= partition[0] < partition[1]:
+            raise ConfigError(f"partition={partition}: pass (index, count) with 0 <= index < count")
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size}: pass a whole number >= 1")
         if checkpoint_every is not None and checkpoint_every < 1:
@@ -78,6 +83,9 @@ class Subscription:
         self.retry = retry if retry is not None else RetryPolicy()
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetterStore()
         self.recorder = recorder
+        self.partition = partition
+        self.auto_commit = auto_commit
+        self._owner: dict[str, bool] = {}  # stream id -> belongs to this partition
         self.inbox: deque[Envelope] = deque()
         self._polled = 0
         self.crashed = False
@@ -97,11 +105,18 @@ class Subscription:
         self.set_faults(faults)
 
     # -- state -----------------------------------------------------------------------------
-    def _reset_progress(self) -> None:
+    def _bind_tables(self) -> None:
+        """Point the consumer's tables at this subscription's undo log."""
         consumer = self.consumer
         for t in consumer.tables:
             t._undo = self._undo
-        self.record = consumer.progress if self.policy.transactional else Progress()
+        consumer.active_writer = self
+
+    def _reset_progress(self) -> None:
+        consumer = self.consumer
+        self._bind_tables()
+        part = self.partition[0] if self.partition is not None else None
+        self.record = consumer.progress_for(part) if self.policy.transactional else Progress()
         self.committed = self.record.copy()
         self.ledger = Progress()  # positions applied at least once (at-least-once only)
         self.fetched = self.record.watermark
@@ -157,19 +172,29 @@ class Subscription:
 
     # -- driving -----------------------------------------------------------------------------
     def poll(self) -> int:
-        """Fetch from the log (and release held deliveries) into the inbox."""
+        """Fetch from the log (and release held deliveries) into the inbox.
+
+        Returns how many envelopes moved (read from the log or released by the transport).
+        """
         if self.crashed:
             return 0
         now = self.clock.now()
         got: list[Envelope] = self.transport.release(now) if self.transport else []
+        moved = len(got)
         room = self.batch_size - len(self.inbox)
         if room > 0 and self.fetched < self.store.head_position:
             batch = self.store.read_all(self.fetched, room)
             if batch:
+                moved += len(batch)
                 self.fetched = batch[-1].position
+                if self.partition is not None:
+                    batch = self._mine(batch)
                 got.extend(self.transport.send(batch, now) if self.transport else batch)
-        if not got:
-            return 0
+        if got:
+            self._deliver(got, now)
+        return moved
+
+    def _deliver(self, got: list[Envelope], now: float) -> None:
         rec = self.recorder
         if rec is not None:
             for env in got:
@@ -177,8 +202,9 @@ class Subscription:
         self.delivered += len(got)
         if self.policy.mark_before:  # at-most-once: taken before handling, dedup on take
             record = self.record
+            dedup = self.policy.dedup
             for env in got:
-                if record.contains(env.position):
+                if dedup and record.contains(env.position):
                     self.duplicates_skipped += 1
                     if rec is not None:
                         rec.skipped(self.name, env, now, "duplicate")
@@ -187,7 +213,23 @@ class Subscription:
                 self.inbox.append(env)
         else:
             self.inbox.extend(got)
-        return len(got)
+
+    def _mine(self, batch: list[Envelope]) -> list[Envelope]:
+        """This partition's events; other partitions' positions count as dealt with here."""
+        assert self.partition is not None
+        index, count = self.partition
+        owner, record = self._owner, self.record
+        mine = []
+        for env in batch:
+            sid = env.stream_id
+            ours = owner.get(sid)
+            if ours is None:
+                ours = owner[sid] = zlib.crc32(sid.encode()) % count == index
+            if ours:
+                mine.append(env)
+            else:
+                record.add(env.position)
+        return mine
 
     def process(self, max_events: int | None = None) -> int:
         """Handle up to ``max_events`` from the inbox; returns how many were dealt with."""
@@ -228,6 +270,8 @@ class Subscription:
         if not inbox:
             return 0
         consumer, policy, record = self.consumer, self.policy, self.record
+        if consumer.active_writer is not self:
+            self._bind_tables()
         handlers = consumer.handlers
         dedup = policy.dedup and not policy.mark_before
         track = not policy.dedup  # at-least-once: count re-applications
@@ -286,8 +330,8 @@ class Subscription:
                 hook.check(_AFTER, p)
             if every is not None and len(unit) >= every:
                 self.commit()
-        if not inbox:
-            self.commit()
+        if policy.transactional or (self.auto_commit and not inbox):
+            self.commit()  # effectively-once: the unit is what one call processed
         return done
 
     def _failed(self, env: Envelope, exc: Exception) -> bool:
