@@ -149,7 +149,7 @@ class Repository:
                     del self._cache[stream_id]
                     return self.load(cls, stream_id, private=private)
                 cached.replay(store.read_stream(stream_id, cached.version))
-            return cached.clone() if private else cached  # type: ignore[return-value]
+            return cached.clone() if private else cached
         agg = cls(stream_id)
         snap = store.load_snapshot(stream_id)
         after = 0

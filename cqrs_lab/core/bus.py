@@ -80,10 +80,10 @@ class InMemoryIdempotencyStore:
 
     def get(self, key: str) -> IdempotencyRecord | None:
         record = self._records.get(key)
-        if record is not None and self.ttl is not None:
-            if self.clock.now() - record.recorded_at > self.ttl:
-                del self._records[key]
-                return None
+        ttl = self.ttl
+        if record is not None and ttl is not None and self.clock.now() - record.recorded_at > ttl:
+            del self._records[key]
+            return None
         return record
 
     def put(self, key: str, record: IdempotencyRecord) -> None:
@@ -236,8 +236,17 @@ class CommandBus:
             raise
         if agg is None or uow._outbox:
             return self._commit(
-                Decision(self, command, command_id, uow, None, correlation_id, causation_id,
-                         metadata, started)  # fmt: skip
+                Decision(
+                    self,
+                    command,
+                    command_id,
+                    uow,
+                    None,
+                    correlation_id,
+                    causation_id,
+                    metadata,
+                    started,
+                )
             )
         try:
             envs = self.store.append(
@@ -331,8 +340,8 @@ class CommandBus:
         replayed = CommandResult(
             r.command_id, r.stream_id, r.stream_version, r.position, r.events, True
         )
-        return Decision(self, command, r.command_id, UnitOfWork(self.repository, "", False),
-                        key, None, None, None, started, replayed)  # fmt: skip
+        uow = UnitOfWork(self.repository, "", False)
+        return Decision(self, command, r.command_id, uow, key, None, None, None, started, replayed)
 
     def _commit(self, d: Decision) -> CommandResult:
         uow = d.uow
@@ -382,4 +391,3 @@ class CommandBus:
             )
         d.result = result
         return result
-

@@ -40,7 +40,9 @@ class DeadLetterStore:
 
     def list(self, subscription: str | None = None) -> list[DeadLetter]:
         return [
-            d for d in self._letters.values() if subscription is None or d.subscription == subscription
+            d
+            for d in self._letters.values()
+            if subscription is None or d.subscription == subscription
         ]
 
     def get(self, letter_id: str) -> DeadLetter:

@@ -92,9 +92,13 @@ class Engine:
         """Feed ``consumer`` (a projection or saga) from the log with ``delivery`` semantics."""
         name = consumer.name
         if name in self.subscriptions:
-            raise ConfigError(f"a subscription named {name!r} exists; give the projection another name")
+            raise ConfigError(
+                f"a subscription named {name!r} exists; give the projection another name"
+            )
         if name in self.groups:
-            raise ConfigError(f"a subscription named {name!r} exists; give the projection another name")
+            raise ConfigError(
+                f"a subscription named {name!r} exists; give the projection another name"
+            )
         policy = policy_named(delivery) if isinstance(delivery, str) else delivery
         if isinstance(consumer, Saga):
             consumer.bind(self.bus.dispatch)
@@ -124,7 +128,9 @@ class Engine:
             raise ConfigError(f"partitions={partitions}: pass a whole number >= 1")
         name = consumer.name
         if name in self.subscriptions or name in self.groups:
-            raise ConfigError(f"a subscription named {name!r} exists; give the projection another name")
+            raise ConfigError(
+                f"a subscription named {name!r} exists; give the projection another name"
+            )
         policy = policy_named(delivery) if isinstance(delivery, str) else delivery
         if isinstance(consumer, Saga):
             consumer.bind(self.bus.dispatch)
@@ -175,7 +181,9 @@ class Engine:
 
     def positions(self) -> dict[str, int]:
         """How far each projection has got: the positions a caller can wait on."""
-        out = {name: sub.position for name, sub in self.subscriptions.items() if sub.partition is None}
+        out = {
+            name: sub.position for name, sub in self.subscriptions.items() if sub.partition is None
+        }
         out.update({name: group.position for name, group in self.groups.items()})
         return out
 

@@ -242,7 +242,9 @@ class FaultyTransport:
         return n
 
 
-def _release_late(late: list[tuple[int, Envelope]], out: list[Envelope]) -> list[tuple[int, Envelope]]:
+def _release_late(
+    late: list[tuple[int, Envelope]], out: list[Envelope]
+) -> list[tuple[int, Envelope]]:
     if not late:
         return late
     keep = []

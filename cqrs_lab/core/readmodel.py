@@ -28,17 +28,16 @@ class Table:
     ['a1']
     """
 
-    __slots__ = ("_rows", "_undo", "name")
+    __slots__ = ("_rows", "_undo", "get", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._rows: dict[Any, Any] = {}
         self._undo: UndoLog | None = None
+        #: ``get(key, default=None)``: the row dict's own ``get`` (the hot path of handlers)
+        self.get: Callable[..., Any] = self._rows.get
 
     # -- reads -----------------------------------------------------------------------------
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self._rows.get(key, default)
-
     def __getitem__(self, key: Any) -> Any:
         return self._rows[key]
 
@@ -73,7 +72,11 @@ class Table:
         return out
 
     def order_by(
-        self, field: str | Callable[[Any], Any], *, descending: bool = False, limit: int | None = None
+        self,
+        field: str | Callable[[Any], Any],
+        *,
+        descending: bool = False,
+        limit: int | None = None,
     ) -> list[Any]:
         """Rows sorted by a field name or key function; ties keep insertion order."""
         key = field if callable(field) else (lambda row: _field(row, field))
@@ -118,7 +121,8 @@ class Table:
 
     def replace_with(self, other: Table) -> None:
         """Take ``other``'s rows in one step (the swap at the end of a shadow rebuild)."""
-        self._rows = dict(other._rows)
+        self._rows.clear()
+        self._rows.update(other._rows)
 
     def _restore(self, key: Any, old: Any) -> None:
         if old is _MISSING:

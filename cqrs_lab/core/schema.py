@@ -1,7 +1,8 @@
 """Event registry and upcasters: stored form to current event class, across schema versions.
 
 >>> registry = EventRegistry()
->>> # registry.register(Deposited); registry.upcaster("Deposited", 1, lambda d: {**d, "currency": "EUR"})
+>>> # registry.register(Deposited)
+>>> # registry.upcaster("Deposited", 1, lambda d: {**d, "currency": "EUR"})
 """
 
 from __future__ import annotations

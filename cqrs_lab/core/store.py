@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.ids import IdFactory
@@ -102,9 +102,7 @@ class InMemoryEventStore:
     0
     """
 
-    def __init__(
-        self, clock: Clock, ids: IdFactory, registry: EventRegistry | None = None
-    ) -> None:
+    def __init__(self, clock: Clock, ids: IdFactory, registry: EventRegistry | None = None) -> None:
         self.clock = clock
         self.ids = ids
         self.registry = registry if registry is not None else EventRegistry()
@@ -145,7 +143,7 @@ class InMemoryEventStore:
             if type(event) is RawEvent:
                 type_name, schema = event.type_name, event.schema_version
             else:
-                cls = type(event)
+                cls = cast(type[Event], type(event))
                 type_name, schema = cls.type_name or cls.__name__, cls.schema_version
             env = Envelope(
                 ids(), stream_id, version, position, type_name, schema, event,

@@ -275,61 +275,70 @@ class Subscription:
         handlers = consumer.handlers
         dedup = policy.dedup and not policy.mark_before
         track = not policy.dedup  # at-least-once: count re-applications
-        ledger = self.ledger
-        undo, unit = self._undo, self._unit
-        hook = self.crash_hook
-        rec = self.recorder
+        ledger, undo, unit = self.ledger, self._undo, self._unit
+        hook, rec = self.crash_hook, self.recorder
         every = self.checkpoint_every
+        raw = RawEvent
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
-        done = 0
-        while done < limit:
-            env = inbox[0]
-            p = env.position
-            if dedup and (p <= record.watermark or p in record.above):
-                inbox.popleft()
+        done = applied = ignored = skipped = again = 0
+        try:
+            while done < limit:
+                env = inbox.popleft()
                 done += 1
-                self.duplicates_skipped += 1
-                if rec is not None:
-                    rec.skipped(self.name, env, self.clock.now(), "duplicate")
-                continue
-            if hook is not None:
-                hook.check(_BEFORE, p)
-            payload = env.payload
-            handler = handlers.get(type(payload))
-            savepoint = len(undo)
-            try:
-                if handler is None and type(payload) is RawEvent:
-                    payload = self.store.registry.decode(payload)
-                    handler = handlers.get(type(payload))
-                if handler is not None:
-                    handler(payload, env)
-            except ConsumerCrashed:
-                raise
-            except Exception as exc:
-                rollback(undo, savepoint)
-                if not self._failed(env, exc):
-                    break  # blocked until retry_at
-                done += 1
-                continue
-            inbox.popleft()
-            done += 1
-            self.attempts = 0
-            record.add(p)
-            if handler is None:
-                self.ignored += 1
-            else:
-                self.applied += 1
-                unit.append(env)
-                if track:
-                    if p <= ledger.watermark or p in ledger.above:
-                        self.duplicates_applied += 1
-                    ledger.add(p)
-                if rec is not None:
-                    rec.applied(self.name, env, self.clock.now())
-            if hook is not None:
-                hook.check(_AFTER, p)
-            if every is not None and len(unit) >= every:
-                self.commit()
+                p = env.position
+                if dedup and (p <= record.watermark or p in record.above):
+                    skipped += 1
+                    if rec is not None:
+                        rec.skipped(self.name, env, self.clock.now(), "duplicate")
+                    continue
+                if hook is not None:
+                    try:
+                        hook.check(_BEFORE, p)
+                    except ConsumerCrashed:
+                        inbox.appendleft(env)  # still in flight when the consumer died
+                        raise
+                payload = env.payload
+                handler = handlers.get(type(payload))
+                savepoint = len(undo)
+                try:
+                    if handler is None and type(payload) is raw:
+                        payload = self.store.registry.decode(payload)
+                        handler = handlers.get(type(payload))
+                    if handler is not None:
+                        handler(payload, env)
+                except ConsumerCrashed:
+                    inbox.appendleft(env)
+                    raise
+                except Exception as exc:
+                    rollback(undo, savepoint)
+                    inbox.appendleft(env)
+                    if not self._failed(env, exc):
+                        done -= 1
+                        break  # blocked until retry_at
+                    continue
+                if self.attempts:
+                    self.attempts = 0
+                record.add(p)
+                if handler is None:
+                    ignored += 1
+                else:
+                    applied += 1
+                    unit.append(env)
+                    if track:
+                        if p <= ledger.watermark or p in ledger.above:
+                            again += 1
+                        ledger.add(p)
+                    if rec is not None:
+                        rec.applied(self.name, env, self.clock.now())
+                if hook is not None:
+                    hook.check(_AFTER, p)
+                if every is not None and len(unit) >= every:
+                    self.commit()
+        finally:
+            self.applied += applied
+            self.ignored += ignored
+            self.duplicates_skipped += skipped
+            self.duplicates_applied += again
         if policy.transactional or (self.auto_commit and not inbox):
             self.commit()  # effectively-once: the unit is what one call processed
         return done

@@ -29,9 +29,9 @@ __all__ = [
     "Product",
     "ProductAdded",
     "Release",
-    "Reserve",
     "ReservationReleased",
     "ReservationShipped",
+    "Reserve",
     "Restock",
     "Restocked",
     "Ship",
@@ -136,7 +136,9 @@ class Product(Aggregate):
         if self.sku:
             raise CommandRejected(f"product {cmd.sku} already exists")
         if type(cmd.initial_stock) is not int or cmd.initial_stock < 0:
-            raise CommandRejected(f"initial stock must be a whole number >= 0, got {cmd.initial_stock!r}")
+            raise CommandRejected(
+                f"initial stock must be a whole number >= 0, got {cmd.initial_stock!r}"
+            )
         self.record(ProductAdded(cmd.sku, cmd.name, cmd.initial_stock))
 
     def restock(self, quantity: int) -> None:
@@ -233,8 +235,10 @@ class StockView(Projection):
     @on(StockReserved)
     def _reserved(self, e: StockReserved, env: Envelope) -> None:
         self._move(e.sku, reserved=e.quantity)
-        self.reservations.put((e.order_id, e.sku), {"order_id": e.order_id, "sku": e.sku,
-                                                    "quantity": e.quantity, "status": "held"})
+        self.reservations.put(
+            (e.order_id, e.sku),
+            {"order_id": e.order_id, "sku": e.sku, "quantity": e.quantity, "status": "held"},
+        )
 
     @on(ReservationReleased)
     def _released(self, e: ReservationReleased, env: Envelope) -> None:

@@ -45,7 +45,9 @@ class Priced(Event):
 class EventStoreContract:
     """What every store must do. Subclasses implement :meth:`make_store`."""
 
-    def make_store(self, clock: ManualClock, ids: SequentialIds, registry: EventRegistry) -> EventStore:
+    def make_store(
+        self, clock: ManualClock, ids: SequentialIds, registry: EventRegistry
+    ) -> EventStore:
         raise NotImplementedError
 
     @pytest.fixture

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 from cqrs_lab.core import ANY, Engine, Envelope, Event, ManualClock, Projection, on
 

@@ -88,14 +88,14 @@ def test_transport_faults_under_at_most_once_lose_nothing_without_a_crash() -> N
 
 
 def test_transport_duplicate_is_applied_twice_under_at_least_once() -> None:
-    counts, rec, sub = run("at-least-once", TRANSPORT)
+    counts, _, sub = run("at-least-once", TRANSPORT)
     assert counts[9] == 2
     assert {p for p, c in counts.items() if c != 1} == {9}
     assert sub.duplicates_applied == 1
 
 
 def test_transport_faults_under_effectively_once_apply_each_once() -> None:
-    counts, rec, sub = run("effectively-once", TRANSPORT)
+    counts, rec, _ = run("effectively-once", TRANSPORT)
     assert set(counts.values()) == {1}
     assert (9, "duplicate") in rec.skips
 
@@ -122,9 +122,9 @@ def test_a_dropped_delivery_comes_back_only_after_the_redelivery_timeout() -> No
 @pytest.mark.parametrize("delivery", ["at-most-once", "at-least-once", "effectively-once"])
 def test_random_faults_keep_each_promise(delivery: str) -> None:
     plan = FaultPlan(drop=0.1, duplicate=0.2, reorder=0.2, delay=0.1, redelivery_timeout=1.0)
-    engine, tally, rec = tally_engine(300, seed=11, delivery=delivery, batch_size=16, faults=plan)
+    engine, tally, _ = tally_engine(300, seed=11, delivery=delivery, batch_size=16, faults=plan)
     sub = engine.subscriptions["tally"]
-    for round_ in range(6):  # crash and restart a few times along the way
+    for _ in range(6):  # crash and restart a few times along the way
         engine.pump()
         sub.crash()
         sub.restart()

@@ -50,7 +50,9 @@ def test_refused_debit_fails_the_transfer_without_moving_money() -> None:
 
 @pytest.mark.parametrize("delivery", ["at-least-once", "effectively-once"])
 @pytest.mark.parametrize("point", list(CrashPoint))
-def test_saga_is_idempotent_under_redelivery_after_a_crash(delivery: str, point: CrashPoint) -> None:
+def test_saga_is_idempotent_under_redelivery_after_a_crash(
+    delivery: str, point: CrashPoint
+) -> None:
     # crash the saga right around the TransferRequested event (position 4): on restart it is
     # delivered again and re-sends the debit with the same idempotency key
     plan = FaultPlan(actions=(CrashAt(4, point, subscription="transfer-saga"),))

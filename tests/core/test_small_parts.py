@@ -98,7 +98,7 @@ def test_clocks_and_ids() -> None:
 
 
 def test_fault_plan_validates_and_describes_itself() -> None:
-    with pytest.raises(ConfigError, match="drop=1.5"):
+    with pytest.raises(ConfigError, match=r"drop=1\.5"):
         FaultPlan(drop=1.5)
     with pytest.raises(ConfigError, match="reorder_window"):
         FaultPlan(reorder_window=0)

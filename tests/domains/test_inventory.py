@@ -11,7 +11,7 @@ from cqrs_lab.errors import CommandRejected
 
 def test_reservations_never_drive_stock_below_zero() -> None:
     engine = Engine(clock=ManualClock(), seed=4)
-    view = inv.install(engine)
+    inv.install(engine)
     rng = random.Random(4)
     for sku in ("a", "b"):
         engine.dispatch(inv.AddProduct(sku, sku.upper(), 10))

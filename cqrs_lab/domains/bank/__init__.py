@@ -88,7 +88,9 @@ def install(
         subs["statements"] = engine.subscribe(lines, delivery, **opts)
     if saga:
         subs["transfer-saga"] = engine.subscribe(transfer_saga, saga_delivery or delivery, **opts)
-        engine.register_query(GetTransfer, lambda q: transfer_saga.transfers.get(q.transfer_id), "transfer-saga")
+        engine.register_query(
+            GetTransfer, lambda q: transfer_saga.transfers.get(q.transfer_id), "transfer-saga"
+        )
     engine.register_query(GetBalance, lambda q: balances.balances.get(q.account_id), "balances")
     engine.register_query(GetAccount, lambda q: _account(balances, q.account_id), "balances")
     engine.register_query(GetTotals, lambda q: dict(balances.totals.items()), "balances")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cqrs_lab.core import Aggregate, UnitOfWork, on
+from cqrs_lab.core import Aggregate, Command, UnitOfWork, on
+from cqrs_lab.core.bus import Handler
 from cqrs_lab.domains.bank.messages import (
     AccountClosed,
     AccountOpened,
@@ -55,12 +56,16 @@ class Account(Aggregate):
         if self.opened:
             raise CommandRejected(f"account {account_id} is already open")
         if type(opening_balance) is not int or opening_balance < 0:
-            raise CommandRejected(f"opening balance must be a whole number >= 0, got {opening_balance!r}")
+            raise CommandRejected(
+                f"opening balance must be a whole number >= 0, got {opening_balance!r}"
+            )
         self.record(AccountOpened(account_id, owner, opening_balance))
 
     def _require_open(self) -> None:
         if not self.opened:
-            raise CommandRejected(f"account {self.id.removeprefix('account-')} does not exist; open it first")
+            raise CommandRejected(
+                f"account {self.id.removeprefix('account-')} does not exist; open it first"
+            )
         if self.closed:
             raise CommandRejected(f"account {self.account_id} is closed")
 
@@ -177,7 +182,7 @@ def fail_transfer(cmd: FailTransfer, uow: UnitOfWork) -> None:
     t.record(TransferFailed(cmd.transfer_id, cmd.reason))
 
 
-HANDLERS = {
+HANDLERS: dict[type[Command], Handler] = {
     OpenAccount: open_account,
     Deposit: deposit,
     Withdraw: withdraw,

@@ -53,7 +53,9 @@ class Balances(Projection):
 
     @on(AccountOpened)
     def _opened(self, e: AccountOpened, env: Envelope) -> None:
-        self.accounts.put(e.account_id, {"account_id": e.account_id, "owner": e.owner, "open": True})
+        self.accounts.put(
+            e.account_id, {"account_id": e.account_id, "owner": e.owner, "open": True}
+        )
         self.totals.put("accounts", self.totals.get("accounts", 0) + 1)
         self._add(e.account_id, e.opening_balance)
 
@@ -134,23 +136,26 @@ class TransferSaga(Saga):
 
     @on(Withdrawn)
     def _debited(self, e: Withdrawn, env: Envelope) -> None:
-        row = self.transfers.get(e.transfer_id) if e.transfer_id else None
-        if row is None or row["status"] != "debiting":
+        tid = e.transfer_id
+        row = self.transfers.get(tid) if tid else None
+        if tid is None or row is None or row["status"] != "debiting":
             return
-        self._status(e.transfer_id, "crediting")
+        self._status(tid, "crediting")
         try:
-            self.send(Deposit(row["target"], e.amount, e.transfer_id), env, "credit")
+            self.send(Deposit(row["target"], e.amount, tid), env, "credit")
         except CommandRejected as refused:
-            self._status(e.transfer_id, "compensating", reason=refused.reason)
-            self.send(Deposit(row["source"], e.amount, e.transfer_id), env, "refund")
-            self.send(CompensateTransfer(e.transfer_id, refused.reason), env, "compensate")
+            self._status(tid, "compensating", reason=refused.reason)
+            self.send(Deposit(row["source"], e.amount, tid), env, "refund")
+            self.send(CompensateTransfer(tid, refused.reason), env, "compensate")
 
     @on(Deposited)
     def _credited(self, e: Deposited, env: Envelope) -> None:
-        row = self.transfers.get(e.transfer_id) if e.transfer_id else None
-        if row is None or row["status"] != "crediting" or e.account_id != row["target"]:
+        tid = e.transfer_id
+        row = self.transfers.get(tid) if tid else None
+        if tid is None or row is None or row["status"] != "crediting":
             return
-        self.send(CompleteTransfer(e.transfer_id), env, "complete")
+        if e.account_id == row["target"]:
+            self.send(CompleteTransfer(tid), env, "complete")
 
     @on(TransferCompleted)
     def _completed(self, e: TransferCompleted, env: Envelope) -> None:
