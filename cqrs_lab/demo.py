@@ -25,7 +25,9 @@ def run_ledger(
         idx = rng.randrange(accounts)
         kind = "deposit" if rng.random() < 0.5 else "withdraw"
         amount = rng.randint(1, 1000)
-        cmd: Any = bank.Deposit(str(idx), amount) if kind == "deposit" else bank.Withdraw(str(idx), amount)
+        cmd: Any = (
+            bank.Deposit(str(idx), amount) if kind == "deposit" else bank.Withdraw(str(idx), amount)
+        )
         try:
             engine.dispatch(cmd)
             accepted += 1

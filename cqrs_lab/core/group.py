@@ -81,6 +81,7 @@ class SubscriptionGroup:
             "head": parts[0]["head"],
             "backlog": self.backlog(),
             "lag_seconds": self.lag_seconds(),
+            "lag_p99_seconds": max(p["lag_p99_seconds"] for p in parts),
         }
         for key in _SUMMED:
             out[key] = sum(p[key] for p in parts)

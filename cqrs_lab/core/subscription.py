@@ -17,6 +17,7 @@ from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
 from cqrs_lab.core.faults import CrashHook, CrashPoint, FaultPlan, FaultyTransport
 from cqrs_lab.core.messages import Envelope, RawEvent
+from cqrs_lab.core.metrics import Histogram
 from cqrs_lab.core.projections import Projection
 from cqrs_lab.core.readmodel import Progress, rollback
 from cqrs_lab.core.store import EventStore
@@ -97,6 +98,8 @@ class Subscription:
         self._shadow: Subscription | None = None
         self.rebuilds = 0
         self.rebuilding_since: float | None = None
+        #: lag in seconds (now - recorded_at) of the last event each processing call applied
+        self.lag_histogram = Histogram()
         # counters
         self.delivered = self.applied = self.ignored = 0
         self.duplicates_skipped = self.duplicates_applied = 0
@@ -281,6 +284,7 @@ class Subscription:
         raw = RawEvent
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
         done = applied = ignored = skipped = again = 0
+        last: Envelope | None = None
         try:
             while done < limit:
                 env = inbox.popleft()
@@ -323,6 +327,7 @@ class Subscription:
                     ignored += 1
                 else:
                     applied += 1
+                    last = env
                     unit.append(env)
                     if track:
                         if p <= ledger.watermark or p in ledger.above:
@@ -335,6 +340,8 @@ class Subscription:
                 if every is not None and len(unit) >= every:
                     self.commit()
         finally:
+            if last is not None:
+                self.lag_histogram.observe(self.clock.now() - last.recorded_at)
             self.applied += applied
             self.ignored += ignored
             self.duplicates_skipped += skipped
@@ -500,6 +507,7 @@ class Subscription:
             "head": self.store.head_position,
             "backlog": self.backlog(),
             "lag_seconds": self.lag_seconds(),
+            "lag_p99_seconds": self.lag_histogram.quantile(0.99),
             "delivered": self.delivered,
             "applied": self.applied,
             "ignored": self.ignored,
