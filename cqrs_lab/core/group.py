@@ -7,6 +7,7 @@ Kafka consumer group. The projection has applied every event up to :attr:`positi
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from cqrs_lab.core.projections import Projection
@@ -81,7 +82,10 @@ class SubscriptionGroup:
             "head": parts[0]["head"],
             "backlog": self.backlog(),
             "lag_seconds": self.lag_seconds(),
-            "lag_p99_seconds": max(p["lag_p99_seconds"] for p in parts),
+            "lag_p99_seconds": max(
+                (p["lag_p99_seconds"] for p in parts if not math.isnan(p["lag_p99_seconds"])),
+                default=math.nan,
+            ),
         }
         for key in _SUMMED:
             out[key] = sum(p[key] for p in parts)
