@@ -282,6 +282,7 @@ class Subscription:
         hook, rec = self.crash_hook, self.recorder
         every = self.checkpoint_every
         raw = RawEvent
+        keep_unit = rec is not None or every is not None
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
         done = applied = ignored = skipped = again = 0
         last: Envelope | None = None
@@ -322,13 +323,17 @@ class Subscription:
                     continue
                 if self.attempts:
                     self.attempts = 0
-                record.add(p)
+                if p == record.watermark + 1 and not record.above:
+                    record.watermark = p  # the contiguous fast path of Progress.add
+                else:
+                    record.add(p)
                 if handler is None:
                     ignored += 1
                 else:
                     applied += 1
                     last = env
-                    unit.append(env)
+                    if keep_unit:
+                        unit.append(env)
                     if track:
                         if p <= ledger.watermark or p in ledger.above:
                             again += 1

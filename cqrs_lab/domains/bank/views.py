@@ -61,11 +61,15 @@ class Balances(Projection):
 
     @on(Deposited)
     def _deposited(self, e: Deposited, env: Envelope) -> None:
-        self._add(e.account_id, e.amount)
+        balances, totals, account = self.balances, self.totals, e.account_id
+        balances.put(account, balances.get(account, 0) + e.amount)
+        totals.put("total", totals.get("total", 0) + e.amount)
 
     @on(Withdrawn)
     def _withdrawn(self, e: Withdrawn, env: Envelope) -> None:
-        self._add(e.account_id, -e.amount)
+        balances, totals, account = self.balances, self.totals, e.account_id
+        balances.put(account, balances.get(account, 0) - e.amount)
+        totals.put("total", totals.get("total", 0) - e.amount)
 
     @on(AccountClosed)
     def _closed(self, e: AccountClosed, env: Envelope) -> None:
