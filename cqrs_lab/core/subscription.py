@@ -344,6 +344,8 @@ class Subscription:
                     hook.check(_AFTER, p)
                 if every is not None and len(unit) >= every:
                     self.commit()
+                    if self.crashed:  # a crash planned after the checkpoint fired in commit()
+                        break
         finally:
             if last is not None:
                 self.lag_histogram.observe(self.clock.now() - last.recorded_at)
