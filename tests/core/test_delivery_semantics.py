@@ -137,3 +137,16 @@ def test_random_faults_keep_each_promise(delivery: str) -> None:
         assert min(counts) >= 1 and max(counts) >= 2  # duplicates were injected
     else:
         assert counts == [1] * 300
+
+
+def test_a_crash_after_a_mid_batch_checkpoint_stops_the_batch_and_loses_nothing() -> None:
+    plan = FaultPlan(actions=(CrashAt(3, CrashPoint.AFTER_CHECKPOINT),))
+    engine, tally, rec = tally_engine(
+        10, delivery="at-least-once", batch_size=10, checkpoint_every=3, faults=plan
+    )
+    sub = engine.subscriptions["tally"]
+    engine.pump()
+    assert sub.crashed and sub.checkpoint == 3 and sorted(tally.count) == [1, 2, 3]
+    sub.restart()
+    engine.pump()
+    assert [tally.count.get(p) for p in range(1, 11)] == [1] * 10  # resumed after 3: no repeat
