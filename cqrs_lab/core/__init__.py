@@ -52,7 +52,7 @@ from cqrs_lab.core.projections import Projection, QueryBus, QueryResult, Saga
 from cqrs_lab.core.readmodel import Progress, Table
 from cqrs_lab.core.schema import EventRegistry
 from cqrs_lab.core.store import EventStore, InMemoryEventStore, OutboxMessage, Snapshot
-from cqrs_lab.core.subscription import Subscription, SubscriptionRecorder
+from cqrs_lab.core.subscription import RecorderFanout, Subscription, SubscriptionRecorder
 
 DELIVERY_POLICIES = ("at-most-once", "at-least-once", "effectively-once")
 
@@ -102,6 +102,7 @@ __all__ = [
     "QueryBus",
     "QueryResult",
     "RawEvent",
+    "RecorderFanout",
     "ReorderAt",
     "Repository",
     "RetryPolicy",

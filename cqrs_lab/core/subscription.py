@@ -23,7 +23,7 @@ from cqrs_lab.core.readmodel import Progress, rollback
 from cqrs_lab.core.store import EventStore
 from cqrs_lab.errors import ConfigError, ConsumerCrashed
 
-__all__ = ["Subscription", "SubscriptionRecorder"]
+__all__ = ["RecorderFanout", "Subscription", "SubscriptionRecorder"]
 
 _BEFORE, _AFTER, _CHECKPOINT = (
     CrashPoint.BEFORE_HANDLE,
@@ -44,6 +44,37 @@ class SubscriptionRecorder(Protocol):
     def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None: ...
 
     def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None: ...
+
+
+class RecorderFanout:
+    """Passes every observation to several recorders (the simulation's tables and the checks).
+
+    >>> fan = RecorderFanout([])
+    >>> fan.crashed("balances", 0.0, [])
+    """
+
+    def __init__(self, recorders: list[SubscriptionRecorder]) -> None:
+        self.recorders = list(recorders)
+
+    def delivered(self, sub: str, env: Envelope, now: float) -> None:
+        for r in self.recorders:
+            r.delivered(sub, env, now)
+
+    def applied(self, sub: str, env: Envelope, now: float) -> None:
+        for r in self.recorders:
+            r.applied(sub, env, now)
+
+    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
+        for r in self.recorders:
+            r.skipped(sub, env, now, reason)
+
+    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None:
+        for r in self.recorders:
+            r.rolled_back(sub, envs, now)
+
+    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None:
+        for r in self.recorders:
+            r.crashed(sub, now, lost)
 
 
 class Subscription:
