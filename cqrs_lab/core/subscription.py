@@ -164,7 +164,9 @@ class Subscription:
             FaultyTransport(plan, self.rng) if plan is not None and plan.transport_faults else None
         )
         if old is not None:  # what the old transport held is delivered late, not lost
-            self.inbox.extend(old.release(float("inf")))
+            held = old.release(float("inf"))
+            if held:  # through _deliver: at-most-once takes (and dedups) on delivery
+                self._deliver(held, self.clock.now())
         self.crash_hook = (
             CrashHook(plan, self.rng, self.name) if plan is not None and plan.crash_faults else None
         )
@@ -338,7 +340,8 @@ class Subscription:
                 savepoint = len(undo)
                 try:
                     if handler is None and type(payload) is raw:
-                        payload = self.store.registry.decode(payload)
+                        env = self.store.registry.decode_envelope(env)  # handlers see events
+                        payload = env.payload
                         handler = handlers.get(type(payload))
                     if handler is not None:
                         handler(payload, env)
@@ -516,9 +519,9 @@ class Subscription:
         """Apply a parked event again; on success it leaves the store (else it stays)."""
         letter = self.dead_letters.get(letter_id)
         env = letter.envelope
+        if type(env.payload) is RawEvent:
+            env = self.store.registry.decode_envelope(env)
         payload = env.payload
-        if type(payload) is RawEvent:
-            payload = self.store.registry.decode(payload)
         handler = self.consumer.handlers.get(type(payload))
         savepoint = len(self._undo)
         try:

@@ -85,8 +85,9 @@ class Statements(Projection):
         super().__init__()
         self.lines = self.table("lines")
 
-    def _line(self, env: Envelope, kind: str, amount: int) -> None:
-        e = env.payload
+    def _line(
+        self, e: Deposited | Withdrawn | AccountOpened, env: Envelope, kind: str, amount: int
+    ) -> None:
         self.lines.append(
             e.account_id,
             {
@@ -101,15 +102,15 @@ class Statements(Projection):
 
     @on(AccountOpened)
     def _opened(self, e: AccountOpened, env: Envelope) -> None:
-        self._line(env, "opened", e.opening_balance)
+        self._line(e, env, "opened", e.opening_balance)
 
     @on(Deposited)
     def _deposited(self, e: Deposited, env: Envelope) -> None:
-        self._line(env, "deposit", e.amount)
+        self._line(e, env, "deposit", e.amount)
 
     @on(Withdrawn)
     def _withdrawn(self, e: Withdrawn, env: Envelope) -> None:
-        self._line(env, "withdrawal", -e.amount)
+        self._line(e, env, "withdrawal", -e.amount)
 
 
 class TransferSaga(Saga):
