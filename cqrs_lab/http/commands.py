@@ -1,0 +1,256 @@
+"""Running one command over HTTP: trace context, If-Match, Idempotency-Key, the queue.
+
+:class:`CommandGateway` is what every command route calls. The part that touches the engine
+(:meth:`CommandGateway._execute`) runs on the driver's writer, inside the batch's store
+transaction, so the If-Match check, the append and the idempotency record are one unit.
+
+>>> parse_if_match('"3"'), parse_if_match("*")
+(3, '*')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cqrs_lab.core import Command, Engine
+from cqrs_lab.errors import CommandRejected, ConcurrencyError
+from cqrs_lab.http.driver import Driver, Overloaded
+from cqrs_lab.http.metrics import HttpMetrics
+from cqrs_lab.http.problems import PROBLEM_JSON, Problem
+from cqrs_lab.stores.records import ResponseStore, StoredResponse
+
+__all__ = ["CommandGateway", "TraceContext", "parse_if_match", "trace_context"]
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,200}$")
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,15})"$')
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    correlation_id: str | None
+    metadata: Mapping[str, Any] | None
+
+
+def trace_context(request: Request) -> TraceContext:
+    """W3C ``traceparent`` (its trace id is the correlation id), else ``X-Correlation-Id``.
+
+    With neither, the engine uses the command id as the correlation id. A malformed
+    ``traceparent`` is ignored, as the W3C recommendation says; a bad correlation id is 400.
+    """
+    headers = request.headers
+    tp = headers.get("traceparent")
+    if tp is not None:
+        m = _TRACEPARENT.match(tp.strip().lower())
+        if m and m.group(1) != "0" * 32 and m.group(2) != "0" * 16:
+            return TraceContext(m.group(1), {"traceparent": m.group(0)})
+    corr = headers.get("x-correlation-id")
+    if corr is not None:
+        if not _TOKEN.match(corr):
+            raise Problem(
+                400, "bad header", "header X-Correlation-Id: 1 to 200 visible ASCII characters"
+            )
+        return TraceContext(corr, {"correlation_id": corr})
+    return TraceContext(None, None)
+
+
+def parse_if_match(value: str | None) -> int | str | None:
+    """``"N"`` (or ``W/"N"``) -> N, ``*`` -> ``"*"``, absent -> None; else a 400 Problem."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "*":
+        return "*"
+    m = _ETAG.match(value)
+    if m is None:
+        raise Problem(
+            400,
+            "bad header",
+            f"header If-Match: {value!r} is not an entity tag; send the ETag of a read, "
+            f'such as "3", or *',
+        )
+    return int(m.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    media_type: str
+    record: bool  # keep as the answer to the idempotency key
+
+
+class CommandGateway:
+    """Turns an HTTP request carrying a command into one queued engine dispatch."""
+
+    def __init__(
+        self, engine: Engine, driver: Driver, metrics: HttpMetrics, responses: ResponseStore
+    ) -> None:
+        self.engine = engine
+        self.driver = driver
+        self.metrics = metrics
+        self.responses = responses
+        self.in_flight: set[str] = set()
+
+    async def run(
+        self,
+        request: Request,
+        command: Command,
+        body: bytes,
+        *,
+        created: int = 200,
+        stream: str | None = None,
+        must_exist: str | None = None,
+    ) -> Response:
+        """Queue ``command``; ``stream`` is what If-Match checks; ``must_exist`` gives 404."""
+        name = type(command).__name__
+        key = request.headers.get("idempotency-key")
+        fingerprint = ""
+        if key is not None:
+            if not _TOKEN.match(key):
+                raise Problem(400, "bad header", "header Idempotency-Key: 1 to 200 visible ASCII")
+            digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body)
+            fingerprint = digest.hexdigest()
+            stored = self.responses.get(key)
+            if stored is not None:
+                return self._replay(key, stored, fingerprint, name)
+            if key in self.in_flight:
+                self.metrics.outcome(name, "in-flight")
+                raise Problem(
+                    409,
+                    "request in progress",
+                    f"a request with Idempotency-Key {key!r} is still running; retry later",
+                    headers={"Retry-After": "1"},
+                )
+        if_match = parse_if_match(request.headers.get("if-match"))
+        if if_match is not None and stream is None:
+            raise Problem(
+                400, "bad header", f"header If-Match is not supported on {request.url.path}"
+            )
+        trace = trace_context(request)
+
+        def execute() -> _Outcome:
+            return self._execute(
+                command, trace, stream, if_match, must_exist, created, key, fingerprint
+            )
+
+        if key is not None:
+            self.in_flight.add(key)
+        try:
+            outcome: _Outcome = await self.driver.submit(execute)
+        except Overloaded as exc:
+            self.metrics.outcome(name, "shed")
+            raise Problem(
+                429, "too many requests", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        finally:
+            if key is not None:
+                self.in_flight.discard(key)
+        return Response(outcome.body, outcome.status, dict(outcome.headers), outcome.media_type)
+
+    def _replay(self, key: str, stored: StoredResponse, fingerprint: str, name: str) -> Response:
+        if stored.fingerprint != fingerprint:
+            self.metrics.outcome(name, "key-reused")
+            raise Problem(
+                422,
+                "idempotency key reused",
+                f"Idempotency-Key {key!r} was first used with another request body or route; "
+                f"use a new key for a different command",
+            )
+        self.metrics.outcome(name, "replayed")
+        headers = {**dict(stored.headers), "Idempotent-Replayed": "true"}
+        media = PROBLEM_JSON if stored.status >= 400 else "application/json"
+        return Response(stored.body, stored.status, headers, media)
+
+    def _execute(
+        self,
+        command: Command,
+        trace: TraceContext,
+        stream: str | None,
+        if_match: int | str | None,
+        must_exist: str | None,
+        created: int,
+        key: str | None,
+        fingerprint: str,
+    ) -> _Outcome:
+        name = type(command).__name__
+        store = self.engine.store
+        if must_exist is not None and store.stream_version(must_exist) == 0:
+            self.metrics.outcome(name, "not-found")
+            return _problem(404, "not found", f"no {must_exist.replace('-', ' ', 1)}", False)
+        if if_match is not None and stream is not None:
+            actual = store.stream_version(stream)
+            if (if_match == "*" and actual == 0) or (if_match != "*" and if_match != actual):
+                self.metrics.outcome(name, "precondition-failed")
+                expected = if_match if if_match != "*" else "any existing version"
+                return _problem(
+                    412,
+                    "precondition failed",
+                    f"If-Match expected version {expected} of {stream}, but it is at version "
+                    f"{actual}; read it again and retry with the new ETag",
+                    False,
+                    expected_version=if_match,
+                    actual_version=actual,
+                    headers=(("ETag", f'"{actual}"'),),
+                )
+        try:
+            r = self.engine.dispatch(
+                command, correlation_id=trace.correlation_id, metadata=trace.metadata
+            )
+        except CommandRejected as exc:
+            self.metrics.outcome(name, "rejected")
+            out = _problem(409, "command rejected", exc.reason, True)
+        except ConcurrencyError as exc:
+            self.metrics.outcome(name, "conflict")
+            out = _problem(
+                409,
+                "concurrent write",
+                str(exc),
+                False,
+                expected_version=str(exc.expected),
+                actual_version=exc.actual,
+            )
+        else:
+            self.metrics.outcome(name, "accepted")
+            corr = r.events[0].correlation_id if r.events else trace.correlation_id
+            payload = {
+                "command_id": r.command_id,
+                "stream_id": r.stream_id,
+                "stream_version": r.stream_version,
+                "position": r.position,
+                "events": [e.event_type for e in r.events],
+                "correlation_id": corr or r.command_id,
+            }
+            headers = [
+                ("X-Consistency-Token", str(r.position)),
+                ("X-Correlation-Id", str(payload["correlation_id"])),
+            ]
+            if r.stream_id:
+                headers.append(("ETag", f'"{r.stream_version}"'))
+            out = _Outcome(
+                created, json.dumps(payload).encode(), tuple(headers), "application/json", True
+            )
+        if key is not None and out.record:
+            self.responses.put(key, StoredResponse(fingerprint, out.status, out.body, out.headers))
+        return out
+
+
+def _problem(
+    status: int,
+    title: str,
+    detail: str,
+    record: bool,
+    headers: tuple[tuple[str, str], ...] = (),
+    **extra: Any,
+) -> _Outcome:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return _Outcome(status, json.dumps(body).encode(), headers, PROBLEM_JSON, record)

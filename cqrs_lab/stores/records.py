@@ -1,0 +1,250 @@
+"""Records kept beside the log in the same SQLite file, written in the same transactions.
+
+- :class:`SqliteIdempotencyStore`: the command bus's idempotency records, so a saga that
+  replays after a restart re-sends its commands and gets the recorded answers instead of
+  moving money twice.
+- :class:`ResponseRecords` (memory) and :class:`SqliteResponseRecords`: the first HTTP
+  response to each ``Idempotency-Key``.
+- :class:`SqliteCheckpoints`: each projection's last position and the dead letters parked,
+  so a restarted server knows how far it had got before it died.
+
+>>> records = ResponseRecords(capacity=2)
+>>> records.put("k", StoredResponse("fp", 200, b"{}", ()))
+>>> records.get("k").status
+200
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cqrs_lab.core import Command, CommandResult, DeadLetter, IdempotencyRecord
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.sqlite import SqliteEventStore
+
+__all__ = [
+    "ResponseRecords",
+    "ResponseStore",
+    "SqliteCheckpoints",
+    "SqliteIdempotencyStore",
+    "SqliteResponseRecords",
+    "StoredResponse",
+]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, command_type TEXT NOT NULL, command TEXT NOT NULL,
+    result TEXT, rejection TEXT, recorded_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS http_responses (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
+    body BLOB NOT NULL, headers TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, boot INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    boot INTEGER NOT NULL, id TEXT NOT NULL, subscription TEXT NOT NULL,
+    position INTEGER NOT NULL, event_type TEXT NOT NULL, error TEXT NOT NULL,
+    attempts INTEGER NOT NULL, parked_at REAL NOT NULL, PRIMARY KEY (boot, id));
+"""
+
+
+def _ensure_schema(store: SqliteEventStore) -> None:
+    store.db.executescript(_SCHEMA)
+
+
+class SqliteIdempotencyStore:
+    """The command bus's ``IdempotencyStore`` on the event store's SQLite file.
+
+    ``command_types`` returns the command classes by name (the bus's registered handlers),
+    to rebuild recorded commands; the recorded result's events are read back from the log.
+    """
+
+    def __init__(
+        self, store: SqliteEventStore, command_types: Callable[[], Mapping[str, type]]
+    ) -> None:
+        _ensure_schema(store)
+        self.store = store
+        self.command_types = command_types
+        self._cache: dict[str, IdempotencyRecord] = {}
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        rows = self.store.query(
+            "SELECT command_type, command, result, rejection, recorded_at FROM idempotency "
+            "WHERE key = ?",
+            (key,),
+        )
+        if not rows:
+            return None
+        ctype, command, result, rejection, at = rows[0]
+        cls = self.command_types().get(ctype)
+        if cls is None:
+            raise ConfigError(
+                f"idempotency record {key!r} holds a {ctype!r} command, which has no handler "
+                f"now; register the command type before reopening this store"
+            )
+        res: CommandResult | None = None
+        if result is not None:
+            cid, sid, ver, pos, n = json.loads(result)
+            events = tuple(self.store.read_all(pos - n, n)) if n else ()
+            res = CommandResult(cid, sid, ver, pos, events)
+        record = IdempotencyRecord(cls(**json.loads(command)), res, rejection, at)
+        self._cache[key] = record
+        return record
+
+    def put(self, key: str, record: IdempotencyRecord) -> None:
+        cmd: Command = record.command
+        fields = {f.name: getattr(cmd, f.name) for f in dataclasses.fields(cmd)}  # type: ignore[arg-type]
+        r = record.result
+        result = (
+            None
+            if r is None
+            else json.dumps(
+                [r.command_id, r.stream_id, r.stream_version, r.position, len(r.events)]
+            )
+        )
+        self.store.execute(
+            "INSERT OR REPLACE INTO idempotency VALUES (?,?,?,?,?,?)",
+            (
+                key,
+                type(cmd).__name__,
+                json.dumps(fields),
+                result,
+                record.rejection,
+                record.recorded_at,
+            ),
+        )
+        self._cache[key] = record
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The first response given to an ``Idempotency-Key``, and the request it answered."""
+
+    fingerprint: str
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+class ResponseStore(Protocol):
+    def get(self, key: str) -> StoredResponse | None: ...
+
+    def put(self, key: str, response: StoredResponse) -> None: ...
+
+
+class ResponseRecords:
+    """In-memory response records, the ``capacity`` most recent kept (bounded memory)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ConfigError(f"ResponseRecords(capacity={capacity}): pass >= 1")
+        self.capacity = capacity
+        self._records: OrderedDict[str, StoredResponse] = OrderedDict()
+
+    def get(self, key: str) -> StoredResponse | None:
+        return self._records.get(key)
+
+    def put(self, key: str, response: StoredResponse) -> None:
+        records = self._records
+        records[key] = response
+        if len(records) > self.capacity:
+            records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class SqliteResponseRecords:
+    """Response records in the store's file, written in the command's own transaction."""
+
+    def __init__(self, store: SqliteEventStore) -> None:
+        _ensure_schema(store)
+        self.store = store
+
+    def get(self, key: str) -> StoredResponse | None:
+        rows = self.store.query(
+            "SELECT fingerprint, status, body, headers FROM http_responses WHERE key = ?", (key,)
+        )
+        if not rows:
+            return None
+        fp, status, body, headers = rows[0]
+        return StoredResponse(fp, status, bytes(body), tuple(tuple(h) for h in json.loads(headers)))
+
+    def put(self, key: str, response: StoredResponse) -> None:
+        self.store.execute(
+            "INSERT OR REPLACE INTO http_responses VALUES (?,?,?,?,?)",
+            (
+                key,
+                response.fingerprint,
+                response.status,
+                response.body,
+                json.dumps(response.headers),
+            ),
+        )
+
+
+class SqliteCheckpoints:
+    """Each projection's position and the dead letters parked, per boot of the server.
+
+    ``previous()`` is where each projection had got before this boot: a restarted server
+    whose read models live in memory replays the log and is not ready until it is back there.
+    """
+
+    def __init__(self, store: SqliteEventStore) -> None:
+        _ensure_schema(store)
+        self.store = store
+        self._saved: dict[str, int] = {}
+        self._letters: set[str] = set()
+        self._previous = {n: p for n, p, _ in store.query("SELECT * FROM checkpoints")}
+
+    def previous(self) -> dict[str, int]:
+        return dict(self._previous)
+
+    def save(self, positions: Mapping[str, int], letters: list[DeadLetter]) -> None:
+        """Record positions that moved and letters not seen before (call inside a batch)."""
+        boot = self.store.boot
+        for name, pos in positions.items():
+            if self._saved.get(name) != pos:
+                self.store.execute(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)", (name, pos, boot)
+                )
+                self._saved[name] = pos
+        for d in letters:
+            if d.id not in self._letters:
+                env = d.envelope
+                self.store.execute(
+                    "INSERT OR REPLACE INTO dead_letters VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        boot,
+                        d.id,
+                        d.subscription,
+                        env.position,
+                        env.event_type,
+                        d.error,
+                        d.attempts,
+                        d.parked_at,
+                    ),
+                )
+                self._letters.add(d.id)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every dead letter ever parked, across boots (oldest first)."""
+        cols = (
+            "boot",
+            "id",
+            "subscription",
+            "position",
+            "event_type",
+            "error",
+            "attempts",
+            "parked_at",
+        )
+        rows = self.store.query("SELECT * FROM dead_letters ORDER BY boot, parked_at")
+        return [dict(zip(cols, row, strict=True)) for row in rows]

@@ -1,0 +1,57 @@
+"""``cqrs-lab serve`` arguments and the server's configuration checks."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.http import ADMIN_TOKEN_ENV, ServerConfig
+from cqrs_lab.http.cli import register
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["serve", *argv])
+
+
+def test_defaults_are_local_memory_effectively_once() -> None:
+    args = _parse()
+    assert (args.host, args.port, args.store, args.delivery) == (
+        "127.0.0.1", 8000, "memory", "effectively-once",
+    )  # fmt: skip
+    assert args.admin_token is None
+    args = _parse("--store", "sqlite:/tmp/x.db", "--delivery", "at-least-once", "--port", "0")
+    assert ServerConfig(store=args.store, delivery=args.delivery).store_path == "/tmp/x.db"
+    with pytest.raises(SystemExit):
+        _parse("--delivery", "twice")
+
+
+def test_admin_token_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
+    assert ServerConfig.admin_token_from_env(None) is None
+    monkeypatch.setenv(ADMIN_TOKEN_ENV, "from-the-env")
+    assert ServerConfig.admin_token_from_env(None) == "from-the-env"
+    assert ServerConfig.admin_token_from_env("from-the-flag") == "from-the-flag"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("delivery", "twice"),
+        ("store", "postgres://x"),
+        ("store", "sqlite:"),
+        ("queue_size", 0),
+        ("max_body_bytes", 0),
+        ("ready_max_lag", -1),
+        ("max_wait", 301),
+        ("restart_after", -1),
+        ("admin_token", "short"),
+        ("gc_freeze_every", 0),
+    ],
+)
+def test_bad_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        ServerConfig(**{field: value})  # type: ignore[arg-type]
