@@ -19,6 +19,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "W3 needs wrk (Debian package): installing it"; \
+	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \
+	  echo "could not install wrk; W3 will say so and be skipped"; }
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
