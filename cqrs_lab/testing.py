@@ -1,0 +1,165 @@
+"""Hypothesis strategies for testing CQRS designs the way the lab tests itself.
+
+Commands of the example domains (bank, inventory), fault plans aimed at named crash points
+and transport faults, and the three delivery semantics. Fault plans shrink toward fewer
+actions at earlier positions, and print as a schedule a person can read:
+
+>>> from cqrs_lab.core import CrashAt, DuplicateAt, FaultPlan
+>>> str(FaultPlan(actions=(CrashAt(7), DuplicateAt(9))))
+'crash the consumer after handling, before the checkpoint event 7; duplicate event 9'
+
+Use them in your own tests::
+
+    from hypothesis import given
+    from cqrs_lab.testing import bank_commands, delivery_semantics, fault_plans
+
+    @given(st.lists(bank_commands()), fault_plans(max_position=30), delivery_semantics())
+    def test_my_design(commands, plan, delivery): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from cqrs_lab.core import (
+    DELIVERY_POLICIES,
+    Command,
+    CrashAt,
+    CrashPoint,
+    DelayAt,
+    DropAt,
+    DuplicateAt,
+    FaultPlan,
+    ReorderAt,
+)
+from cqrs_lab.domains import bank, inventory
+from cqrs_lab.errors import ConfigError
+
+__all__ = [
+    "ACCOUNTS",
+    "ORDERS",
+    "SKUS",
+    "TRANSPORT_FAULTS",
+    "bank_commands",
+    "crash_points",
+    "delivery_semantics",
+    "fault_actions",
+    "fault_plans",
+    "inventory_commands",
+]
+
+ACCOUNTS = ("a", "b", "c")
+SKUS = ("sku-1", "sku-2")
+ORDERS = ("o1", "o2", "o3")
+TRANSPORT_FAULTS = ("drop", "duplicate", "delay", "reorder")
+Action = CrashAt | DropAt | DuplicateAt | DelayAt | ReorderAt
+
+
+def delivery_semantics() -> st.SearchStrategy[str]:
+    """``"at-most-once"``, ``"at-least-once"`` or ``"effectively-once"``."""
+    return st.sampled_from(DELIVERY_POLICIES)
+
+
+def crash_points() -> st.SearchStrategy[CrashPoint]:
+    """A named crash point (shrinks toward "before handling")."""
+    return st.sampled_from(tuple(CrashPoint))
+
+
+def _ids(pool: Sequence[str], name: str) -> st.SearchStrategy[str]:
+    if not pool:
+        raise ConfigError(f"{name}=(): pass at least one id")
+    return st.sampled_from(tuple(pool))
+
+
+def bank_commands(
+    accounts: Sequence[str] = ACCOUNTS, *, max_amount: int = 100, transfers: int = 5
+) -> st.SearchStrategy[Command]:
+    """Commands of the bank: open, deposit, withdraw, and transfers (ids ``t0``.. ``t{n-1}``).
+
+    Amounts stay small so that overdrafts and refusals happen too; a transfer id drawn twice
+    is refused by the domain, which is part of what is tested.
+    """
+    if max_amount < 1 or transfers < 1:
+        raise ConfigError("bank_commands: pass max_amount >= 1 and transfers >= 1")
+    acc = _ids(accounts, "accounts")
+    amount = st.integers(1, max_amount)
+    tid = st.integers(0, transfers - 1).map(lambda i: f"t{i}")
+    return st.one_of(
+        st.builds(bank.OpenAccount, acc, st.just("owner"), st.integers(0, max_amount)),
+        st.builds(bank.Deposit, acc, amount),
+        st.builds(bank.Withdraw, acc, amount),
+        st.builds(bank.RequestTransfer, tid, acc, acc, amount),
+    )
+
+
+def inventory_commands(
+    skus: Sequence[str] = SKUS, orders: Sequence[str] = ORDERS, *, max_quantity: int = 10
+) -> st.SearchStrategy[Command]:
+    """Commands of the inventory: add a product, restock, reserve, release, ship."""
+    if max_quantity < 1:
+        raise ConfigError(f"max_quantity={max_quantity}: pass >= 1")
+    sku, order = _ids(skus, "skus"), _ids(orders, "orders")
+    qty = st.integers(1, max_quantity)
+    return st.one_of(
+        st.builds(inventory.AddProduct, sku, st.just("item"), st.integers(0, max_quantity)),
+        st.builds(inventory.Restock, sku, qty),
+        st.builds(inventory.Reserve, sku, order, qty),
+        st.builds(inventory.Release, sku, order),
+        st.builds(inventory.Ship, sku, order),
+    )
+
+
+def fault_actions(
+    max_position: int,
+    *,
+    subscriptions: Sequence[str | None] = (None,),
+    kinds: Sequence[str] = ("crash", *TRANSPORT_FAULTS),
+    max_delay: float = 2.0,
+) -> st.SearchStrategy[Action]:
+    """One scripted fault at a position in ``1..max_position``.
+
+    ``subscriptions``: which consumer each action may target (``None``: any).
+    """
+    if max_position < 1:
+        raise ConfigError(f"max_position={max_position}: pass >= 1")
+    unknown = sorted(set(kinds) - {"crash", *TRANSPORT_FAULTS})
+    if unknown or not kinds:
+        raise ConfigError(f"kinds={list(kinds)}: choose from crash, {', '.join(TRANSPORT_FAULTS)}")
+    pos = st.integers(1, max_position)
+    who = st.sampled_from(tuple(subscriptions))
+    builders: dict[str, st.SearchStrategy[Action]] = {
+        "crash": st.builds(CrashAt, pos, crash_points(), who),
+        "drop": st.builds(DropAt, pos, who),
+        "duplicate": st.builds(DuplicateAt, pos, who),
+        "delay": st.builds(
+            DelayAt, pos, st.integers(1, max(1, int(max_delay * 10))).map(lambda t: t / 10), who
+        ),
+        "reorder": st.builds(ReorderAt, pos, st.integers(1, 3), who),
+    }
+    return st.one_of([builders[k] for k in kinds])
+
+
+def fault_plans(
+    max_position: int = 20,
+    *,
+    max_actions: int = 4,
+    subscriptions: Sequence[str | None] = (None,),
+    kinds: Sequence[str] = ("crash", *TRANSPORT_FAULTS),
+    redelivery_timeout: float = 1.0,
+) -> st.SearchStrategy[FaultPlan]:
+    """A scripted :class:`FaultPlan`: up to ``max_actions`` faults, listed by position.
+
+    Scripted (not probabilistic) so that a failing example shrinks to the few faults that
+    matter and prints as a readable schedule.
+    """
+    if max_actions < 0:
+        raise ConfigError(f"max_actions={max_actions}: pass >= 0")
+    action = fault_actions(max_position, subscriptions=subscriptions, kinds=kinds)
+    return st.lists(action, max_size=max_actions).map(
+        lambda acts: FaultPlan(
+            actions=tuple(sorted(acts, key=lambda a: a.position)),
+            redelivery_timeout=redelivery_timeout,
+        )
+    )
