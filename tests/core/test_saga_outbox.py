@@ -84,3 +84,16 @@ def test_outbox_is_relayed_at_least_once_with_stable_ids() -> None:
     assert engine.store.outbox_pending() == []
     # a consumer deduplicating by id sees each message once
     assert len({m.message_id for m in received}) == 2
+
+
+def test_the_refund_is_never_refused_even_if_the_source_closed_meanwhile() -> None:
+    engine = setup()
+    engine.dispatch(bank.RequestTransfer("t1", "a", "b", 30))
+    engine.subscriptions["transfer-saga"].step()  # the saga debits a
+    assert balance(engine, "a") == 70
+    engine.dispatch(bank.CloseAccount("b"))  # the credit will be refused
+    engine.dispatch(bank.CloseAccount("a"))  # and the source closed in between
+    engine.run_until_idle()
+    assert (balance(engine, "a"), balance(engine, "b")) == (100, 0)
+    assert engine.ask(bank.GetTransfer("t1")).value["status"] == "compensated"
+    assert len(engine.dead_letters) == 0

@@ -16,6 +16,7 @@ __all__ = [
     "Deposited",
     "FailTransfer",
     "OpenAccount",
+    "Refund",
     "RequestTransfer",
     "TransferCompensated",
     "TransferCompleted",
@@ -46,6 +47,15 @@ class Withdraw(Command):
     account_id: str
     amount: int
     transfer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refund(Command):
+    """Give back money a transfer took: allowed even on a closed account (never refused)."""
+
+    account_id: str
+    amount: int
+    transfer_id: str
 
 
 @dataclass(frozen=True, slots=True)

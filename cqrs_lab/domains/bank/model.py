@@ -14,6 +14,7 @@ from cqrs_lab.domains.bank.messages import (
     Deposited,
     FailTransfer,
     OpenAccount,
+    Refund,
     RequestTransfer,
     TransferCompensated,
     TransferCompleted,
@@ -83,6 +84,13 @@ class Account(Aggregate):
                 f"withdrawal {amount}"
             )
         self.record(Withdrawn(self.account_id, amount, transfer_id))
+
+    def refund(self, amount: int, transfer_id: str) -> None:
+        """A compensation: the account need only exist (closing it does not refuse its money)."""
+        _positive(amount)
+        if not self.opened:
+            raise CommandRejected(f"account {self.id.removeprefix('account-')} does not exist")
+        self.record(Deposited(self.account_id, amount, transfer_id))
 
     def close(self) -> None:
         self._require_open()
@@ -155,6 +163,10 @@ def withdraw(cmd: Withdraw, uow: UnitOfWork) -> None:
     uow.load(Account, account_stream(cmd.account_id)).withdraw(cmd.amount, cmd.transfer_id)
 
 
+def refund(cmd: Refund, uow: UnitOfWork) -> None:
+    uow.load(Account, account_stream(cmd.account_id)).refund(cmd.amount, cmd.transfer_id)
+
+
 def close_account(cmd: CloseAccount, uow: UnitOfWork) -> None:
     uow.load(Account, account_stream(cmd.account_id)).close()
 
@@ -186,6 +198,7 @@ HANDLERS: dict[type[Command], Handler] = {
     OpenAccount: open_account,
     Deposit: deposit,
     Withdraw: withdraw,
+    Refund: refund,
     CloseAccount: close_account,
     RequestTransfer: request_transfer,
     CompleteTransfer: complete_transfer,

@@ -14,6 +14,7 @@ from cqrs_lab.domains.bank.messages import (
     Deposit,
     Deposited,
     FailTransfer,
+    Refund,
     TransferCompensated,
     TransferCompleted,
     TransferFailed,
@@ -150,7 +151,7 @@ class TransferSaga(Saga):
             self.send(Deposit(row["target"], e.amount, tid), env, "credit")
         except CommandRejected as refused:
             self._status(tid, "compensating", reason=refused.reason)
-            self.send(Deposit(row["source"], e.amount, tid), env, "refund")
+            self.send(Refund(row["source"], e.amount, tid), env, "refund")
             self.send(CompensateTransfer(tid, refused.reason), env, "compensate")
 
     @on(Deposited)
