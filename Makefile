@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cqrs-lab ledger
+	$(BIN)/cqrs-lab simulate --out results/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,225 @@
+"""``cqrs-lab simulate``, ``cqrs-lab sweep`` and ``cqrs-lab plan``.
+
+``SCENARIO`` is a scenario file or the name of a built-in scenario (``baseline``); with no
+scenario, ``simulate`` runs the built-in baseline, so ``make demo`` needs nothing outside the
+package::
+
+    cqrs-lab simulate --out results/demo
+    cqrs-lab simulate scenarios/burst_overload.toml --seed 3 --json
+    cqrs-lab sweep scenarios/baseline.toml --param projections.balances.consumers=1,2,4 -r 5
+    cqrs-lab plan scenarios/crashes_effectively_once.toml --rate 2000 \\
+        --knob projections.balances.consumers --target "lag_p99<0.5"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
+from cqrs_lab.sim.model import simulate
+from cqrs_lab.sim.planner import plan
+from cqrs_lab.sim.scenario import Scenario
+from cqrs_lab.sim.scenario_load import load_scenario
+from cqrs_lab.sim.sweep import DEFAULT_METRICS, sweep
+
+__all__ = ["register", "resolve_scenario"]
+
+
+def resolve_scenario(name: str | None) -> Scenario:
+    """A scenario file path, or a built-in scenario's name (None: the baseline)."""
+    if name is None:
+        return builtin_scenario("baseline")
+    if name in BUILTIN and not Path(name).exists():
+        return builtin_scenario(name)
+    return load_scenario(name)
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    s = resolve_scenario(args.scenario)
+    changes: dict[str, Any] = {}
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.duration is not None:
+        changes["duration"] = args.duration
+        changes["bucket"] = min(s.bucket, args.duration)
+    s = s.with_(**changes) if changes else s
+    rate = getattr(args, "rate", None)
+    return s.with_rate(rate) if rate is not None else s
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        return _jsonable(v.item())
+    return v
+
+
+def _print_table(df: pd.DataFrame, title: str) -> None:
+    if len(df):
+        print(f"\n{title}")
+        print(df.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    scenario = _scenario(args)
+    result = simulate(scenario)
+    summary = result.summary_dict()
+    if args.out:
+        written = result.save(args.out, figures=not args.no_plots)
+    if args.json:
+        print(json.dumps({k: _jsonable(v) for k, v in summary.items()}))
+    else:
+        print(f"scenario {scenario.name} ({scenario.source}): {scenario.description}")
+        width = max(map(len, summary))
+        for key, value in summary.items():
+            text = f"{value:.6g}" if isinstance(value, float) else str(value)
+            print(f"  {key:<{width}}  {text}")
+        _print_table(result.slo, "SLOs")
+        _print_table(result.alerts, "burn-rate alerts")
+        _print_table(result.incidents.head(30), "incidents (first 30)")
+        if args.out:
+            print(f"\nwrote {len(written)} files under {args.out}")
+    return 0
+
+
+def _grid(params: list[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for p in params:
+        key, sep, values = p.partition("=")
+        if not sep or not values:
+            raise ConfigError(f"--param {p!r}: write KEY=V1,V2,... e.g. commands.handlers=2,4,8")
+        grid[key.strip()] = [_number(v.strip()) for v in values.split(",")]
+    return grid
+
+
+def _number(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    scenario = _scenario(args)
+    metrics = tuple(args.metrics.split(",")) if args.metrics else DEFAULT_METRICS
+    df = sweep(
+        scenario,
+        _grid(args.param),
+        replications=args.replications,
+        metrics=metrics,
+        n_jobs=args.jobs,
+        backend=args.backend,
+    )
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        df.to_csv(Path(args.out) / "sweep.csv", index=False)
+    if args.json:
+        print(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict("records")]))
+    else:
+        print(df.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    return 0
+
+
+_TARGET = re.compile(r"^\s*([a-z0-9_]+)\s*<\s*([0-9.eE+-]+)\s*$")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    m = _TARGET.match(args.target)
+    if m is None:
+        raise ConfigError(f"--target {args.target!r}: write METRIC<LIMIT, e.g. 'lag_p99<0.5'")
+    scenario = _scenario(args)
+    p = plan(
+        scenario,
+        knob=args.knob,
+        metric=m.group(1),
+        limit=float(m.group(2)),
+        high=args.max,
+        replications=args.replications,
+        confidence=args.confidence,
+        n_jobs=args.jobs,
+        backend=args.backend,
+    )
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        p.probes.to_csv(Path(args.out) / "plan_probes.csv", index=False)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "knob": p.knob,
+                    "value": p.value,
+                    "metric": p.metric,
+                    "limit": p.limit,
+                    "mean": _jsonable(p.mean),
+                    "ci_low": _jsonable(p.ci_low),
+                    "ci_high": _jsonable(p.ci_high),
+                    "confidence": p.confidence,
+                    "replications": p.replications,
+                    "lower_bound": p.lower_bound,
+                }
+            )
+        )
+    else:
+        print(p.describe())
+        print(p.probes.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    return 0 if p.value is not None else 1
+
+
+def _common(p: argparse.ArgumentParser, parallel: bool) -> None:
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        default=None,
+        help=f"scenario TOML file or built-in name ({', '.join(BUILTIN)}); "
+        "default: the built-in baseline",
+    )
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--duration", type=float, default=None, help="simulated seconds")
+    p.add_argument("--out", default=None, help="directory for CSV tables (and PNG plots)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    if parallel:
+        p.add_argument("-r", "--replications", type=int, default=5)
+        p.add_argument("-j", "--jobs", type=int, default=-1, help="processes (-1: all cores)")
+        p.add_argument("--backend", default="loky", help="joblib backend (loky, dask, ray)")
+        p.add_argument("--rate", type=float, default=None, help="override the arrival rate")
+
+
+def register(sub: Any) -> None:
+    """Add ``simulate``, ``sweep`` and ``plan`` to the ``cqrs-lab`` command line."""
+    p = sub.add_parser("simulate", help="run a scenario in SimPy time through the real engine")
+    _common(p, parallel=False)
+    p.add_argument("--no-plots", action="store_true", help="write tables only")
+    p.set_defaults(run=_simulate)
+    p = sub.add_parser("sweep", help="a parameter grid times replications, with CIs")
+    _common(p, parallel=True)
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a swept parameter (repeatable), e.g. commands.handlers=2,4,8",
+    )
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help=f"summary fields to report (default: {','.join(DEFAULT_METRICS)})",
+    )
+    p.set_defaults(run=_sweep)
+    p = sub.add_parser("plan", help="smallest consumers/handlers meeting a target")
+    _common(p, parallel=True)
+    p.add_argument("--knob", default="projections.balances.consumers")
+    p.add_argument("--target", default="lag_p99<0.5", help="METRIC<LIMIT")
+    p.add_argument("--max", type=int, default=None, help="largest value to try")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.set_defaults(run=_plan)

@@ -1,0 +1,95 @@
+"""Reads in SimPy time: queries against a read model, with the staleness each read saw.
+
+Independent reads arrive as a Poisson stream on uniformly drawn accounts; with
+``follow_writes`` a client whose command was accepted reads its own account back ``think``
+seconds later, asking the real query bus with the command's position as ``min_position``, so
+each such read records whether it saw its own write. ``staleness`` is the projection's lag
+when the read ran: the age of the oldest event the read model has not dealt with yet.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from cqrs_lab.core import Engine, SubscriptionGroup
+from cqrs_lab.domains import bank
+from cqrs_lab.sim.scenario import ReadSpec
+
+__all__ = ["READ_COLUMNS", "ReadSide"]
+
+READ_COLUMNS = ("arrival", "start", "end", "account", "kind", "staleness", "own_write_seen")
+
+
+class ReadSide:
+    """Read arrivals, a pool of ``readers`` and one row per read in :attr:`rows`."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        engine: Engine,
+        group: SubscriptionGroup,
+        spec: ReadSpec,
+        accounts: int,
+        rng: random.Random,
+        until: float,
+    ) -> None:
+        self.env, self.engine, self.group, self.spec = env, engine, group, spec
+        self.accounts = accounts
+        self.rows: list[list[Any]] = []
+        self.queue: deque[list[Any]] = deque()
+        self.idle: list[simpy.Event] = []
+        self.service = spec.service.sampler(random.Random(rng.getrandbits(64)))
+        self.keys = random.Random(rng.getrandbits(64))
+        self.follow = random.Random(rng.getrandbits(64))
+        self.until = until
+        self.query = bank.GetBalance if spec.projection == "balances" else bank.GetStatement
+        for _ in range(spec.readers):
+            env.process(self._reader())
+        if spec.rate > 0:
+            env.process(self._arrivals(random.Random(rng.getrandbits(64))))
+
+    def _arrivals(self, rng: random.Random) -> Generator[simpy.Event, Any, None]:
+        env, rate = self.env, self.spec.rate
+        while True:
+            yield env.timeout(rng.expovariate(rate))
+            if env.now >= self.until:
+                return
+            self._arrive(int(self.keys.random() * self.accounts), "read", 0)
+
+    def after_write(self, account: int, position: int) -> None:
+        """Called for each accepted command: maybe schedule its client's read-back."""
+        p = self.spec.follow_writes
+        if p > 0 and self.follow.random() < p:
+            self.env.process(self._read_back(account, position))
+
+    def _read_back(self, account: int, position: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.spec.think)
+        if self.env.now < self.until:
+            self._arrive(account, "read-own-write", position)
+
+    def _arrive(self, account: int, kind: str, token: int) -> None:
+        self.queue.append([self.env.now, None, None, account, kind, None, None, token])
+        if self.idle:
+            self.idle.pop().succeed()
+
+    def _reader(self) -> Generator[simpy.Event, Any, None]:
+        env, queue, group, engine, query = self.env, self.queue, self.group, self.engine, self.query
+        while True:
+            while not queue:
+                ev = env.event()
+                self.idle.append(ev)
+                yield ev
+            job = queue.popleft()
+            job[1] = env.now
+            token = job.pop()
+            result = engine.ask(query(str(job[3])), min_position=token)
+            job[5] = group.lag_seconds()
+            job[6] = (not result.stale) if token else None
+            yield env.timeout(self.service())
+            job[2] = env.now
+            self.rows.append(job)

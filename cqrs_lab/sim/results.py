@@ -1,0 +1,249 @@
+"""What a run returns: pandas tables, the final engine and read models, and plots.
+
+Tables: ``commands`` (one row per command), ``applications`` (one row per event
+application), ``reads``, ``timeseries`` (one row per bucket), ``summary`` (one row),
+``slo`` (one row per objective), ``alerts`` (burn-rate alert episodes) and ``incidents``
+(crashes, repairs, scaling, poison, drift, fix, rebuild). Times are simulated seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.core import Engine
+from cqrs_lab.sim import plots
+from cqrs_lab.sim.commands import COMMAND_COLUMNS
+from cqrs_lab.sim.readers import READ_COLUMNS
+from cqrs_lab.sim.recorder import APPLICATION_COLUMNS, ApplicationRecorder
+from cqrs_lab.sim.scenario import Scenario
+from cqrs_lab.sim.slo import (
+    ALERT_COLUMNS,
+    SLO_COLUMNS,
+    alerts_for,
+    compliance,
+    default_rules,
+    sli_events,
+)
+
+if TYPE_CHECKING:
+    from cqrs_lab.sim.model import Simulation
+
+__all__ = ["TABLES", "SimResult", "build_result"]
+
+TABLES = (
+    "summary",
+    "commands",
+    "applications",
+    "reads",
+    "timeseries",
+    "slo",
+    "alerts",
+    "incidents",
+)
+
+
+@dataclass(eq=False)
+class SimResult:
+    """The tables of one run, the engine it ran and the final read models.
+
+    >>> # result.summary.T; result.plot_lag(ax=ax); result.save("results/baseline")
+    """
+
+    scenario: Scenario
+    summary: pd.DataFrame
+    commands: pd.DataFrame
+    applications: pd.DataFrame
+    reads: pd.DataFrame
+    timeseries: pd.DataFrame
+    slo: pd.DataFrame
+    alerts: pd.DataFrame
+    incidents: pd.DataFrame
+    engine: Engine
+    recorder: ApplicationRecorder
+    read_models: dict[str, dict[str, dict[Any, Any]]] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLES}
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The summary row as plain Python values (NaN becomes None), for JSON."""
+        row = self.summary.iloc[0].to_dict()
+        return {str(k): _plain(v) for k, v in row.items()}
+
+    # -- plots ----------------------------------------------------------------------------------
+    def plot_lag(self, ax: Any = None) -> Any:
+        """Projection lag over time (seconds), one line per projection."""
+        return plots.lag(self, ax)
+
+    def plot_backlog(self, ax: Any = None) -> Any:
+        """Unprocessed events per projection and commands waiting, over time."""
+        return plots.backlog(self, ax)
+
+    def plot_latency(self, ax: Any = None) -> Any:
+        """Distribution of command latency (ms), with p50/p99 marked."""
+        return plots.latency(self, ax)
+
+    def plot_utilisation(self, ax: Any = None) -> Any:
+        """Busy fraction of the command handlers and of each consumer group, over time."""
+        return plots.utilisation(self, ax)
+
+    def save(self, directory: str | Path, *, figures: bool = True) -> list[Path]:
+        """Write every table as CSV and (with ``figures``) the four plots as PNG."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, table in self.tables().items():
+            path = out / f"{name}.csv"
+            table.to_csv(path, index=False)
+            written.append(path)
+        if figures:
+            written += plots.save_all(self, out)
+        return written
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _pct(values: pd.Series, prefix: str) -> dict[str, float]:
+    arr = values.to_numpy(dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if not len(arr):
+        return {f"{prefix}_{k}": float("nan") for k in ("p50", "p95", "p99", "max")}
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {
+        f"{prefix}_p50": float(p50),
+        f"{prefix}_p95": float(p95),
+        f"{prefix}_p99": float(p99),
+        f"{prefix}_max": float(arr.max()),
+    }
+
+
+def build_result(sim: Simulation) -> SimResult:
+    """Turn a finished :class:`~cqrs_lab.sim.model.Simulation` into its tables."""
+    s = sim.scenario
+    commands = pd.DataFrame(sim.commands.rows, columns=list(COMMAND_COLUMNS))
+    commands["outcome"] = commands["outcome"].fillna("in-flight")
+    for col in ("start", "end", "position"):
+        commands[col] = pd.to_numeric(commands[col]).astype(float)
+    commands["wait"] = commands["start"] - commands["arrival"]
+    commands["latency"] = commands["end"] - commands["arrival"]
+    apps = pd.DataFrame(sim.recorder.rows, columns=list(APPLICATION_COLUMNS))
+    for col in ("duplicate", "rolled_back", "replay"):
+        apps[col] = apps[col].astype(bool)
+    reads = pd.DataFrame(sim.reads.rows if sim.reads else [], columns=list(READ_COLUMNS))
+    reads["latency"] = reads["end"].astype(float) - reads["arrival"].astype(float)
+    reads["staleness"] = reads["staleness"].astype(float)
+    reads["own_write_seen"] = reads["own_write_seen"].astype("boolean")
+    ts = _timeseries(sim, commands)
+    events = sorted(sim.incidents + sim.recorder.incidents, key=lambda r: r[0])
+    incidents = pd.DataFrame(events, columns=["time", "kind", "where", "detail"])
+    slo_rows, alert_rows = [], []
+    grid = ts["t"].to_numpy(dtype=float)
+    for spec in s.slos:
+        times, good = sli_events(spec, commands, apps, reads, ts)
+        slo_rows.append(compliance(spec, times, good, s.duration))
+        rules = s.alerts if s.alerts is not None else default_rules(spec.period or s.duration)
+        alert_rows += alerts_for(spec, times, good, rules, grid)
+    slo = pd.DataFrame(slo_rows, columns=list(SLO_COLUMNS))
+    alerts = pd.DataFrame(alert_rows, columns=list(ALERT_COLUMNS))
+    summary = _summary(sim, commands, apps, reads, slo)
+    models = {name: p.state() for name, p in sim.projections.items()}
+    return SimResult(
+        s,
+        summary,
+        commands,
+        apps,
+        reads,
+        ts,
+        slo,
+        alerts,
+        incidents,
+        sim.engine,
+        sim.recorder,
+        models,
+    )
+
+
+def _timeseries(sim: Simulation, commands: pd.DataFrame) -> pd.DataFrame:
+    s = sim.scenario
+    cols = ["t", "queue", "handler_busy_area"]
+    for d in sim.drivers:
+        cols += [f"backlog_{d.name}", f"lag_{d.name}", f"consumers_{d.name}", f"_area_{d.name}"]
+    ts = pd.DataFrame(sim.samples, columns=cols)
+    edges = np.concatenate(([0.0], ts["t"].to_numpy(dtype=float)))
+    width = np.diff(edges) if len(edges) > 1 else np.array([])
+    arrivals = np.histogram(commands["arrival"].to_numpy(dtype=float), bins=edges)[0]
+    done = commands[commands["outcome"] == "accepted"]["end"].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "t": ts["t"],
+            "arrival_rate": arrivals / width,
+            "throughput": np.histogram(done, bins=edges)[0] / width,
+            "queue": ts["queue"],
+        }
+    )
+    busy = np.diff(np.concatenate(([0.0], ts["handler_busy_area"].to_numpy(dtype=float))))
+    out["handler_utilisation"] = busy / (width * s.commands.handlers)
+    for d in sim.drivers:
+        n = d.name
+        out[f"backlog_{n}"] = ts[f"backlog_{n}"]
+        out[f"lag_{n}"] = ts[f"lag_{n}"]
+        out[f"consumers_{n}"] = ts[f"consumers_{n}"]
+        area = np.diff(np.concatenate(([0.0], ts[f"_area_{n}"].to_numpy(dtype=float))))
+        alive = np.maximum(ts[f"consumers_{n}"].to_numpy(dtype=float), 1.0)
+        out[f"consumer_utilisation_{n}"] = np.minimum(area / (width * alive), 1.0)
+    return out
+
+
+def _summary(
+    sim: Simulation,
+    commands: pd.DataFrame,
+    apps: pd.DataFrame,
+    reads: pd.DataFrame,
+    slo: pd.DataFrame,
+) -> pd.DataFrame:
+    s = sim.scenario
+    outcome = commands["outcome"].value_counts()
+    served = commands[commands["outcome"].isin(("accepted", "refused"))]
+    first = apps[~apps["duplicate"] & ~apps["replay"] & ~apps["rolled_back"]]
+    row: dict[str, Any] = {
+        "scenario": s.name,
+        "seed": s.seed,
+        "duration": s.duration,
+        "commands": len(commands),
+        "accepted": int(outcome.get("accepted", 0)),
+        "refused": int(outcome.get("refused", 0)),
+        "rejected": int(sum(outcome.get(k, 0) for k in ("rejected", "rate_limited", "shed"))),
+        "conflicts": int(outcome.get("conflict", 0)),
+        "occ_retries": int(commands["retries"].sum()),
+        "errors": int(outcome.get("error", 0)),
+        "in_flight": int(outcome.get("in-flight", 0)),
+        "throughput": int(outcome.get("accepted", 0)) / s.duration,
+    }
+    row |= _pct(served["latency"], "latency")
+    row["events"] = sim.engine.store.head_position
+    row["applications"] = len(apps)
+    row |= _pct(first["lag"], "lag")
+    row["reads"] = len(reads)
+    row |= _pct(reads["staleness"], "staleness")
+    seen = reads["own_write_seen"].dropna()
+    row["own_write_missed"] = int((~seen.astype(bool)).sum())
+    counts = sim.recorder.counts()
+    row["lost"] = counts["lost"]
+    row["duplicated_applied"] = int((apps["duplicate"] & ~apps["rolled_back"]).sum())
+    row["dead_lettered"] = counts["dead_lettered"]
+    row["dead_letters_open"] = len(sim.engine.dead_letters)
+    row["consumer_crashes"] = sum(d.consumer_crashes for d in sim.drivers)
+    row["slo_met"] = bool(slo["met"].all()) if len(slo) else True
+    return pd.DataFrame([row])

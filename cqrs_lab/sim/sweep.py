@@ -1,0 +1,202 @@
+"""Parameter sweeps: a grid of scenario variants times independent replications, in parallel.
+
+Parameters are named by dotted keys: ``rate`` (the arrival profile's base rate),
+``duration``, ``seed``, ``commands.handlers``, ``commands.queue_limit``,
+``projections.balances.consumers``, ``projections.balances.batch_size``, ``workload.accounts``
+... Replication ``r`` of every grid point uses seed ``base + r`` (common random numbers, so
+points are compared on the same arrivals). Runs go to joblib (local processes by default;
+``backend="dask"`` or ``"ray"`` where a cluster is set up); a tqdm progress bar shows on a
+terminal and stays quiet in CI or when output is not a TTY.
+
+>>> from cqrs_lab.sim import builtin_scenario
+>>> s = builtin_scenario().with_(duration=1.0, reads=None, slos=())
+>>> df = sweep(s, {"commands.handlers": [2, 4]}, replications=2, n_jobs=1,
+...            metrics=("latency_p99",))
+>>> list(df.columns)[:4]
+['commands.handlers', 'runs', 'latency_p99_mean', 'latency_p99_ci_low']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.sim.model import simulate
+from cqrs_lab.sim.scenario import Scenario
+from cqrs_lab.sim.tdist import mean_ci
+
+__all__ = ["DEFAULT_METRICS", "apply_param", "sweep", "sweep_runs"]
+
+DEFAULT_METRICS = (
+    "throughput",
+    "latency_p99",
+    "lag_p99",
+    "staleness_p99",
+    "rejected",
+    "lost",
+    "duplicated_applied",
+    "dead_lettered",
+)
+
+
+_KEYS = (
+    "use rate, duration, seed, commands.FIELD, workload.FIELD, reads.FIELD or "
+    "projections.NAME.FIELD with a field of that section"
+)
+
+
+def apply_param(scenario: Scenario, key: str, value: Any) -> Scenario:
+    """The scenario with the dotted parameter ``key`` set to ``value`` (validated)."""
+    parts = key.split(".")
+    try:
+        if key == "rate":
+            return scenario.with_rate(float(value))
+        if len(parts) == 1:
+            return scenario.with_(**{key: value})
+        if parts[0] == "commands" and len(parts) == 2:
+            return scenario.with_commands(**{parts[1]: value})
+        if parts[0] == "projections" and len(parts) == 3:
+            return scenario.with_projection(parts[1], **{parts[2]: value})
+        if parts[0] in ("workload", "reads") and len(parts) == 2:
+            section = getattr(scenario, parts[0])
+            if section is None:
+                raise ConfigError(f"{key}: the scenario has no [{parts[0]}] section")
+            return scenario.with_(**{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
+    except TypeError as exc:
+        raise ConfigError(f"parameter {key!r}: {exc}; {_KEYS}") from None
+    raise ConfigError(f"parameter {key!r}: {_KEYS}")
+
+
+def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
+    summary = simulate(scenario).summary_dict()
+    missing = [m for m in metrics if m not in summary]
+    if missing:
+        raise ConfigError(f"metrics {missing}: not in the summary; choose from {sorted(summary)}")
+    return {m: summary[m] for m in metrics}
+
+
+def _quiet() -> bool:
+    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+
+
+def sweep_runs(
+    scenario: Scenario,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    replications: int = 5,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    n_jobs: int = -1,
+    backend: str = "loky",
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """One row per (grid point, replication): the parameters, ``replication`` and metrics."""
+    if replications < 1:
+        raise ConfigError(f"replications={replications}: pass a whole number >= 1")
+    keys = list(grid)
+    points = list(itertools.product(*(grid[k] for k in keys))) if keys else [()]
+    jobs: list[tuple[dict[str, Any], int, Scenario]] = []
+    for point in points:
+        variant = scenario
+        params = dict(zip(keys, point, strict=True))
+        for k, v in params.items():
+            variant = apply_param(variant, k, v)
+        for r in range(replications):
+            jobs.append((params, r, variant.with_(seed=scenario.seed + r)))
+    results = list(_execute([j[2] for j in jobs], metrics, n_jobs, backend, progress))
+    rows = [
+        {**params, "replication": r, **res}
+        for (params, r, _), res in zip(jobs, results, strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _execute(
+    scenarios: list[Scenario],
+    metrics: Sequence[str],
+    n_jobs: int,
+    backend: str,
+    progress: bool | None,
+) -> Iterator[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    show = (not _quiet()) if progress is None else progress
+    bar = tqdm(total=len(scenarios), disable=not show, unit="run", desc="simulating")
+    try:
+        if n_jobs == 1:
+            for s in scenarios:
+                yield _run_one(s, metrics)
+                bar.update()
+            return
+        import joblib
+
+        if backend == "ray":  # pragma: no cover - needs a ray installation
+            from ray.util.joblib import register_ray  # type: ignore[import-not-found]
+
+            register_ray()
+        with joblib.parallel_backend(backend, n_jobs=n_jobs):
+            parallel = joblib.Parallel(return_as="generator")
+            for res in parallel(joblib.delayed(_run_one)(s, metrics) for s in scenarios):
+                yield res
+                bar.update()
+    finally:
+        bar.close()
+
+
+def summarise(
+    runs: pd.DataFrame, params: Iterable[str], metrics: Sequence[str], confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean and t confidence interval of each metric per grid point."""
+    keys = list(params)
+    groups = runs.groupby(keys, sort=False) if keys else [((), runs)]
+    out = []
+    for key, g in groups:
+        values = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(keys, values, strict=True))
+        row["runs"] = len(g)
+        for m in metrics:
+            xs = [float(x) for x in g[m] if x is not None and not _nan(x)]
+            if len(xs) >= 2:
+                ci = mean_ci(xs, confidence)
+                mean, lo, hi = ci.mean, ci.low, ci.high
+            else:
+                mean = xs[0] if xs else math.nan
+                lo = hi = math.nan
+            row |= {f"{m}_mean": mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi}
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def sweep(
+    scenario: Scenario,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    replications: int = 5,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    confidence: float = 0.95,
+    n_jobs: int = -1,
+    backend: str = "loky",
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Run the grid times ``replications``; one row per grid point with means and CIs."""
+    runs = sweep_runs(
+        scenario,
+        grid,
+        replications=replications,
+        metrics=metrics,
+        n_jobs=n_jobs,
+        backend=backend,
+        progress=progress,
+    )
+    return summarise(runs, list(grid), metrics, confidence)
