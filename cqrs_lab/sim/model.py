@@ -23,6 +23,7 @@ from cqrs_lab.core import (
     Engine,
     Envelope,
     EventRegistry,
+    RecorderFanout,
     SequentialIds,
     SubscriptionRecorder,
 )
@@ -34,7 +35,7 @@ from cqrs_lab.sim.autoscale import autoscaler
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
 from cqrs_lab.sim.readers import ReadSide
-from cqrs_lab.sim.recorder import ApplicationRecorder, Tee
+from cqrs_lab.sim.recorder import ApplicationRecorder
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario
 
@@ -101,8 +102,13 @@ class Simulation:
             ids=ids,
             store=store,
             registry=registry,
-            recorder=self.recorder if recorder is None else Tee(self.recorder, recorder),
+            recorder=self.recorder
+            if recorder is None
+            else RecorderFanout([self.recorder, recorder]),
         )
+        attach = getattr(recorder, "attach", None)
+        if attach is not None:  # the checks' ApplicationLog follows rebuilds through the engine
+            attach(engine)
         for command_type, handler in bank.model.HANDLERS.items():
             engine.register(command_type, handler)
         self.incidents: list[tuple[float, str, str, str]] = []

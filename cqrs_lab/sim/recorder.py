@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cqrs_lab.core import Envelope, SubscriptionRecorder
+from cqrs_lab.core import Envelope
 
-__all__ = ["APPLICATION_COLUMNS", "ApplicationRecorder", "Tee"]
+__all__ = ["APPLICATION_COLUMNS", "ApplicationRecorder"]
 
 APPLICATION_COLUMNS = (
     "projection",
@@ -155,30 +155,3 @@ class ApplicationRecorder:
             "crashes": self.crashes,
             "rolled_back": self.rolled_back_count,
         }
-
-
-class Tee:
-    """Forwards every call to several recorders (the simulation's and, e.g., the checks')."""
-
-    def __init__(self, *recorders: SubscriptionRecorder) -> None:
-        self.recorders = recorders
-
-    def delivered(self, sub: str, env: Envelope, now: float) -> None:
-        for r in self.recorders:
-            r.delivered(sub, env, now)
-
-    def applied(self, sub: str, env: Envelope, now: float) -> None:
-        for r in self.recorders:
-            r.applied(sub, env, now)
-
-    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
-        for r in self.recorders:
-            r.skipped(sub, env, now, reason)
-
-    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None:
-        for r in self.recorders:
-            r.rolled_back(sub, envs, now)
-
-    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None:
-        for r in self.recorders:
-            r.crashed(sub, now, lost)
