@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CqrsLabError as exc:
         print(f"cqrs-lab {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (`| head`) went away: not an error of ours
+        sys.stderr.close()
+        return 0
     return code
 
 
