@@ -112,10 +112,11 @@ class Aggregate:
 
     def clone(self: A) -> A:
         """An independent copy (containers copied one level deep); override for deeper state."""
-        twin = copy.copy(self)
-        for key, value in vars(self).items():
-            if isinstance(value, dict | list | set):
-                setattr(twin, key, copy.copy(value))
+        twin = object.__new__(type(self))
+        state = twin.__dict__
+        for key, value in self.__dict__.items():
+            kind = type(value)
+            state[key] = value.copy() if kind is dict or kind is list or kind is set else value
         twin._pending = []
         return twin
 
@@ -174,8 +175,11 @@ class Repository:
         if every and old // every != new_version // every:
             self.store.save_snapshot(Snapshot(agg.id, new_version, agg.snapshot_state()))
             self.snapshots_taken += 1
-        # a cached aggregate other than ``agg`` (when a private copy was saved) is now behind
-        # the head and replays the new events on its next load
+        cache = self._cache
+        cached = cache.get(agg.id)
+        if cached is not None and cached is not agg and cached.version == old:
+            # a private copy of the cached state was saved: it is the new cached state
+            cache[agg.id] = agg
 
     def evict(self, stream_id: str) -> None:
         """Forget a cached aggregate (after a failed or refused command may have touched it)."""

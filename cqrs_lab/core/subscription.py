@@ -255,6 +255,8 @@ class Subscription:
         assert self.partition is not None
         index, count = self.partition
         owner, record = self._owner, self.record
+        above = record.above
+        wm = record.watermark
         mine = []
         for env in batch:
             sid = env.stream_id
@@ -263,8 +265,15 @@ class Subscription:
                 ours = owner[sid] = zlib.crc32(sid.encode()) % count == index
             if ours:
                 mine.append(env)
+                continue
+            p = env.position
+            if p == wm + 1 and not above:
+                wm = p  # Progress.add's contiguous fast path, inline
             else:
-                record.add(env.position)
+                record.watermark = wm
+                record.add(p)
+                wm = record.watermark
+        record.watermark = wm
         return mine
 
     def process(self, max_events: int | None = None) -> int:
