@@ -63,6 +63,22 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+_SECONDS = ("latency_", "lag_", "staleness_")
+
+
+def _with_unit(key: str, value: Any) -> str:
+    """A summary value as a person reads it: times in milliseconds, rates per second."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if key.startswith(_SECONDS) and isinstance(value, int | float):
+        return f"{value * 1000:.2f} ms"
+    if key == "throughput":
+        return f"{value:.1f} commands/s"
+    if key == "duration":
+        return f"{value:g} s (simulated)"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _print_table(df: pd.DataFrame, title: str) -> None:
     if len(df):
         print(f"\n{title}")
@@ -81,8 +97,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"scenario {scenario.name} ({scenario.source}): {scenario.description}")
         width = max(map(len, summary))
         for key, value in summary.items():
-            text = f"{value:.6g}" if isinstance(value, float) else str(value)
-            print(f"  {key:<{width}}  {text}")
+            print(f"  {key:<{width}}  {_with_unit(key, value)}")
         _print_table(result.slo, "SLOs")
         _print_table(result.alerts, "burn-rate alerts")
         _print_table(result.incidents.head(30), "incidents (first 30)")
