@@ -1,4 +1,4 @@
-"""The examples in the engine's and the domains' docstrings run."""
+"""The examples in the package's docstrings run."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import pkgutil
 
 import pytest
 
+import cqrs_lab.checks
 import cqrs_lab.core
 import cqrs_lab.domains
+import cqrs_lab.http
+import cqrs_lab.sim
+import cqrs_lab.stores
 
+PACKAGES = (cqrs_lab.core, cqrs_lab.domains, cqrs_lab.sim, cqrs_lab.checks, cqrs_lab.http,
+            cqrs_lab.stores)  # fmt: skip
 MODULES = sorted(
-    m.name
-    for pkg in (cqrs_lab.core, cqrs_lab.domains)
-    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")
+    {pkg.__name__ for pkg in PACKAGES}
+    | {m.name for pkg in PACKAGES for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")}
 )
 
 
