@@ -141,7 +141,7 @@ def test_random_faults_keep_each_promise(delivery: str) -> None:
 
 def test_a_crash_after_a_mid_batch_checkpoint_stops_the_batch_and_loses_nothing() -> None:
     plan = FaultPlan(actions=(CrashAt(3, CrashPoint.AFTER_CHECKPOINT),))
-    engine, tally, rec = tally_engine(
+    engine, tally, _ = tally_engine(
         10, delivery="at-least-once", batch_size=10, checkpoint_every=3, faults=plan
     )
     sub = engine.subscriptions["tally"]
