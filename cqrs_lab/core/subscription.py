@@ -519,6 +519,16 @@ class Subscription:
         return moved + 1
 
     @property
+    def shadow_rebuilding(self) -> bool:
+        """A shadow copy is catching up beside the live read model."""
+        return self._shadow is not None
+
+    def advance_rebuild(self) -> int:
+        """Step the shadow copy by one batch (for drivers that give each batch a duration);
+        it takes the live model's place once caught up. Returns the shadow's progress."""
+        return self._advance_shadow() if self._shadow is not None else 0
+
+    @property
     def rebuilding(self) -> bool:
         return self._shadow is not None or (
             self.rebuilding_since is not None and self.position < self.store.head_position

@@ -139,9 +139,9 @@ def rebuild(
         sub = group.members[0]
         sub.rebuild(shadow=True)
         per_event, per_batch = driver.spec.per_event.mean, driver.spec.per_batch.mean
-        while sub._shadow is not None:  # the shadow copy advances one batch per step
+        while sub.shadow_rebuilding:  # the shadow copy advances one batch per step
             yield env.timeout(per_batch + per_event * sub.batch_size)
-            sub._advance_shadow()
+            sub.advance_rebuild()
     else:
         recorder.begin_rebuild(spec.projection, target)
         group.rebuild()
