@@ -81,7 +81,11 @@ class Aggregate:
 
     def record(self, event: Event) -> None:
         """Apply ``event`` to the state and keep it for saving."""
-        self._apply(event)
+        applier = self._appliers.get(type(event))
+        if applier is None:
+            self._apply(event)  # raises the explanatory error
+        else:
+            applier(self, event)
         self._pending.append(event)
 
     def _apply(self, event: Event) -> None:
@@ -132,6 +136,7 @@ class Repository:
         if cache_size < 0:
             raise ConfigError(f"cache_size={cache_size}: pass 0 (no cache) or a positive size")
         self.store = store
+        self._stream_version = store.stream_version
         self.cache_size = cache_size
         self._cache: dict[str, Aggregate] = {}
         self.snapshots_taken = 0
@@ -144,7 +149,7 @@ class Repository:
         store = self.store
         cached = self._cache.get(stream_id)
         if cached is not None and type(cached) is cls:
-            head = store.stream_version(stream_id)
+            head = self._stream_version(stream_id)
             if cached.version != head:
                 if cached.version > head:  # cannot happen with one store; be safe
                     del self._cache[stream_id]
@@ -170,7 +175,7 @@ class Repository:
         """Tell the repository ``agg`` was appended up to ``new_version`` (snapshot, cache)."""
         old = agg.version
         agg.version = new_version
-        agg._pending = []
+        agg._pending.clear()  # the store copied the events out; the list is reused
         every = agg.snapshot_every
         if every and old // every != new_version // every:
             self.store.save_snapshot(Snapshot(agg.id, new_version, agg.snapshot_state()))

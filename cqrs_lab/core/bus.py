@@ -45,6 +45,9 @@ A = TypeVar("A", bound=Aggregate)
 Handler = Callable[[Any, "UnitOfWork"], Any]
 
 
+_new_result = tuple.__new__  # a CommandResult from its fields, without a Python frame
+
+
 class CommandResult(NamedTuple):
     """What an accepted command produced. ``position`` is the consistency token."""
 
@@ -270,7 +273,9 @@ class CommandBus:
         self.repository.saved(agg, version)
         self._accepted.value += 1
         self._latency.observe(clock.now() - started)
-        return CommandResult(command_id, agg.id, version, last.position, tuple(envs))
+        return _new_result(
+            CommandResult, (command_id, agg.id, version, last.position, tuple(envs), False)
+        )
 
     def _unknown(self, command: Command) -> UnknownCommand:
         self._outcomes["error"].inc()

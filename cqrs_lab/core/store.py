@@ -20,6 +20,8 @@ from cqrs_lab.errors import ConcurrencyError, ConfigError
 __all__ = ["EventStore", "InMemoryEventStore", "OutboxMessage", "Snapshot"]
 
 _EMPTY: Mapping[str, Any] = {}
+#: builds an Envelope from a tuple of its fields without the Python-level ``__new__`` frame
+_new_envelope = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,11 @@ class OutboxMessage:
 
 
 class EventStore(Protocol):
-    """What every event store adapter provides (the contract tests are in tests/contract)."""
+    """What every event store adapter provides (the contract tests are in tests/contract).
+
+    ``append`` reads ``events`` during the call and keeps no reference to the sequence
+    (the repository reuses it).
+    """
 
     registry: EventRegistry
 
@@ -145,10 +151,10 @@ class InMemoryEventStore:
             else:
                 cls = cast(type[Event], type(event))
                 type_name, schema = cls.type_name or cls.__name__, cls.schema_version
-            env = Envelope(
+            env = _new_envelope(Envelope, (
                 ids(), stream_id, version, position, type_name, schema, event,
                 correlation_id, causation_id, now, meta,
-            )  # fmt: skip
+            ))  # fmt: skip
             out.append(env)
         log.extend(out)
         stream.extend(out)
