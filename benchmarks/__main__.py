@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     wanted = tuple(argv) or ("w",)
     here = Path(__file__).parent
-    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith(wanted))
+    names = sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(here)])
+        if re.match(r"w\d+_", m.name) and m.name.startswith(wanted)
+    )
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         for figure in module.run():
