@@ -167,13 +167,15 @@ class Progress:
     def add(self, position: int) -> None:
         wm = self.watermark
         if position == wm + 1:
-            wm = position
             above = self.above
             if above:
-                while wm + 1 in above:
-                    wm += 1
-                    above.discard(wm)
-            self.watermark = wm
+                nxt = position + 1
+                while nxt in above:
+                    above.remove(nxt)
+                    nxt += 1
+                self.watermark = nxt - 1
+            else:
+                self.watermark = position
         elif position > wm:
             self.above.add(position)
 

@@ -266,13 +266,16 @@ class Subscription:
             if ours:
                 mine.append(env)
                 continue
-            p = env.position
-            if p == wm + 1 and not above:
-                wm = p  # Progress.add's contiguous fast path, inline
-            else:
-                record.watermark = wm
-                record.add(p)
-                wm = record.watermark
+            p = env.position  # Progress.add, inline
+            if p == wm + 1:
+                if above:
+                    record.watermark = wm
+                    record.add(p)
+                    wm = record.watermark
+                else:
+                    wm = p
+            elif p > wm:
+                above.add(p)
         record.watermark = wm
         return mine
 
