@@ -233,6 +233,10 @@ class FaultyTransport:
     def next_due(self) -> float | None:
         return self._held[0][0] if self._held else None
 
+    def lowest_position(self) -> int | None:
+        """The lowest global position held back (None: nothing held)."""
+        return min((env.position for _, _, env in self._held), default=None)
+
     def in_flight(self) -> int:
         return len(self._held)
 

@@ -228,6 +228,8 @@ class Subscription:
                 got.extend(self.transport.send(batch, now) if self.transport else batch)
         if got:
             self._deliver(got, now)
+        if self.partition is not None and moved:
+            self._skip_foreign()
         return moved
 
     def _deliver(self, got: list[Envelope], now: float) -> None:
@@ -251,12 +253,10 @@ class Subscription:
             self.inbox.extend(got)
 
     def _mine(self, batch: list[Envelope]) -> list[Envelope]:
-        """This partition's events; other partitions' positions count as dealt with here."""
+        """This partition's events (the others' are counted as done by ``_skip_foreign``)."""
         assert self.partition is not None
         index, count = self.partition
-        owner, record = self._owner, self.record
-        above = record.above
-        wm = record.watermark
+        owner = self._owner
         mine = []
         for env in batch:
             sid = env.stream_id
@@ -265,19 +265,38 @@ class Subscription:
                 ours = owner[sid] = zlib.crc32(sid.encode()) % count == index
             if ours:
                 mine.append(env)
-                continue
-            p = env.position  # Progress.add, inline
-            if p == wm + 1:
-                if above:
-                    record.watermark = wm
-                    record.add(p)
-                    wm = record.watermark
-                else:
-                    wm = p
-            elif p > wm:
-                above.add(p)
-        record.watermark = wm
         return mine
+
+    def _skip_foreign(self) -> None:
+        """Partitioned: every position up to the next own event not yet dealt with is done.
+
+        Own events that were fetched are either dealt with (in the record) or pending (in the
+        inbox, or held by the transport); other partitions' positions are never ours. So the
+        watermark may move up to just below the lowest pending own event, or to what was
+        fetched, in one step, without recording the other partitions' positions one by one.
+        """
+        if self.crashed:
+            return
+        ceiling = self.fetched
+        inbox = self.inbox
+        if inbox and not self.policy.mark_before:
+            first = inbox[0].position if self.transport is None else min(e.position for e in inbox)
+            ceiling = min(ceiling, first - 1)
+        if self.transport is not None:
+            held = self.transport.lowest_position()
+            if held is not None:
+                ceiling = min(ceiling, held - 1)
+        record = self.record
+        if ceiling > record.watermark:
+            record.watermark = ceiling
+            above = record.above
+            if above:
+                record.above = {p for p in above if p > ceiling}
+                nxt = ceiling + 1
+                while nxt in record.above:
+                    record.above.remove(nxt)
+                    nxt += 1
+                record.watermark = nxt - 1
 
     def process(self, max_events: int | None = None) -> int:
         """Handle up to ``max_events`` from the inbox; returns how many were dealt with."""
@@ -399,6 +418,8 @@ class Subscription:
             self.ignored += ignored
             self.duplicates_skipped += skipped
             self.duplicates_applied += again
+        if self.partition is not None:
+            self._skip_foreign()
         if policy.transactional or (self.auto_commit and not inbox):
             self.commit()  # effectively-once: the unit is what one call processed
         return done
