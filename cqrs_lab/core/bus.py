@@ -384,11 +384,12 @@ class CommandBus:
                 self._outcomes["error"].inc()
                 raise
             last = envs[-1]
-            self.repository.saved(agg, last.stream_version)
-            result = CommandResult(
-                d.command_id, agg.id, last.stream_version, last.position, tuple(envs)
+            version = last.stream_version
+            self.repository.saved(agg, version)
+            result = _new_result(
+                CommandResult, (d.command_id, agg.id, version, last.position, tuple(envs), False)
             )
-        self._outcomes["accepted"].inc()
+        self._accepted.value += 1
         self._latency.observe(self.clock.now() - d.started)
         if d.idempotency_key is not None:
             self.idempotency.put(

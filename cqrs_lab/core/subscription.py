@@ -257,15 +257,12 @@ class Subscription:
         assert self.partition is not None
         index, count = self.partition
         owner = self._owner
-        mine = []
-        for env in batch:
-            sid = env.stream_id
-            ours = owner.get(sid)
-            if ours is None:
-                ours = owner[sid] = zlib.crc32(sid.encode()) % count == index
-            if ours:
-                mine.append(env)
-        return mine
+        try:
+            return [env for env in batch if owner[env.stream_id]]
+        except KeyError:  # streams seen for the first time: place them, then filter
+            for sid in {env.stream_id for env in batch}.difference(owner):
+                owner[sid] = zlib.crc32(sid.encode()) % count == index
+            return [env for env in batch if owner[env.stream_id]]
 
     def _skip_foreign(self) -> None:
         """Partitioned: every position up to the next own event not yet dealt with is done.
