@@ -1,0 +1,38 @@
+"""Load tests against the real HTTP deployment, and the twin calibrated from them.
+
+- :mod:`cqrs_lab.load.runner`: ``cqrs-lab loadtest`` end to end (server, Locust, faults);
+- :mod:`cqrs_lab.load.records`: exact per-request latencies and history from Locust;
+- :mod:`cqrs_lab.load.results`: a results folder as pandas tables and a summary;
+- :mod:`cqrs_lab.load.twin`: calibration of the simulation and predicted vs measured;
+- :mod:`cqrs_lab.load.shapes`, :mod:`cqrs_lab.load.workload`: load profiles, pacing, mix.
+
+>>> from cqrs_lab.load import Profile
+>>> Profile("spike", peak=100.0, duration=10.0).level(5.0)
+100.0
+"""
+
+from cqrs_lab.load.faults import FaultStep, parse_fault
+from cqrs_lab.load.records import REQUEST_COLUMNS, RunRecorder
+from cqrs_lab.load.results import LoadResult, acknowledged_writes, load_results, percentiles
+from cqrs_lab.load.runner import LoadTestOptions, run_loadtest
+from cqrs_lab.load.shapes import SHAPES, OpenPacer, Profile
+from cqrs_lab.load.workload import CommandMix, ZipfAccounts, parse_mix
+
+__all__ = [
+    "REQUEST_COLUMNS",
+    "SHAPES",
+    "CommandMix",
+    "FaultStep",
+    "LoadResult",
+    "LoadTestOptions",
+    "OpenPacer",
+    "Profile",
+    "RunRecorder",
+    "ZipfAccounts",
+    "acknowledged_writes",
+    "load_results",
+    "parse_fault",
+    "parse_mix",
+    "percentiles",
+    "run_loadtest",
+]

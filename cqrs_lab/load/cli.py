@@ -1,0 +1,191 @@
+"""``cqrs-lab loadtest`` (Locust against the real deployment) and ``cqrs-lab twin``.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
+>>> args = parser.parse_args(["loadtest", "--rate", "50", "--duration", "5"])
+>>> options(args).model
+'open'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from cqrs_lab.core import DELIVERY_POLICIES
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.faults import parse_fault
+from cqrs_lab.load.runner import USER_CLASSES, LoadTestOptions, run_loadtest
+from cqrs_lab.load.shapes import SHAPES
+
+__all__ = ["options", "register", "run_levels"]
+
+
+def options(
+    args: argparse.Namespace, out: str | None = None, rate: float | None = None
+) -> LoadTestOptions:
+    """The :class:`LoadTestOptions` the parsed ``loadtest`` arguments describe."""
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+    return LoadTestOptions(
+        users=args.users,
+        rate=rate if rate is not None else args.rate,
+        shape=args.shape,
+        duration=args.duration,
+        processes=args.processes,
+        host=args.host,
+        out=out if out is not None else args.out,
+        faults=tuple(parse_fault(f) for f in args.faults),
+        classes=classes,
+        accounts=args.accounts,
+        zipf_s=args.zipf_s,
+        mix=args.mix,
+        think=args.think,
+        delivery=args.delivery,
+        admin_token=args.admin_token,
+        seed=args.seed,
+        audit=not args.no_audit,
+    )
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from cqrs_lab.load.results import load_results
+
+    try:
+        opts = options(args)
+        out, code = run_loadtest(opts)
+        result = load_results(out)
+    except ConfigError as exc:
+        print(f"cqrs-lab loadtest: {exc}", file=sys.stderr)
+        return 2
+    s = result.summary.iloc[0]
+    print(result.summary.T.to_string(header=False))
+    print(result.check.to_text())
+    print(f"results: {out}")
+    if code != 0:
+        print(f"locust exited with {code}; see {out}/locust*.log", file=sys.stderr)
+        return 1
+    if args.strict and (s["status_5xx"] or s["ryw_violations"] or s["audit_lost"]):
+        print("strict: 5xx answers, read-your-writes violations or lost writes", file=sys.stderr)
+        return 3
+    return 0
+
+
+def run_levels(args: argparse.Namespace, rates: list[float], base: Path) -> list[Path]:
+    """Run one open-model load test per rate into ``base/rate-R`` (for the twin)."""
+    outs = []
+    for rate in rates:
+        out, code = run_loadtest(options(args, out=str(base / f"rate-{rate:g}"), rate=rate))
+        if code != 0:
+            raise ConfigError(f"the load test at rate {rate:g} failed (exit {code}); see {out}")
+        outs.append(out)
+    return outs
+
+
+def _twin(args: argparse.Namespace) -> int:
+    from cqrs_lab.load import twin
+    from cqrs_lab.load.compare import compare, format_table, plot_comparison
+    from cqrs_lab.load.results import load_results
+
+    base = Path(args.results)
+    try:
+        if args.measure:
+            rates = [float(x) for x in args.measure.split(",") if x.strip()]
+            run_levels(args, rates, base)
+        runs = (
+            [base]
+            if (base / "records").is_dir()
+            else sorted(p for p in base.iterdir() if (p / "records").is_dir())
+        )
+        if not runs:
+            raise ConfigError(f"{base}: no load test results (folders with records/) here")
+        results = [load_results(p) for p in runs]
+        cal = None
+        if args.calibrate_from:
+            match = [r for r in results if r.path.name == args.calibrate_from]
+            if not match:
+                names = ", ".join(r.path.name for r in results)
+                raise ConfigError(
+                    f"--calibrate-from {args.calibrate_from!r}: no such run in {base} ({names})"
+                )
+            cal = twin.calibrate(match[0], args.warmup)
+        table = compare(results, cal, args.warmup)
+        cal = table.attrs["calibration"]
+    except (ConfigError, ValueError) as exc:
+        print(f"cqrs-lab twin: {exc}", file=sys.stderr)
+        return 2
+    out = base
+    table.to_csv(out / "twin.csv", index=False)
+    top = float(table["offered"].max())
+    scenario = cal.write(out / "twin-scenario.toml", rate=top, duration=30.0)
+    print(
+        f"calibrated from {cal.source}: command service mean {cal.command_mean * 1e3:.3f} ms "
+        f"(the server's CPU per command; capacity {cal.capacity:.0f} commands/s), "
+        f"unloaded latency p50 {sorted(cal.base_latency_ms)[len(cal.base_latency_ms) // 2]:.2f} ms"
+    )
+    print(format_table(table))
+    if not args.no_plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ax = plot_comparison(table)
+        fig = ax[0][0].figure
+        fig.tight_layout()
+        fig.savefig(out / "twin.png", dpi=90)
+        plt.close(fig)
+    print(f"table: {out / 'twin.csv'}; scenario: {scenario}")
+    return 0
+
+
+def _load_args(p: Any) -> None:
+    p.add_argument("--users", type=int, default=None, help="closed model: users (or the pool)")
+    p.add_argument("--rate", type=float, default=None, help="open model: user tasks/s in total")
+    p.add_argument("--shape", choices=SHAPES[1:], default=None, help="vary the load over time")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    p.add_argument("--processes", type=int, default=1, help=">1: Locust master and K workers")
+    p.add_argument("--host", default=None, help="an existing server (default: start one)")
+    p.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="AT:ACTION",
+        help="e.g. 10:crash=balances, 5:duplicate=0.05,drop=0.01, 20:clear",
+    )
+    p.add_argument("--classes", default=",".join(USER_CLASSES), help="user classes, comma list")
+    p.add_argument("--accounts", type=int, default=200)
+    p.add_argument("--zipf-s", type=float, default=1.1)
+    p.add_argument("--mix", default="deposit=6,withdraw=3,transfer=1")
+    p.add_argument("--think", type=float, default=1.0, help="closed model: mean think time, s")
+    p.add_argument("--delivery", choices=DELIVERY_POLICIES, default="effectively-once")
+    p.add_argument("--admin-token", default=None, help="for --host: its admin token")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-audit", action="store_true", help="skip the final lost-write audit")
+
+
+def register(sub: Any) -> None:
+    """Add ``loadtest`` and ``twin`` to the ``cqrs-lab`` command line."""
+    p = sub.add_parser("loadtest", help="Locust (headless) against the HTTP deployment")
+    _load_args(p)
+    p.add_argument("--out", default=None, help="results folder (default results/loadtest-TIME)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 on any 5xx, read-your-writes violation or lost write",
+    )
+    p.set_defaults(run=_loadtest)
+    t = sub.add_parser("twin", help="calibrate the simulation from load tests and compare")
+    t.add_argument("results", metavar="RESULTS_DIR", help="a run folder or a folder of runs")
+    t.add_argument(
+        "--measure",
+        default="",
+        metavar="RATES",
+        help="first run open-model load tests at these rates, e.g. 50,100,200",
+    )
+    t.add_argument("--calibrate-from", default="", help="run folder name to calibrate from")
+    t.add_argument("--warmup", type=float, default=2.0, help="seconds dropped at the start")
+    t.add_argument("--no-plot", action="store_true")
+    _load_args(t)
+    t.set_defaults(run=_twin)

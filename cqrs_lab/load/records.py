@@ -1,0 +1,175 @@
+"""Raw measurements of a load test: one row per request, one history record per operation.
+
+Locust's own statistics round response times into buckets; the lab keeps every request's
+exact latency instead. :class:`RunRecorder` is attached to Locust's ``request`` event by the
+locustfile and writes, per Locust process, two files into the run's ``records`` folder:
+
+- ``requests-<pid>.csv``: columns :data:`REQUEST_COLUMNS` (times in seconds on the
+  machine's monotonic clock, latency in milliseconds exactly as Locust measured it;
+  ``lateness_ms``, for a send the open model scheduled, how late it went out);
+- ``history-<pid>.jsonl``: the history format of :mod:`cqrs_lab.checks.history`.
+
+It imports nothing from Locust, so it can be tested and used without gevent.
+
+>>> import tempfile
+>>> rec = RunRecorder(tempfile.mkdtemp(), process="t")
+>>> rec.on_request("POST", "deposit", 1.25, 10, None, {"kind": "writer"}, None)
+>>> rec.close()
+>>> rec.requests_path.read_text().splitlines()[0].split(",")[:3]
+['start', 'end', 'kind']
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from cqrs_lab.checks.history import Operation
+
+__all__ = ["REQUEST_COLUMNS", "RunRecorder", "history_record", "status_of"]
+
+#: columns of ``requests-*.csv``
+REQUEST_COLUMNS = (
+    "start",
+    "end",
+    "kind",
+    "name",
+    "method",
+    "status",
+    "latency_ms",
+    "lateness_ms",
+    "bytes",
+    "error",
+    "token",
+    "read_position",
+    "stale",
+    "process",
+)
+
+
+def status_of(response: Any) -> int:
+    """The HTTP status of a Locust response object (0 when no response arrived)."""
+    code = getattr(response, "status_code", 0)
+    return int(code) if isinstance(code, int) else 0
+
+
+def history_record(
+    ctx: dict[str, Any], start: float, end: float, status: int, position: Any, response: Any
+) -> Operation:
+    """The history record of one request: ``ctx`` names ``session``, ``op``, ``key`` and
+    the written ``value``; a 2xx with its position is ``ok``, a 4xx ``failed`` (it did not
+    happen), anything else (5xx, no answer) ``unknown``. A read's value is the balance.
+
+    >>> history_record({"session": "s", "op": "write", "key": "a", "value": 5},
+    ...                0.0, 0.1, 200, "7", None).position
+    7
+    """
+    pos = int(position) if position is not None and str(position).isdigit() else None
+    outcome: Literal["ok", "failed", "unknown"] = "unknown"
+    if 200 <= status < 300 and pos is not None:
+        outcome = "ok"
+    elif 400 <= status < 500:
+        outcome = "failed"
+    op: Literal["read", "write"] = "read" if ctx["op"] == "read" else "write"
+    value = ctx.get("value")
+    if op == "read" and outcome == "ok":
+        try:
+            value = response.json().get("balance")
+        except (AttributeError, ValueError, TypeError):
+            value = None
+    position_ok = pos if outcome == "ok" else None
+    return Operation(
+        str(ctx["session"]), op, ctx.get("key"), start, max(end, start), outcome, value, position_ok
+    )
+
+
+class RunRecorder:
+    """Appends exact request rows and history operations to this process's files.
+
+    ``context`` (Locust's per-request context dict) may carry ``kind`` (user kind),
+    ``scheduled`` (monotonic time the open model meant to send at), ``token``, and, for a
+    history record, ``session``, ``op`` (read or write), ``key`` and ``value``.
+    """
+
+    def __init__(self, directory: str | Path, *, process: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tag = process if process is not None else str(os.getpid())
+        self.requests_path = self.directory / f"requests-{tag}.csv"
+        self.history_path = self.directory / f"history-{tag}.jsonl"
+        self._req: IO[str] = open(self.requests_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._hist: IO[str] = open(self.history_path, "w", encoding="utf-8")  # noqa: SIM115
+        self._csv = csv.writer(self._req)
+        self._csv.writerow(REQUEST_COLUMNS)
+        self.tag = tag
+        self.rows = 0
+        self.closed = False
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        response: Any = None,
+        context: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        """Locust ``request`` event listener: one CSV row with the exact latency."""
+        if self.closed:
+            return
+        end = time.monotonic()
+        ctx = context or {}
+        latency = float(response_time or 0.0)
+        start = end - latency / 1000.0
+        scheduled = ctx.get("scheduled")
+        late = "" if scheduled is None else f"{max((start - float(scheduled)) * 1e3, 0.0):.4f}"
+        headers = getattr(response, "headers", None) or {}
+        read_pos = headers.get("X-Read-Position") if request_type == "GET" else None
+        stale = headers.get("X-Stale") if request_type == "GET" else None
+        token = headers.get("X-Consistency-Token") if request_type != "GET" else ctx.get("token")
+        error = "" if exception is None else f"{type(exception).__name__}: {exception}"[:200]
+        self._csv.writerow(
+            (
+                f"{start:.6f}",
+                f"{end:.6f}",
+                ctx.get("kind", ""),
+                name,
+                request_type,
+                status_of(response),
+                f"{latency:.4f}",
+                late,
+                int(response_length or 0),
+                error,
+                token or "",
+                read_pos or "",
+                stale or "",
+                self.tag,
+            )
+        )
+        self.rows += 1
+        if "op" in ctx:
+            status = status_of(response)
+            pos = headers.get("X-Read-Position" if ctx["op"] == "read" else "X-Consistency-Token")
+            self.operation(history_record(ctx, start, end, status, pos, response))
+
+    def operation(self, op: Operation) -> None:
+        """Append one history record (validated by :class:`Operation`)."""
+        if not self.closed:
+            self._hist.write(json.dumps(op.to_dict(), default=str) + "\n")
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._req.flush()
+            self._hist.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._req.close()
+            self._hist.close()

@@ -1,0 +1,345 @@
+"""A load test's results folder as pandas tables, a summary and the history check.
+
+:func:`load_results` reads a folder written by ``cqrs-lab loadtest`` (or any folder with a
+``records/`` of ``requests-*.csv`` and ``history-*.jsonl``) into a :class:`LoadResult`:
+
+- ``requests``: one row per request (``t`` seconds since the load started, exact
+  ``latency_ms``, ``status``, ``ok``);
+- ``latencies``: percentiles per request name, computed from the raw latencies;
+- ``throughput``: per one-second bucket, requests sent, answered 2xx, errors, commands ok;
+- ``errors``: counts per name, status and error text;
+- ``staleness``: every read carrying or following a session's write: its token, the
+  position read, whether it saw the write and how many positions it was behind;
+- ``stages``: the server's raw stage timings, if the instrumented server ran;
+  ``server_means``: mean seconds per stage read from its ``/metrics``;
+- ``summary``: one row; ``check``: the session-guarantee report on the recorded history.
+
+>>> # result = load_results("results/loadtest-..."); result.summary.T; result.check.ok
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.checks.history import Operation, read_jsonl
+from cqrs_lab.checks.report import CheckReport
+from cqrs_lab.checks.session import check_history
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.metrics import parse_metrics, stage_means
+from cqrs_lab.load.records import REQUEST_COLUMNS
+
+__all__ = ["COMMANDS", "LoadResult", "acknowledged_writes", "load_results", "percentiles"]
+
+#: request names that are commands
+COMMANDS = ("deposit", "withdraw", "transfer")
+
+
+def percentiles(values: Any, prefix: str = "") -> dict[str, float]:
+    """p50, p90, p95, p99, max and mean of raw values (NaN when there are none).
+
+    >>> percentiles([1.0, 2.0, 3.0, 4.0])["p50"]
+    2.5
+    """
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    keys = ("p50", "p90", "p95", "p99", "max", "mean")
+    if not len(arr):
+        return {prefix + k: float("nan") for k in keys}
+    p = np.percentile(arr, [50, 90, 95, 99])
+    vals = (*p, arr.max(), arr.mean())
+    return {prefix + k: float(v) for k, v in zip(keys, vals, strict=True)}
+
+
+def _history(records: Path) -> list[Operation]:
+    ops: list[Operation] = []
+    for path in sorted(records.glob("history-*.jsonl")):
+        ops += read_jsonl(path)
+    return ops
+
+
+def acknowledged_writes(records: str | Path) -> list[tuple[str, int]]:
+    """(account, position) of every acknowledged deposit or withdrawal in the history."""
+    return [
+        (op.key, op.position)
+        for op in _history(Path(records))
+        if op.op == "write"
+        and op.outcome == "ok"
+        and op.key is not None
+        and op.position is not None
+        and not op.key.startswith("transfer:")
+    ]
+
+
+@dataclass(eq=False)
+class LoadResult:
+    """The tables of one load test (see the module docstring)."""
+
+    path: Path
+    run: dict[str, Any]
+    requests: pd.DataFrame
+    history: list[Operation]
+    stages: pd.DataFrame
+    t0: float = 0.0  # monotonic time of the first request (``t`` columns count from here)
+
+    @cached_property
+    def latencies(self) -> pd.DataFrame:
+        """Per request name: count, answered 2xx, p50/p90/p95/p99/max/mean ms (raw)."""
+        rows = []
+        for name, g in self.requests.groupby("name", sort=True):
+            ok = g[g["ok"]]
+            rows.append(
+                {"name": name, "count": len(g), "ok": len(ok), **percentiles(ok["latency_ms"])}
+            )
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def throughput(self) -> pd.DataFrame:
+        """Per second since the start: requests sent, 2xx, errors, commands answered 2xx."""
+        r = self.requests
+        if not len(r):
+            return pd.DataFrame(columns=["t", "sent", "ok", "errors", "commands_ok"])
+        sec = np.floor(r["t"].to_numpy(dtype=float)).astype(int)
+        df = pd.DataFrame(
+            {
+                "t": sec,
+                "ok": r["ok"],
+                "error": r["error_kind"] != "",
+                "cmd": r["ok"] & r["name"].isin(COMMANDS),
+            }
+        )
+        g = df.groupby("t")
+        return pd.DataFrame(
+            {
+                "sent": g.size(),
+                "ok": g["ok"].sum(),
+                "errors": g["error"].sum(),
+                "commands_ok": g["cmd"].sum(),
+            }
+        ).reset_index()
+
+    @cached_property
+    def errors(self) -> pd.DataFrame:
+        """Counts of 5xx, 429 and connection errors per name, status and error text."""
+        bad = self.requests[self.requests["error_kind"] != ""]
+        cols = ["name", "status", "error_kind", "error"]
+        if not len(bad):
+            return pd.DataFrame(columns=[*cols, "count"])
+        return bad.groupby(cols, dropna=False).size().rename("count").reset_index()
+
+    @cached_property
+    def staleness(self) -> pd.DataFrame:
+        """Session reads: with the token (``read-token``) and without (``read`` after it)."""
+        rows = []
+        by_session: dict[str, list[Operation]] = {}
+        for o in self.history:
+            by_session.setdefault(o.session, []).append(o)
+        for sess, ops in by_session.items():
+            if not sess.startswith("session-") or sess.endswith("/plain"):
+                continue
+            last: Operation | None = None
+            for o in ops:
+                if o.op == "write":
+                    last = o if o.outcome == "ok" else None
+                elif last is not None:
+                    rows.append(_stale_row(sess, True, last, o))
+            for o in by_session.get(f"{sess}/plain", []):
+                w = _preceding_write(ops, o)
+                if w is not None:
+                    rows.append(_stale_row(sess, False, w, o))
+        cols = [
+            "session",
+            "token",
+            "write_position",
+            "read_position",
+            "outcome",
+            "saw_write",
+            "behind",
+            "t",
+        ]
+        df = pd.DataFrame(rows, columns=cols)
+        if len(df):
+            df["t"] = df["t"] - self.t0
+        return df
+
+    def plot_throughput(self, ax: Any = None) -> Any:
+        """Requests sent, answered 2xx and errors per second."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3))
+        tp = self.throughput
+        for col in ("sent", "ok", "errors"):
+            ax.plot(tp["t"], tp[col], label=col)
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("requests/s")
+        ax.legend()
+        return ax
+
+    def plot_latency(self, ax: Any = None) -> Any:
+        """Every command's exact latency (ms, log scale) against when it was sent."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3))
+        r = self.requests
+        cmd = r[r["name"].isin(COMMANDS) & r["ok"]]
+        ax.scatter(cmd["t"], cmd["latency_ms"], s=2, alpha=0.4)
+        ax.set_yscale("log")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("command latency (ms)")
+        return ax
+
+    @cached_property
+    def check(self) -> CheckReport:
+        return check_history(self.history)
+
+    @cached_property
+    def lost(self) -> dict[str, int]:
+        """Acknowledged writes missing from the audited final statements (and duplicated)."""
+        path = self.path / "audit.jsonl"
+        out = {"acknowledged": 0, "verified": 0, "lost": 0, "duplicated": 0, "unverified": 0}
+        if not path.exists():
+            return out
+        lines: dict[str, list[int]] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            st = rec.get("statement") or {}
+            lines[rec["account"]] = [int(x["position"]) for x in st.get("lines", [])]
+        for acct, pos in acknowledged_writes(self.path / "records"):
+            out["acknowledged"] += 1
+            seen = lines.get(acct)
+            if not seen or (len(seen) >= 1000 and pos < min(seen)):
+                out["unverified"] += 1
+                continue
+            n = seen.count(pos)
+            out["verified"] += 1
+            out["lost"] += n == 0
+            out["duplicated"] += n > 1
+        return out
+
+    @cached_property
+    def server_means(self) -> dict[str, float]:
+        """Mean seconds per stage from the server's ``/metrics`` after the run (the
+        instrumented server's stages, else per route from the request histogram)."""
+        path = self.path / "metrics-end.txt"
+        if not path.exists():
+            return {}
+        return stage_means(parse_metrics(path.read_text(encoding="utf-8")))
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        r, run = self.requests, self.run
+        window = float(run.get("options", {}).get("duration") or (r["t"].max() if len(r) else 1))
+        cmd = r[r["name"].isin(COMMANDS)]
+        reads = r[r["name"].isin(("read", "read-token"))]
+        ryw = self.check["read-your-writes"]
+        st = self.staleness
+        plain = st[~st["token"]] if len(st) else st
+        row: dict[str, Any] = {
+            "model": run.get("model", ""),
+            "users": run.get("users"),
+            "duration": window,
+            "requests": len(r),
+            "ok": int(r["ok"].sum()),
+            "rps": len(r) / window,
+            "commands_ok": int(cmd["ok"].sum()),
+            "throughput": float(cmd["ok"].sum()) / window,
+            "status_5xx": int((r["status"] >= 500).sum()),
+            "status_429": int((r["status"] == 429).sum()),
+            "conn_errors": int((r["status"] == 0).sum()),
+            "refused_4xx": int(((r["status"] >= 400) & (r["status"] < 500)).sum()),
+            **percentiles(cmd[cmd["ok"]]["latency_ms"], "cmd_"),
+            **percentiles(reads[reads["ok"]]["latency_ms"], "read_"),
+            "lateness_p99_ms": percentiles(r["lateness_ms"])["p99"],
+            "ryw_violations": len(ryw.violations),
+            "plain_reads": len(plain),
+            "plain_missed_own_write": int((~plain["saw_write"]).sum()) if len(plain) else 0,
+            **{f"audit_{k}": v for k, v in self.lost.items()},
+            "server_command_ms": self.server_means.get("command", float("nan")) * 1e3,
+            "server_event_ms": self.server_means.get("projection", float("nan")) * 1e3,
+            "server_cpu_s": run.get("server_cpu_s"),
+            "generator_cpu_s": run.get("generator_cpu_s"),
+        }
+        return pd.DataFrame([row])
+
+
+def _preceding_write(ops: list[Operation], read: Operation) -> Operation | None:
+    best = None
+    for o in ops:
+        if o.op == "write" and o.outcome == "ok" and o.complete <= read.invoke:
+            best = o
+    return best
+
+
+def _stale_row(sess: str, token: bool, w: Operation, r: Operation) -> dict[str, Any]:
+    rp = r.position if r.outcome == "ok" else None
+    wp = int(w.position or 0)
+    return {
+        "session": sess,
+        "token": token,
+        "write_position": wp,
+        "read_position": rp,
+        "outcome": r.outcome,
+        "saw_write": rp is not None and rp >= wp,
+        "behind": max(0, wp - rp) if rp is not None else None,
+        "t": r.invoke,
+    }
+
+
+def _error_kind(status: int) -> str:
+    if status == 0:
+        return "connection"
+    if status >= 500:
+        return "5xx"
+    if status == 429:
+        return "429"
+    return ""
+
+
+def _requests(records: Path) -> pd.DataFrame:
+    frames = [
+        pd.read_csv(p, keep_default_na=False, dtype={"error": str, "kind": str})
+        for p in sorted(records.glob("requests-*.csv"))
+    ]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        df = pd.DataFrame({c: pd.Series(dtype=float) for c in REQUEST_COLUMNS})
+    else:
+        df = pd.concat(frames, ignore_index=True)
+    for col in ("start", "end", "latency_ms", "lateness_ms"):
+        df[col] = pd.to_numeric(df[col].replace("", np.nan)).astype(float)
+    df["status"] = pd.to_numeric(df["status"]).astype(int)
+    df = df.sort_values(["start", "end"], kind="stable").reset_index(drop=True)
+    df["t"] = df["start"] - (float(df["start"].min()) if len(df) else 0.0)
+    df["ok"] = (df["status"] >= 200) & (df["status"] < 300)
+    df["error_kind"] = [_error_kind(int(s)) for s in df["status"]]
+    return df
+
+
+def load_results(path: str | Path) -> LoadResult:
+    """Read a load test's results folder; a missing or empty folder raises ConfigError."""
+    p = Path(path)
+    records = p / "records"
+    if not records.is_dir():
+        raise ConfigError(
+            f"{p}: not a load test results folder (no records/ inside); "
+            "run `cqrs-lab loadtest --out DIR` first"
+        )
+    run_file = p / "run.json"
+    run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+    requests = _requests(records)
+    stages_file = p / "server" / "stages.csv"
+    stages = (
+        pd.read_csv(stages_file)
+        if stages_file.exists()
+        else pd.DataFrame(columns=["stage", "name", "at", "seconds", "events"])
+    )
+    t0 = float(requests["start"].min()) if len(requests) else 0.0
+    return LoadResult(p, run, requests, _history(records), stages, t0)

@@ -1,0 +1,236 @@
+"""Run one load test end to end: server, Locust (headless, optionally distributed), faults,
+an audit of the final read models, and a results folder.
+
+Folder layout: ``run.json`` (options, timings, exit codes, CPU seconds), ``records/``
+(exact requests and history per Locust process), ``server/stages.csv`` (the instrumented
+server's raw stage timings), ``metrics-start.txt`` / ``metrics-end.txt`` (``/metrics``),
+``faults.jsonl``, ``cpu.csv`` (server and generator CPU seconds over time), ``audit.jsonl``
+(final statements of every account written to), ``locust_*.csv`` and logs.
+
+>>> opts = LoadTestOptions(rate=50.0, duration=5.0)
+>>> opts.model, opts.pool_size()
+('open', 13)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.faults import FaultStep, post_fault
+from cqrs_lab.load.metrics import scrape
+from cqrs_lab.load.procs import audit, cpu_seconds, free_port, stop, wait_live
+
+__all__ = ["LoadTestOptions", "default_locustfile", "free_port", "run_loadtest"]
+
+USER_CLASSES = ("WriterUser", "ReaderUser", "SessionUser")
+
+
+def default_locustfile() -> Path:
+    """``loadtests/locustfile.py`` of the checkout this package runs from."""
+    return Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+
+
+@dataclass(frozen=True)
+class LoadTestOptions:
+    """What ``cqrs-lab loadtest`` was asked for; bad values raise :class:`ConfigError`."""
+
+    users: int | None = None
+    rate: float | None = None
+    shape: str | None = None
+    duration: float = 30.0
+    processes: int = 1
+    host: str | None = None
+    out: str | None = None
+    faults: tuple[FaultStep, ...] = ()
+    classes: tuple[str, ...] = USER_CLASSES
+    accounts: int = 200
+    zipf_s: float = 1.1
+    mix: str = "deposit=6,withdraw=3,transfer=1"
+    think: float = 1.0
+    delivery: str = "effectively-once"
+    admin_token: str | None = None
+    seed: int = 0
+    audit: bool = True
+    locustfile: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.users is not None and self.users < 1:
+            raise ConfigError(f"--users {self.users}: at least 1")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise ConfigError(f"--rate {self.rate}: user tasks per second > 0")
+        if not 0 < self.duration <= 24 * 3600:
+            raise ConfigError(f"--duration {self.duration}: seconds in (0, 86400]")
+        if not 1 <= self.processes <= 64:
+            raise ConfigError(f"--processes {self.processes}: 1 to 64 Locust processes")
+        bad = [c for c in self.classes if c not in USER_CLASSES]
+        if bad or not self.classes:
+            raise ConfigError(f"user classes {bad or '[]'}: choose from {', '.join(USER_CLASSES)}")
+        if self.host is not None and not self.host.startswith(("http://", "https://")):
+            raise ConfigError(f"--host {self.host!r}: a URL such as http://127.0.0.1:8000")
+
+    @property
+    def model(self) -> str:
+        return "open" if self.rate is not None else "closed"
+
+    def pool_size(self) -> int:
+        """Users: as given, else (open model) enough that each paces about 4 tasks/s."""
+        if self.users is not None:
+            return self.users
+        if self.rate is not None:
+            return max(10, min(500, math.ceil(self.rate / 4)))
+        return 10
+
+
+class _Run:
+    def __init__(self, opts: LoadTestOptions, out: Path) -> None:
+        self.opts, self.out = opts, out
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
+        self.info: dict[str, Any] = {
+            "options": {**asdict(self.opts), "faults": [asdict(f) for f in opts.faults]},
+            "model": opts.model,
+            "users": opts.pool_size(),
+        }
+
+    def spawn(
+        self, args: list[str], log: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        fh = open(self.out / log, "wb")  # noqa: SIM115 - closed in finish()
+        self.logs.append(fh)
+        proc = subprocess.Popen(
+            args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def server(self) -> tuple[str, subprocess.Popen[bytes] | None, str | None]:
+        if self.opts.host is not None:
+            token = self.opts.admin_token or os.environ.get("CQRS_LAB_ADMIN_TOKEN")
+            return self.opts.host.rstrip("/"), None, token
+        port = free_port()
+        token = self.opts.admin_token or f"load-{os.getpid()}-{port}"
+        (self.out / "server").mkdir(exist_ok=True)
+        stages = str(self.out / "server" / "stages.csv")
+        args = [sys.executable, "-m", "cqrs_lab.load.server", "--port", str(port), "--delivery",
+                self.opts.delivery, "--admin-token", token, "--stages", stages]  # fmt: skip
+        proc = self.spawn(args, "server.log")
+        url = f"http://127.0.0.1:{port}"
+        wait_live(url, proc, 20.0)
+        return url, proc, token
+
+    def locust(self, url: str) -> list[subprocess.Popen[bytes]]:
+        o = self.opts
+        base = [sys.executable, "-m", "locust", "-f", o.locustfile or str(default_locustfile()),
+                "--host", url, "--accounts", str(o.accounts), "--zipf-s", str(o.zipf_s),
+                "--mix", o.mix, "--think", str(o.think), "--lab-seed", str(o.seed),
+                "--records-dir", str(self.out / "records"), "--loglevel", "WARNING"]  # fmt: skip
+        if o.rate is not None:
+            base += ["--rate", str(o.rate)]
+        env = {**os.environ, "CQRS_LAB_SHAPE": o.shape or ""}
+        users = o.pool_size()
+        csv = str(self.out / "locust")
+        head = ["--headless", "-u", str(users), "-r", str(max(users, 1)),
+                "-t", f"{math.ceil(o.duration)}s", "--stop-timeout", "5", "--only-summary",
+                "--exit-code-on-error", "0", "--csv", csv, *o.classes]  # fmt: skip
+        if o.processes == 1:
+            return [self.spawn([*base, *head], "locust.log", env)]
+        port = free_port()
+        mode = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                "--expect-workers", str(o.processes)]  # fmt: skip
+        master = self.spawn([*base, *head, *mode], "locust-master.log", env)
+        join = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        workers = [self.spawn([*base, *join, *o.classes], f"locust-worker-{i}.log", env)
+                   for i in range(o.processes)]  # fmt: skip
+        return [master, *workers]
+
+    def drive(self, url: str, token: str | None, server: subprocess.Popen[bytes] | None) -> int:
+        scrape_to = self.out / "metrics-start.txt"
+        scrape_to.write_text(scrape(url))
+        if server is not None:  # the server's own CPU use while idle (polling, timers)
+            c0, w0 = cpu_seconds(server.pid), time.monotonic()
+            time.sleep(1.0)
+            c1 = cpu_seconds(server.pid)
+            if c0 is not None and c1 is not None:
+                self.info["server_idle_cpu"] = (c1 - c0) / (time.monotonic() - w0)
+        cpu0 = cpu_seconds(server.pid) if server is not None else None
+        t0 = time.monotonic()
+        self.info["t0_monotonic"], self.info["t0_wall"] = t0, time.time()
+        locusts = self.locust(url)
+        pending = sorted(self.opts.faults, key=lambda f: f.at)
+        deadline = t0 + self.opts.duration + 60.0 + (15.0 if self.opts.processes > 1 else 0.0)
+        faults_log = (self.out / "faults.jsonl").open("w", encoding="utf-8")
+        cpu_rows = ["t,server_cpu_s,generator_cpu_s"]
+        gen_cpu: dict[int, float] = {}
+        try:
+            while any(p.poll() is None for p in locusts) and time.monotonic() < deadline:
+                now = time.monotonic()
+                while pending and now - t0 >= pending[0].at:
+                    step = pending.pop(0)
+                    status = post_fault(url, token, step)
+                    faults_log.write(
+                        json.dumps(
+                            {
+                                "at": step.at,
+                                "sent": time.monotonic(),
+                                "body": step.body,
+                                "status": status,
+                            }
+                        )
+                        + "\n"
+                    )
+                for p in locusts:
+                    if (c := cpu_seconds(p.pid)) is not None:
+                        gen_cpu[p.pid] = c
+                s_cpu = cpu_seconds(server.pid) if server is not None else None
+                cpu_rows.append(
+                    f"{now:.3f},{'' if s_cpu is None else s_cpu},{sum(gen_cpu.values()):.2f}"
+                )
+                time.sleep(
+                    0.25 if not pending else min(0.25, max(0.01, pending[0].at - (now - t0)))
+                )
+        finally:
+            faults_log.close()
+            codes = [stop(p, 10.0) for p in locusts]
+        self.info["locust_exit_codes"] = codes
+        self.info["t1_monotonic"] = time.monotonic()
+        self.info["generator_cpu_s"] = sum(gen_cpu.values())
+        if server is not None and cpu0 is not None:
+            self.info["server_cpu_s"] = (cpu_seconds(server.pid) or cpu0) - cpu0
+        (self.out / "cpu.csv").write_text("\n".join(cpu_rows) + "\n")
+        if self.opts.audit:
+            self.info["audit"] = audit(url, self.out)
+        (self.out / "metrics-end.txt").write_text(scrape(url))
+        return max(codes) if codes else 1
+
+    def finish(self) -> None:
+        for p in reversed(self.procs):
+            stop(p, 15.0)
+        for fh in self.logs:
+            fh.close()
+        (self.out / "run.json").write_text(json.dumps(self.info, indent=2, default=str))
+
+
+def run_loadtest(opts: LoadTestOptions) -> tuple[Path, int]:
+    """Run the load test described by ``opts``; returns the results folder and an exit code."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(opts.out) if opts.out else Path("results") / f"loadtest-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "records").mkdir(exist_ok=True)
+    run = _Run(opts, out)
+    try:
+        url, server, token = run.server()
+        run.info["host"] = url
+        code = run.drive(url, token, server)
+    finally:
+        run.finish()
+    return out, code

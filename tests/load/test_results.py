@@ -1,0 +1,211 @@
+"""The loader on small hand-written results folders: every expected figure is derived here
+from the rows written, not copied from the code's output."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cqrs_lab.checks import check_history, read_jsonl
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load import RunRecorder, acknowledged_writes, load_results
+from cqrs_lab.load.results import percentiles
+from tests.load.helpers import op, request, write_run
+
+
+def test_percentiles_from_raw_values_use_linear_interpolation() -> None:
+    # 1..100: the p-th percentile by linear interpolation is 1 + 99 * p / 100
+    p = percentiles(np.arange(1, 101, dtype=float))
+    assert p["p50"] == pytest.approx(50.5)
+    assert p["p95"] == pytest.approx(95.05)
+    assert p["p99"] == pytest.approx(99.01)
+    assert p["max"] == 100.0
+    assert np.isnan(percentiles([])["p50"])
+
+
+def test_requests_latencies_throughput_and_errors(tmp_path: Path) -> None:
+    rows = [request(0.1 * i, "deposit", latency_ms=float(i + 1)) for i in range(10)]  # t 0..0.9
+    rows += [
+        request(1.2, "read", latency_ms=0.25),
+        request(1.5, "deposit", status=503),
+        request(1.7, "withdraw", status=0, error="ConnectionRefusedError"),
+        request(2.1, "withdraw", status=409),
+        request(2.2, "transfer", status=429),
+    ]
+    res = load_results(write_run(tmp_path / "r", rows))
+    assert len(res.requests) == 15
+    dep = res.latencies.set_index("name").loc["deposit"]
+    # the 10 successful deposits took 1..10 ms; the 503 is not a latency sample
+    assert dep["count"] == 11 and dep["ok"] == 10
+    assert dep["p50"] == pytest.approx(5.5)
+    tp = res.throughput.set_index("t")
+    assert list(tp.index) == [0, 1, 2]
+    assert tp.loc[0, "sent"] == 10 and tp.loc[0, "commands_ok"] == 10
+    assert tp.loc[1, "ok"] == 1 and tp.loc[1, "errors"] == 2  # the 503 and the refused connection
+    assert tp.loc[2, "errors"] == 1  # 429 counts as an error; the 409 refusal does not
+    kinds = dict(zip(res.errors["error_kind"], res.errors["count"], strict=True))
+    assert kinds == {"5xx": 1, "connection": 1, "429": 1}
+    s = res.summary.iloc[0]
+    assert (s["status_5xx"], s["conn_errors"], s["status_429"]) == (1, 1, 1)
+    assert s["commands_ok"] == 10
+    assert s["throughput"] == pytest.approx(10 / 10.0)  # run.json's duration is 10 s
+
+
+def test_staleness_and_read_your_writes_from_the_history(tmp_path: Path) -> None:
+    hist = [
+        op("session-1", "write", "acct-1", 0.0, 0.1, "ok", 5, 7),
+        op("session-1", "read", "acct-1", 0.2, 0.3, "ok", 105, 7),  # token read: saw it
+        op("session-1/plain", "read", "acct-1", 0.4, 0.5, "ok", 100, 6),  # plain: one behind
+        op("session-2", "write", "acct-2", 1.0, 1.1, "ok", 5, 9),
+        op("session-2", "read", "acct-2", 1.2, 1.3, "ok", 0, 8),  # token read that missed it
+    ]
+    res = load_results(write_run(tmp_path / "r", [request(0, "deposit")], hist))
+    st = res.staleness.sort_values(["session", "token"]).reset_index(drop=True)
+    assert list(st["token"]) == [False, True, True]
+    assert list(st["saw_write"]) == [False, True, False]
+    assert list(st["behind"]) == [1, 0, 1]
+    ryw = res.check["read-your-writes"]
+    assert ryw.status == "fail" and len(ryw.violations) == 1
+    assert "session-2" in ryw.violations[0].message
+    assert res.summary.iloc[0]["plain_missed_own_write"] == 1
+
+
+def test_the_audit_finds_lost_and_doubled_writes(tmp_path: Path) -> None:
+    hist = [
+        op("w-1", "write", "acct-1", 0.0, 0.1, "ok", 5, 3),
+        op("w-1", "write", "acct-1", 0.2, 0.3, "ok", 5, 4),
+        op("w-1", "write", "acct-2", 0.4, 0.5, "ok", 5, 5),
+        op("w-1", "write", "acct-2", 0.6, 0.7, "failed", 5, None),  # not acknowledged
+        op("w-1", "write", "transfer:t1", 0.8, 0.9, "ok", 5, 6),  # not on an account
+    ]
+    audit = [
+        {"account": "acct-1", "statement": {"lines": [{"position": 1}, {"position": 3}]}},
+        {"account": "acct-2", "statement": {"lines": [{"position": 5}, {"position": 5}]}},
+    ]
+    path = write_run(tmp_path / "r", [request(0, "deposit")], hist, audit=audit)
+    assert acknowledged_writes(path / "records") == [("acct-1", 3), ("acct-1", 4), ("acct-2", 5)]
+    lost = load_results(path).lost
+    assert lost == {"acknowledged": 3, "verified": 3, "lost": 1, "duplicated": 1, "unverified": 0}
+
+
+def test_not_a_results_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no records/"):
+        load_results(tmp_path)
+
+
+class _Response:
+    status_code = 200
+    headers = {"X-Consistency-Token": "42"}
+
+
+class _Read:
+    status_code = 200
+    headers = {"X-Read-Position": "40", "X-Stale": "true"}
+
+    def json(self) -> dict[str, int]:
+        return {"balance": 77}
+
+
+def test_the_recorder_writes_exact_latency_and_lateness(tmp_path: Path) -> None:
+    rec = RunRecorder(tmp_path, process="p")
+    rec.on_request("POST", "deposit", 1.23456, 10, _Response(), {"kind": "writer"}, None)
+    rec.on_request(
+        "GET",
+        "read",
+        2.5,
+        0,
+        None,
+        {"kind": "reader", "scheduled": 0.0},
+        ConnectionRefusedError("no"),
+    )
+    rec.close()
+    lines = rec.requests_path.read_text().splitlines()
+    assert len(lines) == 3
+    first = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+    assert first["latency_ms"] == "1.2346" and first["status"] == "200" and first["token"] == "42"
+    second = dict(zip(lines[0].split(","), lines[2].split(","), strict=True))
+    assert second["status"] == "0" and second["error"].startswith("ConnectionRefusedError")
+    # scheduled at monotonic 0.0 (long ago): the lateness is large and positive
+    assert float(second["lateness_ms"]) > 1000.0
+
+
+def test_server_stage_means_come_from_its_metrics(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r", [request(0, "deposit")])
+    (path / "metrics-end.txt").write_text(
+        "# TYPE cqrs_lab_stage_seconds counter\n"
+        'cqrs_lab_stage_seconds_total{stage="command"} 0.3\n'
+        'cqrs_lab_stage_seconds_total{stage="projection"} 0.02\n'
+        "# TYPE cqrs_lab_stage_items counter\n"
+        'cqrs_lab_stage_items_total{stage="command"} 600.0\n'
+        'cqrs_lab_stage_items_total{stage="projection"} 1000.0\n'
+    )
+    s = load_results(path).summary.iloc[0]
+    assert s["server_command_ms"] == pytest.approx(0.5)  # 0.3 s over 600 commands
+    assert s["server_event_ms"] == pytest.approx(0.02)  # 0.02 s over 1000 events
+
+
+def test_a_plain_server_gives_means_per_route_from_its_histogram() -> None:
+    from cqrs_lab.load.metrics import parse_metrics, stage_means
+
+    labels = 'method="GET",route="/livez",status="200"'
+    text = (
+        "# TYPE http_request_duration_seconds histogram\n"
+        f'http_request_duration_seconds_bucket{{{labels},le="+Inf"}} 4.0\n'
+        f"http_request_duration_seconds_count{{{labels}}} 4.0\n"
+        f"http_request_duration_seconds_sum{{{labels}}} 0.002\n"
+    )
+    assert stage_means(parse_metrics(text)) == {"GET /livez": pytest.approx(0.0005)}
+
+
+def test_history_records_are_written_from_the_request_event(tmp_path: Path) -> None:
+    rec = RunRecorder(tmp_path, process="h")
+    ctx = {"kind": "session", "session": "s1", "op": "write", "key": "acct-1", "value": 5}
+    rec.on_request("POST", "deposit", 2.0, 10, _Response(), ctx, None)
+    read = {"kind": "session", "session": "s1", "op": "read", "key": "acct-1", "token": 42}
+    time.sleep(0.01)  # the read (3 ms long) is sent after the write was answered
+    rec.on_request("GET", "read-token", 3.0, 10, _Read(), read, None)
+
+    class _Gone:
+        status_code = 503
+        headers: dict[str, str] = {}
+
+    rec.on_request("GET", "read-token", 9.0, 0, _Gone(), read, None)
+    rec.on_request(
+        "POST",
+        "withdraw",
+        1.0,
+        0,
+        type("R", (), {"status_code": 409, "headers": {}})(),
+        {**ctx, "value": -5},
+        None,
+    )
+    rec.close()
+    ops = read_jsonl(rec.history_path)
+    assert [(o.op, o.outcome, o.position, o.value) for o in ops] == [
+        ("write", "ok", 42, 5),
+        ("read", "ok", 40, 77),  # the read model's position and the balance it showed
+        ("read", "unknown", None, None),  # 503: no trustworthy answer
+        ("write", "failed", None, -5),  # 409: the withdrawal did not happen
+    ]
+    # invoke and complete bracket the exact latency
+    assert ops[1].complete - ops[1].invoke == pytest.approx(0.003, abs=1e-6)
+    # position 40 < the session's own write at 42, read after it completed: a violation
+    assert check_history(ops)["read-your-writes"].status == "fail"
+
+
+def test_result_plots_draw_what_was_recorded(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [request(0.5 * i, "deposit", latency_ms=1.0 + i) for i in range(6)]
+    res = load_results(write_run(tmp_path / "r", rows))
+    ax = res.plot_throughput()
+    assert [line.get_label() for line in ax.get_lines()] == ["sent", "ok", "errors"]
+    ax2 = res.plot_latency()
+    assert len(ax2.collections[0].get_offsets()) == 6  # one point per command
+    plt.close("all")

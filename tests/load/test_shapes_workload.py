@@ -1,0 +1,97 @@
+"""Load profiles, open-model pacing, the Zipf skew, the command mix and fault parsing."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load import CommandMix, OpenPacer, Profile, ZipfAccounts, parse_fault, parse_mix
+
+
+def test_step_spike_soak_knee_levels() -> None:
+    step = Profile("step", peak=90.0, duration=30.0, steps=3)
+    assert [step.level(t) for t in (0, 9.9, 10, 29.9, 30)] == [30.0, 30.0, 60.0, 90.0, 0.0]
+    spike = Profile("spike", peak=100.0, duration=100.0, base=0.1, spike_fraction=0.2)
+    assert [spike.level(t) for t in (39.9, 40.0, 59.9, 60.0)] == [10.0, 100.0, 100.0, 10.0]
+    soak = Profile("soak", peak=50.0, duration=100.0)
+    assert soak.level(5.0) == pytest.approx(25.0) and soak.level(50.0) == 50.0
+    knee = Profile("knee", peak=100.0, duration=10.0, steps=4)  # ramps 25 -> 100
+    assert knee.level(0.0) == 25.0 and knee.level(5.0) == pytest.approx(62.5)
+    assert step.users(0.0) == 30 and step.users(31.0) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"name": "square"}, {"peak": 0.0}, {"duration": -1.0}, {"steps": 0}]
+)
+def test_bad_profiles_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        Profile(**kwargs)  # type: ignore[arg-type]
+
+
+def test_open_pacing_keeps_the_rate_whatever_the_server_does() -> None:
+    # one user with the whole rate of 50/s for 200 s: the number of sends is Poisson with
+    # mean 10 000, standard deviation 100; 4 standard deviations is a safe band
+    pacer = OpenPacer(Profile("constant", peak=50.0, duration=200.0), 1.0, random.Random(7))
+    sends, now = [], 0.0
+    while (t := pacer.next_send(now)) != math.inf:
+        sends.append(t)
+        now = t + 5.0  # a response 5 s late does not delay the schedule (no coordinated omission)
+    assert abs(len(sends) - 10_000) < 400
+    assert sends == sorted(sends)
+    again = OpenPacer(Profile("constant", peak=50.0, duration=200.0), 1.0, random.Random(7))
+    assert [again.next_send(0.0) for _ in range(5)] == sends[:5]
+
+
+def test_open_pacing_follows_a_step_profile() -> None:
+    profile = Profile("step", peak=100.0, duration=100.0, steps=2)  # 50/s, then 100/s
+    pacer = OpenPacer(profile, 0.5, random.Random(3))  # half the rate: 25/s then 50/s
+    sends = []
+    while (t := pacer.next_send(0.0)) != math.inf:
+        sends.append(t)
+    first = sum(t < 50 for t in sends)
+    second = len(sends) - first
+    # Poisson counts with means 1250 and 2500 (sd 35 and 50)
+    assert abs(first - 1250) < 175 and abs(second - 2500) < 250
+
+
+def test_zipf_accounts_follow_the_zipf_law() -> None:
+    # s = 1 over 3 accounts: weights 1, 1/2, 1/3, so probabilities 6/11, 3/11, 2/11
+    keys = ZipfAccounts(3, 1.0, random.Random(11))
+    n = 30_000
+    counts = Counter(keys() for _ in range(n))
+    for acct, p in (("acct-0", 6 / 11), ("acct-1", 3 / 11), ("acct-2", 2 / 11)):
+        sd = math.sqrt(n * p * (1 - p))
+        assert abs(counts[acct] - n * p) < 4 * sd
+    assert all(keys.other(i) != f"acct-{i}" for i in range(3) for _ in range(20))
+
+
+def test_command_mix_and_its_parser() -> None:
+    mix = CommandMix(parse_mix("deposit=3,withdraw=1"), random.Random(5))
+    n = 20_000
+    deposits = sum(mix() == "deposit" for _ in range(n))
+    assert abs(deposits - 0.75 * n) < 4 * math.sqrt(n * 0.75 * 0.25)
+    for bad, where in (("pay=1", "pay"), ("deposit=x", "deposit=x"), ("deposit=0", "positive")):
+        with pytest.raises(ConfigError, match=where):
+            parse_mix(bad)
+
+
+def test_fault_steps() -> None:
+    step = parse_fault("7.5:crash=balances+statements,restart=transfer-saga")
+    assert step.at == 7.5
+    assert step.body == {"crash": ["balances", "statements"], "restart": ["transfer-saga"]}
+    assert parse_fault("3:clear").body == {"plan": None}
+    assert parse_fault("1:crash-rate=0.1").body == {"plan": {"crash": 0.1}}
+    for bad, where in (
+        ("crash=balances", "seconds"),
+        ("-1:clear", "seconds"),
+        ("2:drop=2", "probability"),
+        ("2:explode", "unknown action"),
+        ("2:", "no action"),
+        ("2:crash=", "names"),
+    ):
+        with pytest.raises(ConfigError, match=where):
+            parse_fault(bad)

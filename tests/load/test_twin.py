@@ -1,0 +1,167 @@
+"""The twin on small recorded data: calibration, the scenario it writes, predictions and the
+comparison table. Expected values are derived from the data written here or from queueing
+theory, never copied from the code's output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.compare import METRICS, compare, format_table, plot_comparison, predict
+from cqrs_lab.load.results import load_results
+from cqrs_lab.load.twin import Calibration, calibrate
+from cqrs_lab.sim import load_scenario, simulate
+from tests.load.helpers import request, write_run
+
+SECONDS = 12
+
+
+def synthetic_run(
+    path: Path, rate: int, cpu_per_s: float, idle: float = 0.05, model: str = "open"
+) -> Path:
+    """``rate`` deposits per second for 12 s, latencies cycling 1, 2, 3, 4 ms; server-side
+    command times alternating 1 and 3 ms; balances 0.1 ms per event, lag 0.2 or 0.6 ms;
+    the server's CPU growing ``cpu_per_s`` seconds per second."""
+    rows: list[dict[str, Any]] = []
+    stages: list[tuple[str, str, float, float, int]] = []
+    n = rate * SECONDS
+    for i in range(n):
+        t = i / rate
+        rows.append(request(t, "deposit", latency_ms=float(1 + i % 4)))
+        stages.append(
+            ("request", "POST /accounts/{account_id}/deposits 200", t, 0.001 if i % 2 else 0.003, 1)
+        )
+        stages.append(("projection", "balances", t, 0.0002, 2))
+        stages.append(("lag", "balances", t, 0.0002 if i % 2 else 0.0006, i))
+    cpu = [(0.25 * k, cpu_per_s * 0.25 * k) for k in range(4 * SECONDS + 1)]
+    return write_run(
+        path, rows, stages=stages, cpu=cpu, run={"server_idle_cpu": idle, "model": model}
+    )
+
+
+def test_calibration_fits_what_was_measured(tmp_path: Path) -> None:
+    res = load_results(synthetic_run(tmp_path / "r", rate=20, cpu_per_s=0.2))
+    cal = calibrate(res, warmup=2.0, max_samples=100)
+    # window: 2 s to (last request at 11.95 s) - 1 s = 10.95 s; deposits sent at 20/s
+    lo, hi = 2.0, 11.95 - 1.0
+    answered = sum(1 for i in range(20 * SECONDS) if lo <= i / 20 < hi)
+    assert cal.command_mean == pytest.approx((0.2 - 0.05) * (hi - lo) / answered, rel=1e-6)
+    # the shape: server-side times of 1 and 3 ms, half each, rescaled to that mean
+    values = sorted(set(np.round(np.asarray(cal.command_samples) / cal.command_mean, 6)))
+    assert values == [0.5, 1.5]
+    assert cal.per_event == {"balances": pytest.approx(0.0001)}
+    assert cal.mix == {"deposit": 1.0}
+    # measured latencies 1..4 ms, a quarter each: kept as measured values, in proportion
+    base = np.asarray(cal.base_latency_ms)
+    assert sorted(set(base)) == [1.0, 2.0, 3.0, 4.0]
+    assert [float(np.mean(base == v)) for v in (1.0, 2.0, 3.0, 4.0)] == [0.25] * 4
+    assert sorted(set(np.round(cal.base_lag_ms, 6))) == [0.2, 0.6]
+    assert cal.capacity == pytest.approx(1 / cal.command_mean)
+
+
+def test_calibration_needs_the_servers_stage_timings(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "r", [request(float(t), "deposit") for t in range(12)])
+    with pytest.raises(ConfigError, match="stages"):
+        calibrate(load_results(path))
+
+
+def _cal(samples: tuple[float, ...], base: tuple[float, ...] = (2.0,)) -> Calibration:
+    return Calibration(
+        command_samples=samples,
+        base_latency_ms=base,
+        base_lag_ms=(0.3,),
+        per_event={"balances": 1e-5},
+        mix={"deposit": 1.0},
+        accounts=50,
+    )
+
+
+def test_the_written_scenario_loads_back(tmp_path: Path) -> None:
+    cal = _cal((0.001, 0.002, 0.004))
+    path = cal.write(tmp_path / "twin.toml", rate=123.0, duration=7.0)
+    s = load_scenario(path)
+    assert s.workload.arrivals.rate == 123.0 and s.duration == 7.0
+    assert s.commands.handlers == 1
+    assert s.commands.service.kind == "empirical"
+    assert s.commands.service.mean == pytest.approx(0.007 / 3)
+    assert [p.name for p in s.projections] == ["balances"]
+    assert s.workload.keys == "zipf" and s.workload.accounts == 50
+
+
+def test_the_twin_queues_like_m_d_1() -> None:
+    # deterministic 1 ms service at 500 commands/s: rho = 0.5 and the Pollaczek-Khinchine
+    # mean wait is rho * S / (2 (1 - rho)) = 0.5 ms
+    res = simulate(_cal((0.001,)).scenario(rate=500.0, duration=40.0, seed=3))
+    waits = res.commands[res.commands["outcome"] == "accepted"]["wait"].to_numpy(dtype=float)
+    assert len(waits) > 15_000
+    assert float(waits.mean()) == pytest.approx(0.0005, rel=0.15)
+
+
+def test_predictions_add_the_simulated_wait_to_the_unloaded_latency() -> None:
+    cal = _cal((0.001,), base=(2.0,))
+    light = predict(cal, rate=2.0, duration=30.0)
+    # at 2 commands/s the server is idle on arrival almost always: p50 is the unloaded 2 ms
+    assert light["cmd_p50"] == pytest.approx(2.0)
+    assert light["throughput"] == pytest.approx(2.0)
+    heavy = predict(cal, rate=800.0, duration=30.0)  # rho = 0.8: waits of milliseconds
+    assert heavy["cmd_p95"] > light["cmd_p95"] + 1.0
+    assert heavy["server_cpu"] == pytest.approx(0.8)
+    assert predict(cal, rate=2.0, duration=30.0) == light  # seeded: the same figures again
+
+
+def test_compare_tabulates_every_level_and_metric(tmp_path: Path) -> None:
+    runs = [
+        load_results(synthetic_run(tmp_path / f"r{r}", rate=r, cpu_per_s=0.01 * r))
+        for r in (40, 10)
+    ]
+    table = compare(runs)
+    assert len(table) == 2 * len(METRICS)
+    assert list(table["run"].unique()) == ["r10", "r40"]  # ordered by offered load
+    assert table[table["calibration"]]["run"].unique().tolist() == ["r10"]
+    row = table.iloc[1]
+    assert row["rel_error"] == pytest.approx((row["predicted"] - row["measured"]) / row["measured"])
+    tp = table[table["metric"] == "throughput"].set_index("run")
+    # every deposit in the window was answered: measured throughput equals the offered load
+    assert tp.loc["r40", "measured"] == pytest.approx(tp.loc["r40", "offered"])
+    assert bool(tp["below_knee"].all())
+    text = format_table(table)
+    assert "r10*" in text and len(text.splitlines()) == 1 + len(table)
+
+
+def test_the_plot_has_a_panel_per_metric(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = load_results(synthetic_run(tmp_path / "r", rate=10, cpu_per_s=0.1))
+    ax = plot_comparison(compare([res]))
+    assert len(ax[0]) == len(METRICS)
+    assert ax[0][1].get_title().startswith("cmd_p50")
+    plt.close(ax[0][0].figure)
+
+
+def test_a_closed_model_run_is_marked_not_comparable(tmp_path: Path) -> None:
+    runs = [
+        load_results(synthetic_run(tmp_path / "open", rate=10, cpu_per_s=0.1)),
+        load_results(synthetic_run(tmp_path / "closed", rate=20, cpu_per_s=0.2, model="closed")),
+    ]
+    table = compare(runs)
+    regimes = dict(zip(table["run"], table["regime"], strict=False))
+    assert regimes == {"open": "below knee", "closed": "closed model"}
+
+
+def test_repeats_of_the_lightest_level_are_pooled_for_calibration(tmp_path: Path) -> None:
+    a = load_results(synthetic_run(tmp_path / "a", rate=10, cpu_per_s=0.1))
+    b = load_results(synthetic_run(tmp_path / "b", rate=10, cpu_per_s=0.1))
+    c = load_results(synthetic_run(tmp_path / "c", rate=40, cpu_per_s=0.4))
+    table = compare([c, b, a])
+    assert sorted(table[table["calibration"]]["run"].unique()) == ["a", "b"]
+    cal = table.attrs["calibration"]
+    assert cal.notes == {"pooled": 2}
+    # both runs measured the same latencies: pooling keeps the distribution (1..4 ms)
+    assert sorted(set(cal.base_latency_ms)) == [1.0, 2.0, 3.0, 4.0]
