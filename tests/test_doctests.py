@@ -19,6 +19,7 @@ PACKAGES = (cqrs_lab.core, cqrs_lab.domains, cqrs_lab.sim, cqrs_lab.checks, cqrs
             cqrs_lab.stores)  # fmt: skip
 MODULES = sorted(
     {pkg.__name__ for pkg in PACKAGES}
+    | {"cqrs_lab.display"}
     | {m.name for pkg in PACKAGES for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")}
 )
 

@@ -31,6 +31,7 @@ import pandas as pd
 from cqrs_lab.checks.history import Operation, read_jsonl
 from cqrs_lab.checks.report import CheckReport
 from cqrs_lab.checks.session import check_history
+from cqrs_lab.display import frame_html
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.metrics import parse_metrics, stage_means
 from cqrs_lab.load.records import REQUEST_COLUMNS
@@ -87,6 +88,19 @@ class LoadResult:
     history: list[Operation]
     stages: pd.DataFrame
     t0: float = 0.0  # monotonic time of the first request (``t`` columns count from here)
+
+    def __repr__(self) -> str:
+        return f"LoadResult(path={str(self.path)!r}, requests={len(self.requests)})"
+
+    def _repr_html_(self) -> str:
+        """The summary, latencies per request and the session-guarantee verdict."""
+        summary = self.summary.T.reset_index()
+        summary.columns = ["figure", "value"]
+        return (
+            frame_html(summary, f"load test {self.path.name}", limit=60)
+            + frame_html(self.latencies, "latency per request (ms, raw)")
+            + self.check._repr_html_()
+        )
 
     @cached_property
     def latencies(self) -> pd.DataFrame:

@@ -18,12 +18,14 @@ True
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from cqrs_lab.display import frame_html, section_html
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.sweep import summarise, sweep_runs
@@ -46,6 +48,12 @@ class Plan:
     ci_high: float
     lower_bound: int
     probes: pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        """The answer and every probe, the ones that meet the target in green."""
+        return section_html("plan", html.escape(self.describe())) + frame_html(
+            self.probes, "probes", bad="meets" if "meets" in self.probes else None
+        )
 
     def describe(self) -> str:
         if self.value is None:

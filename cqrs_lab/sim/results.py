@@ -8,6 +8,7 @@ application), ``reads``, ``timeseries`` (one row per bucket), ``summary`` (one r
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.core import Engine
+from cqrs_lab.display import frame_html
 from cqrs_lab.sim import plots
 from cqrs_lab.sim.commands import COMMAND_COLUMNS
 from cqrs_lab.sim.readers import READ_COLUMNS
@@ -70,6 +72,27 @@ class SimResult:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in TABLES}
+
+    def __repr__(self) -> str:
+        s = self.summary_dict()
+        return (
+            f"SimResult(scenario={self.scenario.name!r}, commands={s.get('commands')}, "
+            f"events={s.get('events')}, lost={s.get('lost')}, "
+            f"duplicated_applied={s.get('duplicated_applied')}, slo_met={s.get('slo_met')})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The summary, the SLOs (unmet in red), fired alerts and incidents, for notebooks."""
+        summary = self.summary.T.reset_index()
+        summary.columns = ["figure", "value"]
+        return (
+            f"<div><b>{html.escape(self.scenario.name)}</b>: "
+            f"{html.escape(self.scenario.description)}</div>"
+            + frame_html(summary, "summary", limit=60)
+            + frame_html(self.slo, "SLOs", bad="met")
+            + frame_html(self.alerts, "burn-rate alerts that fired")
+            + frame_html(self.incidents, "incidents", limit=20)
+        )
 
     def summary_dict(self) -> dict[str, Any]:
         """The summary row as plain Python values (NaN becomes None), for JSON."""

@@ -84,7 +84,10 @@ def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
 
 
 def _quiet() -> bool:
-    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    """No progress bar in CI; a bar on a terminal or in a notebook (Jupyter's stderr is no TTY)."""
+    if os.environ.get("CI"):
+        return True
+    return not (sys.stderr.isatty() or "ipykernel" in sys.modules)
 
 
 def sweep_runs(

@@ -1,0 +1,45 @@
+"""HTML for notebooks: result tables with the rows that break a promise highlighted.
+
+>>> import pandas as pd
+>>> html = frame_html(pd.DataFrame({"slo": ["a", "b"], "met": [True, False]}), "SLOs", bad="met")
+>>> '#fde2e1' in html
+True
+"""
+
+from __future__ import annotations
+
+import html as _html
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["frame_html", "section_html"]
+
+_BAD = "background:#fde2e1"
+_GOOD = "background:#e6f4ea"
+
+
+def frame_html(
+    df: pd.DataFrame, title: str, *, bad: str | None = None, limit: int = 30, index: bool = False
+) -> str:
+    """``df`` as an HTML table under ``title``; a boolean column ``bad`` marks failing rows
+    (False = failing) in red and passing rows in green."""
+    if df is None or not len(df):
+        return ""
+    shown = df.head(limit)
+    styled = shown.style.format(precision=4)
+    if not index:
+        styled = styled.hide(axis="index")
+    if bad is not None and bad in shown.columns:
+        flags = shown[bad].astype(bool)
+
+        def colour(row: Any) -> list[str]:
+            return [(_GOOD if flags.loc[row.name] else _BAD)] * len(row)
+
+        styled = styled.apply(colour, axis=1)
+    more = f"<p><i>{len(df) - limit} more rows</i></p>" if len(df) > limit else ""
+    return section_html(title, styled.to_html() + more)
+
+
+def section_html(title: str, body: str) -> str:
+    return f"<div><h4>{_html.escape(title)}</h4>{body}</div>"
