@@ -9,11 +9,13 @@ True
 from __future__ import annotations
 
 import html as _html
+import os
+import sys
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["frame_html", "section_html"]
+__all__ = ["frame_html", "section_html", "show_progress"]
 
 _BAD = "background:#fde2e1"
 _GOOD = "background:#e6f4ea"
@@ -43,3 +45,10 @@ def frame_html(
 
 def section_html(title: str, body: str) -> str:
     return f"<div><h4>{_html.escape(title)}</h4>{body}</div>"
+
+
+def show_progress() -> bool:
+    """Progress bars on a terminal or in a notebook (Jupyter's stderr is no TTY); never in CI."""
+    if os.environ.get("CI"):
+        return False
+    return sys.stderr.isatty() or "ipykernel" in sys.modules

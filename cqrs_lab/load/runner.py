@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.faults import FaultStep, post_fault
 from cqrs_lab.load.metrics import scrape
@@ -171,8 +172,13 @@ class _Run:
         faults_log = (self.out / "faults.jsonl").open("w", encoding="utf-8")
         cpu_rows = ["t,server_cpu_s,generator_cpu_s"]
         gen_cpu: dict[int, float] = {}
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(self.opts.duration), unit="s", desc="load test",
+                   disable=not show_progress())  # fmt: skip
         try:
             while any(p.poll() is None for p in locusts) and time.monotonic() < deadline:
+                bar.update(max(0, min(int(self.opts.duration), int(time.monotonic() - t0)) - bar.n))
                 now = time.monotonic()
                 while pending and now - t0 >= pending[0].at:
                     step = pending.pop(0)
@@ -199,6 +205,7 @@ class _Run:
                     0.25 if not pending else min(0.25, max(0.01, pending[0].at - (now - t0)))
                 )
         finally:
+            bar.close()
             faults_log.close()
             codes = [stop(p, 10.0) for p in locusts]
         self.info["locust_exit_codes"] = codes

@@ -28,6 +28,7 @@ from cqrs_lab.core import (
     SubscriptionRecorder,
 )
 from cqrs_lab.core.store import InMemoryEventStore
+from cqrs_lab.display import show_progress
 from cqrs_lab.domains import bank
 from cqrs_lab.sim import incidents
 from cqrs_lab.sim.arrivals import KeyChooser, MixChooser, arrival_times
@@ -245,7 +246,15 @@ class Simulation:
         """Run to the scenario's duration and collect the tables."""
         until = self.scenario.duration
         with _fewer_collections():
-            self.env.run(until=until)
+            if show_progress() and until >= 60:  # a bar for long runs, in simulated seconds
+                from tqdm.auto import tqdm
+
+                with tqdm(total=until, unit="sim s", desc=self.scenario.name) as bar:
+                    for step in range(1, 51):
+                        self.env.run(until=until * step / 50)
+                        bar.update(until / 50)
+            else:
+                self.env.run(until=until)
         if not self.samples or self.samples[-1][0] < until - 1e-9:
             self.sample()  # the last bucket ends at the duration (SimPy stops before it)
         return build_result(self)

@@ -21,13 +21,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.model import simulate
 from cqrs_lab.sim.scenario import Scenario
@@ -84,10 +83,7 @@ def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
 
 
 def _quiet() -> bool:
-    """No progress bar in CI; a bar on a terminal or in a notebook (Jupyter's stderr is no TTY)."""
-    if os.environ.get("CI"):
-        return True
-    return not (sys.stderr.isatty() or "ipykernel" in sys.modules)
+    return not show_progress()
 
 
 def sweep_runs(
