@@ -83,6 +83,22 @@ class EventStore(Protocol):
     def outbox_mark_published(self, message_ids: Iterable[str]) -> None: ...
 
 
+def read_stream_from(
+    streams: Mapping[str, list[Envelope]],
+    registry: EventRegistry,
+    stream_id: str,
+    after_version: int,
+) -> list[Envelope]:
+    """Events of one in-memory stream after a version, decoded to current event classes."""
+    stream = streams.get(stream_id)
+    if not stream:
+        return []
+    envs = stream[after_version:]
+    if any(type(e.payload) is RawEvent for e in envs):
+        envs = [registry.decode_envelope(e) for e in envs]
+    return envs
+
+
 def check_expected(stream_id: str, expected: int | ExpectedVersion, actual: int) -> None:
     """Raise :class:`ConcurrencyError` unless ``actual`` satisfies ``expected``."""
     if expected is ANY:
@@ -166,13 +182,7 @@ class InMemoryEventStore:
     # -- reading -------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
         """Events of one stream with version > ``after_version``, decoded to current classes."""
-        stream = self._streams.get(stream_id)
-        if not stream:
-            return []
-        envs = stream[after_version:]
-        if any(type(e.payload) is RawEvent for e in envs):
-            envs = [self.registry.decode_envelope(e) for e in envs]
-        return envs
+        return read_stream_from(self._streams, self.registry, stream_id, after_version)
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
         """Events at global positions > ``after``, at most ``limit``, in stored form."""

@@ -16,13 +16,29 @@ from typing import Any
 from cqrs_lab.core import DELIVERY_POLICIES
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, ServerConfig
 
-__all__ = ["register", "serve"]
+__all__ = ["register", "run_uvicorn", "serve"]
+
+
+def run_uvicorn(
+    app: Any, host: str, port: int, *, log_level: str = "info", graceful_seconds: int = 10
+) -> None:
+    """Serve ``app`` with one uvicorn worker (uvloop and httptools where installed)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
     """Build the config, the engine and the app, then run uvicorn until stopped."""
-    import uvicorn
-
     from cqrs_lab.http.app import create_app_from_config
 
     config = ServerConfig(
@@ -39,18 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.log_projections:
         logging.getLogger("cqrs_lab.http.projections").setLevel(logging.DEBUG)
     app = create_app_from_config(config)
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop=loop,
-        http=http,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    run_uvicorn(app, args.host, args.port, log_level=args.log_level, graceful_seconds=10)
     return 0
 
 

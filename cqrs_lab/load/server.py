@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -170,10 +169,9 @@ def _step(step: Callable[..., int], st: StageTimings, name: str) -> Callable[...
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the bank (like ``cqrs-lab serve``) with stage timings; write them on exit."""
-    import uvicorn
-
     from cqrs_lab.core import DELIVERY_POLICIES
     from cqrs_lab.http import ServerConfig, create_app_from_config
+    from cqrs_lab.http.cli import run_uvicorn
 
     p = argparse.ArgumentParser(prog="python -m cqrs_lab.load.server")
     p.add_argument("--host", default="127.0.0.1")
@@ -199,18 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     app = create_app_from_config(config)
     stages = instrument(app)
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop=loop,
-        http=http,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    run_uvicorn(app, args.host, args.port, log_level="warning", graceful_seconds=5)
     if args.stages:
         stages.write_csv(args.stages)
     return 0

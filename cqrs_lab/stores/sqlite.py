@@ -35,7 +35,7 @@ from cqrs_lab.core import (
     RawEvent,
     Snapshot,
 )
-from cqrs_lab.core.store import check_expected
+from cqrs_lab.core.store import check_expected, read_stream_from
 from cqrs_lab.errors import ConfigError, CqrsLabError
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteEventStore", "StoreBroken"]
@@ -290,13 +290,7 @@ class SqliteEventStore:
     # -- reading -------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
         """Events of one stream with version > ``after_version``, decoded to current classes."""
-        stream = self._streams.get(stream_id)
-        if not stream:
-            return []
-        envs = stream[after_version:]
-        if any(type(e.payload) is RawEvent for e in envs):
-            envs = [self.registry.decode_envelope(e) for e in envs]
-        return envs
+        return read_stream_from(self._streams, self.registry, stream_id, after_version)
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
         """Events at global positions > ``after``, at most ``limit``, in stored form."""
