@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.ids import IdFactory
 from cqrs_lab.core.messages import ANY, NO_STREAM, Envelope, Event, ExpectedVersion, RawEvent
+from cqrs_lab.core.partitions import PartitionIndex
 from cqrs_lab.core.schema import EventRegistry
 from cqrs_lab.errors import ConcurrencyError, ConfigError
 
@@ -132,6 +133,7 @@ class InMemoryEventStore:
         self._streams: dict[str, list[Envelope]] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._outbox: dict[str, OutboxMessage] = {}  # pending, in insertion order
+        self._partitions: dict[int, PartitionIndex] = {}  # partition count -> index
 
     # -- writing -------------------------------------------------------------------------
     def append(
@@ -191,6 +193,25 @@ class InMemoryEventStore:
         if limit is None:
             return self._log[after:]
         return self._log[after : after + limit]
+
+    def read_partition(
+        self, index: int, count: int, after: int, limit: int
+    ) -> tuple[list[Envelope], int]:
+        """Partition ``index`` of ``count``'s events after ``after`` (at most ``limit``), in
+        stored form, and the position the read covers (see :class:`PartitionIndex`).
+
+        Optional for stores: a partitioned subscription uses it where it exists and
+        otherwise reads everything and keeps its own events.
+        """
+        if not 0 <= index < count or limit < 1 or after < 0:
+            raise ConfigError(
+                f"read_partition(index={index}, count={count}, after={after}, limit={limit}): "
+                f"pass 0 <= index < count, limit >= 1 and after >= 0"
+            )
+        found = self._partitions.get(count)
+        if found is None:
+            found = self._partitions[count] = PartitionIndex(count)
+        return found.read(self._log, index, after, limit)
 
     def stream_version(self, stream_id: str) -> int:
         stream = self._streams.get(stream_id)

@@ -8,7 +8,6 @@ It is passive: a driver calls :meth:`Subscription.poll` (fetch into the inbox),
 from __future__ import annotations
 
 import random
-import zlib
 from collections import deque
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
 from cqrs_lab.core.faults import CrashHook, CrashPoint, FaultPlan, FaultyTransport
 from cqrs_lab.core.messages import Envelope, RawEvent
 from cqrs_lab.core.metrics import Histogram
+from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.projections import Projection
 from cqrs_lab.core.readmodel import Progress, rollback
 from cqrs_lab.core.store import EventStore
@@ -118,6 +118,9 @@ class Subscription:
         self.partition = partition
         self.auto_commit = auto_commit
         self._owner: dict[str, bool] = {}  # stream id -> belongs to this partition
+        self._read_partition: Any = (
+            getattr(store, "read_partition", None) if partition is not None else None
+        )
         self.inbox: deque[Envelope] = deque()
         self._polled = 0
         self.crashed = False
@@ -219,12 +222,19 @@ class Subscription:
         moved = len(got)
         room = self.batch_size - len(self.inbox)
         if room > 0 and self.fetched < self.store.head_position:
-            batch = self.store.read_all(self.fetched, room)
+            if self._read_partition is not None:  # the store indexes partitions: read ours
+                index, count = self.partition  # type: ignore[misc]
+                batch, through = self._read_partition(index, count, self.fetched, room)
+                moved += through - self.fetched
+                self.fetched = through
+            else:
+                batch = self.store.read_all(self.fetched, room)
+                if batch:
+                    moved += len(batch)
+                    self.fetched = batch[-1].position
+                    if self.partition is not None:
+                        batch = self._mine(batch)
             if batch:
-                moved += len(batch)
-                self.fetched = batch[-1].position
-                if self.partition is not None:
-                    batch = self._mine(batch)
                 got.extend(self.transport.send(batch, now) if self.transport else batch)
         if got:
             self._deliver(got, now)
@@ -261,7 +271,7 @@ class Subscription:
             return [env for env in batch if owner[env.stream_id]]
         except KeyError:  # streams seen for the first time: place them, then filter
             for sid in {env.stream_id for env in batch}.difference(owner):
-                owner[sid] = zlib.crc32(sid.encode()) % count == index
+                owner[sid] = partition_of(sid, count) == index
             return [env for env in batch if owner[env.stream_id]]
 
     def _skip_foreign(self) -> None:

@@ -58,20 +58,35 @@ class _NotifyingStore(InMemoryEventStore):
         return out
 
 
+_guard_depth = 0
+
+
 @contextlib.contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Run with the cyclic garbage collector rarely triggered (restored afterwards).
 
     A run allocates millions of short-lived objects that reference counting frees; the
     collector's frequent young-generation passes cost about a fifth of the run for nothing.
-    Objects alive before the run are frozen out of the collector's scans meanwhile.
+    Objects alive before the run (a notebook's earlier results: millions of objects a full
+    collection would walk) are frozen out of the collector's scans meanwhile. Re-entrant:
+    only the outermost use freezes and restores.
     """
+    global _guard_depth
+    if _guard_depth:
+        _guard_depth += 1
+        try:
+            yield
+        finally:
+            _guard_depth -= 1
+        return
     old = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    _guard_depth = 1
     try:
         yield
     finally:
+        _guard_depth = 0
         gc.set_threshold(*old)
         gc.unfreeze()
 
@@ -255,9 +270,9 @@ class Simulation:
                         bar.update(until / 50)
             else:
                 self.env.run(until=until)
-        if not self.samples or self.samples[-1][0] < until - 1e-9:
-            self.sample()  # the last bucket ends at the duration (SimPy stops before it)
-        return build_result(self)
+            if not self.samples or self.samples[-1][0] < until - 1e-9:
+                self.sample()  # the last bucket ends at the duration (SimPy stops before it)
+            return build_result(self)
 
 
 def simulate(
@@ -280,4 +295,5 @@ def simulate(
             changes["bucket"] = duration
     if changes:
         scenario = scenario.with_(**changes)
-    return Simulation(scenario, recorder).run()
+    with _fewer_collections():  # building the engine, too, without walking earlier results
+        return Simulation(scenario, recorder).run()

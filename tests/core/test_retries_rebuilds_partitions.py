@@ -14,6 +14,7 @@ from cqrs_lab.core import (
     RetryPolicy,
     on,
 )
+from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.errors import ConfigError, DeadLetterNotFound
 from tests.core.helpers import Tally, Ticked, tally_engine
 
@@ -133,26 +134,52 @@ def test_shadow_rebuild_keeps_serving_then_swaps_in_one_step() -> None:
     assert sorted(tally.count) == list(range(1, 46)) and set(tally.count.values()) == {1}
 
 
+class WhoApplied:
+    """A recorder noting which subscription applied which stream's events."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, set[str]] = {}
+
+    def delivered(self, sub: str, env: Envelope, now: float) -> None:
+        pass
+
+    def applied(self, sub: str, env: Envelope, now: float) -> None:
+        self.streams.setdefault(env.stream_id, set()).add(sub)
+
+    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
+        pass
+
+    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None:
+        pass
+
+    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None:
+        pass
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["store-index", "scan"])
 @pytest.mark.parametrize("delivery", ["at-most-once", "at-least-once", "effectively-once"])
-def test_partitions_split_by_stream_and_cover_the_log(delivery: str) -> None:
-    engine = Engine(clock=ManualClock(), seed=2)
+def test_partitions_split_by_stream_and_cover_the_log(delivery: str, indexed: bool) -> None:
+    who = WhoApplied()
+    engine = Engine(clock=ManualClock(), seed=2, recorder=who)
     tally = Tally()
     group = engine.subscribe_partitioned(tally, delivery, partitions=3, batch_size=4)
+    if not indexed:  # as with a store without read_partition: read all, keep our own
+        for m in group.members:
+            m._read_partition = None
     for i in range(60):
         engine.store.append(f"s{i % 7}", [Ticked(i)], ANY)
+        if i % 9 == 0:
+            engine.pump()  # consumers catch up while the log grows
     engine.pump()
     assert group.position == 60 and set(tally.count.values()) == {1}
     assert sorted(tally.count) == list(range(1, 61))
     per_member = [m.applied for m in group.members]
     assert sum(per_member) == 60 and all(n > 0 for n in per_member)
     assert engine.position_of("tally") == 60 and engine.positions()["tally"] == 60
-    # each stream is handled by exactly one partition
-    owners: dict[str, set[str]] = {}
-    for m in group.members:
-        for sid, mine in m._owner.items():
-            if mine:
-                owners.setdefault(sid, set()).add(m.name)
-    assert all(len(v) == 1 for v in owners.values()) and len(owners) == 7
+    # each stream is handled by exactly one partition: the one partition_of names
+    assert len(who.streams) == 7
+    for sid, subs in who.streams.items():
+        assert subs == {group.members[partition_of(sid, 3)].name}
 
 
 def test_a_crashed_partition_holds_back_the_group_position_only() -> None:
