@@ -46,6 +46,7 @@ def options(
         admin_token=args.admin_token,
         seed=args.seed,
         audit=not args.no_audit,
+        pin=not args.no_pin,
     )
 
 
@@ -73,10 +74,14 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 
 def run_levels(args: argparse.Namespace, rates: list[float], base: Path) -> list[Path]:
-    """Run one open-model load test per rate into ``base/rate-R`` (for the twin)."""
+    """Run one open-model load test per rate into ``base/rate-R`` (for the twin); a rate
+    given again is a repeat, in ``base/rate-R-2``, ``-3``, ... (the twin pools repeats)."""
     outs = []
+    seen: dict[float, int] = {}
     for rate in rates:
-        out, code = run_loadtest(options(args, out=str(base / f"rate-{rate:g}"), rate=rate))
+        seen[rate] = n = seen.get(rate, 0) + 1
+        name = f"rate-{rate:g}" + (f"-{n}" if n > 1 else "")
+        out, code = run_loadtest(options(args, out=str(base / name), rate=rate))
         if code != 0:
             raise ConfigError(f"the load test at rate {rate:g} failed (exit {code}); see {out}")
         outs.append(out)
@@ -121,10 +126,14 @@ def _twin(args: argparse.Namespace) -> int:
     scenario = cal.write(out / "twin-scenario.toml", rate=top, duration=30.0)
     print(
         f"calibrated from {cal.source}: command service mean {cal.command_mean * 1e3:.3f} ms "
-        f"(the server's CPU per command; capacity {cal.capacity:.0f} commands/s), "
+        f"at {cal.anchor_rate or float('nan'):.0f} commands/s (the server's CPU per command; "
+        f"busy CPU ~ rate ** {cal.cpu_exponent:.2f}, unloaded latency ~ rate ** "
+        f"{cal.latency_exponent:.2f}; capacity {cal.capacity:.0f} commands/s), "
         f"unloaded latency p50 {sorted(cal.base_latency_ms)[len(cal.base_latency_ms) // 2]:.2f} ms"
     )
     print(format_table(table))
+    for name, why in table.attrs["disturbed"].items():
+        print(f"set aside {name}: {why} (the machine was slowed during that run)")
     if not args.no_plot:
         import matplotlib
 
@@ -163,6 +172,11 @@ def _load_args(p: Any) -> None:
     p.add_argument("--admin-token", default=None, help="for --host: its admin token")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-audit", action="store_true", help="skip the final lost-write audit")
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the local server to one CPU and Locust to the others",
+    )
 
 
 def register(sub: Any) -> None:
@@ -182,7 +196,8 @@ def register(sub: Any) -> None:
         "--measure",
         default="",
         metavar="RATES",
-        help="first run open-model load tests at these rates, e.g. 50,100,200",
+        help="first run open-model load tests at these rates, e.g. 50,100,200 (a rate given "
+        "twice is run twice: repeats are pooled)",
     )
     t.add_argument("--calibrate-from", default="", help="run folder name to calibrate from")
     t.add_argument("--warmup", type=float, default=2.0, help="seconds dropped at the start")

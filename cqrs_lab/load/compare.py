@@ -1,12 +1,14 @@
 """The twin's comparison: predicted versus measured, per load level, with relative errors.
 
-For each measured run (a load level), :func:`predict` simulates the calibrated scenario at
-the run's measured command arrival rate (for its steady window, at least 60 simulated
-seconds, so the twin's own sampling noise stays small). A predicted command
-latency is the simulated time waiting for the server plus a draw from the calibration run's
-client-side latency (the unloaded latency: service, HTTP, loopback, Locust); a predicted
-projection lag is the simulated lag beyond one event's handling plus a draw from the
-unloaded lag. Draws use a seeded generator, so a comparison is reproducible.
+Repeats of a level are pooled (:func:`levels`, :func:`measure`). For each level,
+:func:`predict` simulates the calibrated scenario at the level's measured command arrival
+rate (for its steady window, at least 60 simulated seconds, so the twin's own sampling
+noise stays small). A predicted command latency is the simulated time waiting for the
+server plus a draw from the calibration's client-side latency (the unloaded latency:
+service, HTTP, loopback, Locust), scaled to the level by the fitted curve; a predicted
+projection lag is the simulated lag beyond one event's handling, plus a draw from the
+unloaded lag (scaled likewise), plus the wait for the server's one event loop
+(:func:`_loop_wait`). Draws use a seeded generator, so a comparison is reproducible.
 
 >>> # table = compare([load_results(p) for p in runs]); print(format_table(table))
 """
@@ -22,34 +24,75 @@ import pandas as pd
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.results import COMMANDS, LoadResult, percentiles
-from cqrs_lab.load.twin import Calibration, calibrate, cpu_utilisation, lags, pool, window
+from cqrs_lab.load.twin import Calibration, calibrate_levels, cpu_utilisation, lags, window
 from cqrs_lab.sim import simulate
 
-__all__ = ["METRICS", "compare", "format_table", "measure", "plot_comparison", "predict", "regime"]
+__all__ = [
+    "METRICS",
+    "compare",
+    "format_table",
+    "levels",
+    "measure",
+    "plot_comparison",
+    "predict",
+    "regime",
+    "undisturbed",
+]
 
 #: compared figures: throughput (commands/s), command latency and balances lag (ms)
 METRICS = ("throughput", "cmd_p50", "cmd_p95", "cmd_p99", "lag_p50", "lag_p95")
 
 
-def measure(result: LoadResult, warmup: float = 2.0) -> dict[str, float]:
-    """Measured figures of one run in its steady window (commands/s and ms)."""
-    lo, hi = window(result, warmup)
-    r = result.requests
-    r = r[(r["t"] >= lo) & (r["t"] < hi)]
-    cmd = r[r["name"].isin(COMMANDS)]
-    p = percentiles(cmd[cmd["ok"]]["latency_ms"])
-    lag = percentiles(lags(result, lo, hi, "balances") * 1e3)
-    rate = result.run.get("options", {}).get("rate")
-    share = len(cmd) / len(r) if len(r) else 0.0
+def measure(results: LoadResult | Sequence[LoadResult], warmup: float = 2.0) -> dict[str, float]:
+    """Measured figures of one run, or of repeats of one level pooled, in their steady
+    windows (commands/s and ms): percentiles over every repeat's raw samples together."""
+    runs = [results] if isinstance(results, LoadResult) else list(results)
+    if not runs:
+        raise ConfigError("measure: give at least one load test result")
+    span = n_cmd = n_ok = 0.0
+    latency, lag, late, cpu, gen = [], [], [], [], []
+    for result in runs:
+        lo, hi = window(result, warmup)
+        r = result.requests
+        r = r[(r["t"] >= lo) & (r["t"] < hi)]
+        cmd = r[r["name"].isin(COMMANDS)]
+        span += hi - lo
+        n_cmd += len(cmd)
+        n_ok += float(cmd["ok"].sum())
+        latency.append(cmd[cmd["ok"]]["latency_ms"].to_numpy(dtype=float))
+        lag.append(lags(result, lo, hi, "balances") * 1e3)
+        late.append(r["lateness_ms"].to_numpy(dtype=float))
+        cpu.append(cpu_utilisation(result, lo, hi) * (hi - lo))
+        gen.append(_generator_cpu(result))
+    first = runs[0]
+    rate = first.run.get("options", {}).get("rate")
+    requests = sum(len(x) for x in late)
+    share = n_cmd / requests if requests else 0.0
+    p = percentiles(np.concatenate(latency))
+    lp = percentiles(np.concatenate(lag))
     return {
-        "offered": len(cmd) / (hi - lo), "throughput": float(cmd["ok"].sum()) / (hi - lo),
+        "offered": n_cmd / span, "throughput": n_ok / span,
         "cmd_p50": p["p50"], "cmd_p95": p["p95"], "cmd_p99": p["p99"],
-        "lag_p50": lag["p50"], "lag_p95": lag["p95"],
-        "server_cpu": cpu_utilisation(result, lo, hi), "window": hi - lo,
+        "lag_p50": lp["p50"], "lag_p95": lp["p95"],
+        "server_cpu": sum(cpu) / span, "window": span,
         "intended": float(rate) * share if rate else float("nan"),
-        "late_p95": percentiles(r["lateness_ms"])["p95"],
-        "generator_cpu": _generator_cpu(result),
+        "late_p95": percentiles(np.concatenate(late))["p95"],
+        "generator_cpu": float(np.mean(gen)),
     }  # fmt: skip
+
+
+def levels(results: Sequence[LoadResult]) -> list[list[LoadResult]]:
+    """Runs grouped by load level: open-model runs at the same intended rate and shape are
+    repeats of one level; any other run is a level of its own. In the order given."""
+    groups: dict[tuple[Any, ...], list[LoadResult]] = {}
+    for r in results:
+        opts = r.run.get("options", {})
+        if r.run.get("model") == "open" and opts.get("rate"):
+            key: tuple[Any, ...] = ("open", float(opts["rate"]), opts.get("shape"))
+        else:
+            key = ("run", str(r.path))
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
 
 
 def _generator_cpu(result: LoadResult) -> float:
@@ -82,6 +125,30 @@ def _draw(base: tuple[float, ...], n: int, rng: np.random.Generator) -> np.ndarr
     return np.asarray(base, dtype=float)[rng.integers(0, len(base), n)]
 
 
+def _loop_wait(
+    cal: Calibration, rate: float, n: int, rng: np.random.Generator, waits_ms: np.ndarray
+) -> np.ndarray:
+    """Milliseconds an appended event waits for the server's one event loop before its
+    projection runs, beyond what the unloaded lag (measured at the anchor rate) holds.
+
+    The loop serves requests one at a time, so the event waits like a request in a queue
+    of requests: the twin's simulated wait for the command server (``waits_ms``) rescaled
+    from a command's folded CPU to one request's CPU (a queue's waits scale with its service
+    times at a given utilisation). Only the utilisation above the anchor's is new, so a
+    draw counts with probability (busy - anchor busy) / busy.
+    """
+    if not n or not len(waits_ms):
+        return np.zeros(n)
+    mean = cal.service_mean(rate)
+    busy = min(1.0, rate * mean)
+    if busy <= 0:
+        return np.zeros(n)
+    new = max(0.0, busy - cal.anchor_rate * cal.command_mean) / busy
+    item = (cal.request_cpu or cal.command_mean) * mean / cal.command_mean
+    draws = waits_ms[rng.integers(0, len(waits_ms), n)] * (item / mean)
+    return np.where(rng.random(n) < new, draws, 0.0)
+
+
 def predict(
     cal: Calibration, rate: float, duration: float = 60.0, seed: int = 1
 ) -> dict[str, float]:
@@ -97,17 +164,19 @@ def predict(
     c = res.commands
     served = c[c["outcome"] == "accepted"]
     wait = served["wait"].to_numpy(dtype=float) * 1e3
-    lat = percentiles(wait + _draw(cal.base_latency_ms, len(wait), rng))
+    unloaded = _draw(cal.base_latency_ms, len(wait), rng) * cal.unloaded_scale(rate)
+    lat = percentiles(wait + unloaded)
     apps = res.applications
     mine = apps[(apps["projection"] == "balances") & ~apps["duplicate"] & ~apps["replay"]]
     mine = mine[mine["event_type"] != "AccountOpened"]
     extra = np.maximum(mine["lag"].to_numpy(dtype=float) - cal.per_event["balances"], 0.0)
-    lp = percentiles(extra * 1e3 + _draw(cal.base_lag_ms, len(extra), rng))
+    base_lag = _draw(cal.base_lag_ms, len(extra), rng) * cal.unloaded_scale(rate, lag=True)
+    lp = percentiles(extra * 1e3 + base_lag + _loop_wait(cal, rate, len(extra), rng, wait))
     return {
         "offered": rate, "throughput": rate * len(served) / max(len(c), 1),
         "cmd_p50": lat["p50"], "cmd_p95": lat["p95"], "cmd_p99": lat["p99"],
         "lag_p50": lp["p50"], "lag_p95": lp["p95"],
-        "server_cpu": min(1.0, rate * cal.command_mean),
+        "server_cpu": min(1.0, rate * cal.service_mean(rate)),
     }  # fmt: skip
 
 
@@ -117,40 +186,87 @@ def compare(
     warmup: float = 2.0,
     seed: int = 1,
 ) -> pd.DataFrame:
-    """One row per (run, metric): measured, predicted, relative error, below the knee.
+    """One row per (level, metric): measured, predicted, relative error, below the knee.
 
-    Without ``cal`` the twin is calibrated from the lightest level (its repeated runs
-    pooled, see :func:`~cqrs_lab.load.twin.pool`). Each level's
-    :func:`regime` says whether it is below the knee, saturated or generator-bound; a
-    closed-model run is marked ``closed model``: the simulation's arrivals are open, while a
-    closed run's arrivals slow down with the answers, so the two are not comparable.
+    Repeats of a level (see :func:`levels`) are pooled into one row. Without ``cal`` the
+    twin is calibrated from the lightest level, and with three levels or more the server's
+    CPU curve is fitted over the two lightest (:func:`~cqrs_lab.load.twin.calibrate_levels`),
+    so the heavier levels are predicted out of sample. Each level's :func:`regime` says
+    whether it is below the knee, saturated or generator-bound; a closed-model run is marked
+    ``closed model``: the simulation's arrivals are open, while a closed run's arrivals slow
+    down with the answers, so the two are not comparable.
     """
     if not results:
         raise ConfigError("compare: give at least one load test result")
-    measured = sorted(((measure(r, warmup), r) for r in results), key=lambda x: _level(x[0]))
-    if cal is None:  # the lightest level, its repeats pooled
-        lightest = _level(measured[0][0])
-        cal = pool([calibrate(r, warmup) for m, r in measured if _level(m) <= 1.05 * lightest])
+    kept, disturbed = undisturbed(levels(results), warmup)
+    measured = sorted(((measure(g, warmup), g) for g in kept), key=lambda x: _level(x[0]))
+    if cal is None:
+        fit = [g for _, g in measured[:2]] if len(measured) >= 3 else [measured[0][1]]
+        cal = calibrate_levels(fit, warmup)
+    sources = set(cal.source.split(", "))
     rows = []
-    for m, res in measured:
+    for m, runs in measured:
         p = predict(cal, m["offered"], max(m["window"], 60.0), seed)
         kind = regime(m, p["server_cpu"])
-        if res.run.get("model") == "closed":
+        if any(r.run.get("model") == "closed" for r in runs):
             kind = "closed model"  # its arrivals depend on the answers: not the twin's input
+        name = "+".join(r.path.name for r in runs)
         for metric in METRICS:
             meas, pred = m[metric], p[metric]
             err = (pred - meas) / meas if meas and not math.isnan(meas) else float("nan")
             rows.append({
-                "run": res.path.name, "offered": m["offered"], "cpu": m["server_cpu"],
-                "generator_cpu": m["generator_cpu"],
+                "run": name, "repeats": len(runs), "offered": m["offered"],
+                "cpu": m["server_cpu"], "generator_cpu": m["generator_cpu"],
                 "twin_cpu": p["server_cpu"], "metric": metric, "measured": meas,
                 "predicted": pred, "rel_error": err, "regime": kind,
                 "below_knee": kind == "below knee", "late_p95": m["late_p95"],
-                "calibration": str(res.path) in cal.source.split(", "),
+                "calibration": any(str(r.path) in sources for r in runs)
+                or any(str(r.path) in cal.notes.get("fitted_from", ()) for r in runs),
             })  # fmt: skip
     table = pd.DataFrame(rows)
     table.attrs["calibration"] = cal
+    table.attrs["disturbed"] = disturbed
     return table
+
+
+#: a repeat using this much more server CPU per command than its level's least is disturbed
+DISTURBED = 1.2
+
+
+def undisturbed(
+    groups: Sequence[Sequence[LoadResult]], warmup: float = 2.0
+) -> tuple[list[list[LoadResult]], dict[str, str]]:
+    """Repeats of a level measured while something else slowed the machine, set aside.
+
+    The same load on the same server costs the same CPU per command; a repeat whose server
+    CPU per command is over ``DISTURBED`` times the level's least ran on a slowed machine
+    (another process, a noisy neighbour, a lower clock), and its latencies say more about
+    that than about the server. Returns the levels without such repeats, and why each set
+    aside run was (run name -> reason). A level keeps at least its least disturbed run.
+    """
+    kept: list[list[LoadResult]] = []
+    disturbed: dict[str, str] = {}
+    for runs in groups:
+        cost = []
+        for r in runs:
+            m = measure(r, warmup)
+            cost.append(m["server_cpu"] / m["throughput"] if m["throughput"] > 0 else math.nan)
+        known = [c for c in cost if not math.isnan(c)]
+        if len(known) < 2:
+            kept.append(list(runs))
+            continue
+        least = min(known)
+        keep = []
+        for r, c in zip(runs, cost, strict=True):
+            if not math.isnan(c) and c > DISTURBED * least:
+                disturbed[r.path.name] = (
+                    f"server CPU per command {c * 1e3:.3f} ms, {c / least - 1:.0%} above the "
+                    f"level's least ({least * 1e3:.3f} ms)"
+                )
+            else:
+                keep.append(r)
+        kept.append(keep)
+    return kept, disturbed
 
 
 def _level(m: dict[str, float]) -> float:
@@ -159,10 +275,11 @@ def _level(m: dict[str, float]) -> float:
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """The comparison as text: one line per run and metric (``*``: the calibration run;
+    """The comparison as text: one line per level and metric (``*``: a calibration level;
     ``cpu``, ``twin``, ``gen``: cores used by the server, by the twin's server, by Locust)."""
+    width = max([15, *(len(str(n)) + 3 for n in table["run"])])
     lines = [
-        f"{'run':<15}{'offered/s':>10}{'cpu':>6}{'twin':>6}{'gen':>6}  {'metric':<11}"
+        f"{'run':<{width}}{'offered/s':>10}{'cpu':>6}{'twin':>6}{'gen':>6}  {'metric':<11}"
         f"{'measured':>10}{'twin':>10}{'error':>8}  regime"
     ]
     for r in table.to_dict("records"):
@@ -170,7 +287,7 @@ def format_table(table: pd.DataFrame) -> str:
         err = "" if math.isnan(e) else f"{e:+.0%}"
         name = f"{r['run']}{'*' if r['calibration'] else ''}"
         lines.append(
-            f"{name:<15}{r['offered']:>10.1f}{r['cpu']:>6.2f}{r['twin_cpu']:>6.2f}"
+            f"{name:<{width}}{r['offered']:>10.1f}{r['cpu']:>6.2f}{r['twin_cpu']:>6.2f}"
             f"{r['generator_cpu']:>6.2f}  "
             f"{r['metric']:<11}{r['measured']:>10.2f}{r['predicted']:>10.2f}{err:>8}  "
             f"{r['regime']}"

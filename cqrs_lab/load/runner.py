@@ -62,6 +62,7 @@ class LoadTestOptions:
     seed: int = 0
     audit: bool = True
     locustfile: str | None = None
+    pin: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +84,15 @@ class LoadTestOptions:
     def model(self) -> str:
         return "open" if self.rate is not None else "closed"
 
+    def cpu_split(self) -> tuple[set[int], set[int]] | None:
+        """With ``pin`` and a local server on a Linux machine with at least 2 usable CPUs:
+        (the server's CPU, the generator's CPUs), so neither steals the other's core and
+        their scheduling noise stays out of each other's measurements; else None."""
+        if not self.pin or self.host is not None or not hasattr(os, "sched_getaffinity"):
+            return None
+        cpus = sorted(os.sched_getaffinity(0))
+        return ({cpus[0]}, set(cpus[1:])) if len(cpus) >= 2 else None
+
     def pool_size(self) -> int:
         """Users: as given, else (open model) enough that each paces about 4 tasks/s."""
         if self.users is not None:
@@ -97,14 +107,22 @@ class _Run:
         self.opts, self.out = opts, out
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
+        self.split = opts.cpu_split()
         self.info: dict[str, Any] = {
             "options": {**asdict(self.opts), "faults": [asdict(f) for f in opts.faults]},
             "model": opts.model,
             "users": opts.pool_size(),
+            "cpus": None
+            if self.split is None
+            else {"server": sorted(self.split[0]), "generator": sorted(self.split[1])},
         }
 
     def spawn(
-        self, args: list[str], log: str, env: dict[str, str] | None = None
+        self,
+        args: list[str],
+        log: str,
+        env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
     ) -> subprocess.Popen[bytes]:
         fh = open(self.out / log, "wb")  # noqa: SIM115 - closed in finish()
         self.logs.append(fh)
@@ -112,6 +130,8 @@ class _Run:
             args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         self.procs.append(proc)
+        if cpus is not None:  # before it loads anything; its threads inherit the mask
+            os.sched_setaffinity(proc.pid, cpus)
         return proc
 
     def server(self) -> tuple[str, subprocess.Popen[bytes] | None, str | None]:
@@ -124,7 +144,7 @@ class _Run:
         stages = str(self.out / "server" / "stages.csv")
         args = [sys.executable, "-m", "cqrs_lab.load.server", "--port", str(port), "--delivery",
                 self.opts.delivery, "--admin-token", token, "--stages", stages]  # fmt: skip
-        proc = self.spawn(args, "server.log")
+        proc = self.spawn(args, "server.log", cpus=self.split and self.split[0])
         url = f"http://127.0.0.1:{port}"
         wait_live(url, proc, 20.0)
         return url, proc, token
@@ -143,14 +163,15 @@ class _Run:
         head = ["--headless", "-u", str(users), "-r", str(max(users, 1)),
                 "-t", f"{math.ceil(o.duration)}s", "--stop-timeout", "5", "--only-summary",
                 "--exit-code-on-error", "0", "--csv", csv, *o.classes]  # fmt: skip
+        cpus = self.split and self.split[1]
         if o.processes == 1:
-            return [self.spawn([*base, *head], "locust.log", env)]
+            return [self.spawn([*base, *head], "locust.log", env, cpus)]
         port = free_port()
         mode = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                 "--expect-workers", str(o.processes)]  # fmt: skip
-        master = self.spawn([*base, *head, *mode], "locust-master.log", env)
+        master = self.spawn([*base, *head, *mode], "locust-master.log", env, cpus)
         join = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-        workers = [self.spawn([*base, *join, *o.classes], f"locust-worker-{i}.log", env)
+        workers = [self.spawn([*base, *join, *o.classes], f"locust-worker-{i}.log", env, cpus)
                    for i in range(o.processes)]  # fmt: skip
         return [master, *workers]
 
@@ -231,6 +252,11 @@ def run_loadtest(opts: LoadTestOptions) -> tuple[Path, int]:
     """Run the load test described by ``opts``; returns the results folder and an exit code."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(opts.out) if opts.out else Path("results") / f"loadtest-{stamp}"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(
+            f"--out {out}: exists and is not an empty folder; a run would mix its files with "
+            "what is there. Pass a new folder (or remove this one)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "records").mkdir(exist_ok=True)
     run = _Run(opts, out)

@@ -1,4 +1,4 @@
-"""The twin's calibration: fit the simulation from one load test and write a scenario file.
+"""The twin's calibration: fit the simulation from light load tests and write a scenario file.
 
 The served deployment is one process and one event loop: HTTP parsing, reads, projections
 and commands share one core under the GIL. :func:`calibrate` reads one run (best: a light
@@ -16,6 +16,13 @@ open-model run, well below saturation) and fits:
   to a draw from the unloaded distribution (see :mod:`cqrs_lab.load.compare`). Locust,
   gevent and the loopback are measured, not simulated.
 
+Neither the CPU per command nor the unloaded latency is a constant of the server: both fall
+as the load grows (commits batched; an event loop that is already running when a request
+arrives instead of waking from sleep; warm caches). :func:`calibrate_levels` therefore
+calibrates from the lightest level and fits, over two or more light levels, how busy CPU,
+unloaded latency and unloaded lag scale with the command rate (power laws); the twin's
+service time and unloaded draws at any other rate follow those curves.
+
 >>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_ms=(1.0, 2.0),
 ...                   base_lag_ms=(0.2,), per_event={"balances": 1e-5}, mix={"deposit": 1.0},
 ...                   accounts=10)
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +48,15 @@ from cqrs_lab.load.results import COMMANDS, LoadResult
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
 
-__all__ = ["Calibration", "calibrate", "cpu_utilisation", "lags", "pool", "window"]
+__all__ = [
+    "Calibration",
+    "calibrate",
+    "calibrate_levels",
+    "cpu_utilisation",
+    "lags",
+    "pool",
+    "window",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,17 @@ class Calibration:
     queue_limit: int = 1024
     source: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    #: how the server's busy CPU grows with the command rate (``busy ~ rate ** cpu_exponent``;
+    #: 1: a constant CPU per command) and how the unloaded latency and lag change with it
+    #: (``~ rate ** latency_exponent``, ``lag_exponent``; 0: not at all), fitted over the
+    #: calibration levels; ``anchor_rate`` is the command rate of the first level, where
+    #: the samples above were measured
+    cpu_exponent: float = 1.0
+    #: the server's CPU seconds per request of any kind at ``anchor_rate`` (0: unknown)
+    request_cpu: float = 0.0
+    latency_exponent: float = 0.0
+    lag_exponent: float = 0.0
+    anchor_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.command_samples or min(self.command_samples) < 0:
@@ -71,15 +97,42 @@ class Calibration:
     def command_mean(self) -> float:
         return float(np.mean(self.command_samples))
 
+    def service_mean(self, rate: float) -> float:
+        """The server's CPU seconds per command at ``rate`` commands/s (the fitted curve).
+
+        The served engine's CPU per command falls as the load grows (commits batched,
+        event-loop work shared by more requests per turn): ``busy(rate) / rate`` with busy
+        CPU a power of the rate through the calibration levels.
+        """
+        if self.cpu_exponent == 1.0 or self.anchor_rate <= 0 or rate <= 0:
+            return self.command_mean
+        return float(self.command_mean * (rate / self.anchor_rate) ** (self.cpu_exponent - 1.0))
+
+    def unloaded_scale(self, rate: float, lag: bool = False) -> float:
+        """Factor on the unloaded latency (or lag) at ``rate``: an idle server and client
+        wake up for each request, a busy one is already running (caches warm, no sleep in
+        the event loop), so the part of latency that is not queueing shrinks with load."""
+        k = self.lag_exponent if lag else self.latency_exponent
+        if k == 0.0 or self.anchor_rate <= 0 or rate <= 0:
+            return 1.0
+        return float((rate / self.anchor_rate) ** k)
+
     @property
     def capacity(self) -> float:
-        """Commands per second the one folded server can take (1 / mean service time)."""
-        return 1.0 / self.command_mean if self.command_mean > 0 else math.inf
+        """Commands per second at which the one folded server's CPU is used up."""
+        mean = self.command_mean
+        if mean <= 0:
+            return math.inf
+        if self.cpu_exponent == 1.0 or self.anchor_rate <= 0:
+            return 1.0 / mean
+        # busy(rate) = mean * anchor_rate * (rate / anchor_rate) ** k = 1
+        return float(self.anchor_rate * (mean * self.anchor_rate) ** (-1.0 / self.cpu_exponent))
 
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file for load ``rate`` (commands/s) over ``duration`` seconds."""
         mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
-        samples = ", ".join(f"{s:.7g}" for s in self.command_samples)
+        scale = self.service_mean(rate) / self.command_mean if self.command_mean > 0 else 1.0
+        samples = ", ".join(f"{s * scale:.7g}" for s in self.command_samples)
         projections = []
         for name in sorted(self.per_event):
             projections.append(
@@ -89,8 +142,9 @@ class Calibration:
             )
         return (
             f"# Calibrated by cqrs-lab twin from {self.source or 'a load test'}.\n"
-            f"# Command service: mean {self.command_mean * 1e3:.4f} ms (server CPU per command,"
-            f" all work folded);\n"
+            f"# Command service: mean {self.service_mean(rate) * 1e3:.4f} ms at {rate:g}"
+            f" commands/s (server CPU per command, all work folded;\n"
+            f"# busy CPU ~ rate ** {self.cpu_exponent:.3f} through the calibration levels);\n"
             f"# unloaded command latency p50 {np.median(self.base_latency_ms):.3f} ms"
             f" (added to the simulated wait).\n\n"
             f'[scenario]\nname = "twin"\nduration = {float(duration)!r}\nseed = {seed}\n'
@@ -206,9 +260,65 @@ def calibrate(result: LoadResult, warmup: float = 2.0, max_samples: int = 2000) 
         notes={
             "cpu_per_command_ms": mean * 1e3,
             "cpu_utilisation": util,
+            "busy_cpu": mean * len(ok) / (hi - lo),
+            "command_rate": len(ok) / (hi - lo),
+            # one request's share of the busy CPU: the size of a turn of the event loop
+            "cpu_per_request_ms": mean * len(ok) / max(len(r), 1) * 1e3,
             "server_request_p50_ms": float(np.median(shape)) * 1e3,
         },
+        anchor_rate=len(ok) / (hi - lo),
+        request_cpu=mean * len(ok) / max(len(r), 1),
     )
+
+
+def calibrate_levels(
+    levels: Sequence[Sequence[LoadResult]], warmup: float = 2.0, max_samples: int = 2000
+) -> Calibration:
+    """Calibrate from the first level (its repeats pooled) and fit how the server's busy CPU
+    grows with the command rate over all the given levels (a power law, least squares in
+    log-log; the exponent kept in [0.3, 1.5]). With one level the CPU per command is constant.
+
+    The levels should be light ones (below the knee): the fit is extrapolated to the others.
+    """
+    if not levels or not all(levels):
+        raise ConfigError("calibrate_levels: give at least one level with at least one run")
+    pooled = [
+        pool([calibrate(r, warmup, max_samples) for r in runs], max_samples) for runs in levels
+    ]
+    base = pooled[0]
+    points = [(c.notes["command_rate"], c.notes["busy_cpu"]) for c in pooled]
+    rates = [r for r, _ in points]
+    exponent = _power(rates, [b for _, b in points], 1.0, (0.3, 1.5))
+    latency = _power(rates, [float(np.median(c.base_latency_ms)) for c in pooled], 0.0)
+    lag = _power(rates, [float(np.median(c.base_lag_ms)) for c in pooled], 0.0)
+    # the lightest level's samples (pooled) stay the anchor of the curves
+    notes = {
+        **base.notes,
+        "levels": points,
+        "fitted_from": [str(r.path) for runs in levels for r in runs],
+    }
+    return replace(
+        base,
+        cpu_exponent=exponent,
+        latency_exponent=latency,
+        lag_exponent=lag,
+        notes=notes,
+    )
+
+
+def _power(
+    x: Sequence[float],
+    y: Sequence[float],
+    default: float,
+    bounds: tuple[float, float] = (-0.5, 0.5),
+) -> float:
+    """The exponent k of ``y ~ x ** k`` by least squares in log-log (kept within ``bounds``);
+    ``default`` unless there are two distinct positive x with positive y."""
+    pairs = [(a, b) for a, b in zip(x, y, strict=True) if a > 0 and b > 0]
+    if len({round(a, 6) for a, _ in pairs}) < 2:
+        return default
+    slope = np.polyfit(np.log([a for a, _ in pairs]), np.log([b for _, b in pairs]), 1)[0]
+    return float(np.clip(slope, *bounds))
 
 
 def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
@@ -231,6 +341,9 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
         values = np.concatenate([np.asarray(getattr(c, field), dtype=float) for c in cals])
         return _quantiles(values, min(max_samples, len(values)))
 
+    def mean_note(key: str) -> float:
+        return float(np.mean([c.notes.get(key, math.nan) for c in cals]))
+
     names = sorted(set().union(*(c.per_event for c in cals)))
     kinds = sorted(set().union(*(c.mix for c in cals)))
     first = cals[0]
@@ -244,5 +357,12 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
         first.zipf_s,
         first.queue_limit,
         source=", ".join(c.source for c in cals),
-        notes={"pooled": len(cals)},
+        notes={
+            "pooled": len(cals),
+            "busy_cpu": mean_note("busy_cpu"),
+            "command_rate": mean_note("command_rate"),
+            "cpu_per_request_ms": mean_note("cpu_per_request_ms"),
+        },
+        anchor_rate=float(np.mean([c.anchor_rate for c in cals])),
+        request_cpu=float(np.mean([c.request_cpu for c in cals])),
     )

@@ -94,3 +94,49 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(cqrs_lab.load.__path__, "
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_a_run_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
+    from cqrs_lab.load import LoadTestOptions, run_loadtest
+
+    (tmp_path / "old.csv").write_text("x\n")
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        run_loadtest(LoadTestOptions(rate=5.0, duration=1.0, out=str(tmp_path)))
+    assert [p.name for p in tmp_path.iterdir()] == ["old.csv"]  # nothing started or written
+
+
+def test_repeated_rates_run_into_their_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cqrs_lab.load.cli as cli
+
+    ran: list[tuple[float | None, str | None]] = []
+
+    def fake(opts: object) -> tuple[Path, int]:
+        ran.append((opts.rate, opts.out))  # type: ignore[attr-defined]
+        return Path(str(opts.out)), 0  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(cli, "run_loadtest", fake)
+    args = _parser().parse_args(["loadtest"])
+    cli.run_levels(args, [100.0, 250.0, 100.0, 100.0], tmp_path)
+    assert ran == [
+        (100.0, str(tmp_path / "rate-100")),
+        (250.0, str(tmp_path / "rate-250")),
+        (100.0, str(tmp_path / "rate-100-2")),
+        (100.0, str(tmp_path / "rate-100-3")),
+    ]
+
+
+def test_the_local_server_and_locust_get_their_own_cpus() -> None:
+    import os
+
+    from cqrs_lab.load import LoadTestOptions
+
+    cpus = sorted(os.sched_getaffinity(0))
+    split = LoadTestOptions(rate=5.0).cpu_split()
+    if len(cpus) >= 2:
+        assert split == ({cpus[0]}, set(cpus[1:]))
+    else:
+        assert split is None  # one CPU: nothing to split
+    assert LoadTestOptions(rate=5.0, pin=False).cpu_split() is None
+    assert LoadTestOptions(rate=5.0, host="http://127.0.0.1:1").cpu_split() is None

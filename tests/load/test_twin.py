@@ -21,26 +21,34 @@ SECONDS = 12
 
 
 def synthetic_run(
-    path: Path, rate: int, cpu_per_s: float, idle: float = 0.05, model: str = "open"
+    path: Path,
+    rate: int,
+    cpu_per_s: float,
+    idle: float = 0.05,
+    model: str = "open",
+    latency_ms: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0),
+    level: float | None = None,
 ) -> Path:
-    """``rate`` deposits per second for 12 s, latencies cycling 1, 2, 3, 4 ms; server-side
-    command times alternating 1 and 3 ms; balances 0.1 ms per event, lag 0.2 or 0.6 ms;
-    the server's CPU growing ``cpu_per_s`` seconds per second."""
+    """``rate`` deposits per second for 12 s, latencies cycling through ``latency_ms``;
+    server-side command times alternating 1 and 3 ms; balances 0.1 ms per event, lag 0.2 or
+    0.6 ms; the server's CPU growing ``cpu_per_s`` seconds per second. ``level``: the open
+    model's intended rate as the run's options record it (runs with the same are repeats)."""
     rows: list[dict[str, Any]] = []
     stages: list[tuple[str, str, float, float, int]] = []
     n = rate * SECONDS
     for i in range(n):
         t = i / rate
-        rows.append(request(t, "deposit", latency_ms=float(1 + i % 4)))
+        rows.append(request(t, "deposit", latency_ms=latency_ms[i % len(latency_ms)]))
         stages.append(
             ("request", "POST /accounts/{account_id}/deposits 200", t, 0.001 if i % 2 else 0.003, 1)
         )
         stages.append(("projection", "balances", t, 0.0002, 2))
         stages.append(("lag", "balances", t, 0.0002 if i % 2 else 0.0006, i))
     cpu = [(0.25 * k, cpu_per_s * 0.25 * k) for k in range(4 * SECONDS + 1)]
-    return write_run(
-        path, rows, stages=stages, cpu=cpu, run={"server_idle_cpu": idle, "model": model}
-    )
+    run: dict[str, Any] = {"server_idle_cpu": idle, "model": model}
+    if level is not None:
+        run["options"] = {"rate": level}
+    return write_run(path, rows, stages=stages, cpu=cpu, run=run)
 
 
 def test_calibration_fits_what_was_measured(tmp_path: Path) -> None:
@@ -155,13 +163,115 @@ def test_a_closed_model_run_is_marked_not_comparable(tmp_path: Path) -> None:
     assert regimes == {"open": "below knee", "closed": "closed model"}
 
 
-def test_repeats_of_the_lightest_level_are_pooled_for_calibration(tmp_path: Path) -> None:
-    a = load_results(synthetic_run(tmp_path / "a", rate=10, cpu_per_s=0.1))
-    b = load_results(synthetic_run(tmp_path / "b", rate=10, cpu_per_s=0.1))
-    c = load_results(synthetic_run(tmp_path / "c", rate=40, cpu_per_s=0.4))
+def test_repeats_of_a_level_are_pooled(tmp_path: Path) -> None:
+    a = load_results(synthetic_run(tmp_path / "a", rate=10, cpu_per_s=0.1, level=10.0))
+    b = load_results(
+        synthetic_run(tmp_path / "b", rate=10, cpu_per_s=0.1, latency_ms=(5.0,), level=10.0)
+    )
+    c = load_results(synthetic_run(tmp_path / "c", rate=40, cpu_per_s=0.4, level=40.0))
     table = compare([c, b, a])
-    assert sorted(table[table["calibration"]]["run"].unique()) == ["a", "b"]
+    # two levels: a and b are one (pooled, in the order given), c the other
+    assert sorted(table["run"].unique()) == ["b+a", "c"]
+    assert table[table["run"] == "b+a"]["repeats"].unique().tolist() == [2]
+    assert table[table["calibration"]]["run"].unique().tolist() == ["b+a"]
     cal = table.attrs["calibration"]
-    assert cal.notes == {"pooled": 2}
-    # both runs measured the same latencies: pooling keeps the distribution (1..4 ms)
-    assert sorted(set(cal.base_latency_ms)) == [1.0, 2.0, 3.0, 4.0]
+    assert cal.notes["pooled"] == 2
+    # the pooled measurement is over both runs' samples: a's 1..4 ms and b's 5 ms, as many
+    # of each run, so half the pooled latencies are 5 ms and the median lies between 4 and 5
+    # (a's p50 alone is 2.5 ms, b's 5 ms)
+    assert sorted(set(cal.base_latency_ms)) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    p50 = table[(table["run"] == "b+a") & (table["metric"] == "cmd_p50")]["measured"]
+    assert float(p50.iloc[0]) == pytest.approx(4.5)
+
+
+def test_the_cpu_curve_is_fitted_over_the_two_lightest_of_three_levels(tmp_path: Path) -> None:
+    # busy CPU (above the 0.05 idle) = 0.01 * rate ** 0.5: 0.02 at 4/s, 0.04 at 16/s
+    runs = [
+        load_results(
+            synthetic_run(
+                tmp_path / f"r{r}", rate=r, cpu_per_s=0.05 + 0.01 * r**0.5, level=float(r)
+            )
+        )
+        for r in (4, 16, 64)
+    ]
+    table = compare(runs)
+    cal = table.attrs["calibration"]
+    assert cal.cpu_exponent == pytest.approx(0.5, abs=0.02)
+    assert sorted(table[table["calibration"]]["run"].unique()) == ["r16", "r4"]
+    # CPU per command at 4/s is 0.02 / 4 = 5 ms; at 64/s the curve gives 0.08 / 64
+    assert cal.command_mean == pytest.approx(0.005, rel=0.05)
+    assert cal.service_mean(64.0) == pytest.approx(0.08 / 64, rel=0.05)
+    twin_cpu = table[(table["run"] == "r64") & (table["metric"] == "throughput")]["twin_cpu"]
+    assert float(twin_cpu.iloc[0]) == pytest.approx(0.08, rel=0.05)  # out of sample
+    # and the scenario written for 64/s is scaled to that mean
+    s = cal.scenario(rate=64.0, duration=5.0)
+    assert s.commands.service.mean == pytest.approx(0.08 / 64, rel=0.05)
+
+
+def test_one_level_keeps_a_constant_cpu_per_command(tmp_path: Path) -> None:
+    res = load_results(synthetic_run(tmp_path / "r", rate=20, cpu_per_s=0.2))
+    cal = compare([res]).attrs["calibration"]
+    assert cal.cpu_exponent == 1.0
+    assert cal.service_mean(500.0) == cal.command_mean
+    assert cal.capacity == pytest.approx(1 / cal.command_mean)
+
+
+def test_the_unloaded_latency_follows_the_levels(tmp_path: Path) -> None:
+    # the same server CPU per command, but the latency of an idle system is 2 ms at 4/s
+    # and 1.5 ms at 16/s (an event loop already awake): latency ~ rate ** (ln 0.75 / ln 4)
+    runs = [
+        load_results(synthetic_run(tmp_path / f"r{r}", rate=r, cpu_per_s=0.05 + 0.001 * r,
+                                   latency_ms=(lat,), level=float(r)))
+        for r, lat in ((4, 2.0), (16, 1.5), (64, 1.0))
+    ]  # fmt: skip
+    cal = compare(runs).attrs["calibration"]
+    k = np.log(0.75) / np.log(4.0)
+    assert cal.latency_exponent == pytest.approx(k, rel=0.02)
+    assert cal.unloaded_scale(64.0) == pytest.approx(16.0**k, rel=0.02)  # 0.5625
+    assert cal.unloaded_scale(4.0) == pytest.approx(1.0)
+    assert cal.lag_exponent == pytest.approx(0.0, abs=1e-9)  # the lags did not change
+
+
+def test_the_loop_wait_is_a_queue_wait_rescaled_to_one_request() -> None:
+    from cqrs_lab.load.compare import _loop_wait
+
+    cal = Calibration(
+        command_samples=(0.002,),  # 2 ms of the server's CPU per command (all work folded)
+        base_latency_ms=(1.0,),
+        base_lag_ms=(0.2,),
+        per_event={"balances": 1e-5},
+        mix={"deposit": 1.0},
+        anchor_rate=50.0,  # busy 0.1 there
+        request_cpu=0.0005,  # 0.5 ms per request of any kind
+    )
+    rng = np.random.default_rng(7)
+    waits = np.full(1000, 2.0)  # the twin's command waits: 2 ms each
+    # at the anchor rate the measured unloaded lag already holds the loop's waits
+    assert not _loop_wait(cal, 50.0, 1000, rng, waits).any()
+    # at 300/s the loop is busy 0.6, 0.5 of it beyond the anchor: a draw counts 5/6 of the
+    # time, rescaled from a 2 ms command to a 0.5 ms request: 2 ms * 0.25
+    got = _loop_wait(cal, 300.0, 200_000, rng, waits)
+    assert float((got > 0).mean()) == pytest.approx(5 / 6, abs=0.01)
+    assert set(np.unique(got)) == {0.0, 0.5}
+    assert not _loop_wait(cal, 300.0, 10, rng, np.array([])).any()  # no waits simulated
+
+
+def test_a_repeat_run_on_a_slowed_machine_is_set_aside(tmp_path: Path) -> None:
+    from cqrs_lab.load.compare import DISTURBED, undisturbed
+
+    def run(name: str, cpu: float) -> Any:
+        return load_results(synthetic_run(tmp_path / name, rate=20, cpu_per_s=cpu, level=20.0))
+
+    # the same 20 commands/s: 0.20 and 0.21 cores agree; 0.30 cores is 50% more per command
+    a, b, slow = run("a", 0.20), run("b", 0.21), run("slow", 0.30)
+    kept, disturbed = undisturbed([[a, slow, b]])
+    assert [r.path.name for r in kept[0]] == ["a", "b"]
+    assert list(disturbed) == ["slow"] and "50% above" in disturbed["slow"]
+    assert 0.21 / 0.20 < DISTURBED < 0.30 / 0.20
+    # a level of one run keeps it, however costly
+    kept, disturbed = undisturbed([[slow]])
+    assert kept == [[slow]] and disturbed == {}
+    # compare leaves the slowed run out of the level's row and says why
+    table = compare([a, slow, b])
+    assert table["run"].unique().tolist() == ["a+b"]
+    assert list(table.attrs["disturbed"]) == ["slow"]
