@@ -31,6 +31,7 @@ __all__ = ["Aggregate", "Repository", "on"]
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A", bound="Aggregate")
 _MARK = "__cqrs_handles__"
+_CONTAINERS = frozenset((dict, list, set))  # copied one level deep by Aggregate.clone
 
 
 def on(*event_types: type[Event]) -> Callable[[F], F]:
@@ -117,11 +118,12 @@ class Aggregate:
     def clone(self: A) -> A:
         """An independent copy (containers copied one level deep); override for deeper state."""
         twin = object.__new__(type(self))
-        state = twin.__dict__
-        for key, value in self.__dict__.items():
-            kind = type(value)
-            state[key] = value.copy() if kind is dict or kind is list or kind is set else value
-        twin._pending = []
+        state = self.__dict__.copy()
+        for key, value in state.items():
+            if type(value) in _CONTAINERS:
+                state[key] = value.copy()
+        state["_pending"] = []
+        twin.__dict__ = state
         return twin
 
 

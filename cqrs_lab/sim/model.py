@@ -43,15 +43,35 @@ from cqrs_lab.sim.scenario import Scenario
 __all__ = ["Simulation", "simulate"]
 
 
+_append = InMemoryEventStore.append
+
+
 class _NotifyingStore(InMemoryEventStore):
     """The in-memory store, telling the consumer groups when the log grows."""
 
     drivers: Sequence[GroupDriver] = ()
 
     def append(
-        self, stream_id: str, events: Any, expected_version: Any, **kw: Any
+        self,
+        stream_id: str,
+        events: Any,
+        expected_version: Any,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Any = None,
+        outbox: Any = (),
     ) -> list[Envelope]:
-        out = super().append(stream_id, events, expected_version, **kw)
+        out = _append(
+            self,
+            stream_id,
+            events,
+            expected_version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            metadata=metadata,
+            outbox=outbox,
+        )
         if out:
             for d in self.drivers:
                 d.on_append(out)
