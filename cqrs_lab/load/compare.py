@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from cqrs_lab.sim import simulate
 __all__ = [
     "METRICS",
     "compare",
+    "fit_unloaded",
     "format_table",
     "levels",
     "measure",
@@ -149,6 +151,29 @@ def _loop_wait(
     return np.where(rng.random(n) < new, draws, 0.0)
 
 
+def _simulated(cal: Calibration, rate: float, duration: float, seed: int) -> dict[str, Any]:
+    """One simulation of the twin at ``rate`` and the seeded draws a prediction adds to it
+    (milliseconds; the unloaded draws not yet scaled to the rate)."""
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"rate={rate!r}: commands per second > 0")
+    res = simulate(cal.scenario(rate, duration, seed))
+    rng = np.random.default_rng(seed)
+    c = res.commands
+    served = c[c["outcome"] == "accepted"]
+    wait = served["wait"].to_numpy(dtype=float) * 1e3
+    unloaded = _draw(cal.base_latency_ms, len(wait), rng)
+    apps = res.applications
+    mine = apps[(apps["projection"] == "balances") & ~apps["duplicate"] & ~apps["replay"]]
+    mine = mine[mine["event_type"] != "AccountOpened"]
+    extra = np.maximum(mine["lag"].to_numpy(dtype=float) - cal.per_event["balances"], 0.0)
+    base_lag = _draw(cal.base_lag_ms, len(extra), rng)
+    loop = _loop_wait(cal, rate, len(extra), rng, wait)
+    return {
+        "wait": wait, "unloaded": unloaded, "lag_added": extra * 1e3 + loop,
+        "base_lag": base_lag, "accepted": len(served) / max(len(c), 1),
+    }  # fmt: skip
+
+
 def predict(
     cal: Calibration, rate: float, duration: float = 60.0, seed: int = 1
 ) -> dict[str, float]:
@@ -157,27 +182,58 @@ def predict(
     Throughput is ``rate`` times the simulated fraction of commands accepted (so the
     simulation's own arrival noise does not count as an error).
     """
-    if not (math.isfinite(rate) and rate > 0):
-        raise ConfigError(f"rate={rate!r}: commands per second > 0")
-    res = simulate(cal.scenario(rate, duration, seed))
-    rng = np.random.default_rng(seed)
-    c = res.commands
-    served = c[c["outcome"] == "accepted"]
-    wait = served["wait"].to_numpy(dtype=float) * 1e3
-    unloaded = _draw(cal.base_latency_ms, len(wait), rng) * cal.unloaded_scale(rate)
-    lat = percentiles(wait + unloaded)
-    apps = res.applications
-    mine = apps[(apps["projection"] == "balances") & ~apps["duplicate"] & ~apps["replay"]]
-    mine = mine[mine["event_type"] != "AccountOpened"]
-    extra = np.maximum(mine["lag"].to_numpy(dtype=float) - cal.per_event["balances"], 0.0)
-    base_lag = _draw(cal.base_lag_ms, len(extra), rng) * cal.unloaded_scale(rate, lag=True)
-    lp = percentiles(extra * 1e3 + base_lag + _loop_wait(cal, rate, len(extra), rng, wait))
+    sim = _simulated(cal, rate, duration, seed)
+    lat = percentiles(sim["wait"] + sim["unloaded"] * cal.unloaded_scale(rate))
+    lp = percentiles(sim["lag_added"] + sim["base_lag"] * cal.unloaded_scale(rate, lag=True))
     return {
-        "offered": rate, "throughput": rate * len(served) / max(len(c), 1),
+        "offered": rate, "throughput": rate * sim["accepted"],
         "cmd_p50": lat["p50"], "cmd_p95": lat["p95"], "cmd_p99": lat["p99"],
         "lag_p50": lp["p50"], "lag_p95": lp["p95"],
         "server_cpu": min(1.0, rate * cal.service_mean(rate)),
     }  # fmt: skip
+
+
+def fit_unloaded(
+    cal: Calibration,
+    rate: float,
+    cmd_p50: float,
+    lag_p50: float,
+    duration: float = 60.0,
+    seed: int = 1,
+) -> Calibration:
+    """Fit how the unloaded latency and lag scale with the rate so that the twin reproduces
+    the medians measured at ``rate`` (a second calibration level, above the anchor).
+
+    Fitting the measured medians alone would count the load twice: they already hold the
+    waits for the server that the twin adds by simulation. So the exponents are solved
+    (bisection) for ``median(simulated wait + unloaded draw * (rate / anchor) ** k)`` to
+    equal the measured median, with the very draws :func:`predict` makes.
+    """
+    if cal.anchor_rate <= 0 or rate <= 1.05 * cal.anchor_rate:
+        return cal
+    sim = _simulated(cal, rate, duration, seed)
+    ratio = rate / cal.anchor_rate
+
+    def solve(added: np.ndarray, draws: np.ndarray, target: float, old: float) -> float:
+        if not len(draws) or not math.isfinite(target):
+            return old
+
+        def median(k: float) -> float:  # increasing in k, since ratio > 1
+            return float(np.median(added + draws * ratio**k))
+
+        lo, hi = -0.5, 0.5
+        if median(lo) >= target:
+            return lo
+        if median(hi) <= target:
+            return hi
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if median(mid) < target else (lo, mid)
+        return (lo + hi) / 2
+
+    k_latency = solve(sim["wait"], sim["unloaded"], cmd_p50, cal.latency_exponent)
+    k_lag = solve(sim["lag_added"], sim["base_lag"], lag_p50, cal.lag_exponent)
+    return replace(cal, latency_exponent=k_latency, lag_exponent=k_lag)
 
 
 def compare(
@@ -203,6 +259,12 @@ def compare(
     if cal is None:
         fit = [g for _, g in measured[:2]] if len(measured) >= 3 else [measured[0][1]]
         cal = calibrate_levels(fit, warmup)
+        if len(fit) == 2:  # the unloaded curves, net of the waits the twin simulates
+            second = measured[1][0]
+            window = max(second["window"], 60.0)
+            cal = fit_unloaded(
+                cal, second["offered"], second["cmd_p50"], second["lag_p50"], window, seed
+            )
     sources = set(cal.source.split(", "))
     rows = []
     for m, runs in measured:

@@ -275,3 +275,25 @@ def test_a_repeat_run_on_a_slowed_machine_is_set_aside(tmp_path: Path) -> None:
     table = compare([a, slow, b])
     assert table["run"].unique().tolist() == ["a+b"]
     assert list(table.attrs["disturbed"]) == ["slow"]
+
+
+def test_the_unloaded_curves_are_fitted_net_of_the_simulated_waits() -> None:
+    from cqrs_lab.load.compare import fit_unloaded
+
+    cal = Calibration(
+        command_samples=(0.003,),  # 3 ms per command: busy 0.6 at 200/s, real waits
+        base_latency_ms=(2.0,),
+        base_lag_ms=(0.4,),
+        per_event={"balances": 1e-5},
+        mix={"deposit": 1.0},
+        anchor_rate=50.0,
+    )
+    # measured at 200/s: p50 4 ms. Scaling the 2 ms unloaded latency alone to 4 ms would
+    # need rate ** 0.5; but the twin's own waits at busy 0.6 already add to the median, so
+    # the fitted exponent is lower, and the twin then reproduces the 4 ms it was fitted to
+    fitted = fit_unloaded(cal, 200.0, cmd_p50=4.0, lag_p50=0.5, duration=30.0)
+    assert fitted.latency_exponent < 0.5 - 0.05
+    assert predict(fitted, 200.0, 30.0)["cmd_p50"] == pytest.approx(4.0, rel=0.01)
+    assert predict(fitted, 200.0, 30.0)["lag_p50"] == pytest.approx(0.5, rel=0.01)
+    # at or below the anchor rate there is nothing to fit
+    assert fit_unloaded(cal, 50.0, cmd_p50=1.0, lag_p50=0.1) == cal
