@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from cqrs_lab.core.clock import Clock
@@ -30,6 +31,9 @@ _BEFORE, _AFTER, _CHECKPOINT = (
     CrashPoint.AFTER_HANDLE,
     CrashPoint.AFTER_CHECKPOINT,
 )
+
+
+_ReadPartition = Callable[[int, int, int, int], tuple[list[Envelope], int]]
 
 
 class SubscriptionRecorder(Protocol):
@@ -118,7 +122,8 @@ class Subscription:
         self.partition = partition
         self.auto_commit = auto_commit
         self._owner: dict[str, bool] = {}  # stream id -> belongs to this partition
-        self._read_partition: Any = (
+        # a store that indexes partitions (read_partition) spares a partition the full scan
+        self._read_partition: _ReadPartition | None = (
             getattr(store, "read_partition", None) if partition is not None else None
         )
         self.inbox: deque[Envelope] = deque()

@@ -146,8 +146,8 @@ def _loop_wait(
     if busy <= 0:
         return np.zeros(n)
     new = max(0.0, busy - cal.anchor_rate * cal.command_mean) / busy
-    item = (cal.request_cpu or cal.command_mean) * mean / cal.command_mean
-    draws = waits_ms[rng.integers(0, len(waits_ms), n)] * (item / mean)
+    per_request = (cal.request_cpu or cal.command_mean) / cal.command_mean
+    draws = waits_ms[rng.integers(0, len(waits_ms), n)] * per_request
     return np.where(rng.random(n) < new, draws, 0.0)
 
 
@@ -207,7 +207,7 @@ def fit_unloaded(
     Fitting the measured medians alone would count the load twice: they already hold the
     waits for the server that the twin adds by simulation. So the exponents are solved
     (bisection) for ``median(simulated wait + unloaded draw * (rate / anchor) ** k)`` to
-    equal the measured median, with the very draws :func:`predict` makes.
+    equal the measured median, with the draws :func:`predict` makes.
     """
     if cal.anchor_rate <= 0 or rate <= 1.05 * cal.anchor_rate:
         return cal
@@ -245,12 +245,13 @@ def compare(
     """One row per (level, metric): measured, predicted, relative error, below the knee.
 
     Repeats of a level (see :func:`levels`) are pooled into one row. Without ``cal`` the
-    twin is calibrated from the lightest level, and with three levels or more the server's
-    CPU curve is fitted over the two lightest (:func:`~cqrs_lab.load.twin.calibrate_levels`),
-    so the heavier levels are predicted out of sample. Each level's :func:`regime` says
-    whether it is below the knee, saturated or generator-bound; a closed-model run is marked
-    ``closed model``: the simulation's arrivals are open, while a closed run's arrivals slow
-    down with the answers, so the two are not comparable.
+    twin is calibrated from the lightest level, and with three levels or more its curves
+    (CPU per command, unloaded latency and lag) are fitted over the two lightest
+    (:func:`~cqrs_lab.load.twin.calibrate_levels`), so the heavier levels are predicted out
+    of sample. Each level's :func:`regime` says whether it is below the knee, saturated or
+    generator-bound; a closed-model run is marked ``closed model``: the simulation's arrivals
+    are open, while a closed run's arrivals slow down with the answers, so the two are not
+    comparable.
     """
     if not results:
         raise ConfigError("compare: give at least one load test result")
@@ -258,13 +259,7 @@ def compare(
     measured = sorted(((measure(g, warmup), g) for g in kept), key=lambda x: _level(x[0]))
     if cal is None:
         fit = [g for _, g in measured[:2]] if len(measured) >= 3 else [measured[0][1]]
-        cal = calibrate_levels(fit, warmup)
-        if len(fit) == 2:  # the unloaded curves, net of the waits the twin simulates
-            second = measured[1][0]
-            window = max(second["window"], 60.0)
-            cal = fit_unloaded(
-                cal, second["offered"], second["cmd_p50"], second["lag_p50"], window, seed
-            )
+        cal = calibrate_levels(fit, warmup, seed=seed)
     sources = set(cal.source.split(", "))
     rows = []
     for m, runs in measured:

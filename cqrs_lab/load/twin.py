@@ -272,14 +272,23 @@ def calibrate(result: LoadResult, warmup: float = 2.0, max_samples: int = 2000) 
 
 
 def calibrate_levels(
-    levels: Sequence[Sequence[LoadResult]], warmup: float = 2.0, max_samples: int = 2000
+    levels: Sequence[Sequence[LoadResult]],
+    warmup: float = 2.0,
+    max_samples: int = 2000,
+    seed: int = 1,
 ) -> Calibration:
-    """Calibrate from the first level (its repeats pooled) and fit how the server's busy CPU
-    grows with the command rate over all the given levels (a power law, least squares in
-    log-log; the exponent kept in [0.3, 1.5]). With one level the CPU per command is constant.
+    """Calibrate from the first level (its repeats pooled) and fit the curves over the rest.
 
-    The levels should be light ones (below the knee): the fit is extrapolated to the others.
+    - How the server's busy CPU grows with the command rate, over all the given levels (a
+      power law, least squares in log-log; the exponent kept in [0.3, 1.5]).
+    - How the unloaded latency and lag scale with the rate, from the second level's medians
+      net of the waits the twin simulates there (:func:`~cqrs_lab.load.compare.fit_unloaded`).
+
+    With one level the CPU per command and the unloaded figures are constant. The levels
+    should be light ones (below the knee): the curves are extrapolated to the others.
     """
+    from cqrs_lab.load.compare import fit_unloaded  # compare builds on this module
+
     if not levels or not all(levels):
         raise ConfigError("calibrate_levels: give at least one level with at least one run")
     pooled = [
@@ -287,37 +296,34 @@ def calibrate_levels(
     ]
     base = pooled[0]
     points = [(c.notes["command_rate"], c.notes["busy_cpu"]) for c in pooled]
-    rates = [r for r, _ in points]
-    exponent = _power(rates, [b for _, b in points], 1.0, (0.3, 1.5))
-    latency = _power(rates, [float(np.median(c.base_latency_ms)) for c in pooled], 0.0)
-    lag = _power(rates, [float(np.median(c.base_lag_ms)) for c in pooled], 0.0)
-    # the lightest level's samples (pooled) stay the anchor of the curves
     notes = {
         **base.notes,
         "levels": points,
         "fitted_from": [str(r.path) for runs in levels for r in runs],
     }
-    return replace(
-        base,
-        cpu_exponent=exponent,
-        latency_exponent=latency,
-        lag_exponent=lag,
-        notes=notes,
+    # the lightest level's samples (pooled) stay the anchor of the curves
+    cal = replace(base, cpu_exponent=_power(points, 1.0, (0.3, 1.5)), notes=notes)
+    if len(pooled) < 2:
+        return cal
+    second = pooled[1]
+    return fit_unloaded(
+        cal,
+        second.anchor_rate,
+        float(np.median(second.base_latency_ms)),
+        float(np.median(second.base_lag_ms)),
+        seed=seed,
     )
 
 
 def _power(
-    x: Sequence[float],
-    y: Sequence[float],
-    default: float,
-    bounds: tuple[float, float] = (-0.5, 0.5),
+    points: Sequence[tuple[float, float]], default: float, bounds: tuple[float, float]
 ) -> float:
-    """The exponent k of ``y ~ x ** k`` by least squares in log-log (kept within ``bounds``);
-    ``default`` unless there are two distinct positive x with positive y."""
-    pairs = [(a, b) for a, b in zip(x, y, strict=True) if a > 0 and b > 0]
-    if len({round(a, 6) for a, _ in pairs}) < 2:
+    """The exponent k of ``y ~ x ** k`` through ``(x, y)`` points by least squares in log-log
+    (kept within ``bounds``); ``default`` unless two distinct positive x have positive y."""
+    pairs = [(x, y) for x, y in points if x > 0 and y > 0]
+    if len({round(x, 6) for x, _ in pairs}) < 2:
         return default
-    slope = np.polyfit(np.log([a for a, _ in pairs]), np.log([b for _, b in pairs]), 1)[0]
+    slope = np.polyfit(np.log([x for x, _ in pairs]), np.log([y for _, y in pairs]), 1)[0]
     return float(np.clip(slope, *bounds))
 
 

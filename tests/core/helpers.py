@@ -33,6 +33,7 @@ class Recorder:
     def __init__(self) -> None:
         self.deliveries: list[int] = []
         self.applications: list[int] = []
+        self.appliers: dict[str, set[str]] = {}  # stream id -> subscriptions that applied it
         self.skips: list[tuple[int, str]] = []
         self.undone: list[int] = []
         self.lost: list[int] = []
@@ -43,6 +44,7 @@ class Recorder:
 
     def applied(self, sub: str, env: Envelope, now: float) -> None:
         self.applications.append(env.position)
+        self.appliers.setdefault(env.stream_id, set()).add(sub)
 
     def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
         self.skips.append((env.position, reason))

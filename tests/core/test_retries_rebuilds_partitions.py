@@ -16,7 +16,7 @@ from cqrs_lab.core import (
 )
 from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.errors import ConfigError, DeadLetterNotFound
-from tests.core.helpers import Tally, Ticked, tally_engine
+from tests.core.helpers import Recorder, Tally, Ticked, tally_engine
 
 
 class Flaky(Projection):
@@ -134,32 +134,10 @@ def test_shadow_rebuild_keeps_serving_then_swaps_in_one_step() -> None:
     assert sorted(tally.count) == list(range(1, 46)) and set(tally.count.values()) == {1}
 
 
-class WhoApplied:
-    """A recorder noting which subscription applied which stream's events."""
-
-    def __init__(self) -> None:
-        self.streams: dict[str, set[str]] = {}
-
-    def delivered(self, sub: str, env: Envelope, now: float) -> None:
-        pass
-
-    def applied(self, sub: str, env: Envelope, now: float) -> None:
-        self.streams.setdefault(env.stream_id, set()).add(sub)
-
-    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
-        pass
-
-    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None:
-        pass
-
-    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None:
-        pass
-
-
 @pytest.mark.parametrize("indexed", [True, False], ids=["store-index", "scan"])
 @pytest.mark.parametrize("delivery", ["at-most-once", "at-least-once", "effectively-once"])
 def test_partitions_split_by_stream_and_cover_the_log(delivery: str, indexed: bool) -> None:
-    who = WhoApplied()
+    who = Recorder()
     engine = Engine(clock=ManualClock(), seed=2, recorder=who)
     tally = Tally()
     group = engine.subscribe_partitioned(tally, delivery, partitions=3, batch_size=4)
@@ -177,8 +155,8 @@ def test_partitions_split_by_stream_and_cover_the_log(delivery: str, indexed: bo
     assert sum(per_member) == 60 and all(n > 0 for n in per_member)
     assert engine.position_of("tally") == 60 and engine.positions()["tally"] == 60
     # each stream is handled by exactly one partition: the one partition_of names
-    assert len(who.streams) == 7
-    for sid, subs in who.streams.items():
+    assert len(who.appliers) == 7
+    for sid, subs in who.appliers.items():
         assert subs == {group.members[partition_of(sid, 3)].name}
 
 
