@@ -16,7 +16,10 @@ from cqrs_lab.checks.concurrency import Write, check_no_lost_update, interleave
 from cqrs_lab.checks.history import (
     HistoryError,
     Operation,
+    Origin,
+    history_files,
     load_frame,
+    read_histories,
     read_jsonl,
     to_frame,
     write_jsonl,
@@ -35,6 +38,7 @@ from cqrs_lab.checks.invariants import (
     quiesce,
     read_models,
 )
+from cqrs_lab.checks.positions import check_positions
 from cqrs_lab.checks.recorder import ApplicationLog, Record
 from cqrs_lab.checks.report import CheckReport, CheckResult, Violation
 from cqrs_lab.checks.sagas import TransferTrace, check_sagas, trace_transfers
@@ -48,6 +52,7 @@ __all__ = [
     "CheckResult",
     "HistoryError",
     "Operation",
+    "Origin",
     "Promises",
     "Record",
     "TransferTrace",
@@ -61,12 +66,15 @@ __all__ = [
     "check_no_double_effect",
     "check_no_loss",
     "check_no_lost_update",
+    "check_positions",
     "check_record_explains_model",
     "check_sagas",
     "fold",
+    "history_files",
     "interleave",
     "load_frame",
     "quiesce",
+    "read_histories",
     "read_jsonl",
     "read_models",
     "to_frame",

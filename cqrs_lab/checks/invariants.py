@@ -231,10 +231,12 @@ def check_engine(
     engine: Engine, log: ApplicationLog, *, ordered: bool | None = None, quiescent: bool = True
 ) -> CheckReport:
     """Every invariant at once. ``quiescent=False`` runs only the checks valid mid-run."""
+    from cqrs_lab.checks.positions import check_positions
     from cqrs_lab.checks.sagas import check_sagas
 
     report = CheckReport("engine invariants", [check_log_streams(engine)])
     report.extend(check_record_explains_model(engine, log))
+    report.extend(check_positions(engine, log))
     report.extend(check_no_double_effect(engine, log))
     if quiescent:
         report.extend(check_no_loss(engine, log))

@@ -3,25 +3,36 @@
 Positions are consistency tokens: a write's is where it was stored in the global log, a
 read's is how far the answering read model had got. Operation *a* precedes *b* when *a*
 completed before *b* was invoked (ties broken by order in the history). Two operations'
-keys *match* when they are equal or either is ``None`` (a whole-model operation).
+keys *match* when they are equal or either is ``None`` (a whole-model operation). Sessions
+are told apart by their id alone, whichever file a record came from.
 
 Within one session:
 
 - **read-your-writes**: a read sees (position >=) every earlier write of its session to a
   matching key;
 - **monotonic reads**: a read of a key is not older than an earlier read of a matching key;
-- **monotonic writes**: a session's writes are stored in the order it issued them;
+- **monotonic writes**: a session's writes are stored in the order it issued them (a
+  write stored at a lower position than an earlier write of the session violates it);
 - **writes-follow-reads**: a write is stored after everything its session had read.
+
+A *replay* is a write answered with the position of an earlier write of its session to the
+same key: an idempotent retry answered from the idempotency record, which stored nothing
+new. It is not judged again by the two write guarantees (its original was).
 
 Across sessions, **bounded staleness**: a read that misses writes (to a matching key) that had
 completed before it was invoked is stale by *positions* (the newest missed position minus
 the read's) and by *time* (how long ago the oldest missed write completed); both are
-compared with the user's bounds.
+compared with the user's bounds, time with a tolerance for float noise (see ``_over``).
 
 Unknown outcomes are treated as Jepsen does: the operation may or may not have happened, so
 it neither obliges a later read to see it nor, lacking a trustworthy answer, testifies
 against anything. A violation is reported only if it holds whether or not each unknown
 operation happened. Failed operations did not happen.
+
+Violations cite where each operation was read: ``line 7`` (one file), ``h-2.jsonl line 7``
+(several files; lines count from 1, blank ones included); an operation built in memory is
+cited by its number in the history, ``operation 7``. The evidence records carry the same
+as ``file`` and ``line``, or ``operation``.
 
 >>> from cqrs_lab.checks.history import Operation as Op
 >>> h = [Op("s", "write", "a", 0, 1, "ok", 5, 7), Op("s", "read", "a", 2, 3, "ok", 0, 6)]
@@ -32,6 +43,7 @@ operation happened. Failed operations did not happen.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,11 +59,36 @@ GUARANTEES = (
     "bounded staleness",
 )  # fmt: skip
 
+# (guarantee, earlier op, later op, keys must match, equal positions violate, verb)
+_SESSION_CHECKS = (
+    ("read-your-writes", "write", "read", True, False, "misses"),
+    ("monotonic reads", "read", "read", True, False, "is older than"),
+    # equal positions: an idempotent retry answered with its original's position
+    ("monotonic writes", "write", "write", False, False, "stored before"),
+    # a write stored at the position read was stored before what was read
+    ("writes-follow-reads", "read", "write", False, True, "stored before what was read by"),
+)
+
+# Times are float seconds from the client's clock. Near an epoch timestamp (~1.7e9 s) one
+# float step is ~2.4e-7 s, so a difference of two such times carries up to ~5e-7 s of
+# rounding noise, and client clocks tick no finer than 1 us. A read is over a time bound
+# only by more than that: 1e-6 s absolute, or 1e-9 of the bound for very large bounds.
+TIME_ABS_TOL = 1e-6
+TIME_REL_TOL = 1e-9
+
+
+def _over(seconds: float, bound: float) -> bool:
+    """``seconds`` exceeds ``bound`` by more than float noise (0.2000001 > 0.2 does not)."""
+    return seconds > bound and not math.isclose(
+        seconds, bound, rel_tol=TIME_REL_TOL, abs_tol=TIME_ABS_TOL
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class _Op:
-    line: int  # 1-based index in the history
+    seq: int  # 1-based number in the history (breaks ties in history order)
     op: Operation
+    where: str  # how a message cites it: "line 3", "h-1.jsonl line 3" or "operation 3"
 
     @property
     def pos(self) -> int:
@@ -60,11 +97,25 @@ class _Op:
 
     def show(self) -> dict[str, object]:
         o = self.op
-        return {
-            "line": self.line, "session": o.session, "op": o.op, "key": o.key,
-            "invoke": o.invoke, "complete": o.complete, "outcome": o.outcome,
-            "value": o.value, "position": o.position,
+        place = {"operation": self.seq} if o.origin is None else o.origin._asdict()
+        return place | {
+            "session": o.session, "op": o.op, "key": o.key, "invoke": o.invoke,
+            "complete": o.complete, "outcome": o.outcome, "value": o.value,
+            "position": o.position,
         }  # fmt: skip
+
+
+def _located(history: Iterable[Operation]) -> list[_Op]:
+    ops = list(history)
+    several = len({o.origin.file for o in ops if o.origin is not None}) > 1
+    out = []
+    for seq, o in enumerate(ops, 1):
+        if o.origin is None:
+            where = f"operation {seq}"
+        else:
+            where = f"{o.origin.file} line {o.origin.line}" if several else f"line {o.origin.line}"
+        out.append(_Op(seq, o, where))
+    return out
 
 
 class _Prefix:
@@ -109,22 +160,34 @@ class _Seen:
 
     def newest(self, o: _Op, keyed: bool) -> _Op | None:
         found = [n for p in self.matching(o, keyed) if (n := p.newest()) is not None]
-        return max(found, key=lambda x: (x.pos, -x.line)) if found else None
+        return max(found, key=lambda x: (x.pos, -x.seq)) if found else None
 
     def first_above(self, o: _Op, keyed: bool) -> _Op | None:
         found = [n for p in self.matching(o, keyed) if (n := p.first_above(o.pos)) is not None]
-        return min(found, key=lambda x: (x.op.complete, x.line)) if found else None
+        return min(found, key=lambda x: (x.op.complete, x.seq)) if found else None
 
 
 def _sweep(earlier: Sequence[_Op], later: Sequence[_Op]) -> Iterable[tuple[_Op, _Seen]]:
     """Yield each of ``later`` with the ``earlier`` operations that precede it."""
-    pre = sorted(earlier, key=lambda o: (o.op.complete, o.line))
+    pre = sorted(earlier, key=lambda o: (o.op.complete, o.seq))
     seen, j = _Seen(), 0
-    for cur in sorted(later, key=lambda o: (o.op.invoke, o.line)):
-        while j < len(pre) and (pre[j].op.complete, pre[j].line) < (cur.op.invoke, cur.line):
+    for cur in sorted(later, key=lambda o: (o.op.invoke, o.seq)):
+        while j < len(pre) and (pre[j].op.complete, pre[j].seq) < (cur.op.invoke, cur.seq):
             seen.add(pre[j])
             j += 1
         yield cur, seen
+
+
+def _replays(mine: Sequence[_Op]) -> set[int]:
+    """The ``seq`` of each write of one session that repeats the (key, position) of one it
+    invoked earlier: an idempotent retry answered from the idempotency record."""
+    stored: set[tuple[str | None, int]] = set()
+    out = set()
+    for o in sorted((o for o in mine if o.op.op == "write"), key=lambda o: (o.op.invoke, o.seq)):
+        if (o.op.key, o.pos) in stored:
+            out.add(o.seq)
+        stored.add((o.op.key, o.pos))
+    return out
 
 
 def _session_check(
@@ -136,16 +199,17 @@ def _session_check(
     for o in ops:
         sessions.setdefault(o.op.session, []).append(o)
     for mine in sessions.values():
+        replays = _replays(mine) if later == "write" else set()
         pre = [o for o in mine if o.op.op == earlier]
-        cur = [o for o in mine if o.op.op == later]
+        cur = [o for o in mine if o.op.op == later and o.seq not in replays]
         for c, seen in _sweep(pre, cur):
             judged += 1
             n = seen.newest(c, keyed)
             if n is not None and (n.pos >= c.pos if strict else n.pos > c.pos):
                 found.append(
                     Violation(
-                        f"session {c.op.session}: {later} at line {c.line} (position {c.pos}) "
-                        f"{what} {earlier} at line {n.line} (position {n.pos})",
+                        f"session {c.op.session}: {later} at {c.where} (position {c.pos}) "
+                        f"{what} {earlier} at {n.where} (position {n.pos})",
                         (n.show(), c.show()),
                     )
                 )
@@ -174,12 +238,12 @@ def _staleness(ops: list[_Op], bound_s: float | None, bound_pos: int | None) -> 
         over = []
         if bound_pos is not None and by_pos > bound_pos:
             over.append(f"{by_pos} positions > {bound_pos}")
-        if bound_s is not None and by_time > bound_s:
+        if bound_s is not None and _over(by_time, bound_s):
             over.append(f"{by_time:g} s > {bound_s:g} s")
         if over:
             found.append(
                 Violation(
-                    f"read at line {r.line} (session {r.op.session}) stale by {' and '.join(over)}",
+                    f"read at {r.where} (session {r.op.session}) stale by {' and '.join(over)}",
                     tuple(x.show() for x in dict.fromkeys([r, oldest, newest])),
                 )
             )
@@ -225,28 +289,14 @@ def check_history(
         raise ConfigError(f"staleness_bound={staleness_bound}: pass seconds >= 0, or None")
     if staleness_positions is not None and staleness_positions < 0:
         raise ConfigError(f"staleness_positions={staleness_positions}: pass >= 0, or None")
-    all_ops = [_Op(i, op) for i, op in enumerate(history, 1)]
+    all_ops = _located(history)
     ops = [o for o in all_ops if o.op.outcome == "ok"]
     unknown = sum(o.op.outcome == "unknown" for o in all_ops)
     report = CheckReport(
         f"session guarantees over {len(all_ops)} operations ({unknown} unknown, "
         f"{sum(o.op.outcome == 'failed' for o in all_ops)} failed)"
     )
-    report.add(_session_check("read-your-writes", ops, "write", "read", True, False, "misses"))
-    report.add(_session_check("monotonic reads", ops, "read", "read", True, False, "is older than"))
-    report.add(
-        _session_check("monotonic writes", ops, "write", "write", False, True, "stored before")
-    )
-    report.add(
-        _session_check(
-            "writes-follow-reads",
-            ops,
-            "read",
-            "write",
-            False,
-            True,
-            "stored before what was read by",
-        )
-    )
+    for name, earlier, later, keyed, strict, what in _SESSION_CHECKS:
+        report.add(_session_check(name, ops, earlier, later, keyed, strict, what))
     report.add(_staleness(ops, staleness_bound, staleness_positions))
     return report

@@ -48,7 +48,7 @@ from cqrs_lab.core.messages import (
 )
 from cqrs_lab.core.metrics import Counter, Histogram, Metrics
 from cqrs_lab.core.outbox import OutboxRelay
-from cqrs_lab.core.projections import Projection, QueryBus, QueryResult, Saga
+from cqrs_lab.core.projections import Projection, QueryBus, QueryResult, Saga, SagaCause
 from cqrs_lab.core.readmodel import Progress, Table
 from cqrs_lab.core.schema import EventRegistry
 from cqrs_lab.core.store import EventStore, InMemoryEventStore, OutboxMessage, Snapshot
@@ -107,6 +107,7 @@ __all__ = [
     "Repository",
     "RetryPolicy",
     "Saga",
+    "SagaCause",
     "SequentialIds",
     "Snapshot",
     "Subscription",

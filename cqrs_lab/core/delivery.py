@@ -1,27 +1,43 @@
 """Delivery semantics as strategy objects, and retries with backoff and seeded jitter.
 
-Every subscription keeps a *record* of the global positions it has dealt with
-(:class:`~cqrs_lab.core.readmodel.Progress`). The three semantics differ only in when the
-record is written relative to the handler, where it lives and whether it deduplicates:
+A subscription keeps a *record* of the global positions it has dealt with (applied, ignored,
+parked, or declared lost: :attr:`Subscription.position`) and a *durable* record, the last one
+committed to a :mod:`tracking store <cqrs_lab.core.tracking>` (:attr:`Subscription.checkpoint`,
+where it resumes after a crash). The loop that polls, handles, retries and parks is shared;
+each semantics is a strategy that owns the steps where they differ: what a delivery does on
+arrival (:meth:`take`), where and when the record commits (:meth:`commit`), how a duplicate
+is recognised (:meth:`duplicate_filter`), and what a crash costs (:meth:`crash`).
 
 ============== ======================= ============================ =========== =============
-semantics      record written           record lives                 dedup       on a crash
+semantics      record committed         to                           duplicates  on a crash
 ============== ======================= ============================ =========== =============
-at-most-once   before the handler runs  checkpoint store, durable    yes         in-flight lost
-at-least-once  after, committed every   checkpoint store, durable    no          redelivered
-               ``checkpoint_every``     at each commit                           (applied again)
-effectively-   with the handler's       the read model, in the same  yes         effects of the
-once           effects, one unit        unit as the effects                      unit undone
+at-most-once   taken, before handling   the engine's checkpoints     skipped     in-flight
+                                                                     on arrival  declared lost
+at-least-once  applied, after handling  the engine's checkpoints     applied     redelivered
+               (``checkpoint_every``)                                again       (applied again)
+effectively-   applied, with the        the read model's own store,  skipped     the unit's
+once           handler's effects        in the same unit                         effects undone
 ============== ======================= ============================ =========== =============
+
+Under every semantics a position counts as dealt with only once it was applied (or ignored,
+parked, or declared lost), never merely because it was fetched: a read marked fresh at a
+position reflects every event up to it, or says how many were lost.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from cqrs_lab.core.messages import Envelope
+from cqrs_lab.core.readmodel import rollback
+from cqrs_lab.core.tracking import TrackingStore
 from cqrs_lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cqrs_lab.core.subscription import Subscription
 
 __all__ = [
     "AtLeastOnce",
@@ -37,21 +53,107 @@ class DeliveryPolicy(Protocol):
     """What a subscription asks of its delivery semantics."""
 
     name: ClassVar[str]
-    #: skip a delivery whose position is already in the record
-    dedup: ClassVar[bool]
-    #: write the record (durably) before the handler runs
-    mark_before: ClassVar[bool]
-    #: the record lives in the read model and commits with the handler's effects
-    transactional: ClassVar[bool]
+    #: every event is eventually applied (or parked as a dead letter)
+    promises_no_loss: ClassVar[bool]
+    #: no event's effects are applied twice
+    promises_single_effect: ClassVar[bool]
+
+    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
+        """Where ``sub``'s committed record lives, and under which key."""
+        ...
+
+    def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
+        """Deliveries arrive: put what must be handled into ``sub.inbox``."""
+        ...
+
+    def taken_through(self, sub: Subscription, position: int) -> None:
+        """Partitioned: every own event up to ``position`` was taken (the rest are others')."""
+        ...
+
+    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
+        """For one batch: a test that a position was dealt with already (None: no test)."""
+        ...
+
+    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
+        """For one batch: called with each applied position (None: nothing to note)."""
+        ...
+
+    def end_of_batch(self, sub: Subscription) -> None:
+        """After one processing call: commit if this semantics commits here."""
+        ...
+
+    def commit(self, sub: Subscription) -> None:
+        """Make ``sub.record`` durable where this semantics keeps it (if it does here)."""
+        ...
+
+    def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
+        """The consumer died: reload what survived; returns the events lost for good."""
+        ...
+
+
+def _commit_record(sub: Subscription) -> None:
+    """The record of what was applied becomes the durable one."""
+    durable = sub.durable = sub.record.copy()
+    store, key = sub.tracking_location
+    store.commit(key, durable)
+
+
+def _reload(sub: Subscription) -> None:
+    store, key = sub.tracking_location
+    sub.durable = store.load(key)
+    sub.record.restore(sub.durable)
 
 
 class AtMostOnce:
-    """Checkpoint before handling: a crash loses what was in flight, nothing runs twice."""
+    """Checkpoint before handling: a crash loses what was in flight, nothing runs twice.
+
+    A position taken and never applied is *declared lost* at the crash: it then counts as
+    dealt with (the consumer will never apply it), and ``Subscription.lost`` and each read's
+    ``lost`` say so.
+    """
 
     name: ClassVar[str] = "at-most-once"
-    dedup: ClassVar[bool] = True
-    mark_before: ClassVar[bool] = True
-    transactional: ClassVar[bool] = False
+    promises_no_loss: ClassVar[bool] = False
+    promises_single_effect: ClassVar[bool] = True
+
+    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
+        return sub.checkpoints, sub.name
+
+    def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
+        taken, inbox = sub.durable, sub.inbox
+        for env in got:
+            p = env.position
+            if p <= taken.watermark or p in taken.above:
+                sub.skip_duplicate(env, now)
+                continue
+            taken.add(p)
+            inbox.append(env)
+        store, key = sub.tracking_location
+        store.commit(key, taken)  # durable before any of them is handled
+
+    def taken_through(self, sub: Subscription, position: int) -> None:
+        sub.durable.raise_to(position)
+
+    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
+        return None  # recognised on arrival, by the taken record
+
+    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
+        return None
+
+    def end_of_batch(self, sub: Subscription) -> None:
+        if sub.auto_commit and not sub.inbox:
+            sub.commit()
+
+    def commit(self, sub: Subscription) -> None:
+        pass  # the taken record was committed on arrival
+
+    def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
+        store, key = sub.tracking_location
+        sub.durable = store.load(key)
+        record = sub.record
+        for env in in_flight:  # taken, never applied: gone for good
+            record.add(env.position)
+        return in_flight
 
     def __repr__(self) -> str:
         return "AtMostOnce()"
@@ -65,9 +167,42 @@ class AtLeastOnce:
     """
 
     name: ClassVar[str] = "at-least-once"
-    dedup: ClassVar[bool] = False
-    mark_before: ClassVar[bool] = False
-    transactional: ClassVar[bool] = False
+    promises_no_loss: ClassVar[bool] = True
+    promises_single_effect: ClassVar[bool] = False
+
+    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
+        return sub.checkpoints, sub.name
+
+    def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
+        sub.inbox.extend(got)
+
+    def taken_through(self, sub: Subscription, position: int) -> None:
+        pass  # the record moves when events are applied
+
+    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
+        return None
+
+    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
+        ledger = sub.ledger  # positions applied at least once, to count re-applications
+
+        def note(p: int) -> None:
+            if p <= ledger.watermark or p in ledger.above:
+                sub.duplicates_applied += 1
+            else:
+                ledger.add(p)
+
+        return note
+
+    def end_of_batch(self, sub: Subscription) -> None:
+        if sub.auto_commit and not sub.inbox:
+            sub.commit()
+
+    def commit(self, sub: Subscription) -> None:
+        _commit_record(sub)
+
+    def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
+        _reload(sub)  # what was applied since the checkpoint is delivered again
+        return []
 
     def __repr__(self) -> str:
         return "AtLeastOnce()"
@@ -81,9 +216,46 @@ class EffectivelyOnce:
     """
 
     name: ClassVar[str] = "effectively-once"
-    dedup: ClassVar[bool] = True
-    mark_before: ClassVar[bool] = False
-    transactional: ClassVar[bool] = True
+    promises_no_loss: ClassVar[bool] = True
+    promises_single_effect: ClassVar[bool] = True
+
+    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
+        part = sub.partition
+        return sub.consumer.tracking, "" if part is None else str(part[0])
+
+    def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
+        record, inbox = sub.record, sub.inbox
+        if not record.above and got[0].position > record.watermark and not sub.inbox_mixed:
+            inbox.extend(got)  # in log order and beyond the record: nothing to recognise
+            return
+        for env in got:
+            p = env.position
+            if p <= record.watermark or p in record.above:
+                sub.skip_duplicate(env, now)
+            else:
+                inbox.append(env)
+
+    def taken_through(self, sub: Subscription, position: int) -> None:
+        pass  # the record moves when events are applied
+
+    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
+        return sub.record.contains if sub.inbox_mixed else None
+
+    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
+        return None
+
+    def end_of_batch(self, sub: Subscription) -> None:
+        sub.commit()  # the unit is what one processing call did
+
+    def commit(self, sub: Subscription) -> None:
+        _commit_record(sub)
+
+    def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
+        rollback(sub.undo)
+        if sub.recorder is not None and sub.unit:
+            sub.recorder.rolled_back(sub.name, list(sub.unit), sub.clock.now())
+        _reload(sub)
+        return []
 
     def __repr__(self) -> str:
         return "EffectivelyOnce()"

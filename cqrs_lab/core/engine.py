@@ -23,9 +23,11 @@ from cqrs_lab.core.ids import IdFactory, SequentialIds
 from cqrs_lab.core.messages import Command
 from cqrs_lab.core.metrics import Metrics
 from cqrs_lab.core.projections import Projection, QueryBus, Saga
+from cqrs_lab.core.recorders import SubscriptionRecorder
 from cqrs_lab.core.schema import EventRegistry
 from cqrs_lab.core.store import EventStore, InMemoryEventStore
-from cqrs_lab.core.subscription import Subscription, SubscriptionRecorder
+from cqrs_lab.core.subscription import Subscription
+from cqrs_lab.core.tracking import InMemoryTracking, TrackingStore
 from cqrs_lab.errors import ConfigError, ProjectionNotFound
 
 __all__ = ["Engine"]
@@ -51,6 +53,7 @@ class Engine:
         metrics: Metrics | None = None,
         cache_size: int = 10_000,
         recorder: SubscriptionRecorder | None = None,
+        checkpoints: TrackingStore | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else ManualClock()
         self.rng = rng if rng is not None else random.Random(seed)
@@ -66,6 +69,10 @@ class Engine:
         )
         self.queries = QueryBus()
         self.dead_letters = DeadLetterStore()
+        #: where at-most-once and at-least-once subscriptions commit their records
+        self.checkpoints: TrackingStore = (
+            checkpoints if checkpoints is not None else InMemoryTracking()
+        )
         self.recorder = recorder
         self.subscriptions: dict[str, Subscription] = {}
         self.groups: dict[str, SubscriptionGroup] = {}
@@ -107,6 +114,7 @@ class Engine:
             clock=self.clock, rng=random.Random(self.rng.getrandbits(64)),
             batch_size=batch_size, checkpoint_every=checkpoint_every, retry=retry,
             dead_letters=self.dead_letters, faults=faults, recorder=self.recorder,
+            checkpoints=self.checkpoints,
         )  # fmt: skip
         self.subscriptions[name] = sub
         return sub
@@ -142,6 +150,7 @@ class Engine:
                 batch_size=batch_size, checkpoint_every=checkpoint_every, retry=retry,
                 dead_letters=self.dead_letters, faults=faults, recorder=self.recorder,
                 partition=(index, partitions), auto_commit=auto_commit,
+                checkpoints=self.checkpoints,
             )  # fmt: skip
             self.subscriptions[member.name] = member
             members.append(member)
@@ -152,6 +161,13 @@ class Engine:
         """How far the named projection (a subscription or a partitioned group) has got."""
         group = self.groups.get(name)
         return group.position if group is not None else self.subscription(name).position
+
+    def lost_of(self, name: str) -> int:
+        """How many events the named projection's consumers declared lost (at-most-once)."""
+        group = self.groups.get(name)
+        if group is not None:
+            return sum(m.lost for m in group.members)
+        return self.subscription(name).lost
 
     def subscription(self, name: str) -> Subscription:
         try:
@@ -170,7 +186,12 @@ class Engine:
     ) -> None:
         """Answer ``query_type`` with ``handler``, reading the named projection."""
         self.position_of(projection)  # fails early for an unknown name
-        self.queries.register(query_type, handler, lambda: self.position_of(projection))
+        self.queries.register(
+            query_type,
+            handler,
+            lambda: self.position_of(projection),
+            lambda: self.lost_of(projection),
+        )
 
     def ask(self, query: Any, *, min_position: int = 0) -> Any:
         return self.queries.ask(query, min_position=min_position)

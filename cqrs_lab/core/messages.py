@@ -35,9 +35,24 @@ __all__ = [
 
 
 class Command:
-    """Base of commands. Subclass as a frozen dataclass named in the imperative (``Deposit``)."""
+    """Base of commands. Subclass as a frozen dataclass named in the imperative (``Deposit``).
+
+    ``internal = True`` declares a command that only the domain itself sends (a saga's step,
+    a compensation): the engine runs it like any other, but a driver that exposes commands to
+    clients (the HTTP server) never offers it.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True, slots=True)
+    ... class Refund(Command):
+    ...     internal = True
+    ...     account_id: str
+    >>> Refund.internal, Command.internal
+    (True, False)
+    """
 
     __slots__ = ()
+    #: only the domain sends it (sagas, compensations); never exposed to clients
+    internal: ClassVar[bool] = False
 
     def command_type(self) -> str:
         return type(self).__name__

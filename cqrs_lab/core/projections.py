@@ -21,23 +21,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from cqrs_lab.core.aggregate import collect_handlers
 from cqrs_lab.core.messages import Command, Envelope, Event
-from cqrs_lab.core.readmodel import Progress, Table
+from cqrs_lab.core.readmodel import Table
+from cqrs_lab.core.tracking import InMemoryTracking
 from cqrs_lab.errors import ConfigError, UnknownQuery
 
-__all__ = ["Projection", "QueryBus", "QueryResult", "Saga"]
+__all__ = ["Cause", "Projection", "QueryBus", "QueryResult", "Saga", "SagaCause"]
 
 
 class Projection:
     """Base of projections. ``@on(EventType)`` methods take ``(event, envelope)``.
 
-    ``progress`` is the read side's own record of applied positions: under effectively-once
-    it commits in the same unit as the table writes. A projection fed by several partitions
-    keeps one record per partition (:meth:`progress_for`). Subclasses must be constructible with
-    no arguments (``fresh()``) so a shadow rebuild can build a second copy.
+    ``tracking`` is the read side's own store of tracking records: under effectively-once
+    each subscription feeding the projection (one per partition) commits its record there in
+    the same unit as the table writes. Subclasses must be constructible with no arguments
+    (``fresh()``) so a shadow rebuild can build a second copy.
     """
 
     name: ClassVar[str] = ""
@@ -53,8 +54,7 @@ class Projection:
 
     def __init__(self) -> None:
         self.tables: list[Table] = []
-        self.progress = Progress()
-        self.partition_progress: dict[int, Progress] = {}
+        self.tracking = InMemoryTracking()
         self.active_writer: object = None  # the subscription whose undo log the tables use
         self.handlers: dict[type[Event], Callable[[Any, Envelope], None]] = {
             t: fn.__get__(self) for t, fn in self._handler_fns.items()
@@ -73,17 +73,7 @@ class Projection:
         """Empty every table and forget progress (the start of an in-place rebuild)."""
         for t in self.tables:
             t.clear()
-        self.progress = Progress()
-        self.partition_progress = {}
-
-    def progress_for(self, partition: int | None) -> Progress:
-        """The record of one partition (``None``: the whole log)."""
-        if partition is None:
-            return self.progress
-        found = self.partition_progress.get(partition)
-        if found is None:
-            found = self.partition_progress[partition] = Progress()
-        return found
+        self.tracking.clear()
 
     def fresh(self) -> Projection:
         """A new, empty instance of the same projection (for a shadow rebuild)."""
@@ -93,8 +83,7 @@ class Projection:
         """Adopt ``other``'s rows and progress in one step (the swap after a shadow rebuild)."""
         for mine, theirs in zip(self.tables, other.tables, strict=True):
             mine.replace_with(theirs)
-        self.progress = other.progress.copy()
-        self.partition_progress = {k: v.copy() for k, v in other.partition_progress.items()}
+        self.tracking.replace_with(other.tracking)
 
     def state(self) -> dict[str, dict[Any, Any]]:
         """Every table as a plain dict, for comparing read models."""
@@ -104,12 +93,42 @@ class Projection:
 Dispatch = Callable[..., Any]
 
 
+class Cause(Protocol):
+    """What a saga's command is caused by: an event's id and its correlation id.
+
+    An :class:`Envelope` is one; so is a :class:`SagaCause` kept in a saga's row, for a step
+    taken later, when the event that caused it is not the one being delivered.
+    """
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+class SagaCause(NamedTuple):
+    """An event remembered by a saga as the cause of a later step."""
+
+    event_id: str
+    correlation_id: str | None
+
+
 class Saga(Projection):
     """A process manager: reacts to events and dispatches commands.
 
-    Commands go through :meth:`send`, whose idempotency key is derived from the triggering
-    event and a step name, so a redelivered event re-sends the same command and the command
-    bus answers from its idempotency record instead of acting twice.
+    Commands go through :meth:`send`, whose idempotency key is the saga's name, the id of the
+    event that caused the step and the step's name. The key names the *cause*, not the
+    delivery that happened to run the step, so however events are redelivered or reordered a
+    step re-sent is the same command under the same key: a true replay, answered by the
+    command bus from its idempotency record (the bus must keep records at least as long as
+    an event can be redelivered). A saga built this way records what it learns as facts that
+    only accumulate, and derives its next step from them, so a reply that arrives before its
+    trigger, a duplicate and a replay all leave it where the log says it is.
+
+    ``open_instances()`` counts instances that have not ended (a metric: under at-most-once
+    a lost event can leave an instance open for ever; under the other semantics it must
+    reach zero once the log is quiet).
     """
 
     def __init__(self) -> None:
@@ -126,7 +145,12 @@ class Saga(Projection):
             twin.bind(self._dispatch)
         return twin
 
-    def send(self, command: Command, cause: Envelope, step: str) -> Any:
+    def open_instances(self) -> int:
+        """Instances started and not yet ended (0 for a saga that does not say)."""
+        return 0
+
+    def send(self, command: Command, cause: Cause, step: str) -> Any:
+        """Dispatch ``command`` as ``step`` of the instance ``cause`` moved on."""
         if self._dispatch is None:
             raise ConfigError(
                 f"saga {self.name!r} has no command bus: subscribe it with Engine.subscribe "
@@ -142,11 +166,20 @@ class Saga(Projection):
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """A query's answer and the position of the read model that answered it."""
+    """A query's answer and the position of the read model that answered it.
+
+    ``lost`` counts the events the read model's consumer declared lost (at-most-once: taken
+    and never applied) up to ``position``: a read can be current and still miss them.
+    """
 
     value: Any
     position: int
     stale: bool = False  # True when a requested min_position was not reached
+    lost: int = 0
+
+
+def _none_lost() -> int:
+    return 0
 
 
 class QueryBus:
@@ -157,13 +190,18 @@ class QueryBus:
     """
 
     def __init__(self) -> None:
-        self._routes: dict[type, tuple[Callable[[Any], Any], Callable[[], int]]] = {}
+        self._routes: dict[type, _Route] = {}
 
     def register(
-        self, query_type: type, handler: Callable[[Any], Any], position: Callable[[], int]
+        self,
+        query_type: type,
+        handler: Callable[[Any], Any],
+        position: Callable[[], int],
+        lost: Callable[[], int] = _none_lost,
     ) -> None:
-        """``position`` returns how far the read model behind ``handler`` has applied."""
-        self._routes[query_type] = (handler, position)
+        """``position`` returns how far the read model behind ``handler`` has dealt with the
+        log; ``lost`` how many events it declared lost on the way."""
+        self._routes[query_type] = _Route(handler, position, lost)
 
     def ask(self, query: Any, *, min_position: int = 0) -> QueryResult:
         route = self._routes.get(type(query))
@@ -172,9 +210,14 @@ class QueryBus:
                 f"no handler registered for query {type(query).__name__}; register one with "
                 f"QueryBus.register (known: {sorted(t.__name__ for t in self._routes)})"
             )
-        handler, position = route
-        pos = position()
-        return QueryResult(handler(query), pos, stale=pos < min_position)
+        pos = route.position()
+        return QueryResult(route.handler(query), pos, pos < min_position, route.lost())
 
     def routes(self) -> Mapping[type, tuple[Callable[[Any], Any], Callable[[], int]]]:
-        return dict(self._routes)
+        return {t: (r.handler, r.position) for t, r in self._routes.items()}
+
+
+class _Route(NamedTuple):
+    handler: Callable[[Any], Any]
+    position: Callable[[], int]
+    lost: Callable[[], int]

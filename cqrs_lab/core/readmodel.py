@@ -179,6 +179,26 @@ class Progress:
         elif position > wm:
             self.above.add(position)
 
+    def raise_to(self, ceiling: int) -> None:
+        """Every position up to ``ceiling`` is done (and any above it that now join it).
+
+        >>> p = Progress(); p.add(7); p.raise_to(5); p
+        Progress(watermark=5, above=[7])
+        >>> p.raise_to(6); p.watermark
+        7
+        """
+        if ceiling <= self.watermark:
+            return
+        self.watermark = ceiling
+        above = self.above
+        if above:
+            self.above = above = {p for p in above if p > ceiling}
+            nxt = ceiling + 1
+            while nxt in above:
+                above.remove(nxt)
+                nxt += 1
+            self.watermark = nxt - 1
+
     def copy(self) -> Progress:
         twin = Progress(self.watermark)
         twin.above = set(self.above)

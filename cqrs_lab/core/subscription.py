@@ -3,6 +3,8 @@
 It is passive: a driver calls :meth:`Subscription.poll` (fetch into the inbox),
 :meth:`Subscription.process` (handle what is in the inbox), or :meth:`Subscription.step`
 (both) and asks :meth:`Subscription.next_due` when a retry or a held delivery comes due.
+The loop here is shared by every semantics; what differs between them is the
+:class:`~cqrs_lab.core.delivery.DeliveryPolicy` strategy's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
@@ -20,8 +22,10 @@ from cqrs_lab.core.messages import Envelope, RawEvent
 from cqrs_lab.core.metrics import Histogram
 from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.projections import Projection
-from cqrs_lab.core.readmodel import Progress, rollback
+from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
+from cqrs_lab.core.recorders import RecorderFanout, SubscriptionRecorder
 from cqrs_lab.core.store import EventStore
+from cqrs_lab.core.tracking import InMemoryTracking, TrackingStore
 from cqrs_lab.errors import ConfigError, ConsumerCrashed
 
 __all__ = ["RecorderFanout", "Subscription", "SubscriptionRecorder"]
@@ -32,57 +36,15 @@ _BEFORE, _AFTER, _CHECKPOINT = (
     CrashPoint.AFTER_CHECKPOINT,
 )
 
-
 _ReadPartition = Callable[[int, int, int, int], tuple[list[Envelope], int]]
 
 
-class SubscriptionRecorder(Protocol):
-    """Observes every delivery, application, skip and crash (the checks and the simulation)."""
-
-    def delivered(self, sub: str, env: Envelope, now: float) -> None: ...
-
-    def applied(self, sub: str, env: Envelope, now: float) -> None: ...
-
-    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None: ...
-
-    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None: ...
-
-    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None: ...
-
-
-class RecorderFanout:
-    """Passes every observation to several recorders (the simulation's tables and the checks).
-
-    >>> fan = RecorderFanout([])
-    >>> fan.crashed("balances", 0.0, [])
-    """
-
-    def __init__(self, recorders: list[SubscriptionRecorder]) -> None:
-        self.recorders = list(recorders)
-
-    def delivered(self, sub: str, env: Envelope, now: float) -> None:
-        for r in self.recorders:
-            r.delivered(sub, env, now)
-
-    def applied(self, sub: str, env: Envelope, now: float) -> None:
-        for r in self.recorders:
-            r.applied(sub, env, now)
-
-    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
-        for r in self.recorders:
-            r.skipped(sub, env, now, reason)
-
-    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None:
-        for r in self.recorders:
-            r.rolled_back(sub, envs, now)
-
-    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None:
-        for r in self.recorders:
-            r.crashed(sub, now, lost)
-
-
 class Subscription:
-    """Delivers the log to ``consumer`` under ``policy``; see :mod:`cqrs_lab.core.delivery`."""
+    """Delivers the log to ``consumer`` under ``policy``; see :mod:`cqrs_lab.core.delivery`.
+
+    ``checkpoints`` is the tracking store of the semantics that keep their record outside the
+    read model (at-most-once, at-least-once); the engine passes its own.
+    """
 
     def __init__(
         self,
@@ -101,6 +63,7 @@ class Subscription:
         recorder: SubscriptionRecorder | None = None,
         partition: tuple[int, int] | None = None,
         auto_commit: bool = True,
+        checkpoints: TrackingStore | None = None,
     ) -> None:
         if partition is not None and not 0 <= partition[0] < partition[1]:
             raise ConfigError(f"partition={partition}: pass (index, count) with 0 <= index < count")
@@ -121,19 +84,24 @@ class Subscription:
         self.recorder = recorder
         self.partition = partition
         self.auto_commit = auto_commit
+        self.checkpoints: TrackingStore = (
+            checkpoints if checkpoints is not None else InMemoryTracking()
+        )
         self._owner: dict[str, bool] = {}  # stream id -> belongs to this partition
         # a store that indexes partitions (read_partition) spares a partition the full scan
         self._read_partition: _ReadPartition | None = (
             getattr(store, "read_partition", None) if partition is not None else None
         )
         self.inbox: deque[Envelope] = deque()
+        #: the inbox may hold deliveries out of log order or twice (a transport was involved)
+        self.inbox_mixed = False
         self._polled = 0
         self.crashed = False
         self.retry_at: float | None = None
         self.attempts = 0
         self.last_error: str | None = None
-        self._undo: list[Any] = []
-        self._unit: list[Envelope] = []  # applied since the last commit
+        self.undo: UndoLog = []
+        self.unit: list[Envelope] = []  # applied since the last commit
         self._shadow: Subscription | None = None
         self.rebuilds = 0
         self.rebuilding_since: float | None = None
@@ -151,17 +119,19 @@ class Subscription:
         """Point the consumer's tables at this subscription's undo log."""
         consumer = self.consumer
         for t in consumer.tables:
-            t._undo = self._undo
+            t._undo = self.undo
         consumer.active_writer = self
 
     def _reset_progress(self) -> None:
-        consumer = self.consumer
         self._bind_tables()
-        part = self.partition[0] if self.partition is not None else None
-        self.record = consumer.progress_for(part) if self.policy.transactional else Progress()
-        self.committed = self.record.copy()
-        self.ledger = Progress()  # positions applied at least once (at-least-once only)
-        self.fetched = self.record.watermark
+        self.tracking_location = self.policy.tracking(self)
+        store, key = self.tracking_location
+        #: the last committed record: where this consumer resumes after a crash
+        self.durable: Progress = store.load(key)
+        #: positions dealt with: applied, ignored, parked or declared lost
+        self.record = self.durable.copy()
+        self.ledger = Progress()  # positions applied at least once (at-least-once counts)
+        self.fetched = self.durable.watermark
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Switch transport faults and crash points on (a plan) or off (None) at run time."""
@@ -173,21 +143,21 @@ class Subscription:
         )
         if old is not None:  # what the old transport held is delivered late, not lost
             held = old.release(float("inf"))
-            if held:  # through _deliver: at-most-once takes (and dedups) on delivery
-                self._deliver(held, self.clock.now())
+            if held:
+                self._take(held, self.clock.now(), mixed=True)
         self.crash_hook = (
             CrashHook(plan, self.rng, self.name) if plan is not None and plan.crash_faults else None
         )
 
     @property
     def position(self) -> int:
-        """Every event up to here has been dealt with (applied, ignored or parked)."""
+        """Every event up to here has been dealt with (applied, ignored, parked or lost)."""
         return self.record.watermark
 
     @property
     def checkpoint(self) -> int:
         """Where this consumer resumes after a crash."""
-        return self.record.watermark if self.policy.mark_before else self.committed.watermark
+        return self.durable.watermark
 
     def backlog(self) -> int:
         return self.store.head_position - self.position
@@ -223,7 +193,8 @@ class Subscription:
         if self.crashed:
             return 0
         now = self.clock.now()
-        got: list[Envelope] = self.transport.release(now) if self.transport else []
+        transport = self.transport
+        got: list[Envelope] = transport.release(now) if transport else []
         moved = len(got)
         room = self.batch_size - len(self.inbox)
         if room > 0 and self.fetched < self.store.head_position:
@@ -240,37 +211,32 @@ class Subscription:
                     if self.partition is not None:
                         batch = self._mine(batch)
             if batch:
-                got.extend(self.transport.send(batch, now) if self.transport else batch)
+                got.extend(transport.send(batch, now) if transport else batch)
         if got:
-            self._deliver(got, now)
+            self._take(got, now, mixed=transport is not None)
         if self.partition is not None and moved:
             self._skip_foreign()
         return moved
 
-    def _deliver(self, got: list[Envelope], now: float) -> None:
+    def _take(self, got: list[Envelope], now: float, *, mixed: bool) -> None:
         rec = self.recorder
         if rec is not None:
             for env in got:
                 rec.delivered(self.name, env, now)
         self.delivered += len(got)
-        if self.policy.mark_before:  # at-most-once: taken before handling, dedup on take
-            record = self.record
-            dedup = self.policy.dedup
-            for env in got:
-                if dedup and record.contains(env.position):
-                    self.duplicates_skipped += 1
-                    if rec is not None:
-                        rec.skipped(self.name, env, now, "duplicate")
-                    continue
-                record.add(env.position)
-                self.inbox.append(env)
-        else:
-            self.inbox.extend(got)
+        if mixed:
+            self.inbox_mixed = True
+        self.policy.take(self, got, now)
+
+    def skip_duplicate(self, env: Envelope, now: float) -> None:
+        """A delivery of a position already dealt with is recognised and skipped."""
+        self.duplicates_skipped += 1
+        if self.recorder is not None:
+            self.recorder.skipped(self.name, env, now, "duplicate")
 
     def _mine(self, batch: list[Envelope]) -> list[Envelope]:
         """This partition's events (the others' are counted as done by ``_skip_foreign``)."""
-        assert self.partition is not None
-        index, count = self.partition
+        index, count = self.partition  # type: ignore[misc]
         owner = self._owner
         try:
             return [env for env in batch if owner[env.stream_id]]
@@ -280,35 +246,28 @@ class Subscription:
             return [env for env in batch if owner[env.stream_id]]
 
     def _skip_foreign(self) -> None:
-        """Partitioned: every position up to the next own event not yet dealt with is done.
+        """Partitioned: every position below the lowest own event not yet dealt with is done.
 
-        Own events that were fetched are either dealt with (in the record) or pending (in the
-        inbox, or held by the transport); other partitions' positions are never ours. So the
-        watermark may move up to just below the lowest pending own event, or to what was
-        fetched, in one step, without recording the other partitions' positions one by one.
+        Own events fetched are either dealt with (in the record) or pending (in the inbox, in
+        any order once a transport was involved, or held by the transport); other partitions'
+        positions are never ours. So the watermark may move up to just below the lowest
+        pending own event, or to what was fetched, in one step, without recording the other
+        partitions' positions one by one. It never passes an undelivered event.
         """
         if self.crashed:
             return
         ceiling = self.fetched
-        inbox = self.inbox
-        if inbox and not self.policy.mark_before:
-            first = inbox[0].position if self.transport is None else min(e.position for e in inbox)
-            ceiling = min(ceiling, first - 1)
         if self.transport is not None:
             held = self.transport.lowest_position()
             if held is not None:
-                ceiling = min(ceiling, held - 1)
-        record = self.record
-        if ceiling > record.watermark:
-            record.watermark = ceiling
-            above = record.above
-            if above:
-                record.above = {p for p in above if p > ceiling}
-                nxt = ceiling + 1
-                while nxt in record.above:
-                    record.above.remove(nxt)
-                    nxt += 1
-                record.watermark = nxt - 1
+                ceiling = held - 1 if held <= ceiling else ceiling
+        taken_ceiling = ceiling  # (at-most-once: the inbox is taken, not yet dealt with)
+        inbox = self.inbox
+        if inbox:
+            first = min(e.position for e in inbox) if self.inbox_mixed else inbox[0].position
+            ceiling = min(ceiling, first - 1)
+        self.record.raise_to(ceiling)
+        self.policy.taken_through(self, taken_ceiling)
 
     def process(self, max_events: int | None = None) -> int:
         """Handle up to ``max_events`` from the inbox; returns how many were dealt with."""
@@ -348,29 +307,24 @@ class Subscription:
         inbox = self.inbox
         if not inbox:
             return 0
-        consumer, policy, record = self.consumer, self.policy, self.record
+        consumer, record, policy = self.consumer, self.record, self.policy
         if consumer.active_writer is not self:
             self._bind_tables()
-        handlers = consumer.handlers
-        dedup = policy.dedup and not policy.mark_before
-        track = not policy.dedup  # at-least-once: count re-applications
-        ledger, undo, unit = self.ledger, self._undo, self._unit
+        handlers, undo, unit = consumer.handlers, self.undo, self.unit
+        seen, note = policy.duplicate_filter(self), policy.applied_hook(self)
         hook, rec = self.crash_hook, self.recorder
         every = self.checkpoint_every
-        raw = RawEvent
         keep_unit = rec is not None or every is not None
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
-        done = applied = ignored = skipped = again = 0
+        done = applied = ignored = 0
         last: Envelope | None = None
         try:
             while done < limit:
                 env = inbox.popleft()
                 done += 1
                 p = env.position
-                if dedup and (p <= record.watermark or p in record.above):
-                    skipped += 1
-                    if rec is not None:
-                        rec.skipped(self.name, env, self.clock.now(), "duplicate")
+                if seen is not None and seen(p):
+                    self.skip_duplicate(env, self.clock.now())
                     continue
                 if hook is not None:
                     try:
@@ -378,16 +332,14 @@ class Subscription:
                     except ConsumerCrashed:
                         inbox.appendleft(env)  # still in flight when the consumer died
                         raise
-                payload = env.payload
-                handler = handlers.get(type(payload))
                 savepoint = len(undo)
+                handler = handlers.get(type(env.payload))
                 try:
-                    if handler is None and type(payload) is raw:
+                    if handler is None and type(env.payload) is RawEvent:
                         env = self.store.registry.decode_envelope(env)  # handlers see events
-                        payload = env.payload
-                        handler = handlers.get(type(payload))
+                        handler = handlers.get(type(env.payload))
                     if handler is not None:
-                        handler(payload, env)
+                        handler(env.payload, env)
                 except ConsumerCrashed:
                     inbox.appendleft(env)
                     raise
@@ -411,10 +363,8 @@ class Subscription:
                     last = env
                     if keep_unit:
                         unit.append(env)
-                    if track:
-                        if p <= ledger.watermark or p in ledger.above:
-                            again += 1
-                        ledger.add(p)
+                    if note is not None:
+                        note(p)
                     if rec is not None:
                         rec.applied(self.name, env, self.clock.now())
                 if hook is not None:
@@ -428,12 +378,12 @@ class Subscription:
                 self.lag_histogram.observe(self.clock.now() - last.recorded_at)
             self.applied += applied
             self.ignored += ignored
-            self.duplicates_skipped += skipped
-            self.duplicates_applied += again
+        if not inbox:
+            self.inbox_mixed = self.transport is not None
         if self.partition is not None:
             self._skip_foreign()
-        if policy.transactional or (self.auto_commit and not inbox):
-            self.commit()  # effectively-once: the unit is what one call processed
+        if not self.crashed:
+            policy.end_of_batch(self)
         return done
 
     def _failed(self, env: Envelope, exc: Exception) -> bool:
@@ -455,15 +405,14 @@ class Subscription:
         return True
 
     def commit(self) -> None:
-        """Make the record durable (the checkpoint) and close the unit of work."""
-        self._undo.clear()
-        self._unit.clear()
-        if not self.policy.mark_before:
-            self.committed = self.record.copy()
+        """Close the unit of work and make the record durable where the semantics keeps it."""
+        self.undo.clear()
+        self.unit.clear()
+        self.policy.commit(self)
         hook = self.crash_hook
         if hook is not None:
             for p in hook.pending_after_checkpoint():
-                if self.committed.contains(p) or self.record.contains(p):
+                if self.durable.contains(p) and self.record.contains(p):
                     try:
                         hook.check(_CHECKPOINT, p)
                     except ConsumerCrashed as crash:
@@ -478,23 +427,15 @@ class Subscription:
 
     def _crash(self, crash: ConsumerCrashed | None) -> None:
         now = self.clock.now()
-        policy = self.policy
         in_flight = list(self.inbox)
         self.inbox.clear()
+        self.inbox_mixed = False
         if self.transport is not None:
             self.transport.clear()
-        lost: list[Envelope] = []
-        if policy.mark_before:  # taken but not handled: gone for good
-            lost = in_flight
-            self.lost += len(lost)
-        else:
-            if policy.transactional:
-                rollback(self._undo)
-                if self.recorder is not None and self._unit:
-                    self.recorder.rolled_back(self.name, list(self._unit), now)
-            self.record.restore(self.committed)
-        self._undo.clear()
-        self._unit.clear()
+        lost = self.policy.crash(self, in_flight)
+        self.lost += len(lost)
+        self.undo.clear()
+        self.unit.clear()
         self.retry_at = None
         self.attempts = 0
         self.crashed = True
@@ -508,6 +449,8 @@ class Subscription:
             return
         self.crashed = False
         self.fetched = self.checkpoint
+        if self.partition is not None:
+            self._skip_foreign()
 
     # -- rebuilds and dead letters -----------------------------------------------------------
     def rebuild(self, *, shadow: bool = False) -> None:
@@ -520,19 +463,24 @@ class Subscription:
         self.rebuilds += 1
         self.rebuilding_since = self.clock.now()
         if shadow:
+            name = f"{self.name}~rebuild"
+            self.checkpoints.reset(name)
             self._shadow = Subscription(
-                f"{self.name}~rebuild", self.store, self.consumer.fresh(), self.policy,
+                name, self.store, self.consumer.fresh(), self.policy,
                 clock=self.clock, rng=self.rng, batch_size=self.batch_size,
-                retry=self.retry, dead_letters=self.dead_letters,
+                retry=self.retry, dead_letters=self.dead_letters, checkpoints=self.checkpoints,
             )  # fmt: skip
             return
         self.inbox.clear()
+        self.inbox_mixed = False
         if self.transport is not None:
             self.transport.clear()
-        self._undo.clear()
-        self._unit.clear()
+        self.undo.clear()
+        self.unit.clear()
         self.retry_at, self.attempts = None, 0
         self.consumer.reset()
+        store, key = self.tracking_location
+        store.reset(key)
         self._reset_progress()
 
     def _advance_shadow(self) -> int:
@@ -544,11 +492,15 @@ class Subscription:
             return moved
         self.consumer.take_over(shadow.consumer)
         self.inbox.clear()
-        self._undo.clear()
-        self._unit.clear()
+        self.inbox_mixed = False
+        self.undo.clear()
+        self.unit.clear()
         self._reset_progress()
         self.record.restore(shadow.record)
-        self.committed = self.record.copy()
+        self.durable = self.record.copy()
+        store, key = self.tracking_location
+        store.commit(key, self.durable)
+        self.checkpoints.reset(shadow.name)
         self.fetched = self.record.watermark
         self._shadow = None
         self.rebuilding_since = None
@@ -578,14 +530,14 @@ class Subscription:
             env = self.store.registry.decode_envelope(env)
         payload = env.payload
         handler = self.consumer.handlers.get(type(payload))
-        savepoint = len(self._undo)
+        savepoint = len(self.undo)
         try:
             if handler is not None:
                 handler(payload, env)
         except Exception:
-            rollback(self._undo, savepoint)
+            rollback(self.undo, savepoint)
             raise
-        self._undo.clear()
+        self.undo.clear()
         self.dead_letters.remove(letter_id)
         self.dead_letters.replayed += 1
         self.applied += 1
@@ -616,5 +568,11 @@ class Subscription:
             "crashes": self.crashes,
             "lost": self.lost,
             "crashed": self.crashed,
+            "open_instances": _open_instances(self.consumer),
             "rebuilding": self.rebuilding,
         }
+
+
+def _open_instances(consumer: Projection) -> int:
+    count = getattr(consumer, "open_instances", None)
+    return int(count()) if callable(count) else 0

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
 import pytest
 
-from cqrs_lab.checks import HistoryError, Operation, load_frame, read_jsonl, write_jsonl
+from cqrs_lab.checks import (
+    HistoryError,
+    Operation,
+    check_history,
+    load_frame,
+    read_jsonl,
+    to_frame,
+    write_jsonl,
+)
 from cqrs_lab.checks.cli import register
 
 GOOD = [
@@ -187,3 +196,74 @@ def test_cli_is_discovered_by_the_main_entry_point(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     write_jsonl(GOOD, path)
     assert main(["check", str(path)]) == 0
+
+
+def record(**fields: object) -> str:
+    base: dict[str, object] = {
+        "session": "s", "op": "read", "key": "a", "invoke": 0, "complete": 1,
+        "outcome": "ok", "position": 1,
+    }  # fmt: skip
+    base.update(fields)
+    return json.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def test_a_record_without_key_is_an_error_naming_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(record() + "\n" + record(key=...) + "\n")
+    with pytest.raises(HistoryError) as info:
+        read_jsonl(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path} line 2: missing field 'key'")
+    assert '"key": null' in msg  # says how to write a whole-model operation
+
+
+def test_an_explicit_null_key_is_a_whole_model_operation(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(record(op="write", position=7) + "\n" + record(key=None, invoke=2, complete=3))
+    ops = read_jsonl(path)
+    assert ops[1].key is None
+    # the whole-model read (position 1) misses the session's write to "a" (position 7)
+    assert check_history(ops)["read-your-writes"].status == "fail"
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_an_empty_history_is_an_error(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_text(text)
+    with pytest.raises(HistoryError, match="no operation"):
+        read_jsonl(path)
+    with pytest.raises(HistoryError, match="no operation"):
+        read_jsonl(io.StringIO(text))
+    assert run(["check", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "PASS" not in captured.out and captured.out == ""
+    assert f"{path}: no operation" in captured.err
+
+
+def test_violations_cite_file_lines_counting_blank_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "h.jsonl"
+    write = record(op="write", position=5)
+    read = record(invoke=2, complete=3, position=4)
+    path.write_text("\n" + write + "\n\n\n" + read + "\n")  # the write on line 2, the read on 5
+    res = check_history(read_jsonl(path))["read-your-writes"]
+    (v,) = res.violations
+    assert "read at line 5" in v.message and "write at line 2" in v.message
+    assert [(e["file"], e["line"]) for e in v.evidence] == [(str(path), 2), (str(path), 5)]
+    assert run(["check", str(path)]) == 1
+    assert "read at line 5 (position 4) misses write at line 2" in capsys.readouterr().out
+
+
+def test_frame_keeps_positions_whole_when_some_are_missing(tmp_path: Path) -> None:
+    df = to_frame(GOOD)  # the unknown write has no position
+    assert str(df["position"].dtype) == "Int64"
+    assert df["position"].tolist()[:2] == [1, 1] and df["position"].isna().tolist()[2]
+    path = tmp_path / "h.jsonl"
+    write_jsonl(GOOD, path)
+    loaded = load_frame(path)
+    assert str(loaded["position"].dtype) == "Int64"
+    assert all(isinstance(p, int) for p in loaded["position"].dropna().tolist())
+    assert str(to_frame(GOOD[:2])["position"].dtype) == "Int64"

@@ -23,6 +23,7 @@ from cqrs_lab.checks import (
 )
 from cqrs_lab.core import (
     ANY,
+    AtMostOnce,
     CrashAt,
     CrashPoint,
     DuplicateAt,
@@ -108,13 +109,11 @@ def test_the_same_duplicate_is_harmless_under_effectively_once() -> None:
     assert engine.projection("balances").state()["balances"]["a"] == 22
 
 
-class CheckpointFirst:
+class CheckpointFirst(AtMostOnce):
     """Broken: claims at-least-once (no loss) but checkpoints before the handler runs."""
 
     name: ClassVar[str] = "at-least-once"
-    dedup: ClassVar[bool] = True
-    mark_before: ClassVar[bool] = True
-    transactional: ClassVar[bool] = False
+    promises_no_loss: ClassVar[bool] = True
 
 
 def test_checkpoint_before_handler_under_a_crash_loses_events_and_is_reported() -> None:

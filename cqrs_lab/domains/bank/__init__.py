@@ -89,7 +89,7 @@ def install(
     if saga:
         subs["transfer-saga"] = engine.subscribe(transfer_saga, saga_delivery or delivery, **opts)
         engine.register_query(
-            GetTransfer, lambda q: transfer_saga.transfers.get(q.transfer_id), "transfer-saga"
+            GetTransfer, lambda q: transfer_saga.view(q.transfer_id), "transfer-saga"
         )
     engine.register_query(GetBalance, lambda q: balances.balances.get(q.account_id), "balances")
     engine.register_query(GetAccount, lambda q: _account(balances, q.account_id), "balances")

@@ -1,4 +1,10 @@
-"""Commands and events of the bank ledger."""
+"""Commands and events of the bank ledger.
+
+Clients send the public commands (open an account, deposit, withdraw, request a transfer).
+The transfer saga sends the internal ones (debit and credit for a transfer, refund, and the
+transfer's outcome); :attr:`Command.internal` keeps them off every client-facing route, so a
+client can neither mint money with a refund nor forge a saga's reply.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ __all__ = [
     "CloseAccount",
     "CompensateTransfer",
     "CompleteTransfer",
+    "CreditForTransfer",
+    "DebitForTransfer",
     "Deposit",
     "Deposited",
     "FailTransfer",
@@ -39,20 +47,39 @@ class OpenAccount(Command):
 class Deposit(Command):
     account_id: str
     amount: int
-    transfer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Withdraw(Command):
     account_id: str
     amount: int
-    transfer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DebitForTransfer(Command):
+    """The saga's debit of a transfer's source (a ``Withdrawn`` carrying the transfer id)."""
+
+    internal = True
+    account_id: str
+    amount: int
+    transfer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditForTransfer(Command):
+    """The saga's credit of a transfer's target (a ``Deposited`` carrying the transfer id)."""
+
+    internal = True
+    account_id: str
+    amount: int
+    transfer_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class Refund(Command):
     """Give back money a transfer took: allowed even on a closed account (never refused)."""
 
+    internal = True
     account_id: str
     amount: int
     transfer_id: str
@@ -60,6 +87,9 @@ class Refund(Command):
 
 @dataclass(frozen=True, slots=True)
 class CloseAccount(Command):
+    """An operator's action in this example (no client route closes an account)."""
+
+    internal = True
     account_id: str
 
 
@@ -73,17 +103,20 @@ class RequestTransfer(Command):
 
 @dataclass(frozen=True, slots=True)
 class CompleteTransfer(Command):
+    internal = True
     transfer_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class CompensateTransfer(Command):
+    internal = True
     transfer_id: str
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class FailTransfer(Command):
+    internal = True
     transfer_id: str
     reason: str
 

@@ -10,6 +10,8 @@ from cqrs_lab.domains.bank.messages import (
     CloseAccount,
     CompensateTransfer,
     CompleteTransfer,
+    CreditForTransfer,
+    DebitForTransfer,
     Deposit,
     Deposited,
     FailTransfer,
@@ -156,11 +158,19 @@ def open_account(cmd: OpenAccount, uow: UnitOfWork) -> None:
 
 
 def deposit(cmd: Deposit, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).deposit(cmd.amount, cmd.transfer_id)
+    uow.load(Account, account_stream(cmd.account_id)).deposit(cmd.amount, None)
 
 
 def withdraw(cmd: Withdraw, uow: UnitOfWork) -> None:
+    uow.load(Account, account_stream(cmd.account_id)).withdraw(cmd.amount, None)
+
+
+def debit_for_transfer(cmd: DebitForTransfer, uow: UnitOfWork) -> None:
     uow.load(Account, account_stream(cmd.account_id)).withdraw(cmd.amount, cmd.transfer_id)
+
+
+def credit_for_transfer(cmd: CreditForTransfer, uow: UnitOfWork) -> None:
+    uow.load(Account, account_stream(cmd.account_id)).deposit(cmd.amount, cmd.transfer_id)
 
 
 def refund(cmd: Refund, uow: UnitOfWork) -> None:
@@ -198,6 +208,8 @@ HANDLERS: dict[type[Command], Handler] = {
     OpenAccount: open_account,
     Deposit: deposit,
     Withdraw: withdraw,
+    DebitForTransfer: debit_for_transfer,
+    CreditForTransfer: credit_for_transfer,
     Refund: refund,
     CloseAccount: close_account,
     RequestTransfer: request_transfer,

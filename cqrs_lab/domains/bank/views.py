@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cqrs_lab.core import Envelope, Projection, Saga, on
+from cqrs_lab.core import Envelope, Projection, Saga, SagaCause, on
 from cqrs_lab.domains.bank.messages import (
     AccountClosed,
     AccountOpened,
     CompensateTransfer,
     CompleteTransfer,
-    Deposit,
+    CreditForTransfer,
+    DebitForTransfer,
     Deposited,
     FailTransfer,
     Refund,
@@ -19,7 +20,6 @@ from cqrs_lab.domains.bank.messages import (
     TransferCompleted,
     TransferFailed,
     TransferRequested,
-    Withdraw,
     Withdrawn,
 )
 from cqrs_lab.errors import CommandRejected
@@ -117,63 +117,140 @@ class Statements(Projection):
 class TransferSaga(Saga):
     """Moves money between two accounts: debit, credit, and a refund if the credit is refused.
 
-    Each step is a command whose idempotency key comes from the event that triggered it, so
-    a redelivered event (at-least-once, a crash) re-sends the same command and the bus
-    answers from its record instead of moving money twice.
+    Correct by construction under every semantics that promises no loss (at-least-once,
+    effectively-once), partitioned or not, whatever the order of deliveries:
+
+    - each event is recorded as a *fact* on the transfer's row (requested, debited by event
+      E, deposited to account X by event F, ended); facts only accumulate, so a duplicate or
+      a late redelivery changes nothing and the row never moves backwards;
+    - the next step is derived from the facts (:meth:`_advance`), so a reply that arrives
+      before its trigger (a ``Withdrawn`` before the ``TransferRequested`` that caused it, as
+      partitions or a reorder deliver them) is kept and acted on once the trigger arrives;
+    - each step's idempotency key names the event that *caused* it (the request for the
+      debit, the debit for the credit or refund, the credit for the completion), not the
+      delivery that ran it, so a step re-sent is a true replay: the bus answers it from its
+      record, and the replayed step's events are already in the log, where their delivery
+      moves the saga on.
+
+    Under at-most-once a lost delivery is lost for good: a lost ``TransferRequested`` leaves
+    the transfer requested with no money moved; a lost debit or credit leaves it open after
+    the money moved (the debited amount held between the accounts until someone acts). Such
+    transfers are counted by :meth:`open_instances` and the subscription's ``lost``.
     """
 
     name = "transfer-saga"
     idempotent = True
+    _ENDED = frozenset({"completed", "compensated", "failed"})
 
     def __init__(self) -> None:
         super().__init__()
         self.transfers = self.table("transfers")
 
-    def _status(self, transfer_id: str, status: str, **extra: Any) -> None:
-        self.transfers.update(transfer_id, transfer_id=transfer_id, status=status, **extra)
+    def open_instances(self) -> int:
+        return sum(1 for row in self.transfers.values() if row["status"] not in self._ENDED)
+
+    def view(self, transfer_id: str) -> dict[str, Any] | None:
+        """The transfer as clients see it (without the saga's bookkeeping)."""
+        row = self.transfers.get(transfer_id)
+        if row is None or row.get("source") is None:
+            return None  # only replies seen so far: not yet a transfer a client asked for
+        keys = ("transfer_id", "status", "source", "target", "amount", "reason")
+        return {k: row[k] for k in keys if k in row}
+
+    # -- facts --------------------------------------------------------------------------------
+    def _row(self, transfer_id: str, env: Envelope) -> dict[str, Any]:
+        row = self.transfers.get(transfer_id)
+        if row is None:
+            return {"transfer_id": transfer_id, "correlation_id": env.correlation_id}
+        return dict(row)
+
+    def _save(self, row: dict[str, Any]) -> dict[str, Any]:
+        row["status"] = _status(row)
+        self.transfers.put(row["transfer_id"], row)
+        return row
+
+    def _fact(self, transfer_id: str, env: Envelope, **facts: Any) -> dict[str, Any]:
+        """Record the facts not known yet (a fact once set never changes)."""
+        row = self._row(transfer_id, env)
+        changed = {k: v for k, v in facts.items() if row.get(k) is None}
+        if not changed and "status" in row:
+            return row
+        row.update(changed)
+        return self._save(row)
 
     @on(TransferRequested)
     def _requested(self, e: TransferRequested, env: Envelope) -> None:
-        self._status(e.transfer_id, "debiting", source=e.source, target=e.target, amount=e.amount)
-        try:
-            self.send(Withdraw(e.source, e.amount, e.transfer_id), env, "debit")
-        except CommandRejected as refused:
-            self.send(FailTransfer(e.transfer_id, refused.reason), env, "fail")
+        row = self._fact(
+            e.transfer_id, env, request=env.event_id, source=e.source, target=e.target,
+            amount=e.amount,
+        )  # fmt: skip
+        self._advance(row)
 
     @on(Withdrawn)
     def _debited(self, e: Withdrawn, env: Envelope) -> None:
-        tid = e.transfer_id
-        row = self.transfers.get(tid) if tid else None
-        if tid is None or row is None or row["status"] != "debiting":
-            return
-        self._status(tid, "crediting")
-        try:
-            self.send(Deposit(row["target"], e.amount, tid), env, "credit")
-        except CommandRejected as refused:
-            self._status(tid, "compensating", reason=refused.reason)
-            self.send(Refund(row["source"], e.amount, tid), env, "refund")
-            self.send(CompensateTransfer(tid, refused.reason), env, "compensate")
+        if e.transfer_id is not None:
+            self._advance(self._fact(e.transfer_id, env, debit=env.event_id))
 
     @on(Deposited)
-    def _credited(self, e: Deposited, env: Envelope) -> None:
+    def _deposited(self, e: Deposited, env: Envelope) -> None:
         tid = e.transfer_id
-        row = self.transfers.get(tid) if tid else None
-        if tid is None or row is None or row["status"] != "crediting":
+        if tid is None:
             return
-        if e.account_id == row["target"]:
-            self.send(CompleteTransfer(tid), env, "complete")
+        row = self._row(tid, env)
+        deposits = row.get("deposits") or {}
+        if e.account_id not in deposits:  # a credit (to the target) or a refund (to the source)
+            row["deposits"] = {**deposits, e.account_id: env.event_id}
+            row = self._save(row)
+        self._advance(row)
 
     @on(TransferCompleted)
     def _completed(self, e: TransferCompleted, env: Envelope) -> None:
-        self._status(e.transfer_id, "completed")
+        self._fact(e.transfer_id, env, outcome="completed")
 
     @on(TransferCompensated)
     def _compensated(self, e: TransferCompensated, env: Envelope) -> None:
-        self._status(e.transfer_id, "compensated", reason=e.reason)
+        self._fact(e.transfer_id, env, outcome="compensated", reason=e.reason)
 
     @on(TransferFailed)
     def _failed(self, e: TransferFailed, env: Envelope) -> None:
-        self._status(e.transfer_id, "failed", reason=e.reason)
+        self._fact(e.transfer_id, env, outcome="failed", reason=e.reason)
+
+    # -- the next step, from the facts ---------------------------------------------------------
+    def _advance(self, row: dict[str, Any]) -> None:
+        if row.get("request") is None or row.get("outcome") is not None:
+            return  # the trigger is still to come, or the transfer has ended
+        tid, corr = row["transfer_id"], row["correlation_id"]
+        source, target, amount = row["source"], row["target"], row["amount"]
+        if row.get("debit") is None:
+            request = SagaCause(row["request"], corr)
+            try:
+                self.send(DebitForTransfer(source, amount, tid), request, "debit")
+            except CommandRejected as refused:
+                self.send(FailTransfer(tid, refused.reason), request, "fail")
+            return  # the debit's Withdrawn moves the saga on when it is delivered
+        credit = (row.get("deposits") or {}).get(target)
+        if credit is not None:
+            self.send(CompleteTransfer(tid), SagaCause(credit, corr), "complete")
+            return
+        debit = SagaCause(row["debit"], corr)
+        try:  # (again after a refund: the replayed refusal gives the same reason back)
+            self.send(CreditForTransfer(target, amount, tid), debit, "credit")
+        except CommandRejected as refused:
+            self.send(Refund(source, amount, tid), debit, "refund")
+            self.send(CompensateTransfer(tid, refused.reason), debit, "compensate")
+
+
+def _status(row: dict[str, Any]) -> str:
+    """Where the facts put a transfer; facts only accumulate, so this only moves forward."""
+    outcome = row.get("outcome")
+    if outcome is not None:
+        return str(outcome)
+    source = row.get("source")
+    if source is not None and source in (row.get("deposits") or {}):
+        return "compensating"
+    if row.get("debit") is not None:
+        return "crediting"
+    return "debiting"
 
 
 # -- queries ----------------------------------------------------------------------------------
