@@ -145,6 +145,10 @@ class Subscription:
             held = old.release(float("inf"))
             if held:
                 self._take(held, self.clock.now(), mixed=True)
+            if not self.inbox:
+                self.inbox_mixed = self.transport is not None
+            if self.partition is not None:
+                self._skip_foreign()  # nothing is held back any more
         self.crash_hook = (
             CrashHook(plan, self.rng, self.name) if plan is not None and plan.crash_faults else None
         )

@@ -17,14 +17,21 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cqrs_lab.http.metrics import HttpMetrics
-from cqrs_lab.http.problems import PROBLEM_JSON, Problem, problem_response
+from cqrs_lab.http.problems import (
+    PROBLEM_JSON,
+    Problem,
+    invalid_request,
+    problem_response,
+    response_for,
+)
 
 __all__ = ["FastRoute", "LabApp"]
 
@@ -34,6 +41,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+_Checks = tuple[tuple[str, TypeAdapter[Any]], ...]  # a route's path parameters, validated
 log = logging.getLogger("cqrs_lab.http.errors")
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -43,12 +51,16 @@ class FastRoute:
     """``method`` and ``path`` (a template such as ``/accounts/{account_id}``) to ``endpoint``.
 
     ``openapi`` holds the keyword arguments for FastAPI's ``add_api_route`` (documentation).
+    ``path_types`` gives a path parameter its annotation (default ``str``), one source for
+    both sides: the lane validates the value against it before the endpoint runs (a bad one
+    is a 422 naming the parameter), and FastAPI documents it and validates it the same way.
     """
 
     method: str
     path: str
     endpoint: Endpoint
     openapi: dict[str, Any]
+    path_types: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> list[str]:
@@ -68,9 +80,10 @@ class LabApp:
         self.state = api.state
         self.metrics = metrics
         self.limit = max_body_bytes
-        self._table: dict[str, list[tuple[re.Pattern[str], FastRoute]]] = {}
+        self._table: dict[str, list[tuple[re.Pattern[str], FastRoute, _Checks]]] = {}
         for r in routes:
-            self._table.setdefault(r.method, []).append((r.pattern(), r))
+            checks = tuple((name, TypeAdapter(tp)) for name, tp in r.path_types.items())
+            self._table.setdefault(r.method, []).append((r.pattern(), r, checks))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,11 +99,11 @@ class LabApp:
                     return
                 break
         path = scope["path"]
-        for pattern, route in self._table.get(method, ()):
+        for pattern, route, checks in self._table.get(method, ()):
             m = pattern.match(path)
             if m is not None:
                 scope["path_params"] = m.groupdict()
-                status = await self._serve(route, scope, receive, send)
+                status = await self._serve(route, checks, scope, receive, send)
                 self.metrics.observe(method, route.path, status, time.perf_counter() - start)
                 return
         status = 500
@@ -107,17 +120,29 @@ class LabApp:
             template = getattr(scope.get("route"), "path", None) or "<unmatched>"
             self.metrics.observe(method, template, status, time.perf_counter() - start)
 
-    async def _serve(self, route: FastRoute, scope: Scope, receive: Receive, send: Send) -> int:
+    async def _serve(
+        self, route: FastRoute, checks: _Checks, scope: Scope, receive: Receive, send: Send
+    ) -> int:
         request = Request(scope, receive)
         try:
+            for name, adapter in checks:
+                _check(name, adapter, scope["path_params"][name])
             response = await route.endpoint(request)
         except Problem as p:
-            response = problem_response(p.status, p.title, p.detail, p.headers, **p.extra)
+            response = response_for(p)
         except Exception as exc:
             log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
             response = problem_response(500, "internal error", "the server failed; see its log")
         await response(scope, receive, send)
         return response.status_code
+
+
+def _check(name: str, adapter: TypeAdapter[Any], value: str) -> None:
+    try:
+        adapter.validate_python(value)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("path", name, *e["loc"])} for e in exc.errors()]
+        raise invalid_request(errors) from None
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -21,7 +21,15 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-__all__ = ["PROBLEM_JSON", "Problem", "field_errors", "install_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "field_errors",
+    "install_handlers",
+    "invalid_request",
+    "problem_response",
+    "response_for",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("cqrs_lab.http.errors")
@@ -79,28 +87,35 @@ def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Response:
-    fields = field_errors(errors)
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> Problem:
+    """The :class:`Problem` for pydantic ``errors``: 400 for malformed JSON, else 422."""
     if any(e.get("type") == "json_invalid" for e in errors):
         msg = next(str(e.get("msg")) for e in errors if e.get("type") == "json_invalid")
-        return problem_response(
+        return Problem(
             400,
             "malformed JSON",
             f"the request body is not valid JSON: {msg}",
             errors=[{"field": "body", "message": msg}],
         )
+    fields = field_errors(errors)
     first = fields[0] if fields else {"field": "body", "message": "invalid"}
-    return problem_response(
-        422, "invalid request", f"{first['field']}: {first['message']}", errors=fields
-    )
+    return Problem(422, "invalid request", f"{first['field']}: {first['message']}", errors=fields)
+
+
+def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Response:
+    return response_for(invalid_request(errors))
+
+
+def response_for(p: Problem) -> Response:
+    """The problem+json response that answers ``p``."""
+    return problem_response(p.status, p.title, p.detail, p.headers, **p.extra)
 
 
 def install_handlers(app: FastAPI) -> None:
     """Turn every exception into problem+json; never leak a stack trace."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
-        p = cast(Problem, exc)  # registered for Problem only
-        return problem_response(p.status, p.title, p.detail, p.headers, **p.extra)
+        return response_for(cast(Problem, exc))  # registered for Problem only
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         errors = cast(RequestValidationError | ValidationError, exc).errors()

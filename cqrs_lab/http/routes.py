@@ -2,7 +2,10 @@
 consistency token); queries read the read models and may wait for a token first.
 
 Hot routes take the raw :class:`Request` and parse it themselves (one pydantic-core pass),
-and declare their parameters and bodies to OpenAPI with ``openapi_extra``.
+and declare their parameters and bodies to OpenAPI with ``openapi_extra``. Every command
+route takes JSON only (415 otherwise); every identifier, in a path or a body, follows the
+one :data:`~cqrs_lab.http.schemas.Id` rule. ``POST /commands/{name}`` offers the public
+commands only: an ``internal`` one (a saga's step, a refund) answers 404 like an unknown name.
 
 >>> # routes = bank_routes(engine, driver, gateway, 65536, 10.0); document(api, routes)
 """
@@ -10,12 +13,12 @@ and declare their parameters and bodies to OpenAPI with ``openapi_extra``.
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import replace
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
-from pydantic import BaseModel, ValidationError
+from fastapi import FastAPI, Path, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from cqrs_lab.core import Command, Engine
@@ -23,20 +26,23 @@ from cqrs_lab.domains import bank
 from cqrs_lab.http.commands import CommandGateway
 from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.lane import FastRoute
-from cqrs_lab.http.problems import Problem, validation_problem
+from cqrs_lab.http.problems import Problem
 from cqrs_lab.http.reads import Reads, etag_at, int_param, json_response, query_parameters
 from cqrs_lab.http.schemas import (
     AccountOut,
     AmountBody,
     CommandOut,
     OpenAccountBody,
+    PathId,
     StatementOut,
     TransferBody,
     body_schema,
     command_model,
+    parse_body,
+    read_json_body,
 )
 
-__all__ = ["bank_routes", "document", "read_body"]
+__all__ = ["bank_routes", "document"]
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -45,13 +51,14 @@ _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "command rejected, or the same key still running", **_PROBLEM},
     412: {"description": "If-Match does not match the stream version", **_PROBLEM},
     413: {"description": "body too large", **_PROBLEM},
-    422: {"description": "invalid body, or an idempotency key reused", **_PROBLEM},
+    415: {"description": "not JSON: send Content-Type: application/json", **_PROBLEM},
+    422: {"description": "invalid body or id, or an idempotency key reused", **_PROBLEM},
     429: {"description": "command queue full; see Retry-After", **_PROBLEM},
 }
 _QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad consistency token, or one beyond the log", **_PROBLEM},
     404: {"description": "not found (see X-Stale)", **_PROBLEM},
-    422: {"description": "bad query parameter", **_PROBLEM},
+    422: {"description": "bad query or path parameter", **_PROBLEM},
     503: {"description": "not caught up within the wait budget", **_PROBLEM},
 }
 _HEADER_PARAMS = [
@@ -84,29 +91,9 @@ _ANY_BODY = {
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 once it passes ``limit`` bytes (chunked too)."""
-    chunks: list[bytes] = []
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise Problem(413, "request body too large", f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse(model: type[BaseModel], body: bytes) -> Any:
-    if not body:
-        raise Problem(400, "missing body", "send a JSON object as the request body")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        resp = validation_problem(exc.errors())
-        data = json.loads(bytes(resp.body))
-        raise Problem(
-            resp.status_code, data["title"], data["detail"], errors=data["errors"]
-        ) from None
+#: identifier fields the bank's commands do not name ``*_id`` (see ``command_model``); an
+#: ``id_fields`` class attribute on the command would say the same, next to its fields
+_BANK_ID_FIELDS: dict[type[Command], tuple[str, ...]] = {bank.RequestTransfer: ("source", "target")}
 
 
 def bank_routes(
@@ -114,8 +101,9 @@ def bank_routes(
 ) -> list[FastRoute]:
     """The bank's routes on ``engine``: served by the fast lane, documented by FastAPI."""
     reads = Reads(engine, driver, max_wait)
-    commands = {cls.__name__: cls for cls in engine.bus.handlers}
-    models = {name: command_model(cls) for name, cls in commands.items()}
+    commands = {cls.__name__: cls for cls in engine.bus.handlers if not cls.internal}
+    models = {n: command_model(c, _BANK_ID_FIELDS.get(c, ())) for n, c in commands.items()}
+    known = sorted(commands)
     acct = bank.account_stream
     query_params = query_parameters(max_wait)
 
@@ -143,8 +131,8 @@ def bank_routes(
 
     async def open_account(request: Request) -> Response:
         """Open an account (201); the body names the account and its opening balance."""
-        body = await read_body(request, max_body)
-        b = _parse(OpenAccountBody, body)
+        body = await read_json_body(request, max_body)
+        b = parse_body(OpenAccountBody, body)
         cmd = bank.OpenAccount(b.account_id, b.owner, b.opening_balance)
         resp = await gateway.run(request, cmd, body, created=201)
         if resp.status_code == 201:
@@ -154,8 +142,8 @@ def bank_routes(
     async def deposit(request: Request) -> Response:
         """Deposit into an account; ``If-Match`` makes it conditional on the stream version."""
         account_id = request.path_params["account_id"]
-        body = await read_body(request, max_body)
-        b = _parse(AmountBody, body)
+        body = await read_json_body(request, max_body)
+        b = parse_body(AmountBody, body)
         stream = acct(account_id)
         return await gateway.run(
             request, bank.Deposit(account_id, b.amount), body, stream=stream, must_exist=stream
@@ -164,8 +152,8 @@ def bank_routes(
     async def withdraw(request: Request) -> Response:
         """Withdraw from an account; refused (409) beyond the balance."""
         account_id = request.path_params["account_id"]
-        body = await read_body(request, max_body)
-        b = _parse(AmountBody, body)
+        body = await read_json_body(request, max_body)
+        b = parse_body(AmountBody, body)
         stream = acct(account_id)
         return await gateway.run(
             request, bank.Withdraw(account_id, b.amount), body, stream=stream, must_exist=stream
@@ -173,8 +161,8 @@ def bank_routes(
 
     async def transfer(request: Request) -> Response:
         """Request a transfer (202): the saga debits, credits or refunds in the background."""
-        body = await read_body(request, max_body)
-        b = _parse(TransferBody, body)
+        body = await read_json_body(request, max_body)
+        b = parse_body(TransferBody, body)
         cmd = bank.RequestTransfer(b.transfer_id, b.source, b.target, b.amount)
         resp = await gateway.run(request, cmd, body, created=202)
         if resp.status_code == 202:
@@ -182,13 +170,13 @@ def bank_routes(
         return resp
 
     async def command(request: Request) -> Response:
-        """Any registered command, by class name; the body holds its fields."""
+        """Any public command, by class name; the body holds its fields."""
         name = request.path_params["name"]
         cls = commands.get(name)
-        if cls is None:
-            raise Problem(404, "unknown command", f"no command {name!r}; known: {sorted(commands)}")
-        body = await read_body(request, max_body)
-        fields = _parse(models[name], body).model_dump()
+        if cls is None:  # internal commands are not in the table: the same answer, no hint
+            raise Problem(404, "unknown command", f"no command {name[:100]!r}; send one of {known}")
+        body = await read_json_body(request, max_body)
+        fields = parse_body(models[name], body).model_dump()
         cmd: Command = cls(**fields)
         return await gateway.run(request, cmd, body)
 
@@ -229,7 +217,18 @@ def bank_routes(
         "required": False,
         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
     }
-    return [
+    path_types = {
+        "account_id": PathId,
+        "transfer_id": PathId,
+        "name": Annotated[
+            str, Path(description="a public command", json_schema_extra={"enum": [*known]})
+        ],
+    }
+
+    def typed(route: FastRoute) -> FastRoute:  # every path parameter gets its one rule
+        return replace(route, path_types={p: path_types[p] for p in route.params})
+
+    routes = [
         FastRoute("POST", "/accounts", open_account, doc(OpenAccountBody, 201, CommandOut)),
         FastRoute(
             "POST",
@@ -254,6 +253,7 @@ def bank_routes(
         ),
         FastRoute("GET", "/transfers/{transfer_id}", get_transfer, doc(None, 200, None)),
     ]
+    return [typed(r) for r in routes]
 
 
 def document(api: FastAPI, routes: list[FastRoute]) -> None:
@@ -276,7 +276,10 @@ def _wrap(route: FastRoute) -> Callable[..., Awaitable[Response]]:
         return await endpoint(kwargs["request"])
 
     params = [
-        inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, annotation=str) for p in route.params
+        inspect.Parameter(
+            p, inspect.Parameter.KEYWORD_ONLY, annotation=route.path_types.get(p, str)
+        )
+        for p in route.params
     ]
     params.append(inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request))
     call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -25,10 +25,11 @@ from cqrs_lab.checks import (
     check_history,
     check_log_streams,
     check_no_double_effect,
+    check_positions,
     check_record_explains_model,
     quiesce,
 )
-from cqrs_lab.core import CrashAt, Engine, FaultPlan, ManualClock
+from cqrs_lab.core import CrashAt, DeliveryPolicy, Engine, FaultPlan, ManualClock
 from cqrs_lab.domains import bank
 from cqrs_lab.errors import CommandRejected
 from cqrs_lab.testing import bank_commands, crash_points, fault_actions
@@ -39,7 +40,7 @@ PROJECTIONS = ("balances", "statements")
 
 
 class BankUnderFaults(RuleBasedStateMachine):
-    semantics: ClassVar[str] = "effectively-once"
+    semantics: ClassVar[str | DeliveryPolicy] = "effectively-once"
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,6 +146,8 @@ class BankUnderFaults(RuleBasedStateMachine):
         assert check_log_streams(engine).passed
         explained = check_record_explains_model(engine, log)
         assert explained.ok, explained.to_text()
+        honest = check_positions(engine, log)
+        assert honest.ok, honest.to_text()
         if self.semantics != "at-least-once":
             double = check_no_double_effect(engine, log)
             assert all(r.status == "pass" for r in double.results), double.to_text()
