@@ -15,6 +15,7 @@ Every rule run is noted in ``steps`` so a test can read back the shrunk countere
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
@@ -86,10 +87,8 @@ class TransfersUnderFaults(RuleBasedStateMachine):
     )
     def transfer(self, tid: str, pair: tuple[str, str], amount: int) -> None:
         self.note(f"RequestTransfer({tid}, {pair[0]} -> {pair[1]}, {amount})")
-        try:
+        with contextlib.suppress(CommandRejected):
             self.engine.dispatch(bank.RequestTransfer(tid, pair[0], pair[1], amount))
-        except CommandRejected:
-            pass
 
     @rule(account=st.sampled_from(ACCOUNTS), amount=st.integers(1, 30), deposit=st.booleans())
     def move_money(self, account: str, amount: int, deposit: bool) -> None:
@@ -105,10 +104,8 @@ class TransfersUnderFaults(RuleBasedStateMachine):
     def close(self, account: str) -> None:
         """An operator closes an account: later credits to it are refused and refunded."""
         self.note(f"CloseAccount({account})")
-        try:
+        with contextlib.suppress(CommandRejected):
             self.engine.dispatch(bank.CloseAccount(account))
-        except CommandRejected:
-            pass
 
     # -- the read side, its faults and the clock ---------------------------------------------
     def member(self, i: int) -> str:
