@@ -20,6 +20,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile(
-    "thorough", max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "thorough", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("CQRS_LAB_HYPOTHESIS_PROFILE", "ci"))

@@ -53,6 +53,8 @@ class Command:
     __slots__ = ()
     #: only the domain sends it (sagas, compensations); never exposed to clients
     internal: ClassVar[bool] = False
+    #: fields holding identifiers besides those named ``*_id`` (drivers validate them as ids)
+    id_fields: ClassVar[tuple[str, ...]] = ()
 
     def command_type(self) -> str:
         return type(self).__name__

@@ -4,7 +4,8 @@ A query may name a position (``X-Consistency-Token`` header or ``?min_position=`
 wait budget (``?wait=`` seconds); the route waits until the projection reaches it, then
 answers ``X-Stale: false``, or after the budget answers the data it has with ``X-Stale:
 true`` (``?stale=allow``, the default) or 503 with ``Retry-After`` (``?stale=refuse``).
-Every answer carries ``X-Read-Position``: never silently stale.
+Every answer carries ``X-Read-Position``: never silently stale. Under at-most-once, once the
+read model's consumer has declared events lost, ``X-Lost-Events`` says how many.
 
 >>> query_parameters(2.0)[1]["schema"]["maximum"]
 2.0
@@ -115,6 +116,8 @@ class Reads:
             "X-Read-Position": str(result.position),
             "X-Stale": "true" if result.stale else "false",
         }
+        if result.lost:  # at-most-once: events this read model will never reflect
+            headers["X-Lost-Events"] = str(result.lost)
         if result.stale and mode == "refuse":
             raise Problem(
                 503,

@@ -91,18 +91,13 @@ _ANY_BODY = {
 }
 
 
-#: identifier fields the bank's commands do not name ``*_id`` (see ``command_model``); an
-#: ``id_fields`` class attribute on the command would say the same, next to its fields
-_BANK_ID_FIELDS: dict[type[Command], tuple[str, ...]] = {bank.RequestTransfer: ("source", "target")}
-
-
 def bank_routes(
     engine: Engine, driver: Driver, gateway: CommandGateway, max_body: int, max_wait: float
 ) -> list[FastRoute]:
     """The bank's routes on ``engine``: served by the fast lane, documented by FastAPI."""
     reads = Reads(engine, driver, max_wait)
     commands = {cls.__name__: cls for cls in engine.bus.handlers if not cls.internal}
-    models = {n: command_model(c, _BANK_ID_FIELDS.get(c, ())) for n, c in commands.items()}
+    models = {n: command_model(c) for n, c in commands.items()}
     known = sorted(commands)
     acct = bank.account_stream
     query_params = query_parameters(max_wait)

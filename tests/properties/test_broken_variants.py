@@ -70,7 +70,9 @@ def test_a_watermark_that_jumps_after_healing_is_caught() -> None:
     with legacy_partition_watermark():
         steps = counterexample(cls)
     short(steps, 20)
-    assert any("heal(" in s for s in steps), steps
+    # the transport held an event when it was healed (by a rule, or by the teardown, which
+    # lifts every fault plan at run time before it quiesces)
+    assert any(("unreliable(" in s or "transport_fault(" in s) for s in steps), steps
 
 
 def test_at_most_once_counting_polled_events_as_done_is_caught() -> None:

@@ -95,6 +95,7 @@ class CloseAccount(Command):
 
 @dataclass(frozen=True, slots=True)
 class RequestTransfer(Command):
+    id_fields = ("source", "target")
     transfer_id: str
     source: str
     target: str
