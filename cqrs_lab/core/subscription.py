@@ -43,7 +43,9 @@ class Subscription:
     """Delivers the log to ``consumer`` under ``policy``; see :mod:`cqrs_lab.core.delivery`.
 
     ``checkpoints`` is the tracking store of the semantics that keep their record outside the
-    read model (at-most-once, at-least-once); the engine passes its own.
+    read model (at-most-once, at-least-once); the engine passes its own. A new subscription
+    starts from position 0 and forgets what an earlier one under its name committed, unless
+    ``resume=True`` (a read model that outlives its consumer, such as a durable one).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Subscription:
         partition: tuple[int, int] | None = None,
         auto_commit: bool = True,
         checkpoints: TrackingStore | None = None,
+        resume: bool = False,
     ) -> None:
         if partition is not None and not 0 <= partition[0] < partition[1]:
             raise ConfigError(f"partition={partition}: pass (index, count) with 0 <= index < count")
@@ -111,6 +114,9 @@ class Subscription:
         self.delivered = self.applied = self.ignored = 0
         self.duplicates_skipped = self.duplicates_applied = 0
         self.retries = self.dead_lettered = self.crashes = self.lost = 0
+        if not resume:  # a new consumer of an in-memory read model starts from position 0
+            store, key = policy.tracking(self)
+            store.reset(key)
         self._reset_progress()
         self.set_faults(faults)
 

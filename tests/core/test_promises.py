@@ -123,3 +123,18 @@ def test_at_most_once_positions_count_only_applied_or_lost_events() -> None:
     read = engine.ask(bank.GetBalance("a"), min_position=token)
     assert not read.stale and read.lost == 1 and read.value is None
     assert sub.stats()["lost"] == 1
+
+
+@pytest.mark.parametrize("delivery", ["at-most-once", "at-least-once", "effectively-once"])
+def test_a_new_read_model_under_a_used_name_starts_from_position_zero(delivery: str) -> None:
+    # the engine's checkpoints outlive a subscription; a new, empty read model must not
+    # resume from the checkpoint its predecessor committed
+    engine = Engine(clock=ManualClock(), seed=3)
+    bank.install(engine, saga=False, statements=False)
+    engine.dispatch(bank.OpenAccount("a", "a", 5))
+    for _ in range(2):
+        view = bank.Balances()
+        view.name = "again"
+        engine.subscribe(view, delivery).pump()
+        assert view.state()["balances"] == {"a": 5}
+        engine.subscriptions.pop("again")
