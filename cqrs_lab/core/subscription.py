@@ -115,8 +115,8 @@ class Subscription:
         self.duplicates_skipped = self.duplicates_applied = 0
         self.retries = self.dead_lettered = self.crashes = self.lost = 0
         if not resume:  # a new consumer of an in-memory read model starts from position 0
-            store, key = policy.tracking(self)
-            store.reset(key)
+            tracking, key = policy.tracking(self)
+            tracking.reset(key)
         self._reset_progress()
         self.set_faults(faults)
 
