@@ -175,7 +175,7 @@ class ApplicationLog:
         s = engine.subscriptions.get(sub) if engine is not None else None
         if s is None:
             return True
-        if getattr(s, "_shadow", None) is not None:
+        if s.shadow is not None:
             return False
         # an in-place rebuild leaves ``rebuilding_since`` set; a shadow swap clears it
         return not (s.rebuilds > 0 and s.rebuilding_since is None)

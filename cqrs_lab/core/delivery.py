@@ -104,20 +104,50 @@ def _reload(sub: Subscription) -> None:
     sub.record.restore(sub.durable)
 
 
-class AtMostOnce:
+class _Semantics:
+    """The defaults the three semantics share; each overrides only where it differs."""
+
+    name: ClassVar[str]
+    promises_no_loss: ClassVar[bool]
+    promises_single_effect: ClassVar[bool]
+
+    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
+        return sub.checkpoints, sub.name  # the engine's checkpoint store
+
+    def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
+        sub.inbox.extend(got)
+
+    def taken_through(self, sub: Subscription, position: int) -> None:
+        pass  # the record moves when events are applied
+
+    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
+        return None
+
+    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
+        return None
+
+    def end_of_batch(self, sub: Subscription) -> None:
+        if sub.auto_commit and not sub.inbox:
+            sub.commit()
+
+    def commit(self, sub: Subscription) -> None:
+        _commit_record(sub)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class AtMostOnce(_Semantics):
     """Checkpoint before handling: a crash loses what was in flight, nothing runs twice.
 
     A position taken and never applied is *declared lost* at the crash: it then counts as
     dealt with (the consumer will never apply it), and ``Subscription.lost`` and each read's
-    ``lost`` say so.
+    ``lost`` say so. Duplicates are recognised on arrival, by the taken record.
     """
 
     name: ClassVar[str] = "at-most-once"
     promises_no_loss: ClassVar[bool] = False
     promises_single_effect: ClassVar[bool] = True
-
-    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
-        return sub.checkpoints, sub.name
 
     def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
         taken, inbox = sub.durable, sub.inbox
@@ -134,16 +164,6 @@ class AtMostOnce:
     def taken_through(self, sub: Subscription, position: int) -> None:
         sub.durable.raise_to(position)
 
-    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
-        return None  # recognised on arrival, by the taken record
-
-    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
-        return None
-
-    def end_of_batch(self, sub: Subscription) -> None:
-        if sub.auto_commit and not sub.inbox:
-            sub.commit()
-
     def commit(self, sub: Subscription) -> None:
         pass  # the taken record was committed on arrival
 
@@ -155,11 +175,8 @@ class AtMostOnce:
             record.add(env.position)
         return in_flight
 
-    def __repr__(self) -> str:
-        return "AtMostOnce()"
 
-
-class AtLeastOnce:
+class AtLeastOnce(_Semantics):
     """Handle, then checkpoint: nothing is lost; a redelivered event is handled again.
 
     A projection that is not idempotent double-counts what a crash or the transport
@@ -169,18 +186,6 @@ class AtLeastOnce:
     name: ClassVar[str] = "at-least-once"
     promises_no_loss: ClassVar[bool] = True
     promises_single_effect: ClassVar[bool] = False
-
-    def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
-        return sub.checkpoints, sub.name
-
-    def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
-        sub.inbox.extend(got)
-
-    def taken_through(self, sub: Subscription, position: int) -> None:
-        pass  # the record moves when events are applied
-
-    def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
-        return None
 
     def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
         ledger = sub.ledger  # positions applied at least once, to count re-applications
@@ -193,22 +198,12 @@ class AtLeastOnce:
 
         return note
 
-    def end_of_batch(self, sub: Subscription) -> None:
-        if sub.auto_commit and not sub.inbox:
-            sub.commit()
-
-    def commit(self, sub: Subscription) -> None:
-        _commit_record(sub)
-
     def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
         _reload(sub)  # what was applied since the checkpoint is delivered again
         return []
 
-    def __repr__(self) -> str:
-        return "AtLeastOnce()"
 
-
-class EffectivelyOnce:
+class EffectivelyOnce(_Semantics):
     """Effects and the processed-position record commit as one unit on the read side.
 
     A redelivery is recognised from the record and skipped; a crash undoes the effects of
@@ -220,7 +215,7 @@ class EffectivelyOnce:
     promises_single_effect: ClassVar[bool] = True
 
     def tracking(self, sub: Subscription) -> tuple[TrackingStore, str]:
-        part = sub.partition
+        part = sub.partition  # the read model's own store, one record per partition
         return sub.consumer.tracking, "" if part is None else str(part[0])
 
     def take(self, sub: Subscription, got: list[Envelope], now: float) -> None:
@@ -235,20 +230,11 @@ class EffectivelyOnce:
             else:
                 inbox.append(env)
 
-    def taken_through(self, sub: Subscription, position: int) -> None:
-        pass  # the record moves when events are applied
-
     def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
         return sub.record.contains if sub.inbox_mixed else None
 
-    def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
-        return None
-
     def end_of_batch(self, sub: Subscription) -> None:
         sub.commit()  # the unit is what one processing call did
-
-    def commit(self, sub: Subscription) -> None:
-        _commit_record(sub)
 
     def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
         rollback(sub.undo)
@@ -256,9 +242,6 @@ class EffectivelyOnce:
             sub.recorder.rolled_back(sub.name, list(sub.unit), sub.clock.now())
         _reload(sub)
         return []
-
-    def __repr__(self) -> str:
-        return "EffectivelyOnce()"
 
 
 _POLICIES: dict[str, type] = {p.name: p for p in (AtMostOnce, AtLeastOnce, EffectivelyOnce)}

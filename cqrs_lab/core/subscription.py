@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from cqrs_lab.core import rebuilds as _rebuilds
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
@@ -98,14 +99,15 @@ class Subscription:
         self.inbox: deque[Envelope] = deque()
         #: the inbox may hold deliveries out of log order or twice (a transport was involved)
         self.inbox_mixed = False
-        self._polled = 0
+        self.polled = 0
         self.crashed = False
         self.retry_at: float | None = None
         self.attempts = 0
         self.last_error: str | None = None
         self.undo: UndoLog = []
         self.unit: list[Envelope] = []  # applied since the last commit
-        self._shadow: Subscription | None = None
+        #: the copy a shadow rebuild is catching up (None: no shadow rebuild running)
+        self.shadow: Subscription | None = None
         self.rebuilds = 0
         self.rebuilding_since: float | None = None
         #: lag in seconds (now - recorded_at) of the last event each processing call applied
@@ -117,7 +119,7 @@ class Subscription:
         if not resume:  # a new consumer of an in-memory read model starts from position 0
             tracking, key = policy.tracking(self)
             tracking.reset(key)
-        self._reset_progress()
+        self.reset_progress()
         self.set_faults(faults)
 
     # -- state -----------------------------------------------------------------------------
@@ -128,7 +130,7 @@ class Subscription:
             t._undo = self.undo
         consumer.active_writer = self
 
-    def _reset_progress(self) -> None:
+    def reset_progress(self) -> None:
         self._bind_tables()
         self.tracking_location = self.policy.tracking(self)
         store, key = self.tracking_location
@@ -180,7 +182,7 @@ class Subscription:
     def next_due(self) -> float | None:
         """When a blocked retry or a held delivery comes due (None: nothing scheduled)."""
         due = [t for t in (self.retry_at, self.transport and self.transport.next_due()) if t]
-        if self._shadow is not None and (s := self._shadow.next_due()) is not None:
+        if self.shadow is not None and (s := self.shadow.next_due()) is not None:
             due.append(s)
         return min(due) if due else None
 
@@ -191,7 +193,7 @@ class Subscription:
             not self.inbox
             and self.fetched >= self.store.head_position
             and self.next_due() is None
-            and self._shadow is None
+            and self.shadow is None
         )
 
     # -- driving -----------------------------------------------------------------------------
@@ -297,10 +299,10 @@ class Subscription:
     def step(self, max_events: int | None = None) -> int:
         """``poll()`` then ``process()``; returns the events dealt with (applied, skipped,
         parked). Also advances a shadow rebuild."""
-        self._polled = self.poll()
+        self.polled = self.poll()
         done = self.process(max_events)
-        if self._shadow is not None:
-            self._polled += self._advance_shadow()
+        if self.shadow is not None:
+            self.polled += _rebuilds.advance_shadow(self)
         return done
 
     def pump(self, max_steps: int = 1_000_000) -> int:
@@ -309,7 +311,7 @@ class Subscription:
         for _ in range(max_steps):
             done = self.step()
             total += done
-            if done == 0 and self._polled == 0:
+            if done == 0 and self.polled == 0:
                 break
         return total
 
@@ -462,7 +464,7 @@ class Subscription:
         if self.partition is not None:
             self._skip_foreign()
 
-    # -- rebuilds and dead letters -----------------------------------------------------------
+    # -- rebuilds and dead letters (in :mod:`cqrs_lab.core.rebuilds`) ------------------------
     def rebuild(self, *, shadow: bool = False) -> None:
         """Replay the projection from position 0.
 
@@ -470,119 +472,28 @@ class Subscription:
         Shadow: a second copy catches up beside the live one, which keeps serving, and takes
         its place in one step when it has caught up.
         """
-        self.rebuilds += 1
-        self.rebuilding_since = self.clock.now()
-        if shadow:
-            name = f"{self.name}~rebuild"
-            self.checkpoints.reset(name)
-            self._shadow = Subscription(
-                name, self.store, self.consumer.fresh(), self.policy,
-                clock=self.clock, rng=self.rng, batch_size=self.batch_size,
-                retry=self.retry, dead_letters=self.dead_letters, checkpoints=self.checkpoints,
-            )  # fmt: skip
-            return
-        self.inbox.clear()
-        self.inbox_mixed = False
-        if self.transport is not None:
-            self.transport.clear()
-        self.undo.clear()
-        self.unit.clear()
-        self.retry_at, self.attempts = None, 0
-        self.consumer.reset()
-        store, key = self.tracking_location
-        store.reset(key)
-        self._reset_progress()
-
-    def _advance_shadow(self) -> int:
-        """Step the shadow copy; swap it in once caught up. Returns the shadow's progress."""
-        shadow = self._shadow
-        assert shadow is not None
-        moved = shadow.step() + shadow._polled
-        if shadow.inbox or shadow.position < self.position or shadow.crashed:
-            return moved
-        self.consumer.take_over(shadow.consumer)
-        self.inbox.clear()
-        self.inbox_mixed = False
-        self.undo.clear()
-        self.unit.clear()
-        self._reset_progress()
-        self.record.restore(shadow.record)
-        self.durable = self.record.copy()
-        store, key = self.tracking_location
-        store.commit(key, self.durable)
-        self.checkpoints.reset(shadow.name)
-        self.fetched = self.record.watermark
-        self._shadow = None
-        self.rebuilding_since = None
-        return moved + 1
+        _rebuilds.rebuild(self, shadow=shadow)
 
     @property
     def shadow_rebuilding(self) -> bool:
         """A shadow copy is catching up beside the live read model."""
-        return self._shadow is not None
+        return self.shadow is not None
 
     def advance_rebuild(self) -> int:
         """Step the shadow copy by one batch (for drivers that give each batch a duration);
         it takes the live model's place once caught up. Returns the shadow's progress."""
-        return self._advance_shadow() if self._shadow is not None else 0
+        return _rebuilds.advance_shadow(self) if self.shadow is not None else 0
 
     @property
     def rebuilding(self) -> bool:
-        return self._shadow is not None or (
+        return self.shadow is not None or (
             self.rebuilding_since is not None and self.position < self.store.head_position
         )
 
     def replay_dead_letter(self, letter_id: str) -> DeadLetter:
         """Apply a parked event again; on success it leaves the store (else it stays)."""
-        letter = self.dead_letters.get(letter_id)
-        env = letter.envelope
-        if type(env.payload) is RawEvent:
-            env = self.store.registry.decode_envelope(env)
-        payload = env.payload
-        handler = self.consumer.handlers.get(type(payload))
-        savepoint = len(self.undo)
-        try:
-            if handler is not None:
-                handler(payload, env)
-        except Exception:
-            rollback(self.undo, savepoint)
-            raise
-        self.undo.clear()
-        self.dead_letters.remove(letter_id)
-        self.dead_letters.replayed += 1
-        self.applied += 1
-        if self.recorder is not None:
-            self.recorder.applied(self.name, env, self.clock.now())
-        return letter
+        return _rebuilds.replay_dead_letter(self, letter_id)
 
     def stats(self) -> dict[str, Any]:
         """Counters and positions, as plain data."""
-        return {
-            "name": self.name,
-            "delivery": self.policy.name,
-            "position": self.position,
-            "checkpoint": self.checkpoint,
-            "head": self.store.head_position,
-            "backlog": self.backlog(),
-            "lag_seconds": self.lag_seconds(),
-            "lag_p99_seconds": self.lag_histogram.quantile(0.99),
-            "delivered": self.delivered,
-            "applied": self.applied,
-            "ignored": self.ignored,
-            "duplicates_skipped": self.duplicates_skipped,
-            "duplicates_applied": self.duplicates_applied,
-            "dropped": self.transport.dropped if self.transport else 0,
-            "retries": self.retries,
-            "dead_lettered": self.dead_lettered,
-            "dead_letters": len(self.dead_letters.list(self.name)),
-            "crashes": self.crashes,
-            "lost": self.lost,
-            "crashed": self.crashed,
-            "open_instances": _open_instances(self.consumer),
-            "rebuilding": self.rebuilding,
-        }
-
-
-def _open_instances(consumer: Projection) -> int:
-    count = getattr(consumer, "open_instances", None)
-    return int(count()) if callable(count) else 0
+        return _rebuilds.stats(self)

@@ -1,0 +1,131 @@
+"""Rebuilds, dead-letter replay and statistics of a subscription (a part of its class).
+
+An in-place rebuild empties the read model and replays the log from position 0; a shadow
+rebuild catches a second copy up beside the live one and swaps it in when caught up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cqrs_lab.core.deadletters import DeadLetter
+from cqrs_lab.core.messages import RawEvent
+from cqrs_lab.core.projections import Projection
+from cqrs_lab.core.readmodel import rollback
+
+if TYPE_CHECKING:
+    from cqrs_lab.core.subscription import Subscription
+
+__all__ = ["advance_shadow", "rebuild", "replay_dead_letter", "stats"]
+
+
+def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
+    """Replay the projection from position 0.
+
+    In place: the read model empties at once and refills (readers see partial data).
+    Shadow: a second copy catches up beside the live one, which keeps serving, and takes
+    its place in one step when it has caught up.
+    """
+    sub.rebuilds += 1
+    sub.rebuilding_since = sub.clock.now()
+    if shadow:
+        name = f"{sub.name}~rebuild"
+        sub.checkpoints.reset(name)
+        sub.shadow = type(sub)(
+            name, sub.store, sub.consumer.fresh(), sub.policy,
+            clock=sub.clock, rng=sub.rng, batch_size=sub.batch_size,
+            retry=sub.retry, dead_letters=sub.dead_letters, checkpoints=sub.checkpoints,
+        )  # fmt: skip
+        return
+    sub.inbox.clear()
+    sub.inbox_mixed = False
+    if sub.transport is not None:
+        sub.transport.clear()
+    sub.undo.clear()
+    sub.unit.clear()
+    sub.retry_at, sub.attempts = None, 0
+    sub.consumer.reset()
+    store, key = sub.tracking_location
+    store.reset(key)
+    sub.reset_progress()
+
+
+def advance_shadow(sub: Subscription) -> int:
+    """Step the shadow copy; swap it in once caught up. Returns the shadow's progress."""
+    shadow = sub.shadow
+    assert shadow is not None
+    moved = shadow.step() + shadow.polled
+    if shadow.inbox or shadow.position < sub.position or shadow.crashed:
+        return moved
+    sub.consumer.take_over(shadow.consumer)
+    sub.inbox.clear()
+    sub.inbox_mixed = False
+    sub.undo.clear()
+    sub.unit.clear()
+    sub.reset_progress()
+    sub.record.restore(shadow.record)
+    sub.durable = sub.record.copy()
+    store, key = sub.tracking_location
+    store.commit(key, sub.durable)
+    sub.checkpoints.reset(shadow.name)
+    sub.fetched = sub.record.watermark
+    sub.shadow = None
+    sub.rebuilding_since = None
+    return moved + 1
+
+
+def replay_dead_letter(sub: Subscription, letter_id: str) -> DeadLetter:
+    """Apply a parked event again; on success it leaves the store (else it stays)."""
+    letter = sub.dead_letters.get(letter_id)
+    env = letter.envelope
+    if type(env.payload) is RawEvent:
+        env = sub.store.registry.decode_envelope(env)
+    payload = env.payload
+    handler = sub.consumer.handlers.get(type(payload))
+    savepoint = len(sub.undo)
+    try:
+        if handler is not None:
+            handler(payload, env)
+    except Exception:
+        rollback(sub.undo, savepoint)
+        raise
+    sub.undo.clear()
+    sub.dead_letters.remove(letter_id)
+    sub.dead_letters.replayed += 1
+    sub.applied += 1
+    if sub.recorder is not None:
+        sub.recorder.applied(sub.name, env, sub.clock.now())
+    return letter
+
+
+def stats(sub: Subscription) -> dict[str, Any]:
+    """Counters and positions, as plain data."""
+    return {
+        "name": sub.name,
+        "delivery": sub.policy.name,
+        "position": sub.position,
+        "checkpoint": sub.checkpoint,
+        "head": sub.store.head_position,
+        "backlog": sub.backlog(),
+        "lag_seconds": sub.lag_seconds(),
+        "lag_p99_seconds": sub.lag_histogram.quantile(0.99),
+        "delivered": sub.delivered,
+        "applied": sub.applied,
+        "ignored": sub.ignored,
+        "duplicates_skipped": sub.duplicates_skipped,
+        "duplicates_applied": sub.duplicates_applied,
+        "dropped": sub.transport.dropped if sub.transport else 0,
+        "retries": sub.retries,
+        "dead_lettered": sub.dead_lettered,
+        "dead_letters": len(sub.dead_letters.list(sub.name)),
+        "crashes": sub.crashes,
+        "lost": sub.lost,
+        "crashed": sub.crashed,
+        "open_instances": _open_instances(sub.consumer),
+        "rebuilding": sub.rebuilding,
+    }
+
+
+def _open_instances(consumer: Projection) -> int:
+    count = getattr(consumer, "open_instances", None)
+    return int(count()) if callable(count) else 0
