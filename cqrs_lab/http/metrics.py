@@ -51,11 +51,29 @@ class EngineCollector(Collector):
             "crashed": GaugeMetricFamily(
                 "cqrs_projection_crashed", "1 while the consumer is down", labels=["projection"]
             ),
+            "open_instances": GaugeMetricFamily(
+                "cqrs_saga_open_instances",
+                "saga instances started and not ended (0 for a projection)",
+                labels=["projection"],
+            ),
+        }
+        counters = {
+            "lost": CounterMetricFamily(
+                "cqrs_projection_lost_events",
+                "events declared lost (at-most-once: taken, never applied)",
+                labels=["projection"],
+            ),
+            "duplicates_applied": CounterMetricFamily(
+                "cqrs_projection_duplicates_applied",
+                "events applied again (at-least-once redeliveries)",
+                labels=["projection"],
+            ),
         }
         for stats in self.engine.stats():
-            for key, family in gauges.items():
+            for key, family in {**gauges, **counters}.items():
                 family.add_metric([stats["name"]], float(stats[key]))
         yield from gauges.values()
+        yield from counters.values()
         head = GaugeMetricFamily("cqrs_store_head_position", "global position of the last event")
         head.add_metric([], float(self.engine.store.head_position))
         yield head

@@ -257,3 +257,30 @@ def test_graceful_shutdown_drains_queue_and_projections(make_live: MakeLive) -> 
     balances = live.engine.subscriptions["balances"]
     assert balances.position == live.engine.store.head_position
     assert balances.consumer.balances.get("a1") == 15 + ok
+
+
+def test_at_most_once_losses_show_in_reads_and_metrics(make_live: MakeLive) -> None:
+    live = make_live(admin_token=TOKEN, restart_after=None, delivery="at-most-once")
+    assert (
+        live.post("/accounts", json={"account_id": "a1", "opening_balance": 5}).status_code == 201
+    )
+    live.settle()
+    _crash_balances(live)
+    live.post("/accounts/a1/deposits", json={"amount": 7})
+
+    def take_then_crash() -> int:
+        sub = live.engine.subscription("balances")
+        sub.restart()
+        sub.poll()  # the deposit is taken (checkpointed) ...
+        sub.crash()  # ... and the consumer dies before applying it
+        sub.restart()
+        return sub.lost
+
+    assert live.call(take_then_crash) == 1
+    live.settle()
+    r = live.get("/accounts/a1")
+    assert r.json()["balance"] == 5  # the deposit will never be applied, and the read says so
+    assert r.headers["x-stale"] == "false" and r.headers["x-lost-events"] == "1"
+    text = live.get("/metrics").text
+    assert 'cqrs_projection_lost_events_total{projection="balances"} 1.0' in text
+    assert 'cqrs_saga_open_instances{projection="transfer-saga"} 0.0' in text
