@@ -70,8 +70,11 @@ class EngineCollector(Collector):
             ),
         }
         for stats in self.engine.stats():
-            for key, family in {**gauges, **counters}.items():
-                family.add_metric([stats["name"]], float(stats[key]))
+            name = [stats["name"]]
+            for key, gauge in gauges.items():
+                gauge.add_metric(name, float(stats[key]))
+            for key, counter in counters.items():
+                counter.add_metric(name, float(stats[key]))
         yield from gauges.values()
         yield from counters.values()
         head = GaugeMetricFamily("cqrs_store_head_position", "global position of the last event")
