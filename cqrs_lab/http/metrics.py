@@ -70,11 +70,11 @@ class EngineCollector(Collector):
             ),
         }
         for stats in self.engine.stats():
-            name = [stats["name"]]
+            label = [stats["name"]]
             for key, gauge in gauges.items():
-                gauge.add_metric(name, float(stats[key]))
-            for key, counter in counters.items():
-                counter.add_metric(name, float(stats[key]))
+                gauge.add_metric(label, float(stats[key]))
+            for key, total in counters.items():
+                total.add_metric(label, float(stats[key]))
         yield from gauges.values()
         yield from counters.values()
         head = GaugeMetricFamily("cqrs_store_head_position", "global position of the last event")
