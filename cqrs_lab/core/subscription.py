@@ -272,7 +272,7 @@ class Subscription:
         if self.transport is not None:
             held = self.transport.lowest_position()
             if held is not None:
-                ceiling = held - 1 if held <= ceiling else ceiling
+                ceiling = min(ceiling, held - 1)
         taken_ceiling = ceiling  # (at-most-once: the inbox is taken, not yet dealt with)
         inbox = self.inbox
         if inbox:
