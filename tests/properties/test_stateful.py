@@ -182,7 +182,8 @@ class BankUnderFaults(RuleBasedStateMachine):
                 doubled = status[f"no double effect: {name}"] != "pass"
                 reordered = status[f"application order: {name}"] != "pass"
                 converged = status[f"convergence: {name}"] == "pass"
-                assert not (doubled and converged), text
+                # (a double need not diverge: a deposit and a withdrawal of the same amount
+                # applied twice cancel out; the application record pins the model anyway)
                 assert converged or doubled or reordered, text
             assert status["sagas: every transfer ends"] == "pass", text
         else:  # at-most-once: losses only where a crash reported them, never twice
@@ -193,7 +194,8 @@ class BankUnderFaults(RuleBasedStateMachine):
                 lost = status[f"no loss: {name}"] != "pass"
                 reordered = status[f"application order: {name}"] != "pass"
                 converged = status[f"convergence: {name}"] == "pass"
-                assert not (lost and converged), text
+                # (a loss need not diverge: a lost deposit and withdrawal of the same amount
+                # cancel out, as the thorough profile found; the application record pins it)
                 assert converged or lost or reordered, text
         # the client's own view: it waited on its token whenever a read was not stale, so the
         # history checker finds a read-your-writes violation exactly when a read was stale
