@@ -1,7 +1,7 @@
-"""Sagas keep their promises, partitioned or not, under every semantics (at-most-once: every
-loss is declared and explains what did not end),
-under crashes at named points, duplicates, reorders, delays, drops and fault plans changed at
-run time (see ``machines.py`` for the invariants)."""
+"""Sagas keep their promises, partitioned or not, under crashes at named points, duplicates,
+reorders, delays, drops and fault plans changed at run time: with no loss promised every
+transfer ends and money is conserved; under at-most-once every loss is declared and explains
+what did not end (see ``machines.py`` for the invariants)."""
 
 from __future__ import annotations
 
