@@ -188,7 +188,10 @@ class AtLeastOnce(_Semantics):
     promises_single_effect: ClassVar[bool] = False
 
     def applied_hook(self, sub: Subscription) -> Callable[[int], None] | None:
-        ledger = sub.ledger  # positions applied at least once, to count re-applications
+        ledger = sub.ledger  # positions dealt with at least once, to count re-applications
+        inbox = sub.inbox
+        if not sub.inbox_mixed and not ledger.above and inbox[0].position > ledger.watermark:
+            return None  # in log order and all new: nothing is applied again (see end_of_batch)
 
         def note(p: int) -> None:
             if p <= ledger.watermark or p in ledger.above:
@@ -198,7 +201,12 @@ class AtLeastOnce(_Semantics):
 
         return note
 
+    def end_of_batch(self, sub: Subscription) -> None:
+        sub.ledger.raise_to(sub.record.watermark)  # what the batch dealt with, in one step
+        super().end_of_batch(sub)
+
     def crash(self, sub: Subscription, in_flight: list[Envelope]) -> list[Envelope]:
+        sub.ledger.raise_to(sub.record.watermark)  # what the cut-short batch dealt with
         _reload(sub)  # what was applied since the checkpoint is delivered again
         return []
 

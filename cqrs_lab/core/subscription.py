@@ -345,13 +345,15 @@ class Subscription:
                         inbox.appendleft(env)  # still in flight when the consumer died
                         raise
                 savepoint = len(undo)
-                handler = handlers.get(type(env.payload))
+                payload = env.payload
+                handler = handlers.get(type(payload))
                 try:
-                    if handler is None and type(env.payload) is RawEvent:
+                    if handler is None and type(payload) is RawEvent:
                         env = self.store.registry.decode_envelope(env)  # handlers see events
-                        handler = handlers.get(type(env.payload))
+                        payload = env.payload
+                        handler = handlers.get(type(payload))
                     if handler is not None:
-                        handler(env.payload, env)
+                        handler(payload, env)
                 except ConsumerCrashed:
                     inbox.appendleft(env)
                     raise
