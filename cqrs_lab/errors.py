@@ -14,6 +14,7 @@ __all__ = [
     "ConsumerCrashed",
     "CqrsLabError",
     "DeadLetterNotFound",
+    "DomainError",
     "IdempotencyConflict",
     "NotFound",
     "ProjectionNotFound",
@@ -38,6 +39,11 @@ class ConfigError(CqrsLabError, ValueError):
 
 class ScenarioError(ConfigError):
     """A scenario file is malformed: the message names the file, the key and what is allowed."""
+
+
+class DomainError(ConfigError):
+    """A domain declaration (or a reference to a part of one) is inconsistent: the message
+    names the domain, the part and what it declares."""
 
 
 class ConcurrencyError(CqrsLabError):

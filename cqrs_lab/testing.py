@@ -1,7 +1,8 @@
 """Hypothesis strategies for testing CQRS designs the way the lab tests itself.
 
-Commands of the example domains (bank, inventory), fault plans aimed at named crash points
-and transport faults, and the three delivery semantics. Fault plans shrink toward fewer
+Commands of any domain that declares strategies (the bank's and the inventory's are
+re-exported as ``bank_commands`` and ``inventory_commands``), fault plans aimed at named
+crash points and transport faults, and the three delivery semantics. Fault plans shrink toward fewer
 actions at earlier positions, and print as a schedule a person can read:
 
 >>> from cqrs_lab.core import CrashAt, DuplicateAt, FaultPlan
@@ -20,6 +21,7 @@ Use them in your own tests::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -29,12 +31,16 @@ from cqrs_lab.core import (
     CrashAt,
     CrashPoint,
     DelayAt,
+    Domain,
     DropAt,
     DuplicateAt,
     FaultPlan,
     ReorderAt,
 )
-from cqrs_lab.domains import bank, inventory
+from cqrs_lab.domains.bank.workload import ACCOUNTS
+from cqrs_lab.domains.bank.workload import commands as bank_commands
+from cqrs_lab.domains.inventory.workload import ORDERS, SKUS
+from cqrs_lab.domains.inventory.workload import commands as inventory_commands
 from cqrs_lab.errors import ConfigError
 
 __all__ = [
@@ -45,14 +51,12 @@ __all__ = [
     "bank_commands",
     "crash_points",
     "delivery_semantics",
+    "domain_commands",
     "fault_actions",
     "fault_plans",
     "inventory_commands",
 ]
 
-ACCOUNTS = ("a", "b", "c")
-SKUS = ("sku-1", "sku-2")
-ORDERS = ("o1", "o2", "o3")
 TRANSPORT_FAULTS = ("drop", "duplicate", "delay", "reorder")
 Action = CrashAt | DropAt | DuplicateAt | DelayAt | ReorderAt
 
@@ -67,48 +71,17 @@ def crash_points() -> st.SearchStrategy[CrashPoint]:
     return st.sampled_from(tuple(CrashPoint))
 
 
-def _ids(pool: Sequence[str], name: str) -> st.SearchStrategy[str]:
-    if not pool:
-        raise ConfigError(f"{name}=(): pass at least one id")
-    return st.sampled_from(tuple(pool))
-
-
-def bank_commands(
-    accounts: Sequence[str] = ACCOUNTS, *, max_amount: int = 100, transfers: int = 5
-) -> st.SearchStrategy[Command]:
-    """Commands of the bank: open, deposit, withdraw, and transfers (ids ``t0``.. ``t{n-1}``).
-
-    Amounts stay small so that overdrafts and refusals happen too; a transfer id drawn twice
-    is refused by the domain, which is part of what is tested.
-    """
-    if max_amount < 1 or transfers < 1:
-        raise ConfigError("bank_commands: pass max_amount >= 1 and transfers >= 1")
-    acc = _ids(accounts, "accounts")
-    amount = st.integers(1, max_amount)
-    tid = st.integers(0, transfers - 1).map(lambda i: f"t{i}")
-    return st.one_of(
-        st.builds(bank.OpenAccount, acc, st.just("owner"), st.integers(0, max_amount)),
-        st.builds(bank.Deposit, acc, amount),
-        st.builds(bank.Withdraw, acc, amount),
-        st.builds(bank.RequestTransfer, tid, acc, acc, amount),
-    )
-
-
-def inventory_commands(
-    skus: Sequence[str] = SKUS, orders: Sequence[str] = ORDERS, *, max_quantity: int = 10
-) -> st.SearchStrategy[Command]:
-    """Commands of the inventory: add a product, restock, reserve, release, ship."""
-    if max_quantity < 1:
-        raise ConfigError(f"max_quantity={max_quantity}: pass >= 1")
-    sku, order = _ids(skus, "skus"), _ids(orders, "orders")
-    qty = st.integers(1, max_quantity)
-    return st.one_of(
-        st.builds(inventory.AddProduct, sku, st.just("item"), st.integers(0, max_quantity)),
-        st.builds(inventory.Restock, sku, qty),
-        st.builds(inventory.Reserve, sku, order, qty),
-        st.builds(inventory.Release, sku, order),
-        st.builds(inventory.Ship, sku, order),
-    )
+def domain_commands(domain: Domain, *args: Any, **kwargs: Any) -> st.SearchStrategy[Command]:
+    """The hypothesis strategy of commands ``domain`` declares (``workload.strategies``);
+    ``args`` and ``kwargs`` go to it (for the bank: account ids, ``max_amount=``...)."""
+    w = domain.workload
+    if w is None or w.strategies is None:
+        raise ConfigError(
+            f"domain {domain.name!r} declares no command strategies; set "
+            "Workload(strategies=...) to a function returning a hypothesis strategy"
+        )
+    out: st.SearchStrategy[Command] = w.strategies(*args, **kwargs)
+    return out
 
 
 def fault_actions(

@@ -29,6 +29,7 @@ from cqrs_lab.checks.invariants import (
     Promises,
     check_application_order,
     check_convergence,
+    check_domain_invariants,
     check_engine,
     check_log_streams,
     check_no_double_effect,
@@ -41,7 +42,6 @@ from cqrs_lab.checks.invariants import (
 from cqrs_lab.checks.positions import check_positions
 from cqrs_lab.checks.recorder import ApplicationLog, Record
 from cqrs_lab.checks.report import CheckReport, CheckResult, Violation
-from cqrs_lab.checks.sagas import TransferTrace, check_sagas, trace_transfers
 from cqrs_lab.checks.session import GUARANTEES, check_history
 
 __all__ = [
@@ -55,11 +55,11 @@ __all__ = [
     "Origin",
     "Promises",
     "Record",
-    "TransferTrace",
     "Violation",
     "Write",
     "check_application_order",
     "check_convergence",
+    "check_domain_invariants",
     "check_engine",
     "check_history",
     "check_log_streams",
@@ -68,7 +68,6 @@ __all__ = [
     "check_no_lost_update",
     "check_positions",
     "check_record_explains_model",
-    "check_sagas",
     "fold",
     "history_files",
     "interleave",
@@ -78,6 +77,5 @@ __all__ = [
     "read_jsonl",
     "read_models",
     "to_frame",
-    "trace_transfers",
     "write_jsonl",
 ]

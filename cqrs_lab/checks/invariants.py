@@ -47,6 +47,7 @@ __all__ = [
     "Promises",
     "check_application_order",
     "check_convergence",
+    "check_domain_invariants",
     "check_engine",
     "check_log_streams",
     "check_no_double_effect",
@@ -95,8 +96,9 @@ def check_convergence(
     Promised when the semantics promises no loss, and a double application cannot explain a
     difference (the semantics promises none, the projection is idempotent, or ``log`` counted
     none), and neither can an out-of-order one (order is promised, see
-    :func:`check_application_order`, or ``log`` saw none). Sagas are left to
-    :func:`~cqrs_lab.checks.sagas.check_sagas`: folding one would dispatch commands.
+    :func:`check_application_order`, or ``log`` saw none). Sagas are left to the domain's
+    invariants (the bank's :func:`~cqrs_lab.domains.bank.check_sagas`): folding one would
+    dispatch commands.
     """
     report = CheckReport("convergence")
     everything = engine.store.read_all()
@@ -232,7 +234,6 @@ def check_engine(
 ) -> CheckReport:
     """Every invariant at once. ``quiescent=False`` runs only the checks valid mid-run."""
     from cqrs_lab.checks.positions import check_positions
-    from cqrs_lab.checks.sagas import check_sagas
 
     report = CheckReport("engine invariants", [check_log_streams(engine)])
     report.extend(check_record_explains_model(engine, log))
@@ -242,5 +243,31 @@ def check_engine(
         report.extend(check_no_loss(engine, log))
         report.extend(check_application_order(engine, log, ordered=ordered))
         report.extend(check_convergence(engine, log, ordered=ordered))
-        report.extend(check_sagas(engine))
+        report.extend(check_domain_invariants(engine))
+    return report
+
+
+def check_domain_invariants(engine: Engine) -> CheckReport:
+    """Every invariant declared by the domains installed on ``engine`` (valid when quiet).
+
+    A domain declares what must hold for it (the bank: every transfer ends, money is
+    conserved); its check returns a report whose results are added here, each name prefixed
+    by the domain's. A check that raises is a failed result naming the exception.
+    """
+    report = CheckReport("domain invariants")
+    for installed in engine.installed:
+        for inv in installed.domain.invariants:
+            try:
+                found = inv.check(engine)
+            except Exception as exc:  # a broken invariant must not hide the other results
+                report.add(
+                    verdict(
+                        f"{installed.domain.name}: {inv.name}",
+                        [Violation(f"the check raised {type(exc).__name__}: {exc}")],
+                        ok="",
+                        bad="the invariant's check raised an exception",
+                    )
+                )
+                continue
+            report.extend(found)
     return report

@@ -23,6 +23,16 @@ from cqrs_lab.core.delivery import (
     RetryPolicy,
     policy_named,
 )
+from cqrs_lab.core.domain import (
+    Domain,
+    Installed,
+    Invariant,
+    Query,
+    Upcaster,
+    View,
+    install,
+    load_domain,
+)
 from cqrs_lab.core.engine import Engine
 from cqrs_lab.core.faults import (
     CrashAt,
@@ -53,6 +63,7 @@ from cqrs_lab.core.readmodel import Progress, Table
 from cqrs_lab.core.schema import EventRegistry
 from cqrs_lab.core.store import EventStore, InMemoryEventStore, OutboxMessage, Snapshot
 from cqrs_lab.core.subscription import RecorderFanout, Subscription, SubscriptionRecorder
+from cqrs_lab.core.workload import CommandKind, Draw, Param, ReadKind, Workload
 
 DELIVERY_POLICIES = ("at-most-once", "at-least-once", "effectively-once")
 
@@ -67,6 +78,7 @@ __all__ = [
     "Clock",
     "Command",
     "CommandBus",
+    "CommandKind",
     "CommandResult",
     "Counter",
     "CrashAt",
@@ -76,6 +88,8 @@ __all__ = [
     "Decision",
     "DelayAt",
     "DeliveryPolicy",
+    "Domain",
+    "Draw",
     "DropAt",
     "DuplicateAt",
     "EffectivelyOnce",
@@ -92,16 +106,21 @@ __all__ = [
     "IdempotencyRecord",
     "InMemoryEventStore",
     "InMemoryIdempotencyStore",
+    "Installed",
+    "Invariant",
     "ManualClock",
     "Metrics",
     "MonotonicClock",
     "OutboxMessage",
     "OutboxRelay",
+    "Param",
     "Progress",
     "Projection",
+    "Query",
     "QueryBus",
     "QueryResult",
     "RawEvent",
+    "ReadKind",
     "RecorderFanout",
     "ReorderAt",
     "Repository",
@@ -115,8 +134,13 @@ __all__ = [
     "SubscriptionRecorder",
     "Table",
     "UnitOfWork",
+    "Upcaster",
     "UuidIds",
+    "View",
+    "Workload",
     "event_to_dict",
+    "install",
+    "load_domain",
     "on",
     "policy_named",
 ]

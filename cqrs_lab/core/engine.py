@@ -76,6 +76,8 @@ class Engine:
         self.recorder = recorder
         self.subscriptions: dict[str, Subscription] = {}
         self.groups: dict[str, SubscriptionGroup] = {}
+        #: the domains :func:`cqrs_lab.core.domain.install` wired on this engine
+        self.installed: list[Any] = []
 
     # -- write side ----------------------------------------------------------------------------
     def register(self, command_type: type[Command], handler: Handler) -> None:

@@ -17,7 +17,6 @@ from cqrs_lab.checks import (
     check_no_loss,
     check_no_lost_update,
     check_record_explains_model,
-    check_sagas,
     interleave,
     quiesce,
 )
@@ -35,6 +34,7 @@ from cqrs_lab.core import (
     SequentialIds,
 )
 from cqrs_lab.domains import bank
+from cqrs_lab.domains.bank import check_sagas
 
 
 def run_bank(

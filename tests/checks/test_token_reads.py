@@ -67,7 +67,7 @@ def test_the_same_client_waiting_on_its_token_reads_its_writes() -> None:
         "cqrs_lab.checks.recorder",
         "cqrs_lab.checks.report",
         "cqrs_lab.checks.invariants",
-        "cqrs_lab.checks.sagas",
+        "cqrs_lab.domains.bank.invariants",
         "cqrs_lab.checks.concurrency",
         "cqrs_lab.checks.history",
         "cqrs_lab.checks.session",

@@ -16,9 +16,9 @@ from unittest import mock
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
-from cqrs_lab.checks import check_sagas
 from cqrs_lab.core import Command
 from cqrs_lab.domains import bank
+from cqrs_lab.domains.bank import check_sagas
 from cqrs_lab.http import ServerConfig, build_engine, create_app
 from tests.http.conftest import Live
 

@@ -27,12 +27,11 @@ from cqrs_lab.checks import (
     check_no_loss,
     check_positions,
     check_record_explains_model,
-    check_sagas,
     quiesce,
-    trace_transfers,
 )
 from cqrs_lab.core import CrashAt, DeliveryPolicy, Engine, FaultPlan, ManualClock, Projection
 from cqrs_lab.domains import bank
+from cqrs_lab.domains.bank import check_sagas, trace_transfers
 from cqrs_lab.errors import CommandRejected
 from cqrs_lab.testing import crash_points, fault_actions
 

@@ -15,7 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cqrs_lab.core import DeliveryPolicy, Engine, FaultPlan, RetryPolicy, Subscription
+from cqrs_lab.core import (
+    DeliveryPolicy,
+    Domain,
+    Engine,
+    FaultPlan,
+    Invariant,
+    Query,
+    RetryPolicy,
+    Subscription,
+    View,
+)
+from cqrs_lab.core import install as install_domain
+from cqrs_lab.domains.bank.invariants import check_sagas, trace_transfers
 from cqrs_lab.domains.bank.messages import *  # noqa: F403
 from cqrs_lab.domains.bank.messages import EVENTS
 from cqrs_lab.domains.bank.messages import __all__ as _messages
@@ -30,6 +42,7 @@ from cqrs_lab.domains.bank.views import (
     Statements,
     TransferSaga,
 )
+from cqrs_lab.domains.bank.workload import WORKLOAD
 
 __all__ = [
     *_messages,
@@ -45,7 +58,10 @@ __all__ = [
     "Transfer",
     "TransferSaga",
     "account_stream",
+    "check_sagas",
+    "domain",
     "install",
+    "trace_transfers",
     "transfer_stream",
 ]
 
@@ -61,6 +77,50 @@ class BankApp:
     subscriptions: dict[str, Subscription]
 
 
+def _account(view: Balances, q: GetAccount) -> dict[str, Any] | None:
+    row = view.accounts.get(q.account_id)
+    if row is None:
+        return None
+    return {**row, "balance": view.balances.get(q.account_id, 0)}
+
+
+def _statement(view: Statements, q: GetStatement) -> list[dict[str, Any]] | None:
+    lines = view.lines.get(q.account_id)
+    if lines is None:
+        return None
+    return list(lines if q.limit is None else lines[-q.limit :])
+
+
+#: the bank, declared once: every driver installs it through :func:`cqrs_lab.core.install`
+domain = Domain(
+    name="bank",
+    description="Accounts, deposits, withdrawals and transfers through a saga",
+    events=EVENTS,
+    handlers=HANDLERS,
+    aggregates=(Account, Transfer),
+    views=(
+        View("balances", Balances, "account -> balance, account details, totals"),
+        View("statements", Statements, "account -> its statement lines"),
+        View("transfer-saga", TransferSaga, "the saga moving money between accounts"),
+    ),
+    queries=(
+        Query(GetBalance, "balances", lambda v, q: v.balances.get(q.account_id)),
+        Query(GetAccount, "balances", _account),
+        Query(GetTotals, "balances", lambda v, q: dict(v.totals.items())),
+        Query(GetStatement, "statements", _statement),
+        Query(GetTransfer, "transfer-saga", lambda v, q: v.view(q.transfer_id)),
+    ),
+    invariants=(
+        Invariant(
+            "sagas",
+            check_sagas,
+            "every transfer ends once; a finished transfer moved exactly its money",
+        ),
+    ),
+    workload=WORKLOAD,
+)
+
+
 def install(
     engine: Engine,
     *,
@@ -73,41 +133,32 @@ def install(
     statements: bool = True,
     saga: bool = True,
 ) -> BankApp:
-    """Register the bank's handlers, projections, saga and queries on ``engine``."""
-    for event_class in EVENTS:
-        engine.registry.register(event_class)
-    for command_type, handler in HANDLERS.items():
-        engine.register(command_type, handler)
-    opts: dict[str, Any] = {
-        "batch_size": batch_size, "checkpoint_every": checkpoint_every,
-        "retry": retry, "faults": faults,
-    }  # fmt: skip
-    balances, lines, transfer_saga = Balances(), Statements(), TransferSaga()
-    subs = {"balances": engine.subscribe(balances, delivery, **opts)}
-    if statements:
-        subs["statements"] = engine.subscribe(lines, delivery, **opts)
-    if saga:
-        subs["transfer-saga"] = engine.subscribe(transfer_saga, saga_delivery or delivery, **opts)
-        engine.register_query(
-            GetTransfer, lambda q: transfer_saga.view(q.transfer_id), "transfer-saga"
-        )
-    engine.register_query(GetBalance, lambda q: balances.balances.get(q.account_id), "balances")
-    engine.register_query(GetAccount, lambda q: _account(balances, q.account_id), "balances")
-    engine.register_query(GetTotals, lambda q: dict(balances.totals.items()), "balances")
-    if statements:
-        engine.register_query(GetStatement, lambda q: _statement(lines, q), "statements")
-    return BankApp(engine, balances, lines, transfer_saga, subs)
+    """Install :data:`domain` on ``engine`` (through the one :func:`cqrs_lab.core.install`).
 
-
-def _account(view: Balances, account_id: str) -> dict[str, Any] | None:
-    row = view.accounts.get(account_id)
-    if row is None:
-        return None
-    return {**row, "balance": view.balances.get(account_id, 0)}
-
-
-def _statement(view: Statements, q: GetStatement) -> list[dict[str, Any]] | None:
-    lines = view.lines.get(q.account_id)
-    if lines is None:
-        return None
-    return list(lines if q.limit is None else lines[-q.limit :])
+    ``statements`` and ``saga`` choose the optional views; ``saga_delivery`` gives the saga
+    its own delivery semantics.
+    """
+    views = [
+        "balances",
+        *(["statements"] if statements else []),
+        *(["transfer-saga"] if saga else []),
+    ]
+    done = install_domain(
+        engine,
+        domain,
+        views=views,
+        delivery=delivery,
+        delivery_of={"transfer-saga": saga_delivery} if saga_delivery is not None else None,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        retry=retry,
+        faults=faults,
+    )
+    v = done.views
+    return BankApp(
+        engine,
+        v["balances"],  # type: ignore[arg-type]
+        v.get("statements") or Statements(),  # type: ignore[arg-type]
+        v.get("transfer-saga") or TransferSaga(),  # type: ignore[arg-type]
+        done.subscriptions,
+    )

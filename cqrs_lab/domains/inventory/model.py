@@ -1,28 +1,16 @@
-"""Inventory with reservations: stock may be reserved, released or shipped, never below zero.
-
-A domain of another shape than the bank (one aggregate per product, reservations keyed by
-order, a view of available stock), built only on the public API.
-
->>> from cqrs_lab.core import Engine
->>> from cqrs_lab.domains import inventory
->>> engine = Engine(seed=1)
->>> view = inventory.install(engine)
->>> _ = engine.dispatch(inventory.AddProduct("sku-1", "widget", 5))
->>> _ = engine.dispatch(inventory.Reserve("sku-1", "order-1", 3))
->>> _ = engine.pump()
->>> view.stock.get("sku-1")["available"]
-2
-"""
+"""The inventory's messages, its Product aggregate, the stock view and its queries."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from cqrs_lab.core import Aggregate, Command, Engine, Envelope, Event, Projection, UnitOfWork, on
+from cqrs_lab.core import Aggregate, Command, Envelope, Event, Projection, UnitOfWork, on
 from cqrs_lab.errors import CommandRejected
 
 __all__ = [
+    "EVENTS",
+    "HANDLERS",
     "AddProduct",
     "GetReservation",
     "GetStock",
@@ -37,7 +25,6 @@ __all__ = [
     "Ship",
     "StockReserved",
     "StockView",
-    "install",
 ]
 
 
@@ -260,18 +247,3 @@ class GetStock:
 class GetReservation:
     order_id: str
     sku: str
-
-
-def install(engine: Engine, *, delivery: str = "effectively-once", **options: Any) -> StockView:
-    """Register the inventory's handlers, its stock view and queries on ``engine``."""
-    for event_class in EVENTS:
-        engine.registry.register(event_class)
-    for command_type, handler in HANDLERS.items():
-        engine.register(command_type, handler)
-    view = StockView()
-    engine.subscribe(view, delivery, **options)
-    engine.register_query(GetStock, lambda q: view.stock.get(q.sku), "stock")
-    engine.register_query(
-        GetReservation, lambda q: view.reservations.get((q.order_id, q.sku)), "stock"
-    )
-    return view

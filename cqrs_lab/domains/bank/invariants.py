@@ -1,4 +1,7 @@
-"""Saga invariants of the bank: every transfer ends, and money is conserved.
+"""The bank's invariants: every transfer ends, and money is conserved.
+
+Declared on the bank's :class:`~cqrs_lab.core.Domain`, so the checks run them on any engine,
+simulation or server the bank is installed on.
 
 Read from the event log (the truth), so a saga that moved money twice or never finished
 shows however its own read model looks.
@@ -20,15 +23,15 @@ from dataclasses import dataclass, field
 
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
 from cqrs_lab.core import Engine, RawEvent
-from cqrs_lab.domains.bank import (
+from cqrs_lab.domains.bank.messages import (
     Deposited,
     TransferCompensated,
     TransferCompleted,
     TransferFailed,
     TransferRequested,
-    TransferSaga,
     Withdrawn,
 )
+from cqrs_lab.domains.bank.views import TransferSaga
 
 __all__ = ["TransferTrace", "check_sagas", "trace_transfers"]
 

@@ -1,0 +1,276 @@
+"""A domain declared once, and the one :func:`install` every driver uses.
+
+A :class:`Domain` is plain data: its events and upcasters, its command handlers (each command
+class says whether it is public or internal), its read models and sagas (:class:`View`), the
+queries that read them (:class:`Query`), what must hold after quiescence (:class:`Invariant`)
+and its :class:`~cqrs_lab.core.workload.Workload` (command mix, seeded samplers, key space).
+The in-process engine, the simulation, the HTTP server, the load generator and the checks all
+build a domain through :func:`install`, so they cannot wire it differently.
+
+>>> from cqrs_lab.core import Engine
+>>> from cqrs_lab.domains.inventory import domain
+>>> engine = Engine(seed=1)
+>>> installed = install(engine, domain)
+>>> sorted(installed.views), [c.__name__ for c in domain.public_commands][:2]
+(['stock'], ['AddProduct', 'Release'])
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cqrs_lab.core.messages import Command, Event
+from cqrs_lab.core.projections import Projection, Saga
+from cqrs_lab.core.workload import Workload
+from cqrs_lab.errors import ConfigError, DomainError
+
+if TYPE_CHECKING:
+    from cqrs_lab.core.engine import Engine
+
+__all__ = [
+    "Domain",
+    "Installed",
+    "Invariant",
+    "Query",
+    "Upcaster",
+    "View",
+    "install",
+    "load_domain",
+]
+
+Handler = Callable[[Any, Any], Any]
+#: subscribes one view on behalf of a driver: (view name, projection) -> its subscription
+Subscriber = Callable[[str, Projection], Any]
+
+
+@dataclass(frozen=True)
+class View:
+    """A read model or saga of the domain: its name and how to build a fresh one."""
+
+    name: str
+    factory: Callable[[], Projection]
+    description: str = ""
+
+    @property
+    def is_saga(self) -> bool:
+        return isinstance(self.factory, type) and issubclass(self.factory, Saga)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query class answered by ``answer(view, query)`` from the view named ``view``."""
+
+    type: type
+    view: str
+    answer: Callable[[Any, Any], Any]
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.type.__name__
+
+
+@dataclass(frozen=True)
+class Upcaster:
+    """Turns a stored ``type_name`` payload of ``from_version`` into the next version."""
+
+    type_name: str
+    from_version: int
+    upcast: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """What must hold once the engine is quiet; ``check(engine)`` returns a check report.
+
+    The report is a :class:`cqrs_lab.checks.report.CheckReport` (any object with ``ok`` and
+    ``results`` works); the checks run every invariant of every installed domain.
+    """
+
+    name: str
+    check: Callable[[Engine], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Everything the lab needs to know about one system, declared once."""
+
+    name: str
+    description: str
+    events: tuple[type[Event], ...]
+    handlers: Mapping[type[Command], Handler]
+    views: tuple[View, ...]
+    queries: tuple[Query, ...] = ()
+    aggregates: tuple[type, ...] = ()
+    upcasters: tuple[Upcaster, ...] = ()
+    invariants: tuple[Invariant, ...] = ()
+    workload: Workload | None = None
+    extra_events: tuple[type[Event], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        where = f"domain {self.name!r}"
+        names = [v.name for v in self.views]
+        if len(set(names)) != len(names):
+            raise DomainError(f"{where}: views have duplicate names {names}; name each once")
+        for q in self.queries:
+            if q.view not in names:
+                raise DomainError(
+                    f"{where}: query {q.name} reads view {q.view!r}, which the domain does "
+                    f"not declare; declared views: {names}"
+                )
+        for cls in self.handlers:
+            if not (isinstance(cls, type) and issubclass(cls, Command)):
+                raise DomainError(f"{where}: handler key {cls!r} is not a Command class")
+        if self.workload is not None:
+            self.workload.validate(self)
+
+    # -- lookups -------------------------------------------------------------------------------
+    @property
+    def commands(self) -> tuple[type[Command], ...]:
+        return tuple(self.handlers)
+
+    @property
+    def public_commands(self) -> tuple[type[Command], ...]:
+        """The commands a client may send, sorted by name (internal ones are a saga's)."""
+        return tuple(sorted((c for c in self.handlers if not c.internal), key=_name))
+
+    def command(self, name: str) -> type[Command]:
+        for cls in self.handlers:
+            if cls.__name__ == name:
+                return cls
+        raise DomainError(
+            f"domain {self.name!r} has no command {name!r}; "
+            f"its commands: {', '.join(sorted(map(_name, self.handlers)))}"
+        )
+
+    def view(self, name: str) -> View:
+        for v in self.views:
+            if v.name == name:
+                return v
+        raise DomainError(
+            f"domain {self.name!r} has no view {name!r}; its views: "
+            f"{', '.join(v.name for v in self.views)}"
+        )
+
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.views)
+
+    def query(self, name: str) -> Query:
+        for q in self.queries:
+            if q.name == name:
+                return q
+        raise DomainError(
+            f"domain {self.name!r} has no query {name!r}; its queries: "
+            f"{', '.join(q.name for q in self.queries)}"
+        )
+
+
+@dataclass
+class Installed:
+    """What :func:`install` wired on an engine: the domain, its live views and subscriptions."""
+
+    domain: Domain
+    engine: Engine
+    views: dict[str, Projection]
+    subscriptions: dict[str, Any]
+
+    def view(self, name: str) -> Projection:
+        try:
+            return self.views[name]
+        except KeyError:
+            raise DomainError(
+                f"view {name!r} is not installed; installed: {sorted(self.views)}"
+            ) from None
+
+
+def install(
+    engine: Engine,
+    domain: Domain,
+    *,
+    views: Iterable[str] | None = None,
+    delivery: Any = "effectively-once",
+    delivery_of: Mapping[str, Any] | None = None,
+    subscribe: Subscriber | None = None,
+    **options: Any,
+) -> Installed:
+    """Register ``domain`` on ``engine``: events, upcasters, handlers, views, sagas, queries.
+
+    ``views`` picks which read models and sagas run (default: all, in declared order);
+    ``delivery`` is their delivery semantics, ``delivery_of`` overrides it per view;
+    ``options`` go to :meth:`Engine.subscribe` (batch size, retries, faults). A driver that
+    feeds views its own way (the simulation's consumer groups) passes ``subscribe``, called
+    with each view's name and fresh projection. Queries of views not installed are left out.
+    """
+    chosen = list(domain.view_names if views is None else views)
+    for name in chosen:
+        domain.view(name)  # an unknown name fails here, naming the declared ones
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"views={chosen}: name each view once")
+    for event_class in (*domain.events, *domain.extra_events):
+        engine.registry.register(event_class)
+    for up in domain.upcasters:
+        engine.registry.upcaster(up.type_name, up.from_version, up.upcast)
+    for command_type, handler in domain.handlers.items():
+        engine.register(command_type, handler)
+    per_view = dict(delivery_of or {})
+    live: dict[str, Projection] = {}
+    subs: dict[str, Any] = {}
+    for name in chosen:
+        proj = domain.view(name).factory()
+        if proj.name != name:
+            raise DomainError(
+                f"domain {domain.name!r}: view {name!r} builds a projection named "
+                f"{proj.name!r}; make the two names equal"
+            )
+        live[name] = proj
+        if subscribe is not None:
+            subs[name] = subscribe(name, proj)
+        else:
+            subs[name] = engine.subscribe(proj, per_view.get(name, delivery), **options)
+    for q in domain.queries:
+        if q.view in live:
+            engine.register_query(q.type, _answerer(q.answer, live[q.view]), q.view)
+    installed = Installed(domain, engine, live, subs)
+    engine.installed.append(installed)
+    return installed
+
+
+def _answerer(answer: Callable[[Any, Any], Any], view: Projection) -> Callable[[Any], Any]:
+    return lambda query: answer(view, query)
+
+
+def load_domain(ref: str | Domain) -> Domain:
+    """A domain by reference: ``"cqrs_lab.domains.bank"`` (a module with a ``domain``
+    attribute) or ``"mypackage.orders:domain"`` (an importable object); a Domain passes."""
+    if isinstance(ref, Domain):
+        return ref
+    if not isinstance(ref, str) or not ref.strip():
+        raise ConfigError(
+            f"domain={ref!r}: name a module ('cqrs_lab.domains.bank') or an object "
+            "('mypackage.orders:domain')"
+        )
+    module_name, _, attr = ref.strip().partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"domain={ref!r}: cannot import module {module_name!r} ({exc}); check the name "
+            "and that its package is installed or on the path"
+        ) from None
+    obj = getattr(module, attr or "domain", None)
+    if not isinstance(obj, Domain):
+        what = f"attribute {attr!r}" if attr else "a 'domain' attribute"
+        raise ConfigError(
+            f"domain={ref!r}: module {module_name!r} has no {what} that is a "
+            "cqrs_lab.core.Domain; declare one (see the README's 'write your own domain')"
+        )
+    return obj
+
+
+def _name(cls: type) -> str:
+    return cls.__name__
