@@ -109,6 +109,9 @@ class Domain:
     upcasters: tuple[Upcaster, ...] = ()
     invariants: tuple[Invariant, ...] = ()
     workload: Workload | None = None
+    #: "module:function" building hand-designed HTTP routes over the same engine (optional;
+    #: imported by the HTTP driver only, so a domain needs no web framework to be declared)
+    http_routes: str | None = None
     extra_events: tuple[type[Event], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
