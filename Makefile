@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINTED := cqrs_lab tests benchmarks loadtests
 
 .PHONY: demo test bench lint format lab clean
 
@@ -15,7 +16,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cqrs-lab simulate --out results/demo
 
-test: $(STAMP)
+# lint and types first (ruff, ruff format, mypy): CI (.ci/run) runs this target
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -25,13 +27,13 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
-	$(BIN)/ruff check cqrs_lab tests benchmarks loadtests
-	$(BIN)/ruff format --check cqrs_lab tests benchmarks loadtests
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format cqrs_lab tests benchmarks loadtests
-	$(BIN)/ruff check --fix cqrs_lab tests benchmarks loadtests
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

@@ -7,6 +7,9 @@ how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "CommandRejected",
     "ConcurrencyError",
@@ -15,10 +18,15 @@ __all__ = [
     "CqrsLabError",
     "DeadLetterNotFound",
     "DomainError",
+    "HistoryError",
     "IdempotencyConflict",
+    "InjectedFault",
     "NotFound",
+    "Overloaded",
+    "Problem",
     "ProjectionNotFound",
     "ScenarioError",
+    "StoreBroken",
     "UnknownCommand",
     "UnknownEventType",
     "UnknownQuery",
@@ -44,6 +52,12 @@ class ScenarioError(ConfigError):
 class DomainError(ConfigError):
     """A domain declaration (or a reference to a part of one) is inconsistent: the message
     names the domain, the part and what it declares."""
+
+
+class HistoryError(ConfigError):
+    """A history cannot be read (missing, a folder without history files, not UTF-8), is
+    empty, or holds a malformed record: the message names the file, the line and the
+    field, and what is allowed."""
 
 
 class ConcurrencyError(CqrsLabError):
@@ -125,6 +139,14 @@ class UpcastError(CqrsLabError):
     """An upcaster failed or the upcaster chain has a gap between two schema versions."""
 
 
+class StoreBroken(CqrsLabError):
+    """A write to the SQLite file failed part-way (disk full, I/O error).
+
+    The store refuses every later call, because its memory and the file may disagree:
+    restart the process, which reloads the log from the file.
+    """
+
+
 class ConsumerCrashed(CqrsLabError):
     """Raised inside a subscription at a named crash point to simulate a consumer crash.
 
@@ -137,3 +159,46 @@ class ConsumerCrashed(CqrsLabError):
         self.point = point
         self.position = position
         super().__init__(f"consumer {subscription!r} crashed {point} at position {position}")
+
+
+class InjectedFault(CqrsLabError):
+    """A simulated projection handler failure (a transient error or a poison event), raised
+    on purpose by the simulation's fault injection; the engine retries it with backoff and
+    parks the event as a dead letter when it keeps failing."""
+
+
+class Overloaded(CqrsLabError):
+    """The served engine's command queue is full; retry after ``retry_after`` seconds.
+
+    Raised by the HTTP driver when a command arrives and ``queue_size`` commands are already
+    waiting (or the server is stopping); the app answers 429 with ``Retry-After``.
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"the command queue is full; retry after {retry_after} s")
+
+
+class Problem(CqrsLabError):
+    """An HTTP error answer (RFC 9457): ``status``, a short ``title``, a ``detail`` sentence
+    saying what to fix, response ``headers`` and extra members of the body.
+
+    Raised inside a route of the HTTP app; the app turns it into an
+    ``application/problem+json`` response (plain data here: no web framework needed).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra

@@ -1,13 +1,18 @@
 """Hypothesis strategies for testing CQRS designs the way the lab tests itself.
 
-Commands of any domain that declares strategies (the bank's and the inventory's are
-re-exported as ``bank_commands`` and ``inventory_commands``), fault plans aimed at named
-crash points and transport faults, and the three delivery semantics. Fault plans shrink toward fewer
-actions at earlier positions, and print as a schedule a person can read:
+Commands of any domain that declares strategies (:func:`domain_commands`; the example
+domains' as ``bank_commands`` and ``inventory_commands``, each resolved by reference when
+called), fault plans aimed at named crash points and transport faults, and the three delivery
+semantics. Fault plans shrink toward fewer actions at earlier positions, and print as a
+schedule a person can read:
 
 >>> from cqrs_lab.core import CrashAt, DuplicateAt, FaultPlan
 >>> str(FaultPlan(actions=(CrashAt(7), DuplicateAt(9))))
 'crash the consumer after handling, before the checkpoint event 7; duplicate event 9'
+>>> from hypothesis import find, settings
+>>> strategy = domain_commands(load_domain("cqrs_lab.domains.inventory"))
+>>> find(strategy, lambda c: type(c).__name__ == "Ship", settings=settings(database=None))
+Ship(sku='sku-1', order_id='o1')
 
 Use them in your own tests::
 
@@ -36,11 +41,8 @@ from cqrs_lab.core import (
     DuplicateAt,
     FaultPlan,
     ReorderAt,
+    load_domain,
 )
-from cqrs_lab.domains.bank.workload import ACCOUNTS
-from cqrs_lab.domains.bank.workload import commands as bank_commands
-from cqrs_lab.domains.inventory.workload import ORDERS, SKUS
-from cqrs_lab.domains.inventory.workload import commands as inventory_commands
 from cqrs_lab.errors import ConfigError
 
 __all__ = [
@@ -59,6 +61,14 @@ __all__ = [
 
 TRANSPORT_FAULTS = ("drop", "duplicate", "delay", "reorder")
 Action = CrashAt | DropAt | DuplicateAt | DelayAt | ReorderAt
+
+#: the example domains, by reference: resolved when a strategy is asked for
+BANK, INVENTORY = "cqrs_lab.domains.bank", "cqrs_lab.domains.inventory"
+#: account ids the bank's strategy draws from by default
+ACCOUNTS = ("a", "b", "c")
+#: product ids and order ids the inventory's strategy draws from by default
+SKUS = ("sku-1", "sku-2")
+ORDERS = ("o1", "o2", "o3")
 
 
 def delivery_semantics() -> st.SearchStrategy[str]:
@@ -82,6 +92,22 @@ def domain_commands(domain: Domain, *args: Any, **kwargs: Any) -> st.SearchStrat
         )
     out: st.SearchStrategy[Command] = w.strategies(*args, **kwargs)
     return out
+
+
+def bank_commands(
+    accounts: Sequence[str] = ACCOUNTS, *, max_amount: int = 100, transfers: int = 5
+) -> st.SearchStrategy[Command]:
+    """The bank's commands: open, deposit, withdraw, transfer (ids ``t0``.. up to
+    ``transfers``), amounts from 1 to ``max_amount``, on ``accounts``."""
+    return domain_commands(load_domain(BANK), accounts, max_amount=max_amount, transfers=transfers)
+
+
+def inventory_commands(
+    skus: Sequence[str] = SKUS, orders: Sequence[str] = ORDERS, *, max_quantity: int = 10
+) -> st.SearchStrategy[Command]:
+    """The inventory's commands: add, restock, reserve, release, ship, on ``skus`` and
+    ``orders``, quantities from 1 to ``max_quantity``."""
+    return domain_commands(load_domain(INVENTORY), skus, orders, max_quantity=max_quantity)
 
 
 def fault_actions(

@@ -13,6 +13,7 @@ True
 """
 
 from cqrs_lab.checks.concurrency import Write, check_no_lost_update, interleave
+from cqrs_lab.checks.consumers import check_consumers
 from cqrs_lab.checks.history import (
     HistoryError,
     Operation,
@@ -58,6 +59,7 @@ __all__ = [
     "Violation",
     "Write",
     "check_application_order",
+    "check_consumers",
     "check_convergence",
     "check_domain_invariants",
     "check_engine",

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import HistoryError
 
 __all__ = [
     "HISTORY_GLOB",
@@ -68,12 +68,6 @@ FIELDS = ("session", "op", "key", "invoke", "complete", "outcome", "value", "pos
 REQUIRED = ("session", "op", "key", "invoke", "complete", "outcome")
 #: the files a folder contributes to a history
 HISTORY_GLOB = "*.jsonl"
-
-
-class HistoryError(ConfigError):
-    """A history cannot be read (missing, a folder without history files, not UTF-8), is
-    empty, or holds a malformed record: the message names the file, the line and the
-    field, and what is allowed."""
 
 
 class Origin(NamedTuple):

@@ -37,15 +37,17 @@ from cqrs_lab.checks.base import (
     read_models,
     unverifiable,
 )
+from cqrs_lab.checks.consumers import check_consumers
 from cqrs_lab.checks.order import check_application_order, check_log_streams
 from cqrs_lab.checks.recorder import ApplicationLog
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
-from cqrs_lab.core import Engine, Projection, Saga, Subscription
+from cqrs_lab.core import Engine, Envelope, Projection, Saga, Subscription
 
 __all__ = [
     "PROMISES",
     "Promises",
     "check_application_order",
+    "check_consumers",
     "check_convergence",
     "check_domain_invariants",
     "check_engine",
@@ -75,6 +77,24 @@ def _diff(name: str, actual: Projection, expected: Projection, what: str) -> lis
     return out
 
 
+def _fold_diff(
+    engine: Engine, name: str, consumer: Projection, envelopes: list[Envelope], what: str
+) -> list[Violation]:
+    """:func:`_diff` against the fold of ``envelopes``; a handler that raises while folding
+    is one violation naming its error (the consumers check names the events it parked)."""
+    try:
+        twin = fold(engine, consumer, envelopes)
+    except Exception as exc:  # the projection's own bug: report it, keep checking the rest
+        return [
+            Violation(
+                f"{name}: cannot be checked, folding the log through its handler raises "
+                f"{type(exc).__name__}: {exc}",
+                ({"projection": name, "error": f"{type(exc).__name__}: {exc}"},),
+            )
+        ]
+    return _diff(name, consumer, twin, what)
+
+
 def _quiet(engine: Engine, subs: list[Subscription]) -> list[Violation]:
     head = engine.store.head_position
     return [
@@ -96,9 +116,9 @@ def check_convergence(
     Promised when the semantics promises no loss, and a double application cannot explain a
     difference (the semantics promises none, the projection is idempotent, or ``log`` counted
     none), and neither can an out-of-order one (order is promised, see
-    :func:`check_application_order`, or ``log`` saw none). Sagas are left to the domain's
-    invariants (the bank's :func:`~cqrs_lab.domains.bank.check_sagas`): folding one would
-    dispatch commands.
+    :func:`check_application_order`, or ``log`` saw none). Sagas are left to the invariants
+    their domain declares (:func:`check_domain_invariants`): folding one would dispatch
+    commands.
     """
     report = CheckReport("convergence")
     everything = engine.store.read_all()
@@ -107,9 +127,7 @@ def check_convergence(
         consumer = subs[0].consumer
         if isinstance(consumer, Saga):
             continue
-        found = _quiet(engine, subs) or _diff(
-            name, consumer, fold(engine, consumer, everything), "fold"
-        )
+        found = _quiet(engine, subs) or _fold_diff(engine, name, consumer, everything, "fold")
         p = promises_of(subs[0])
         doubled = log is None or any(
             n > 1 for s in subs for n in log.net_applications(s.name).values()
@@ -145,7 +163,7 @@ def check_record_explains_model(engine: Engine, log: ApplicationLog) -> CheckRep
             report.add(hidden)
             continue
         seq = [env for s in subs for env in log.applied_sequence(s.name)]
-        found = _diff(name, consumer, fold(engine, consumer, seq), "recorded")
+        found = _fold_diff(engine, name, consumer, seq, "recorded")
         report.add(
             verdict(
                 f"application record: {name}", found,
@@ -232,10 +250,15 @@ def check_no_double_effect(engine: Engine, log: ApplicationLog) -> CheckReport:
 def check_engine(
     engine: Engine, log: ApplicationLog, *, ordered: bool | None = None, quiescent: bool = True
 ) -> CheckReport:
-    """Every invariant at once. ``quiescent=False`` runs only the checks valid mid-run."""
+    """Every invariant at once. ``quiescent=False`` runs only the checks valid mid-run.
+
+    A consumer that keeps failing (events parked, or stuck behind the head on an error) fails
+    here too (:func:`~cqrs_lab.checks.consumers.check_consumers`), naming the error.
+    """
     from cqrs_lab.checks.positions import check_positions
 
     report = CheckReport("engine invariants", [check_log_streams(engine)])
+    report.extend(check_consumers(engine, quiescent=quiescent))
     report.extend(check_record_explains_model(engine, log))
     report.extend(check_positions(engine, log))
     report.extend(check_no_double_effect(engine, log))
@@ -250,9 +273,9 @@ def check_engine(
 def check_domain_invariants(engine: Engine) -> CheckReport:
     """Every invariant declared by the domains installed on ``engine`` (valid when quiet).
 
-    A domain declares what must hold for it (the bank: every transfer ends, money is
-    conserved); its check returns a report whose results are added here, each name prefixed
-    by the domain's. A check that raises is a failed result naming the exception.
+    A domain declares what must hold for it (a ledger: every transfer ends, money is
+    conserved); its check returns a report whose results are added here as they are. A check
+    that raises is a failed result named after the domain and the invariant.
     """
     report = CheckReport("domain invariants")
     for installed in engine.installed:

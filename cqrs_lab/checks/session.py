@@ -84,7 +84,7 @@ def _over(seconds: float, bound: float) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: a value may be a dict
 class _Op:
     seq: int  # 1-based number in the history (breaks ties in history order)
     op: Operation

@@ -5,9 +5,30 @@ methods (which ``record`` events or raise :class:`CommandRejected`) and may ``pu
 integration messages to the outbox. The bus appends the events and the outbox messages in one
 all-or-nothing append with the aggregate's version as the expected version.
 
->>> # bus = CommandBus(store, clock, ids, handlers={Deposit: handle_deposit})
->>> # result = bus.dispatch(Deposit("a1", 10), idempotency_key="k1")
->>> # result.position  -> the consistency token to wait on
+>>> from dataclasses import dataclass
+>>> from cqrs_lab.core import Aggregate, Event, InMemoryEventStore, ManualClock, SequentialIds, on
+>>> @dataclass(frozen=True, slots=True)
+... class Deposited(Event):
+...     amount: int
+>>> @dataclass(frozen=True, slots=True)
+... class Deposit(Command):
+...     account_id: str
+...     amount: int
+>>> class Account(Aggregate):
+...     balance = 0
+...     @on(Deposited)
+...     def _deposited(self, e: Deposited) -> None:
+...         self.balance += e.amount
+>>> def handle_deposit(cmd: Deposit, uow: UnitOfWork) -> None:
+...     uow.load(Account, cmd.account_id).record(Deposited(cmd.amount))
+>>> clock, ids = ManualClock(), SequentialIds()
+>>> store = InMemoryEventStore(clock, ids)
+>>> bus = CommandBus(store, clock, ids, handlers={Deposit: handle_deposit})
+>>> result = bus.dispatch(Deposit("a1", 10), idempotency_key="k1")
+>>> result.position, result.stream_version  # the position is the consistency token
+(1, 1)
+>>> bus.dispatch(Deposit("a1", 10), idempotency_key="k1").replayed  # a retry appends nothing
+True
 """
 
 from __future__ import annotations

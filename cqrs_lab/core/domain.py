@@ -267,10 +267,9 @@ def load_domain(ref: str | Domain) -> Domain:
         ) from None
     obj = getattr(module, attr or "domain", None)
     if not isinstance(obj, Domain):
-        what = f"attribute {attr!r}" if attr else "a 'domain' attribute"
         raise ConfigError(
-            f"domain={ref!r}: module {module_name!r} has no {what} that is a "
-            "cqrs_lab.core.Domain; declare one (see the README's 'write your own domain')"
+            f"domain={ref!r}: module {module_name!r} has no attribute {attr or 'domain'!r} that "
+            "is a cqrs_lab.core.Domain; declare one (see the README's 'write your own domain')"
         )
     return obj
 

@@ -1,8 +1,19 @@
 """Event registry and upcasters: stored form to current event class, across schema versions.
 
->>> registry = EventRegistry()
->>> # registry.register(Deposited)
->>> # registry.upcaster("Deposited", 1, lambda d: {**d, "currency": "EUR"})
+A version-1 ``Deposited`` had no currency; the class now writes version 2, and an upcaster
+lifts what was stored before:
+
+>>> from dataclasses import dataclass
+>>> @dataclass(frozen=True, slots=True)
+... class Deposited(Event):
+...     schema_version = 2  # the version this class writes (not a field)
+...     account_id: str
+...     amount: int
+...     currency: str
+>>> registry = EventRegistry([Deposited])
+>>> registry.upcaster("Deposited", 1, lambda d: {**d, "currency": "EUR"})
+>>> registry.decode(RawEvent("Deposited", 1, {"account_id": "a1", "amount": 5}))
+Deposited(account_id='a1', amount=5, currency='EUR')
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from cqrs_lab.core import (
     Snapshot,
 )
 from cqrs_lab.core.store import check_expected, read_stream_from
-from cqrs_lab.errors import ConfigError, CqrsLabError
+from cqrs_lab.errors import ConfigError, CqrsLabError, StoreBroken
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteEventStore", "StoreBroken"]
 
@@ -57,14 +57,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL, position INTEGER NOT NULL, correlation_id TEXT,
     published INTEGER NOT NULL DEFAULT 0);
 """
-
-
-class StoreBroken(CqrsLabError):
-    """A write to the SQLite file failed part-way (disk full, I/O error).
-
-    The store refuses every later call, because its memory and the file may disagree:
-    restart the process, which reloads the log from the file.
-    """
 
 
 class SqliteEventStore:

@@ -1,12 +1,7 @@
 """A read that ignores the consistency token is caught by the history checker; the same
-client waiting on its token is not. Also: the examples in the checks' docstrings run."""
+client waiting on its token is not."""
 
 from __future__ import annotations
-
-import doctest
-import importlib
-
-import pytest
 
 from cqrs_lab.checks import Operation, check_history
 from cqrs_lab.core import Engine, ManualClock
@@ -58,23 +53,3 @@ def test_the_same_client_waiting_on_its_token_reads_its_writes() -> None:
     history = session(wait_for_token=True)
     assert check_history(history).ok
     assert [op.value for op in history if op.op == "read"] == [5, 12, 21]
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "cqrs_lab.checks",
-        "cqrs_lab.checks.recorder",
-        "cqrs_lab.checks.report",
-        "cqrs_lab.checks.invariants",
-        "cqrs_lab.domains.bank.invariants",
-        "cqrs_lab.checks.concurrency",
-        "cqrs_lab.checks.history",
-        "cqrs_lab.checks.session",
-        "cqrs_lab.checks.cli",
-        "cqrs_lab.testing",
-    ],
-)
-def test_docstring_examples_run(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0

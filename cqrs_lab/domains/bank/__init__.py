@@ -118,6 +118,7 @@ domain = Domain(
         ),
     ),
     workload=WORKLOAD,
+    http_routes="cqrs_lab.domains.bank.http:routes",
 )
 
 
