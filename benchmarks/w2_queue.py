@@ -20,8 +20,8 @@ from importlib.metadata import version
 from typing import Any
 
 from benchmarks.peers import ciw_mmc, simpy_mmc
-from cqrs_lab.sim.oracles import mmc
 from cqrs_lab.sim.queueing import simulate_mmc
+from cqrs_lab.sim.queueing.oracles import mmc
 
 CUSTOMERS = 200_000
 SEED = 42
@@ -82,7 +82,7 @@ def run() -> Iterator[dict[str, Any]]:
             "metric": "Wq, mean wait in queue (seed 42, 200,000 customers)",
             "value": round(ci.mean, 5),
             "unit": "time units",
-            "peer": "Erlang C (cqrs_lab.sim.oracles.mmc)",
+            "peer": "Erlang C (cqrs_lab.sim.queueing.oracles.mmc)",
             "peer_value": round(exact, 5),
             "ratio": round(ci.mean / exact, 4),
             "ci95_low": round(ci.low, 5),

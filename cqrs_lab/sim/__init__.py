@@ -12,7 +12,6 @@ long work takes and when things fail; the engine decides what happens.
 
 from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
 from cqrs_lab.sim.distributions import Dist
-from cqrs_lab.sim.model import Simulation, simulate
 from cqrs_lab.sim.planner import Plan, plan
 from cqrs_lab.sim.results import TABLES, SimResult
 from cqrs_lab.sim.scenario import (
@@ -32,6 +31,7 @@ from cqrs_lab.sim.scenario import (
     WorkloadSpec,
 )
 from cqrs_lab.sim.scenario_load import load_scenario, parse_scenario
+from cqrs_lab.sim.simulation import Simulation, simulate
 from cqrs_lab.sim.sweep import sweep, sweep_runs
 
 __all__ = [

@@ -6,7 +6,7 @@ each change of rate (the exponential is memoryless); the diurnal profile uses th
 (Lewis and Shedler) against its peak rate.
 
 >>> import random
->>> from cqrs_lab.sim.scenario import ArrivalSpec
+>>> from cqrs_lab.sim.scenario_parts import ArrivalSpec
 >>> times = list(arrival_times(ArrivalSpec("constant", rate=2.0), random.Random(1), 2.0))
 >>> times
 [0.5, 1.0, 1.5]
@@ -20,7 +20,7 @@ import math
 import random
 from collections.abc import Iterator
 
-from cqrs_lab.sim.scenario import ArrivalSpec, WorkloadSpec
+from cqrs_lab.sim.scenario_parts import ArrivalSpec, WorkloadSpec
 
 __all__ = ["KeyChooser", "MixChooser", "arrival_times", "rate_at"]
 
@@ -103,7 +103,7 @@ def arrival_times(spec: ArrivalSpec, rng: random.Random, until: float) -> Iterat
 
 
 class MixChooser:
-    """Draws command kinds by weight (``deposit``, ``withdraw``, ``transfer``).
+    """Draws command kinds by weight (the names of the domain workload's kinds).
 
     >>> MixChooser((("deposit", 1.0),), random.Random(0))()
     'deposit'
@@ -127,15 +127,15 @@ class MixChooser:
 
 
 class KeyChooser:
-    """Draws account indexes uniformly or with Zipf skew (index 0 is the hottest).
+    """Draws key indexes uniformly or with Zipf skew (index 0 is the hottest).
 
-    >>> keys = KeyChooser(WorkloadSpec(accounts=10, keys="zipf", zipf_s=2.0), random.Random(3))
+    >>> keys = KeyChooser(WorkloadSpec(population=10, keys="zipf", zipf_s=2.0), random.Random(3))
     >>> 0 <= keys() < 10
     True
     """
 
     def __init__(self, spec: WorkloadSpec, rng: random.Random) -> None:
-        self.n = spec.accounts
+        self.n = spec.population
         self.rnd = rng.random
         self.cum: list[float] | None = None
         if spec.keys == "zipf":

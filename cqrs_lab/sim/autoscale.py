@@ -14,7 +14,7 @@ from typing import Any
 import simpy
 
 from cqrs_lab.sim.consumers import GroupDriver
-from cqrs_lab.sim.scenario import AutoscaleSpec
+from cqrs_lab.sim.scenario_parts import AutoscaleSpec
 
 __all__ = ["autoscaler"]
 

@@ -1,4 +1,7 @@
-"""``cqrs-lab simulate``, ``cqrs-lab sweep`` and ``cqrs-lab plan``.
+"""``cqrs-lab simulate``, ``sweep``, ``plan`` and ``scenario-reference``.
+
+These entry points run with the collector tuned for long runs
+(:func:`cqrs_lab.sim.gc_tuning.fewer_collections`); the library calls they wrap do not.
 
 ``SCENARIO`` is a scenario file or the name of a built-in scenario (``baseline``); with no
 scenario, ``simulate`` runs the built-in baseline, so ``make demo`` needs nothing outside the
@@ -9,14 +12,18 @@ package::
     cqrs-lab sweep scenarios/baseline.toml --param projections.balances.consumers=1,2,4 -r 5
     cqrs-lab plan scenarios/crashes_effectively_once.toml --rate 2000 \\
         --knob projections.balances.consumers --target "lag_p99<0.5"
+    cqrs-lab scenario-reference --out docs/scenario-reference.md
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +31,12 @@ import pandas as pd
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
-from cqrs_lab.sim.model import simulate
+from cqrs_lab.sim.gc_tuning import fewer_collections
 from cqrs_lab.sim.planner import plan
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.scenario_load import load_scenario
+from cqrs_lab.sim.scenario_reference import render
+from cqrs_lab.sim.simulation import simulate
 from cqrs_lab.sim.sweep import DEFAULT_METRICS, sweep
 
 __all__ = ["register", "resolve_scenario"]
@@ -103,6 +112,40 @@ def _simulate(args: argparse.Namespace) -> int:
         _print_table(result.incidents.head(30), "incidents (first 30)")
         if args.out:
             print(f"\nwrote {len(written)} files under {args.out}")
+    _warn_failures(result.failures, sys.stdout if not args.json else sys.stderr)
+    return 0
+
+
+def _warn_failures(failures: pd.DataFrame, out: Any) -> None:
+    """One warning line per projection whose handlers failed for real."""
+    if len(failures):
+        print("", file=out)
+    for row in failures.itertuples():
+        print(
+            f"WARNING: projection {row.projection!r} failed on {row.dead_letters} events "
+            f"(dead-lettered; its read model is missing them): {row.error}",
+            file=out,
+        )
+
+
+def _tuned(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run an entry point with the collector tuned for long runs (restored afterwards)."""
+
+    @functools.wraps(run)
+    def tuned(args: argparse.Namespace) -> int:
+        with fewer_collections():
+            return run(args)
+
+    return tuned
+
+
+def _reference(args: argparse.Namespace) -> int:
+    text = render()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -211,11 +254,11 @@ def _common(p: argparse.ArgumentParser, parallel: bool) -> None:
 
 
 def register(sub: Any) -> None:
-    """Add ``simulate``, ``sweep`` and ``plan`` to the ``cqrs-lab`` command line."""
+    """Add ``simulate``, ``sweep``, ``plan`` and ``scenario-reference`` to ``cqrs-lab``."""
     p = sub.add_parser("simulate", help="run a scenario in SimPy time through the real engine")
     _common(p, parallel=False)
     p.add_argument("--no-plots", action="store_true", help="write tables only")
-    p.set_defaults(run=_simulate)
+    p.set_defaults(run=_tuned(_simulate))
     p = sub.add_parser("sweep", help="a parameter grid times replications, with CIs")
     _common(p, parallel=True)
     p.add_argument(
@@ -230,11 +273,16 @@ def register(sub: Any) -> None:
         default=None,
         help=f"summary fields to report (default: {','.join(DEFAULT_METRICS)})",
     )
-    p.set_defaults(run=_sweep)
+    p.set_defaults(run=_tuned(_sweep))
     p = sub.add_parser("plan", help="smallest consumers/handlers meeting a target")
     _common(p, parallel=True)
     p.add_argument("--knob", default="projections.balances.consumers")
     p.add_argument("--target", default="lag_p99<0.5", help="METRIC<LIMIT")
     p.add_argument("--max", type=int, default=None, help="largest value to try")
     p.add_argument("--confidence", type=float, default=0.95)
-    p.set_defaults(run=_plan)
+    p.set_defaults(run=_tuned(_plan))
+    p = sub.add_parser(
+        "scenario-reference", help="every scenario file key: unit, default, allowed values"
+    )
+    p.add_argument("--out", default=None, help="write the Markdown there (default: print it)")
+    p.set_defaults(run=_reference)

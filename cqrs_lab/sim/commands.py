@@ -19,17 +19,16 @@ from typing import Any
 
 import simpy
 
-from cqrs_lab.core import Command, Decision, Engine
-from cqrs_lab.domains import bank
+from cqrs_lab.core import Command, Decision, Draw, Engine, Workload
 from cqrs_lab.errors import CommandRejected, ConcurrencyError, CqrsLabError
-from cqrs_lab.sim.scenario import CommandSpec, WorkloadSpec
+from cqrs_lab.sim.scenario_parts import CommandSpec
 
 __all__ = ["COMMAND_COLUMNS", "CommandSide", "Level"]
 
 COMMAND_COLUMNS = (
     "command",
     "kind",
-    "account",
+    "key",
     "arrival",
     "start",
     "end",
@@ -62,14 +61,19 @@ class Level:
 
 
 class CommandSide:
-    """Admission control and the handler pool; one row per command in :attr:`rows`."""
+    """Admission control and the handler pool; one row per command in :attr:`rows`.
+
+    Commands are drawn by the domain workload's samplers, through one reused ``draw``: its
+    ``index`` is the key chosen for the job, its ``seq`` the job's number.
+    """
 
     def __init__(
         self,
         env: simpy.Environment,
         engine: Engine,
         spec: CommandSpec,
-        workload: WorkloadSpec,
+        workload: Workload,
+        draw: Draw,
         rng: random.Random,
         on_accepted: Callable[[int, int], None] | None = None,
     ) -> None:
@@ -81,18 +85,17 @@ class CommandSide:
         self.queued = Level(env)  # waiting (queue + blocked)
         self.busy = Level(env)
         self.service = spec.service.sampler(random.Random(rng.getrandbits(64)))
-        self.amounts = random.Random(rng.getrandbits(64))
-        self.rnd = self.amounts.random
-        self.accounts = workload.accounts
-        self.max_amount = workload.max_amount
+        draw.rng = random.Random(rng.getrandbits(64))  # the payloads' own stream
+        self.draw = draw
+        self.samplers = {k.name: k.sample for k in workload.kinds}
         self.on_accepted = on_accepted
         self.tokens = float(spec.burst)
         self.token_time = 0.0
 
     # -- admission ------------------------------------------------------------------------------
-    def arrive(self, kind: str, account: int) -> None:
+    def arrive(self, kind: str, key: int) -> None:
         now = self.env.now
-        job = [len(self.rows) + 1, kind, account, now, None, None, None, 0, None]
+        job = [len(self.rows) + 1, kind, key, now, None, None, None, 0, None]
         self.rows.append(job)
         spec = self.spec
         if spec.rate_limit is not None:
@@ -122,14 +125,10 @@ class CommandSide:
 
     # -- handlers ---------------------------------------------------------------------------------
     def _command(self, job: list[Any]) -> Command:
-        kind, account = job[1], str(job[2])
-        amount = int(self.rnd() * self.max_amount) + 1
-        if kind == "deposit":
-            return bank.Deposit(account, amount)
-        if kind == "withdraw":
-            return bank.Withdraw(account, amount)
-        other = (job[2] + 1 + int(self.rnd() * (self.accounts - 1))) % self.accounts
-        return bank.RequestTransfer(f"t{job[0]}", account, str(other), amount)
+        """The domain's sampler for the job's kind, on its key (seq: the job's number)."""
+        draw = self.draw
+        draw.index, draw.seq = job[2], job[0]
+        return self.samplers[job[1]](draw)
 
     # -- handlers: SimPy timeouts with callbacks (no process per handler or command) --------------
     def _take(self) -> None:

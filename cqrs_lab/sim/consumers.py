@@ -31,16 +31,13 @@ from cqrs_lab.core import (
     RetryPolicy,
     Subscription,
 )
+from cqrs_lab.errors import InjectedFault
 from cqrs_lab.sim.commands import Level
-from cqrs_lab.sim.scenario import ProjectionSpec
+from cqrs_lab.sim.scenario_parts import ProjectionSpec
 
 __all__ = ["Consumer", "GroupDriver", "InjectedFault"]
 
 Incident = Callable[[str, str, str], None]
-
-
-class InjectedFault(Exception):
-    """A simulated handler failure (transient error or poison event); retried by the engine."""
 
 
 @dataclass(eq=False)

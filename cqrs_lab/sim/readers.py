@@ -1,7 +1,8 @@
 """Reads in SimPy time: queries against a read model, with the staleness each read saw.
 
-Independent reads arrive as a Poisson stream on uniformly drawn accounts; with
-``follow_writes`` a client whose command was accepted reads its own account back ``think``
+Independent reads arrive as a Poisson stream on uniformly drawn keys, each asking the query
+the domain's workload declares for the view read; with
+``follow_writes`` a client whose command was accepted reads its own key back ``think``
 seconds later, asking the real query bus with the command's position as ``min_position``, so
 each such read records whether it saw its own write. ``staleness`` is the projection's lag
 when the read ran: the age of the oldest event the read model has not dealt with yet.
@@ -11,18 +12,17 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
 
-from cqrs_lab.core import Engine, SubscriptionGroup
-from cqrs_lab.domains import bank
-from cqrs_lab.sim.scenario import ReadSpec
+from cqrs_lab.core import Draw, Engine, SubscriptionGroup
+from cqrs_lab.sim.scenario_parts import ReadSpec
 
 __all__ = ["READ_COLUMNS", "ReadSide"]
 
-READ_COLUMNS = ("arrival", "start", "end", "account", "kind", "staleness", "own_write_seen")
+READ_COLUMNS = ("arrival", "start", "end", "key", "kind", "staleness", "own_write_seen")
 
 
 class ReadSide:
@@ -34,12 +34,13 @@ class ReadSide:
         engine: Engine,
         group: SubscriptionGroup,
         spec: ReadSpec,
-        accounts: int,
+        sample: Callable[[Draw], Any],
+        draw: Draw,
         rng: random.Random,
         until: float,
     ) -> None:
         self.env, self.engine, self.group, self.spec = env, engine, group, spec
-        self.accounts = accounts
+        self.keys_count = draw.keys
         self.rows: list[list[Any]] = []
         self.queue: deque[list[Any]] = deque()
         self.idle: list[simpy.Event] = []
@@ -47,7 +48,8 @@ class ReadSide:
         self.keys = random.Random(rng.getrandbits(64))
         self.follow = random.Random(rng.getrandbits(64))
         self.until = until
-        self.query = bank.GetBalance if spec.projection == "balances" else bank.GetStatement
+        self.sample, self.draw = sample, draw
+        draw.rng = random.Random(rng.getrandbits(64))  # the queries' own stream
         for _ in range(spec.readers):
             env.process(self._reader())
         if spec.rate > 0:
@@ -59,26 +61,27 @@ class ReadSide:
             yield env.timeout(rng.expovariate(rate))
             if env.now >= self.until:
                 return
-            self._arrive(int(self.keys.random() * self.accounts), "read", 0)
+            self._arrive(int(self.keys.random() * self.keys_count), "read", 0)
 
-    def after_write(self, account: int, position: int) -> None:
+    def after_write(self, key: int, position: int) -> None:
         """Called for each accepted command: maybe schedule its client's read-back."""
         p = self.spec.follow_writes
         if p > 0 and self.follow.random() < p:
-            self.env.process(self._read_back(account, position))
+            self.env.process(self._read_back(key, position))
 
-    def _read_back(self, account: int, position: int) -> Generator[simpy.Event, Any, None]:
+    def _read_back(self, key: int, position: int) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.spec.think)
         if self.env.now < self.until:
-            self._arrive(account, "read-own-write", position)
+            self._arrive(key, "read-own-write", position)
 
-    def _arrive(self, account: int, kind: str, token: int) -> None:
-        self.queue.append([self.env.now, None, None, account, kind, None, None, token])
+    def _arrive(self, key: int, kind: str, token: int) -> None:
+        self.queue.append([self.env.now, None, None, key, kind, None, None, token])
         if self.idle:
             self.idle.pop().succeed()
 
     def _reader(self) -> Generator[simpy.Event, Any, None]:
-        env, queue, group, engine, query = self.env, self.queue, self.group, self.engine, self.query
+        env, queue, group, engine = self.env, self.queue, self.group, self.engine
+        sample, draw = self.sample, self.draw
         while True:
             while not queue:
                 ev = env.event()
@@ -87,7 +90,8 @@ class ReadSide:
             job = queue.popleft()
             job[1] = env.now
             token = job.pop()
-            result = engine.ask(query(str(job[3])), min_position=token)
+            draw.index = job[3]
+            result = engine.ask(sample(draw), min_position=token)
             job[5] = group.lag_seconds()
             job[6] = (not result.stale) if token else None
             yield env.timeout(self.service())

@@ -2,8 +2,11 @@
 
 Tables: ``commands`` (one row per command), ``applications`` (one row per event
 application), ``reads``, ``timeseries`` (one row per bucket), ``summary`` (one row),
-``slo`` (one row per objective), ``alerts`` (burn-rate alert episodes) and ``incidents``
-(crashes, repairs, scaling, poison, drift, fix, rebuild). Times are simulated seconds.
+``slo`` (one row per objective), ``alerts`` (burn-rate alert episodes), ``incidents``
+(crashes, repairs, scaling, poison, drift, fix, rebuild, failing consumers) and ``failures``
+(one row per projection whose handlers failed for real: events parked as dead letters for
+an error the scenario did not inject, e.g. a handler with a wrong signature). Times are
+simulated seconds.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import pandas as pd
 from cqrs_lab.core import Engine
 from cqrs_lab.display import frame_html
 from cqrs_lab.sim import plots
+from cqrs_lab.sim.application_rows import APPLICATION_COLUMNS, ApplicationRecorder
 from cqrs_lab.sim.commands import COMMAND_COLUMNS
 from cqrs_lab.sim.readers import READ_COLUMNS
-from cqrs_lab.sim.recorder import APPLICATION_COLUMNS, ApplicationRecorder
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.slo import (
     ALERT_COLUMNS,
@@ -34,9 +37,9 @@ from cqrs_lab.sim.slo import (
 )
 
 if TYPE_CHECKING:
-    from cqrs_lab.sim.model import Simulation
+    from cqrs_lab.sim.simulation import Simulation
 
-__all__ = ["TABLES", "SimResult", "build_result"]
+__all__ = ["FAILURE_COLUMNS", "TABLES", "SimResult", "build_result", "consumer_failures"]
 
 TABLES = (
     "summary",
@@ -47,14 +50,20 @@ TABLES = (
     "slo",
     "alerts",
     "incidents",
+    "failures",
 )
+
+FAILURE_COLUMNS = ("projection", "dead_letters", "first_at", "error")
 
 
 @dataclass(eq=False)
 class SimResult:
     """The tables of one run, the engine it ran and the final read models.
 
-    >>> # result.summary.T; result.plot_lag(ax=ax); result.save("results/baseline")
+    >>> from cqrs_lab.sim import builtin_scenario, simulate
+    >>> result = simulate(builtin_scenario(), duration=1.0)
+    >>> list(result.failures.columns), int(result.summary["failing_consumers"].iloc[0])
+    (['projection', 'dead_letters', 'first_at', 'error'], 0)
     """
 
     scenario: Scenario
@@ -66,6 +75,7 @@ class SimResult:
     slo: pd.DataFrame
     alerts: pd.DataFrame
     incidents: pd.DataFrame
+    failures: pd.DataFrame
     engine: Engine
     recorder: ApplicationRecorder
     read_models: dict[str, dict[str, dict[Any, Any]]] = field(default_factory=dict)
@@ -91,6 +101,7 @@ class SimResult:
             + frame_html(summary, "summary", limit=60)
             + frame_html(self.slo, "SLOs", bad="met")
             + frame_html(self.alerts, "burn-rate alerts that fired")
+            + frame_html(self.failures, "failing consumers (events dead-lettered)")
             + frame_html(self.incidents, "incidents", limit=20)
         )
 
@@ -153,7 +164,7 @@ def _pct(values: pd.Series, prefix: str) -> dict[str, float]:
 
 
 def build_result(sim: Simulation) -> SimResult:
-    """Turn a finished :class:`~cqrs_lab.sim.model.Simulation` into its tables."""
+    """Turn a finished :class:`~cqrs_lab.sim.simulation.Simulation` into its tables."""
     s = sim.scenario
     commands = pd.DataFrame(sim.commands.rows, columns=list(COMMAND_COLUMNS))
     commands["outcome"] = commands["outcome"].fillna("in-flight")
@@ -169,7 +180,12 @@ def build_result(sim: Simulation) -> SimResult:
     reads["staleness"] = reads["staleness"].astype(float)
     reads["own_write_seen"] = reads["own_write_seen"].astype("boolean")
     ts = _timeseries(sim, commands)
-    events = sorted(sim.incidents + sim.recorder.incidents, key=lambda r: r[0])
+    failures = consumer_failures(sim)
+    failing: list[tuple[float, str, str, str]] = [
+        (float(at), "consumer-failing", str(name), f"{n} events dead-lettered: {error}")
+        for name, n, at, error in failures.itertuples(index=False)
+    ]
+    events = sorted(sim.incidents + sim.recorder.incidents + failing, key=lambda r: r[0])
     incidents = pd.DataFrame(events, columns=["time", "kind", "where", "detail"])
     slo_rows, alert_rows = [], []
     grid = ts["t"].to_numpy(dtype=float)
@@ -181,6 +197,7 @@ def build_result(sim: Simulation) -> SimResult:
     slo = pd.DataFrame(slo_rows, columns=list(SLO_COLUMNS))
     alerts = pd.DataFrame(alert_rows, columns=list(ALERT_COLUMNS))
     summary = _summary(sim, commands, apps, reads, slo)
+    summary["failing_consumers"] = len(failures)
     models = {name: p.state() for name, p in sim.projections.items()}
     return SimResult(
         s,
@@ -192,10 +209,29 @@ def build_result(sim: Simulation) -> SimResult:
         slo,
         alerts,
         incidents,
+        failures,
         sim.engine,
         sim.recorder,
         models,
     )
+
+
+def consumer_failures(sim: Simulation) -> pd.DataFrame:
+    """Projections with dead letters the scenario did not cause on purpose, with the error.
+
+    Injected faults (transient errors, poison events) are the scenario's own; anything else
+    still parked at the end (a handler that raises on every event, an event its reader
+    cannot decode) means the read model is missing events.
+    """
+    owner = {sub.name: d.name for d in sim.drivers for sub in d.group.members}
+    rows: dict[str, list[Any]] = {}
+    for letter in sim.engine.dead_letters.list():
+        if letter.error.startswith("InjectedFault"):
+            continue
+        name = owner.get(letter.subscription, letter.subscription)
+        row = rows.setdefault(name, [name, 0, letter.parked_at, letter.error])
+        row[1] += 1
+    return pd.DataFrame(list(rows.values()), columns=list(FAILURE_COLUMNS))
 
 
 def _timeseries(sim: Simulation, commands: pd.DataFrame) -> pd.DataFrame:

@@ -1,12 +1,15 @@
-"""A scenario: workload, topology, delivery semantics, faults, SLOs and run length, as data.
+"""A scenario: its domain, workload, topology, delivery semantics, faults, SLOs and run length.
 
 Scenarios are usually read from TOML files (:func:`cqrs_lab.sim.load_scenario`); every part
-is a frozen dataclass, so a notebook can derive variants with :meth:`Scenario.with_`.
+is a frozen dataclass (:mod:`cqrs_lab.sim.scenario_parts`), so a notebook can derive
+variants with :meth:`Scenario.with_`, which checks the result again (:func:`check_scenario`).
+``domain`` names the system simulated (default: the bank); its views, command kinds and
+workload parameters are what the scenario may name.
 
 >>> from cqrs_lab.sim import builtin_scenario
 >>> s = builtin_scenario("baseline").with_(duration=5.0)
->>> (s.name, s.duration, s.projections[0].name)
-('baseline', 5.0, 'balances')
+>>> (s.name, s.duration, s.projections[0].name, s.resolved_domain.name)
+('baseline', 5.0, 'balances', 'bank')
 """
 
 from __future__ import annotations
@@ -15,16 +18,29 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from cqrs_lab.errors import ScenarioError
-from cqrs_lab.sim.distributions import Dist
-
-_SERVICE = Dist("exponential", 0.002)
-_TTF, _TTR = Dist("exponential", 600.0), Dist("deterministic", 5.0)
-_PER_EVENT, _PER_BATCH = Dist("deterministic", 0.0002), Dist("deterministic", 0.001)
-_READ = Dist("exponential", 0.001)
+from cqrs_lab.core.domain import Domain, load_domain
+from cqrs_lab.core.workload import Workload
+from cqrs_lab.errors import ConfigError, ScenarioError
+from cqrs_lab.sim.domain_probe import probe
+from cqrs_lab.sim.scenario_parts import (
+    SLIS,
+    AlertRule,
+    ArrivalSpec,
+    AutoscaleSpec,
+    CommandSpec,
+    CrashSpec,
+    DriftSpec,
+    ProjectionSpec,
+    ReadSpec,
+    RebuildSpec,
+    RetrySpec,
+    SloSpec,
+    TransportSpec,
+    WorkloadSpec,
+)
 
 __all__ = [
-    "PROJECTIONS",
+    "DEFAULT_DOMAIN",
     "SLIS",
     "AlertRule",
     "ArrivalSpec",
@@ -40,204 +56,31 @@ __all__ = [
     "SloSpec",
     "TransportSpec",
     "WorkloadSpec",
+    "check_scenario",
+    "resolve_domain",
+    "workload_keys",
 ]
 
-#: projections of the bank domain a scenario can run
-PROJECTIONS = ("balances", "statements", "transfer-saga")
-#: service level indicators an SLO can be declared on
-SLIS = (
-    "command_latency",
-    "query_latency",
-    "projection_lag",
-    "read_staleness",
-    "backlog",
-    "error_rate",
-)
+#: the domain a scenario simulates when it names none
+DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
 
 
-@dataclass(frozen=True)
-class ArrivalSpec:
-    """How commands arrive: ``process`` and its parameters (rates per second).
-
-    poisson (``rate``), constant (``rate``), onoff (``rate`` while on, ``off_rate``,
-    ``on`` and ``off`` seconds), diurnal (mean ``rate``, ``amplitude``, ``period``), step
-    (``rate``, then ``to_rate`` from ``at``), spike (``rate``, ``to_rate`` from ``at`` for
-    ``length`` seconds), trace (rows of a CSV: time and command kind, replayed at ``speed``).
-    """
-
-    process: str = "poisson"
-    rate: float = 100.0
-    off_rate: float = 0.0
-    on: float = 1.0
-    off: float = 1.0
-    amplitude: float = 0.5
-    period: float = 60.0
-    at: float = 0.0
-    length: float = 0.0
-    to_rate: float = 0.0
-    speed: float = 1.0
-    trace: tuple[tuple[float, str], ...] = ()
-
-    @property
-    def peak_rate(self) -> float:
-        """The highest rate the profile reaches (commands per second)."""
-        if self.process == "diurnal":
-            return self.rate * (1 + self.amplitude)
-        if self.process in ("step", "spike"):
-            return max(self.rate, self.to_rate)
-        return self.rate
+def resolve_domain(ref: str, source: str = "<scenario>") -> Domain:
+    """The domain ``ref`` names, or a ScenarioError naming the file and ``scenario.domain``."""
+    try:
+        return load_domain(ref)
+    except ConfigError as exc:
+        raise ScenarioError(f"{source}: 'scenario.domain' {exc}") from None
 
 
-@dataclass(frozen=True)
-class WorkloadSpec:
-    """Arrivals, the command mix (kind -> weight) and how account keys are drawn."""
-
-    arrivals: ArrivalSpec = field(default_factory=ArrivalSpec)
-    mix: tuple[tuple[str, float], ...] = (("deposit", 0.5), ("withdraw", 0.5))
-    accounts: int = 1000
-    opening_balance: int = 1000
-    max_amount: int = 100
-    keys: str = "uniform"
-    zipf_s: float = 1.1
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """The command side: handler pool, service time, admission and backpressure."""
-
-    handlers: int = 4
-    service: Dist = _SERVICE
-    queue_limit: int | None = None
-    admission: str = "reject"  # reject | block | shed-oldest
-    rate_limit: float | None = None  # token bucket: tokens per second
-    burst: int = 1
-    max_retries: int = 5  # optimistic-concurrency retries before giving up
-
-
-@dataclass(frozen=True)
-class CrashSpec:
-    """Consumer crashes: time to failure and time to repair (per consumer)."""
-
-    ttf: Dist = _TTF
-    ttr: Dist = _TTR
-
-
-@dataclass(frozen=True)
-class AutoscaleSpec:
-    """Scale the consumers on ``metric`` (backlog in events or lag in seconds)."""
-
-    metric: str = "backlog"
-    scale_out_above: float = 1000.0
-    scale_in_below: float = 100.0
-    min: int = 1
-    max: int = 8
-    cooldown: float = 30.0
-    interval: float = 5.0
-    startup_delay: float = 10.0
-
-
-@dataclass(frozen=True)
-class RetrySpec:
-    """Handler retries with backoff (the engine's ``RetryPolicy``)."""
-
-    max_attempts: int = 5
-    base: float = 0.1
-    factor: float = 2.0
-    max_delay: float = 10.0
-    jitter: str = "full"
-
-
-@dataclass(frozen=True)
-class TransportSpec:
-    """Transport faults between the log and a consumer (the engine's ``FaultPlan``)."""
-
-    drop: float = 0.0
-    duplicate: float = 0.0
-    reorder: float = 0.0
-    delay: float = 0.0
-    delay_seconds: tuple[float, float] = (0.01, 0.1)
-    redelivery_timeout: float = 1.0
-
-
-@dataclass(frozen=True)
-class ProjectionSpec:
-    """One projection's consumer group: partitions, consumers, costs, semantics, faults."""
-
-    name: str = "balances"
-    delivery: str = "effectively-once"
-    partitions: int = 4
-    consumers: int = 2
-    batch_size: int = 64
-    per_event: Dist = _PER_EVENT
-    per_batch: Dist = _PER_BATCH
-    checkpoint_interval: float | None = None  # at-least-once: seconds between commits
-    linger: float = 0.0
-    session_timeout: float | None = None  # partitions of a dead consumer move after this
-    crash: CrashSpec | None = None
-    autoscale: AutoscaleSpec | None = None
-    transient_errors: float = 0.0  # probability one handler call fails
-    retry: RetrySpec = field(default_factory=RetrySpec)
-    transport: TransportSpec | None = None
-
-
-@dataclass(frozen=True)
-class ReadSpec:
-    """Queries against a read model at ``rate`` per second, served by ``readers``.
-
-    ``follow_writes``: probability an accepted command's client reads its account back
-    ``think`` seconds later (this is what read-your-writes is measured on).
-    """
-
-    rate: float = 100.0
-    readers: int = 4
-    service: Dist = _READ
-    projection: str = "balances"
-    follow_writes: float = 0.0
-    think: float = 0.05
-
-
-@dataclass(frozen=True)
-class DriftSpec:
-    """A newer producer writes ``Deposited`` v2 (``rate``/s from ``start``); fixed at ``fix_at``."""
-
-    start: float = 10.0
-    rate: float = 5.0
-    stop: float | None = None
-    fix_at: float | None = None
-
-
-@dataclass(frozen=True)
-class RebuildSpec:
-    """Rebuild ``projection`` from position 0 at time ``at`` (``in-place`` or ``shadow``)."""
-
-    at: float = 10.0
-    projection: str = "balances"
-    mode: str = "in-place"
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """A multi-window burn-rate alert: fires when both windows burn at >= ``burn_rate``."""
-
-    severity: str
-    long_window: float
-    short_window: float
-    burn_rate: float
-
-
-@dataclass(frozen=True)
-class SloSpec:
-    """An objective: the fraction ``objective`` of events with ``sli`` <= ``threshold``.
-
-    ``period`` is the error budget's period (seconds; default the run's duration).
-    """
-
-    name: str
-    sli: str
-    threshold: float
-    objective: float = 0.99
-    projection: str | None = None
-    period: float | None = None
+def workload_of(domain: Domain, source: str = "<scenario>") -> Workload:
+    """The domain's workload, or a ScenarioError: a simulation needs one to draw commands."""
+    if domain.workload is None:
+        raise ScenarioError(
+            f"{source}: 'scenario.domain' names domain {domain.name!r}, which declares no "
+            "workload; declare one (command kinds and samplers) to simulate it"
+        )
+    return domain.workload
 
 
 @dataclass(frozen=True)
@@ -249,6 +92,7 @@ class Scenario:
     duration: float = 60.0
     seed: int = 42
     bucket: float = 1.0
+    domain: str = DEFAULT_DOMAIN
     workload: WorkloadSpec = field(default_factory=WorkloadSpec)
     commands: CommandSpec = field(default_factory=CommandSpec)
     projections: tuple[ProjectionSpec, ...] = (ProjectionSpec(),)
@@ -260,10 +104,30 @@ class Scenario:
     alerts: tuple[AlertRule, ...] | None = None  # None: the SRE workbook's rules
     source: str = "<scenario>"
 
+    @property
+    def resolved_domain(self) -> Domain:
+        """The :class:`~cqrs_lab.core.Domain` that ``domain`` names (imported once)."""
+        return resolve_domain(self.domain, self.source)
+
+    def mix(self) -> tuple[tuple[str, float], ...]:
+        """The command mix run: the scenario's, or the domain's declared one (see WorkloadSpec)."""
+        if self.workload.mix:
+            return self.workload.mix
+        domain = self.resolved_domain
+        needs = probe(domain).needs_saga
+        names = {p.name for p in self.projections}
+        return tuple(
+            (k.name, k.weight)
+            for k in workload_of(domain, self.source).kinds
+            if set(needs.get(k.name, ())) <= names or not needs.get(k.name)
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The domain workload's parameters: the scenario's over the declared defaults."""
+        return workload_of(self.resolved_domain, self.source).resolve(dict(self.workload.params))
+
     def with_(self, **changes: Any) -> Scenario:
         """A copy with top-level fields changed (validated again)."""
-        from cqrs_lab.sim.scenario_load import check_scenario
-
         return check_scenario(dataclasses.replace(self, **changes))
 
     def projection(self, name: str) -> ProjectionSpec:
@@ -291,3 +155,145 @@ class Scenario:
         """A copy whose arrival profile has base ``rate`` (commands per second)."""
         arrivals = dataclasses.replace(self.workload.arrivals, rate=float(rate))
         return self.with_(workload=dataclasses.replace(self.workload, arrivals=arrivals))
+
+
+def check_scenario(s: Scenario) -> Scenario:
+    """Cross-field checks against the domain (a transfer mix needs the saga, ...); returns
+    ``s`` unchanged."""
+
+    def fail(key: str, problem: str) -> None:
+        raise ScenarioError(f"{s.source}: {key!r} {problem}")
+
+    if not s.duration > 0:
+        fail("scenario.duration", f"must be a number > 0, got {s.duration!r}")
+    if not s.bucket > 0 or s.bucket > s.duration:
+        fail("scenario.bucket", f"must be > 0 and <= duration ({s.duration:g}), got {s.bucket!r}")
+    domain = s.resolved_domain
+    workload = workload_of(domain, s.source)
+    views = domain.view_names
+    names = [p.name for p in s.projections]
+    if not names:
+        fail("projections", f"needs at least one of the domain's views: {', '.join(views)}")
+    if len(set(names)) != len(names):
+        fail("projections", f"names a projection twice: {names}")
+    for n in names:
+        if n not in views:
+            fail(
+                f"projections.{n}",
+                f"is not a view of domain {domain.name!r}; its views: {', '.join(views)}",
+            )
+    _check_workload(s, workload, fail)
+    for p in s.projections:
+        _check_projection(p, fail)
+    if s.reads is not None:
+        readable = [r.view for r in workload.reads]
+        if s.reads.projection not in readable:
+            fail(
+                "reads.projection",
+                f"names {s.reads.projection!r}; the workload of domain {domain.name!r} reads "
+                f"{', '.join(readable) or 'no view'}",
+            )
+        if s.reads.projection not in names:
+            fail("reads.projection", f"names {s.reads.projection!r}, not among {names}")
+    if s.rebuild is not None:
+        if s.rebuild.projection not in names:
+            fail("faults.rebuild.projection", f"names {s.rebuild.projection!r}, not among {names}")
+        if s.rebuild.mode == "shadow" and s.projection(s.rebuild.projection).partitions != 1:
+            fail(
+                "faults.rebuild.mode",
+                "'shadow' needs partitions = 1 for that projection "
+                "(a partitioned group rebuilds in place)",
+            )
+    if s.drift is not None:
+        if s.drift.fix_at is not None and s.drift.fix_at < s.drift.start:
+            fail("faults.drift.fix_at", f"must be >= start ({s.drift.start:g})")
+        known = [e.event_type() for e in domain.events]
+        if s.drift.event is not None and s.drift.event not in known:
+            fail(
+                "faults.drift.event",
+                f"names {s.drift.event!r}, not an event of domain {domain.name!r}; its "
+                f"events: {', '.join(known)}",
+            )
+    for i, slo in enumerate(s.slos):
+        if slo.sli in ("projection_lag", "backlog") and slo.projection is None:
+            fail(f"slo[{i}].projection", f"is required for sli = {slo.sli!r}: one of {names}")
+        if slo.projection is not None and slo.projection not in names:
+            fail(f"slo[{i}].projection", f"names {slo.projection!r}, not among {names}")
+        if slo.sli in ("query_latency", "read_staleness") and s.reads is None:
+            fail(f"slo[{i}].sli", f"{slo.sli!r} needs a [reads] section")
+    if s.workload.arrivals.process == "trace" and not s.workload.arrivals.trace:
+        fail("workload.arrivals.path", "holds no rows: want lines of time,command")
+    return s
+
+
+def _check_workload(s: Scenario, workload: Workload, fail: Any) -> None:
+    kinds = [k.name for k in workload.kinds]
+    w = s.workload
+    for kind, weight in w.mix:
+        if kind not in kinds:
+            fail(f"workload.mix.{kind}", f"is not a command kind of the workload; kinds: {kinds}")
+        if not weight >= 0:
+            fail(f"workload.mix.{kind}", f"must be a number >= 0, got {weight!r}")
+    mix = s.mix()
+    if not mix or sum(weight for _, weight in mix) <= 0:
+        fail("workload.mix", f"needs at least one positive weight among {', '.join(kinds)}")
+    for _, kind in w.arrivals.trace:
+        if kind not in kinds:
+            fail("workload.arrivals.path", f"names kind {kind!r}; the workload's kinds: {kinds}")
+    needs = probe(s.resolved_domain).needs_saga
+    names = {p.name for p in s.projections}
+    for kind, weight in mix:
+        missing = [v for v in needs.get(kind, ()) if v not in names]
+        if weight > 0 and missing:
+            fail(
+                f"workload.mix.{kind}",
+                f"needs [projections.{missing[0]}] to carry {kind} commands out",
+            )
+    if w.population < workload.min_population:
+        fail(
+            f"workload.{workload.population}",
+            f"must be a whole number >= {workload.min_population}, got {w.population}",
+        )
+    declared = dict(workload.params or {})
+    for name, value in w.params:
+        if name not in declared:
+            fail(
+                f"workload.{name}",
+                f"is not a parameter of the workload; allowed keys in [workload]: "
+                f"{', '.join(workload_keys(workload))}",
+            )
+        try:
+            declared[name].check(name, value)
+        except ConfigError as exc:
+            fail(f"workload.{name}", f"must be {str(exc).split(': ', 1)[-1]}")
+
+
+def workload_keys(workload: Workload) -> list[str]:
+    """The keys [workload] takes for this domain: generic ones, population, parameters."""
+    return sorted(
+        ("arrivals", "mix", "keys", "zipf_s", workload.population, *(workload.params or {}))
+    )
+
+
+def _check_projection(p: ProjectionSpec, fail: Any) -> None:
+    key = f"projections.{p.name}"
+    if p.checkpoint_interval is not None and p.delivery != "at-least-once":
+        fail(
+            f"{key}.checkpoint_interval",
+            "applies to delivery = 'at-least-once' only "
+            "(at-most-once checkpoints before, effectively-once with each batch)",
+        )
+    if p.autoscale is not None:
+        a = p.autoscale
+        if a.min > a.max:
+            fail(f"{key}.autoscale.min", f"must be <= max ({a.max}), got {a.min}")
+        if a.max > p.partitions:
+            fail(
+                f"{key}.autoscale.max",
+                f"must be <= partitions ({p.partitions}): a "
+                "consumer without a partition has nothing to do",
+            )
+        if a.scale_in_below >= a.scale_out_above:
+            fail(f"{key}.autoscale.scale_in_below", "must be < scale_out_above")
+    elif p.consumers > p.partitions:
+        fail(f"{key}.consumers", f"must be <= partitions ({p.partitions}), got {p.consumers}")

@@ -7,15 +7,17 @@ Each reader refuses unknown keys, wrong types and impossible values with a
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from cqrs_lab.core import DELIVERY_POLICIES
-from cqrs_lab.errors import ScenarioError
+from cqrs_lab.core.workload import Workload
+from cqrs_lab.errors import DomainError, ScenarioError
 from cqrs_lab.sim.distributions import DIST_KINDS, Dist
-from cqrs_lab.sim.scenario import (
+from cqrs_lab.sim.scenario_keys import TABLES, Key
+from cqrs_lab.sim.scenario_parts import (
     ArrivalSpec,
     AutoscaleSpec,
     CommandSpec,
@@ -26,10 +28,14 @@ from cqrs_lab.sim.scenario import (
     WorkloadSpec,
 )
 
-__all__ = ["Section", "read_commands", "read_projection", "read_workload", "strict_keys"]
-
-_PROCESSES = ("poisson", "constant", "onoff", "diurnal", "step", "spike", "trace")
-_KINDS = ("deposit", "withdraw", "transfer")
+__all__ = [
+    "Section",
+    "read_commands",
+    "read_projection",
+    "read_table",
+    "read_workload",
+    "strict_keys",
+]
 
 
 class Section:
@@ -96,6 +102,28 @@ class Section:
             self.fail(self.key(name), f"must be {allowed}, got {v!r}")
         return str(v)
 
+    def read(self, key: Key, choices: tuple[str, ...] | None = None) -> Any:
+        """The value of ``key`` by its declared kind, bounds and default (absent: default)."""
+        name, d = key.name, key.default
+        if isinstance(d, str) and d.startswith("<"):  # decided by the caller when absent
+            d = None
+        if key.kind == "number":
+            if d is None:
+                return self.opt_num(name, lo=key.lo, open_lo=key.open_lo)
+            return self.num(name, d, lo=key.lo, hi=key.hi, open_lo=key.open_lo)
+        if key.kind == "whole":
+            hi = int(key.hi) if key.hi != math.inf else 10**9
+            if d is None:
+                return self.int_(name, 0, lo=int(key.lo), hi=hi) if self.has(name) else None
+            return self.int_(name, d, lo=int(key.lo), hi=hi)
+        if key.kind == "choice":
+            return self.str_(name, d or "", choices or key.choices) or None
+        if key.kind == "text":
+            return self.str_(name, d) if d is not None else self.str_(name, "") or None
+        if key.kind == "time":
+            return self.dist(name, d)
+        raise ScenarioError(f"{self.source}: {self.key(name)!r} is a {key.kind}")
+
     def sub(self, name: str) -> Section | None:
         return Section(self.raw(name), self.key(name), self.source) if name in self.data else None
 
@@ -109,7 +137,7 @@ class Section:
                 self.fail(key, f"must be a time in seconds >= 0, got {v!r}")
             return Dist.fixed(float(v))
         t = Section(v, key, self.source)
-        strict_keys(t, ("dist", "mean", "value", "cv", "samples"))
+        strict_keys(t, TABLES["<distribution>"].names)
         kind = t.str_("dist", "", DIST_KINDS)
         if not kind:
             self.fail(key, f"needs dist = one of {', '.join(DIST_KINDS)} (or a bare number)")
@@ -142,42 +170,29 @@ def strict_keys(t: Section, allowed: tuple[str, ...]) -> None:
         )
 
 
+def read_table(
+    t: Section, path: str, *, skip: tuple[str, ...] = (), adjust: dict[str, Key] | None = None
+) -> dict[str, Any]:
+    """Check ``t``'s keys against the table at ``path`` (plus ``skip``, read by the caller)
+    and read its plain keys by their specs (``adjust`` replaces a spec for this read)."""
+    table = TABLES[path]
+    strict_keys(t, table.names + skip)
+    swap = adjust or {}
+    return {
+        k.name: t.read(swap.get(k.name, k)) for k in table.keys if k.kind not in ("table", "list")
+    }
+
+
 def _arrivals(t: Section, base: Path | None) -> ArrivalSpec:
-    strict_keys(
-        t,
-        (
-            "process",
-            "rate",
-            "off_rate",
-            "on",
-            "off",
-            "amplitude",
-            "period",
-            "at",
-            "length",
-            "to_rate",
-            "path",
-            "speed",
-        ),
-    )
-    process = t.str_("process", "poisson", _PROCESSES)
-    trace: tuple[tuple[float, str], ...] = ()
-    if process == "trace":
-        trace = _read_trace(t, base)
-    return ArrivalSpec(
-        process=process,
-        rate=t.num("rate", 100.0, open_lo=process not in ("onoff", "trace")),
-        off_rate=t.num("off_rate", 0.0),
-        on=t.num("on", 1.0, open_lo=True),
-        off=t.num("off", 1.0),
-        amplitude=t.num("amplitude", 0.5, hi=1.0),
-        period=t.num("period", 60.0, open_lo=True),
-        at=t.num("at", 0.0),
-        length=t.num("length", 0.0),
-        to_rate=t.num("to_rate", 0.0),
-        speed=t.num("speed", 1.0, open_lo=True),
-        trace=trace,
-    )
+    table = TABLES["workload.arrivals"]
+    process = t.str_("process", "poisson", table.key("process").choices)
+    adjust = {}
+    if process in ("onoff", "trace"):  # a rate of 0 is allowed: all off, or the trace's own
+        adjust["rate"] = dataclasses.replace(table.key("rate"), open_lo=False)
+    v = read_table(t, "workload.arrivals", adjust=adjust)
+    del v["path"]
+    trace = _read_trace(t, base) if process == "trace" else ()
+    return ArrivalSpec(**v, trace=trace)
 
 
 def _read_trace(t: Section, base: Path | None) -> tuple[tuple[float, str], ...]:
@@ -191,12 +206,11 @@ def _read_trace(t: Section, base: Path | None) -> tuple[tuple[float, str], ...]:
             for i, row in enumerate(csv.reader(fh)):
                 if not row or (i == 0 and not _is_float(row[0])):
                     continue  # header or blank line
-                kind = row[1].strip() if len(row) > 1 else "deposit"
-                if not _is_float(row[0]) or float(row[0]) < 0 or kind not in _KINDS:
+                kind = row[1].strip() if len(row) > 1 else ""
+                if not _is_float(row[0]) or float(row[0]) < 0 or not kind:
                     t.fail(
                         t.key("path"),
-                        f"{path} line {i + 1}: want time >= 0 and a command "
-                        f"kind from {', '.join(_KINDS)}, got {row!r}",
+                        f"{path} line {i + 1}: want time >= 0 and a command kind, got {row!r}",
                     )
                 rows.append((float(row[0]), kind))
     except OSError as exc:
@@ -213,142 +227,59 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def read_workload(t: Section, base: Path | None) -> WorkloadSpec:
-    strict_keys(
-        t, ("arrivals", "mix", "accounts", "opening_balance", "max_amount", "keys", "zipf_s")
-    )
+def read_workload(t: Section, base: Path | None, workload: Workload) -> WorkloadSpec:
+    """[workload]: generic keys, the population key and the domain workload's parameters."""
+    params = tuple(workload.params or {})
+    population = workload.population
+    v = read_table(t, "workload", skip=(population, *params))
+    kinds = tuple(k.name for k in workload.kinds)
     arr = t.sub("arrivals")
-    mix: tuple[tuple[str, float], ...] = WorkloadSpec().mix
+    mix: tuple[tuple[str, float], ...] = ()
     m = t.sub("mix")
     if m is not None:
-        strict_keys(m, _KINDS)
-        mix = tuple((k, m.num(k, 0.0)) for k in _KINDS if m.has(k))
+        strict_keys(m, kinds)
+        mix = tuple((k, m.num(k, 0.0)) for k in kinds if m.has(k))
         if sum(w for _, w in mix) <= 0:
-            t.fail(t.key("mix"), f"needs at least one positive weight among {', '.join(_KINDS)}")
+            t.fail(t.key("mix"), f"needs at least one positive weight among {', '.join(kinds)}")
+    given: list[tuple[str, int | float]] = []
+    declared = dict(workload.params or {})
+    for name in params:
+        if t.has(name):
+            value = t.raw(name)
+            try:
+                given.append((name, declared[name].check(name, value)))
+            except DomainError as exc:  # name the file and the key
+                t.fail(t.key(name), f"must be {str(exc).split(': ', 1)[-1]}")
     return WorkloadSpec(
         arrivals=_arrivals(arr, base) if arr is not None else ArrivalSpec(),
         mix=mix,
-        accounts=t.int_("accounts", 1000, lo=2),
-        opening_balance=t.int_("opening_balance", 1000),
-        max_amount=t.int_("max_amount", 100, lo=1),
-        keys=t.str_("keys", "uniform", ("uniform", "zipf")),
-        zipf_s=t.num("zipf_s", 1.1, open_lo=True),
+        population=t.int_(population, workload.default_population, lo=workload.min_population),
+        params=tuple(given),
+        keys=v["keys"],
+        zipf_s=v["zipf_s"],
     )
 
 
 def read_commands(t: Section) -> CommandSpec:
-    strict_keys(
-        t, ("handlers", "service", "queue_limit", "admission", "rate_limit", "burst", "max_retries")
-    )
-    return CommandSpec(
-        handlers=t.int_("handlers", 4, lo=1, hi=10_000),
-        service=t.dist("service", CommandSpec().service),
-        queue_limit=t.int_("queue_limit", 0, lo=1) if t.has("queue_limit") else None,
-        admission=t.str_("admission", "reject", ("reject", "block", "shed-oldest")),
-        rate_limit=t.opt_num("rate_limit"),
-        burst=t.int_("burst", 1, lo=1),
-        max_retries=t.int_("max_retries", 5),
-    )
+    return CommandSpec(**read_table(t, "commands"))
 
 
 def read_projection(name: str, t: Section) -> ProjectionSpec:
-    strict_keys(
-        t,
-        (
-            "delivery",
-            "partitions",
-            "consumers",
-            "batch_size",
-            "per_event",
-            "per_batch",
-            "checkpoint_interval",
-            "linger",
-            "session_timeout",
-            "crash",
-            "autoscale",
-            "transient_errors",
-            "retry",
-            "transport",
-        ),
-    )
-    d = ProjectionSpec()
-    crash = auto = None
+    v = read_table(t, "projections.NAME")
+    crash = auto = transport = None
     if (c := t.sub("crash")) is not None:
-        strict_keys(c, ("ttf", "ttr"))
-        crash = CrashSpec(c.dist("ttf", CrashSpec().ttf), c.dist("ttr", CrashSpec().ttr))
+        crash = CrashSpec(**read_table(c, "projections.NAME.crash"))
     if (a := t.sub("autoscale")) is not None:
-        strict_keys(
-            a,
-            (
-                "metric",
-                "scale_out_above",
-                "scale_in_below",
-                "min",
-                "max",
-                "cooldown",
-                "interval",
-                "startup_delay",
-            ),
-        )
-        auto = AutoscaleSpec(
-            metric=a.str_("metric", "backlog", ("backlog", "lag")),
-            scale_out_above=a.num("scale_out_above", 1000.0),
-            scale_in_below=a.num("scale_in_below", 100.0),
-            min=a.int_("min", 1, lo=1),
-            max=a.int_("max", 8, lo=1),
-            cooldown=a.num("cooldown", 30.0),
-            interval=a.num("interval", 5.0, open_lo=True),
-            startup_delay=a.num("startup_delay", 10.0),
-        )
+        auto = AutoscaleSpec(**read_table(a, "projections.NAME.autoscale"))
     retry = RetrySpec()
     if (r := t.sub("retry")) is not None:
-        strict_keys(r, ("max_attempts", "base", "factor", "max_delay", "jitter"))
-        retry = RetrySpec(
-            r.int_("max_attempts", 5, lo=1),
-            r.num("base", 0.1),
-            r.num("factor", 2.0, lo=1.0),
-            r.num("max_delay", 10.0),
-            r.str_("jitter", "full", ("full", "equal", "none")),
-        )
-    transport = None
+        retry = RetrySpec(**read_table(r, "projections.NAME.retry"))
     if (tr := t.sub("transport")) is not None:
-        strict_keys(
-            tr,
-            (
-                "drop",
-                "duplicate",
-                "reorder",
-                "delay",
-                "delay_min",
-                "delay_max",
-                "redelivery_timeout",
-            ),
-        )
-        lo, hi = tr.num("delay_min", 0.01), tr.num("delay_max", 0.1)
+        f = read_table(tr, "projections.NAME.transport")
+        lo, hi = f.pop("delay_min"), f.pop("delay_max")
         if hi < lo:
             tr.fail(tr.key("delay_max"), f"must be >= delay_min ({lo:g}), got {hi:g}")
-        transport = TransportSpec(
-            drop=tr.num("drop", 0.0, hi=1.0),
-            duplicate=tr.num("duplicate", 0.0, hi=1.0),
-            reorder=tr.num("reorder", 0.0, hi=1.0),
-            delay=tr.num("delay", 0.0, hi=1.0),
-            delay_seconds=(lo, hi),
-            redelivery_timeout=tr.num("redelivery_timeout", 1.0),
-        )
+        transport = TransportSpec(**f, delay_seconds=(lo, hi))
     return ProjectionSpec(
-        name=name,
-        delivery=t.str_("delivery", d.delivery, DELIVERY_POLICIES),
-        partitions=t.int_("partitions", d.partitions, lo=1, hi=4096),
-        consumers=t.int_("consumers", d.consumers, lo=1, hi=4096),
-        batch_size=t.int_("batch_size", d.batch_size, lo=1),
-        per_event=t.dist("per_event", d.per_event),
-        per_batch=t.dist("per_batch", d.per_batch),
-        checkpoint_interval=t.opt_num("checkpoint_interval"),
-        linger=t.num("linger", 0.0),
-        session_timeout=t.opt_num("session_timeout", open_lo=False),
-        crash=crash,
-        autoscale=auto,
-        transient_errors=t.num("transient_errors", 0.0, hi=1.0),
-        retry=retry,
-        transport=transport,
+        name=name, **v, crash=crash, autoscale=auto, retry=retry, transport=transport
     )

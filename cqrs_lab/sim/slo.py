@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from cqrs_lab.sim.scenario import AlertRule, SloSpec
+from cqrs_lab.sim.scenario_parts import AlertRule, SloSpec
 
 __all__ = ["SLO_COLUMNS", "alerts_for", "compliance", "default_rules", "sli_events"]
 

@@ -28,9 +28,9 @@ import pandas as pd
 
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim.model import simulate
-from cqrs_lab.sim.scenario import Scenario
-from cqrs_lab.sim.tdist import mean_ci
+from cqrs_lab.sim.queueing.tdist import mean_ci
+from cqrs_lab.sim.scenario import Scenario, WorkloadSpec
+from cqrs_lab.sim.simulation import simulate
 
 __all__ = ["DEFAULT_METRICS", "apply_param", "sweep", "sweep_runs"]
 
@@ -64,7 +64,9 @@ def apply_param(scenario: Scenario, key: str, value: Any) -> Scenario:
             return scenario.with_commands(**{parts[1]: value})
         if parts[0] == "projections" and len(parts) == 3:
             return scenario.with_projection(parts[1], **{parts[2]: value})
-        if parts[0] in ("workload", "reads") and len(parts) == 2:
+        if parts[0] == "workload" and len(parts) == 2:
+            return scenario.with_(workload=_workload_with(scenario, parts[1], value))
+        if parts[0] == "reads" and len(parts) == 2:
             section = getattr(scenario, parts[0])
             if section is None:
                 raise ConfigError(f"{key}: the scenario has no [{parts[0]}] section")
@@ -74,8 +76,20 @@ def apply_param(scenario: Scenario, key: str, value: Any) -> Scenario:
     raise ConfigError(f"parameter {key!r}: {_KEYS}")
 
 
-def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
-    summary = simulate(scenario).summary_dict()
+def _workload_with(scenario: Scenario, name: str, value: Any) -> WorkloadSpec:
+    """[workload] with ``name`` set: a generic key, the population key or a domain parameter."""
+    w = scenario.workload
+    workload = scenario.resolved_domain.workload
+    if workload is not None and name == workload.population:
+        return dataclasses.replace(w, population=value)
+    if workload is not None and name in (workload.params or {}):
+        given = dict(w.params) | {name: value}
+        return dataclasses.replace(w, params=tuple(given.items()))
+    return dataclasses.replace(w, **{name: value})
+
+
+def _run_one(scenario: Scenario, metrics: Sequence[str], tune_gc: bool) -> dict[str, Any]:
+    summary = simulate(scenario, tune_gc=tune_gc).summary_dict()
     missing = [m for m in metrics if m not in summary]
     if missing:
         raise ConfigError(f"metrics {missing}: not in the summary; choose from {sorted(summary)}")
@@ -131,7 +145,7 @@ def _execute(
     try:
         if n_jobs == 1:
             for s in scenarios:
-                yield _run_one(s, metrics)
+                yield _run_one(s, metrics, False)  # this process: the caller's collector
                 bar.update()
             return
         import joblib
@@ -140,9 +154,10 @@ def _execute(
             from ray.util.joblib import register_ray  # type: ignore[import-not-found]
 
             register_ray()
+        own = backend != "threading"  # worker processes of the sweep's own: tune their collector
         with joblib.parallel_backend(backend, n_jobs=n_jobs):
             parallel = joblib.Parallel(return_as="generator")
-            for res in parallel(joblib.delayed(_run_one)(s, metrics) for s in scenarios):
+            for res in parallel(joblib.delayed(_run_one)(s, metrics, own) for s in scenarios):
                 yield res
                 bar.update()
     finally:

@@ -63,11 +63,11 @@ def test_mix_follows_the_weights() -> None:
 
 
 def test_zipf_keys_make_low_indexes_hot_and_uniform_keys_do_not() -> None:
-    zipf = KeyChooser(WorkloadSpec(accounts=100, keys="zipf", zipf_s=1.2), random.Random(6))
+    zipf = KeyChooser(WorkloadSpec(population=100, keys="zipf", zipf_s=1.2), random.Random(6))
     counts = Counter(zipf() for _ in range(20_000))
     h = sum(1 / k**1.2 for k in range(1, 101))
     assert abs(counts[0] / 20_000 - 1 / h) < 0.02  # P(rank 1) = 1 / H(100, 1.2)
     assert counts[0] > counts[1] > counts[10]
-    uniform = KeyChooser(WorkloadSpec(accounts=100), random.Random(6))
+    uniform = KeyChooser(WorkloadSpec(population=100), random.Random(6))
     ucounts = Counter(uniform() for _ in range(20_000))
     assert max(ucounts.values()) < 2 * 200 and set(ucounts) <= set(range(100))

@@ -19,7 +19,7 @@ ACCOUNTS = 200
 
 def _run(delivery: str) -> SimResult:
     s = plain(6.0, 300.0, balances_only=True)
-    s = s.with_(workload=dataclasses.replace(s.workload, accounts=ACCOUNTS))
+    s = s.with_(workload=dataclasses.replace(s.workload, population=ACCOUNTS))
     extra = {"checkpoint_interval": 0.5} if delivery == "at-least-once" else {}
     return simulate(
         s.with_projection(

@@ -13,14 +13,14 @@ import dataclasses
 import pytest
 
 from cqrs_lab.sim import Dist, Scenario, Simulation, builtin_scenario, simulate
-from cqrs_lab.sim.oracles import check_littles_law, mmc, mmck
-from cqrs_lab.sim.tdist import mean_ci
+from cqrs_lab.sim.queueing.oracles import check_littles_law, mmc, mmck
+from cqrs_lab.sim.queueing.tdist import mean_ci
 from tests.sim.helpers import plain
 
 
 def _queue(rate: float, mean_service: float, servers: int, duration: float) -> Scenario:
     s = plain(duration, rate, balances_only=True)
-    w = dataclasses.replace(s.workload, accounts=2000, mix=(("deposit", 1.0),))
+    w = dataclasses.replace(s.workload, population=2000, mix=(("deposit", 1.0),))
     s = s.with_(workload=w)
     s = s.with_projection("balances", partitions=1, consumers=1)
     s = s.with_commands(

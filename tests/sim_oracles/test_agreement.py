@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from cqrs_lab.sim.oracles import kingman, mmc, mmck
-from cqrs_lab.sim.queue_replications import replicate_mmc, replicate_queue
-from cqrs_lab.sim.queue_samplers import Deterministic, Exponential
+from cqrs_lab.sim.queueing.oracles import kingman, mmc, mmck
+from cqrs_lab.sim.queueing.replications import replicate_mmc, replicate_queue
+from cqrs_lab.sim.queueing.samplers import Deterministic, Exponential
 
 SEED = 20261127
 REPLICATIONS = 20

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim import oracles, queue_replications, queue_samplers, queueing, tdist
-from cqrs_lab.sim.oracles import (
+from cqrs_lab.sim.queueing import oracles, replications, samplers, simpy_queue, tdist
+from cqrs_lab.sim.queueing.oracles import (
     allen_cunneen,
     check_littles_law,
     erlang_b,
@@ -184,7 +184,7 @@ def test_t_cdf_inverts_quantile_and_bad_input() -> None:
         tdist.mean_ci([1.0])
 
 
-@pytest.mark.parametrize("module", [oracles, tdist, queue_samplers, queueing, queue_replications])
+@pytest.mark.parametrize("module", [oracles, tdist, samplers, simpy_queue, replications])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim.queue_samplers import Deterministic, Empirical, Exponential, Gamma, Lognormal
 from cqrs_lab.sim.queueing import simulate_mmc, simulate_queue
+from cqrs_lab.sim.queueing.samplers import Deterministic, Empirical, Exponential, Gamma, Lognormal
 
 
 def fifo_reference(

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim.queue_samplers import BatchSampler, Exponential
-from cqrs_lab.sim.queueing import simulate_queue
-from cqrs_lab.sim.tdist import ConfidenceInterval, mean_ci
+from cqrs_lab.sim.queueing.samplers import BatchSampler, Exponential
+from cqrs_lab.sim.queueing.simpy_queue import simulate_queue
+from cqrs_lab.sim.queueing.tdist import ConfidenceInterval, mean_ci
 
 __all__ = ["Replications", "replicate_mmc", "replicate_queue"]
 
@@ -59,7 +59,7 @@ def replicate_queue(
     """Run ``replications`` independent G/G/c(/K) runs; each row is one run's summary, whose
     customer means leave out the first ``warmup`` customers (the empty-start transient).
 
-    >>> from cqrs_lab.sim.queue_samplers import Deterministic
+    >>> from cqrs_lab.sim.queueing.samplers import Deterministic
     >>> r = replicate_queue(Deterministic(1.0), Deterministic(0.5), 1, 10, 2, seed=0)
     >>> r.table["wq"].tolist()
     [0.0, 0.0]

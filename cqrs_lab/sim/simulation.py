@@ -8,37 +8,38 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import random
 import zlib
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import simpy
 
 from cqrs_lab.core import (
     CallableClock,
+    Draw,
     Engine,
     Envelope,
     EventRegistry,
+    Projection,
     RecorderFanout,
     SequentialIds,
     SubscriptionRecorder,
+    install,
 )
 from cqrs_lab.core.store import InMemoryEventStore
 from cqrs_lab.display import show_progress
-from cqrs_lab.domains import bank
 from cqrs_lab.sim import incidents
+from cqrs_lab.sim.application_rows import ApplicationRecorder
 from cqrs_lab.sim.arrivals import KeyChooser, MixChooser, arrival_times
 from cqrs_lab.sim.autoscale import autoscaler
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
+from cqrs_lab.sim.gc_tuning import fewer_collections
 from cqrs_lab.sim.readers import ReadSide
-from cqrs_lab.sim.recorder import ApplicationRecorder
 from cqrs_lab.sim.results import SimResult, build_result
-from cqrs_lab.sim.scenario import Scenario
+from cqrs_lab.sim.scenario import Scenario, workload_of
 
 __all__ = ["Simulation", "simulate"]
 
@@ -78,59 +79,31 @@ class _NotifyingStore(InMemoryEventStore):
         return out
 
 
-_guard_depth = 0
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run with the cyclic garbage collector rarely triggered (restored afterwards).
-
-    A run allocates millions of short-lived objects that reference counting frees; the
-    collector's frequent young-generation passes cost about a fifth of the run for nothing.
-    Objects alive before the run (a notebook's earlier results: millions of objects a full
-    collection would walk) are frozen out of the collector's scans meanwhile. Re-entrant:
-    only the outermost use freezes and restores.
-    """
-    global _guard_depth
-    if _guard_depth:
-        _guard_depth += 1
-        try:
-            yield
-        finally:
-            _guard_depth -= 1
-        return
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    _guard_depth = 1
-    try:
-        yield
-    finally:
-        _guard_depth = 0
-        gc.set_threshold(*old)
-        gc.unfreeze()
-
-
 def _stream_seed(seed: int, name: str) -> random.Random:
     """An independent random stream per part of the model (common random numbers)."""
     return random.Random((seed << 32) ^ zlib.crc32(name.encode()))
 
 
 class Simulation:
-    """Builds the engine, the bank domain and every SimPy process for ``scenario``.
+    """Builds the engine, installs the scenario's domain and starts every SimPy process.
 
-    ``run()`` advances to the scenario's duration and returns a :class:`SimResult`.
-    ``recorder`` also observes every delivery and application (e.g. the checks'
-    ``ApplicationLog``, so the invariants can be checked on the run).
+    The domain is wired by the one :func:`cqrs_lab.core.install` (its events, upcasters,
+    handlers, the scenario's views and their queries); each view is fed by a consumer group
+    driven in SimPy time. ``run()`` advances to the scenario's duration and returns a
+    :class:`SimResult`. ``recorder`` also observes every delivery and application (e.g. the
+    checks' ``ApplicationLog``, so the invariants can be checked on the run).
     """
 
     def __init__(self, scenario: Scenario, recorder: SubscriptionRecorder | None = None) -> None:
         self.scenario = s = scenario
+        self.domain = domain = s.resolved_domain
+        self.workload = workload = workload_of(domain, s.source)
+        self.params = params = s.params()
         self.env = env = simpy.Environment()
         self.recorder = ApplicationRecorder()
         clock = CallableClock(functools.partial(getattr, env, "now"))  # env.now, no frame
         ids = SequentialIds()
-        registry = EventRegistry(bank.messages.EVENTS)
+        registry = EventRegistry()
         self.store = store = _NotifyingStore(clock, ids, registry)
         self.engine = engine = Engine(
             clock=clock,
@@ -145,61 +118,64 @@ class Simulation:
         attach = getattr(recorder, "attach", None)
         if attach is not None:  # the checks' ApplicationLog follows rebuilds through the engine
             attach(engine)
-        for command_type, handler in bank.model.HANDLERS.items():
-            engine.register(command_type, handler)
         self.incidents: list[tuple[float, str, str, str]] = []
-        self._open_accounts()
         self.drivers: list[GroupDriver] = []
-        self.projections: dict[str, Any] = {}
-        factories = {
-            "balances": bank.Balances,
-            "statements": bank.Statements,
-            "transfer-saga": bank.TransferSaga,
-        }
-        for spec in s.projections:
-            proj = factories[spec.name]()
-            self.projections[spec.name] = proj
-            driver = GroupDriver(
-                env, engine, proj, spec, _stream_seed(s.seed, spec.name), self.incident
-            )
+        specs = {p.name: p for p in s.projections}
+
+        def consumer_group(name: str, proj: Projection) -> Any:
+            spec = specs[name]
+            driver = GroupDriver(env, engine, proj, spec, _stream_seed(s.seed, name), self.incident)
             if s.poison:
                 incidents.poison_guard(driver)
             self.drivers.append(driver)
             if spec.autoscale is not None:
                 env.process(autoscaler(env, driver, spec.autoscale))
+            return driver.group
+
+        self.installed = install(engine, domain, views=list(specs), subscribe=consumer_group)
+        self.projections: dict[str, Projection] = self.installed.views
+        self._setup()
         store.drivers = tuple(self.drivers)
-        engine.pump()  # the accounts opened before t=0 are in every read model at the start
+        engine.pump()  # what the setup created is in every read model at the start
         self.recorder.rows.clear()
         for d in self.drivers:
             self.recorder.track(d.name, d.outstanding)
-        self._queries()
         self.reads: ReadSide | None = None
         if s.reads is not None:
-            group = engine.groups[s.reads.projection]
             self.reads = ReadSide(
                 env,
                 engine,
-                group,
+                engine.groups[s.reads.projection],
                 s.reads,
-                s.workload.accounts,
+                workload.read_for(s.reads.projection).sample,
+                Draw(random.Random(0), workload, keys=s.workload.population, params=params),
                 _stream_seed(s.seed, "reads"),
                 s.duration,
             )
         after = self.reads.after_write if self.reads is not None else None
         self.commands = CommandSide(
-            env, engine, s.commands, s.workload, _stream_seed(s.seed, "commands"), after
+            env,
+            engine,
+            s.commands,
+            workload,
+            Draw(random.Random(0), workload, keys=s.workload.population, params=params),
+            _stream_seed(s.seed, "commands"),
+            after,
         )
         self._arrivals()
         if s.poison:
-            env.process(incidents.poison(env, engine, s.poison, self.incident))
+            draw = Draw(_stream_seed(s.seed, "poison"), workload, keys=1, params=params)
+            env.process(
+                incidents.poison(env, engine, s.poison, workload.kinds, draw, self.incident)
+            )
         if s.drift is not None:
             env.process(
                 incidents.drift(
                     env,
                     engine,
                     s.drift,
+                    incidents.drifted_event(s, domain),
                     self.drivers,
-                    s.workload.accounts,
                     _stream_seed(s.seed, "drift"),
                     self.incident,
                 )
@@ -215,32 +191,30 @@ class Simulation:
     def incident(self, kind: str, where: str, detail: str) -> None:
         self.incidents.append((self.env.now, kind, where, detail))
 
-    def _open_accounts(self) -> None:
-        """Accounts exist before t=0 (their events are recorded at time 0)."""
-        w = self.scenario.workload
-        dispatch = self.engine.bus.dispatch
-        for i in range(w.accounts):
-            dispatch(bank.OpenAccount(str(i), f"owner-{i}", w.opening_balance))
+    def _setup(self) -> None:
+        """The workload's setup command for each key, before t=0 (recorded at time 0).
 
-    def _queries(self) -> None:
-        engine, projs = self.engine, self.projections
-        if "balances" in projs:
-            b = projs["balances"]
-            engine.register_query(
-                bank.GetBalance, lambda q: b.balances.get(q.account_id), "balances"
-            )
-        if "statements" in projs:
-            st = projs["statements"]
-            engine.register_query(
-                bank.GetStatement, lambda q: st.lines.get(q.account_id), "statements"
-            )
+        The setup sampler is told the key's index; its ``seq`` is 0 (the run's commands are
+        numbered from 1).
+        """
+        setup = self.workload.setup
+        if setup is None:
+            return
+        n = self.scenario.workload.population
+        draw = Draw(
+            _stream_seed(self.scenario.seed, "setup"), self.workload, keys=n, params=self.params
+        )
+        dispatch = self.engine.bus.dispatch
+        for i in range(n):
+            draw.index = i
+            dispatch(setup(draw))
 
     def _arrivals(self) -> None:
         """Schedule arrivals as a chain of SimPy timeouts with callbacks (no process)."""
         s = self.scenario
         env, arrive = self.env, self.commands.arrive
         keys = KeyChooser(s.workload, _stream_seed(s.seed, "keys"))
-        kinds: Callable[[], str] = MixChooser(s.workload.mix, _stream_seed(s.seed, "mix"))
+        kinds: Callable[[], str] = MixChooser(s.mix(), _stream_seed(s.seed, "mix"))
         times = arrival_times(s.workload.arrivals, _stream_seed(s.seed, "arrivals"), s.duration)
         if s.workload.arrivals.process == "trace":
             trace = iter(s.workload.arrivals.trace)
@@ -280,19 +254,18 @@ class Simulation:
     def run(self) -> SimResult:
         """Run to the scenario's duration and collect the tables."""
         until = self.scenario.duration
-        with _fewer_collections():
-            if show_progress() and until >= 60:  # a bar for long runs, in simulated seconds
-                from tqdm.auto import tqdm
+        if show_progress() and until >= 60:  # a bar for long runs, in simulated seconds
+            from tqdm.auto import tqdm
 
-                with tqdm(total=until, unit="sim s", desc=self.scenario.name) as bar:
-                    for step in range(1, 51):
-                        self.env.run(until=until * step / 50)
-                        bar.update(until / 50)
-            else:
-                self.env.run(until=until)
-            if not self.samples or self.samples[-1][0] < until - 1e-9:
-                self.sample()  # the last bucket ends at the duration (SimPy stops before it)
-            return build_result(self)
+            with tqdm(total=until, unit="sim s", desc=self.scenario.name) as bar:
+                for step in range(1, 51):
+                    self.env.run(until=until * step / 50)
+                    bar.update(until / 50)
+        else:
+            self.env.run(until=until)
+        if not self.samples or self.samples[-1][0] < until - 1e-9:
+            self.sample()  # the last bucket ends at the duration (SimPy stops before it)
+        return build_result(self)
 
 
 def simulate(
@@ -301,10 +274,17 @@ def simulate(
     seed: int | None = None,
     duration: float | None = None,
     recorder: SubscriptionRecorder | None = None,
+    tune_gc: bool = False,
 ) -> SimResult:
     """Run ``scenario`` (optionally with another ``seed`` or ``duration``) and return its result.
 
     ``recorder`` (optional) observes the run's subscriptions too (see :class:`Simulation`).
+    ``tune_gc=True`` runs with the cyclic garbage collector rarely triggered and the objects
+    alive before the run frozen out of its scans (restored afterwards; see
+    :func:`cqrs_lab.sim.gc_tuning.fewer_collections`). It is off by default: it changes the
+    process's collector while it runs, which is for entry points (the ``cqrs-lab simulate``,
+    ``sweep`` and ``plan`` commands and their worker processes) to decide, not for a library
+    call embedded in a notebook or a test.
     """
     changes: dict[str, Any] = {}
     if seed is not None:
@@ -315,5 +295,7 @@ def simulate(
             changes["bucket"] = duration
     if changes:
         scenario = scenario.with_(**changes)
-    with _fewer_collections():  # building the engine, too, without walking earlier results
+    if not tune_gc:
+        return Simulation(scenario, recorder).run()
+    with fewer_collections():  # building the engine, too, without walking earlier results
         return Simulation(scenario, recorder).run()

@@ -30,9 +30,9 @@ import pandas as pd
 import simpy
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim.oracles import LittleReport, check_littles_law
-from cqrs_lab.sim.queue_samplers import BatchSampler, Exponential, draw
-from cqrs_lab.sim.tdist import ConfidenceInterval, batch_means_ci
+from cqrs_lab.sim.queueing.oracles import LittleReport, check_littles_law
+from cqrs_lab.sim.queueing.samplers import BatchSampler, Exponential, draw
+from cqrs_lab.sim.queueing.tdist import ConfidenceInterval, batch_means_ci
 
 __all__ = ["QueueRun", "QueueSummary", "simulate_mmc", "simulate_queue"]
 
@@ -203,7 +203,7 @@ def simulate_queue(
     time; the run continues until every admitted customer has left. ``capacity`` bounds the
     number in the system (in service plus waiting); an arrival that finds it full is blocked.
 
-    >>> from cqrs_lab.sim.queue_samplers import Deterministic
+    >>> from cqrs_lab.sim.queueing.samplers import Deterministic
     >>> run = simulate_queue(Deterministic(1.0), Deterministic(0.5), 1, 3, rng=0)
     >>> run.start.tolist(), run.end.tolist()
     ([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
