@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DURATION = int(os.environ.get("W3_DURATION", "15"))
 ROUNDS = int(os.environ.get("W3_ROUNDS", "1"))
 INSTALL = "apt-get update && apt-get install -y wrk"
-LAB = "cqrs_lab http (FastAPI app, fast lane for bank routes; memory store)"
+LAB = "cqrs_lab http (cqrs-lab serve: one route table, FastAPI for operations; memory store)"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 

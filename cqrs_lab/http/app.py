@@ -1,30 +1,42 @@
-"""The app factory: an ASGI app over an engine, built from its dependencies, never at import.
+"""The app factory: an ASGI app serving a domain's engine, built from its dependencies.
+
+The domain is ``config.domain`` (default the bank), installed on the engine by
+:func:`~cqrs_lab.http.build_engine`. Every domain gets ``POST /commands/{name}`` and
+``GET /queries/{name}`` (:mod:`cqrs_lab.http.generic`); a domain that names hand-designed
+routes in ``Domain.http_routes`` (``"module:function"``, called with a
+:class:`~cqrs_lab.http.router.RouteContext`) gets those too, in the same route table.
 
 >>> from cqrs_lab.http import ServerConfig, build_engine, create_app
 >>> config = ServerConfig()
->>> built = build_engine(config)
->>> app = create_app(built.engine, config)
->>> app.api.title
-'cqrs-lab'
+>>> app = create_app(build_engine(config).engine, config)
+>>> app.api.title, sorted({r.path for r in app.routes})[:2]
+('cqrs-lab: bank', ['/accounts', '/accounts/{account_id}'])
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import importlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import Route as StarletteRoute
 
-from cqrs_lab.core import Engine
+from cqrs_lab.core import Domain, Engine, RecorderFanout, load_domain
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.http.commands import CommandGateway
 from cqrs_lab.http.config import BuiltEngine, ServerConfig, build_engine
-from cqrs_lab.http.driver import Driver, ProjectionLogger
-from cqrs_lab.http.lane import LabApp
+from cqrs_lab.http.driver import Driver
+from cqrs_lab.http.generic import domain_routes
+from cqrs_lab.http.health import ServedRecorder, readiness_check
 from cqrs_lab.http.metrics import HttpMetrics
+from cqrs_lab.http.openapi import document
 from cqrs_lab.http.ops import ops_router
 from cqrs_lab.http.problems import install_handlers
-from cqrs_lab.http.routes import bank_routes, document
+from cqrs_lab.http.reads import Reads
+from cqrs_lab.http.router import LabApp, Route, RouteContext, check_table
+from cqrs_lab.http.stages import StageTimings
 from cqrs_lab.stores.records import ResponseRecords, ResponseStore
 
 __all__ = ["create_app", "create_app_from_config"]
@@ -37,20 +49,20 @@ def create_app(
     responses: ResponseStore | None = None,
     checkpoints: Any = None,
     close: Any = None,
+    stages: StageTimings | None = None,
 ) -> LabApp:
-    """An app serving ``engine`` (with the bank installed) under ``config``.
+    """An app serving ``engine``, on which ``config.domain`` is installed.
 
     ``responses`` keeps Idempotency-Key answers (default: in memory, bounded);
     ``checkpoints`` (a :class:`~cqrs_lab.stores.records.SqliteCheckpoints`) persists
-    projection positions and dead letters; ``close`` is called after the graceful shutdown.
-    The engine's store is used for group commits when it has a ``batch()`` method.
-    The result is a :class:`~cqrs_lab.http.lane.LabApp`; ``app.api`` is the FastAPI app.
+    projection positions and dead letters; ``close`` is called after the graceful shutdown;
+    ``stages`` (``cqrs-lab serve --stage-timings``) times each stage and exports the totals
+    on ``/metrics``. The engine's store is used for group commits when it has a ``batch()``
+    method. The result is a :class:`~cqrs_lab.http.router.LabApp`; ``app.api`` is FastAPI.
     """
-    if engine.recorder is None:
-        recorder = ProjectionLogger()
-        engine.recorder = recorder
-        for sub in engine.subscriptions.values():
-            sub.recorder = recorder
+    domain = _served(engine, config)
+    recorder = ServedRecorder(stages)
+    _observe(engine, recorder)
     resumed_from: dict[str, int] = checkpoints.previous() if checkpoints is not None else {}
     group = getattr(engine.store, "batch", None)
 
@@ -58,30 +70,21 @@ def create_app(
         if checkpoints is not None:
             checkpoints.save(engine.positions(), engine.dead_letters.list())
 
-    driver = Driver(engine, config, group=group, after_batch=save if checkpoints else None)
-    metrics = HttpMetrics(engine, lambda: driver.shed)
+    driver = Driver(
+        engine, config, group=group, after_batch=save if checkpoints else None, stages=stages
+    )
+    metrics = HttpMetrics(engine, lambda: driver.shed, lambda: recorder.failing(engine))
+    if stages is not None:
+        metrics.registry.register(stages)
     records = responses if responses is not None else ResponseRecords(config.response_records)
-    gateway = CommandGateway(engine, driver, metrics, records)
-
-    def readiness() -> tuple[bool, list[str]]:
-        reasons = []
-        head = engine.store.head_position
-        for name, sub in engine.subscriptions.items():
-            if sub.crashed:
-                reasons.append(f"projection {name} is down")
-            elif head - sub.position > config.ready_max_lag:
-                reasons.append(
-                    f"projection {name} lags {head - sub.position} positions "
-                    f"(bound {config.ready_max_lag})"
-                )
-            elif sub.position < min(resumed_from.get(name, 0), head):
-                reasons.append(
-                    f"projection {name} is replaying: at {sub.position}, had "
-                    f"reached {resumed_from[name]} before the restart"
-                )
-        if not driver.alive:
-            reasons.append("the engine driver is not running")
-        return not reasons, reasons
+    gateway = CommandGateway(engine, driver, metrics, records, stages)
+    reads = Reads(engine, driver, config.max_wait, stages)
+    ctx = RouteContext(
+        engine, domain, driver, gateway, reads, config.max_body_bytes, config.max_wait
+    )
+    readiness = readiness_check(
+        engine, lambda: driver.alive, recorder, config.ready_max_lag, resumed_from
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,93 +96,89 @@ def create_app(
             if close is not None:
                 close()
 
-    app = FastAPI(
-        title="cqrs-lab",
+    api = FastAPI(
+        title=f"cqrs-lab: {domain.name}",
         version="0.1.0",
         description=(
-            "The cqrs_lab engine served over HTTP: bank commands and queries with "
-            "consistency tokens, read-your-writes, optimistic concurrency, idempotency keys "
-            "and operations routes. Errors are application/problem+json."
+            f"The {domain.name} domain ({domain.description}) on the cqrs_lab engine, served "
+            "over HTTP: commands answer with a consistency token, queries can wait for one "
+            "(read-your-writes); optimistic concurrency, idempotency keys and operations "
+            "routes. Errors are application/problem+json."
         ),
         lifespan=lifespan,
         redirect_slashes=False,
     )
-    _problem_openapi(app)
-    install_handlers(app)
-    routes = bank_routes(engine, driver, gateway, config.max_body_bytes, config.max_wait)
-    document(app, routes)
-    app.include_router(
-        ops_router(
-            engine,
-            driver,
-            metrics,
-            config.admin_token,
-            readiness,
-            resumed_from,
-            checkpoints.history if checkpoints is not None else None,
-        )
+    install_handlers(api)
+    ops = ops_router(
+        engine,
+        driver,
+        metrics,
+        config.admin_token,
+        readiness,
+        resumed_from,
+        checkpoints.history if checkpoints is not None else None,
     )
-    app.state.engine = engine
-    app.state.driver = driver
-    app.state.metrics = metrics
-    app.state.config = config
-    return LabApp(app, routes, metrics, config.max_body_bytes)
+    api.include_router(ops)
+    routes = [*_hand_designed(domain, ctx), *domain_routes(ctx)]
+    served = [r for r in [*api.routes, *ops.routes] if isinstance(r, StarletteRoute)]
+    check_table(routes, [(m, r.path) for r in served for m in r.methods or ()])
+    document(api, routes)
+    api.state.engine = engine
+    api.state.driver = driver
+    api.state.metrics = metrics
+    api.state.config = config
+    api.state.domain = domain
+    api.state.stages = stages
+    return LabApp(api, routes, metrics, config.max_body_bytes, stages)
 
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "RFC 9457 problem details; errors name the field at fault",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
+def _served(engine: Engine, config: ServerConfig) -> Domain:
+    domain = load_domain(config.domain)
+    if not any(done.domain is domain for done in engine.installed):
+        raise ConfigError(
+            f"domain={domain.name!r}: it is not installed on this engine; build the engine "
+            "with build_engine(config) (or cqrs_lab.core.install(engine, domain))"
+        )
+    return domain
 
 
-def _problem_openapi(api: FastAPI) -> None:
-    """Document every 4xx/5xx answer as application/problem+json (what the app sends)."""
-
-    def openapi() -> dict[str, Any]:
-        if api.openapi_schema:
-            return api.openapi_schema
-        schema = FastAPI.openapi(api)
-        comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        comps.pop("HTTPValidationError", None)
-        comps.pop("ValidationError", None)
-        comps["Problem"] = _PROBLEM_SCHEMA
-        ref = {"$ref": "#/components/schemas/Problem"}
-        for path in schema["paths"].values():
-            for op in path.values():
-                responses = op.setdefault("responses", {})
-                if op.get("requestBody") or op.get("parameters"):
-                    responses.setdefault("422", {"description": "invalid request"})
-                if op.get("requestBody"):
-                    responses.setdefault("400", {"description": "malformed JSON"})
-                    responses.setdefault("413", {"description": "body too large"})
-                for code, resp in responses.items():
-                    if code[0] in "45":
-                        resp["content"] = {"application/problem+json": {"schema": ref}}
-        api.openapi_schema = schema
-        return schema
-
-    api.openapi = openapi  # type: ignore[method-assign]
+def _observe(engine: Engine, recorder: ServedRecorder) -> None:
+    """Make ``recorder`` observe every subscription, beside any recorder already there."""
+    if engine.recorder is None:
+        engine.recorder = recorder
+    for sub in engine.subscriptions.values():
+        sub.recorder = (
+            recorder if sub.recorder is None else RecorderFanout([sub.recorder, recorder])
+        )
 
 
-def create_app_from_config(config: ServerConfig) -> LabApp:
+def _hand_designed(domain: Domain, ctx: RouteContext) -> list[Route]:
+    """The routes ``domain.http_routes`` names (``"module:function"``), imported now."""
+    ref = domain.http_routes
+    if ref is None:
+        return []
+    module_name, _, attr = ref.partition(":")
+    try:
+        build: Callable[[RouteContext], list[Route]] = getattr(
+            importlib.import_module(module_name), attr or "routes"
+        )
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"domain {domain.name!r}: http_routes={ref!r} cannot be imported ({exc}); name a "
+            "function 'module:function' that takes a RouteContext and returns routes"
+        ) from None
+    return list(build(ctx))
+
+
+def create_app_from_config(config: ServerConfig, stages: StageTimings | None = None) -> LabApp:
     """Build the engine on the configured store and the app over it (the CLI's factory)."""
     built: BuiltEngine = build_engine(config)
     close = built.store.close if built.store is not None else None
     return create_app(
-        built.engine, config, responses=built.responses, checkpoints=built.checkpoints, close=close
+        built.engine,
+        config,
+        responses=built.responses,
+        checkpoints=built.checkpoints,
+        close=close,
+        stages=stages,
     )

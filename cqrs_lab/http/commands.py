@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cqrs_lab.core import Command, Engine
-from cqrs_lab.errors import CommandRejected, ConcurrencyError
-from cqrs_lab.http.driver import Driver, Overloaded
+from cqrs_lab.core import Command, CommandResult, Engine
+from cqrs_lab.errors import CommandRejected, ConcurrencyError, Overloaded, Problem
+from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
-from cqrs_lab.http.problems import PROBLEM_JSON, Problem
+from cqrs_lab.http.problems import PROBLEM_JSON, problem_body
+from cqrs_lab.http.stages import StageTimings
 from cqrs_lab.stores.records import ResponseStore, StoredResponse
 
 __all__ = ["CommandGateway", "TraceContext", "parse_if_match", "trace_context"]
@@ -90,15 +92,24 @@ class _Outcome:
 
 
 class CommandGateway:
-    """Turns an HTTP request carrying a command into one queued engine dispatch."""
+    """Turns an HTTP request carrying a command into one queued engine dispatch.
+
+    With ``stages`` (``--stage-timings``), the engine's handling is timed as stage ``command``.
+    """
 
     def __init__(
-        self, engine: Engine, driver: Driver, metrics: HttpMetrics, responses: ResponseStore
+        self,
+        engine: Engine,
+        driver: Driver,
+        metrics: HttpMetrics,
+        responses: ResponseStore,
+        stages: StageTimings | None = None,
     ) -> None:
         self.engine = engine
         self.driver = driver
         self.metrics = metrics
         self.responses = responses
+        self.stages = stages
         self.in_flight: set[str] = set()
 
     async def run(
@@ -203,9 +214,7 @@ class CommandGateway:
                     headers=(("ETag", f'"{actual}"'),),
                 )
         try:
-            r = self.engine.dispatch(
-                command, correlation_id=trace.correlation_id, metadata=trace.metadata
-            )
+            r = self._dispatch(command, trace)
         except CommandRejected as exc:
             self.metrics.outcome(name, "rejected")
             out = _problem(409, "command rejected", exc.reason, True)
@@ -243,6 +252,20 @@ class CommandGateway:
             self.responses.put(key, StoredResponse(fingerprint, out.status, out.body, out.headers))
         return out
 
+    def _dispatch(self, command: Command, trace: TraceContext) -> CommandResult:
+        stages = self.stages
+        if stages is None:
+            return self.engine.dispatch(
+                command, correlation_id=trace.correlation_id, metadata=trace.metadata
+            )
+        t0 = time.perf_counter()
+        try:
+            return self.engine.dispatch(
+                command, correlation_id=trace.correlation_id, metadata=trace.metadata
+            )
+        finally:
+            stages.add("command", type(command).__name__, time.perf_counter() - t0)
+
 
 def _problem(
     status: int,
@@ -252,5 +275,6 @@ def _problem(
     headers: tuple[tuple[str, str], ...] = (),
     **extra: Any,
 ) -> _Outcome:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return _Outcome(status, json.dumps(body).encode(), headers, PROBLEM_JSON, record)
+    return _Outcome(
+        status, problem_body(status, title, detail, **extra), headers, PROBLEM_JSON, record
+    )

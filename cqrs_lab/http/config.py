@@ -1,8 +1,11 @@
 """Server settings, validated once, and the wiring of an engine for the HTTP deployment.
 
 >>> config = ServerConfig(delivery="at-least-once", store="memory")
->>> config.store_path is None
-True
+>>> config.store_path is None, config.domain
+(True, 'cqrs_lab.domains.bank')
+>>> built = build_engine(ServerConfig(domain="cqrs_lab.domains.inventory"))
+>>> built.installed.domain.name, sorted(built.installed.views)
+('inventory', ['stock'])
 """
 
 from __future__ import annotations
@@ -14,36 +17,41 @@ from typing import Any
 from cqrs_lab.core import (
     DELIVERY_POLICIES,
     CallableClock,
+    Domain,
     Engine,
+    Installed,
     MonotonicClock,
     SequentialIds,
+    install,
+    load_domain,
 )
-from cqrs_lab.domains import bank
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["ADMIN_TOKEN_ENV", "BuiltEngine", "ServerConfig", "build_engine"]
+__all__ = ["ADMIN_TOKEN_ENV", "DEFAULT_DOMAIN", "BuiltEngine", "ServerConfig", "build_engine"]
 
 #: the environment variable read for the admin token when ``--admin-token`` is not given
 ADMIN_TOKEN_ENV = "CQRS_LAB_ADMIN_TOKEN"
+#: the domain served when none is named
+DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the served app is configured with; bad values raise :class:`ConfigError`.
 
+    - ``domain``: what is served, a reference for :func:`cqrs_lab.core.load_domain`
+      (``"cqrs_lab.domains.inventory"``, ``"mypackage.orders:domain"``) or a Domain.
     - ``store``: ``"memory"`` or ``"sqlite:PATH"``.
     - ``queue_size``: commands waiting to be handled; beyond it, 429 with ``Retry-After``.
     - ``max_body_bytes``: larger request bodies get 413.
     - ``ready_max_lag``: ``/readyz`` answers 503 while a projection is this many positions
       behind the head (or behind where it had got before a restart).
     - ``max_wait``: the longest read-your-writes wait a caller may ask for, in seconds.
-    - ``gc_freeze_every``: at start-up and after this many new events, ``gc.freeze()`` the
-      heap, so full garbage collections stop walking the framework and the ever-growing log
-      (measured: 100 ms pauses every half second under load without it). None: never.
     - ``restart_after``: seconds after which the driver restarts a crashed consumer (None:
       stays down until ``POST /faults`` restarts it).
     """
 
+    domain: str | Domain = DEFAULT_DOMAIN
     delivery: str = "effectively-once"
     store: str = "memory"
     admin_token: str | None = None
@@ -57,10 +65,10 @@ class ServerConfig:
     response_records: int = 100_000
     seed: int = 0
     sqlite_synchronous: str = "FULL"
-    gc_freeze_every: int | None = 5_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        load_domain(self.domain)  # a bad reference fails here, saying how to name one
         if self.delivery not in DELIVERY_POLICIES:
             raise ConfigError(
                 f"delivery={self.delivery!r}: pass one of {', '.join(DELIVERY_POLICIES)}"
@@ -70,8 +78,6 @@ class ServerConfig:
         for name in ("queue_size", "batch_size", "max_body_bytes", "response_records"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: pass a whole number >= 1")
-        if self.gc_freeze_every is not None and self.gc_freeze_every < 1:
-            raise ConfigError(f"gc_freeze_every={self.gc_freeze_every}: pass >= 1, or None")
         if self.ready_max_lag < 0:
             raise ConfigError(f"ready_max_lag={self.ready_max_lag}: pass positions >= 0")
         if not 0 <= self.max_wait <= 300:
@@ -95,22 +101,25 @@ class ServerConfig:
 
 @dataclass
 class BuiltEngine:
-    """An engine wired for serving the bank, and its durable parts (None with memory)."""
+    """An engine with the configured domain installed, and its durable parts (None with
+    the memory store)."""
 
     engine: Engine
-    app: bank.BankApp
+    installed: Installed
     store: Any = None  # SqliteEventStore when durable
     checkpoints: Any = None  # SqliteCheckpoints when durable
     responses: Any = None  # SqliteResponseRecords when durable
 
 
 def build_engine(config: ServerConfig) -> BuiltEngine:
-    """The bank on an engine with a :class:`MonotonicClock`, on the configured store."""
+    """``config.domain`` installed (through :func:`cqrs_lab.core.install`, as every driver
+    does) on an engine with a :class:`MonotonicClock`, on the configured store."""
+    domain = load_domain(config.domain)
     monotonic = MonotonicClock()
     path = config.store_path
     if path is None:
         engine = Engine(clock=monotonic, seed=config.seed)
-        return BuiltEngine(engine, bank.install(engine, delivery=config.delivery))
+        return BuiltEngine(engine, install(engine, domain, delivery=config.delivery))
     from cqrs_lab.stores.records import (
         SqliteCheckpoints,
         SqliteIdempotencyStore,
@@ -127,7 +136,7 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     offset[0] = store.last_recorded_at
     store.ids = ids = SequentialIds(f"b{store.boot}-")  # unique across restarts
     engine = Engine(clock=clock, seed=config.seed, ids=ids, store=store, registry=store.registry)
-    built = BuiltEngine(engine, bank.install(engine, delivery=config.delivery), store)
+    built = BuiltEngine(engine, install(engine, domain, delivery=config.delivery), store)
     engine.bus.idempotency = SqliteIdempotencyStore(
         store, lambda: {c.__name__: c for c in engine.bus.handlers}
     )

@@ -11,35 +11,40 @@ real time, on the event loop's thread only:
   wakes everyone waiting for a position (read-your-writes);
 - :meth:`Driver.stop` drains both: queued commands are handled, projections catch up.
 
->>> # driver = Driver(engine, config); await driver.start(); ...; await driver.stop()
+>>> import asyncio
+>>> from cqrs_lab.http import ServerConfig, build_engine
+>>> from cqrs_lab.domains.inventory import AddProduct
+>>> config = ServerConfig(domain="cqrs_lab.domains.inventory")
+>>> engine = build_engine(config).engine
+>>> async def add_one() -> int:
+...     driver = Driver(engine, config)
+...     await driver.start()
+...     result = await driver.submit(lambda: engine.dispatch(AddProduct("sku-1", "pen", 3)))
+...     await driver.stop()
+...     return engine.subscription("stock").position - result.position
+>>> asyncio.run(add_one())
+0
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from cqrs_lab.core import Engine, Envelope, FaultPlan
-from cqrs_lab.errors import CqrsLabError
+from cqrs_lab.errors import Overloaded
 from cqrs_lab.http.config import ServerConfig
+from cqrs_lab.http.stages import StageTimings
 
 __all__ = ["Driver", "Overloaded", "ProjectionLogger"]
 
 T = TypeVar("T")
 log = logging.getLogger("cqrs_lab.http.driver")
-
-
-class Overloaded(CqrsLabError):
-    """The command queue is full; the caller should retry after ``retry_after`` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        self.retry_after = retry_after
-        super().__init__(f"the command queue is full; retry after {retry_after} s")
 
 
 class ProjectionLogger:
@@ -93,8 +98,10 @@ class Driver:
         *,
         group: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
         after_batch: Callable[[], None] | None = None,
+        stages: StageTimings | None = None,
     ) -> None:
         self.engine = engine
+        self.stages = stages
         self.config = config
         self.group = group if group is not None else contextlib.nullcontext
         self.after_batch = after_batch
@@ -104,7 +111,6 @@ class Driver:
         self.running = False
         self.ticks = 0
         self.shed = 0
-        self._frozen_at = 0
         self._news = asyncio.Event()  # bound to the loop that first waits on it
         self._work = asyncio.Event()
         self._progress: asyncio.Future[None] | None = None
@@ -114,10 +120,6 @@ class Driver:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._progress = loop.create_future()
-        if self.config.gc_freeze_every is not None:  # what the app and engine hold now stays
-            gc.collect()
-            gc.freeze()
-            self._frozen_at = self.engine.store.head_position
         self.running = True
         self._tasks = [
             asyncio.create_task(self._writer(), name="cqrs-writer"),
@@ -205,9 +207,18 @@ class Driver:
         """
         subs = list(self.engine.subscriptions.values())
         done = 0
+        stages = self.stages
         with self.group():
-            for sub in subs:
-                done += sub.pump(max_steps)
+            if stages is None:
+                for sub in subs:
+                    done += sub.pump(max_steps)
+            else:  # --stage-timings: each pump that dealt with events is a sample
+                for sub in subs:
+                    t0 = time.perf_counter()
+                    n = sub.pump(max_steps)
+                    if n:
+                        stages.add("projection", sub.name, time.perf_counter() - t0, n)
+                    done += n
             if self.after_batch is not None:
                 self.after_batch()
         self.ticks += 1
@@ -241,19 +252,6 @@ class Driver:
                 due = since + after if due is None else min(due, since + after)
         return due
 
-    def _freeze_log(self) -> None:
-        """Move what the log holds out of the garbage collector's sight (``gc_freeze_every``).
-
-        The log only grows, and a full collection walks every object in it: with a hundred
-        thousand events that is a pause of tens of milliseconds in the middle of requests.
-        Frozen objects are still freed by reference counting when they are dropped.
-        """
-        every = self.config.gc_freeze_every
-        head = self.engine.store.head_position
-        if every is not None and head - self._frozen_at >= every:
-            gc.freeze()
-            self._frozen_at = head
-
     async def _pump(self) -> None:
         news = self._news
         clock = self.engine.clock
@@ -261,7 +259,6 @@ class Driver:
             news.clear()
             moved = self._tick()
             self._wake_readers()
-            self._freeze_log()
             if moved:
                 await asyncio.sleep(0)
                 continue

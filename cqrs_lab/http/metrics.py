@@ -1,16 +1,27 @@
-"""Prometheus metrics and the ASGI edge: request latency by route template, body size limit.
+"""Prometheus metrics: request latency by route template, command outcomes, the engine.
 
 Each app gets its own :class:`prometheus_client.CollectorRegistry` (nothing global). Engine
-figures (projection position, lag, backlog, dead letters, command outcomes) are read at
-scrape time by :class:`EngineCollector`, so serving costs nothing per event.
+figures (projection position, lag, backlog, dead letters, failing consumers, handler
+errors, command outcomes) are read at scrape time by :class:`EngineCollector`, so serving
+costs nothing per event.
 
->>> # metrics = HttpMetrics(engine, lambda: driver.shed)
->>> # metrics.observe('GET', '/livez', 200, 0.001)
+>>> from prometheus_client import generate_latest
+>>> from cqrs_lab.core import Engine, install
+>>> from cqrs_lab.domains.inventory import domain
+>>> engine = Engine(seed=1)
+>>> _ = install(engine, domain)
+>>> metrics = HttpMetrics(engine, lambda: 0)
+>>> metrics.observe("GET", "/livez", 200, 0.001)
+>>> text = generate_latest(metrics.registry).decode()
+>>> 'http_request_duration_seconds_count{method="GET",route="/livez",status="200"} 1.0' in text
+True
+>>> 'cqrs_projection_failing{projection="stock"} 0.0' in text
+True
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -28,9 +39,15 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class EngineCollector(Collector):
     """Reads the engine's subscriptions and counters when Prometheus scrapes."""
 
-    def __init__(self, engine: Engine, shed: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        shed: Callable[[], int],
+        failing: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
         self.engine = engine
         self.shed = shed
+        self.failing = failing if failing is not None else dict
 
     def collect(self) -> Iterator[Metric]:
         gauges = {
@@ -69,14 +86,29 @@ class EngineCollector(Collector):
                 labels=["projection"],
             ),
         }
+        failing = GaugeMetricFamily(
+            "cqrs_projection_failing",
+            "1 while the handler keeps raising: retrying an event, or its last event parked",
+            labels=["projection"],
+        )
+        errors = CounterMetricFamily(
+            "cqrs_projection_errors",
+            "times the projection's handler raised (retried or parked)",
+            labels=["projection"],
+        )
+        now_failing = self.failing()
         for stats in self.engine.stats():
             label = [stats["name"]]
             for key, gauge in gauges.items():
                 gauge.add_metric(label, float(stats[key]))
             for key, total in counters.items():
                 total.add_metric(label, float(stats[key]))
+            failing.add_metric(label, 1.0 if stats["name"] in now_failing else 0.0)
+            errors.add_metric(label, float(stats["retries"] + stats["dead_lettered"]))
         yield from gauges.values()
         yield from counters.values()
+        yield failing
+        yield errors
         head = GaugeMetricFamily("cqrs_store_head_position", "global position of the last event")
         head.add_metric([], float(self.engine.store.head_position))
         yield head
@@ -93,9 +125,15 @@ class EngineCollector(Collector):
 
 
 class HttpMetrics:
-    """The app's registry: request latency histogram and command outcome counter."""
+    """The app's registry: request latency histogram, command outcome counter, the engine's
+    figures (``failing``: projection -> reason, for ``cqrs_projection_failing``)."""
 
-    def __init__(self, engine: Engine, shed: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        shed: Callable[[], int],
+        failing: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram(
             "http_request_duration_seconds",
@@ -110,7 +148,7 @@ class HttpMetrics:
             ["command", "outcome"],
             registry=self.registry,
         )
-        self.registry.register(EngineCollector(engine, shed))
+        self.registry.register(EngineCollector(engine, shed, failing))
         self._children: dict[tuple[str, str, int], Any] = {}
         self._outcomes: dict[tuple[str, str], Any] = {}
 

@@ -3,7 +3,13 @@
 Routes that change the engine (rebuild, replay, faults) need ``Authorization: Bearer
 <admin token>``; a server started without a token answers them 403 (they are off).
 
->>> # router = ops_router(ctx); app.include_router(router)
+>>> from cqrs_lab.http import Driver, ServerConfig, build_engine
+>>> config = ServerConfig(domain="cqrs_lab.domains.inventory")
+>>> engine = build_engine(config).engine
+>>> metrics = HttpMetrics(engine, lambda: 0)
+>>> router = ops_router(engine, Driver(engine, config), metrics, None, lambda: (True, []), {})
+>>> sorted({r.path for r in router.routes})[:4]
+['/dead-letters', '/dead-letters/{letter_id}/replay', '/faults', '/livez']
 """
 
 from __future__ import annotations
@@ -20,25 +26,24 @@ from pydantic import Field, StrictFloat, StrictInt
 from starlette.responses import Response
 
 from cqrs_lab.core import DeadLetter, Engine, FaultPlan
-from cqrs_lab.errors import ConfigError, DeadLetterNotFound, ProjectionNotFound
+from cqrs_lab.errors import ConfigError, DeadLetterNotFound, Problem, ProjectionNotFound
 from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
-from cqrs_lab.http.problems import Problem
-from cqrs_lab.http.schemas import _Strict
+from cqrs_lab.http.openapi import PROBLEM
+from cqrs_lab.http.schemas import StrictBody
 
 __all__ = ["FaultsBody", "ops_router"]
 
 Probability = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
 Seconds = Annotated[StrictFloat | StrictInt, Field(ge=0, le=60)]
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ADMIN: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or wrong bearer token", **_PROBLEM},
-    403: {"description": "admin routes are off (no admin token configured)", **_PROBLEM},
-    404: {"description": "no such projection or dead letter", **_PROBLEM},
+    401: {"description": "missing or wrong bearer token", **PROBLEM},
+    403: {"description": "admin routes are off (no admin token configured)", **PROBLEM},
+    404: {"description": "no such projection or dead letter", **PROBLEM},
 }
 
 
-class TransportFaults(_Strict):
+class TransportFaults(StrictBody):
     """Per-event probabilities of transport faults and consumer crashes (seeded)."""
 
     drop: Probability = 0.0
@@ -51,7 +56,7 @@ class TransportFaults(_Strict):
     redelivery_timeout: Seconds = 1.0
 
 
-class FaultsBody(_Strict):
+class FaultsBody(StrictBody):
     """``plan``: faults to switch on (null: off; absent: unchanged). ``crash`` and
     ``restart``: projections to crash or bring back now."""
 
@@ -189,7 +194,7 @@ def ops_router(
             }
         )
 
-    @router.post("/faults", responses={**_ADMIN, 422: {"description": "invalid plan", **_PROBLEM}})
+    @router.post("/faults", responses={**_ADMIN, 422: {"description": "invalid plan", **PROBLEM}})
     async def set_faults(body: FaultsBody, request: Request) -> Response:
         """Switch transport faults and consumer crashes on and off at run time."""
         admin(request)
@@ -241,9 +246,10 @@ def ops_router(
             raise Problem(503, "not live", "the engine driver has stopped")
         return _json({"status": "live"})
 
-    @router.get("/readyz", responses={503: {"description": "not ready", **_PROBLEM}})
+    @router.get("/readyz", responses={503: {"description": "not ready", **PROBLEM}})
     async def readyz() -> Response:
-        """503 while a projection lags more than the bound, is down, or is still replaying."""
+        """503 while a projection is down, failing (its handler keeps raising), lags more
+        than the bound, or is still replaying; the reasons name each one."""
         ok, reasons = readiness()
         if not ok:
             raise Problem(

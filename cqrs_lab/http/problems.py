@@ -1,11 +1,14 @@
 """RFC 9457 problem details: every error the app answers is ``application/problem+json``.
 
 Client mistakes get a 4xx naming the field or header at fault; a bug in the server gets a
-500 with no stack trace. ``Problem`` is raised anywhere in a route and turned into the
-response by the handlers :func:`install_handlers` registers.
+500 with no stack trace (:func:`server_error`, the one 500 path of the app). A
+:class:`~cqrs_lab.errors.Problem` is raised anywhere in a route and turned into the response
+by :func:`response_for`. :func:`problem_body` is the one place a problem body is built.
 
->>> Problem(404, "not found", "no account 'a9'").status
-404
+>>> problem_body(404, "not found", "no account 'a9'")
+b'{"type": "about:blank", "title": "not found", "status": 404, "detail": "no account \\'a9\\'"}'
+>>> response_for(Problem(404, "not found", "no account 'a9'")).media_type
+'application/problem+json'
 """
 
 from __future__ import annotations
@@ -21,38 +24,28 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from cqrs_lab.errors import Problem
+
 __all__ = [
     "PROBLEM_JSON",
     "Problem",
     "field_errors",
     "install_handlers",
     "invalid_request",
+    "problem_body",
     "problem_response",
     "response_for",
+    "server_error",
 ]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("cqrs_lab.http.errors")
 
 
-class Problem(Exception):
-    """An error answer: HTTP ``status``, a short ``title``, a ``detail`` sentence, extras."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.headers = dict(headers or {})
-        self.extra = extra
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> bytes:
+    """The JSON body of a problem answer (also what an idempotency record keeps)."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return json.dumps(body).encode()
 
 
 def problem_response(
@@ -62,8 +55,25 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return Response(json.dumps(body), status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+    """A problem+json response; every error answer of the app is built here."""
+    body = problem_body(status, title, detail, **extra)
+    return Response(body, status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+
+
+def response_for(p: Problem) -> Response:
+    """The problem+json response that answers ``p``."""
+    return problem_response(p.status, p.title, p.detail, p.headers, **p.extra)
+
+
+def server_error(method: str, path: str, exc: BaseException) -> Response:
+    """The one answer to a bug: logged once (with the traceback), 500 problem+json without it.
+
+    Both entries of the app use it: a route of the table (:class:`~cqrs_lab.http.router.
+    LabApp`) and a FastAPI route (through the handler :func:`install_handlers` registers).
+    The request histogram of ``/metrics`` counts it under ``status="500"``.
+    """
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(500, "internal error", "the server failed; the error is in its log")
 
 
 def _loc(loc: Sequence[Any]) -> str:
@@ -72,7 +82,11 @@ def _loc(loc: Sequence[Any]) -> str:
 
 
 def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Pydantic errors as ``[{"field": "amount", "message": "..."}]``."""
+    """Pydantic errors as ``[{"field": "amount", "message": "..."}]``.
+
+    >>> field_errors([{"loc": ("query", "sku"), "msg": "Field required"}])
+    [{'field': 'query parameter sku', 'message': 'Field required'}]
+    """
     out = []
     for e in errors:
         loc = e.get("loc", ())
@@ -102,24 +116,15 @@ def invalid_request(errors: Sequence[Mapping[str, Any]]) -> Problem:
     return Problem(422, "invalid request", f"{first['field']}: {first['message']}", errors=fields)
 
 
-def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Response:
-    return response_for(invalid_request(errors))
-
-
-def response_for(p: Problem) -> Response:
-    """The problem+json response that answers ``p``."""
-    return problem_response(p.status, p.title, p.detail, p.headers, **p.extra)
-
-
 def install_handlers(app: FastAPI) -> None:
-    """Turn every exception into problem+json; never leak a stack trace."""
+    """Turn every exception of a FastAPI route into problem+json; never leak a stack trace."""
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         return response_for(cast(Problem, exc))  # registered for Problem only
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         errors = cast(RequestValidationError | ValidationError, exc).errors()
-        return validation_problem(errors)
+        return response_for(invalid_request(errors))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         exc = cast(StarletteHTTPException, exc)
@@ -132,8 +137,7 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     async def on_error(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(500, "internal error", "the server failed; the error is in its log")
+        return server_error(request.method, request.url.path, exc)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

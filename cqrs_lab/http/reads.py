@@ -14,15 +14,16 @@ read model's consumer has declared events lost, ``X-Lost-Events`` says how many.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cqrs_lab.core import Engine
-from cqrs_lab.errors import CqrsLabError
+from cqrs_lab.errors import CqrsLabError, Problem
 from cqrs_lab.http.driver import Driver
-from cqrs_lab.http.problems import Problem
+from cqrs_lab.http.stages import StageTimings
 
 __all__ = ["JsonResponse", "Reads", "etag_at", "int_param", "json_response", "query_parameters"]
 
@@ -67,12 +68,20 @@ def int_param(name: str, raw: str | None, lo: int, hi: int) -> int | None:
 
 class Reads:
     """Read-your-writes for the query routes: ``await reads.ask(request, query, projection)``
-    returns the answer and the headers (``X-Read-Position``, ``X-Stale``) to send with it."""
+    returns the answer and the headers (``X-Read-Position``, ``X-Stale``) to send with it.
+    With ``stages`` (``--stage-timings``), the engine's answer is timed as stage ``query``."""
 
-    def __init__(self, engine: Engine, driver: Driver, max_wait: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        driver: Driver,
+        max_wait: float,
+        stages: StageTimings | None = None,
+    ) -> None:
         self.engine = engine
         self.driver = driver
         self.max_wait = max_wait
+        self.stages = stages
 
     async def ask(
         self, request: Request, query: Any, projection: str
@@ -111,7 +120,14 @@ class Reads:
             )
         if target and wait > 0:
             await self.driver.wait_for(projection, target, wait)
-        result = self.engine.ask(query, min_position=target or 0)
+        if self.stages is None:
+            result = self.engine.ask(query, min_position=target or 0)
+        else:
+            t0 = time.perf_counter()
+            try:
+                result = self.engine.ask(query, min_position=target or 0)
+            finally:
+                self.stages.add("query", type(query).__name__, time.perf_counter() - t0)
         headers = {
             "X-Read-Position": str(result.position),
             "X-Stale": "true" if result.stale else "false",

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from cqrs_lab.http import ServerConfig, build_engine, create_app
-from cqrs_lab.http.lane import LabApp
+from cqrs_lab.http import ServerConfig, StageTimings, build_engine, create_app
+from cqrs_lab.http.router import LabApp
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +95,16 @@ MakeLive = Callable[..., Live]
 def make_live() -> Iterator[MakeLive]:
     made: list[Live] = []
 
-    def make(**settings: Any) -> Live:
+    def make(stages: StageTimings | None = None, **settings: Any) -> Live:
         config = ServerConfig(**settings)
         built = build_engine(config)
         live = Live(
             create_app(
-                built.engine, config, responses=built.responses, checkpoints=built.checkpoints
+                built.engine,
+                config,
+                responses=built.responses,
+                checkpoints=built.checkpoints,
+                stages=stages,
             )
         )
         made.append(live)

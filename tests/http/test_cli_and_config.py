@@ -49,7 +49,8 @@ def test_admin_token_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -
         ("max_wait", 301),
         ("restart_after", -1),
         ("admin_token", "short"),
-        ("gc_freeze_every", 0),
+        ("domain", "no_such_module_x"),
+        ("domain", "cqrs_lab.domains.bank:nothing"),
     ],
 )
 def test_bad_settings_name_the_field(field: str, value: object) -> None:

@@ -1,0 +1,96 @@
+"""Per-stage timings of the served engine, for load tests and calibrating the digital twin.
+
+``cqrs-lab serve --stage-timings`` passes a :class:`StageTimings` to
+:func:`~cqrs_lab.http.create_app`; the parts of the app that do the work report to it, with
+``time.perf_counter``:
+
+- ``command``: the engine handling one command (the gateway, on the driver's writer);
+- ``query``: the engine answering one query (:class:`~cqrs_lab.http.reads.Reads`);
+- ``projection``: one subscription pump by the driver, with how many events it dealt with;
+- ``request``: the server-side time of each request, by route (as ``/metrics`` sees it);
+- ``lag``: per applied event, the time from its append to its application (the
+  subscription recorder of the app).
+
+Without the option the app gets None and none of this runs. The totals are exported on
+``/metrics`` as ``cqrs_lab_stage_seconds`` and ``cqrs_lab_stage_items`` (sum and count per
+stage, so exact means); ``--stages-csv PATH`` also writes every raw sample when the server
+stops (columns :data:`STAGE_COLUMNS`; ``at`` is ``time.monotonic()``, as the load
+generator's clock).
+
+>>> stages = StageTimings()
+>>> stages.add("command", "Deposit", 0.002)
+>>> stages.add("projection", "balances", 0.003, events=3)
+>>> stages.totals["projection"]
+[0.003, 3.0]
+>>> [m.samples[0].value for m in stages.collect()]
+[0.002, 1.0]
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cqrs_lab.core import Envelope
+
+__all__ = ["STAGES", "STAGE_COLUMNS", "StageTimings"]
+
+#: columns of the raw stage samples file
+STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
+#: the stages with running totals (``lag`` is sampled per event only)
+STAGES = ("command", "query", "projection", "request")
+
+
+class StageTimings(Collector):
+    """Raw samples (at most ``limit``) and running totals per stage; a Prometheus collector."""
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.limit = limit
+        self.samples: list[tuple[str, str, float, float, int]] = []
+        self.totals: dict[str, list[float]] = {s: [0.0, 0.0] for s in STAGES}
+
+    def add(self, stage: str, name: str, seconds: float, events: int = 1) -> None:
+        """One sample: ``seconds`` spent in ``stage`` on ``name`` (``events`` items)."""
+        tot = self.totals.setdefault(stage, [0.0, 0.0])
+        tot[0] += seconds
+        tot[1] += events if stage == "projection" else 1
+        if len(self.samples) < self.limit:
+            self.samples.append((stage, name, time.monotonic(), seconds, events))
+
+    def lag(self, sub: str, env: Envelope, now: float) -> None:
+        """``env`` applied by ``sub`` at engine time ``now``: its append-to-apply lag."""
+        if len(self.samples) < self.limit:
+            self.samples.append(("lag", sub, time.monotonic(), now - env.recorded_at, env.position))
+
+    def collect(self) -> Iterator[Metric]:
+        total = CounterMetricFamily(
+            "cqrs_lab_stage_seconds",
+            "seconds spent per stage (cqrs-lab serve --stage-timings)",
+            labels=["stage"],
+        )
+        count = CounterMetricFamily(
+            "cqrs_lab_stage_items",
+            "items per stage (commands, queries, events, requests)",
+            labels=["stage"],
+        )
+        for stage, (secs, n) in sorted(self.totals.items()):
+            total.add_metric([stage], secs)
+            count.add_metric([stage], n)
+        yield total
+        yield count
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write every raw sample (``at`` is ``time.monotonic()``, as the load generator's)."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(STAGE_COLUMNS)
+            for stage, name, at, secs, n in self.samples:
+                w.writerow((stage, name, f"{at:.6f}", f"{secs:.9f}", n))
+        return out
