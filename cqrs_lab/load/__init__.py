@@ -3,7 +3,12 @@
 - :mod:`cqrs_lab.load.runner`: ``cqrs-lab loadtest`` end to end (server, Locust, faults);
 - :mod:`cqrs_lab.load.records`: exact per-request latencies and history from Locust;
 - :mod:`cqrs_lab.load.results`: a results folder as pandas tables and a summary;
-- :mod:`cqrs_lab.load.twin`: calibration of the simulation and predicted vs measured;
+- :mod:`cqrs_lab.load.audit`: the final answers of the views, and the writes they hold;
+- :mod:`cqrs_lab.load.twin`, :mod:`~cqrs_lab.load.calibration`,
+  :mod:`~cqrs_lab.load.prediction`, :mod:`~cqrs_lab.load.compare`: the simulation
+  calibrated from load tests, its predictions, and predicted vs measured;
+- :mod:`cqrs_lab.load.locustfile`: the Locust users, built from any domain's workload;
+- :mod:`cqrs_lab.load.traffic`: what a user sends (the workload as HTTP requests);
 - :mod:`cqrs_lab.load.shapes`, :mod:`cqrs_lab.load.workload`: load profiles, pacing, mix.
 
 >>> from cqrs_lab.load import Profile
@@ -11,12 +16,14 @@
 100.0
 """
 
+from cqrs_lab.load.audit import acknowledged_writes
 from cqrs_lab.load.faults import FaultStep, parse_fault
 from cqrs_lab.load.records import REQUEST_COLUMNS, RunRecorder
-from cqrs_lab.load.results import LoadResult, acknowledged_writes, load_results, percentiles
+from cqrs_lab.load.results import LoadResult, load_results, percentiles
 from cqrs_lab.load.runner import LoadTestOptions, run_loadtest
 from cqrs_lab.load.shapes import SHAPES, OpenPacer, Profile
-from cqrs_lab.load.workload import CommandMix, ZipfAccounts, parse_mix
+from cqrs_lab.load.traffic import Traffic
+from cqrs_lab.load.workload import CommandMix, ZipfKeys, parse_mix
 
 __all__ = [
     "REQUEST_COLUMNS",
@@ -28,7 +35,8 @@ __all__ = [
     "OpenPacer",
     "Profile",
     "RunRecorder",
-    "ZipfAccounts",
+    "Traffic",
+    "ZipfKeys",
     "acknowledged_writes",
     "load_results",
     "parse_fault",

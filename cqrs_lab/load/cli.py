@@ -2,9 +2,10 @@
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
->>> args = parser.parse_args(["loadtest", "--rate", "50", "--duration", "5"])
->>> options(args).model
-'open'
+>>> args = parser.parse_args(["loadtest", "--rate", "50", "--duration", "5",
+...                           "--domain", "cqrs_lab.domains.inventory", "--mix", "reserve=1"])
+>>> options(args).model, options(args).traffic().mix
+('open', {'reserve': 1.0})
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ def options(
         out=out if out is not None else args.out,
         faults=tuple(parse_fault(f) for f in args.faults),
         classes=classes,
-        accounts=args.accounts,
+        domain=args.domain,
+        keys=args.keys,
         zipf_s=args.zipf_s,
         mix=args.mix,
+        params=args.params,
         think=args.think,
         delivery=args.delivery,
         admin_token=args.admin_token,
         seed=args.seed,
         audit=not args.no_audit,
+        locustfile=args.locustfile,
         pin=not args.no_pin,
     )
 
@@ -64,8 +68,12 @@ def _loadtest(args: argparse.Namespace) -> int:
     print(result.summary.T.to_string(header=False))
     print(result.check.to_text())
     print(f"results: {out}")
-    if code != 0:
-        print(f"locust exited with {code}; see {out}/locust*.log", file=sys.stderr)
+    problems = result.run.get("problems") or []
+    if code != 0 or problems:
+        for problem in problems:
+            print(f"cqrs-lab loadtest: {problem}", file=sys.stderr)
+        codes = result.run.get("locust_exit_codes")
+        print(f"the run failed (locust exit codes {codes}); see {out}", file=sys.stderr)
         return 1
     if args.strict and (s["status_5xx"] or s["ryw_violations"] or s["audit_lost"]):
         print("strict: 5xx answers, read-your-writes violations or lost writes", file=sys.stderr)
@@ -161,12 +169,31 @@ def _load_args(p: Any) -> None:
         action="append",
         default=[],
         metavar="AT:ACTION",
-        help="e.g. 10:crash=balances, 5:duplicate=0.05,drop=0.01, 20:clear",
+        help="e.g. 10:crash=balances, 5:duplicate=0.05,drop=0.01, 20:clear (views of --domain)",
     )
     p.add_argument("--classes", default=",".join(USER_CLASSES), help="user classes, comma list")
-    p.add_argument("--accounts", type=int, default=200)
-    p.add_argument("--zipf-s", type=float, default=1.1)
-    p.add_argument("--mix", default="deposit=6,withdraw=3,transfer=1")
+    p.add_argument(
+        "--domain",
+        default="cqrs_lab.domains.bank",
+        help="the domain served and loaded: a module or module:object",
+    )
+    p.add_argument(
+        "--keys",
+        "--accounts",
+        dest="keys",
+        type=int,
+        default=None,
+        help="keys the load touches (default: the workload's population)",
+    )
+    p.add_argument("--zipf-s", type=float, default=1.1, help="key skew (0: uniform)")
+    p.add_argument("--mix", default="", help="KIND=WEIGHT,... (default: the workload's mix)")
+    p.add_argument("--params", default="", help="workload parameters, NAME=NUMBER,...")
+    p.add_argument(
+        "--locustfile",
+        default=None,
+        help="your own Locust file (default: the packaged users; yours must accept their "
+        "options, e.g. by importing cqrs_lab.load.locustfile)",
+    )
     p.add_argument("--think", type=float, default=1.0, help="closed model: mean think time, s")
     p.add_argument("--delivery", choices=DELIVERY_POLICIES, default="effectively-once")
     p.add_argument("--admin-token", default=None, help="for --host: its admin token")

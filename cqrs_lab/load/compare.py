@@ -8,25 +8,29 @@ server plus a draw from the calibration's client-side latency (the unloaded late
 service, HTTP, loopback, Locust), scaled to the level by the fitted curve; a predicted
 projection lag is the simulated lag beyond one event's handling, plus a draw from the
 unloaded lag (scaled likewise), plus the wait for the server's one event loop
-(:func:`_loop_wait`). Draws use a seeded generator, so a comparison is reproducible.
+(:func:`~cqrs_lab.load.prediction._loop_wait`). Draws use a seeded generator, so a
+comparison is reproducible. The predictions themselves live in :mod:`cqrs_lab.load.prediction`
+(``predict`` and ``fit_unloaded`` are importable from here too).
 
->>> # table = compare([load_results(p) for p in runs]); print(format_table(table))
+>>> regime({"late_p95": 90.0, "offered": 100.0, "intended": 100.0, "throughput": 100.0,
+...         "server_cpu": 0.1}, twin_cpu=0.1)
+'generator-bound'
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.results import COMMANDS, LoadResult, percentiles
-from cqrs_lab.load.twin import Calibration, calibrate_levels, cpu_utilisation, lags, window
-from cqrs_lab.sim import simulate
+from cqrs_lab.load.calibration import Calibration, cpu_utilisation, lags, window
+from cqrs_lab.load.prediction import fit_unloaded, predict
+from cqrs_lab.load.results import LoadResult, commands, percentiles
+from cqrs_lab.load.twin import calibrate_levels
 
 __all__ = [
     "METRICS",
@@ -57,7 +61,7 @@ def measure(results: LoadResult | Sequence[LoadResult], warmup: float = 2.0) -> 
         lo, hi = window(result, warmup)
         r = result.requests
         r = r[(r["t"] >= lo) & (r["t"] < hi)]
-        cmd = r[r["name"].isin(COMMANDS)]
+        cmd = commands(r)
         span += hi - lo
         n_cmd += len(cmd)
         n_ok += float(cmd["ok"].sum())
@@ -121,119 +125,6 @@ def regime(measured: dict[str, float], twin_cpu: float, late_ms: float = 25.0) -
     if m["throughput"] < 0.95 * m["offered"] or max(m["server_cpu"], twin_cpu) > 0.8:
         return "saturated"
     return "below knee"
-
-
-def _draw(base: tuple[float, ...], n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.asarray(base, dtype=float)[rng.integers(0, len(base), n)]
-
-
-def _loop_wait(
-    cal: Calibration, rate: float, n: int, rng: np.random.Generator, waits_ms: np.ndarray
-) -> np.ndarray:
-    """Milliseconds an appended event waits for the server's one event loop before its
-    projection runs, beyond what the unloaded lag (measured at the anchor rate) holds.
-
-    The loop serves requests one at a time, so the event waits like a request in a queue
-    of requests: the twin's simulated wait for the command server (``waits_ms``) rescaled
-    from a command's folded CPU to one request's CPU (a queue's waits scale with its service
-    times at a given utilisation). Only the utilisation above the anchor's is new, so a
-    draw counts with probability (busy - anchor busy) / busy.
-    """
-    if not n or not len(waits_ms):
-        return np.zeros(n)
-    mean = cal.service_mean(rate)
-    busy = min(1.0, rate * mean)
-    if busy <= 0:
-        return np.zeros(n)
-    new = max(0.0, busy - cal.anchor_rate * cal.command_mean) / busy
-    per_request = (cal.request_cpu or cal.command_mean) / cal.command_mean
-    draws = waits_ms[rng.integers(0, len(waits_ms), n)] * per_request
-    return np.where(rng.random(n) < new, draws, 0.0)
-
-
-def _simulated(cal: Calibration, rate: float, duration: float, seed: int) -> dict[str, Any]:
-    """One simulation of the twin at ``rate`` and the seeded draws a prediction adds to it
-    (milliseconds; the unloaded draws not yet scaled to the rate)."""
-    if not (math.isfinite(rate) and rate > 0):
-        raise ConfigError(f"rate={rate!r}: commands per second > 0")
-    res = simulate(cal.scenario(rate, duration, seed))
-    rng = np.random.default_rng(seed)
-    c = res.commands
-    served = c[c["outcome"] == "accepted"]
-    wait = served["wait"].to_numpy(dtype=float) * 1e3
-    unloaded = _draw(cal.base_latency_ms, len(wait), rng)
-    apps = res.applications
-    mine = apps[(apps["projection"] == "balances") & ~apps["duplicate"] & ~apps["replay"]]
-    mine = mine[mine["event_type"] != "AccountOpened"]
-    extra = np.maximum(mine["lag"].to_numpy(dtype=float) - cal.per_event["balances"], 0.0)
-    base_lag = _draw(cal.base_lag_ms, len(extra), rng)
-    loop = _loop_wait(cal, rate, len(extra), rng, wait)
-    return {
-        "wait": wait, "unloaded": unloaded, "lag_added": extra * 1e3 + loop,
-        "base_lag": base_lag, "accepted": len(served) / max(len(c), 1),
-    }  # fmt: skip
-
-
-def predict(
-    cal: Calibration, rate: float, duration: float = 60.0, seed: int = 1
-) -> dict[str, float]:
-    """The twin's figures for ``rate`` commands/s, simulated for ``duration`` seconds.
-
-    Throughput is ``rate`` times the simulated fraction of commands accepted (so the
-    simulation's own arrival noise does not count as an error).
-    """
-    sim = _simulated(cal, rate, duration, seed)
-    lat = percentiles(sim["wait"] + sim["unloaded"] * cal.unloaded_scale(rate))
-    lp = percentiles(sim["lag_added"] + sim["base_lag"] * cal.unloaded_scale(rate, lag=True))
-    return {
-        "offered": rate, "throughput": rate * sim["accepted"],
-        "cmd_p50": lat["p50"], "cmd_p95": lat["p95"], "cmd_p99": lat["p99"],
-        "lag_p50": lp["p50"], "lag_p95": lp["p95"],
-        "server_cpu": min(1.0, rate * cal.service_mean(rate)),
-    }  # fmt: skip
-
-
-def fit_unloaded(
-    cal: Calibration,
-    rate: float,
-    cmd_p50: float,
-    lag_p50: float,
-    duration: float = 60.0,
-    seed: int = 1,
-) -> Calibration:
-    """Fit how the unloaded latency and lag scale with the rate so that the twin reproduces
-    the medians measured at ``rate`` (a second calibration level, above the anchor).
-
-    Fitting the measured medians alone would count the load twice: they already hold the
-    waits for the server that the twin adds by simulation. So the exponents are solved
-    (bisection) for ``median(simulated wait + unloaded draw * (rate / anchor) ** k)`` to
-    equal the measured median, with the draws :func:`predict` makes.
-    """
-    if cal.anchor_rate <= 0 or rate <= 1.05 * cal.anchor_rate:
-        return cal
-    sim = _simulated(cal, rate, duration, seed)
-    ratio = rate / cal.anchor_rate
-
-    def solve(added: np.ndarray, draws: np.ndarray, target: float, old: float) -> float:
-        if not len(draws) or not math.isfinite(target):
-            return old
-
-        def median(k: float) -> float:  # increasing in k, since ratio > 1
-            return float(np.median(added + draws * ratio**k))
-
-        lo, hi = -0.5, 0.5
-        if median(lo) >= target:
-            return lo
-        if median(hi) <= target:
-            return hi
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if median(mid) < target else (lo, mid)
-        return (lo + hi) / 2
-
-    k_latency = solve(sim["wait"], sim["unloaded"], cmd_p50, cal.latency_exponent)
-    k_lag = solve(sim["lag_added"], sim["base_lag"], lag_p50, cal.lag_exponent)
-    return replace(cal, latency_exponent=k_latency, lag_exponent=k_lag)
 
 
 def compare(

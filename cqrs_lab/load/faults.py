@@ -9,6 +9,12 @@ probability (``drop=P``, ``duplicate=P``, ``reorder=P``, ``delay=P``, ``crash-ra
 FaultStep(at=10.0, body={'crash': ['balances']})
 >>> parse_fault("5:duplicate=0.05,drop=0.01").body
 {'plan': {'duplicate': 0.05, 'drop': 0.01}}
+>>> from cqrs_lab.domains.inventory import domain
+>>> try:
+...     check_fault_names([parse_fault("1:crash=stok")], domain)
+... except ConfigError as exc:
+...     print(exc)
+--faults 1:crash=stok: domain 'inventory' has no view 'stok'; its views: stock
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import json
 import math
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cqrs_lab.core import Domain
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["FaultStep", "parse_fault", "post_fault"]
+__all__ = ["FaultStep", "check_fault_names", "parse_fault", "post_fault"]
 
 _PROBS = {
     "drop": "drop",
@@ -79,6 +87,19 @@ def parse_fault(text: str) -> FaultStep:
     if not body:
         raise ConfigError(f"--faults {text!r}: no action; {_HELP}")
     return FaultStep(at, body)
+
+
+def check_fault_names(steps: Iterable[FaultStep], domain: Domain) -> None:
+    """Raise :class:`ConfigError` if a step crashes or restarts a view ``domain`` lacks."""
+    views = domain.view_names
+    for step in steps:
+        for action in ("crash", "restart"):
+            for name in step.body.get(action, ()):
+                if name not in views:
+                    raise ConfigError(
+                        f"--faults {step.at:g}:{action}={name}: domain {domain.name!r} has no "
+                        f"view {name!r}; its views: {', '.join(views)}"
+                    )
 
 
 def post_fault(base_url: str, token: str | None, step: FaultStep, timeout: float = 5.0) -> int:

@@ -13,7 +13,7 @@ It imports nothing from Locust, so it can be tested and used without gevent.
 
 >>> import tempfile
 >>> rec = RunRecorder(tempfile.mkdtemp(), process="t")
->>> rec.on_request("POST", "deposit", 1.25, 10, None, {"kind": "writer"}, None)
+>>> rec.on_request("POST", "reserve", 1.25, 10, None, {"kind": "writer"}, None)
 >>> rec.close()
 >>> rec.requests_path.read_text().splitlines()[0].split(",")[:3]
 ['start', 'end', 'kind']
@@ -30,7 +30,10 @@ from typing import IO, Any, Literal
 
 from cqrs_lab.checks.history import Operation
 
-__all__ = ["REQUEST_COLUMNS", "RunRecorder", "history_record", "status_of"]
+__all__ = ["READ_VALUE_BYTES", "REQUEST_COLUMNS", "RunRecorder", "history_record", "status_of"]
+
+#: a read's answer is kept in its history record up to this many bytes of JSON
+READ_VALUE_BYTES = 512
 
 #: columns of ``requests-*.csv``
 REQUEST_COLUMNS = (
@@ -60,11 +63,14 @@ def status_of(response: Any) -> int:
 def history_record(
     ctx: dict[str, Any], start: float, end: float, status: int, position: Any, response: Any
 ) -> Operation:
-    """The history record of one request: ``ctx`` names ``session``, ``op``, ``key`` and
-    the written ``value``; a 2xx with its position is ``ok``, a 4xx ``failed`` (it did not
-    happen), anything else (5xx, no answer) ``unknown``. A read's value is the balance.
+    """The history record of one request: ``ctx`` names ``session``, ``op``, ``key`` (the
+    domain's key the operation touched) and the written ``value`` (the command kind); a 2xx
+    with its position is ``ok``, a 4xx ``failed`` (it did not happen), anything else (5xx,
+    no answer) ``unknown``. An ok write's value is ``{"kind": ..., "stream": ...}`` (the
+    stream its events went to, from the answer); an ok read's value is the answer itself
+    when it is small (at most :data:`READ_VALUE_BYTES`), else None.
 
-    >>> history_record({"session": "s", "op": "write", "key": "a", "value": 5},
+    >>> history_record({"session": "s", "op": "write", "key": "a", "value": "deposit"},
     ...                0.0, 0.1, 200, "7", None).position
     7
     """
@@ -76,15 +82,24 @@ def history_record(
         outcome = "failed"
     op: Literal["read", "write"] = "read" if ctx["op"] == "read" else "write"
     value = ctx.get("value")
-    if op == "read" and outcome == "ok":
-        try:
-            value = response.json().get("balance")
-        except (AttributeError, ValueError, TypeError):
-            value = None
+    if outcome == "ok" and response is not None:
+        body = _json(response)
+        if op == "read":
+            small = len(getattr(response, "content", b"") or b"") <= READ_VALUE_BYTES
+            value = body if small else None
+        elif isinstance(body, dict) and "stream_id" in body:
+            value = {"kind": value, "stream": body["stream_id"]}
     position_ok = pos if outcome == "ok" else None
     return Operation(
         str(ctx["session"]), op, ctx.get("key"), start, max(end, start), outcome, value, position_ok
     )
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except (AttributeError, ValueError, TypeError):
+        return None
 
 
 class RunRecorder:

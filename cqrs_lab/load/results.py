@@ -12,9 +12,18 @@
   position read, whether it saw the write and how many positions it was behind;
 - ``stages``: the server's raw stage timings, if the instrumented server ran;
   ``server_means``: mean seconds per stage read from its ``/metrics``;
-- ``summary``: one row; ``check``: the session-guarantee report on the recorded history.
+- ``summary``: one row; ``check``: the run's verdict: requests were made, the session
+  guarantees hold on the recorded history (by key), nothing acknowledged was lost or doubled.
 
->>> # result = load_results("results/loadtest-..."); result.summary.T; result.check.ok
+Commands are the ``POST`` requests, reads the ``GET`` ones, whatever the domain.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> (folder / "records").mkdir()
+>>> result = load_results(folder)
+>>> result.check.ok, result.check["requests"].summary
+(False, 'no request was recorded: the run proves nothing; see locust*.log')
 """
 
 from __future__ import annotations
@@ -28,18 +37,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cqrs_lab.checks.history import Operation, read_histories
-from cqrs_lab.checks.report import CheckReport
+from cqrs_lab.checks.history import Operation
+from cqrs_lab.checks.report import CheckReport, CheckResult, Violation, verdict
 from cqrs_lab.checks.session import check_history
 from cqrs_lab.display import frame_html
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.audit import acknowledged_writes, lost_writes, read_history, written_keys
 from cqrs_lab.load.metrics import parse_metrics, stage_means
 from cqrs_lab.load.records import REQUEST_COLUMNS
 
-__all__ = ["COMMANDS", "LoadResult", "acknowledged_writes", "load_results", "percentiles"]
+__all__ = [
+    "LoadResult",
+    "acknowledged_writes",
+    "commands",
+    "load_results",
+    "percentiles",
+    "written_keys",
+]
 
-#: request names that are commands
-COMMANDS = ("deposit", "withdraw", "transfer")
+
+def commands(requests: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``requests`` that are commands (``POST``), of any domain."""
+    return requests[requests["method"] == "POST"]
+
+
+def reads(requests: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``requests`` that are reads (``GET``)."""
+    return requests[requests["method"] == "GET"]
 
 
 def percentiles(values: Any, prefix: str = "") -> dict[str, float]:
@@ -56,26 +80,6 @@ def percentiles(values: Any, prefix: str = "") -> dict[str, float]:
     p = np.percentile(arr, [50, 90, 95, 99])
     vals = (*p, arr.max(), arr.mean())
     return {prefix + k: float(v) for k, v in zip(keys, vals, strict=True)}
-
-
-def _history(records: Path) -> list[Operation]:
-    """Every worker's history merged, each operation citing its file and line; a run that
-    recorded no history still has its latencies, so an empty one is no error here."""
-    files = sorted(records.glob("history-*.jsonl"))
-    return read_histories(files, allow_empty=True) if files else []
-
-
-def acknowledged_writes(records: str | Path) -> list[tuple[str, int]]:
-    """(account, position) of every acknowledged deposit or withdrawal in the history."""
-    return [
-        (op.key, op.position)
-        for op in _history(Path(records))
-        if op.op == "write"
-        and op.outcome == "ok"
-        and op.key is not None
-        and op.position is not None
-        and not op.key.startswith("transfer:")
-    ]
 
 
 @dataclass(eq=False)
@@ -125,7 +129,7 @@ class LoadResult:
                 "t": sec,
                 "ok": r["ok"],
                 "error": r["error_kind"] != "",
-                "cmd": r["ok"] & r["name"].isin(COMMANDS),
+                "cmd": r["ok"] & (r["method"] == "POST"),
             }
         )
         g = df.groupby("t")
@@ -203,7 +207,8 @@ class LoadResult:
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3))
         r = self.requests
-        cmd = r[r["name"].isin(COMMANDS) & r["ok"]]
+        cmd = commands(r)
+        cmd = cmd[cmd["ok"]]
         ax.scatter(cmd["t"], cmd["latency_ms"], s=2, alpha=0.4)
         ax.set_yscale("log")
         ax.set_xlabel("seconds")
@@ -212,31 +217,55 @@ class LoadResult:
 
     @cached_property
     def check(self) -> CheckReport:
-        return check_history(self.history)
+        """The run's verdict: requests were made and every fault step was accepted, the
+        session guarantees hold by key, nothing acknowledged was lost or doubled."""
+        report = CheckReport(f"load test {self.path.name}")
+        report.add(self._ran())
+        report.extend(check_history(self.history))
+        lost = self.lost
+        bad = [
+            Violation(f"{lost[k]} acknowledged writes {what}", ({"audit": lost},))
+            for k, what in (("lost", "missing from the final views"), ("duplicated", "doubled"))
+            if lost[k]
+        ]
+        report.add(
+            verdict(
+                "no lost writes",
+                bad,
+                ok=f"{lost['verified']} of {lost['acknowledged']} acknowledged writes found "
+                f"once in the final views ({lost['unaudited']} in views that list no "
+                f"positions, {lost['unverified']} not read in time)",
+                bad="{n} kinds of damage",
+                measures=dict(lost),
+            )
+        )
+        return report
+
+    def _ran(self) -> CheckResult:
+        n = len(self.requests)
+        if not n:
+            why = "no request was recorded: the run proves nothing; see locust*.log"
+            return CheckResult("requests", "fail", why)
+        failed = []
+        path = self.path / "faults.jsonl"
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                f = json.loads(line)
+                if not 200 <= int(f.get("status") or 0) < 300:
+                    failed.append(Violation(f"fault step at {f['at']} s: HTTP {f['status']}", (f,)))
+        return verdict(
+            "requests",
+            failed,
+            ok=f"{n} requests recorded, {len(self.history)} operations in the history",
+            bad="{n} fault steps were not accepted by the server",
+            measures={"requests": n, "operations": len(self.history)},
+        )
 
     @cached_property
     def lost(self) -> dict[str, int]:
-        """Acknowledged writes missing from the audited final statements (and duplicated)."""
-        path = self.path / "audit.jsonl"
-        out = {"acknowledged": 0, "verified": 0, "lost": 0, "duplicated": 0, "unverified": 0}
-        if not path.exists():
-            return out
-        lines: dict[str, list[int]] = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            rec = json.loads(line)
-            st = rec.get("statement") or {}
-            lines[rec["account"]] = [int(x["position"]) for x in st.get("lines", [])]
-        for acct, pos in acknowledged_writes(self.path / "records"):
-            out["acknowledged"] += 1
-            seen = lines.get(acct)
-            if not seen or (len(seen) >= 1000 and pos < min(seen)):
-                out["unverified"] += 1
-                continue
-            n = seen.count(pos)
-            out["verified"] += 1
-            out["lost"] += n == 0
-            out["duplicated"] += n > 1
-        return out
+        """Acknowledged writes missing from (or doubled in) the audited final answers
+        (see :func:`cqrs_lab.load.audit.lost_writes`)."""
+        return lost_writes(self.path)
 
     @cached_property
     def server_means(self) -> dict[str, float]:
@@ -251,12 +280,13 @@ class LoadResult:
     def summary(self) -> pd.DataFrame:
         r, run = self.requests, self.run
         window = float(run.get("options", {}).get("duration") or (r["t"].max() if len(r) else 1))
-        cmd = r[r["name"].isin(COMMANDS)]
-        reads = r[r["name"].isin(("read", "read-token"))]
+        cmd = commands(r)
+        got = reads(r)
         ryw = self.check["read-your-writes"]
         st = self.staleness
         plain = st[~st["token"]] if len(st) else st
         row: dict[str, Any] = {
+            "domain": run.get("options", {}).get("domain", ""),
             "model": run.get("model", ""),
             "users": run.get("users"),
             "duration": window,
@@ -264,13 +294,14 @@ class LoadResult:
             "ok": int(r["ok"].sum()),
             "rps": len(r) / window,
             "commands_ok": int(cmd["ok"].sum()),
+            "command_kinds_ok": int(cmd[cmd["ok"]]["name"].nunique()),
             "throughput": float(cmd["ok"].sum()) / window,
             "status_5xx": int((r["status"] >= 500).sum()),
             "status_429": int((r["status"] == 429).sum()),
             "conn_errors": int((r["status"] == 0).sum()),
             "refused_4xx": int(((r["status"] >= 400) & (r["status"] < 500)).sum()),
             **percentiles(cmd[cmd["ok"]]["latency_ms"], "cmd_"),
-            **percentiles(reads[reads["ok"]]["latency_ms"], "read_"),
+            **percentiles(got[got["ok"]]["latency_ms"], "read_"),
             "lateness_p99_ms": percentiles(r["lateness_ms"])["p99"],
             "ryw_violations": len(ryw.violations),
             "plain_reads": len(plain),
@@ -356,4 +387,4 @@ def load_results(path: str | Path) -> LoadResult:
         else pd.DataFrame(columns=["stage", "name", "at", "seconds", "events"])
     )
     t0 = float(requests["start"].min()) if len(requests) else 0.0
-    return LoadResult(p, run, requests, _history(records), stages, t0)
+    return LoadResult(p, run, requests, read_history(records), stages, t0)

@@ -1,15 +1,25 @@
 """Run one load test end to end: server, Locust (headless, optionally distributed), faults,
 an audit of the final read models, and a results folder.
 
-Folder layout: ``run.json`` (options, timings, exit codes, CPU seconds), ``records/``
-(exact requests and history per Locust process), ``server/stages.csv`` (the instrumented
-server's raw stage timings), ``metrics-start.txt`` / ``metrics-end.txt`` (``/metrics``),
-``faults.jsonl``, ``cpu.csv`` (server and generator CPU seconds over time), ``audit.jsonl``
-(final statements of every account written to), ``locust_*.csv`` and logs.
+The server is the shipped one, ``cqrs-lab serve --domain REF --stage-timings``; the Locust
+users are :mod:`cqrs_lab.load.locustfile` (or ``locustfile``), built from the same domain's
+workload. The mix and the fault steps' view names are checked against the domain before
+anything starts.
 
->>> opts = LoadTestOptions(rate=50.0, duration=5.0)
->>> opts.model, opts.pool_size()
-('open', 13)
+Folder layout: ``run.json`` (options, timings, exit codes, CPU seconds), ``records/``
+(exact requests and history per Locust process), ``server/stages.csv`` (the server's raw
+stage timings), ``metrics-start.txt`` / ``metrics-end.txt`` (``/metrics``),
+``faults.jsonl``, ``cpu.csv`` (server and generator CPU seconds over time), ``audit.jsonl``
+(the final answers of the workload's reads for every key written to), ``locust_*.csv`` and
+logs.
+
+>>> opts = LoadTestOptions(rate=50.0, duration=5.0, domain="cqrs_lab.domains.inventory")
+>>> opts.model, opts.pool_size(), opts.traffic().keys
+('open', 13, 200)
+>>> LoadTestOptions(mix="steal=2")
+Traceback (most recent call last):
+...
+cqrs_lab.errors.ConfigError: --mix: unknown command kind 'steal'; this domain's kinds: ...
 """
 
 from __future__ import annotations
@@ -20,15 +30,17 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.faults import FaultStep, post_fault
+from cqrs_lab.load.audit import audit_views
+from cqrs_lab.load.faults import FaultStep, check_fault_names, post_fault
 from cqrs_lab.load.metrics import scrape
-from cqrs_lab.load.procs import audit, cpu_seconds, free_port, stop, wait_live
+from cqrs_lab.load.procs import cpu_seconds, free_port, stop, wait_live
+from cqrs_lab.load.traffic import Traffic
 
 __all__ = ["LoadTestOptions", "default_locustfile", "free_port", "run_loadtest"]
 
@@ -36,8 +48,8 @@ USER_CLASSES = ("WriterUser", "ReaderUser", "SessionUser")
 
 
 def default_locustfile() -> Path:
-    """``loadtests/locustfile.py`` of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+    """The packaged Locust users (:mod:`cqrs_lab.load.locustfile`), installed or not."""
+    return Path(__file__).resolve().parent / "locustfile.py"
 
 
 @dataclass(frozen=True)
@@ -53,9 +65,15 @@ class LoadTestOptions:
     out: str | None = None
     faults: tuple[FaultStep, ...] = ()
     classes: tuple[str, ...] = USER_CLASSES
-    accounts: int = 200
+    #: the domain served and loaded: a module ("cqrs_lab.domains.inventory") or "mod:object"
+    domain: str = "cqrs_lab.domains.bank"
+    #: keys the load touches (None: the workload's default population)
+    keys: int | None = None
     zipf_s: float = 1.1
-    mix: str = "deposit=6,withdraw=3,transfer=1"
+    #: KIND=WEIGHT,... over the domain's kinds ("": the workload's default mix)
+    mix: str = ""
+    #: the workload's parameters, NAME=NUMBER,... ("": their defaults)
+    params: str = ""
     think: float = 1.0
     delivery: str = "effectively-once"
     admin_token: str | None = None
@@ -64,8 +82,14 @@ class LoadTestOptions:
     locustfile: str | None = None
     pin: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the bank's name for ``keys`` (kept for existing callers)
+    accounts: InitVar[int | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, accounts: int | None) -> None:
+        if accounts is not None:
+            if self.keys is not None and self.keys != accounts:
+                raise ConfigError(f"keys={self.keys} and accounts={accounts}: give one")
+            object.__setattr__(self, "keys", accounts)
         if self.users is not None and self.users < 1:
             raise ConfigError(f"--users {self.users}: at least 1")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
@@ -79,6 +103,16 @@ class LoadTestOptions:
             raise ConfigError(f"user classes {bad or '[]'}: choose from {', '.join(USER_CLASSES)}")
         if self.host is not None and not self.host.startswith(("http://", "https://")):
             raise ConfigError(f"--host {self.host!r}: a URL such as http://127.0.0.1:8000")
+        if self.locustfile is not None and not Path(self.locustfile).is_file():
+            raise ConfigError(f"--locustfile {self.locustfile}: no such file")
+        traffic = self.traffic()  # the domain, --mix, --keys, --params, --zipf-s
+        check_fault_names(self.faults, traffic.domain)
+
+    def traffic(self) -> Traffic:
+        """What the users send, validated against the domain (ConfigError otherwise)."""
+        return Traffic.build(
+            self.domain, keys=self.keys, mix=self.mix, params=self.params, zipf_s=self.zipf_s
+        )
 
     @property
     def model(self) -> str:
@@ -108,6 +142,8 @@ class _Run:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
         self.split = opts.cpu_split()
+        self.traffic = opts.traffic()
+        self.fault_failures = 0
         self.info: dict[str, Any] = {
             "options": {**asdict(self.opts), "faults": [asdict(f) for f in opts.faults]},
             "model": opts.model,
@@ -142,8 +178,10 @@ class _Run:
         token = self.opts.admin_token or f"load-{os.getpid()}-{port}"
         (self.out / "server").mkdir(exist_ok=True)
         stages = str(self.out / "server" / "stages.csv")
-        args = [sys.executable, "-m", "cqrs_lab.load.server", "--port", str(port), "--delivery",
-                self.opts.delivery, "--admin-token", token, "--stages", stages]  # fmt: skip
+        args = [sys.executable, "-m", "cqrs_lab.cli", "serve", "--port", str(port),
+                "--delivery", self.opts.delivery, "--admin-token", token, "--domain",
+                self.opts.domain, "--stage-timings", "--stages-csv", stages,
+                "--restart-after", "1", "--log-level", "warning"]  # fmt: skip
         proc = self.spawn(args, "server.log", cpus=self.split and self.split[0])
         url = f"http://127.0.0.1:{port}"
         wait_live(url, proc, 20.0)
@@ -152,8 +190,9 @@ class _Run:
     def locust(self, url: str) -> list[subprocess.Popen[bytes]]:
         o = self.opts
         base = [sys.executable, "-m", "locust", "-f", o.locustfile or str(default_locustfile()),
-                "--host", url, "--accounts", str(o.accounts), "--zipf-s", str(o.zipf_s),
-                "--mix", o.mix, "--think", str(o.think), "--lab-seed", str(o.seed),
+                "--host", url, "--domain", o.domain, "--keys", str(self.traffic.keys),
+                "--zipf-s", str(o.zipf_s), "--mix", o.mix, "--params", o.params,
+                "--think", str(o.think), "--lab-seed", str(o.seed),
                 "--records-dir", str(self.out / "records"), "--loglevel", "WARNING"]  # fmt: skip
         if o.rate is not None:
             base += ["--rate", str(o.rate)]
@@ -204,6 +243,7 @@ class _Run:
                 while pending and now - t0 >= pending[0].at:
                     step = pending.pop(0)
                     status = post_fault(url, token, step)
+                    self.fault_failures += not 200 <= status < 300
                     faults_log.write(
                         json.dumps(
                             {
@@ -236,9 +276,17 @@ class _Run:
             self.info["server_cpu_s"] = (cpu_seconds(server.pid) or cpu0) - cpu0
         (self.out / "cpu.csv").write_text("\n".join(cpu_rows) + "\n")
         if self.opts.audit:
-            self.info["audit"] = audit(url, self.out)
+            self.info["audit"] = audit_views(url, self.out, self.traffic)
         (self.out / "metrics-end.txt").write_text(scrape(url))
-        return max(codes) if codes else 1
+        code = max(codes) if codes else 1
+        self.info["operations"] = operations = _count_requests(self.out / "records")
+        problems = []
+        if not operations:
+            problems.append("Locust recorded no request: see locust*.log")
+        if self.fault_failures:
+            problems.append(f"{self.fault_failures} fault request(s) failed: see faults.jsonl")
+        self.info["problems"] = problems
+        return code or (1 if problems else 0)
 
     def finish(self) -> None:
         for p in reversed(self.procs):
@@ -248,8 +296,18 @@ class _Run:
         (self.out / "run.json").write_text(json.dumps(self.info, indent=2, default=str))
 
 
+def _count_requests(records: Path) -> int:
+    """Request rows written by every Locust process (header lines not counted)."""
+    total = 0
+    for path in records.glob("requests-*.csv"):
+        with path.open("rb") as fh:
+            total += max(0, sum(1 for _ in fh) - 1)
+    return total
+
+
 def run_loadtest(opts: LoadTestOptions) -> tuple[Path, int]:
-    """Run the load test described by ``opts``; returns the results folder and an exit code."""
+    """Run the load test described by ``opts``; returns the results folder and an exit code
+    (not 0 when Locust failed, recorded no request, or a fault request failed)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(opts.out) if opts.out else Path("results") / f"loadtest-{stamp}"
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from cqrs_lab.load.records import REQUEST_COLUMNS
-from cqrs_lab.load.server import STAGE_COLUMNS
 
+#: the columns of ``server/stages.csv`` as ``cqrs-lab serve --stages-csv`` writes them
+STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
 T0 = 1000.0  # monotonic time of the first request in every folder
 
 

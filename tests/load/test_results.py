@@ -87,8 +87,55 @@ def test_the_audit_finds_lost_and_doubled_writes(tmp_path: Path) -> None:
     ]
     path = write_run(tmp_path / "r", [request(0, "deposit")], hist, audit=audit)
     assert acknowledged_writes(path / "records") == [("acct-1", 3), ("acct-1", 4), ("acct-2", 5)]
-    lost = load_results(path).lost
-    assert lost == {"acknowledged": 3, "verified": 3, "lost": 1, "duplicated": 1, "unverified": 0}
+    result = load_results(path)
+    assert result.lost == {"acknowledged": 3, "verified": 3, "lost": 1, "duplicated": 1,
+                           "unverified": 0, "unaudited": 0}  # fmt: skip
+    assert result.check["no lost writes"].status == "fail"
+    assert not result.check.ok
+
+
+def test_the_audit_of_any_domain_judges_writes_where_a_view_lists_positions(
+    tmp_path: Path,
+) -> None:
+    def w(key: str, pos: int, stream: str) -> dict[str, object]:
+        value = {"kind": "k", "stream": stream}
+        return op("w-1", "write", key, pos, pos + 0.1, "ok", value, pos)
+
+    hist = [
+        w("acct-1", 3, "account-acct-1"),
+        w("acct-1", 4, "transfer-t9"),  # a transfer from acct-1: on the transfer's stream
+        w("acct-11", 5, "account-acct-11"),  # a key that ends like another must not match it
+        w("sku-1", 6, "product-sku-1"),  # the inventory's stock view lists no positions
+        w("sku-2", 7, "product-sku-2"),  # its read did not answer
+    ]
+    audit = [
+        {"key": "acct-1", "view": "balances", "status": 200, "read_position": "7", "answer": 95},
+        {"key": "acct-1", "view": "statements", "status": 200, "read_position": "7",
+         "answer": [{"position": 1}, {"position": 3}]},
+        {"key": "acct-11", "view": "statements", "status": 200, "read_position": "7",
+         "answer": [{"position": 2}]},
+        {"key": "sku-1", "view": "stock", "status": 200, "read_position": "7",
+         "answer": {"available": 3}},
+        {"key": "sku-2", "view": "stock", "status": 0, "read_position": None, "answer": None},
+    ]  # fmt: skip
+    path = write_run(tmp_path / "r", [request(0, "reserve")], hist, audit=audit)
+    assert acknowledged_writes(path / "records") == [
+        ("acct-1", 3), ("acct-11", 5), ("sku-1", 6), ("sku-2", 7)
+    ]  # fmt: skip
+    result = load_results(path)
+    assert result.lost == {"acknowledged": 4, "verified": 2, "lost": 1, "duplicated": 0,
+                           "unverified": 1, "unaudited": 1}  # fmt: skip
+    assert result.check["no lost writes"].status == "fail"  # acct-11's write at 5 is missing
+
+
+def test_a_run_without_requests_or_with_a_refused_fault_is_no_pass(tmp_path: Path) -> None:
+    empty = load_results(write_run(tmp_path / "empty", []))
+    assert empty.check["requests"].status == "fail" and not empty.check.ok
+    assert "FAIL" in empty.check.to_text() and "PASS" not in empty.check.to_text()
+    path = write_run(tmp_path / "r", [request(0, "deposit")])
+    (path / "faults.jsonl").write_text('{"at": 1.0, "body": {"crash": ["x"]}, "status": 404}\n')
+    refused = load_results(path).check["requests"]
+    assert refused.status == "fail" and "HTTP 404" in refused.violations[0].message
 
 
 def test_not_a_results_folder_is_a_clear_error(tmp_path: Path) -> None:
@@ -107,6 +154,14 @@ class _Read:
 
     def json(self) -> dict[str, int]:
         return {"balance": 77}
+
+
+class _Written:
+    status_code = 200
+    headers = {"X-Consistency-Token": "44"}
+
+    def json(self) -> dict[str, object]:
+        return {"stream_id": "account-acct-1", "position": 44}
 
 
 def test_the_recorder_writes_exact_latency_and_lateness(tmp_path: Path) -> None:
@@ -179,21 +234,23 @@ def test_history_records_are_written_from_the_request_event(tmp_path: Path) -> N
         1.0,
         0,
         type("R", (), {"status_code": 409, "headers": {}})(),
-        {**ctx, "value": -5},
+        {**ctx, "value": "withdraw"},
         None,
     )
+    rec.on_request("POST", "deposit", 1.0, 10, _Written(), {**ctx, "value": "deposit"}, None)
     rec.close()
     ops = read_jsonl(rec.history_path)
     assert [(o.op, o.outcome, o.position, o.value) for o in ops] == [
-        ("write", "ok", 42, 5),
-        ("read", "ok", 40, 77),  # the read model's position and the balance it showed
+        ("write", "ok", 42, 5),  # an answer without a body: the value the context gave
+        ("read", "ok", 40, {"balance": 77}),  # the read model's position and its answer
         ("read", "unknown", None, None),  # 503: no trustworthy answer
-        ("write", "failed", None, -5),  # 409: the withdrawal did not happen
+        ("write", "failed", None, "withdraw"),  # 409: the withdrawal did not happen
+        ("write", "ok", 44, {"kind": "deposit", "stream": "account-acct-1"}),
     ]
     # invoke and complete bracket the exact latency
     assert ops[1].complete - ops[1].invoke == pytest.approx(0.003, abs=1e-6)
     # position 40 < the session's own write at 42, read after it completed: a violation
-    assert check_history(ops)["read-your-writes"].status == "fail"
+    assert check_history(ops[:4])["read-your-writes"].status == "fail"
 
 
 def test_result_plots_draw_what_was_recorded(tmp_path: Path) -> None:

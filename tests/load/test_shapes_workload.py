@@ -8,8 +8,10 @@ from collections import Counter
 
 import pytest
 
+from cqrs_lab.domains.bank import domain as bank
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load import CommandMix, OpenPacer, Profile, ZipfAccounts, parse_fault, parse_mix
+from cqrs_lab.load import CommandMix, OpenPacer, Profile, ZipfKeys, parse_fault, parse_mix
+from cqrs_lab.load.faults import check_fault_names
 
 
 def test_step_spike_soak_knee_levels() -> None:
@@ -58,25 +60,40 @@ def test_open_pacing_follows_a_step_profile() -> None:
     assert abs(first - 1250) < 175 and abs(second - 2500) < 250
 
 
-def test_zipf_accounts_follow_the_zipf_law() -> None:
-    # s = 1 over 3 accounts: weights 1, 1/2, 1/3, so probabilities 6/11, 3/11, 2/11
-    keys = ZipfAccounts(3, 1.0, random.Random(11))
+def test_zipf_keys_follow_the_zipf_law() -> None:
+    # s = 1 over 3 keys: weights 1, 1/2, 1/3, so probabilities 6/11, 3/11, 2/11
+    keys = ZipfKeys(3, 1.0, random.Random(11))
     n = 30_000
-    counts = Counter(keys() for _ in range(n))
-    for acct, p in (("acct-0", 6 / 11), ("acct-1", 3 / 11), ("acct-2", 2 / 11)):
+    counts = Counter(keys.index() for _ in range(n))
+    for i, p in ((0, 6 / 11), (1, 3 / 11), (2, 2 / 11)):
         sd = math.sqrt(n * p * (1 - p))
-        assert abs(counts[acct] - n * p) < 4 * sd
-    assert all(keys.other(i) != f"acct-{i}" for i in range(3) for _ in range(20))
+        assert abs(counts[i] - n * p) < 4 * sd
+    uniform = ZipfKeys(4, 0.0, random.Random(2))
+    assert set(Counter(uniform.index() for _ in range(400))) == {0, 1, 2, 3}
 
 
-def test_command_mix_and_its_parser() -> None:
-    mix = CommandMix(parse_mix("deposit=3,withdraw=1"), random.Random(5))
+def test_command_mix_and_its_parser_over_the_domains_kinds() -> None:
+    kinds = ("deposit", "withdraw", "transfer")
+    mix = CommandMix(parse_mix("deposit=3,withdraw=1", kinds), random.Random(5))
     n = 20_000
     deposits = sum(mix() == "deposit" for _ in range(n))
     assert abs(deposits - 0.75 * n) < 4 * math.sqrt(n * 0.75 * 0.25)
-    for bad, where in (("pay=1", "pay"), ("deposit=x", "deposit=x"), ("deposit=0", "positive")):
+    for bad, where in (
+        ("steal=2", "unknown command kind 'steal'; this domain's kinds: deposit, withdraw"),
+        ("deposit=x", "deposit=x"),
+        ("deposit=0", "positive"),
+    ):
         with pytest.raises(ConfigError, match=where):
-            parse_mix(bad)
+            parse_mix(bad, kinds)
+    assert parse_mix("reserve=1", ("reserve", "ship")) == {"reserve": 1.0}
+
+
+def test_fault_steps_must_name_the_domains_views() -> None:
+    check_fault_names([parse_fault("1:crash=balances+statements,restart=transfer-saga")], bank)
+    with pytest.raises(ConfigError, match="no view 'balanc'; its views: balances, statements"):
+        check_fault_names([parse_fault("1:crash=balanc")], bank)
+    with pytest.raises(ConfigError, match="restart=stock"):
+        check_fault_names([parse_fault("2:clear"), parse_fault("3:restart=stock")], bank)
 
 
 def test_fault_steps() -> None:

@@ -233,7 +233,7 @@ def test_the_unloaded_latency_follows_the_levels(tmp_path: Path) -> None:
 
 
 def test_the_loop_wait_is_a_queue_wait_rescaled_to_one_request() -> None:
-    from cqrs_lab.load.compare import _loop_wait
+    from cqrs_lab.load.prediction import _loop_wait
 
     cal = Calibration(
         command_samples=(0.002,),  # 2 ms of the server's CPU per command (all work folded)

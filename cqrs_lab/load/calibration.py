@@ -1,0 +1,229 @@
+"""The twin's fitted parameters (:class:`Calibration`) and what is read from a run to fit
+them: its steady window, the server's append-to-apply lags and CPU utilisation.
+
+:mod:`cqrs_lab.load.twin` fits a calibration, :mod:`cqrs_lab.load.prediction` simulates it,
+:mod:`cqrs_lab.load.compare` sets predictions against measurements; imports go that way only.
+
+>>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_ms=(1.0, 2.0),
+...                   base_lag_ms=(0.2,), per_event={"balances": 1e-5}, mix={"deposit": 1.0})
+>>> cal.command_mean, cal.service_mean(100.0)
+(0.0015, 0.0015)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.results import LoadResult
+from cqrs_lab.sim import Scenario, load_scenario
+from cqrs_lab.sim.scenario_load import parse_scenario
+
+__all__ = ["Calibration", "cpu_utilisation", "lags", "pool", "quantiles", "window"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fitted parameters of the twin (seconds unless named ``_ms``)."""
+
+    command_samples: tuple[float, ...]
+    base_latency_ms: tuple[float, ...]
+    base_lag_ms: tuple[float, ...]
+    per_event: dict[str, float]
+    mix: dict[str, float]
+    accounts: int = 200
+    zipf_s: float = 1.1
+    queue_limit: int = 1024
+    source: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+    #: how the server's busy CPU grows with the command rate (``busy ~ rate ** cpu_exponent``;
+    #: 1: a constant CPU per command) and how the unloaded latency and lag change with it
+    #: (``~ rate ** latency_exponent``, ``lag_exponent``; 0: not at all), fitted over the
+    #: calibration levels; ``anchor_rate`` is the command rate of the first level, where
+    #: the samples above were measured
+    cpu_exponent: float = 1.0
+    #: the server's CPU seconds per request of any kind at ``anchor_rate`` (0: unknown)
+    request_cpu: float = 0.0
+    latency_exponent: float = 0.0
+    lag_exponent: float = 0.0
+    anchor_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.command_samples or min(self.command_samples) < 0:
+            raise ConfigError("command_samples: measured service times in seconds (>= 0)")
+        if not self.base_latency_ms or not self.base_lag_ms:
+            raise ConfigError("base_latency_ms, base_lag_ms: unloaded measurements (ms)")
+        if not self.per_event:
+            raise ConfigError("per_event: give at least one projection's cost per event")
+
+    @property
+    def command_mean(self) -> float:
+        return float(np.mean(self.command_samples))
+
+    def service_mean(self, rate: float) -> float:
+        """The server's CPU seconds per command at ``rate`` commands/s (the fitted curve).
+
+        The served engine's CPU per command falls as the load grows (commits batched,
+        event-loop work shared by more requests per turn): ``busy(rate) / rate`` with busy
+        CPU a power of the rate through the calibration levels.
+        """
+        if self.cpu_exponent == 1.0 or self.anchor_rate <= 0 or rate <= 0:
+            return self.command_mean
+        return float(self.command_mean * (rate / self.anchor_rate) ** (self.cpu_exponent - 1.0))
+
+    def unloaded_scale(self, rate: float, lag: bool = False) -> float:
+        """Factor on the unloaded latency (or lag) at ``rate``: an idle server and client
+        wake up for each request, a busy one is already running (caches warm, no sleep in
+        the event loop), so the part of latency that is not queueing shrinks with load."""
+        k = self.lag_exponent if lag else self.latency_exponent
+        if k == 0.0 or self.anchor_rate <= 0 or rate <= 0:
+            return 1.0
+        return float((rate / self.anchor_rate) ** k)
+
+    @property
+    def capacity(self) -> float:
+        """Commands per second at which the one folded server's CPU is used up."""
+        mean = self.command_mean
+        if mean <= 0:
+            return math.inf
+        if self.cpu_exponent == 1.0 or self.anchor_rate <= 0:
+            return 1.0 / mean
+        # busy(rate) = mean * anchor_rate * (rate / anchor_rate) ** k = 1
+        return float(self.anchor_rate * (mean * self.anchor_rate) ** (-1.0 / self.cpu_exponent))
+
+    def toml(self, rate: float, duration: float, seed: int = 1) -> str:
+        """A scenario file for load ``rate`` (commands/s) over ``duration`` seconds."""
+        mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
+        scale = self.service_mean(rate) / self.command_mean if self.command_mean > 0 else 1.0
+        samples = ", ".join(f"{s * scale:.7g}" for s in self.command_samples)
+        projections = []
+        for name in sorted(self.per_event):
+            projections.append(
+                f'[projections.{name}]\ndelivery = "effectively-once"\npartitions = 1\n'
+                f"consumers = 1\nbatch_size = 256\nper_event = {self.per_event[name]:.7g}\n"
+                f"per_batch = 0.0\n"
+            )
+        return (
+            f"# Calibrated by cqrs-lab twin from {self.source or 'a load test'}.\n"
+            f"# Command service: mean {self.service_mean(rate) * 1e3:.4f} ms at {rate:g}"
+            f" commands/s (server CPU per command, all work folded;\n"
+            f"# busy CPU ~ rate ** {self.cpu_exponent:.3f} through the calibration levels);\n"
+            f"# unloaded command latency p50 {np.median(self.base_latency_ms):.3f} ms"
+            f" (added to the simulated wait).\n\n"
+            f'[scenario]\nname = "twin"\nduration = {float(duration)!r}\nseed = {seed}\n'
+            f"bucket = {min(1.0, float(duration))!r}\n\n"
+            f"[workload]\naccounts = {self.accounts}\nopening_balance = 10000\n"
+            f'max_amount = 100\nkeys = "zipf"\nzipf_s = {self.zipf_s!r}\n\n'
+            f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
+            f"[workload.mix]\n{mix}\n\n"
+            f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
+            f'admission = "reject"\nservice = {{ dist = "empirical", samples = [{samples}] }}\n\n'
+            + "\n".join(projections)
+        )
+
+    def scenario(self, rate: float, duration: float, seed: int = 1) -> Scenario:
+        return parse_scenario(self.toml(rate, duration, seed), source="<twin>")
+
+    def write(self, path: str | Path, rate: float, duration: float) -> Path:
+        """Write the scenario file (it loads back with :func:`cqrs_lab.sim.load_scenario`)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.toml(rate, duration), encoding="utf-8")
+        load_scenario(p)
+        return p
+
+
+def window(result: LoadResult, warmup: float, cooldown: float = 1.0) -> tuple[float, float]:
+    """The steady part of a run: seconds after the first request, minus warm-up/cool-down."""
+    r = result.requests
+    end = float(r["t"].max()) if len(r) else 0.0
+    lo, hi = warmup, max(warmup, end - cooldown)
+    if hi - lo < 1.0:
+        raise ConfigError(f"{result.path}: less than 1 s of load after a {warmup:g} s warm-up")
+    return lo, hi
+
+
+def lags(result: LoadResult, lo: float, hi: float, projection: str) -> np.ndarray:
+    """Append-to-apply lags (seconds) of ``projection`` applied between ``lo`` and ``hi``."""
+    st = result.stages
+    if not len(st):
+        return np.array([])
+    lag = st[(st["stage"] == "lag") & (st["name"] == projection)]
+    at = lag["at"].to_numpy(dtype=float) - result.t0
+    return np.asarray(lag["seconds"].to_numpy(dtype=float)[(at >= lo) & (at < hi)])
+
+
+def cpu_utilisation(result: LoadResult, lo: float, hi: float) -> float:
+    """The server's CPU seconds per second between ``lo`` and ``hi`` (``cpu.csv``)."""
+    path = result.path / "cpu.csv"
+    if not path.exists():
+        return float("nan")
+    cpu = pd.read_csv(path).dropna()
+    t = cpu["t"].to_numpy(dtype=float) - result.t0
+    c = cpu["server_cpu_s"].to_numpy(dtype=float)
+    inside = (t >= lo) & (t <= hi)
+    if inside.sum() < 2:
+        return float("nan")
+    tt, cc = t[inside], c[inside]
+    return float((cc[-1] - cc[0]) / (tt[-1] - tt[0]))
+
+
+def quantiles(values: np.ndarray, n: int) -> tuple[float, ...]:
+    """``n`` evenly spaced quantiles (measured values, not interpolated): a compact
+    empirical distribution."""
+    probs = (np.arange(n) + 0.5) / n
+    return tuple(float(x) for x in np.quantile(values, probs, method="inverted_cdf"))
+
+
+def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
+    """One calibration from several runs at the same light load (repeats): samples pooled,
+    per-event costs and the mix averaged. Pooling repeats averages out the noise of any one
+    run (a machine shared with other work makes single runs' tails differ a lot).
+
+    >>> a = Calibration((0.001,), (1.0,), (0.2,), {"balances": 1e-5}, {"deposit": 1.0})
+    >>> b = Calibration((0.003,), (3.0,), (0.4,), {"balances": 3e-5}, {"deposit": 1.0})
+    >>> p = pool([a, b], max_samples=2)
+    >>> p.command_samples, p.base_latency_ms, p.per_event
+    ((0.001, 0.003), (1.0, 3.0), {'balances': 2e-05})
+    """
+    if not cals:
+        raise ConfigError("pool: give at least one calibration")
+    if len(cals) == 1:
+        return cals[0]
+
+    def merged(field: str) -> tuple[float, ...]:
+        values = np.concatenate([np.asarray(getattr(c, field), dtype=float) for c in cals])
+        return quantiles(values, min(max_samples, len(values)))
+
+    def mean_note(key: str) -> float:
+        return float(np.mean([c.notes.get(key, math.nan) for c in cals]))
+
+    names = sorted(set().union(*(c.per_event for c in cals)))
+    kinds = sorted(set().union(*(c.mix for c in cals)))
+    first = cals[0]
+    return Calibration(
+        merged("command_samples"),
+        merged("base_latency_ms"),
+        merged("base_lag_ms"),
+        {n: float(np.mean([c.per_event.get(n, 0.0) for c in cals])) for n in names},
+        {k: float(np.mean([c.mix.get(k, 0.0) for c in cals])) for k in kinds},
+        first.accounts,
+        first.zipf_s,
+        first.queue_limit,
+        source=", ".join(c.source for c in cals),
+        notes={
+            "pooled": len(cals),
+            "busy_cpu": mean_note("busy_cpu"),
+            "command_rate": mean_note("command_rate"),
+            "cpu_per_request_ms": mean_note("cpu_per_request_ms"),
+        },
+        anchor_rate=float(np.mean([c.anchor_rate for c in cals])),
+        request_cpu=float(np.mean([c.request_cpu for c in cals])),
+    )
