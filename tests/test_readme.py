@@ -21,7 +21,7 @@ def test_readme_examples_run_and_print_what_they_claim() -> None:
     for block in blocks:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            exec(compile(block, str(README), "exec"), namespace)
+            exec(compile(block, str(README), "exec", dont_inherit=True), namespace)
         # every `print(...)  # expected` line states its output in the comment after it
         claimed = [
             re.sub(r":.*", "", line.split("#", 1)[1]).strip()
