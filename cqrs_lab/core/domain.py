@@ -258,6 +258,10 @@ def load_domain(ref: str | Domain) -> Domain:
             "('mypackage.orders:domain')"
         )
     module_name, _, attr = ref.strip().partition(":")
+    if not module_name:
+        raise ConfigError(
+            f"domain={ref!r}: name the module before the colon, e.g. 'mypackage.orders:domain'"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -265,7 +269,14 @@ def load_domain(ref: str | Domain) -> Domain:
             f"domain={ref!r}: cannot import module {module_name!r} ({exc}); check the name "
             "and that its package is installed or on the path"
         ) from None
-    obj = getattr(module, attr or "domain", None)
+    except Exception as exc:  # the user's module itself fails: say where, not a traceback
+        raise ConfigError(
+            f"domain={ref!r}: importing module {module_name!r} failed with "
+            f"{type(exc).__name__}: {exc}; fix the module"
+        ) from exc
+    obj: Any = module
+    for part in (attr or "domain").split("."):
+        obj = getattr(obj, part, None)
     if not isinstance(obj, Domain):
         raise ConfigError(
             f"domain={ref!r}: module {module_name!r} has no attribute {attr or 'domain'!r} that "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -176,6 +177,7 @@ def test_a_workload_that_sends_a_command_without_handler_is_refused() -> None:
         ("tests.core.test_domain:bells", "has no attribute 'bells' that is a cqrs_lab.core.Domain"),
         ("tests.core.test_domain", "has no attribute 'domain' that is a cqrs_lab.core.Domain"),
         ("  ", "name a module"),
+        (":domain", "name the module before the colon"),
     ],
 )
 def test_load_domain_names_the_reference_it_cannot_resolve(ref: str, said: str) -> None:
@@ -195,6 +197,30 @@ def test_load_domain_resolves_a_module_and_an_object() -> None:
         del sys.modules["bells_for_test"]
     assert load_domain("cqrs_lab.domains.bank") is bank.domain
     assert load_domain(inventory.domain) is inventory.domain
+
+
+def test_load_domain_reports_a_user_module_that_fails_to_import(tmp_path: Path) -> None:
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('no database')\n")
+    (tmp_path / "bad_syntax.py").write_text("def broken(:\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(ConfigError, match="RuntimeError: no database"):
+            load_domain("raises_on_import")
+        with pytest.raises(ConfigError, match="SyntaxError"):
+            load_domain("bad_syntax:domain")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("raises_on_import", None)
+
+
+def test_load_domain_follows_dotted_attributes() -> None:
+    module = types.ModuleType("nested_for_test")
+    module.registry = types.SimpleNamespace(shop=bells())  # type: ignore[attr-defined]
+    sys.modules["nested_for_test"] = module
+    try:
+        assert load_domain("nested_for_test:registry.shop") is module.registry.shop  # type: ignore[attr-defined]
+    finally:
+        del sys.modules["nested_for_test"]
 
 
 def test_a_broken_view_declared_here_is_loud_in_check_engine() -> None:
