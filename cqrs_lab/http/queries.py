@@ -121,7 +121,16 @@ class QueryModel:
 
     def parse(self, params: Mapping[str, str]) -> Any:
         """The query the parameters ask (the reserved ones are skipped); a 422
-        :class:`~cqrs_lab.errors.Problem` naming the parameter at fault otherwise."""
+        :class:`~cqrs_lab.errors.Problem` naming the parameter at fault otherwise (also one
+        given twice: which one was meant is not ours to guess)."""
+        items = params.multi_items() if hasattr(params, "multi_items") else list(params.items())
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise invalid_request(
+                    [{"loc": ("query", key), "msg": "given twice; send it once", "type": "twice"}]
+                )
+            seen.add(key)
         raw = {k: v for k, v in params.items() if k not in RESERVED}
         try:
             values = self.model.model_validate(raw)

@@ -58,10 +58,20 @@ def query_parameters(max_wait: float) -> list[dict[str, Any]]:
     ]
 
 
+def ascii_digits(raw: str, max_len: int = 15) -> bool:
+    """Only ASCII digits, 1 to ``max_len`` of them (``str.isdigit`` also accepts ``²``, which
+    ``int`` refuses, and ``int`` refuses more than 4,300 digits).
+
+    >>> ascii_digits("42"), ascii_digits("²"), ascii_digits("٣"), ascii_digits("9" * 16)
+    (True, False, False, False)
+    """
+    return 0 < len(raw) <= max_len and raw.isascii() and raw.isdigit()
+
+
 def int_param(name: str, raw: str | None, lo: int, hi: int) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not ascii_digits(raw, len(str(hi))) or not lo <= int(raw) <= hi:
         raise Problem(422, "invalid request", f"{name}: a whole number from {lo} to {hi}")
     return int(raw)
 
@@ -93,7 +103,7 @@ class Reads:
         target = int_param("query parameter min_position", q.get("min_position"), 0, 10**15)
         token = request.headers.get("x-consistency-token")
         if token is not None:
-            if not token.isdigit() or len(token) > 15:
+            if not ascii_digits(token):
                 raise Problem(400, "bad header", "header X-Consistency-Token: a position, digits")
             target = max(target or 0, int(token))
         wait = 0.0

@@ -151,7 +151,7 @@ class LabApp:
         method = scope["method"]
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.limit:
+                if not value.isdigit() or len(value) > 15 or int(value) > self.limit:
                     detail = f"the request body exceeds {self.limit} bytes; send a smaller body"
                     response = problem_response(413, "request body too large", detail)
                     await response(scope, receive, send)

@@ -84,6 +84,32 @@ def test_int_query_fields_take_ascii_digits_only(live: Live, limit: str) -> None
     assert live.get("/queries/GetTotals").json() == {"accounts": 1, "total": 1}
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sku": "sku-1", "min_position": "\u00b2"},  # isdigit() says yes, int() says no
+        {"sku": "sku-1", "min_position": "\u0661"},  # an Arabic-Indic one
+        {"sku": "sku-1", "min_position": "9" * 5000},  # beyond int()'s 4,300 digits
+        {"sku": "sku-1", "wait": "nan", "min_position": "1"},
+    ],
+)
+def test_read_parameters_that_once_were_500s_are_422s(shop: Live, params: dict[str, str]) -> None:
+    shop.post("/commands/AddProduct", json={"sku": "sku-1", "name": "pen"})
+    body = _problem(shop.get("/queries/GetStock", params=params), 422)
+    assert "query parameter" in body["detail"]
+    huge = shop.get(
+        "/queries/GetStock", params={"sku": "sku-1"}, headers={"X-Consistency-Token": "9" * 5000}
+    )
+    assert "X-Consistency-Token" in _problem(huge, 400)["detail"]
+
+
+def test_a_query_parameter_given_twice_is_refused(shop: Live) -> None:
+    r = shop.get("/queries/GetStock?sku=sku-1&sku=sku-2")
+    body = _problem(r, 422)
+    assert body["errors"][0]["field"] == "query parameter sku"
+    assert "twice" in body["detail"]
+
+
 def test_openapi_is_the_served_domains(shop: Live) -> None:
     spec = shop.get("/openapi.json").json()
     assert spec["info"]["title"] == "cqrs-lab: inventory"
