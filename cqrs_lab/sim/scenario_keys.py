@@ -87,18 +87,15 @@ _TABLES = (
     Table(
         "",
         "The top level: only these tables.",
-        tuple(
-            Key(n, "table")
-            for n in (
-                "scenario",
-                "workload",
-                "commands",
-                "projections",
-                "reads",
-                "faults",
-                "slo",
-                "alerts",
-            )
+        (
+            Key("scenario", "table", doc="the run: [scenario]"),
+            Key("workload", "table", doc="what arrives, on which keys: [workload]"),
+            Key("commands", "table", doc="the command side: [commands]"),
+            Key("projections", "table", doc="one table per view run: [projections.NAME]"),
+            Key("reads", "table", doc="queries against a view: [reads]"),
+            Key("faults", "table", doc="poison, schema drift, rebuild: [faults]"),
+            Key("slo", "list", doc="service level objectives: [[slo]], one per objective"),
+            Key("alerts", "list", doc="alert rules: [[alerts]], one per rule"),
         ),
     ),
     Table(
