@@ -12,6 +12,7 @@
 True
 """
 
+from cqrs_lab.checks.application_log import ApplicationLog, Record
 from cqrs_lab.checks.concurrency import Write, check_no_lost_update, interleave
 from cqrs_lab.checks.consumers import check_consumers
 from cqrs_lab.checks.history import (
@@ -41,7 +42,6 @@ from cqrs_lab.checks.invariants import (
     read_models,
 )
 from cqrs_lab.checks.positions import check_positions
-from cqrs_lab.checks.recorder import ApplicationLog, Record
 from cqrs_lab.checks.report import CheckReport, CheckResult, Violation
 from cqrs_lab.checks.session import GUARANTEES, check_history
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cqrs_lab.checks.recorder import ApplicationLog
+from cqrs_lab.checks.application_log import ApplicationLog
 from cqrs_lab.checks.report import CheckResult
 from cqrs_lab.core import Engine, Envelope, Projection, RawEvent, Subscription
 

@@ -1,7 +1,7 @@
 """Invariants of an engine's read side, with the evidence for every violation.
 
 Each function takes an :class:`~cqrs_lab.core.Engine` and the
-:class:`~cqrs_lab.checks.recorder.ApplicationLog` that was attached to it and returns a
+:class:`~cqrs_lab.checks.application_log.ApplicationLog` that was attached to it and returns a
 :class:`~cqrs_lab.checks.report.CheckReport`. The simulation runs the same engine with the
 same recorder, so a simulated run is checked the same way (pass its engine and log).
 
@@ -13,7 +13,7 @@ idempotent is a double *effect* and fails under any semantics: it corrupts the r
 
 >>> from cqrs_lab.core import Engine, ManualClock
 >>> from cqrs_lab.domains import bank
->>> from cqrs_lab.checks.recorder import ApplicationLog
+>>> from cqrs_lab.checks.application_log import ApplicationLog
 >>> log = ApplicationLog()
 >>> engine = Engine(clock=ManualClock(), seed=3, recorder=log)
 >>> log.attach(engine)
@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+from cqrs_lab.checks.application_log import ApplicationLog
 from cqrs_lab.checks.base import (
     PROMISES,
     Promises,
@@ -39,7 +40,6 @@ from cqrs_lab.checks.base import (
 )
 from cqrs_lab.checks.consumers import check_consumers
 from cqrs_lab.checks.order import check_application_order, check_log_streams
-from cqrs_lab.checks.recorder import ApplicationLog
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
 from cqrs_lab.core import Engine, Envelope, Projection, Saga, Subscription
 

@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
+from cqrs_lab.checks.application_log import ApplicationLog
 from cqrs_lab.checks.base import env_dict, handled, read_models, unverifiable
-from cqrs_lab.checks.recorder import ApplicationLog
 from cqrs_lab.checks.report import CheckReport, CheckResult, Violation, verdict
 from cqrs_lab.core import Engine
 

@@ -9,7 +9,7 @@ property tests assert it after every step.
 
 >>> from cqrs_lab.core import Engine, ManualClock
 >>> from cqrs_lab.domains import bank
->>> from cqrs_lab.checks.recorder import ApplicationLog
+>>> from cqrs_lab.checks.application_log import ApplicationLog
 >>> log = ApplicationLog()
 >>> engine = Engine(clock=ManualClock(), seed=3, recorder=log)
 >>> log.attach(engine)
@@ -22,8 +22,8 @@ True
 
 from __future__ import annotations
 
+from cqrs_lab.checks.application_log import ApplicationLog
 from cqrs_lab.checks.base import decode, env_dict
-from cqrs_lab.checks.recorder import ApplicationLog
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
 from cqrs_lab.core import Engine
 from cqrs_lab.core.partitions import partition_of

@@ -37,7 +37,7 @@ from cqrs_lab.http.problems import install_handlers
 from cqrs_lab.http.reads import Reads
 from cqrs_lab.http.router import LabApp, Route, RouteContext, check_table
 from cqrs_lab.http.stages import StageTimings
-from cqrs_lab.stores.records import ResponseRecords, ResponseStore
+from cqrs_lab.stores.durable_records import ResponseRecords, ResponseStore
 
 __all__ = ["create_app", "create_app_from_config"]
 
@@ -54,7 +54,7 @@ def create_app(
     """An app serving ``engine``, on which ``config.domain`` is installed.
 
     ``responses`` keeps Idempotency-Key answers (default: in memory, bounded);
-    ``checkpoints`` (a :class:`~cqrs_lab.stores.records.SqliteCheckpoints`) persists
+    ``checkpoints`` (a :class:`~cqrs_lab.stores.durable_records.SqliteCheckpoints`) persists
     projection positions and dead letters; ``close`` is called after the graceful shutdown;
     ``stages`` (``cqrs-lab serve --stage-timings``) times each stage and exports the totals
     on ``/metrics``. The engine's store is used for group commits when it has a ``batch()``

@@ -27,7 +27,7 @@ from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import PROBLEM_JSON, problem_body
 from cqrs_lab.http.stages import StageTimings
-from cqrs_lab.stores.records import ResponseStore, StoredResponse
+from cqrs_lab.stores.durable_records import ResponseStore, StoredResponse
 
 __all__ = ["CommandGateway", "TraceContext", "parse_if_match", "trace_context"]
 

@@ -120,7 +120,7 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     if path is None:
         engine = Engine(clock=monotonic, seed=config.seed)
         return BuiltEngine(engine, install(engine, domain, delivery=config.delivery))
-    from cqrs_lab.stores.records import (
+    from cqrs_lab.stores.durable_records import (
         SqliteCheckpoints,
         SqliteIdempotencyStore,
         SqliteResponseRecords,

@@ -27,11 +27,17 @@ from cqrs_lab.core import (
     View,
 )
 from cqrs_lab.core import install as install_domain
+from cqrs_lab.domains.bank.aggregates import (
+    HANDLERS,
+    Account,
+    Transfer,
+    account_stream,
+    transfer_stream,
+)
 from cqrs_lab.domains.bank.invariants import check_sagas, trace_transfers
 from cqrs_lab.domains.bank.messages import *  # noqa: F403
 from cqrs_lab.domains.bank.messages import EVENTS
 from cqrs_lab.domains.bank.messages import __all__ as _messages
-from cqrs_lab.domains.bank.model import HANDLERS, Account, Transfer, account_stream, transfer_stream
 from cqrs_lab.domains.bank.views import (
     Balances,
     GetAccount,

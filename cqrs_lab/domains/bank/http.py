@@ -31,8 +31,8 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cqrs_lab.domains.bank.aggregates import account_stream
 from cqrs_lab.domains.bank.messages import Deposit, OpenAccount, RequestTransfer, Withdraw
-from cqrs_lab.domains.bank.model import account_stream
 from cqrs_lab.domains.bank.views import GetAccount, GetStatement, GetTransfer
 from cqrs_lab.errors import Problem
 from cqrs_lab.http import Route, RouteContext

@@ -22,7 +22,7 @@ from typing import Any
 from cqrs_lab.core import Domain, Engine, Invariant, Query, View
 from cqrs_lab.core import install as install_domain
 from cqrs_lab.domains.inventory.invariants import check_stock
-from cqrs_lab.domains.inventory.model import (
+from cqrs_lab.domains.inventory.product import (
     EVENTS,
     HANDLERS,
     AddProduct,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
 from cqrs_lab.core import Engine, RawEvent
-from cqrs_lab.domains.inventory.model import (
+from cqrs_lab.domains.inventory.product import (
     ProductAdded,
     ReservationReleased,
     ReservationShipped,

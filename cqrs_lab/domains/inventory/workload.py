@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cqrs_lab.core import Command, CommandKind, Draw, Param, ReadKind, Workload
-from cqrs_lab.domains.inventory.model import (
+from cqrs_lab.domains.inventory.product import (
     AddProduct,
     GetStock,
     Release,
