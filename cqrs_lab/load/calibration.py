@@ -1,17 +1,24 @@
 """The twin's fitted parameters (:class:`Calibration`) and what is read from a run to fit
-them: its steady window, the server's append-to-apply lags and CPU utilisation.
+them: its steady window, the server's append-to-apply lags and CPU utilisation, the command
+kinds sent (as the workload's kind names), the keys and workload parameters used.
+
+A calibration is of one domain (``domain``, a reference as ``cqrs-lab serve --domain`` takes
+it) and compares the lag of one of its views (``view``: by default the domain's primary
+view, :func:`primary_view`). The scenario it writes names that domain, its population and
+parameters, and a ``[projections.NAME]`` for every view with a cost per event.
 
 :mod:`cqrs_lab.load.twin` fits a calibration, :mod:`cqrs_lab.load.prediction` simulates it,
 :mod:`cqrs_lab.load.compare` sets predictions against measurements; imports go that way only.
 
 >>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_ms=(1.0, 2.0),
 ...                   base_lag_ms=(0.2,), per_event={"balances": 1e-5}, mix={"deposit": 1.0})
->>> cal.command_mean, cal.service_mean(100.0)
-(0.0015, 0.0015)
+>>> cal.command_mean, cal.service_mean(100.0), cal.view
+(0.0015, 0.0015, 'balances')
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,12 +28,48 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cqrs_lab.core import Domain, Workload, load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.results import LoadResult
+from cqrs_lab.load.results import DEFAULT_DOMAIN, LoadResult
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
 
-__all__ = ["Calibration", "cpu_utilisation", "lags", "pool", "quantiles", "window"]
+__all__ = [
+    "Calibration",
+    "cpu_utilisation",
+    "domain_workload",
+    "lags",
+    "pool",
+    "primary_view",
+    "quantiles",
+    "window",
+]
+
+
+def domain_workload(domain: Domain) -> Workload:
+    """The domain's workload; the twin needs its command kinds (ConfigError without one)."""
+    if domain.workload is None:
+        raise ConfigError(
+            f"domain {domain.name!r} declares no workload; the twin needs its command kinds "
+            "and key population (Domain(workload=Workload(...)))"
+        )
+    return domain.workload
+
+
+def primary_view(domain: Domain) -> str:
+    """The view whose lag the twin compares by default: the first view the workload reads,
+    else the domain's first view.
+
+    >>> from cqrs_lab.domains import bank, inventory
+    >>> primary_view(bank.domain), primary_view(inventory.domain)
+    ('balances', 'stock')
+    """
+    w = domain.workload
+    if w is not None and w.reads:
+        return w.reads[0].view
+    if not domain.views:
+        raise ConfigError(f"domain {domain.name!r} declares no views: no lag to compare")
+    return domain.views[0].name
 
 
 @dataclass(frozen=True)
@@ -38,7 +81,8 @@ class Calibration:
     base_lag_ms: tuple[float, ...]
     per_event: dict[str, float]
     mix: dict[str, float]
-    accounts: int = 200
+    #: keys the load touched (the workload's population: accounts, products, ...)
+    keys: int = 200
     zipf_s: float = 1.1
     queue_limit: int = 1024
     source: str = ""
@@ -54,6 +98,13 @@ class Calibration:
     latency_exponent: float = 0.0
     lag_exponent: float = 0.0
     anchor_rate: float = 0.0
+    #: the domain served (a reference: "cqrs_lab.domains.inventory", "pkg.mod:obj")
+    domain: str = DEFAULT_DOMAIN
+    #: the workload parameters the run used (the rest: the workload's defaults)
+    params: dict[str, Any] = field(default_factory=dict)
+    #: the view whose append-to-apply lag is calibrated (``base_lag_ms``), predicted and
+    #: compared ("": the domain's :func:`primary_view`)
+    view: str = ""
 
     def __post_init__(self) -> None:
         if not self.command_samples or min(self.command_samples) < 0:
@@ -62,6 +113,21 @@ class Calibration:
             raise ConfigError("base_latency_ms, base_lag_ms: unloaded measurements (ms)")
         if not self.per_event:
             raise ConfigError("per_event: give at least one projection's cost per event")
+        d = load_domain(self.domain)
+        views = d.view_names
+        unknown = [n for n in self.per_event if n not in views]
+        if unknown:
+            raise ConfigError(
+                f"per_event: {unknown[0]!r} is not a view of domain {d.name!r}; "
+                f"its views: {', '.join(views)}"
+            )
+        if not self.view:
+            object.__setattr__(self, "view", primary_view(d))
+        if self.view not in self.per_event:
+            raise ConfigError(
+                f"view={self.view!r}: the view whose lag is compared needs a cost in "
+                f"per_event (it has {', '.join(sorted(self.per_event))})"
+            )
 
     @property
     def command_mean(self) -> float:
@@ -101,6 +167,8 @@ class Calibration:
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file for load ``rate`` (commands/s) over ``duration`` seconds."""
         mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
+        workload = domain_workload(load_domain(self.domain))
+        params = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(self.params).items())
         scale = self.service_mean(rate) / self.command_mean if self.command_mean > 0 else 1.0
         samples = ", ".join(f"{s * scale:.7g}" for s in self.command_samples)
         projections = []
@@ -117,10 +185,12 @@ class Calibration:
             f"# busy CPU ~ rate ** {self.cpu_exponent:.3f} through the calibration levels);\n"
             f"# unloaded command latency p50 {np.median(self.base_latency_ms):.3f} ms"
             f" (added to the simulated wait).\n\n"
-            f'[scenario]\nname = "twin"\nduration = {float(duration)!r}\nseed = {seed}\n'
+            f"# Lag compared: view {self.view!r}.\n\n"
+            f'[scenario]\nname = "twin"\ndomain = {json.dumps(self.domain)}\n'
+            f"duration = {float(duration)!r}\nseed = {seed}\n"
             f"bucket = {min(1.0, float(duration))!r}\n\n"
-            f"[workload]\naccounts = {self.accounts}\nopening_balance = 10000\n"
-            f'max_amount = 100\nkeys = "zipf"\nzipf_s = {self.zipf_s!r}\n\n'
+            f"[workload]\n{workload.population} = {self.keys}\n{params}"
+            f'keys = "zipf"\nzipf_s = {self.zipf_s!r}\n\n'
             f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
             f"[workload.mix]\n{mix}\n\n"
             f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
@@ -150,12 +220,13 @@ def window(result: LoadResult, warmup: float, cooldown: float = 1.0) -> tuple[fl
     return lo, hi
 
 
-def lags(result: LoadResult, lo: float, hi: float, projection: str) -> np.ndarray:
-    """Append-to-apply lags (seconds) of ``projection`` applied between ``lo`` and ``hi``."""
+def lags(result: LoadResult, lo: float, hi: float, view: str) -> np.ndarray:
+    """Append-to-apply lags (seconds) of ``view`` applied between ``lo`` and ``hi`` (the
+    server's ``lag`` stage samples, named by subscription, which is the view's name)."""
     st = result.stages
     if not len(st):
         return np.array([])
-    lag = st[(st["stage"] == "lag") & (st["name"] == projection)]
+    lag = st[(st["stage"] == "lag") & (st["name"] == view)]
     at = lag["at"].to_numpy(dtype=float) - result.t0
     return np.asarray(lag["seconds"].to_numpy(dtype=float)[(at >= lo) & (at < hi)])
 
@@ -197,6 +268,13 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
         raise ConfigError("pool: give at least one calibration")
     if len(cals) == 1:
         return cals[0]
+    first = cals[0]
+    other = [c for c in cals if (c.domain, c.view) != (first.domain, first.view)]
+    if other:
+        raise ConfigError(
+            f"pool: calibrations of domain {first.domain!r} (lag of {first.view!r}) and "
+            f"{other[0].domain!r} (lag of {other[0].view!r}); pool runs of one domain and view"
+        )
 
     def merged(field: str) -> tuple[float, ...]:
         values = np.concatenate([np.asarray(getattr(c, field), dtype=float) for c in cals])
@@ -207,14 +285,13 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
 
     names = sorted(set().union(*(c.per_event for c in cals)))
     kinds = sorted(set().union(*(c.mix for c in cals)))
-    first = cals[0]
     return Calibration(
         merged("command_samples"),
         merged("base_latency_ms"),
         merged("base_lag_ms"),
         {n: float(np.mean([c.per_event.get(n, 0.0) for c in cals])) for n in names},
         {k: float(np.mean([c.mix.get(k, 0.0) for c in cals])) for k in kinds},
-        first.accounts,
+        first.keys,
         first.zipf_s,
         first.queue_limit,
         source=", ".join(c.source for c in cals),
@@ -226,4 +303,7 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
         },
         anchor_rate=float(np.mean([c.anchor_rate for c in cals])),
         request_cpu=float(np.mean([c.request_cpu for c in cals])),
+        domain=first.domain,
+        params=first.params,
+        view=first.view,
     )

@@ -6,7 +6,9 @@ rate (for its steady window, at least 60 simulated seconds, so the twin's own sa
 noise stays small). A predicted command latency is the simulated time waiting for the
 server plus a draw from the calibration's client-side latency (the unloaded latency:
 service, HTTP, loopback, Locust), scaled to the level by the fitted curve; a predicted
-projection lag is the simulated lag beyond one event's handling, plus a draw from the
+projection lag (of one view: by default the primary view of the domain the runs served,
+:func:`~cqrs_lab.load.calibration.primary_view`) is the simulated lag beyond one event's
+handling, plus a draw from the
 unloaded lag (scaled likewise), plus the wait for the server's one event loop
 (:func:`~cqrs_lab.load.prediction._loop_wait`). Draws use a seeded generator, so a
 comparison is reproducible. The predictions themselves live in :mod:`cqrs_lab.load.prediction`
@@ -26,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import Calibration, cpu_utilisation, lags, window
+from cqrs_lab.load.calibration import Calibration, cpu_utilisation, lags, primary_view, window
 from cqrs_lab.load.prediction import fit_unloaded, predict
 from cqrs_lab.load.results import LoadResult, commands, percentiles
 from cqrs_lab.load.twin import calibrate_levels
@@ -45,16 +48,21 @@ __all__ = [
     "undisturbed",
 ]
 
-#: compared figures: throughput (commands/s), command latency and balances lag (ms)
+#: compared figures: throughput (commands/s), command latency and the lag of one view (ms)
 METRICS = ("throughput", "cmd_p50", "cmd_p95", "cmd_p99", "lag_p50", "lag_p95")
 
 
-def measure(results: LoadResult | Sequence[LoadResult], warmup: float = 2.0) -> dict[str, float]:
+def measure(
+    results: LoadResult | Sequence[LoadResult], warmup: float = 2.0, view: str | None = None
+) -> dict[str, float]:
     """Measured figures of one run, or of repeats of one level pooled, in their steady
-    windows (commands/s and ms): percentiles over every repeat's raw samples together."""
+    windows (commands/s and ms): percentiles over every repeat's raw samples together. The
+    lag figures are of ``view`` (default: the primary view of the domain the runs served)."""
     runs = [results] if isinstance(results, LoadResult) else list(results)
     if not runs:
         raise ConfigError("measure: give at least one load test result")
+    domain = _one_domain(runs, "measure")
+    view = view or primary_view(load_domain(domain))
     span = n_cmd = n_ok = 0.0
     latency, lag, late, cpu, gen = [], [], [], [], []
     for result in runs:
@@ -66,7 +74,7 @@ def measure(results: LoadResult | Sequence[LoadResult], warmup: float = 2.0) -> 
         n_cmd += len(cmd)
         n_ok += float(cmd["ok"].sum())
         latency.append(cmd[cmd["ok"]]["latency_ms"].to_numpy(dtype=float))
-        lag.append(lags(result, lo, hi, "balances") * 1e3)
+        lag.append(lags(result, lo, hi, view) * 1e3)
         late.append(r["lateness_ms"].to_numpy(dtype=float))
         cpu.append(cpu_utilisation(result, lo, hi) * (hi - lo))
         gen.append(_generator_cpu(result))
@@ -85,6 +93,18 @@ def measure(results: LoadResult | Sequence[LoadResult], warmup: float = 2.0) -> 
         "late_p95": percentiles(np.concatenate(late))["p95"],
         "generator_cpu": float(np.mean(gen)),
     }  # fmt: skip
+
+
+def _one_domain(runs: Sequence[LoadResult], what: str) -> str:
+    """The domain every run served (ConfigError naming two runs that differ)."""
+    first = runs[0]
+    for r in runs[1:]:
+        if r.domain != first.domain:
+            raise ConfigError(
+                f"{what}: {first.path.name} served {first.domain!r} but {r.path.name} served "
+                f"{r.domain!r}; give runs of one domain"
+            )
+    return first.domain
 
 
 def levels(results: Sequence[LoadResult]) -> list[list[LoadResult]]:
@@ -132,8 +152,12 @@ def compare(
     cal: Calibration | None = None,
     warmup: float = 2.0,
     seed: int = 1,
+    view: str | None = None,
 ) -> pd.DataFrame:
     """One row per (level, metric): measured, predicted, relative error, below the knee.
+
+    The lag rows are of ``view`` (column ``view``, also ``table.attrs["view"]``): by
+    default the calibration's, which is the primary view of the domain the runs served.
 
     Repeats of a level (see :func:`levels`) are pooled into one row. Without ``cal`` the
     twin is calibrated from the lightest level, and with three levels or more its curves
@@ -146,11 +170,23 @@ def compare(
     """
     if not results:
         raise ConfigError("compare: give at least one load test result")
-    kept, disturbed = undisturbed(levels(results), warmup)
-    measured = sorted(((measure(g, warmup), g) for g in kept), key=lambda x: _level(x[0]))
+    domain = _one_domain(results, "compare")
+    if cal is not None and cal.domain != domain:
+        raise ConfigError(
+            f"compare: the calibration is of domain {cal.domain!r}, the runs served "
+            f"{domain!r}; calibrate from one of these runs"
+        )
+    view = view or (cal.view if cal is not None else primary_view(load_domain(domain)))
+    if cal is not None and view != cal.view:
+        raise ConfigError(
+            f"view={view!r}: the calibration is of the lag of {cal.view!r}; pass no "
+            f"calibration (compare calibrates one) or calibrate(result, view={view!r})"
+        )
+    kept, disturbed = undisturbed(levels(results), warmup, view)
+    measured = sorted(((measure(g, warmup, view), g) for g in kept), key=lambda x: _level(x[0]))
     if cal is None:
         fit = [g for _, g in measured[:2]] if len(measured) >= 3 else [measured[0][1]]
-        cal = calibrate_levels(fit, warmup, seed=seed)
+        cal = calibrate_levels(fit, warmup, seed=seed, view=view)
     sources = set(cal.source.split(", "))
     rows = []
     for m, runs in measured:
@@ -165,7 +201,7 @@ def compare(
             rows.append({
                 "run": name, "repeats": len(runs), "offered": m["offered"],
                 "cpu": m["server_cpu"], "generator_cpu": m["generator_cpu"],
-                "twin_cpu": p["server_cpu"], "metric": metric, "measured": meas,
+                "twin_cpu": p["server_cpu"], "metric": metric, "view": view, "measured": meas,
                 "predicted": pred, "rel_error": err, "regime": kind,
                 "below_knee": kind == "below knee", "late_p95": m["late_p95"],
                 "calibration": any(str(r.path) in sources for r in runs)
@@ -174,6 +210,7 @@ def compare(
     table = pd.DataFrame(rows)
     table.attrs["calibration"] = cal
     table.attrs["disturbed"] = disturbed
+    table.attrs["view"] = view
     return table
 
 
@@ -182,7 +219,7 @@ DISTURBED = 1.2
 
 
 def undisturbed(
-    groups: Sequence[Sequence[LoadResult]], warmup: float = 2.0
+    groups: Sequence[Sequence[LoadResult]], warmup: float = 2.0, view: str | None = None
 ) -> tuple[list[list[LoadResult]], dict[str, str]]:
     """Repeats of a level measured while something else slowed the machine, set aside.
 
@@ -197,7 +234,7 @@ def undisturbed(
     for runs in groups:
         cost = []
         for r in runs:
-            m = measure(r, warmup)
+            m = measure(r, warmup, view)
             cost.append(m["server_cpu"] / m["throughput"] if m["throughput"] > 0 else math.nan)
         known = [c for c in cost if not math.isnan(c)]
         if len(known) < 2:
@@ -222,22 +259,31 @@ def _level(m: dict[str, float]) -> float:
     return m["intended"] if not math.isnan(m["intended"]) else m["offered"]
 
 
+def _metric_label(metric: str, view: Any) -> str:
+    """``lag_p50 (balances)``: a lag metric names its view; the others stay as they are."""
+    return f"{metric} ({view})" if metric.startswith("lag") and view else metric
+
+
 def format_table(table: pd.DataFrame) -> str:
     """The comparison as text: one line per level and metric (``*``: a calibration level;
-    ``cpu``, ``twin``, ``gen``: cores used by the server, by the twin's server, by Locust)."""
+    ``cpu``, ``twin``, ``gen``: cores used by the server, by the twin's server, by Locust;
+    a lag metric names the view it is of)."""
     width = max([15, *(len(str(n)) + 3 for n in table["run"])])
+    records = table.to_dict("records")
+    labels = [_metric_label(str(r["metric"]), r.get("view", "")) for r in records]
+    mw = max([11, *(len(x) + 1 for x in labels)])
     lines = [
-        f"{'run':<{width}}{'offered/s':>10}{'cpu':>6}{'twin':>6}{'gen':>6}  {'metric':<11}"
+        f"{'run':<{width}}{'offered/s':>10}{'cpu':>6}{'twin':>6}{'gen':>6}  {'metric':<{mw}}"
         f"{'measured':>10}{'twin':>10}{'error':>8}  regime"
     ]
-    for r in table.to_dict("records"):
+    for r, label in zip(records, labels, strict=True):
         e = float(r["rel_error"])
         err = "" if math.isnan(e) else f"{e:+.0%}"
         name = f"{r['run']}{'*' if r['calibration'] else ''}"
         lines.append(
             f"{name:<{width}}{r['offered']:>10.1f}{r['cpu']:>6.2f}{r['twin_cpu']:>6.2f}"
             f"{r['generator_cpu']:>6.2f}  "
-            f"{r['metric']:<11}{r['measured']:>10.2f}{r['predicted']:>10.2f}{err:>8}  "
+            f"{label:<{mw}}{r['measured']:>10.2f}{r['predicted']:>10.2f}{err:>8}  "
             f"{r['regime']}"
         )
     return "\n".join(lines)
@@ -256,7 +302,9 @@ def plot_comparison(table: pd.DataFrame, ax: Any = None) -> Any:
         top, bottom = ax[0][i], ax[1][i]
         top.plot(t["offered"], t["measured"], "o-", label="measured")
         top.plot(t["offered"], t["predicted"], "s--", label="twin")
-        top.set_title(metric + (" (ms)" if metric != "throughput" else " (commands/s)"))
+        views = [str(v) for v in t["view"].unique()] if "view" in t else []
+        label = f"{metric} of {views[0]}" if metric.startswith("lag") and views else metric
+        top.set_title(label + (" (ms)" if metric != "throughput" else " (commands/s)"))
         if metric != "throughput":
             top.set_yscale("log")
         bottom.axhspan(-0.2, 0.2, color="0.9")

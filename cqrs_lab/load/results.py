@@ -47,6 +47,7 @@ from cqrs_lab.load.metrics import parse_metrics, stage_means
 from cqrs_lab.load.records import REQUEST_COLUMNS
 
 __all__ = [
+    "DEFAULT_DOMAIN",
     "LoadResult",
     "acknowledged_writes",
     "commands",
@@ -54,6 +55,10 @@ __all__ = [
     "percentiles",
     "written_keys",
 ]
+
+
+#: the domain of a results folder that records none (runs from before any domain was served)
+DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
 
 
 def commands(requests: pd.DataFrame) -> pd.DataFrame:
@@ -95,6 +100,12 @@ class LoadResult:
 
     def __repr__(self) -> str:
         return f"LoadResult(path={str(self.path)!r}, requests={len(self.requests)})"
+
+    @property
+    def domain(self) -> str:
+        """The domain the run served (``run.json``; the bank for folders that name none)."""
+        opts = self.run.get("options") or {}
+        return str(self.run.get("domain") or opts.get("domain") or DEFAULT_DOMAIN)
 
     def _repr_html_(self) -> str:
         """The summary, latencies per request and the session-guarantee verdict."""
@@ -286,7 +297,7 @@ class LoadResult:
         st = self.staleness
         plain = st[~st["token"]] if len(st) else st
         row: dict[str, Any] = {
-            "domain": run.get("options", {}).get("domain", ""),
+            "domain": self.domain,
             "model": run.get("model", ""),
             "users": run.get("users"),
             "duration": window,

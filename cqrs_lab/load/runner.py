@@ -6,7 +6,8 @@ users are :mod:`cqrs_lab.load.locustfile` (or ``locustfile``), built from the sa
 workload. The mix and the fault steps' view names are checked against the domain before
 anything starts.
 
-Folder layout: ``run.json`` (options, timings, exit codes, CPU seconds), ``records/``
+Folder layout: ``run.json`` (the domain, keys and workload parameters served, options,
+timings, exit codes, CPU seconds), ``records/``
 (exact requests and history per Locust process), ``server/stages.csv`` (the server's raw
 stage timings), ``metrics-start.txt`` / ``metrics-end.txt`` (``/metrics``),
 ``faults.jsonl``, ``cpu.csv`` (server and generator CPU seconds over time), ``audit.jsonl``
@@ -146,6 +147,10 @@ class _Run:
         self.fault_failures = 0
         self.info: dict[str, Any] = {
             "options": {**asdict(self.opts), "faults": [asdict(f) for f in opts.faults]},
+            # what was served and loaded, resolved: the twin calibrates from these
+            "domain": opts.domain,
+            "keys": self.traffic.keys,
+            "params": dict(self.traffic.params),
             "model": opts.model,
             "users": opts.pool_size(),
             "cpus": None

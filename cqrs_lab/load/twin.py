@@ -9,9 +9,16 @@ open-model run, well below saturation) and fits:
   answered command (all its work folded in; the server's idle CPU, measured for a second
   before the load, is taken off), so the simulated utilisation follows the measured CPU
   utilisation and the knee falls where the CPU runs out;
-- projection per event: step seconds / events, per projection (the instrumented server);
+- projection per event: step seconds / events, per view of the domain that the instrumented
+  server timed; a view it did not time (a saga that no command of the run woke) costs the
+  mean of the timed ones;
+- the mix: the command kinds sent (request names mapped back to the workload's kinds), with
+  the keys and workload parameters the run used, all under the domain the run served
+  (:attr:`~cqrs_lab.load.results.LoadResult.domain`);
 - the unloaded latency: the client-side command latencies of the calibration run, and the
-  unloaded append-to-apply lag of ``balances``. The simulation predicts what *load* adds
+  unloaded append-to-apply lag of the compared view (by default the domain's primary view,
+  :func:`~cqrs_lab.load.calibration.primary_view`: the bank's ``balances``, the inventory's
+  ``stock``). The simulation predicts what *load* adds
   (time waiting for the server or the consumer); a prediction is that simulated wait added
   to a draw from the unloaded distribution (see :mod:`cqrs_lab.load.compare`). Locust,
   gevent and the loopback are measured, not simulated.
@@ -25,7 +32,7 @@ service time and unloaded draws at any other rate follow those curves.
 
 >>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_ms=(1.0, 2.0),
 ...                   base_lag_ms=(0.2,), per_event={"balances": 1e-5}, mix={"deposit": 1.0},
-...                   accounts=10)
+...                   keys=10)
 >>> cal.scenario(rate=50.0, duration=2.0).commands.handlers
 1
 >>> round(cal.capacity)
@@ -37,37 +44,132 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from cqrs_lab.core import Domain, Workload, load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration import (
     Calibration,
     cpu_utilisation,
+    domain_workload,
     lags,
     pool,
+    primary_view,
     quantiles,
     window,
 )
 from cqrs_lab.load.prediction import fit_unloaded
 from cqrs_lab.load.results import LoadResult, commands
+from cqrs_lab.load.traffic import parse_params
 
 __all__ = [
     "Calibration",
     "calibrate",
     "calibrate_levels",
     "cpu_utilisation",
+    "kind_names",
     "lags",
+    "per_event_costs",
     "pool",
+    "primary_view",
+    "run_keys",
+    "run_params",
     "window",
 ]
 
-#: server-side request stages of commands: the generic route and the bank's resource routes
+#: server-side request stages of commands: the generic route, and the bank's resource routes
+#: that runs recorded before the generic route existed sent commands to
 COMMAND_ROUTES = r"POST /(commands/|accounts/\{account_id\}/|transfers )"
 
 
-def calibrate(result: LoadResult, warmup: float = 2.0, max_samples: int = 2000) -> Calibration:
-    """Fit the twin from one run (see the module docstring)."""
+def kind_names(workload: Workload) -> dict[str, str]:
+    """Names a command request may carry -> the workload's kind name: the kind's own name
+    (what the Locust users record), its command class's name and the generic route
+    (``POST /commands/{CommandClass}``).
+
+    >>> from cqrs_lab.domains.inventory import domain
+    >>> names = kind_names(domain.workload)
+    >>> names["reserve"], names["Reserve"], names["POST /commands/Reserve"]
+    ('reserve', 'reserve', 'reserve')
+    """
+    out: dict[str, str] = {}
+    for k in workload.kinds:
+        cls = k.command.__name__
+        for alias in (k.name, cls, f"/commands/{cls}", f"POST /commands/{cls}"):
+            out.setdefault(alias, k.name)
+    return out
+
+
+def run_keys(result: LoadResult, workload: Workload) -> int:
+    """The number of keys the run loaded: recorded by the runner, else its options (older
+    folders: ``keys`` or ``accounts``), else the workload's default population."""
+    opts = result.run.get("options") or {}
+    for value in (result.run.get("keys"), opts.get("keys"), opts.get(workload.population),
+                  opts.get("accounts")):  # fmt: skip
+        if value is not None:
+            return int(value)
+    return workload.default_population
+
+
+def run_params(result: LoadResult, workload: Workload) -> dict[str, Any]:
+    """The workload parameters the run used (recorded, or its ``--params``), over the
+    workload's defaults; a name the workload does not declare raises ConfigError."""
+    given = result.run.get("params")
+    if not isinstance(given, dict):
+        given = parse_params(str((result.run.get("options") or {}).get("params") or ""))
+    try:
+        return workload.resolve(given)
+    except ConfigError as exc:
+        raise ConfigError(f"{result.path}: run.json params: {exc}") from None
+
+
+def per_event_costs(stages: pd.DataFrame, domain: Domain) -> dict[str, float]:
+    """Seconds per event of every view of ``domain``: its ``projection`` stage samples'
+    seconds over their events; a view without samples gets the mean of the measured ones."""
+    timed = stages[stages["stage"] == "projection"]
+    measured: dict[str, float] = {}
+    for name in domain.view_names:
+        g = timed[timed["name"] == name]
+        events = float(g["events"].sum())
+        if events > 0:
+            measured[name] = float(g["seconds"].sum()) / events
+    if not measured:
+        raise ConfigError(
+            f"server/stages.csv: no projection timings for any view of domain "
+            f"{domain.name!r} ({', '.join(domain.view_names)}); calibrate from a run whose "
+            "server `cqrs-lab loadtest` started with the domain it loaded"
+        )
+    mean = float(np.mean(list(measured.values())))
+    return {name: measured.get(name, mean) for name in domain.view_names}
+
+
+def _mix(names: pd.Series, workload: Workload, where: Any) -> tuple[dict[str, float], list[str]]:
+    """The measured mix over the workload's kinds, and the request names that are no kind."""
+    known = kind_names(workload)
+    kinds = names.map(known)
+    counts = kinds.dropna().value_counts()
+    if not len(counts):
+        raise ConfigError(
+            f"{where}: no command request names one of the workload's kinds "
+            f"({', '.join(k.name for k in workload.kinds)}); found {sorted(set(names))}"
+        )
+    total = float(counts.sum())
+    mix = {str(k): float(n) / total for k, n in counts.items() if n}
+    return mix, sorted(str(n) for n in set(names[kinds.isna()]))
+
+
+def calibrate(
+    result: LoadResult, warmup: float = 2.0, max_samples: int = 2000, view: str | None = None
+) -> Calibration:
+    """Fit the twin from one run (see the module docstring); ``view``: the view whose lag
+    is compared (default: the primary view of the domain the run served)."""
+    domain = load_domain(result.domain)
+    workload = domain_workload(domain)
+    view = view or primary_view(domain)
+    domain.view(view)  # an unknown name fails here, naming the declared ones
     st = result.stages
     if not len(st):
         raise ConfigError(
@@ -86,32 +188,29 @@ def calibrate(result: LoadResult, warmup: float = 2.0, max_samples: int = 2000) 
     command_route = st["name"].str.match(COMMAND_ROUTES)
     req = st[(st["stage"] == "request") & command_route & (at >= lo) & (at < hi)]
     shape = req["seconds"].to_numpy(dtype=float)
-    lag = lags(result, lo, hi, "balances")
+    lag = lags(result, lo, hi, view)
     if not len(shape) or not len(lag):
-        raise ConfigError(f"{result.path}: no server-side command timings or balances lags")
+        raise ConfigError(
+            f"{result.path}: no server-side command timings or lags of view {view!r} "
+            "in its steady window"
+        )
     idle = float(result.run.get("server_idle_cpu") or 0.0)
     mean = max(util - idle, 0.0) * (hi - lo) / len(ok) or util * (hi - lo) / len(ok)
     qs = np.asarray(quantiles(shape, max_samples))
     samples = tuple(float(x) for x in qs * (mean / float(qs.mean())))
-    per_event = {}
-    for name, g in st[st["stage"] == "projection"].groupby("name"):
-        events = float(g["events"].sum())
-        per_event[str(name)] = float(g["seconds"].sum()) / events if events else 0.0
-    counts = cmd["name"].value_counts()
-    mix = {str(k): float(n) / len(cmd) for k, n in counts.items() if n}
-    if "transfer" in mix and "transfer-saga" not in per_event:
-        per_event["transfer-saga"] = per_event.get("balances", 0.0)
-    opts = result.run.get("options", {})
+    mix, unmapped = _mix(cmd["name"], workload, result.path)
+    opts = result.run.get("options") or {}
     return Calibration(
         samples,
         quantiles(ok["latency_ms"].to_numpy(dtype=float), max_samples),
         quantiles(lag * 1e3, max_samples),
-        per_event,
+        per_event_costs(st, domain),
         mix,
-        int(opts.get("accounts", 200)),
+        run_keys(result, workload),
         float(opts.get("zipf_s", 1.1)),
         source=str(result.path),
         notes={
+            **({"unmapped_commands": unmapped} if unmapped else {}),
             "cpu_per_command_ms": mean * 1e3,
             "cpu_utilisation": util,
             "busy_cpu": mean * len(ok) / (hi - lo),
@@ -122,6 +221,9 @@ def calibrate(result: LoadResult, warmup: float = 2.0, max_samples: int = 2000) 
         },
         anchor_rate=len(ok) / (hi - lo),
         request_cpu=mean * len(ok) / max(len(r), 1),
+        domain=result.domain,
+        params=run_params(result, workload),
+        view=view,
     )
 
 
@@ -130,6 +232,7 @@ def calibrate_levels(
     warmup: float = 2.0,
     max_samples: int = 2000,
     seed: int = 1,
+    view: str | None = None,
 ) -> Calibration:
     """Calibrate from the first level (its repeats pooled) and fit the curves over the rest.
 
@@ -144,7 +247,8 @@ def calibrate_levels(
     if not levels or not all(levels):
         raise ConfigError("calibrate_levels: give at least one level with at least one run")
     pooled = [
-        pool([calibrate(r, warmup, max_samples) for r in runs], max_samples) for runs in levels
+        pool([calibrate(r, warmup, max_samples, view) for r in runs], max_samples)
+        for runs in levels
     ]
     base = pooled[0]
     points = [(c.notes["command_rate"], c.notes["busy_cpu"]) for c in pooled]

@@ -61,8 +61,16 @@ def test_calibration_fits_what_was_measured(tmp_path: Path) -> None:
     # the shape: server-side times of 1 and 3 ms, half each, rescaled to that mean
     values = sorted(set(np.round(np.asarray(cal.command_samples) / cal.command_mean, 6)))
     assert values == [0.5, 1.5]
-    assert cal.per_event == {"balances": pytest.approx(0.0001)}
+    # balances timed at 0.1 ms per event; the bank's other views, not timed in this run,
+    # cost the mean of the timed ones
+    assert cal.per_event == {
+        "balances": pytest.approx(0.0001),
+        "statements": pytest.approx(0.0001),
+        "transfer-saga": pytest.approx(0.0001),
+    }
     assert cal.mix == {"deposit": 1.0}
+    # an older folder names no domain: the bank; its options name 10 accounts
+    assert (cal.domain, cal.view, cal.keys) == ("cqrs_lab.domains.bank", "balances", 10)
     # measured latencies 1..4 ms, a quarter each: kept as measured values, in proportion
     base = np.asarray(cal.base_latency_ms)
     assert sorted(set(base)) == [1.0, 2.0, 3.0, 4.0]
@@ -84,7 +92,7 @@ def _cal(samples: tuple[float, ...], base: tuple[float, ...] = (2.0,)) -> Calibr
         base_lag_ms=(0.3,),
         per_event={"balances": 1e-5},
         mix={"deposit": 1.0},
-        accounts=50,
+        keys=50,
     )
 
 
@@ -98,6 +106,10 @@ def test_the_written_scenario_loads_back(tmp_path: Path) -> None:
     assert s.commands.service.mean == pytest.approx(0.007 / 3)
     assert [p.name for p in s.projections] == ["balances"]
     assert s.workload.keys == "zipf" and s.workload.accounts == 50
+    assert s.domain == "cqrs_lab.domains.bank"
+    # the workload's parameters are written out: the calibration's over the defaults
+    assert s.params() == {"opening_balance": 1000, "max_amount": 100}
+    assert "Lag compared: view 'balances'" in path.read_text()
 
 
 def test_the_twin_queues_like_m_d_1() -> None:
@@ -297,3 +309,113 @@ def test_the_unloaded_curves_are_fitted_net_of_the_simulated_waits() -> None:
     assert predict(fitted, 200.0, 30.0)["lag_p50"] == pytest.approx(0.5, rel=0.01)
     # at or below the anchor rate there is nothing to fit
     assert fit_unloaded(cal, 50.0, cmd_p50=1.0, lag_p50=0.1) == cal
+
+
+INVENTORY = "cqrs_lab.domains.inventory"
+
+
+def inventory_run(path: Path, rate: int = 20) -> Path:
+    """``rate`` inventory commands per second for 12 s, recorded as a run of the inventory:
+    a cycle of 10 requests named as the Locust users name them (kind names: 4 reserve,
+    2 ship), by command class (2 ``Restock``), by the generic route (1 ``POST
+    /commands/Release``), and 1 name that is no kind of the workload; the server timed the
+    stock view at 0.05 ms per event, its lag 0.3 ms, and ran on 30 products with an initial
+    stock of 500."""
+    names = ["reserve"] * 4 + ["ship"] * 2 + ["Restock"] * 2 + ["POST /commands/Release", "odd"]
+    rows: list[dict[str, Any]] = []
+    stages: list[tuple[str, str, float, float, int]] = []
+    for i in range(rate * SECONDS):
+        t = i / rate
+        rows.append(request(t, names[i % len(names)], latency_ms=2.0))
+        stages.append(("request", "POST /commands/{name} 200", t, 0.002, 1))
+        stages.append(("projection", "stock", t, 0.0001, 2))
+        stages.append(("lag", "stock", t, 0.0003, i))
+    cpu = [(0.25 * k, 0.2 * 0.25 * k) for k in range(4 * SECONDS + 1)]
+    run: dict[str, Any] = {
+        "domain": INVENTORY,
+        "keys": 30,
+        "params": {"initial_stock": 500, "max_quantity": 10},
+        "server_idle_cpu": 0.05,
+        "options": {"domain": INVENTORY, "rate": float(rate), "zipf_s": 1.1},
+    }
+    return write_run(path, rows, stages=stages, cpu=cpu, run=run)
+
+
+def test_the_twin_calibrates_from_an_inventory_run(tmp_path: Path) -> None:
+    res = load_results(inventory_run(tmp_path / "inv"))
+    assert res.domain == INVENTORY
+    cal = calibrate(res, warmup=2.0, max_samples=100)
+    assert (cal.domain, cal.view, cal.keys) == (INVENTORY, "stock", 30)
+    assert cal.params == {"initial_stock": 500, "max_quantity": 10}
+    assert cal.per_event == {"stock": pytest.approx(0.00005)}
+    # 9 of every 10 names map to a kind (by kind, class or route); "odd" is left out
+    assert cal.mix == pytest.approx(
+        {"reserve": 4 / 9, "ship": 2 / 9, "restock": 2 / 9, "release": 1 / 9}, abs=0.01
+    )
+    assert cal.notes["unmapped_commands"] == ["odd"]
+    assert sorted(set(np.round(cal.base_lag_ms, 6))) == [0.3]
+
+    path = cal.write(tmp_path / "twin.toml", rate=40.0, duration=5.0)
+    text = path.read_text()
+    assert 'domain = "cqrs_lab.domains.inventory"' in text and "products = 30\n" in text
+    assert "accounts" not in text and "opening_balance" not in text
+    s = load_scenario(path)
+    assert s.domain == INVENTORY and s.workload.population == 30
+    assert s.params() == {"initial_stock": 500, "max_quantity": 10}
+    assert [p.name for p in s.projections] == ["stock"]
+    assert s.projection("stock").per_event.mean == pytest.approx(0.00005)
+
+    p = predict(cal, rate=40.0, duration=5.0)
+    assert p["offered"] == 40.0 and 0.0 < p["server_cpu"] < 1.0
+    # the lag of stock: at least the measured unloaded 0.3 ms (load only adds to it)
+    assert p["lag_p50"] >= 0.3 - 1e-9
+    with pytest.raises(ConfigError, match="calibrated on the lag of 'stock'"):
+        predict(cal, rate=40.0, duration=5.0, view="balances")
+
+
+def test_the_comparison_names_the_view_whose_lag_it_compares(tmp_path: Path) -> None:
+    inv = load_results(inventory_run(tmp_path / "inv"))
+    table = compare([inv])
+    assert set(table["view"]) == {"stock"} and table.attrs["view"] == "stock"
+    text = format_table(table)
+    assert "lag_p50 (stock)" in text and "lag_p95 (stock)" in text
+    # the measured lag is the stock view's (0.3 ms on every sample)
+    lag = table[table["metric"] == "lag_p50"]["measured"]
+    assert float(lag.iloc[0]) == pytest.approx(0.3)
+    bank = load_results(synthetic_run(tmp_path / "bank", rate=10, cpu_per_s=0.1))
+    assert format_table(compare([bank])).count("lag_p95 (balances)") == 1
+    with pytest.raises(ConfigError, match="give runs of one domain"):
+        compare([inv, bank])
+    with pytest.raises(ConfigError, match="calibration is of domain"):
+        compare([bank], calibrate(inv))
+
+
+def test_a_view_other_than_the_primary_can_be_calibrated(tmp_path: Path) -> None:
+    res = load_results(synthetic_run(tmp_path / "r", rate=20, cpu_per_s=0.2))
+    # the bank's primary view is balances; statements has no lag samples in this run
+    with pytest.raises(ConfigError, match="lags of view 'statements'"):
+        calibrate(res, view="statements")
+    with pytest.raises(ConfigError, match="nope"):
+        calibrate(res, view="nope")
+
+
+@pytest.mark.slow
+def test_the_twin_calibrates_from_a_real_inventory_load_test(tmp_path: Path) -> None:
+    from cqrs_lab.load import LoadTestOptions, run_loadtest
+
+    out, code = run_loadtest(
+        LoadTestOptions(domain=INVENTORY, rate=60.0, duration=4.0, keys=20, out=str(tmp_path))
+    )
+    assert code == 0
+    res = load_results(out)
+    assert res.domain == INVENTORY
+    cal = calibrate(res, warmup=1.0)
+    assert (cal.domain, cal.view, cal.keys) == (INVENTORY, "stock", 20)
+    assert list(cal.per_event) == ["stock"] and cal.per_event["stock"] > 0
+    assert set(cal.mix) <= {"reserve", "ship", "release", "restock"} and len(cal.mix) >= 2
+    assert sum(cal.mix.values()) == pytest.approx(1.0)
+    s = load_scenario(cal.write(tmp_path / "twin.toml", rate=30.0, duration=3.0))
+    assert s.domain == INVENTORY and s.workload.population == 20
+    assert "products = 20\n" in (tmp_path / "twin.toml").read_text()
+    p = predict(cal, rate=30.0, duration=3.0)
+    assert p["offered"] == 30.0 and p["lag_p50"] > 0
