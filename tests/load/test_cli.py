@@ -4,14 +4,10 @@ docstring examples of cqrs_lab.load."""
 from __future__ import annotations
 
 import argparse
-import doctest
-import importlib
-import pkgutil
 from pathlib import Path
 
 import pytest
 
-import cqrs_lab.load
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.cli import options, register
 from cqrs_lab.sim import load_scenario
@@ -120,23 +116,6 @@ def test_twin_on_an_empty_folder_says_what_is_missing(
     args = _parser().parse_args(["twin", str(tmp_path)])
     assert args.run(args) == 2
     assert "no load test results" in capsys.readouterr().err
-
-
-#: importing the Locust users patches the process for gevent: Locust itself loads them
-#: (the real load tests run it); server.py is the old patched server, being removed
-NOT_IMPORTED = {"cqrs_lab.load.locustfile", "cqrs_lab.load.server"}
-MODULES = sorted(
-    m.name
-    for m in pkgutil.walk_packages(cqrs_lab.load.__path__, "cqrs_lab.load.")
-    if m.name not in NOT_IMPORTED
-)
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0, f"{name} has no docstring example"
-    assert result.failed == 0
 
 
 def test_a_run_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
