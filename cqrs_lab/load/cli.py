@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cqrs_lab.cli import add_no_plots
 from cqrs_lab.core import DELIVERY_POLICIES
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.faults import parse_fault
@@ -102,6 +103,11 @@ def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
+    if not args.measure and not base.is_dir():
+        raise ConfigError(
+            f"{base}: no such folder; give a load test's results folder (or a folder of them), "
+            "or --measure RATES to run load tests into it first"
+        )
     try:
         if args.measure:
             rates = [float(x) for x in args.measure.split(",") if x.strip()]
@@ -142,7 +148,7 @@ def _twin(args: argparse.Namespace) -> int:
     print(format_table(table))
     for name, why in table.attrs["disturbed"].items():
         print(f"set aside {name}: {why} (the machine was slowed during that run)")
-    if not args.no_plot:
+    if not args.no_plots:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -171,7 +177,11 @@ def _load_args(p: Any) -> None:
         metavar="AT:ACTION",
         help="e.g. 10:crash=balances, 5:duplicate=0.05,drop=0.01, 20:clear (views of --domain)",
     )
-    p.add_argument("--classes", default=",".join(USER_CLASSES), help="user classes, comma list")
+    p.add_argument(
+        "--classes",
+        default=",".join(USER_CLASSES),
+        help=f"Locust user classes, comma list, from {', '.join(USER_CLASSES)}",
+    )
     p.add_argument(
         "--domain",
         default="cqrs_lab.domains.bank",
@@ -186,8 +196,18 @@ def _load_args(p: Any) -> None:
         help="keys the load touches (default: the workload's population)",
     )
     p.add_argument("--zipf-s", type=float, default=1.1, help="key skew (0: uniform)")
-    p.add_argument("--mix", default="", help="KIND=WEIGHT,... (default: the workload's mix)")
-    p.add_argument("--params", default="", help="workload parameters, NAME=NUMBER,...")
+    p.add_argument(
+        "--mix",
+        default="",
+        metavar="KIND=WEIGHT,...",
+        help="command kinds of --domain and their weights (default: the workload's mix)",
+    )
+    p.add_argument(
+        "--params",
+        default="",
+        metavar="NAME=NUMBER,...",
+        help="workload parameters (default: the workload's declared defaults)",
+    )
     p.add_argument(
         "--locustfile",
         default=None,
@@ -195,9 +215,16 @@ def _load_args(p: Any) -> None:
         "options, e.g. by importing cqrs_lab.load.locustfile)",
     )
     p.add_argument("--think", type=float, default=1.0, help="closed model: mean think time, s")
-    p.add_argument("--delivery", choices=DELIVERY_POLICIES, default="effectively-once")
-    p.add_argument("--admin-token", default=None, help="for --host: its admin token")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--delivery",
+        choices=DELIVERY_POLICIES,
+        default="effectively-once",
+        help="delivery semantics of the local server's projections",
+    )
+    p.add_argument(
+        "--admin-token", default=None, help="for --host: its admin token (default: none)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the users' random choices")
     p.add_argument("--no-audit", action="store_true", help="skip the final lost-write audit")
     p.add_argument(
         "--no-pin",
@@ -210,7 +237,7 @@ def register(sub: Any) -> None:
     """Add ``loadtest`` and ``twin`` to the ``cqrs-lab`` command line."""
     p = sub.add_parser("loadtest", help="Locust (headless) against the HTTP deployment")
     _load_args(p)
-    p.add_argument("--out", default=None, help="results folder (default results/loadtest-TIME)")
+    p.add_argument("--out", default=None, help="results folder (default: results/loadtest-TIME)")
     p.add_argument(
         "--strict",
         action="store_true",
@@ -226,8 +253,13 @@ def register(sub: Any) -> None:
         help="first run open-model load tests at these rates, e.g. 50,100,200 (a rate given "
         "twice is run twice: repeats are pooled)",
     )
-    t.add_argument("--calibrate-from", default="", help="run folder name to calibrate from")
+    t.add_argument(
+        "--calibrate-from",
+        default="",
+        metavar="RUN",
+        help="run folder name to calibrate from (default: chosen from the runs)",
+    )
     t.add_argument("--warmup", type=float, default=2.0, help="seconds dropped at the start")
-    t.add_argument("--no-plot", action="store_true")
+    add_no_plots(t)
     _load_args(t)
     t.set_defaults(run=_twin)

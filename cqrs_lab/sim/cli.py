@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from cqrs_lab.cli import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
 from cqrs_lab.sim.gc_tuning import fewer_collections
@@ -37,7 +38,8 @@ from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.scenario_load import load_scenario
 from cqrs_lab.sim.scenario_reference import render
 from cqrs_lab.sim.simulation import simulate
-from cqrs_lab.sim.sweep import DEFAULT_METRICS, sweep
+from cqrs_lab.sim.sweep import BACKENDS, DEFAULT_METRICS, sweep
+from cqrs_lab.sim.sweep_params import apply_param
 
 __all__ = ["register", "resolve_scenario"]
 
@@ -52,16 +54,32 @@ def resolve_scenario(name: str | None) -> Scenario:
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
+    out = getattr(args, "out", None)
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder; give a folder for the tables")
     s = resolve_scenario(args.scenario)
-    changes: dict[str, Any] = {}
+    _note_mix(s, f"cqrs-lab {getattr(args, 'command', 'simulate')}")
+    # --seed, --duration and --rate are checked as the scenario file's keys are
     if args.seed is not None:
-        changes["seed"] = args.seed
+        s = apply_param(s, "seed", args.seed)
     if args.duration is not None:
-        changes["duration"] = args.duration
-        changes["bucket"] = min(s.bucket, args.duration)
-    s = s.with_(**changes) if changes else s
+        if args.duration > 0:
+            s = s.with_(bucket=min(s.bucket, args.duration))
+        s = apply_param(s, "duration", args.duration)
     rate = getattr(args, "rate", None)
-    return s.with_rate(rate) if rate is not None else s
+    return apply_param(s, "rate", rate) if rate is not None else s
+
+
+def _note_mix(s: Scenario, prog: str) -> None:
+    """Say once on stderr that mix weights not summing to 1 are run as proportions."""
+    total = math.fsum(w for _, w in s.workload.mix)
+    if s.workload.mix and not math.isclose(total, 1.0):
+        shares = ", ".join(f"{k} {w / total:.3g}" for k, w in s.workload.mix)
+        print(
+            f"{prog}: note: the workload.mix weights sum to {total:g}, not 1; "
+            f"normalised to {shares}",
+            file=sys.stderr,
+        )
 
 
 def _jsonable(v: Any) -> Any:
@@ -242,22 +260,45 @@ def _common(p: argparse.ArgumentParser, parallel: bool) -> None:
         help=f"scenario TOML file or built-in name ({', '.join(BUILTIN)}); "
         "default: the built-in baseline",
     )
-    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    p.add_argument("--duration", type=float, default=None, help="simulated seconds")
-    p.add_argument("--out", default=None, help="directory for CSV tables (and PNG plots)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="override the scenario's seed (default: its own)"
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="simulated seconds (default: the scenario's duration)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for the CSV tables (and PNG plots); default: write nothing",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     if parallel:
-        p.add_argument("-r", "--replications", type=int, default=5)
+        p.add_argument(
+            "-r", "--replications", type=int, default=5, help="independent runs per value"
+        )
         p.add_argument("-j", "--jobs", type=int, default=-1, help="processes (-1: all cores)")
-        p.add_argument("--backend", default="loky", help="joblib backend (loky, dask, ray)")
-        p.add_argument("--rate", type=float, default=None, help="override the arrival rate")
+        p.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="loky",
+            help="joblib backend; dask needs a cluster (DASK_SCHEDULER_ADDRESS), ray needs ray",
+        )
+        p.add_argument(
+            "--rate",
+            type=float,
+            default=None,
+            help="override the arrival rate, commands/s (default: the scenario's)",
+        )
 
 
 def register(sub: Any) -> None:
     """Add ``simulate``, ``sweep``, ``plan`` and ``scenario-reference`` to ``cqrs-lab``."""
     p = sub.add_parser("simulate", help="run a scenario in SimPy time through the real engine")
     _common(p, parallel=False)
-    p.add_argument("--no-plots", action="store_true", help="write tables only")
+    add_no_plots(p)
     p.set_defaults(run=_tuned(_simulate))
     p = sub.add_parser("sweep", help="a parameter grid times replications, with CIs")
     _common(p, parallel=True)
@@ -271,15 +312,37 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--metrics",
         default=None,
+        metavar="M1,M2",
         help=f"summary fields to report (default: {','.join(DEFAULT_METRICS)})",
     )
     p.set_defaults(run=_tuned(_sweep))
     p = sub.add_parser("plan", help="smallest consumers/handlers meeting a target")
     _common(p, parallel=True)
-    p.add_argument("--knob", default="projections.balances.consumers")
-    p.add_argument("--target", default="lag_p99<0.5", help="METRIC<LIMIT")
-    p.add_argument("--max", type=int, default=None, help="largest value to try")
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument(
+        "--knob",
+        default="projections.balances.consumers",
+        help="the whole-number count raised: commands.handlers, projections.NAME.consumers "
+        "or reads.readers",
+    )
+    p.add_argument(
+        "--target",
+        default="lag_p99<0.5",
+        metavar="METRIC<LIMIT",
+        help="what must hold, a summary field in seconds (latency_*, lag_*, staleness_*)",
+    )
+    p.add_argument(
+        "--max",
+        type=int,
+        default=None,
+        help="largest value to try (default: the view's partitions; handlers, readers: 16 "
+        "or twice the stability bound if more)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="confidence of the interval whose upper end must be under the limit",
+    )
     p.set_defaults(run=_tuned(_plan))
     p = sub.add_parser(
         "scenario-reference", help="every scenario file key: unit, default, allowed values"

@@ -30,7 +30,7 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.sweep import summarise, sweep_runs
 
-__all__ = ["Plan", "plan", "stability_bound"]
+__all__ = ["Plan", "knobs", "plan", "stability_bound"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,18 @@ class Plan:
         )
 
 
+def knobs(scenario: Scenario) -> tuple[str, ...]:
+    """What :func:`plan` can raise in ``scenario``: whole-number counts of servers.
+
+    >>> from cqrs_lab.sim import builtin_scenario
+    >>> knobs(builtin_scenario())[:2]
+    ('commands.handlers', 'projections.balances.consumers')
+    """
+    views = tuple(f"projections.{p.name}.consumers" for p in scenario.projections)
+    reads = ("reads.readers",) if scenario.reads is not None else ()
+    return ("commands.handlers", *views, *reads)
+
+
 def stability_bound(scenario: Scenario, knob: str) -> int:
     """The fewest servers whose utilisation stays below 1 at the peak rate (>= 1)."""
     rate = scenario.workload.arrivals.peak_rate
@@ -96,8 +108,17 @@ def plan(
     progress: bool | None = None,
 ) -> Plan:
     """Bisect ``knob`` for the smallest value whose ``metric`` CI lies below ``limit``."""
+    if knob not in knobs(scenario):
+        raise ConfigError(
+            f"knob {knob!r}: the planner raises a whole number of servers; choose one of "
+            f"{', '.join(knobs(scenario))}"
+        )
     if replications < 2:
-        raise ConfigError("replications must be >= 2 to give a confidence interval")
+        raise ConfigError(f"replications={replications}: pass >= 2 to give a confidence interval")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence={confidence!r}: a fraction between 0 and 1, e.g. 0.95")
+    if high is not None and high < 1:
+        raise ConfigError(f"high={high} (--max): the largest value to try, a whole number >= 1")
     bound = stability_bound(scenario, knob)
     if high is None:
         if knob.startswith("projections."):

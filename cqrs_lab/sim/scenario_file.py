@@ -156,6 +156,12 @@ class Section:
         mean = t.num("mean", t.num("value", 0.0)) if kind == "deterministic" else t.num("mean", -1)
         if mean < 0:
             self.fail(f"{key}.mean", "is required: the mean time in seconds (>= 0)")
+        if kind in ("lognormal", "gamma") and not t.has("cv"):
+            self.fail(
+                f"{key}.cv",
+                f"is required for dist = {kind!r}: the coefficient of variation "
+                "(standard deviation / mean, >= 0), e.g. cv = 0.5",
+            )
         cv = t.num("cv", 1.0) if kind in ("lognormal", "gamma") else 1.0
         return Dist(kind, mean, cv)
 

@@ -473,7 +473,9 @@ _TABLES = (
             Key("dist", "choice", None, "", "the distribution (required)", choices=DIST_KINDS),
             Key("mean", "number", None, _S, "the mean (required but for empirical)"),
             Key("value", "number", None, _S, "deterministic: the value (same as mean)"),
-            Key("cv", "number", 1.0, "", "lognormal and gamma: coefficient of variation"),
+            Key(
+                "cv", "number", None, "", "lognormal and gamma (required): coefficient of variation"
+            ),
             Key("samples", "list", None, _S, "empirical: the observed times"),
         ),
     ),

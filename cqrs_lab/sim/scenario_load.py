@@ -49,13 +49,34 @@ __all__ = ["check_scenario", "load_scenario", "parse_scenario"]
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and check the scenario file at ``path`` (relative trace paths resolve beside it)."""
+    """Read and check the scenario file at ``path`` (relative trace paths resolve beside it).
+
+    A file must say how commands arrive: an empty file, or one without
+    ``[workload.arrivals]``, is refused rather than run on defaults (a string or mapping
+    given to :func:`parse_scenario` may leave out any table).
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{p}: cannot read the scenario file ({exc.strerror})") from None
-    return parse_scenario(text, source=str(p), base=p.parent)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{p}: not valid TOML: {exc}") from None
+    if not data:
+        raise ScenarioError(
+            f"{p}: no tables: a scenario file says at least how commands arrive "
+            "([workload.arrivals] process = 'poisson', rate = 100.0); every key: "
+            "`cqrs-lab scenario-reference`"
+        )
+    scenario = parse_scenario(data, source=str(p), base=p.parent)  # every key checked first
+    if "arrivals" not in data.get("workload", {}):
+        raise ScenarioError(
+            f"{p}: no [workload.arrivals] table: say how commands arrive, e.g. "
+            "[workload.arrivals] process = 'poisson', rate = 100.0 (commands per second)"
+        )
+    return scenario
 
 
 def parse_scenario(

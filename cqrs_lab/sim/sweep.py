@@ -18,7 +18,6 @@ terminal and stays quiet in CI or when output is not a TTY.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -29,10 +28,11 @@ import pandas as pd
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.queueing.tdist import mean_ci
-from cqrs_lab.sim.scenario import Scenario, WorkloadSpec
+from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.simulation import simulate
+from cqrs_lab.sim.sweep_params import BACKENDS, apply_param, check_backend
 
-__all__ = ["DEFAULT_METRICS", "apply_param", "sweep", "sweep_runs"]
+__all__ = ["BACKENDS", "DEFAULT_METRICS", "apply_param", "check_backend", "sweep", "sweep_runs"]
 
 DEFAULT_METRICS = (
     "throughput",
@@ -44,48 +44,6 @@ DEFAULT_METRICS = (
     "duplicated_applied",
     "dead_lettered",
 )
-
-
-_KEYS = (
-    "use rate, duration, seed, commands.FIELD, workload.FIELD, reads.FIELD or "
-    "projections.NAME.FIELD with a field of that section"
-)
-
-
-def apply_param(scenario: Scenario, key: str, value: Any) -> Scenario:
-    """The scenario with the dotted parameter ``key`` set to ``value`` (validated)."""
-    parts = key.split(".")
-    try:
-        if key == "rate":
-            return scenario.with_rate(float(value))
-        if len(parts) == 1:
-            return scenario.with_(**{key: value})
-        if parts[0] == "commands" and len(parts) == 2:
-            return scenario.with_commands(**{parts[1]: value})
-        if parts[0] == "projections" and len(parts) == 3:
-            return scenario.with_projection(parts[1], **{parts[2]: value})
-        if parts[0] == "workload" and len(parts) == 2:
-            return scenario.with_(workload=_workload_with(scenario, parts[1], value))
-        if parts[0] == "reads" and len(parts) == 2:
-            section = getattr(scenario, parts[0])
-            if section is None:
-                raise ConfigError(f"{key}: the scenario has no [{parts[0]}] section")
-            return scenario.with_(**{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
-    except TypeError as exc:
-        raise ConfigError(f"parameter {key!r}: {exc}; {_KEYS}") from None
-    raise ConfigError(f"parameter {key!r}: {_KEYS}")
-
-
-def _workload_with(scenario: Scenario, name: str, value: Any) -> WorkloadSpec:
-    """[workload] with ``name`` set: a generic key, the population key or a domain parameter."""
-    w = scenario.workload
-    workload = scenario.resolved_domain.workload
-    if workload is not None and name == workload.population:
-        return dataclasses.replace(w, population=value)
-    if workload is not None and name in (workload.params or {}):
-        given = dict(w.params) | {name: value}
-        return dataclasses.replace(w, params=tuple(given.items()))
-    return dataclasses.replace(w, **{name: value})
 
 
 def _run_one(scenario: Scenario, metrics: Sequence[str], tune_gc: bool) -> dict[str, Any]:
@@ -113,6 +71,9 @@ def sweep_runs(
     """One row per (grid point, replication): the parameters, ``replication`` and metrics."""
     if replications < 1:
         raise ConfigError(f"replications={replications}: pass a whole number >= 1")
+    if n_jobs == 0:
+        raise ConfigError("n_jobs=0 (--jobs): pass a number of processes >= 1, or -1 for all cores")
+    check_backend(backend)
     keys = list(grid)
     points = list(itertools.product(*(grid[k] for k in keys))) if keys else [()]
     jobs: list[tuple[dict[str, Any], int, Scenario]] = []

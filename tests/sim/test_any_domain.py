@@ -140,7 +140,7 @@ def test_the_cli_warns_naming_the_failing_projection_and_its_error(
     path = tmp_path / "broken.toml"
     path.write_text(
         '[scenario]\ndomain = "tests.sim.test_any_domain:broken"\nduration = 2.0\n'
-        "[workload.mix]\ndeposit = 1.0\n"
+        "[workload.mix]\ndeposit = 1.0\n[workload.arrivals]\nrate = 100.0\n"
         "[projections.balances]\n[projections.broken]\npartitions = 1\nconsumers = 1\n"
         "[projections.broken.retry]\nbase = 0.01\n"
     )

@@ -152,3 +152,41 @@ def test_planner_finds_the_smallest_consumer_count_and_the_one_below_misses() ->
         assert not bool(probes.loc[p.value - 1, "meets"])
     else:
         assert p.value == p.lower_bound
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("commands.handlers", 0, "whole number from 1"),
+        ("commands.handlers", 2.5, "whole number"),
+        ("rate", -5, "> 0"),
+        ("duration", 0, "> 0"),
+        ("workload.accounts", 0, "whole number"),
+        ("workload.opening_balance", -1, ">= 0"),
+        ("workload.keys", "random", "uniform, zipf"),
+        ("projections.balances.delivery", "twice", "effectively-once"),
+        ("reads.projection", "nowhere", "balances"),
+        ("commands.service", "fast", "time in seconds"),
+        ("projections.balances.crash", 1, "not a field you can sweep"),
+    ],
+)
+def test_a_swept_value_is_checked_as_the_scenario_file_key_is(
+    key: str, value: object, words: str
+) -> None:
+    with pytest.raises(ConfigError, match="parameter '" + key.replace(".", r"\.")) as info:
+        apply_param(builtin_scenario(), key, value)
+    assert words in str(info.value)
+    assert repr(value) in str(info.value) or "not a field" in words
+
+
+def test_a_swept_time_sets_the_mean_and_keeps_the_kind_and_cv() -> None:
+    s = builtin_scenario()
+    before = s.commands.service
+    after = apply_param(s, "commands.service", 0.004).commands.service
+    assert (after.kind, after.cv, after.mean) == (before.kind, before.cv, 0.004)
+    assert apply_param(s, "projections.balances.consumers", 2).projection("balances").consumers == 2
+
+
+def test_the_planner_refuses_a_knob_that_is_not_a_count_before_running() -> None:
+    with pytest.raises(ConfigError, match=r"knob 'commands\.service'.*commands\.handlers"):
+        plan(builtin_scenario(), knob="commands.service", n_jobs=1)

@@ -1,0 +1,159 @@
+"""A user's mistake on the command line is one line on stderr and exit status 2, never a
+traceback, and it is caught before any run starts (every case here runs in-process in well
+under a second: nothing is simulated or load-tested)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cqrs_lab import __version__
+from cqrs_lab.cli import build_parser, main
+
+LOG_AT = "[workload.arrivals]\nprocess = 'poisson'\nrate = 20.0\n"
+QUICK = ["--duration", "1", "-r", "2", "-j", "1"]
+CONSUMERS = "projections.balances.consumers"
+NO_SERVER = ["--duration", "1", "--host", "http://127.0.0.1:9"]  # never reached
+
+#: (case id, files to write under tmp_path, argv with {tmp} for tmp_path, words the message
+#: must name)
+CASES = [
+    ("sweep-zero-handlers", {}, ["sweep", "baseline", *QUICK, "--param", "commands.handlers=0"],
+     ["commands.handlers", "0", "whole number from 1"]),
+    ("sweep-negative-rate", {}, ["sweep", "baseline", *QUICK, "--param", "rate=-5"],
+     ["rate", "-5", "> 0"]),
+    ("sweep-text-for-a-count", {}, ["sweep", *QUICK, "--param", f"{CONSUMERS}=two"],
+     ["projections.balances.consumers", "'two'"]),
+    ("sweep-consumers-over-partitions", {}, ["sweep", *QUICK, "--param", f"{CONSUMERS}=99"],
+     ["projections.balances.consumers", "99", "partitions"]),
+    ("sweep-unknown-field", {}, ["sweep", *QUICK, "--param", "commands.handlerz=2"],
+     ["commands.handlerz", "handlers"]),
+    ("sweep-ray-missing", {}, ["sweep", *QUICK, "-j", "2", "--backend", "ray"],
+     ["ray is not installed", "pip install ray"]),
+    ("sweep-dask-without-scheduler", {}, ["sweep", *QUICK, "-j", "2", "--backend", "dask"],
+     ["dask", "DASK_SCHEDULER_ADDRESS"]),
+    ("sweep-unknown-backend", {}, ["sweep", *QUICK, "--backend", "spark"],
+     ["--backend", "spark", "loky"]),
+    ("sweep-no-jobs", {}, ["sweep", *QUICK, "-j", "0"], ["jobs", "0"]),
+    ("plan-negative-rate-flag", {}, ["plan", *QUICK, "--rate", "-5"], ["rate", "-5"]),
+    ("simulate-zero-duration", {}, ["simulate", "--duration", "0"], ["duration", "0"]),
+    ("plan-service-is-not-a-count", {}, ["plan", "baseline", *QUICK, "--knob", "commands.service"],
+     ["commands.service", "commands.handlers", "projections.balances.consumers"]),
+    ("plan-unknown-view", {}, ["plan", *QUICK, "--knob", "projections.ledger.consumers"],
+     ["projections.ledger.consumers", "projections.balances.consumers"]),
+    ("plan-bad-confidence", {}, ["plan", *QUICK, "--confidence", "95"], ["confidence", "95"]),
+    ("twin-missing-folder", {}, ["twin", "{tmp}/nonexistent", "--no-plots"],
+     ["nonexistent"]),
+    ("simulate-missing-file", {}, ["simulate", "{tmp}/nope.toml", "--duration", "1"],
+     ["nope.toml"]),
+    ("simulate-empty-file", {"empty.toml": ""}, ["simulate", "{tmp}/empty.toml", "--duration", "1"],
+     ["empty.toml", "no tables"]),
+    ("simulate-without-arrivals", {"calm.toml": "[scenario]\nduration = 1.0\n"},
+     ["simulate", "{tmp}/calm.toml"], ["calm.toml", "[workload.arrivals]"]),
+    ("simulate-mix-sums-to-zero", {"zero.toml": LOG_AT + "[workload.mix]\ndeposit = 0\n"},
+     ["simulate", "{tmp}/zero.toml", "--duration", "1"], ["zero.toml", "workload.mix", "positive"]),
+    ("simulate-lognormal-without-cv",
+     {"ln.toml": LOG_AT + "[commands]\nservice = { dist = 'lognormal', mean = 0.002 }\n"},
+     ["simulate", "{tmp}/ln.toml", "--duration", "1"], ["ln.toml", "commands.service.cv"]),
+    ("simulate-out-is-a-file", {"taken": "x"},
+     ["simulate", "--duration", "1", "--no-plots", "--out", "{tmp}/taken"], ["taken"]),
+    ("reference-into-a-missing-folder", {}, ["scenario-reference", "--out", "{tmp}/no/ref.md"],
+     ["no/ref.md", "No such file"]),
+    ("loadtest-unknown-kind", {}, ["loadtest", *NO_SERVER, "--mix", "steal=2"], ["steal"]),
+    ("loadtest-mistyped-view", {}, ["loadtest", *NO_SERVER, "--faults", "1:crash=balanc"],
+     ["balanc", "balances"]),
+    ("loadtest-unknown-class", {}, ["loadtest", *NO_SERVER, "--classes", "WriterUser,Robot"],
+     ["Robot", "WriterUser"]),
+    ("check-missing-history", {}, ["check", "{tmp}/history.jsonl"], ["history.jsonl"]),
+    ("no-command", {}, [], ["COMMAND"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("files", "argv", "names"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_a_mistake_is_one_line_and_exit_2_before_any_work(
+    files: dict[str, str],
+    argv: list[str],
+    names: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2, (code, err)
+    assert "Traceback" not in captured.err + captured.out
+    assert err.count("\n") == 0, err
+    assert err.startswith("cqrs-lab"), err
+    for word in names:
+        assert word in err, (word, err)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cqrs-lab {__version__}"
+
+
+def test_ctrl_c_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cqrs_lab.sim.cli.simulate", interrupted)
+    assert main(["simulate", "--duration", "1"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "cqrs-lab simulate: interrupted"
+
+
+def test_mix_weights_not_summing_to_1_are_normalised_with_one_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "mix.toml"
+    f.write_text(LOG_AT + "[workload.mix]\ndeposit = 1.0\nwithdraw = 0.3\n", encoding="utf-8")
+    assert main(["simulate", str(f), "--duration", "1", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("normalised") == 1 and "sum to 1.3" in err, err
+
+
+def test_a_swept_service_time_keeps_the_distribution_and_sets_its_mean(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["sweep", *QUICK, "--param", "commands.service=0.001,0.004", "--json"]
+    assert main(argv) == 0
+    assert "commands.service" in capsys.readouterr().out
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize(
+    "command", ["simulate", "sweep", "plan", "scenario-reference", "loadtest", "twin", "check"]
+)
+def test_every_flag_has_help_that_shows_its_default(command: str) -> None:
+    p = _subcommands()[command]
+    formatter = p._get_formatter()
+    for action in p._actions:
+        if action.help == argparse.SUPPRESS:
+            continue  # a hidden alias
+        assert action.help, (command, action.option_strings or action.dest)
+        shown = formatter._get_help_string(action) or ""
+        if action.default not in (None, False, "", [], argparse.SUPPRESS):
+            assert "default" in shown, (command, action.option_strings, shown)
+
+
+def test_no_plots_is_one_spelling_everywhere_with_a_hidden_alias() -> None:
+    cmds = _subcommands()
+    for command in ("simulate", "twin"):
+        argv = ["r"] if command == "twin" else []
+        for flag in ("--no-plots", "--no-plot"):
+            assert cmds[command].parse_args([*argv, flag]).no_plots is True
+        assert "--no-plot " not in cmds[command].format_help()
