@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import CqrsLabError
 
 __all__ = ["HelpFormatter", "LabParser", "add_no_plots", "build_parser", "main", "version"]
@@ -67,12 +68,6 @@ class LabParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def add_no_plots(p: argparse.ArgumentParser) -> None:
-    """``--no-plots``, the one spelling every command uses (``--no-plot`` is a hidden alias)."""
-    p.add_argument("--no-plots", action="store_true", help="write tables only, no PNG plots")
-    p.add_argument("--no-plot", dest="no_plots", action="store_true", help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import argparse
 import html as _html
 import os
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["frame_html", "section_html", "show_progress"]
+__all__ = ["add_no_plots", "frame_html", "section_html", "show_progress"]
 
 _BAD = "background:#fde2e1"
 _GOOD = "background:#e6f4ea"
@@ -52,3 +53,9 @@ def show_progress() -> bool:
     if os.environ.get("CI"):
         return False
     return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def add_no_plots(p: argparse.ArgumentParser) -> None:
+    """``--no-plots``, the one spelling every command uses (``--no-plot`` is a hidden alias)."""
+    p.add_argument("--no-plots", action="store_true", help="write tables only, no PNG plots")
+    p.add_argument("--no-plot", dest="no_plots", action="store_true", help=argparse.SUPPRESS)

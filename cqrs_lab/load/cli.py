@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cqrs_lab.cli import add_no_plots
 from cqrs_lab.core import DELIVERY_POLICIES
+from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.faults import parse_fault
 from cqrs_lab.load.runner import USER_CLASSES, LoadTestOptions, run_loadtest

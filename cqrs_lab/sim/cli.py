@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from cqrs_lab.cli import add_no_plots
+from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
 from cqrs_lab.sim.gc_tuning import fewer_collections

@@ -126,7 +126,9 @@ RULES: dict[str, Rule] = {
         libs="locust gevent numpy pandas",
     ),
     DISPLAY: _rule((DISPLAY, E), "tables for notebooks and the CLI", libs="pandas"),
-    "cqrs_lab.cli": _rule((E,), "the CLI finds each driver's commands by module name"),
+    "cqrs_lab.cli": _rule(
+        ("cqrs_lab", E, DISPLAY), "the CLI finds each driver's commands by module name"
+    ),
     "cqrs_lab.demo": _rule((C, E), "the demo takes a domain by reference, like every driver"),
     "cqrs_lab.testing": _rule((C, E), "hypothesis strategies for any domain", libs="hypothesis"),
 }
