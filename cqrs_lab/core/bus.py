@@ -33,13 +33,20 @@ True
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from cqrs_lab.core.aggregate import Aggregate, Repository
 from cqrs_lab.core.clock import Clock
+from cqrs_lab.core.idempotency import (
+    DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    DEFAULT_IDEMPOTENCY_RETENTION,
+    IdempotencyRecord,
+    IdempotencyStore,
+    InMemoryIdempotencyStore,
+    check_retention,
+)
 from cqrs_lab.core.ids import IdFactory
 from cqrs_lab.core.messages import ANY, Command, Envelope
 from cqrs_lab.core.metrics import Metrics
@@ -53,6 +60,8 @@ from cqrs_lab.errors import (
 )
 
 __all__ = [
+    "DEFAULT_IDEMPOTENCY_MAX_KEYS",
+    "DEFAULT_IDEMPOTENCY_RETENTION",
     "CommandBus",
     "CommandResult",
     "Decision",
@@ -60,6 +69,7 @@ __all__ = [
     "IdempotencyRecord",
     "InMemoryIdempotencyStore",
     "UnitOfWork",
+    "check_retention",
 ]
 
 A = TypeVar("A", bound=Aggregate)
@@ -78,51 +88,6 @@ class CommandResult(NamedTuple):
     position: int
     events: tuple[Envelope, ...]
     replayed: bool = False  # answered from the idempotency record, nothing appended
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    command: Command
-    result: CommandResult | None
-    rejection: str | None
-    recorded_at: float
-
-
-class IdempotencyStore(Protocol):
-    def get(self, key: str) -> IdempotencyRecord | None: ...
-
-    def put(self, key: str, record: IdempotencyRecord) -> None: ...
-
-
-class InMemoryIdempotencyStore:
-    """Keeps records for ``ttl`` seconds of the injected clock (``None``: forever)."""
-
-    def __init__(self, clock: Clock, ttl: float | None = None) -> None:
-        self.clock = clock
-        self.ttl = ttl
-        self._records: OrderedDict[str, IdempotencyRecord] = OrderedDict()
-
-    def get(self, key: str) -> IdempotencyRecord | None:
-        record = self._records.get(key)
-        ttl = self.ttl
-        if record is not None and ttl is not None and self.clock.now() - record.recorded_at > ttl:
-            del self._records[key]
-            return None
-        return record
-
-    def put(self, key: str, record: IdempotencyRecord) -> None:
-        records = self._records
-        records[key] = record
-        if self.ttl is not None:
-            horizon = self.clock.now() - self.ttl
-            while records:
-                first = next(iter(records.values()))
-                if first.recorded_at >= horizon:
-                    break
-                records.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._records)
 
 
 class UnitOfWork:

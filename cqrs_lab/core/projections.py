@@ -129,11 +129,30 @@ class Saga(Projection):
     ``open_instances()`` counts instances that have not ended (a metric: under at-most-once
     a lost event can leave an instance open for ever; under the other semantics it must
     reach zero once the log is quiet).
+
+    The bus keeps its records for a bounded time and count, so a saga rebuilt by replaying
+    a long log cannot count on them: ``replay_until`` is the position up to which events were
+    handled before (a restarted server sets it from the saga's saved checkpoint). While an
+    event at or below it is delivered, :meth:`send` sends nothing and returns ``None``: the
+    step was taken then and its effects are in the log, where their delivery moves the saga
+    on, as a replayed record would have.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._dispatch: Dispatch | None = None
+        self.replay_until = 0
+        self._delivering = 0  # the position of the event being handled
+        self.handlers = {t: self._noting_position(fn) for t, fn in self.handlers.items()}
+
+    def _noting_position(
+        self, fn: Callable[[Any, Envelope], None]
+    ) -> Callable[[Any, Envelope], None]:
+        def handle(event: Any, env: Envelope) -> None:
+            self._delivering = env.position
+            fn(event, env)
+
+        return handle
 
     def bind(self, dispatch: Dispatch) -> None:
         """Give the saga the command bus's ``dispatch`` (done by ``Engine.subscribe``)."""
@@ -150,7 +169,10 @@ class Saga(Projection):
         return 0
 
     def send(self, command: Command, cause: Cause, step: str) -> Any:
-        """Dispatch ``command`` as ``step`` of the instance ``cause`` moved on."""
+        """Dispatch ``command`` as ``step`` of the instance ``cause`` moved on (``None``, and
+        nothing sent, while replaying an event handled before: see ``replay_until``)."""
+        if 0 < self._delivering <= self.replay_until:
+            return None
         if self._dispatch is None:
             raise ConfigError(
                 f"saga {self.name!r} has no command bus: subscribe it with Engine.subscribe "

@@ -8,10 +8,20 @@
 - :class:`SqliteCheckpoints`: each projection's last position and the dead letters parked,
   so a restarted server knows how far it had got before it died.
 
->>> records = ResponseRecords(capacity=2)
+Records per key are kept ``ttl`` seconds (on the engine's clock) and at most the
+``max_keys`` newest (defaults: 24 h and 1,000,000): a retry within both is answered from its
+record; a key past them is answered as new. The SQLite tables are pruned by
+:class:`~cqrs_lab.stores.retention.Pruner` in the transactions that write them.
+
+>>> from cqrs_lab.core import ManualClock
+>>> clock = ManualClock()
+>>> records = ResponseRecords(clock, ttl=60, max_keys=2)
 >>> records.put("k", StoredResponse("fp", 200, b"{}", ()))
 >>> records.get("k").status
 200
+>>> clock.advance(61)
+>>> records.get("k") is None
+True
 """
 
 from __future__ import annotations
@@ -23,8 +33,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cqrs_lab.core import Command, CommandResult, DeadLetter, IdempotencyRecord
+from cqrs_lab.core import Clock, Command, CommandResult, DeadLetter, IdempotencyRecord
+from cqrs_lab.core.bus import (
+    DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    DEFAULT_IDEMPOTENCY_RETENTION,
+    check_retention,
+)
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.retention import Pruner
 from cqrs_lab.stores.sqlite import SqliteEventStore
 
 __all__ = [
@@ -36,24 +52,30 @@ __all__ = [
     "StoredResponse",
 ]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY, command_type TEXT NOT NULL, command TEXT NOT NULL,
-    result TEXT, rejection TEXT, recorded_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS http_responses (
-    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
-    body BLOB NOT NULL, headers TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    name TEXT PRIMARY KEY, position INTEGER NOT NULL, boot INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    boot INTEGER NOT NULL, id TEXT NOT NULL, subscription TEXT NOT NULL,
-    position INTEGER NOT NULL, event_type TEXT NOT NULL, error TEXT NOT NULL,
-    attempts INTEGER NOT NULL, parked_at REAL NOT NULL, PRIMARY KEY (boot, id));
-"""
+# one statement each, run by store.execute: executescript would COMMIT an open batch first
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "key TEXT PRIMARY KEY, command_type TEXT NOT NULL, command TEXT NOT NULL, "
+    "result TEXT, rejection TEXT, recorded_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS http_responses ("
+    "key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, "
+    "body BLOB NOT NULL, headers TEXT NOT NULL, recorded_at REAL NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS checkpoints ("
+    "name TEXT PRIMARY KEY, position INTEGER NOT NULL, boot INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dead_letters ("
+    "boot INTEGER NOT NULL, id TEXT NOT NULL, subscription TEXT NOT NULL, "
+    "position INTEGER NOT NULL, event_type TEXT NOT NULL, error TEXT NOT NULL, "
+    "attempts INTEGER NOT NULL, parked_at REAL NOT NULL, PRIMARY KEY (boot, id))",
+)
 
 
 def _ensure_schema(store: SqliteEventStore) -> None:
-    store.db.executescript(_SCHEMA)
+    for statement in _SCHEMA:
+        store.execute(statement)
+    columns = {row[1] for row in store.query("PRAGMA table_info(http_responses)")}
+    if "recorded_at" not in columns:  # a file written before responses had an age
+        store.execute("ALTER TABLE http_responses ADD COLUMN recorded_at REAL NOT NULL DEFAULT 0")
+        store.execute("UPDATE http_responses SET recorded_at = ?", (store.clock.now(),))
 
 
 class SqliteIdempotencyStore:
@@ -61,20 +83,30 @@ class SqliteIdempotencyStore:
 
     ``command_types`` returns the command classes by name (the bus's registered handlers),
     to rebuild recorded commands; the recorded result's events are read back from the log.
+    Records are kept ``ttl`` seconds and at most the ``max_keys`` newest; the ``cache_size``
+    newest are also kept in memory.
     """
 
     def __init__(
-        self, store: SqliteEventStore, command_types: Callable[[], Mapping[str, type]]
+        self,
+        store: SqliteEventStore,
+        command_types: Callable[[], Mapping[str, type]],
+        *,
+        ttl: float | None = DEFAULT_IDEMPOTENCY_RETENTION,
+        max_keys: int | None = DEFAULT_IDEMPOTENCY_MAX_KEYS,
+        cache_size: int = 4096,
     ) -> None:
         _ensure_schema(store)
         self.store = store
         self.command_types = command_types
-        self._cache: dict[str, IdempotencyRecord] = {}
+        self.retention = Pruner(store, "idempotency", ttl=ttl, max_keys=max_keys)
+        self.cache_size = max(1, cache_size)
+        self._cache: OrderedDict[str, IdempotencyRecord] = OrderedDict()
 
     def get(self, key: str) -> IdempotencyRecord | None:
         found = self._cache.get(key)
         if found is not None:
-            return found
+            return None if self.retention.expired(found.recorded_at) else found
         rows = self.store.query(
             "SELECT command_type, command, result, rejection, recorded_at FROM idempotency "
             "WHERE key = ?",
@@ -83,6 +115,8 @@ class SqliteIdempotencyStore:
         if not rows:
             return None
         ctype, command, result, rejection, at = rows[0]
+        if self.retention.expired(at):
+            return None
         cls = self.command_types().get(ctype)
         if cls is None:
             raise ConfigError(
@@ -95,8 +129,15 @@ class SqliteIdempotencyStore:
             events = tuple(self.store.read_all(pos - n, n)) if n else ()
             res = CommandResult(cid, sid, ver, pos, events)
         record = IdempotencyRecord(cls(**json.loads(command)), res, rejection, at)
-        self._cache[key] = record
+        self._remember(key, record)
         return record
+
+    def _remember(self, key: str, record: IdempotencyRecord) -> None:
+        cache = self._cache
+        cache[key] = record
+        cache.move_to_end(key)
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     def put(self, key: str, record: IdempotencyRecord) -> None:
         cmd: Command = record.command
@@ -120,7 +161,8 @@ class SqliteIdempotencyStore:
                 record.recorded_at,
             ),
         )
-        self._cache[key] = record
+        self.retention.wrote()
+        self._remember(key, record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,54 +182,92 @@ class ResponseStore(Protocol):
 
 
 class ResponseRecords:
-    """In-memory response records, the ``capacity`` most recent kept (bounded memory)."""
+    """In-memory response records: each kept ``ttl`` seconds of ``clock``, at most the
+    ``max_keys`` newest (``None``: no bound of that kind). ``evicted`` counts those dropped."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
-        if capacity < 1:
-            raise ConfigError(f"ResponseRecords(capacity={capacity}): pass >= 1")
-        self.capacity = capacity
-        self._records: OrderedDict[str, StoredResponse] = OrderedDict()
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        ttl: float | None = DEFAULT_IDEMPOTENCY_RETENTION,
+        max_keys: int | None = DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    ) -> None:
+        check_retention(ttl, max_keys, "ResponseRecords")
+        self.clock = clock
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self.evicted = 0
+        self._records: OrderedDict[str, tuple[float, StoredResponse]] = OrderedDict()
 
     def get(self, key: str) -> StoredResponse | None:
-        return self._records.get(key)
+        found = self._records.get(key)
+        if found is None:
+            return None
+        if self.ttl is not None and self.clock.now() - found[0] > self.ttl:
+            del self._records[key]
+            self.evicted += 1
+            return None
+        return found[1]
 
     def put(self, key: str, response: StoredResponse) -> None:
         records = self._records
-        records[key] = response
-        if len(records) > self.capacity:
+        now = self.clock.now()
+        records[key] = (now, response)
+        records.move_to_end(key)
+        limit = self.max_keys
+        while limit is not None and len(records) > limit:
             records.popitem(last=False)
+            self.evicted += 1
+        if self.ttl is not None:
+            horizon = now - self.ttl
+            while records and next(iter(records.values()))[0] < horizon:
+                records.popitem(last=False)
+                self.evicted += 1
 
     def __len__(self) -> int:
         return len(self._records)
 
 
 class SqliteResponseRecords:
-    """Response records in the store's file, written in the command's own transaction."""
+    """Response records in the store's file, written in the command's own transaction, kept
+    ``ttl`` seconds and at most the ``max_keys`` newest."""
 
-    def __init__(self, store: SqliteEventStore) -> None:
+    def __init__(
+        self,
+        store: SqliteEventStore,
+        *,
+        ttl: float | None = DEFAULT_IDEMPOTENCY_RETENTION,
+        max_keys: int | None = DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    ) -> None:
         _ensure_schema(store)
         self.store = store
+        self.retention = Pruner(store, "http_responses", ttl=ttl, max_keys=max_keys)
 
     def get(self, key: str) -> StoredResponse | None:
         rows = self.store.query(
-            "SELECT fingerprint, status, body, headers FROM http_responses WHERE key = ?", (key,)
+            "SELECT fingerprint, status, body, headers, recorded_at FROM http_responses "
+            "WHERE key = ?",
+            (key,),
         )
-        if not rows:
+        if not rows or self.retention.expired(rows[0][4]):
             return None
-        fp, status, body, headers = rows[0]
+        fp, status, body, headers, _ = rows[0]
         return StoredResponse(fp, status, bytes(body), tuple(tuple(h) for h in json.loads(headers)))
 
     def put(self, key: str, response: StoredResponse) -> None:
         self.store.execute(
-            "INSERT OR REPLACE INTO http_responses VALUES (?,?,?,?,?)",
+            "INSERT OR REPLACE INTO http_responses "
+            "(key, fingerprint, status, body, headers, recorded_at) VALUES (?,?,?,?,?,?)",
             (
                 key,
                 response.fingerprint,
                 response.status,
                 response.body,
                 json.dumps(response.headers),
+                self.store.clock.now(),
             ),
         )
+        self.retention.wrote()
 
 
 class SqliteCheckpoints:

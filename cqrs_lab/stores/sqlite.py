@@ -1,11 +1,12 @@
 """A durable event store on SQLite (stdlib ``sqlite3``, WAL journal), same contract as memory.
 
-One process owns the file: the store keeps a write-through mirror of the log in memory, so
-reads (the subscriptions poll ``read_all`` constantly) never touch the disk, and every
-append is one SQLite transaction, or part of a group commit opened with :meth:`batch`.
-Events are stored as JSON with their type name and schema version
-(:meth:`EventRegistry.encode`); on reopening, they are loaded in stored form
-(:class:`RawEvent`) and decoded through the upcasters once, when first read, where the
+One process owns the file. Every append is one SQLite transaction, or part of a group commit
+opened with :meth:`batch`. The store keeps in memory only what is small or recent: each
+stream's version (for optimistic concurrency without a query), the head position, and the
+newest ``cache_events`` events (subscriptions that keep up read those without touching the
+disk); older events and whole streams are read from the file. Events are stored as JSON with
+their type name and schema version (:meth:`EventRegistry.encode`); events read from the file
+come in stored form (:class:`RawEvent`) and are decoded through the upcasters where the
 registry knows their type (what it cannot decode stays in stored form for the reader).
 
 >>> from cqrs_lab.core import ManualClock, SequentialIds
@@ -16,8 +17,10 @@ registry knows their type (what it cannot decode stays in stored form for the re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,13 +38,19 @@ from cqrs_lab.core import (
     RawEvent,
     Snapshot,
 )
-from cqrs_lab.core.store import check_expected, read_stream_from
+from cqrs_lab.core.store import check_expected
 from cqrs_lab.errors import ConfigError, CqrsLabError, StoreBroken
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteEventStore", "StoreBroken"]
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _EMPTY: Mapping[str, Any] = {}
+_CHUNK = 2048  # events read from the file at a time, below the cache of newest events
+_CHUNKS_KEPT = 8  # decoded chunks kept for the other subscriptions catching up
+_COLUMNS = (
+    "event_id, stream_id, stream_version, position, type_name, schema_version, data, "
+    "correlation_id, causation_id, recorded_at, metadata"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,13 +68,22 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
+def _stored(row: tuple[Any, ...]) -> Envelope:
+    """An envelope in stored form from a row of ``_COLUMNS``."""
+    eid, sid, ver, pos, tname, schema, data, corr, caus, at, meta = row
+    raw = RawEvent(tname, schema, json.loads(data))
+    metadata = _EMPTY if meta == "{}" else json.loads(meta)  # most events carry none
+    return Envelope(eid, sid, ver, pos, tname, schema, raw, corr, caus, at, metadata)
+
+
 class SqliteEventStore:
     """The :class:`~cqrs_lab.core.EventStore` protocol on a SQLite file (WAL).
 
     ``path`` is a file path or ``":memory:"``; ``synchronous`` is SQLite's durability
     setting (``FULL``: a commit survives power loss; ``NORMAL``: it survives a killed
-    process). ``boot`` counts how often the file was opened, so id factories can make ids
-    unique across restarts (``SequentialIds(f"{store.boot}-")``).
+    process); ``cache_events`` how many of the newest events are kept in memory. ``boot``
+    counts how often the file was opened, so id factories can make ids unique across
+    restarts (``SequentialIds(f"{store.boot}-")``).
     """
 
     def __init__(
@@ -76,15 +94,19 @@ class SqliteEventStore:
         registry: EventRegistry | None = None,
         *,
         synchronous: str = "FULL",
+        cache_events: int = 10_000,
     ) -> None:
         if str(synchronous).upper() not in SYNCHRONOUS_MODES:
             raise ConfigError(
                 f"synchronous={synchronous!r}: pass one of {', '.join(SYNCHRONOUS_MODES)}"
             )
+        if type(cache_events) is not int or cache_events < 1:
+            raise ConfigError(f"cache_events={cache_events!r}: pass a whole number >= 1")
         self.path = str(path)
         self.clock = clock
         self.ids = ids
         self.registry = registry if registry is not None else EventRegistry()
+        self.cache_events = cache_events
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -94,9 +116,13 @@ class SqliteEventStore:
         self.db.executescript(_SCHEMA)
         self._depth = 0  # open batch() levels
         self._broken: BaseException | None = None
-        self._log: list[Envelope] = []
-        self._streams: dict[str, list[Envelope]] = {}
-        self._snapshots: dict[str, Snapshot] = {}
+        self._head = 0
+        self._versions: dict[str, int] = {}  # stream -> version
+        self._tail: list[Envelope] = []  # the newest events, positions _tail_start + 1, ...
+        self._tail_start = 0
+        self._last_at = 0.0
+        self._chunks: OrderedDict[int, list[Envelope]] = OrderedDict()
+        self._snapshots: dict[str, Snapshot] = {}  # those whose state is not JSON
         self._outbox: dict[str, OutboxMessage] = {}
         self._outbox_seq = 0
         self._loaded = self._decoded = 0
@@ -111,21 +137,22 @@ class SqliteEventStore:
         return boot
 
     def _load(self) -> None:
-        rows = self.db.execute(
-            "SELECT event_id, stream_id, stream_version, position, type_name, schema_version, "
-            "data, correlation_id, causation_id, recorded_at, metadata FROM events "
-            "ORDER BY position"
+        """Versions, the head and the newest events; the rest stays in the file."""
+        count, head = self.db.execute("SELECT count(*), max(position) FROM events").fetchone()
+        head = int(head or 0)
+        if count != head:
+            raise StoreBroken(f"{self.path}: {head - count} gaps in the log of {head} events")
+        self._head = head
+        self._versions = dict(
+            self.db.execute("SELECT stream_id, max(stream_version) FROM events GROUP BY stream_id")
         )
-        log, streams = self._log, self._streams
-        for eid, sid, ver, pos, tname, schema, data, corr, caus, at, meta in rows:
-            if pos != len(log) + 1:
-                raise StoreBroken(f"{self.path}: gap in the log before position {pos}")
-            raw = RawEvent(tname, schema, json.loads(data))
-            env = Envelope(eid, sid, ver, pos, tname, schema, raw, corr, caus, at, json.loads(meta))
-            log.append(env)
-            streams.setdefault(sid, []).append(env)
-        for sid, ver, state in self.db.execute("SELECT stream_id, version, state FROM snapshots"):
-            self._snapshots[sid] = Snapshot(sid, ver, json.loads(state))
+        start = max(0, head - self.cache_events)
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position", (start,)
+        )
+        self._tail = [_stored(row) for row in rows]
+        self._tail_start = start
+        self._last_at = self._tail[-1].recorded_at if self._tail else 0.0
         for mid, _seq, topic, payload, pos, corr in self.db.execute(
             "SELECT message_id, seq, topic, payload, position, correlation_id FROM outbox "
             "WHERE published = 0 ORDER BY seq"
@@ -133,14 +160,18 @@ class SqliteEventStore:
             self._outbox[mid] = OutboxMessage(mid, topic, json.loads(payload), pos, corr)
         row = self.db.execute("SELECT max(seq) FROM outbox").fetchone()
         self._outbox_seq = int(row[0] or 0)
-        self._loaded = len(log)  # events up to here came from the file, in stored form
+        self._loaded = head  # events up to here came from the file, in stored form
+        self._decoded = start  # those in the cache are decoded when first read
 
     # -- transactions --------------------------------------------------------------------
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group commit: every write inside is one transaction, committed on exit.
 
-        Acknowledge the commands of a batch only after the ``with`` block has exited.
+        Acknowledge the commands of a batch only after the ``with`` block has exited. A block
+        that raises rolls the transaction back, and the store then refuses work
+        (:class:`StoreBroken`): it had already handed out the block's events, which are not
+        in the file, so only a restart makes the process agree with the file again.
         """
         self._check()
         if self._depth == 0:
@@ -148,17 +179,31 @@ class SqliteEventStore:
         self._depth += 1
         try:
             yield
+        except BaseException as exc:
+            if self._broken is None:
+                self._broken = exc
+            raise
         finally:
             self._depth -= 1
             if self._depth == 0:
-                self._commit()
+                if self._broken is None:
+                    self._commit()
+                else:
+                    self._rollback()
 
     def _commit(self) -> None:
         try:
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._broken = exc
+            self._rollback()
             raise StoreBroken(f"commit to {self.path} failed: {exc}; restart the server") from exc
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            # SQLite may have rolled back already (SQLITE_FULL, ...)
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -170,14 +215,21 @@ class SqliteEventStore:
             yield self.db
         except sqlite3.Error as exc:
             self._broken = exc
+            if own:
+                self._rollback()
             raise StoreBroken(f"write to {self.path} failed: {exc}; restart the server") from exc
+        except BaseException:
+            if own:  # nothing was kept in memory yet: the store stays usable
+                self._rollback()
+            raise
         if own:
             self._commit()
 
     def _check(self) -> None:
         if self._broken is not None:
             raise StoreBroken(
-                f"the SQLite store at {self.path} failed earlier ({self._broken}); restart"
+                f"the SQLite store at {self.path} failed earlier "
+                f"({self._broken!r}); restart the server"
             )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -206,144 +258,180 @@ class SqliteEventStore:
         outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> list[Envelope]:
         self._check()
-        stream = self._streams.get(stream_id)
-        version = len(stream) if stream is not None else 0
+        version = self._versions.get(stream_id, 0)
         if expected_version is not ANY:
             check_expected(stream_id, expected_version, version)
         if not events and not outbox:
             return []
-        position = len(self._log)
+        position = self._head
         now = self.clock.now()
         meta = dict(metadata) if metadata is not None else _EMPTY
         meta_json = json.dumps(meta)
         out: list[Envelope] = []
         rows: list[tuple[Any, ...]] = []
+        encode = self.registry.encode
         for event in events:
             version += 1
             position += 1
-            raw = event if type(event) is RawEvent else self.registry.encode(event)  # type: ignore[arg-type]
-            env = Envelope(
-                self.ids(),
-                stream_id,
-                version,
-                position,
-                raw.type_name,
-                raw.schema_version,
-                event,
-                correlation_id,
-                causation_id,
-                now,
-                meta,
-            )
-            out.append(env)
-            rows.append(
-                (
-                    position,
-                    env.event_id,
-                    stream_id,
-                    version,
-                    raw.type_name,
-                    raw.schema_version,
-                    json.dumps(raw.data),
-                    correlation_id,
-                    causation_id,
-                    now,
-                    meta_json,
-                )
-            )
+            raw = event if type(event) is RawEvent else encode(event)  # type: ignore[arg-type]
+            eid = self.ids()
+            tname, schema = raw.type_name, raw.schema_version
+            out.append(Envelope(
+                eid, stream_id, version, position, tname, schema, event,
+                correlation_id, causation_id, now, meta,
+            ))  # fmt: skip
+            rows.append((
+                position, eid, stream_id, version, tname, schema, json.dumps(raw.data),
+                correlation_id, causation_id, now, meta_json,
+            ))  # fmt: skip
         messages = []
         for topic, payload in outbox:
             self._outbox_seq += 1
             messages.append(OutboxMessage(self.ids(), topic, payload, position, correlation_id))
+        first_seq = self._outbox_seq - len(messages) + 1
         with self._write() as db:
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            db.executemany(
-                "INSERT INTO outbox VALUES (?,?,?,?,?,?,0)",
-                [
-                    (
-                        m.message_id,
-                        self._outbox_seq - len(messages) + i + 1,
-                        m.topic,
-                        json.dumps(m.payload),
-                        m.position,
-                        m.correlation_id,
-                    )
-                    for i, m in enumerate(messages)
-                ],
-            )
-        self._log.extend(out)
-        if stream is None:
-            stream = self._streams[stream_id] = []
-        stream.extend(out)
+            if messages:
+                db.executemany(
+                    "INSERT INTO outbox VALUES (?,?,?,?,?,?,0)",
+                    [
+                        (m.message_id, first_seq + i, m.topic, json.dumps(m.payload),
+                         m.position, m.correlation_id)
+                        for i, m in enumerate(messages)
+                    ],
+                )  # fmt: skip
+        if out:
+            self._head = position
+            self._versions[stream_id] = version
+            self._last_at = now
+            self._keep(out)
         for m in messages:
             self._outbox[m.message_id] = m
         return out
 
+    def _keep(self, out: list[Envelope]) -> None:
+        """Add to the cache of newest events; drop the oldest half when it is twice full."""
+        tail = self._tail
+        tail.extend(out)
+        if len(tail) > 2 * self.cache_events:
+            drop = len(tail) - self.cache_events
+            del tail[:drop]
+            self._tail_start += drop
+            self._decoded = max(self._decoded, self._tail_start)
+
     # -- reading -------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
         """Events of one stream with version > ``after_version``, decoded to current classes."""
-        return read_stream_from(self._streams, self.registry, stream_id, after_version)
+        if after_version >= self._versions.get(stream_id, 0):
+            return []
+        rows = self.query(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND stream_version > ? "
+            "ORDER BY stream_version",
+            (stream_id, after_version),
+        )
+        decode = self.registry.decode_envelope
+        return [decode(_stored(row)) for row in rows]
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
-        """Events at global positions > ``after``, at most ``limit``, in stored form."""
+        """Events at global positions > ``after``, at most ``limit``, in stored form (decoded
+        where the registry knows the type)."""
         if after < 0:
             raise ConfigError(f"read_all(after={after}): positions start at 0; pass >= 0")
-        end = len(self._log) if limit is None else min(len(self._log), after + limit)
+        head = self._head
+        end = head if limit is None else min(head, after + limit)
+        if end <= after:
+            return []
+        start = self._tail_start
         if end > self._decoded:
             self._decode_loaded(end)
-        return self._log[after:end]
+        if after >= start:
+            return self._tail[after - start : end - start]
+        self._check()
+        return self._older(after, min(end, start)) + self._tail[: max(0, end - start)]
+
+    def _older(self, after: int, end: int) -> list[Envelope]:
+        """Events after ``after`` up to ``end`` from the file, through a few decoded chunks
+        of ``_CHUNK`` events that subscriptions catching up side by side share."""
+        out: list[Envelope] = []
+        pos = after
+        while pos < end:
+            first = pos - pos % _CHUNK  # the chunk holds positions first + 1 .. first + _CHUNK
+            chunk = self._chunks.get(first)
+            if chunk is None:
+                rows = self.db.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? "
+                    "ORDER BY position",
+                    (first, first + _CHUNK),
+                )
+                chunk = [self._decoded_if_known(_stored(row)) for row in rows]
+                if len(chunk) == _CHUNK:  # a whole chunk never changes: keep it a while
+                    self._chunks[first] = chunk
+                    if len(self._chunks) > _CHUNKS_KEPT:
+                        self._chunks.popitem(last=False)
+            else:
+                self._chunks.move_to_end(first)
+            piece = chunk[pos - first : end - first]
+            if not piece:
+                break
+            out.extend(piece)
+            pos += len(piece)
+        return out
+
+    def _decoded_if_known(self, env: Envelope) -> Envelope:
+        """``env`` decoded where the registry can; else in stored form, so the subscription
+        that reads it fails on that one event and parks it as a dead letter."""
+        if self.registry.knows(env.event_type):
+            try:
+                return self.registry.decode_envelope(env)
+            except CqrsLabError:
+                pass
+        return env
 
     def _decode_loaded(self, end: int) -> None:
-        """Decode events loaded from the file up to ``end``, once, where the registry can.
-
-        What it cannot decode (unknown type, failing upcaster) stays in stored form, so the
-        subscription that reads it fails on that one event and parks it as a dead letter.
-        """
-        log, registry = self._log, self.registry
+        """Decode the cached events loaded from the file up to ``end``, once."""
+        tail, start = self._tail, self._tail_start
         stop = min(end, self._loaded)
-        for i in range(self._decoded, stop):
-            env = log[i]
-            if type(env.payload) is RawEvent and registry.knows(env.event_type):
-                try:
-                    decoded = registry.decode_envelope(env)
-                except CqrsLabError:
-                    continue
-                log[i] = decoded
-                stream = self._streams[env.stream_id]
-                stream[env.stream_version - 1] = decoded
+        for pos in range(max(self._decoded, start), stop):
+            env = tail[pos - start]
+            if type(env.payload) is RawEvent:
+                tail[pos - start] = self._decoded_if_known(env)
         self._decoded = max(self._decoded, stop)
 
     def stream_version(self, stream_id: str) -> int:
-        stream = self._streams.get(stream_id)
-        return len(stream) if stream is not None else 0
+        return self._versions.get(stream_id, 0)
 
     @property
     def head_position(self) -> int:
-        return len(self._log)
+        return self._head
 
     @property
     def last_recorded_at(self) -> float:
         """When the last event was recorded (0.0 for an empty log), on the store's clock."""
-        return self._log[-1].recorded_at if self._log else 0.0
+        return self._last_at
 
     def stream_ids(self) -> list[str]:
-        return list(self._streams)
+        return list(self._versions)
 
     # -- snapshots -----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Keep the snapshot; persist it when its state is JSON (else in memory only)."""
-        self._snapshots[snapshot.stream_id] = snapshot
+        """Persist the snapshot when its state is JSON (else keep it in memory only)."""
         try:
             state = json.dumps(dict(snapshot.state))
         except (TypeError, ValueError):
+            self._snapshots[snapshot.stream_id] = snapshot
             return  # a snapshot is an optimisation: the log alone rebuilds the aggregate
+        self._snapshots.pop(snapshot.stream_id, None)
         self.execute(
             "INSERT OR REPLACE INTO snapshots VALUES (?,?,?)",
             (snapshot.stream_id, snapshot.version, state),
         )
 
     def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        return self._snapshots.get(stream_id)
+        kept = self._snapshots.get(stream_id)
+        if kept is not None:
+            return kept
+        rows = self.query("SELECT version, state FROM snapshots WHERE stream_id = ?", (stream_id,))
+        return Snapshot(stream_id, rows[0][0], json.loads(rows[0][1])) if rows else None
 
     # -- outbox --------------------------------------------------------------------------
     def outbox_pending(self, limit: int | None = None) -> list[OutboxMessage]:

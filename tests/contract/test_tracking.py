@@ -1,9 +1,10 @@
 """Both tracking stores pass the contract; SQLite's records commit with the store's batch.
 
-``SqliteEventStore`` offers one transaction API usable from outside, ``batch()``, and it has
-no rollback: it commits on exit, even when the block raises. A transaction that never
-commits is a process killed inside the batch, so the atomicity tests kill one (a child
-process ends with ``os._exit`` mid-batch) and reopen the file.
+``SqliteEventStore`` offers one transaction API usable from outside, ``batch()``: it commits
+on exit, and a block that raises rolls back and leaves the store refusing work until a
+restart. A transaction that never commits is also a process killed inside the batch, so the
+atomicity tests kill one (a child process ends with ``os._exit`` mid-batch) and reopen the
+file.
 """
 
 from __future__ import annotations
