@@ -32,7 +32,7 @@ from cqrs_lab.http.generic import domain_routes
 from cqrs_lab.http.health import ServedRecorder, readiness_check
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.openapi import document
-from cqrs_lab.http.ops import ops_router
+from cqrs_lab.http.ops import BODY_MODELS, ops_router
 from cqrs_lab.http.problems import install_handlers
 from cqrs_lab.http.reads import Reads
 from cqrs_lab.http.router import LabApp, Route, RouteContext, check_table
@@ -76,14 +76,24 @@ def create_app(
     metrics = HttpMetrics(engine, lambda: driver.shed, lambda: recorder.failing(engine))
     if stages is not None:
         metrics.registry.register(stages)
-    records = responses if responses is not None else ResponseRecords(config.response_records)
+    records = (
+        responses
+        if responses is not None
+        else ResponseRecords(
+            engine.clock, ttl=config.idempotency_retention, max_keys=config.idempotency_max_keys
+        )
+    )
     gateway = CommandGateway(engine, driver, metrics, records, stages)
-    reads = Reads(engine, driver, config.max_wait, stages)
+    # after a restart each read model replays the log: up to the head found at start-up
+    # (at least where it had got before), reads without a token say they are stale
+    boot_head = engine.store.head_position
+    catch_up = {name: max(boot_head, resumed_from.get(name, 0)) for name in engine.subscriptions}
+    reads = Reads(engine, driver, config.max_wait, stages, catch_up)
     ctx = RouteContext(
         engine, domain, driver, gateway, reads, config.max_body_bytes, config.max_wait
     )
     readiness = readiness_check(
-        engine, lambda: driver.alive, recorder, config.ready_max_lag, resumed_from
+        engine, lambda: driver.alive, recorder, config.ready_max_lag, catch_up
     )
 
     @contextlib.asynccontextmanager
@@ -122,14 +132,14 @@ def create_app(
     routes = [*_hand_designed(domain, ctx), *domain_routes(ctx)]
     served = [r for r in [*api.routes, *ops.routes] if isinstance(r, StarletteRoute)]
     check_table(routes, [(m, r.path) for r in served for m in r.methods or ()])
-    document(api, routes)
+    document(api, routes, BODY_MODELS)
     api.state.engine = engine
     api.state.driver = driver
     api.state.metrics = metrics
     api.state.config = config
     api.state.domain = domain
     api.state.stages = stages
-    return LabApp(api, routes, metrics, config.max_body_bytes, stages)
+    return LabApp(api, routes, metrics, config.max_body_bytes, stages, served)
 
 
 def _served(engine: Engine, config: ServerConfig) -> Domain:

@@ -24,6 +24,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from cqrs_lab.core import DELIVERY_POLICIES, Engine
+from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
 
 __all__ = ["ServeLifespan", "register", "run_uvicorn", "serve"]
@@ -33,17 +34,29 @@ Message = MutableMapping[str, Any]
 
 
 def run_uvicorn(
-    app: Any, host: str, port: int, *, log_level: str = "info", graceful_seconds: int = 10
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    graceful_seconds: int = 10,
+    config: ServerConfig | None = None,
 ) -> None:
-    """Serve ``app`` with one uvicorn worker (uvloop and httptools where installed)."""
+    """Serve ``app`` with one uvicorn worker (uvloop where installed) and the guarded
+    httptools protocol: header and body timeouts and the connection limit of ``config``
+    (:mod:`cqrs_lab.http.protocol`)."""
     import uvicorn
 
+    from cqrs_lab.http.protocol import guarded_protocol
+
+    config = config or ServerConfig()
+    protocol = guarded_protocol(config.header_timeout, config.body_timeout, config.max_connections)
     uvicorn.run(
         app,
         host=host,
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=protocol,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
@@ -124,6 +137,11 @@ def serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         max_wait=args.max_wait,
         restart_after=args.restart_after if args.restart_after >= 0 else None,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
+        idempotency_retention=args.idempotency_retention,
+        idempotency_max_keys=args.idempotency_max_keys,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.log_projections:
@@ -137,7 +155,9 @@ def serve(args: argparse.Namespace) -> int:
 
     every = args.gc_freeze_every if args.gc_freeze_every > 0 else None
     served = ServeLifespan(app, app.state.engine, every, write_stages)
-    run_uvicorn(served, args.host, args.port, log_level=args.log_level, graceful_seconds=10)
+    run_uvicorn(
+        served, args.host, args.port, log_level=args.log_level, graceful_seconds=10, config=config
+    )
     return 0
 
 
@@ -171,6 +191,29 @@ def register(sub: Any) -> None:
         default=1.0,
         help="seconds before a crashed consumer is restarted; negative: never (default: 1)",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection (408) whose request headers are not complete by then "
+        "(slow clients; default: %(default)s)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="answer 408 and close when a request body stalls this long between two chunks "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=2048,
+        help="open connections at most; one more gets 503 problem+json and is closed "
+        "(default: %(default)s)",
+    )
     p.add_argument("--sqlite-synchronous", default="FULL", choices=("NORMAL", "FULL"))
     p.add_argument(
         "--stage-timings",
@@ -193,6 +236,21 @@ def register(sub: Any) -> None:
         metavar="EVENTS",
         help="freeze the garbage collector's heap after start-up and every EVENTS new events "
         "(default: %(default)s; 0: never)",
+    )
+    p.add_argument(
+        "--idempotency-retention",
+        type=float,
+        default=DEFAULT_IDEMPOTENCY_RETENTION,
+        metavar="SECONDS",
+        help="keep what each Idempotency-Key was answered with this long: a retry within it "
+        "(and within --idempotency-max-keys) is applied once (default: %(default)s)",
+    )
+    p.add_argument(
+        "--idempotency-max-keys",
+        type=int,
+        default=DEFAULT_IDEMPOTENCY_MAX_KEYS,
+        metavar="KEYS",
+        help="keep the records of this many of the newest keys at most (default: %(default)s)",
     )
     p.add_argument("--log-projections", action="store_true", help="log each applied event")
     p.add_argument("--log-level", default="warning")

@@ -33,7 +33,7 @@ __all__ = ["CommandGateway", "TraceContext", "parse_if_match", "trace_context"]
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,200}$")
-_ETAG = re.compile(r'^(?:W/)?"(\d{1,15})"$')
+_ETAG = re.compile(r'^(?:W/)?"([0-9]{1,15})"$')  # ASCII digits: \d takes "²", int() not
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,10 @@ class CommandGateway:
         stream: str | None = None,
         must_exist: str | None = None,
     ) -> Response:
-        """Queue ``command``; ``stream`` is what If-Match checks; ``must_exist`` gives 404."""
+        """Queue ``command``; ``must_exist`` (a stream) gives 404 when it has no events.
+
+        ``If-Match`` is checked against ``stream`` (default: the stream the command writes,
+        :meth:`stream_of`), in the same store transaction as the append."""
         name = type(command).__name__
         key = request.headers.get("idempotency-key")
         fingerprint = ""
@@ -143,10 +146,6 @@ class CommandGateway:
                     headers={"Retry-After": "1"},
                 )
         if_match = parse_if_match(request.headers.get("if-match"))
-        if if_match is not None and stream is None:
-            raise Problem(
-                400, "bad header", f"header If-Match is not supported on {request.url.path}"
-            )
         trace = trace_context(request)
 
         def execute() -> _Outcome:
@@ -198,7 +197,17 @@ class CommandGateway:
         if must_exist is not None and store.stream_version(must_exist) == 0:
             self.metrics.outcome(name, "not-found")
             return _problem(404, "not found", f"no {must_exist.replace('-', ' ', 1)}", False)
-        if if_match is not None and stream is not None:
+        if if_match is not None and stream is None:
+            stream = self.stream_of(command)
+            if stream is None:
+                return _problem(
+                    400,
+                    "bad header",
+                    f"header If-Match: {name} writes no event stream here, so there is no "
+                    "version to match; send it without If-Match",
+                    False,
+                )
+        if if_match is not None and stream:
             actual = store.stream_version(stream)
             if (if_match == "*" and actual == 0) or (if_match != "*" and if_match != actual):
                 self.metrics.outcome(name, "precondition-failed")
@@ -251,6 +260,25 @@ class CommandGateway:
         if key is not None and out.record:
             self.responses.put(key, StoredResponse(fingerprint, out.status, out.body, out.headers))
         return out
+
+    def stream_of(self, command: Command) -> str | None:
+        """The event stream ``command`` writes, which ``If-Match`` is checked against.
+
+        A command class may declare it (``stream_of``, a function of the command); else the
+        command is decided without being appended (``engine.bus.decide``, on private copies
+        of the aggregates: nothing changes) and its stream is the aggregate it changed. A
+        command its handler rejects gives ``""``: no check, the dispatch answers 409; one
+        that changes no aggregate gives None.
+        """
+        declared = getattr(type(command), "stream_of", None)
+        if callable(declared):
+            return str(declared(command))
+        try:
+            decision = self.engine.bus.decide(command)
+        except CommandRejected:
+            return ""
+        changed = decision.uow.changed()
+        return None if changed is None else changed.id
 
     def _dispatch(self, command: Command, trace: TraceContext) -> CommandResult:
         stages = self.stages

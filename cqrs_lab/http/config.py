@@ -21,9 +21,15 @@ from cqrs_lab.core import (
     Engine,
     Installed,
     MonotonicClock,
+    Saga,
     SequentialIds,
     install,
     load_domain,
+)
+from cqrs_lab.core.bus import (
+    DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    DEFAULT_IDEMPOTENCY_RETENTION,
+    InMemoryIdempotencyStore,
 )
 from cqrs_lab.errors import ConfigError
 
@@ -49,6 +55,15 @@ class ServerConfig:
     - ``max_wait``: the longest read-your-writes wait a caller may ask for, in seconds.
     - ``restart_after``: seconds after which the driver restarts a crashed consumer (None:
       stays down until ``POST /faults`` restarts it).
+    - ``idempotency_retention`` (seconds) and ``idempotency_max_keys``: how long, and for how
+      many of the newest keys, every store keeps what an ``Idempotency-Key`` was answered
+      with (the HTTP response and the bus's record of saga steps): a retry within both is
+      applied once; a key past them is answered as new. Persisted with the SQLite store.
+    - ``header_timeout``: seconds a connection has to send its request line and headers
+      (408 problem+json and closed after); ``body_timeout``: the longest stall between two
+      chunks of a body (408, closed); ``max_connections``: open connections at most (one
+      more is answered 503 problem+json with ``Retry-After`` and closed). See
+      :mod:`cqrs_lab.http.protocol`.
     """
 
     domain: str | Domain = DEFAULT_DOMAIN
@@ -61,8 +76,12 @@ class ServerConfig:
     ready_max_lag: int = 10_000
     max_wait: float = 10.0
     restart_after: float | None = 1.0
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int = 2048
     idle_poll: float = 0.05
-    response_records: int = 100_000
+    idempotency_retention: float = DEFAULT_IDEMPOTENCY_RETENTION
+    idempotency_max_keys: int = DEFAULT_IDEMPOTENCY_MAX_KEYS
     seed: int = 0
     sqlite_synchronous: str = "FULL"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,15 +94,25 @@ class ServerConfig:
             )
         if self.store != "memory" and not (self.store.startswith("sqlite:") and self.store[7:]):
             raise ConfigError(f"store={self.store!r}: pass 'memory' or 'sqlite:PATH'")
-        for name in ("queue_size", "batch_size", "max_body_bytes", "response_records"):
+        for name in ("queue_size", "batch_size", "max_body_bytes", "idempotency_max_keys"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: pass a whole number >= 1")
+        if not self.idempotency_retention > 0:
+            raise ConfigError(
+                f"idempotency_retention={self.idempotency_retention}: pass seconds > 0 "
+                f"(how long a retry with the same Idempotency-Key is applied once)"
+            )
         if self.ready_max_lag < 0:
             raise ConfigError(f"ready_max_lag={self.ready_max_lag}: pass positions >= 0")
         if not 0 <= self.max_wait <= 300:
             raise ConfigError(f"max_wait={self.max_wait}: pass seconds between 0 and 300")
         if self.restart_after is not None and self.restart_after < 0:
             raise ConfigError(f"restart_after={self.restart_after}: pass seconds >= 0, or None")
+        for name in ("header_timeout", "body_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ConfigError(f"{name}={getattr(self, name)}: pass seconds in (0, 3600]")
+        if self.max_connections < 1:
+            raise ConfigError(f"max_connections={self.max_connections}: pass a number >= 1")
         if not 0 < self.idle_poll <= 5:
             raise ConfigError(f"idle_poll={self.idle_poll}: pass seconds in (0, 5]")
         if self.admin_token is not None and len(self.admin_token) < 8:
@@ -108,23 +137,30 @@ class BuiltEngine:
     installed: Installed
     store: Any = None  # SqliteEventStore when durable
     checkpoints: Any = None  # SqliteCheckpoints when durable
-    responses: Any = None  # SqliteResponseRecords when durable
+    responses: Any = None  # ResponseRecords, or SqliteResponseRecords when durable
 
 
 def build_engine(config: ServerConfig) -> BuiltEngine:
     """``config.domain`` installed (through :func:`cqrs_lab.core.install`, as every driver
-    does) on an engine with a :class:`MonotonicClock`, on the configured store."""
-    domain = load_domain(config.domain)
-    monotonic = MonotonicClock()
-    path = config.store_path
-    if path is None:
-        engine = Engine(clock=monotonic, seed=config.seed)
-        return BuiltEngine(engine, install(engine, domain, delivery=config.delivery))
+    does) on an engine with a :class:`MonotonicClock`, on the configured store, with the
+    configured retention of idempotency records on every store."""
     from cqrs_lab.stores.durable_records import (
+        ResponseRecords,
         SqliteCheckpoints,
         SqliteIdempotencyStore,
         SqliteResponseRecords,
     )
+
+    domain = load_domain(config.domain)
+    monotonic = MonotonicClock()
+    path = config.store_path
+    ttl, max_keys = config.idempotency_retention, config.idempotency_max_keys
+    if path is None:
+        engine = Engine(clock=monotonic, seed=config.seed)
+        engine.bus.idempotency = InMemoryIdempotencyStore(monotonic, ttl, max_keys)
+        built = BuiltEngine(engine, install(engine, domain, delivery=config.delivery))
+        built.responses = ResponseRecords(monotonic, ttl=ttl, max_keys=max_keys)
+        return built
     from cqrs_lab.stores.sqlite import SqliteEventStore
 
     # a monotonic clock restarts at 0 with the process; events recorded before a restart
@@ -138,8 +174,14 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     engine = Engine(clock=clock, seed=config.seed, ids=ids, store=store, registry=store.registry)
     built = BuiltEngine(engine, install(engine, domain, delivery=config.delivery), store)
     engine.bus.idempotency = SqliteIdempotencyStore(
-        store, lambda: {c.__name__: c for c in engine.bus.handlers}
+        store, lambda: {c.__name__: c for c in engine.bus.handlers}, ttl=ttl, max_keys=max_keys
     )
     built.checkpoints = SqliteCheckpoints(store)
-    built.responses = SqliteResponseRecords(store)
+    built.responses = SqliteResponseRecords(store, ttl=ttl, max_keys=max_keys)
+    # a saga replaying what it handled before the restart sends nothing again: its steps'
+    # effects are in the log, and their idempotency records may have expired since
+    for name, position in built.checkpoints.previous().items():
+        consumer = engine.projection(name) if name in engine.positions() else None
+        if isinstance(consumer, Saga):
+            consumer.replay_until = position
     return built

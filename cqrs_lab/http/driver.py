@@ -41,10 +41,13 @@ from cqrs_lab.errors import Overloaded
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
 
-__all__ = ["Driver", "Overloaded", "ProjectionLogger"]
+__all__ = ["TICK_BUDGET", "Driver", "Overloaded", "ProjectionLogger"]
 
 T = TypeVar("T")
 log = logging.getLogger("cqrs_lab.http.driver")
+#: seconds of projection work after which a tick yields the loop (each subscription still
+#: takes at least one step per tick, so none starves)
+TICK_BUDGET = 0.005
 
 
 class ProjectionLogger:
@@ -202,23 +205,32 @@ class Driver:
     def _tick(self, max_steps: int = 8) -> bool:
         """Pump every subscription a few steps (bounded, so requests are not starved).
 
+        Each subscription takes one step (a batch), then more while there is work, up to
+        ``max_steps`` and while the tick is within :data:`TICK_BUDGET` seconds: replaying a
+        long log after a restart then leaves the loop every few milliseconds, and requests
+        (reads that say they are stale, ``/readyz`` that says it is catching up) are
+        answered during the replay instead of after it.
+
         Returns whether there is more to do now: events were dealt with, or a subscription
         that is up and not waiting for a retry still has fetched or unfetched events.
         """
         subs = list(self.engine.subscriptions.values())
         done = 0
         stages = self.stages
+        clock = time.perf_counter
+        deadline = clock() + TICK_BUDGET
         with self.group():
-            if stages is None:
-                for sub in subs:
-                    done += sub.pump(max_steps)
-            else:  # --stage-timings: each pump that dealt with events is a sample
-                for sub in subs:
-                    t0 = time.perf_counter()
-                    n = sub.pump(max_steps)
-                    if n:
-                        stages.add("projection", sub.name, time.perf_counter() - t0, n)
-                    done += n
+            for sub in subs:
+                t0 = clock()
+                n = 0
+                for _ in range(max_steps):
+                    step = sub.step()
+                    n += step
+                    if (step == 0 and sub.polled == 0) or clock() > deadline:
+                        break
+                if n and stages is not None:  # --stage-timings: a pump that did work
+                    stages.add("projection", sub.name, clock() - t0, n)
+                done += n
             if self.after_batch is not None:
                 self.after_batch()
         self.ticks += 1

@@ -150,7 +150,7 @@ def domain_routes(ctx: RouteContext) -> list[Route]:
             "POST",
             "/commands/{name}",
             command,
-            command_doc(any_body, 200),
+            command_doc(any_body, 200, if_match=True),
             {"name": command_name},
         ),
         Route("GET", "/queries/{name}", query, query_doc(params), {"name": query_name}),

@@ -93,9 +93,12 @@ def readiness_check(
     alive: Callable[[], bool],
     recorder: ServedRecorder,
     max_lag: int,
-    resumed_from: dict[str, int],
+    catch_up: dict[str, int],
 ) -> Callable[[], tuple[bool, list[str]]]:
-    """``/readyz``'s verdict: ready, or the reasons it is not (one sentence each)."""
+    """``/readyz``'s verdict: ready, or the reasons it is not (one sentence each).
+
+    ``catch_up``: per projection, the position it must reach after a restart (the head at
+    start-up, or where it had got before); below it, the node is catching up."""
 
     def readiness() -> tuple[bool, list[str]]:
         reasons = []
@@ -110,10 +113,10 @@ def readiness_check(
                 reasons.append(
                     f"projection {name} lags {head - sub.position} positions (bound {max_lag})"
                 )
-            elif sub.position < min(resumed_from.get(name, 0), head):
+            elif sub.position < min(catch_up.get(name, 0), head):
                 reasons.append(
-                    f"projection {name} is replaying: at {sub.position}, had "
-                    f"reached {resumed_from[name]} before the restart"
+                    f"projection {name} is catching up after a restart (replaying the log): "
+                    f"at {sub.position} of {catch_up[name]}"
                 )
         if not alive():
             reasons.append("the engine driver is not running")

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from cqrs_lab.http.problems import PROBLEM_JSON
@@ -50,8 +51,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def document(api: FastAPI, routes: Sequence[Route]) -> None:
-    """Make ``api.openapi()`` describe ``routes`` (the table) and the app's own routes."""
+def document(api: FastAPI, routes: Sequence[Route], models: Sequence[type[BaseModel]] = ()) -> None:
+    """Make ``api.openapi()`` describe ``routes`` (the table) and the app's own routes;
+    ``models`` (bodies that routes parse themselves) join the document's components."""
     declared = [_declaration(r) for r in routes]
 
     def openapi() -> dict[str, Any]:
@@ -67,8 +69,13 @@ def document(api: FastAPI, routes: Sequence[Route]) -> None:
             servers=api.servers,
             separate_input_output_schemas=api.separate_input_output_schemas,
         )
-        api.openapi_schema = _problems(schema)
-        return schema
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            one = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(one.pop("$defs", {}))
+            comps[model.__name__] = one
+        api.openapi_schema = _problems(_standard(schema))
+        return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
 
@@ -92,6 +99,35 @@ def _problems(schema: dict[str, Any]) -> dict[str, Any]:
                 if code[0] in "45":
                     resp["content"] = {PROBLEM_JSON: {"schema": ref}}
     return schema
+
+
+#: pydantic writes a bound it cannot place on a union (``StrictFloat | StrictInt`` with
+#: ``Field(ge=0, le=1)``) under its own names, which JSON Schema (and every OpenAPI client)
+#: ignores; next to the union's ``anyOf`` the standard keywords mean the same bound
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+#: keywords whose values are data, not schemas: never rewritten
+_DATA = frozenset({"default", "example", "examples", "enum", "const"})
+
+
+def _standard(node: Any) -> Any:
+    """``node`` with pydantic's ``ge``/``le``/``gt``/``lt`` written as JSON Schema bounds.
+
+    >>> _standard({"anyOf": [{"type": "number"}, {"type": "integer"}], "ge": 0, "le": 1})
+    {'anyOf': [{'type': 'number'}, {'type': 'integer'}], 'minimum': 0, 'maximum': 1}
+    >>> _standard({"properties": {"ge": {"type": "string", "default": {"le": 2}}}})
+    {'properties': {'ge': {'type': 'string', 'default': {'le': 2}}}}
+    """
+    if isinstance(node, list):
+        return [_standard(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _BOUNDS and isinstance(value, int | float) and not isinstance(value, bool):
+            out[_BOUNDS[key]] = value
+        else:
+            out[key] = value if key in _DATA else _standard(value)
+    return out
 
 
 def _declaration(route: Route) -> APIRoute:

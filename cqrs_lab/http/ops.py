@@ -30,12 +30,14 @@ from cqrs_lab.errors import ConfigError, DeadLetterNotFound, Problem, Projection
 from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.openapi import PROBLEM
-from cqrs_lab.http.schemas import StrictBody
+from cqrs_lab.http.schemas import INTEGRAL, StrictBody, parse_body, read_json_body
 
-__all__ = ["FaultsBody", "ops_router"]
+__all__ = ["BODY_MODELS", "FaultsBody", "ops_router"]
 
-Probability = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
-Seconds = Annotated[StrictFloat | StrictInt, Field(ge=0, le=60)]
+# StrictFloat takes JSON integers too; one type, so the bounds are documented as
+# minimum/maximum (on a union, pydantic would write non-standard ge/le)
+Probability = Annotated[StrictFloat, Field(ge=0, le=1)]
+Seconds = Annotated[StrictFloat, Field(ge=0, le=60)]
 _ADMIN: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong bearer token", **PROBLEM},
     403: {"description": "admin routes are off (no admin token configured)", **PROBLEM},
@@ -51,7 +53,7 @@ class TransportFaults(StrictBody):
     reorder: Probability = 0.0
     delay: Probability = 0.0
     crash: Probability = 0.0
-    reorder_window: Annotated[StrictInt, Field(ge=1, le=1000)] = 4
+    reorder_window: Annotated[StrictInt, Field(ge=1, le=1000), INTEGRAL] = 4
     delay_seconds: Annotated[list[Seconds], Field(min_length=2, max_length=2)] = [0.01, 0.1]
     redelivery_timeout: Seconds = 1.0
 
@@ -63,6 +65,25 @@ class FaultsBody(StrictBody):
     plan: TransportFaults | None = None
     crash: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=20)] = []
     restart: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=20)] = []
+
+
+_SHADOW = {
+    "name": "shadow",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "rebuild beside the live copy and swap when caught up",
+}
+#: the body of POST /faults, declared here because the route parses it itself (after the
+#: token check); its schemas are added to the document's components (``openapi.document``)
+_FAULTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FaultsBody"}}},
+    }
+}
+#: body models the operations routes parse themselves, for the OpenAPI components
+BODY_MODELS = (FaultsBody,)
 
 
 def _letter(d: DeadLetter) -> dict[str, Any]:
@@ -147,10 +168,19 @@ def ops_router(
             )
         return _json({"head": engine.store.head_position, "projections": out})
 
-    @router.post("/projections/{name}/rebuild", status_code=202, responses=_ADMIN)
-    async def rebuild(name: str, request: Request, shadow: bool = False) -> Response:
+    @router.post(
+        "/projections/{name}/rebuild",
+        status_code=202,
+        responses={**_ADMIN, 422: {"description": "shadow is not true or false", **PROBLEM}},
+        openapi_extra={"parameters": [_SHADOW]},
+    )
+    async def rebuild(name: str, request: Request) -> Response:
         """Replay the projection from position 0 (``shadow=true``: beside the live copy)."""
-        admin(request)
+        admin(request)  # before anything else is looked at: no token, 401
+        raw = request.query_params.get("shadow", "false")
+        if raw not in ("true", "false"):
+            raise Problem(422, "invalid request", "query parameter shadow: true or false")
+        shadow = raw == "true"
         sub(name).rebuild(shadow=shadow)
         driver.notify()
         return _json({"projection": name, "shadow": shadow, "status": "rebuilding"}, 202)
@@ -194,10 +224,15 @@ def ops_router(
             }
         )
 
-    @router.post("/faults", responses={**_ADMIN, 422: {"description": "invalid plan", **PROBLEM}})
-    async def set_faults(body: FaultsBody, request: Request) -> Response:
+    @router.post(
+        "/faults",
+        responses={**_ADMIN, 422: {"description": "invalid plan", **PROBLEM}},
+        openapi_extra=_FAULTS_BODY,
+    )
+    async def set_faults(request: Request) -> Response:
         """Switch transport faults and consumer crashes on and off at run time."""
-        admin(request)
+        admin(request)  # the token first: no token, 401, whatever the body
+        body: FaultsBody = parse_body(FaultsBody, await read_json_body(request, 64 * 1024))
         for name in (*body.crash, *body.restart):
             sub(name)
         if "plan" in body.model_fields_set:

@@ -16,29 +16,36 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from cqrs_lab.errors import Problem
 
 __all__ = [
+    "BODY_TIMED_OUT",
     "PROBLEM_JSON",
     "Problem",
+    "client_closed",
     "field_errors",
     "install_handlers",
     "invalid_request",
     "problem_body",
+    "problem_bytes",
     "problem_response",
     "response_for",
     "server_error",
 ]
 
 PROBLEM_JSON = "application/problem+json"
+#: the scope key set on a request whose body stalled past the body timeout (a 408)
+BODY_TIMED_OUT = "cqrs_lab.body_timed_out"
 log = logging.getLogger("cqrs_lab.http.errors")
 
 
@@ -46,6 +53,27 @@ def problem_body(status: int, title: str, detail: str, **extra: Any) -> bytes:
     """The JSON body of a problem answer (also what an idempotency record keeps)."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return json.dumps(body).encode()
+
+
+def problem_bytes(
+    status: int, title: str, detail: str, headers: Mapping[str, str] | None = None
+) -> bytes:
+    """A whole HTTP/1.1 problem+json answer with ``Connection: close``, for what the server
+    writes to the socket itself, outside any route (a header or body timeout, a malformed
+    request, a connection over the limit).
+
+    >>> problem_bytes(408, "request timeout", "send faster").split(b"\\r\\n")[:2]
+    [b'HTTP/1.1 408 Request Timeout', b'content-type: application/problem+json']
+    """
+    body = problem_body(status, title, detail)
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        f"content-type: {PROBLEM_JSON}",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
 
 
 def problem_response(
@@ -74,6 +102,16 @@ def server_error(method: str, path: str, exc: BaseException) -> Response:
     """
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return problem_response(500, "internal error", "the server failed; the error is in its log")
+
+
+def client_closed(scope: Mapping[str, Any]) -> Response:
+    """The answer recorded for a request whose client went away before its body arrived
+    (never sent: nobody is there to read it). ``/metrics`` counts it under ``status="499"``
+    (nginx's "client closed request"), or ``status="408"`` when the server closed it because
+    the body stalled (:mod:`cqrs_lab.http.protocol`); it is no error of the server, so
+    nothing is logged and nothing was applied (the command was never parsed)."""
+    status = 408 if scope.get(BODY_TIMED_OUT) else 499
+    return problem_response(status, "client closed request", "the request body did not arrive")
 
 
 def _loc(loc: Sequence[Any]) -> str:
@@ -136,6 +174,9 @@ def install_handlers(app: FastAPI) -> None:
             exc.status_code, titles.get(exc.status_code, "error"), detail, exc.headers
         )
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        return client_closed(request.scope)
+
     async def on_error(request: Request, exc: Exception) -> Response:
         return server_error(request.method, request.url.path, exc)
 
@@ -143,4 +184,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(Exception, on_error)

@@ -4,8 +4,11 @@ A query may name a position (``X-Consistency-Token`` header or ``?min_position=`
 wait budget (``?wait=`` seconds); the route waits until the projection reaches it, then
 answers ``X-Stale: false``, or after the budget answers the data it has with ``X-Stale:
 true`` (``?stale=allow``, the default) or 503 with ``Retry-After`` (``?stale=refuse``).
-Every answer carries ``X-Read-Position``: never silently stale. Under at-most-once, once the
-read model's consumer has declared events lost, ``X-Lost-Events`` says how many.
+Every answer carries ``X-Read-Position`` and ``X-Head-Position`` (the last event of the
+log): never silently stale. After a restart, while a read model replays the log up to where
+it stood (``catch_up``: the head at start-up, or the position reached before the restart),
+a read without a token is ``X-Stale: true`` too. Under at-most-once, once the read model's
+consumer has declared events lost, ``X-Lost-Events`` says how many.
 
 >>> query_parameters(2.0)[1]["schema"]["maximum"]
 2.0
@@ -14,6 +17,7 @@ read model's consumer has declared events lost, ``X-Lost-Events`` says how many.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -58,6 +62,9 @@ def query_parameters(max_wait: float) -> list[dict[str, Any]]:
     ]
 
 
+_SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")  # what a float prints
+
+
 def ascii_digits(raw: str, max_len: int = 15) -> bool:
     """Only ASCII digits, 1 to ``max_len`` of them (``str.isdigit`` also accepts ``²``, which
     ``int`` refuses, and ``int`` refuses more than 4,300 digits).
@@ -87,11 +94,15 @@ class Reads:
         driver: Driver,
         max_wait: float,
         stages: StageTimings | None = None,
+        catch_up: dict[str, int] | None = None,
     ) -> None:
         self.engine = engine
         self.driver = driver
         self.max_wait = max_wait
         self.stages = stages
+        #: projection -> the position it must reach after a restart before a read without a
+        #: token is fresh; an entry goes once reached (then the check costs nothing)
+        self.catch_up = {k: v for k, v in (catch_up or {}).items() if v > 0}
 
     async def ask(
         self, request: Request, query: Any, projection: str
@@ -108,10 +119,8 @@ class Reads:
             target = max(target or 0, int(token))
         wait = 0.0
         if (raw := q.get("wait")) is not None:
-            try:
-                wait = float(raw)
-            except ValueError:
-                wait = -1.0
+            # float() also reads Arabic-Indic digits, "1_0", " 1" and "nan": ASCII digits only
+            wait = float(raw) if _SECONDS.fullmatch(raw) else -1.0
             if not 0 <= wait <= self.max_wait:
                 raise Problem(
                     422,
@@ -138,13 +147,21 @@ class Reads:
                 result = self.engine.ask(query, min_position=target or 0)
             finally:
                 self.stages.add("query", type(query).__name__, time.perf_counter() - t0)
+        stale = result.stale
+        if self.catch_up and not stale and projection in self.catch_up:
+            if result.position < self.catch_up[projection]:
+                stale = True  # replaying after a restart: behind what it had already shown
+                target = max(target or 0, self.catch_up[projection])
+            else:
+                del self.catch_up[projection]
         headers = {
             "X-Read-Position": str(result.position),
-            "X-Stale": "true" if result.stale else "false",
+            "X-Head-Position": str(self.engine.store.head_position),
+            "X-Stale": "true" if stale else "false",
         }
         if result.lost:  # at-most-once: events this read model will never reflect
             headers["X-Lost-Events"] = str(result.lost)
-        if result.stale and mode == "refuse":
+        if stale and mode == "refuse":
             raise Problem(
                 503,
                 "not caught up",

@@ -32,14 +32,21 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 from starlette.convertors import Convertor, StringConvertor
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, compile_path
+from starlette.routing import Route as StarletteRoute
 
 from cqrs_lab.core import Domain, Engine
 from cqrs_lab.errors import ConfigError, Problem
 from cqrs_lab.http.metrics import HttpMetrics
-from cqrs_lab.http.problems import invalid_request, problem_response, response_for, server_error
+from cqrs_lab.http.problems import (
+    client_closed,
+    invalid_request,
+    problem_response,
+    response_for,
+    server_error,
+)
 from cqrs_lab.http.stages import StageTimings
 
 if TYPE_CHECKING:
@@ -120,8 +127,11 @@ class LabApp:
         metrics: HttpMetrics,
         max_body_bytes: int,
         stages: StageTimings | None = None,
+        api_routes: Sequence[StarletteRoute] = (),
     ) -> None:
         self.api = api
+        #: FastAPI's own routes, flat (for ``OPTIONS``; the app's router may nest them)
+        self.api_routes = list(api_routes)
         self.state = api.state
         self.metrics = metrics
         self.limit = max_body_bytes
@@ -159,6 +169,9 @@ class LabApp:
                     return
                 break
         path = scope["path"]
+        if method == "OPTIONS":
+            await self._options(scope, receive, send, start)
+            return
         for entry in self._table.get(method, ()):
             m = entry.regex.match(path)
             if m is not None:
@@ -190,6 +203,8 @@ class LabApp:
             response = await entry.route.endpoint(request)
         except Problem as p:
             response = response_for(p)
+        except ClientDisconnect:
+            response = client_closed(scope)
         except Exception as exc:
             response = server_error(scope["method"], scope["path"], exc)
         await response(scope, receive, send)
@@ -217,6 +232,23 @@ class LabApp:
         finally:
             template = getattr(scope.get("route"), "path", None) or "<unmatched>"
             self._observe(scope["method"], template, status, time.perf_counter() - start)
+
+    async def _options(self, scope: Scope, receive: Receive, send: Send, start: float) -> None:
+        """``OPTIONS``: 204 with ``Allow`` naming every method served on the path, by the
+        table and by FastAPI's routes together (404 problem+json when none is)."""
+        path = scope["path"]
+        allowed = {
+            m for m, entries in self._table.items() if any(e.regex.match(path) for e in entries)
+        }
+        for r in self.api_routes:
+            if r.matches(scope)[0] is not Match.NONE:
+                allowed.update(r.methods or ())
+        if not allowed:
+            await self._forward(scope, receive, send, start)
+            return
+        methods = ", ".join(sorted(allowed | {"OPTIONS"}))
+        await Response(status_code=204, headers={"Allow": methods})(scope, receive, send)
+        self._observe("OPTIONS", "<options>", 204, time.perf_counter() - start)
 
     def _other_methods(self, scope: Scope) -> list[str]:
         """Methods the table serves on this path, when FastAPI has no route for it (405)."""

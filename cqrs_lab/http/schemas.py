@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -40,6 +41,7 @@ from cqrs_lab.http.problems import Problem, invalid_request
 
 __all__ = [
     "ID_PATTERN",
+    "INTEGRAL",
     "CommandOut",
     "Id",
     "PathId",
@@ -65,6 +67,26 @@ Id = Annotated[
 PathId = Annotated[
     str, Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, description=_ID_RULE)
 ]
+
+
+def _integral(raw: Any) -> Any:
+    """An integer-valued float (``1.0``, as some JSON encoders write 1) as the int; any
+    other fraction refused, naming the field."""
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise ValueError("a whole number such as 3 or 3.0, not a fraction")
+        return int(raw)
+    return raw
+
+
+#: put last in ``Annotated[StrictInt, Field(...), INTEGRAL]``: an integer field of a body
+#: then also takes a float with no fraction (``5.0``) and is still documented as
+#: ``{"type": "integer", "minimum": ..., "maximum": ...}``
+#:
+#: >>> field = TypeAdapter(Annotated[StrictInt, Field(ge=0, le=10), INTEGRAL])
+#: >>> field.validate_json(b"5.0"), _ok(field, "5.5"), field.json_schema()["maximum"]
+#: (5, False, 10)
+INTEGRAL = BeforeValidator(_integral)
 
 
 def _ok(adapter: TypeAdapter[Any], value: str) -> bool:
@@ -147,9 +169,9 @@ def _type_name(f: dataclasses.Field[Any]) -> str:
 
 _STRICT: dict[str, Any] = {
     "str": Annotated[StrictStr, Field(max_length=200)],
-    "int": Annotated[StrictInt, Field(ge=-(10**12), le=10**12)],
+    "int": Annotated[StrictInt, Field(ge=-(10**12), le=10**12), INTEGRAL],
     "str | None": Annotated[StrictStr, Field(max_length=200)] | None,
-    "int | None": Annotated[StrictInt, Field(ge=-(10**12), le=10**12)] | None,
+    "int | None": Annotated[StrictInt, Field(ge=-(10**12), le=10**12), INTEGRAL] | None,
     "bool": bool,
     "float": float,
 }

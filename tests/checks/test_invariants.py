@@ -324,3 +324,28 @@ def test_saga_read_model_disagreeing_with_the_log_is_reported() -> None:
     res = check_sagas(engine)["sagas: read model agrees"]
     assert res.status == "fail"
     assert "t1" in res.violations[0].message and "'completed'" in res.violations[0].message
+
+
+def test_convergence_excuses_a_poison_event_parked_as_a_dead_letter() -> None:
+    """A poison event is parked; the read model lacks it, as check_no_loss accepts: the
+    fold leaves it out too, until it is replayed (then it is folded again)."""
+    from tests.checks.test_consumers import Picky, engine_with
+
+    picky = Picky(bad=(2,))
+    engine = engine_with(picky, events=5)
+    log = ApplicationLog()
+    engine.subscriptions["picky"].recorder = log
+    engine.run_until_idle()
+    (letter,) = engine.dead_letters.list()
+    assert letter.envelope.position == 3
+
+    assert check_no_loss(engine, log).ok
+    result = check_convergence(engine, log)["convergence: picky"]
+    assert result.status == "pass", result
+    assert result.summary == "equals the fold of 4 events (1 dead-lettered excused)"
+
+    picky.left[2] = 0  # fixed: the replay applies it, and the fold takes it back
+    engine.subscriptions["picky"].replay_dead_letter(letter.id)
+    assert check_convergence(engine, log)["convergence: picky"].summary == (
+        "equals the fold of 5 events"
+    )

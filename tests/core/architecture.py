@@ -104,6 +104,11 @@ RULES: dict[str, Rule] = {
         libs="fastapi starlette pydantic prometheus_client",
         lazy="uvicorn",
     ),
+    "cqrs_lab.http.protocol": _rule(
+        ("cqrs_lab.http", C, E),
+        "the connection guard subclasses uvicorn's protocol: imported by the entry point only",
+        libs="uvicorn",
+    ),
     "cqrs_lab.load": _rule(
         (
             "cqrs_lab.load",

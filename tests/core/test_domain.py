@@ -7,6 +7,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -17,6 +18,7 @@ from cqrs_lab.core import (
     CommandKind,
     Domain,
     Engine,
+    Envelope,
     Event,
     ManualClock,
     Projection,
@@ -246,9 +248,39 @@ def test_a_broken_view_declared_here_is_loud_in_check_engine() -> None:
     evidence = result.violations[0].evidence
     assert [e["position"] for e in evidence] == [1, 2, 3]
     assert "consumers healthy: peals" in report.to_text()
-    # the other checks still run: folding the log through the broken handler is reported
+    # the parked events are excused from convergence, as from no loss: the loud check is above
+    assert report["convergence: peals"].status == "pass"
+
+
+class GlobalStatePeals(Peals):
+    """A handler that depends on state outside its read model: it refuses an event it has
+    seen before in any instance, so the live run works and folding the log again raises."""
+
+    name = "peals"
+    seen: ClassVar[set[str]] = set()
+
+    @on(Rang)
+    def _rang(self, e: Rang, env: Envelope) -> None:
+        if env.event_id in GlobalStatePeals.seen:
+            raise RuntimeError(f"event {env.event_id} seen before")
+        GlobalStatePeals.seen.add(env.event_id)
+        super()._rang(e, env)
+
+
+def test_a_view_that_cannot_be_folded_again_is_reported_and_the_rest_still_runs() -> None:
+    GlobalStatePeals.seen.clear()
+    log = ApplicationLog()
+    engine = Engine(clock=ManualClock(), seed=1, recorder=log)
+    log.attach(engine)
+    install(engine, bells(GlobalStatePeals))
+    for bell in ("big-ben", "tom"):
+        engine.dispatch(Ring(bell))
+    quiesce(engine)
+    report = check_engine(engine, log)
+    assert report["consumers healthy: peals"].status == "pass"
     (folding,) = report["convergence: peals"].violations
     assert folding.message.startswith("peals: cannot be checked, folding the log through its")
+    assert report["no loss: peals"].status == "pass"
 
 
 def test_a_sound_view_declared_here_passes_check_engine() -> None:

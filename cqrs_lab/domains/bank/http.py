@@ -6,7 +6,8 @@ driver imports this module (only then, so declaring the bank needs no web framew
 adds these routes to its one route table:
 
 - ``POST /accounts`` (201, ``Location``), ``POST /accounts/{id}/deposits`` and
-  ``/withdrawals`` (``If-Match`` on the account's stream version), ``POST /transfers`` (202);
+  ``/withdrawals``, ``POST /transfers`` (202); each takes ``If-Match`` on the version of the
+  stream it writes (the account's, or the transfer's);
 - ``GET /accounts/{id}`` (with an ``ETag``), ``GET /accounts/{id}/statement?limit=``,
   ``GET /transfers/{id}``.
 
@@ -38,7 +39,14 @@ from cqrs_lab.errors import Problem
 from cqrs_lab.http import Route, RouteContext
 from cqrs_lab.http.generic import command_doc, query_doc
 from cqrs_lab.http.reads import etag_at, int_param, json_response, query_parameters
-from cqrs_lab.http.schemas import Id, PathId, StrictBody, parse_body, read_json_body
+from cqrs_lab.http.schemas import (
+    INTEGRAL,
+    Id,
+    PathId,
+    StrictBody,
+    parse_body,
+    read_json_body,
+)
 
 __all__ = [
     "AccountOut",
@@ -49,13 +57,13 @@ __all__ = [
     "routes",
 ]
 
-Amount = Annotated[StrictInt, Field(gt=0, le=10**12)]
+Amount = Annotated[StrictInt, Field(gt=0, le=10**12), INTEGRAL]
 
 
 class OpenAccountBody(StrictBody):
     account_id: Id
     owner: Annotated[StrictStr, Field(max_length=200)] = ""
-    opening_balance: Annotated[StrictInt, Field(ge=0, le=10**12)] = 0
+    opening_balance: Annotated[StrictInt, Field(ge=0, le=10**12), INTEGRAL] = 0
 
 
 class AmountBody(StrictBody):
@@ -178,7 +186,7 @@ def routes(ctx: RouteContext) -> list[Route]:
 
     account = {"account_id": PathId}
     return [
-        Route("POST", "/accounts", open_account, post(OpenAccountBody, 201)),
+        Route("POST", "/accounts", open_account, post(OpenAccountBody, 201, if_match=True)),
         Route(
             "POST",
             "/accounts/{account_id}/deposits",
@@ -193,7 +201,7 @@ def routes(ctx: RouteContext) -> list[Route]:
             post(AmountBody, if_match=True),
             account,
         ),
-        Route("POST", "/transfers", transfer, post(TransferBody, 202)),
+        Route("POST", "/transfers", transfer, post(TransferBody, 202, if_match=True)),
         Route(
             "GET",
             "/accounts/{account_id}",

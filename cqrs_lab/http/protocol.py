@@ -1,0 +1,246 @@
+"""The server's guard against slow and hostile clients, at the connection level.
+
+uvicorn times out idle keep-alive connections, but not a client that sends its headers or
+its body a few bytes at a time (slowloris): each such connection holds a file descriptor
+forever. :func:`guarded_protocol` makes a subclass of uvicorn's httptools protocol (what
+``cqrs-lab serve`` passes as ``http=``) that bounds every connection:
+
+- ``header_timeout``: the request line and headers must be complete within this many
+  seconds of the connection opening (or of the request's first byte on a kept-alive
+  connection); otherwise the answer is 408 problem+json and the connection is closed;
+- ``body_timeout``: a body that stalls longer than this between two chunks gets a 408
+  problem+json and the connection closed; the route reading it sees the client gone, and
+  the request is counted under ``status="408"`` in ``/metrics``;
+- ``max_connections``: a connection beyond this many open ones is answered 503
+  problem+json (``Retry-After: 1``) and closed at once, so the file descriptors stay
+  bounded (uvicorn's ``limit_concurrency`` would still accept it and keep it);
+- uvicorn's own 400 for a malformed request line or header is problem+json too;
+- a route that answers before the whole body has arrived (a 413) lets the client finish
+  sending: up to :data:`DRAIN_BYTES` more are read and dropped, beyond that the server
+  stops writing, drains for at most :data:`LINGER_SECONDS` and closes, so the client reads
+  the answer instead of a connection reset.
+
+Each timer is one ``call_later`` per connection that arms it: a request that arrives whole
+in one read (the common case) arms nothing.
+
+>>> cls = guarded_protocol(header_timeout=10, body_timeout=10, max_connections=1000)
+>>> cls.header_timeout, cls.body_timeout, cls.max_connections, cls.__mro__[2].__name__
+(10.0, 10.0, 1000, 'HttpToolsProtocol')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cqrs_lab.http.problems import BODY_TIMED_OUT, problem_bytes
+
+__all__ = ["BODY_TIMED_OUT", "DRAIN_BYTES", "LINGER_SECONDS", "GuardedProtocol", "guarded_protocol"]
+
+#: body bytes read and dropped after the answer before the connection is closed
+DRAIN_BYTES = 1 << 20
+#: seconds a closing connection keeps reading (and dropping) what the client still sends
+LINGER_SECONDS = 2.0
+log = logging.getLogger("cqrs_lab.http.protocol")
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header and body timeouts, a connection limit,
+    problem+json for its own answers and a graceful close (see the module docstring)."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard: asyncio.TimerHandle | None = None
+        self._guarding = ""  # "headers", "body" or "" (no timer)
+        self._in_headers = False
+        self._last_data = 0.0
+        self._drained = 0
+        self._lingering = False
+
+    # -- the connection ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._closer = _GracefulClose(self, transport)
+        limit = self.max_connections
+        if limit is not None and len(self.connections) > limit:
+            self._refuse(
+                503,
+                "too many connections",
+                f"the server holds {limit} connections at most; retry shortly",
+                {"Retry-After": "1"},
+            )
+            return
+        self._arm("headers", self.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # closing: what the client still sends is read and dropped
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and cycle.more_body:
+            self._drained += len(data)  # the rest of a body the route answered without
+            if self._drained > DRAIN_BYTES:
+                self._close_gracefully()
+                return
+        super().data_received(data)
+        if self._closing():
+            if not self._lingering:
+                self._disarm()
+            return
+        cycle = self.cycle
+        if self._in_headers:
+            if self._guarding != "headers":
+                self._arm("headers", self.header_timeout)
+        elif cycle is not None and cycle.more_body and not cycle.response_complete:
+            self._last_data = self.loop.time()
+            if self._guarding != "body":
+                self._arm("body", self.body_timeout)
+        elif self._guard is not None:
+            self._disarm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._drained = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = self._closer  # type: ignore[assignment]
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "malformed request", f"{msg} Send a well-formed HTTP/1.1 request.")
+
+    # -- timers ------------------------------------------------------------------------
+    def _arm(self, what: str, seconds: float) -> None:
+        if self._guard is not None:
+            self._guard.cancel()
+        self._guarding = what
+        fire = self._headers_timed_out if what == "headers" else self._body_timed_out
+        self._guard = self.loop.call_later(seconds, fire)
+
+    def _disarm(self) -> None:
+        if self._guard is not None:
+            self._guard.cancel()
+            self._guard = None
+        self._guarding = ""
+
+    def _headers_timed_out(self) -> None:
+        self._guard, self._guarding = None, ""
+        if self.transport.is_closing():
+            return
+        log.debug("closing a connection: headers not complete within %gs", self.header_timeout)
+        self._refuse(
+            408,
+            "request timeout",
+            f"the request headers did not arrive within {self.header_timeout:g} s",
+        )
+
+    def _body_timed_out(self) -> None:
+        self._guard, self._guarding = None, ""
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None:
+            return
+        if not cycle.more_body or cycle.response_complete:
+            return
+        idle = self.loop.time() - self._last_data
+        if idle < self.body_timeout or self.flow.read_paused or cycle.waiting_for_100_continue:
+            # data came since the timer was set, or the server itself is not reading
+            self._arm("body", max(self.body_timeout - idle, 0.01))
+            return
+        log.debug("closing a connection: the body stalled for %gs", self.body_timeout)
+        cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        started = cycle.response_started
+        cycle.disconnected = True  # the route's receive() now says the client is gone
+        cycle.message_event.set()
+        if started:
+            self._close_gracefully()
+        else:
+            self._refuse(
+                408,
+                "request timeout",
+                f"the request body stalled for more than {self.body_timeout:g} s",
+            )
+
+    # -- answering and closing ---------------------------------------------------------
+    def _refuse(
+        self, status: int, title: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        """Write a problem+json answer straight to the socket, then close gracefully."""
+        self.transport.write(problem_bytes(status, title, detail, headers))
+        self._close_gracefully()
+
+    def _close_gracefully(self) -> None:
+        """Stop writing, read and drop what the client still sends for a bounded time,
+        then close: an unread request in the kernel's buffer would turn the close into a
+        reset, and the client would lose the answer written just before."""
+        if self._lingering or self.transport.is_closing():
+            return
+        self._lingering = True
+        self._disarm()
+        self.flow.resume_reading()
+        try:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+        except (OSError, RuntimeError):  # already half-closed by the peer
+            self.transport.close()
+            return
+        self._guard = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _closing(self) -> bool:
+        return self._lingering or self.transport.is_closing()
+
+    def eof_received(self) -> None:
+        # the client has finished sending: a lingering close can end now
+        if self._lingering:
+            self.transport.close()
+        return None
+
+
+class _GracefulClose:
+    """The transport as a request's cycle sees it: the same, except that closing it while
+    the client is still sending the body (an answer with ``Connection: close`` given before
+    the body was read, a 413) closes gracefully instead of resetting the connection."""
+
+    __slots__ = ("_protocol", "_transport", "get_extra_info", "is_closing", "write")
+
+    def __init__(self, protocol: GuardedProtocol, transport: asyncio.Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+
+    def close(self) -> None:
+        cycle = self._protocol.cycle
+        if cycle is not None and cycle.more_body and not cycle.disconnected:
+            self._protocol._close_gracefully()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def guarded_protocol(
+    header_timeout: float, body_timeout: float, max_connections: int | None
+) -> type[GuardedProtocol]:
+    """A :class:`GuardedProtocol` subclass with these settings (what uvicorn's ``http=``
+    takes: it builds one protocol object per connection)."""
+    attrs = {
+        "header_timeout": float(header_timeout),
+        "body_timeout": float(body_timeout),
+        "max_connections": max_connections,
+    }
+    return type("GuardedProtocol", (GuardedProtocol,), attrs)

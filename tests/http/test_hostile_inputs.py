@@ -1,0 +1,268 @@
+"""Hostile values through every parser of the app, in-process: numbers written with
+non-ASCII digits or 5,000 digits, admin calls without a token, integer-valued floats,
+OPTIONS, the OpenAPI bounds, If-Match on any command, and honest reads after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cqrs_lab.http import ServerConfig, build_engine, create_app_from_config
+from tests.http.conftest import TOKEN, Live, Server
+
+PROBLEM = "application/problem+json"
+EVENTS = 6_000  # in the log before the restart (tests/http/slow_domain.py)
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+#: superscripts (str.isdigit() says yes, int() says no), Arabic-Indic digits (int() and
+#: float() read them), and a number longer than int() parses
+HOSTILE = ["²", "¹", "³", "٣", "١٢", "9" * 5000]
+
+
+def _problem(r: httpx.Response, *statuses: int) -> dict[str, Any]:
+    assert r.status_code in statuses, (r.status_code, r.text[:300])
+    assert r.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = r.json()
+    assert body["status"] == r.status_code and body["detail"]
+    return body
+
+
+@pytest.fixture
+def bank(live: Live) -> Live:
+    for account in ("a1", "b1"):
+        r = live.post("/accounts", json={"account_id": account, "opening_balance": 10})
+        assert r.status_code == 201
+    assert (
+        live.post(
+            "/transfers", json={"transfer_id": "t1", "source": "a1", "target": "b1", "amount": 1}
+        ).status_code
+        == 202
+    )
+    return live
+
+
+def _header(value: str) -> bytes:
+    return value.encode()  # UTF-8 on the wire; the server decodes headers as latin-1
+
+
+#: (method, url with {x} where the hostile number goes, headers, body) for every route and
+#: every number the app parses from a path, a query, a header or a body
+PLACES: list[tuple[str, str, dict[str, str], Any]] = [
+    ("GET", "/accounts/a1?min_position={x}", {}, None),
+    ("GET", "/accounts/a1?wait={x}", {}, None),
+    ("GET", "/accounts/a1", {"X-Consistency-Token": "{x}"}, None),
+    ("GET", "/accounts/a1/statement?limit={x}", {}, None),
+    ("GET", "/accounts/a1/statement?min_position={x}", {}, None),
+    ("GET", "/transfers/t1", {"X-Consistency-Token": "{x}"}, None),
+    ("GET", "/transfers/t1?wait={x}", {}, None),
+    ("GET", "/queries/GetStatement?account_id=a1&limit={x}", {}, None),
+    ("GET", "/queries/GetAccount?account_id=a1&min_position={x}", {}, None),
+    ("GET", "/queries/GetAccount?account_id=a1", {"X-Consistency-Token": "{x}"}, None),
+    ("POST", "/accounts/a1/deposits", {"If-Match": '"{x}"'}, {"amount": 1}),
+    ("POST", "/accounts/a1/withdrawals", {"If-Match": 'W/"{x}"'}, {"amount": 1}),
+    ("POST", "/accounts", {"If-Match": '"{x}"'}, {"account_id": "a2"}),
+    (
+        "POST",
+        "/transfers",
+        {"If-Match": '"{x}"'},
+        {"transfer_id": "t2", "source": "a1", "target": "b1", "amount": 1},
+    ),
+    ("POST", "/commands/Deposit", {"If-Match": '"{x}"'}, {"account_id": "a1", "amount": 1}),
+    ("POST", "/accounts/a1/deposits", {}, '{"amount": "{x}"}'),
+    ("POST", "/commands/Deposit", {}, '{"account_id": "a1", "amount": "{x}"}'),
+    ("POST", "/projections/balances/rebuild?shadow={x}", ADMIN, None),
+    ("POST", "/faults", ADMIN, '{"plan": {"reorder_window": "{x}"}}'),
+    ("POST", "/faults", ADMIN, '{"plan": {"drop": "{x}"}}'),
+    ("POST", "/dead-letters/{x}/replay", ADMIN, None),
+    ("GET", "/accounts/{x}", {}, None),
+    ("GET", "/accounts/{x}/statement", {}, None),
+]
+
+
+@pytest.mark.parametrize("x", HOSTILE, ids=["sup2", "sup1", "sup3", "ar3", "ar12", "5000-digits"])
+@pytest.mark.parametrize("place", PLACES, ids=[f"{m} {u} {sorted(h)}" for m, u, h, _ in PLACES])
+def test_non_ascii_and_huge_numbers_are_4xx_never_500(
+    bank: Live, place: tuple[str, str, dict[str, str], Any], x: str
+) -> None:
+    method, url, headers, body = place
+    sent = {k: _header(v.replace("{x}", x)) for k, v in headers.items()}
+    kwargs: dict[str, Any] = {"headers": sent}
+    if isinstance(body, str):
+        kwargs["content"] = body.replace("{x}", x).encode()
+        sent["Content-Type"] = b"application/json"
+    elif body is not None:
+        kwargs["json"] = body
+    r = bank.request(method, url.replace("{x}", x), **kwargs)
+    _problem(r, 400, 404, 422)
+
+
+def test_admin_routes_check_the_token_before_the_body(live: Live) -> None:
+    for url, body in (
+        ("/faults", b'{"plan": {"drop": 7}, "unknown": 1}'),
+        ("/faults", b"{not json"),
+        ("/projections/balances/rebuild?shadow=maybe", b""),
+        ("/dead-letters/nope/replay", b""),
+    ):
+        r = live.post(url, content=body, headers={"Content-Type": "application/json"})
+        assert _problem(r, 401)["title"] == "unauthorized", url
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    r = live.post("/faults", json={"plan": {"drop": 7}}, headers=ADMIN)
+    assert _problem(r, 422)["errors"][0]["field"] == "plan.drop"
+    r = live.post("/projections/balances/rebuild?shadow=maybe", headers=ADMIN)
+    assert "shadow" in _problem(r, 422)["detail"]
+
+
+def test_integer_valued_floats_are_whole_numbers_and_fractions_are_refused(live: Live) -> None:
+    r = live.post("/accounts", json={"account_id": "f1", "opening_balance": 10.0})
+    assert r.status_code == 201, r.text
+    assert live.post("/accounts/f1/deposits", json={"amount": 5.0}).status_code == 200
+    r = live.post("/commands/Deposit", json={"account_id": "f1", "amount": 2.0})
+    assert r.status_code == 200, r.text
+    r = live.post("/faults", json={"plan": {"reorder_window": 4.0, "drop": 1}}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    for url, body, field in (
+        ("/accounts/f1/deposits", {"amount": 1.5}, "amount"),
+        ("/commands/Deposit", {"account_id": "f1", "amount": 2.5}, "amount"),
+        ("/accounts", {"account_id": "f2", "opening_balance": 0.5}, "opening_balance"),
+        ("/faults", {"plan": {"reorder_window": 4.5}}, "plan.reorder_window"),
+    ):
+        r = live.post(url, json=body, headers=ADMIN if url == "/faults" else {})
+        problem = _problem(r, 422)
+        assert problem["errors"][0]["field"] == field, problem
+    live.settle()
+    assert live.get("/accounts/f1").json()["balance"] == 17
+
+
+def test_options_names_every_method_served_on_the_path(live: Live) -> None:
+    for url, methods in (
+        ("/faults", {"GET", "POST"}),
+        ("/accounts", {"POST"}),
+        ("/accounts/a1", {"GET"}),
+        ("/accounts/a1/deposits", {"POST"}),
+        ("/commands/Deposit", {"POST"}),
+        ("/queries/GetAccount", {"GET"}),
+        ("/projections/balances/rebuild", {"POST"}),
+        ("/metrics", {"GET"}),
+    ):
+        r = live.request("OPTIONS", url)
+        assert r.status_code == 204, (url, r.text)
+        allow = {m.strip() for m in r.headers["allow"].split(",")} - {"HEAD", "OPTIONS"}
+        assert allow == methods, (url, r.headers["allow"])
+    _problem(live.request("OPTIONS", "/no/such/path"), 404)
+
+
+def test_openapi_uses_standard_bounds_for_the_fault_plan(live: Live) -> None:
+    spec = live.get("/openapi.json").json()
+    text = json.dumps(spec)
+    assert '"ge":' not in text and '"le":' not in text
+    plan = spec["components"]["schemas"]["TransportFaults"]["properties"]
+    assert plan["drop"]["minimum"] == 0 and plan["drop"]["maximum"] == 1
+    assert plan["reorder_window"]["minimum"] == 1 and plan["reorder_window"]["maximum"] == 1000
+    faults = spec["paths"]["/faults"]["post"]
+    ref = faults["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/FaultsBody"
+    shadow = spec["paths"]["/projections/{name}/rebuild"]["post"]["parameters"]
+    assert any(p["name"] == "shadow" for p in shadow)
+
+
+def test_if_match_covers_every_command(live: Live) -> None:
+    for account in ("m1", "b1"):
+        assert live.post("/accounts", json={"account_id": account}).status_code == 201
+    # the generic route: the stream is the one the command writes (account-m1, version 1)
+    r = live.post(
+        "/commands/Deposit", json={"account_id": "m1", "amount": 3}, headers={"If-Match": '"1"'}
+    )
+    assert r.status_code == 200 and r.headers["etag"] == '"2"', r.text
+    r = live.post(
+        "/commands/Deposit", json={"account_id": "m1", "amount": 3}, headers={"If-Match": '"1"'}
+    )
+    assert _problem(r, 412)["actual_version"] == 2
+    # "*": the stream must exist; a new account's does not yet
+    r = live.post(
+        "/commands/OpenAccount",
+        json={"account_id": "m2", "owner": "", "opening_balance": 0},
+        headers={"If-Match": "*"},
+    )
+    assert _problem(r, 412)["actual_version"] == 0
+    r = live.post(
+        "/transfers",
+        json={"transfer_id": "tm", "source": "m1", "target": "b1", "amount": 1},
+        headers={"If-Match": '"0"'},
+    )
+    assert r.status_code == 202, r.text
+    # a command the handler rejects is rejected (409), whatever If-Match says
+    r = live.post(
+        "/commands/Withdraw", json={"account_id": "m1", "amount": 999}, headers={"If-Match": '"2"'}
+    )
+    assert _problem(r, 409)["title"] == "command rejected"
+
+
+def test_a_read_while_the_views_replay_after_a_restart_is_marked_stale(tmp_path: Path) -> None:
+    """Deterministic: the restarted app is asked before its driver has replayed anything."""
+    store = f"sqlite:{tmp_path / 'bank.db'}"
+    first = build_engine(ServerConfig(store=store))
+    from cqrs_lab.domains.bank import Deposit, OpenAccount
+
+    first.engine.dispatch(OpenAccount("a1", "ann", 0))
+    for _ in range(20):
+        first.engine.dispatch(Deposit("a1", 1))
+    first.store.close()
+
+    app = create_app_from_config(ServerConfig(store=store))  # its driver not started
+
+    async def ask() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lab") as client:
+            return (
+                await client.get("/accounts/a1"),
+                await client.get("/queries/GetAccount?account_id=a1"),
+                await client.get("/readyz"),
+            )
+
+    resource, generic, ready = asyncio.run(ask())
+    app.state.engine.store.close()
+    for r in (resource, generic):
+        assert r.status_code == 404  # the view has not seen the account yet: and says so
+        assert r.headers["x-stale"] == "true"
+        assert r.headers["x-read-position"] == "0" and r.headers["x-head-position"] == "21"
+    assert ready.status_code == 503
+    assert "catching up" in ready.json()["detail"]
+
+
+@pytest.mark.slow
+def test_reads_during_replay_on_a_restarted_server_say_how_far_behind(tmp_path: Path) -> None:
+    """A real server restarted on a SQLite log of 6,000 events, each 0.1 ms to project
+    (tests/http/slow_domain.py): reads during the replay are stale and say so."""
+    from tests.http.slow_domain import Tick
+
+    domain = "tests.http.slow_domain"
+    store = f"sqlite:{tmp_path / 'slow.db'}"
+    built = build_engine(ServerConfig(domain=domain, store=store))
+    with built.store.batch():
+        for _ in range(EVENTS):
+            built.engine.dispatch(Tick("c1"))
+    built.store.close()
+
+    server = Server("--domain", domain, "--store", store)
+    try:
+        seen = []
+        while True:
+            r = httpx.get(server.url + "/queries/GetCount?counter_id=c1", timeout=5)
+            read, head = int(r.headers["x-read-position"]), int(r.headers["x-head-position"])
+            seen.append((read, r.headers["x-stale"]))
+            assert head == EVENTS
+            assert r.headers["x-stale"] == ("true" if read < head else "false"), seen[-1]
+            if read < head and len(seen) == 1:
+                ready = httpx.get(server.url + "/readyz", timeout=5)
+                assert ready.status_code == 503 and "catching up" in ready.json()["detail"]
+            if read == head:
+                assert r.json() == EVENTS
+                break
+        assert seen[0][1] == "true", seen[:3]  # the first read came during the replay
+        assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
+    finally:
+        server.kill()
