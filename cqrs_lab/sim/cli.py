@@ -1,7 +1,7 @@
 """``cqrs-lab simulate``, ``sweep``, ``plan`` and ``scenario-reference``.
 
-These entry points run with the collector tuned for long runs
-(:func:`cqrs_lab.sim.gc_tuning.fewer_collections`); the library calls they wrap do not.
+These entry points run with the collector tuned for long runs (:func:`fewer_collections`):
+a process-wide setting, so it lives here, never in the library calls they wrap.
 
 ``SCENARIO`` is a scenario file or the name of a built-in scenario (``baseline``); with no
 scenario, ``simulate`` runs the built-in baseline, so ``make demo`` needs nothing outside the
@@ -18,12 +18,14 @@ package::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import gc
 import json
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,6 @@ import pandas as pd
 from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
-from cqrs_lab.sim.gc_tuning import fewer_collections
 from cqrs_lab.sim.planner import plan
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.scenario_load import load_scenario
@@ -144,6 +145,40 @@ def _warn_failures(failures: pd.DataFrame, out: Any) -> None:
             f"(dead-lettered; its read model is missing them): {row.error}",
             file=out,
         )
+
+
+_depth = 0
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run with the cyclic garbage collector rarely triggered (restored afterwards).
+
+    A run allocates millions of short-lived objects that reference counting frees; the
+    collector's frequent young-generation passes cost a good part of the run for nothing.
+
+    Objects alive before (a notebook's earlier results: millions of objects a full
+    collection would walk) are frozen out of the collector's scans meanwhile. Re-entrant:
+    only the outermost use freezes and restores.
+    """
+    global _depth
+    if _depth:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    _depth = 1
+    try:
+        yield
+    finally:
+        _depth = 0
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 def _tuned(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

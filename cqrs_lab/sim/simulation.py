@@ -36,7 +36,6 @@ from cqrs_lab.sim.arrivals import KeyChooser, MixChooser, arrival_times
 from cqrs_lab.sim.autoscale import autoscaler
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
-from cqrs_lab.sim.gc_tuning import fewer_collections
 from cqrs_lab.sim.readers import ReadSide
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario, workload_of
@@ -274,17 +273,12 @@ def simulate(
     seed: int | None = None,
     duration: float | None = None,
     recorder: SubscriptionRecorder | None = None,
-    tune_gc: bool = False,
 ) -> SimResult:
     """Run ``scenario`` (optionally with another ``seed`` or ``duration``) and return its result.
 
     ``recorder`` (optional) observes the run's subscriptions too (see :class:`Simulation`).
-    ``tune_gc=True`` runs with the cyclic garbage collector rarely triggered and the objects
-    alive before the run frozen out of its scans (restored afterwards; see
-    :func:`cqrs_lab.sim.gc_tuning.fewer_collections`). It is off by default: it changes the
-    process's collector while it runs, which is for entry points (the ``cqrs-lab simulate``,
-    ``sweep`` and ``plan`` commands and their worker processes) to decide, not for a library
-    call embedded in a notebook or a test.
+    It never touches the process's garbage collector: the ``cqrs-lab`` commands tune it
+    around the runs they start (:func:`cqrs_lab.sim.cli.fewer_collections`).
     """
     changes: dict[str, Any] = {}
     if seed is not None:
@@ -295,7 +289,4 @@ def simulate(
             changes["bucket"] = duration
     if changes:
         scenario = scenario.with_(**changes)
-    if not tune_gc:
-        return Simulation(scenario, recorder).run()
-    with fewer_collections():  # building the engine, too, without walking earlier results
-        return Simulation(scenario, recorder).run()
+    return Simulation(scenario, recorder).run()

@@ -46,8 +46,8 @@ DEFAULT_METRICS = (
 )
 
 
-def _run_one(scenario: Scenario, metrics: Sequence[str], tune_gc: bool) -> dict[str, Any]:
-    summary = simulate(scenario, tune_gc=tune_gc).summary_dict()
+def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
+    summary = simulate(scenario).summary_dict()
     missing = [m for m in metrics if m not in summary]
     if missing:
         raise ConfigError(f"metrics {missing}: not in the summary; choose from {sorted(summary)}")
@@ -106,7 +106,7 @@ def _execute(
     try:
         if n_jobs == 1:
             for s in scenarios:
-                yield _run_one(s, metrics, False)  # this process: the caller's collector
+                yield _run_one(s, metrics)
                 bar.update()
             return
         import joblib
@@ -115,10 +115,9 @@ def _execute(
             from ray.util.joblib import register_ray  # type: ignore[import-not-found]
 
             register_ray()
-        own = backend != "threading"  # worker processes of the sweep's own: tune their collector
         with joblib.parallel_backend(backend, n_jobs=n_jobs):
             parallel = joblib.Parallel(return_as="generator")
-            for res in parallel(joblib.delayed(_run_one)(s, metrics, own) for s in scenarios):
+            for res in parallel(joblib.delayed(_run_one)(s, metrics) for s in scenarios):
                 yield res
                 bar.update()
     finally:

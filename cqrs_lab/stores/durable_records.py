@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cqrs_lab.core import Clock, Command, CommandResult, DeadLetter, IdempotencyRecord
-from cqrs_lab.core.bus import (
+from cqrs_lab.core.idempotency import (
     DEFAULT_IDEMPOTENCY_MAX_KEYS,
     DEFAULT_IDEMPOTENCY_RETENTION,
-    check_retention,
+    RetainedRecords,
 )
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.retention import Pruner
@@ -181,7 +181,7 @@ class ResponseStore(Protocol):
     def put(self, key: str, response: StoredResponse) -> None: ...
 
 
-class ResponseRecords:
+class ResponseRecords(RetainedRecords[StoredResponse]):
     """In-memory response records: each kept ``ttl`` seconds of ``clock``, at most the
     ``max_keys`` newest (``None``: no bound of that kind). ``evicted`` counts those dropped."""
 
@@ -192,40 +192,10 @@ class ResponseRecords:
         ttl: float | None = DEFAULT_IDEMPOTENCY_RETENTION,
         max_keys: int | None = DEFAULT_IDEMPOTENCY_MAX_KEYS,
     ) -> None:
-        check_retention(ttl, max_keys, "ResponseRecords")
-        self.clock = clock
-        self.ttl = ttl
-        self.max_keys = max_keys
-        self.evicted = 0
-        self._records: OrderedDict[str, tuple[float, StoredResponse]] = OrderedDict()
+        super().__init__(clock, ttl, max_keys, where="ResponseRecords")
 
-    def get(self, key: str) -> StoredResponse | None:
-        found = self._records.get(key)
-        if found is None:
-            return None
-        if self.ttl is not None and self.clock.now() - found[0] > self.ttl:
-            del self._records[key]
-            self.evicted += 1
-            return None
-        return found[1]
-
-    def put(self, key: str, response: StoredResponse) -> None:
-        records = self._records
-        now = self.clock.now()
-        records[key] = (now, response)
-        records.move_to_end(key)
-        limit = self.max_keys
-        while limit is not None and len(records) > limit:
-            records.popitem(last=False)
-            self.evicted += 1
-        if self.ttl is not None:
-            horizon = now - self.ttl
-            while records and next(iter(records.values()))[0] < horizon:
-                records.popitem(last=False)
-                self.evicted += 1
-
-    def __len__(self) -> int:
-        return len(self._records)
+    def put(self, key: str, response: StoredResponse, recorded_at: float | None = None) -> None:
+        super().put(key, response, self.clock.now() if recorded_at is None else recorded_at)
 
 
 class SqliteResponseRecords:
