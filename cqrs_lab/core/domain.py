@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cqrs_lab.core.messages import Command, Event
 from cqrs_lab.core.projections import Projection, Saga
-from cqrs_lab.core.workload import Workload
+from cqrs_lab.core.workload import Workload, named
 from cqrs_lab.errors import ConfigError, DomainError
 
 if TYPE_CHECKING:
@@ -142,35 +142,26 @@ class Domain:
         return tuple(sorted((c for c in self.handlers if not c.internal), key=_name))
 
     def command(self, name: str) -> type[Command]:
-        for cls in self.handlers:
-            if cls.__name__ == name:
-                return cls
-        raise DomainError(
-            f"domain {self.name!r} has no command {name!r}; "
-            f"its commands: {', '.join(sorted(map(_name, self.handlers)))}"
-        )
+        return named(
+            sorted(self.handlers, key=_name), _name, name,
+            f"domain {self.name!r} has no command {name!r}; its commands: {{known}}",
+        )  # fmt: skip
 
     def view(self, name: str) -> View:
-        for v in self.views:
-            if v.name == name:
-                return v
-        raise DomainError(
-            f"domain {self.name!r} has no view {name!r}; its views: "
-            f"{', '.join(v.name for v in self.views)}"
-        )
+        return named(
+            self.views, lambda v: v.name, name,
+            f"domain {self.name!r} has no view {name!r}; its views: {{known}}",
+        )  # fmt: skip
 
     @property
     def view_names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.views)
 
     def query(self, name: str) -> Query:
-        for q in self.queries:
-            if q.name == name:
-                return q
-        raise DomainError(
-            f"domain {self.name!r} has no query {name!r}; its queries: "
-            f"{', '.join(q.name for q in self.queries)}"
-        )
+        return named(
+            self.queries, lambda q: q.name, name,
+            f"domain {self.name!r} has no query {name!r}; its queries: {{known}}",
+        )  # fmt: skip
 
 
 @dataclass

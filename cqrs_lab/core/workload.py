@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cqrs_lab.core.messages import Command
 from cqrs_lab.errors import DomainError
@@ -30,6 +30,23 @@ if TYPE_CHECKING:
     from cqrs_lab.core.domain import Domain
 
 __all__ = ["CommandKind", "Draw", "Param", "ReadKind", "Workload"]
+
+
+T = TypeVar("T")
+
+
+def named(items: Sequence[T], key: Callable[[T], str], name: str, missing: str) -> T:
+    """The item whose ``key`` is ``name``; else a :class:`DomainError` with ``missing``, whose
+    ``{known}`` lists the names there are (the lookups of a domain and its workload).
+
+    >>> named(["a", "bb"], len, 2, "no item of length 2")
+    'bb'
+    """
+    for item in items:
+        if key(item) == name:
+            return item
+    known = ", ".join(str(key(item)) for item in items) or "none"
+    raise DomainError(missing.format(known=known))
 
 
 @dataclass(frozen=True)
@@ -148,22 +165,16 @@ class Workload:
         return {k.name: k.weight for k in self.kinds}
 
     def kind(self, name: str) -> CommandKind:
-        for k in self.kinds:
-            if k.name == name:
-                return k
-        raise DomainError(
-            f"no command kind {name!r} in the workload; kinds: "
-            f"{', '.join(k.name for k in self.kinds)}"
-        )
+        return named(
+            self.kinds, lambda k: k.name, name,
+            f"no command kind {name!r} in the workload; kinds: {{known}}",
+        )  # fmt: skip
 
     def read_for(self, view: str) -> ReadKind:
-        for r in self.reads:
-            if r.view == view:
-                return r
-        raise DomainError(
-            f"no read of view {view!r} in the workload; views with a read: "
-            f"{', '.join(r.view for r in self.reads) or 'none'}"
-        )
+        return named(
+            self.reads, lambda r: r.view, view,
+            f"no read of view {view!r} in the workload; views with a read: {{known}}",
+        )  # fmt: skip
 
     def defaults(self) -> dict[str, Any]:
         return {n: p.default for n, p in (self.params or {}).items()}
