@@ -71,6 +71,11 @@ RULES: dict[str, Rule] = {
     E: _rule((), "the root of every error imports nothing"),
     C: _rule((C, E), "the engine is passive and deterministic: standard library only"),
     "cqrs_lab.stores": _rule(("cqrs_lab.stores", C, E), "stores are adapters of the core's ports"),
+    "cqrs_lab.stores.postgres*": _rule(
+        ("cqrs_lab.stores", C, E),
+        "the PostgreSQL adapter alone talks to psycopg (an optional extra)",
+        libs="psycopg psycopg_pool",
+    ),
     CHECKS: _rule(
         (CHECKS, C, E),
         "checks judge any engine; pandas only where a frame is built",

@@ -41,7 +41,7 @@ def test_admin_token_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -
     ("field", "value"),
     [
         ("delivery", "twice"),
-        ("store", "postgres://x"),
+        ("store", "mysql://x"),
         ("store", "sqlite:"),
         ("queue_size", 0),
         ("max_body_bytes", 0),

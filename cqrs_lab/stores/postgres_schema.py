@@ -1,0 +1,130 @@
+"""The tables of the PostgreSQL event store, and opening its connection pool.
+
+Every table lives in one schema (``public`` unless the store is given another), so several
+stores (tests, labs) can share one database. The global position comes from a sequence with
+``CACHE 1`` (the default): each ``nextval`` is then ordered in real time across sessions,
+which the gap-safe reader relies on (see :mod:`cqrs_lab.stores.postgres_reader`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from cqrs_lab.errors import ConfigError
+
+__all__ = [
+    "SCHEMA_DDL",
+    "VERSION_AND_POSITIONS",
+    "check_schema_name",
+    "insert_sql",
+    "open_pool",
+]
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+#: one statement each (run in one transaction when the store opens)
+SCHEMA_DDL = (
+    "CREATE SEQUENCE IF NOT EXISTS events_position_seq CACHE 1",
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS events ("
+    " position bigint PRIMARY KEY, event_id text NOT NULL, stream_id text NOT NULL,"
+    " stream_version bigint NOT NULL, type_name text NOT NULL, schema_version integer NOT NULL,"
+    " data text NOT NULL, correlation_id text, causation_id text,"
+    " recorded_at double precision NOT NULL, metadata text NOT NULL,"
+    " tx xid8 NOT NULL,"
+    " CONSTRAINT events_stream_version UNIQUE (stream_id, stream_version))",
+    "CREATE TABLE IF NOT EXISTS snapshots ("
+    " stream_id text PRIMARY KEY, version bigint NOT NULL, state text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox ("
+    " seq bigserial PRIMARY KEY, message_id text NOT NULL UNIQUE, topic text NOT NULL,"
+    " payload text NOT NULL, position bigint NOT NULL, correlation_id text,"
+    " published boolean NOT NULL DEFAULT false)",
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE NOT published",
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    " key text PRIMARY KEY, seq bigserial NOT NULL, command_type text NOT NULL,"
+    " command text NOT NULL, result text, rejection text, recorded_at double precision NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS http_responses ("
+    " key text PRIMARY KEY, seq bigserial NOT NULL, fingerprint text NOT NULL,"
+    " status integer NOT NULL, body bytea NOT NULL, headers text NOT NULL,"
+    " recorded_at double precision NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS checkpoints ("
+    " name text PRIMARY KEY, position bigint NOT NULL, boot integer NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dead_letters ("
+    " boot integer NOT NULL, id text NOT NULL, subscription text NOT NULL,"
+    " position bigint NOT NULL, event_type text NOT NULL, error text NOT NULL,"
+    " attempts integer NOT NULL, parked_at double precision NOT NULL, PRIMARY KEY (boot, id))",
+    # keys are bytes (UTF-8): a PostgreSQL text value cannot hold NUL
+    "CREATE TABLE IF NOT EXISTS tracking ("
+    " key bytea PRIMARY KEY, watermark bigint NOT NULL, above text NOT NULL)",
+)
+
+
+# the stream's version and, only when it is the one wanted (or any is), its positions
+VERSION_AND_POSITIONS = (
+    "WITH v AS (SELECT coalesce(max(stream_version), 0) AS v FROM events "
+    "WHERE stream_id = %(stream)s) "
+    "SELECT v.v, ARRAY(SELECT nextval('events_position_seq') FROM generate_series(1, %(n)s) "
+    "WHERE %(want)s::bigint IS NULL OR v.v = %(want)s::bigint) FROM v"
+)
+
+
+@functools.cache
+def insert_sql(n: int) -> str:
+    """The statement inserting ``n`` event rows (each records its transaction id)."""
+    row = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,pg_current_xact_id())"
+    return f"INSERT INTO events VALUES {','.join([row] * n)}"
+
+
+def check_schema_name(schema: str) -> str:
+    if not isinstance(schema, str) or not _NAME.fullmatch(schema):
+        raise ConfigError(
+            f"schema={schema!r}: pass a lower-case SQL identifier (letters, digits, _; "
+            f"at most 63 characters), e.g. 'cqrs_lab'"
+        )
+    return schema
+
+
+def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> ConnectionPool:
+    """A pool whose connections work in ``schema`` (created if missing), ready to use."""
+    if not isinstance(dsn, str) or not dsn:
+        raise ConfigError(f"dsn={dsn!r}: pass a libpq connection string or postgresql:// URL")
+    if not 1 <= min_size <= max_size:
+        raise ConfigError(
+            f"pool_size={max_size!r}: pass a whole number >= {max(1, min_size)} "
+            f"(connections the store may open)"
+        )
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    except psycopg.Error as exc:
+        raise ConfigError(
+            f"cannot connect to PostgreSQL with dsn={_masked(dsn)!r}: {exc}; "
+            f"check that the server runs and the DSN is right"
+        ) from exc
+    pool = ConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"options": f"-c search_path={schema}"},
+        open=True,
+        name=f"cqrs-lab-{schema}",
+    )
+    try:
+        pool.wait(timeout=30)
+    except PoolTimeout as exc:
+        pool.close()
+        raise ConfigError(
+            f"PostgreSQL at {_masked(dsn)!r} accepted no pool connection within 30 s; "
+            f"check max_connections on the server"
+        ) from exc
+    return pool
+
+
+def _masked(dsn: str) -> str:
+    """The DSN without its password."""
+    dsn = re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn)
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)

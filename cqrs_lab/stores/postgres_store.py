@@ -1,0 +1,335 @@
+"""A shared event store on PostgreSQL (psycopg 3 and a connection pool), same contract as memory.
+
+Unlike the SQLite store, several processes may append and read at once, so nothing of the log
+is cached: versions, the head and events are read from the server. Optimistic concurrency per
+stream: an append locks its stream for the rest of its transaction, then reads the version
+(another appender to that stream waits for the commit, then sees the new version and gets
+:class:`~cqrs_lab.errors.ConcurrencyError`); a ``UNIQUE (stream_id, stream_version)``
+constraint backs it up. Positions come from a sequence; reading the
+global order is gap-safe by default (``reader="safe"``, see
+:mod:`cqrs_lab.stores.postgres_reader`); ``reader="naive"`` is the flawed read kept for
+demonstrations. Work inside :meth:`PostgresEventStore.batch` is one transaction on one
+connection (bound to the calling thread), so records kept beside the log (idempotency,
+responses, checkpoints, tracking, a read model's rows) commit with the events or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from cqrs_lab.core import (
+    ANY,
+    Clock,
+    Envelope,
+    Event,
+    EventRegistry,
+    ExpectedVersion,
+    IdFactory,
+    OutboxMessage,
+    RawEvent,
+    Snapshot,
+)
+from cqrs_lab.core.store import check_expected
+from cqrs_lab.errors import ConcurrencyError, ConfigError, CqrsLabError
+from cqrs_lab.stores.postgres_reader import (
+    COLUMNS,
+    Reader,
+    check_reader,
+    read_sql,
+    safe_prefix,
+    stored_envelope,
+)
+from cqrs_lab.stores.postgres_schema import (
+    SCHEMA_DDL,
+    VERSION_AND_POSITIONS,
+    check_schema_name,
+    insert_sql,
+    open_pool,
+)
+
+__all__ = ["PostgresEventStore"]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _version(conn: psycopg.Connection[Any], stream_id: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = %s", (stream_id,)
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+class PostgresEventStore:
+    """The :class:`~cqrs_lab.core.EventStore` protocol on PostgreSQL.
+
+    ``dsn`` is a libpq connection string or ``postgresql://`` URL; ``schema`` the schema that
+    holds the tables (created if missing); ``reader`` how :meth:`read_all` reads the global
+    order (``"safe"`` or ``"naive"``); ``pool_size`` the most connections the store opens.
+    ``boot`` counts how often a store was opened on the schema. Call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        clock: Clock,
+        ids: IdFactory,
+        registry: EventRegistry | None = None,
+        *,
+        schema: str = "public",
+        reader: Reader = "safe",
+        pool_size: int = 4,
+    ) -> None:
+        self.reader: Reader = check_reader(reader)
+        if type(pool_size) is not int or pool_size < 1:
+            raise ConfigError(f"pool_size={pool_size!r}: pass a whole number >= 1")
+        self.dsn = dsn
+        self.schema = check_schema_name(schema)
+        self.clock = clock
+        self.ids = ids
+        self.registry = registry if registry is not None else EventRegistry()
+        self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
+        self._local = threading.local()  # the connection of an open batch, per thread
+        self._snapshots: dict[str, Snapshot] = {}  # those whose state is not JSON
+        self._sql_all = {lim: read_sql(self.reader, lim) for lim in (False, True)}
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
+            for statement in SCHEMA_DDL:
+                conn.execute(statement)
+            row = conn.execute(
+                "INSERT INTO meta VALUES ('boot', '1') ON CONFLICT (key) DO UPDATE "
+                "SET value = (meta.value::integer + 1)::text RETURNING value"
+            ).fetchone()
+        assert row is not None
+        self.boot = int(row[0])
+
+    # -- transactions --------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for everything written inside, by this thread, committed on exit
+        (rolled back if the block raises). Acknowledge a batch's commands after it exits."""
+        local = self._local
+        if getattr(local, "conn", None) is not None:
+            yield  # nested: part of the outer batch
+            return
+        with self.pool.connection() as conn, conn.transaction():
+            local.conn = conn
+            try:
+                yield
+            finally:
+                local.conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """The open batch's connection, or a connection for one transaction of its own."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.pool.connection() as own:
+            yield own
+
+    @property
+    def in_batch(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        """Run one statement in the current transaction (for records kept beside the log);
+        returns its rows (none for a statement that returns none)."""
+        with self._tx() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in the current transaction; returns how many rows it changed."""
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        """Read rows (in the current batch if one is open, so it sees the batch's writes)."""
+        return self.execute(sql, params)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[Event | RawEvent],
+        expected_version: int | ExpectedVersion,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> list[Envelope]:
+        """Append in the current batch's transaction, or in one of its own.
+
+        In order: lock the stream for this transaction (appenders to one stream queue here
+        instead of racing to the unique constraint, so a lost race never burns positions),
+        take the transaction id, read the version and (only if it is the expected one) take
+        positions, then insert the rows in a savepoint (the gap-safe reader relies on the
+        rows' own transaction id being taken after the positions: see postgres_reader).
+        """
+        expected = expected_version
+        if expected is not ANY and type(expected) is not int:
+            check_expected(stream_id, expected, 0)  # NO_STREAM passes; anything else raises
+        if not events and not outbox:
+            if expected is not ANY:
+                check_expected(stream_id, expected, self.stream_version(stream_id))
+            return []
+        encode = self.registry.encode
+        raws = [e if type(e) is RawEvent else encode(e) for e in events]  # type: ignore[arg-type]
+        want = None if expected is ANY else (0 if type(expected) is not int else expected)
+        meta = dict(metadata) if metadata is not None else _EMPTY
+        meta_json = json.dumps(meta)
+        with self._tx() as conn:
+            with conn.pipeline():  # one round trip; the server still runs them in order
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), pg_current_xact_id()",
+                    (stream_id,),
+                )
+                cur = conn.execute(VERSION_AND_POSITIONS, {
+                    "stream": stream_id, "n": len(raws), "want": want,
+                })  # fmt: skip
+            row = cur.fetchone()
+            assert row is not None
+            version, positions = int(row[0]), [int(p) for p in row[1]]
+            if expected is not ANY:
+                check_expected(stream_id, expected, version)
+            now = self.clock.now()
+            out: list[Envelope] = []
+            rows: list[Any] = []
+            for event, raw, position in zip(events, raws, positions, strict=True):
+                version += 1
+                eid = self.ids()
+                tname, schema = raw.type_name, raw.schema_version
+                out.append(Envelope(
+                    eid, stream_id, version, position, tname, schema, event,
+                    correlation_id, causation_id, now, meta,
+                ))  # fmt: skip
+                rows.extend((
+                    position, eid, stream_id, version, tname, schema, json.dumps(raw.data),
+                    correlation_id, causation_id, now, meta_json,
+                ))  # fmt: skip
+            last = positions[-1] if positions else 0
+            try:
+                with conn.pipeline():  # one round trip for the rows and the outbox
+                    if out:
+                        # in a savepoint: the rows' own transaction id (their xmin) is taken
+                        # after the positions (see postgres_reader)
+                        conn.execute("SAVEPOINT cqrs_lab_rows")
+                        conn.execute(insert_sql(len(out)), rows)
+                        conn.execute("RELEASE SAVEPOINT cqrs_lab_rows")
+                    for topic, payload in outbox:
+                        conn.execute(
+                            "INSERT INTO outbox (message_id, topic, payload, position, "
+                            "correlation_id) VALUES (%s,%s,%s,%s,%s)",
+                            (self.ids(), topic, json.dumps(payload), last, correlation_id),
+                        )
+            except pg_errors.UniqueViolation as exc:  # a writer that bypassed the lock
+                if exc.diag.constraint_name != "events_stream_version":
+                    raise
+                conn.execute("ROLLBACK TO SAVEPOINT cqrs_lab_rows")  # the batch stays usable
+                raise ConcurrencyError(stream_id, expected, _version(conn, stream_id)) from None
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+    def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
+        """Events of one stream with version > ``after_version``, decoded to current classes."""
+        rows = self.query(
+            f"SELECT {COLUMNS} FROM events WHERE stream_id = %s AND stream_version > %s "
+            "ORDER BY stream_version",
+            (stream_id, after_version),
+        )
+        decode = self.registry.decode_envelope
+        return [decode(stored_envelope(row)) for row in rows]
+
+    def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
+        """Events at global positions > ``after``, at most ``limit``, in position order, read
+        by this store's reader; decoded where the registry knows the type."""
+        if after < 0:
+            raise ConfigError(f"read_all(after={after}): positions start at 0; pass >= 0")
+        if limit is not None and limit < 1:
+            return []
+        rows = self.query(self._sql_all[limit is not None], {"after": after, "limit": limit})
+        if self.reader == "safe":
+            rows = safe_prefix(rows)
+        return [self._decoded_if_known(stored_envelope(row)) for row in rows]
+
+    def read_positions(self, first: int, last: int) -> list[Envelope]:
+        """Committed events with ``first <= position <= last`` (no horizon: for records that
+        name positions already acknowledged, such as idempotency results)."""
+        rows = self.query(
+            f"SELECT {COLUMNS} FROM events WHERE position BETWEEN %s AND %s ORDER BY position",
+            (first, last),
+        )
+        return [self._decoded_if_known(stored_envelope(row)) for row in rows]
+
+    def _decoded_if_known(self, env: Envelope) -> Envelope:
+        if self.registry.knows(env.event_type):
+            try:
+                return self.registry.decode_envelope(env)
+            except CqrsLabError:
+                pass
+        return env
+
+    def stream_version(self, stream_id: str) -> int:
+        with self._tx() as conn:
+            return _version(conn, stream_id)
+
+    @property
+    def head_position(self) -> int:
+        """The highest committed position (a reader may not have reached it yet)."""
+        return int(self.query("SELECT coalesce(max(position), 0) FROM events")[0][0])
+
+    @property
+    def last_recorded_at(self) -> float:
+        """When the last event was recorded (0.0 for an empty log), on the writers' clocks."""
+        return float(self.query("SELECT coalesce(max(recorded_at), 0) FROM events")[0][0])
+
+    def stream_ids(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT DISTINCT stream_id FROM events ORDER BY 1")]
+
+    # -- snapshots -----------------------------------------------------------------------
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Persist the snapshot when its state is JSON (else keep it in memory only)."""
+        try:
+            state = json.dumps(dict(snapshot.state))
+        except (TypeError, ValueError):
+            self._snapshots[snapshot.stream_id] = snapshot
+            return  # a snapshot is an optimisation: the log alone rebuilds the aggregate
+        self._snapshots.pop(snapshot.stream_id, None)
+        self.execute(
+            "INSERT INTO snapshots VALUES (%s,%s,%s) ON CONFLICT (stream_id) DO UPDATE "
+            "SET version = excluded.version, state = excluded.state",
+            (snapshot.stream_id, snapshot.version, state),
+        )
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        kept = self._snapshots.get(stream_id)
+        if kept is not None:
+            return kept
+        rows = self.query("SELECT version, state FROM snapshots WHERE stream_id = %s", (stream_id,))
+        return Snapshot(stream_id, int(rows[0][0]), json.loads(rows[0][1])) if rows else None
+
+    # -- outbox --------------------------------------------------------------------------
+    def outbox_pending(self, limit: int | None = None) -> list[OutboxMessage]:
+        rows = self.query(
+            "SELECT message_id, topic, payload, position, correlation_id FROM outbox "
+            "WHERE NOT published ORDER BY seq LIMIT %s",
+            (limit,),
+        )
+        return [OutboxMessage(m, t, json.loads(p), int(pos), c) for m, t, p, pos, c in rows]
+
+    def outbox_mark_published(self, message_ids: Iterable[str]) -> None:
+        ids = list(message_ids)
+        if ids:
+            self.execute("UPDATE outbox SET published = true WHERE message_id = ANY(%s)", (ids,))

@@ -1,0 +1,49 @@
+"""A throwaway PostgreSQL cluster for the session, and a clean schema for each test.
+
+When the server binaries are missing the suite FAILS (never skips) saying what to install.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.postgres.cluster import Cluster, ClusterError, start_cluster
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE lab")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_cluster: Cluster) -> str:
+    """The DSN of the test database (each test works in its own schema: see ``pg_schema``)."""
+    return pg_cluster.dsn("lab")
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A fresh schema name, dropped after the test."""
+    schema = f"t{next(_names)}"
+    yield schema
+    drop_schema(pg_dsn, schema)

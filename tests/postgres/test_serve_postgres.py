@@ -1,0 +1,67 @@
+"""``cqrs-lab serve --store postgresql://...``: the real server on the PostgreSQL store.
+
+A uvicorn subprocess on 127.0.0.1, killed with SIGKILL after acknowledging commands and
+started again on the same database: the log, the balances and the Idempotency-Key answers
+are all still there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.http.config import ServerConfig
+from tests.http.conftest import Server
+from tests.postgres.cluster import Cluster
+
+pytestmark = pytest.mark.slow  # real uvicorn subprocesses
+
+
+@pytest.fixture
+def served_url(pg_cluster: Cluster) -> Iterator[str]:
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE served")
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/served"
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE served WITH (FORCE)")
+
+
+def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: str) -> None:
+    first = Server("--store", served_url)
+    try:
+        with httpx.Client(base_url=first.url, timeout=10) as client:
+            for account, opening in (("a", 100), ("b", 0)):
+                r = client.post(
+                    "/accounts", json={"account_id": account, "opening_balance": opening}
+                )
+                assert r.status_code == 201, r.text
+            deposit = client.post(
+                "/accounts/a/deposits", json={"amount": 7}, headers={"Idempotency-Key": "k1"}
+            )
+            assert deposit.status_code == 200, deposit.text
+            token = deposit.headers["x-consistency-token"]
+            got = client.get("/accounts/a", headers={"X-Consistency-Token": token})
+            assert got.json()["balance"] == 107
+    finally:
+        first.kill()  # SIGKILL
+    second = Server("--store", served_url)
+    try:
+        with httpx.Client(base_url=second.url, timeout=10) as client:
+            replay = client.post(
+                "/accounts/a/deposits", json={"amount": 7}, headers={"Idempotency-Key": "k1"}
+            )
+            assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
+            assert replay.json() == deposit.json()
+            got = client.get("/accounts/a", headers={"X-Consistency-Token": token})
+            assert got.status_code == 200 and got.json()["balance"] == 107  # applied once
+    finally:
+        second.kill()
+
+
+def test_a_store_that_is_no_url_is_refused() -> None:
+    with pytest.raises(ConfigError, match="postgresql://"):
+        ServerConfig(store="postgres:/nohost")
