@@ -5,20 +5,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LINTED := cqrs_lab tests benchmarks loadtests
 
-.PHONY: demo test bench lint format lab clean
+.PHONY: demo test bench lint format lab clean postgresql-server
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cqrs-lab simulate --out results/demo
 
 # lint and types first (ruff, ruff format, mypy): CI (.ci/run) runs this target
-test: lint
+test: lint postgresql-server
 	$(BIN)/python -m pytest -q
+
+# The PostgreSQL tests start a throwaway cluster with the server binaries (initdb, pg_ctl):
+# install Debian's package when they are missing; if that fails, those tests say what to install.
+postgresql-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "the PostgreSQL tests need the server binaries (Debian package postgresql): installing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	  >/dev/null 2>&1 || echo "could not install postgresql; the PostgreSQL tests will fail"; }
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "W3 needs wrk (Debian package): installing it"; \

@@ -3,6 +3,8 @@
 A user's mistake is one line on stderr and exit status 2, never a traceback: a bad flag
 (argparse), a bad value (:class:`~cqrs_lab.errors.CqrsLabError`) or a path that cannot be
 read or written (:class:`OSError`). Ctrl-C exits 130. Every flag's help shows its default.
+A command whose extra is not installed is still listed, and says which one to install
+(``pip install 'cqrs_lab[sim]'``): the core needs the standard library alone.
 
 >>> main(["--version"])  # doctest: +ELLIPSIS
 cqrs-lab ...
@@ -14,23 +16,62 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
-import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from cqrs_lab.display import add_no_plots
-from cqrs_lab.errors import CqrsLabError
+from cqrs_lab.errors import CqrsLabError, MissingExtra
 
-__all__ = ["HelpFormatter", "LabParser", "add_no_plots", "build_parser", "main", "version"]
+__all__ = [
+    "COMMANDS",
+    "CommandModule",
+    "HelpFormatter",
+    "LabParser",
+    "build_parser",
+    "main",
+    "version",
+]
 
-#: modules with a ``register(subparsers)`` function, in the order their commands are listed
-COMMAND_MODULES = (
-    "cqrs_lab.demo",
-    "cqrs_lab.sim.cli",
-    "cqrs_lab.checks.cli",
-    "cqrs_lab.http.cli",
-    "cqrs_lab.load.cli",
+
+@dataclass(frozen=True)
+class CommandModule:
+    """A module with a ``register(subparsers)`` function, the commands it adds (name, one-line
+    help), and the extra that installs its third-party packages (None: the standard library).
+
+    When the module cannot be imported because a third-party package is missing, its
+    commands still appear: each answers which extra to install (:class:`MissingExtra`).
+    """
+
+    module: str
+    commands: tuple[tuple[str, str], ...]
+    extra: str | None = None
+
+
+#: the command modules, in the order their commands are listed
+COMMANDS = (
+    CommandModule("cqrs_lab.demo", (("demo", "run a domain's workload through the engine"),)),
+    CommandModule(
+        "cqrs_lab.sim.cli",
+        (
+            ("simulate", "run a scenario in SimPy time through the real engine"),
+            ("sweep", "a parameter grid times replications, with CIs"),
+            ("plan", "smallest consumers/handlers meeting a target"),
+            ("scenario-reference", "every scenario file key: unit, default, allowed values"),
+        ),
+        "sim",
+    ),
+    CommandModule("cqrs_lab.sim.builtin", (("scenarios", "list the packaged scenarios"),), "sim"),
+    CommandModule("cqrs_lab.checks.cli", (("check", "check histories (JSON Lines)"),), "sim"),
+    CommandModule("cqrs_lab.http.cli", (("serve", "serve a domain over HTTP"),), "http"),
+    CommandModule(
+        "cqrs_lab.load.cli",
+        (
+            ("loadtest", "Locust (headless) against the HTTP deployment"),
+            ("twin", "calibrate the simulation from load tests and compare"),
+        ),
+        "load",
+    ),
 )
 
 
@@ -70,21 +111,48 @@ class LabParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[CommandModule] | None = None) -> argparse.ArgumentParser:
+    """``cqrs-lab``'s parser: every command of ``commands`` (default :data:`COMMANDS`), a
+    placeholder for each command whose module needs a third-party package not installed."""
     parser = LabParser(
         prog="cqrs-lab",
         description="Simulate, check and load-test CQRS designs on one deterministic engine.",
     )
     parser.add_argument("--version", action="version", version=f"cqrs-lab {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for entry in COMMANDS if commands is None else commands:
         try:
-            if importlib.util.find_spec(name) is None:
-                continue
-        except ModuleNotFoundError:  # the driver's package is not there
-            continue
-        importlib.import_module(name).register(sub)
+            module = importlib.import_module(entry.module)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if not missing or missing == "cqrs_lab" or entry.extra is None:
+                raise  # our own module is broken, or a core command lacks a package: a bug
+            _add_placeholders(sub, entry, missing)
+        else:
+            module.register(sub)
     return parser
+
+
+def _add_placeholders(sub: Any, entry: CommandModule, missing: str) -> None:
+    """Commands that only say which extra installs them (their flags are not checked)."""
+    extra = f"cqrs_lab[{entry.extra}]"
+    for name, text in entry.commands:
+        p = sub.add_parser(
+            name,
+            help=f"{text} (needs {extra})",
+            description=f"{text}. Needs {extra}: pip install '{extra}'",
+        )
+        p.set_defaults(run=_needs(extra, missing), placeholder=True)
+
+
+def _needs(extra: str, missing: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise MissingExtra(
+            f"needs the package {missing!r}, which is not installed; install the extra: "
+            f"pip install '{extra}'"
+        )
+
+    return run
 
 
 def _os_error(exc: OSError) -> str:
@@ -98,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``cqrs-lab`` with ``argv``; the exit status (2 for a user's mistake)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if rest and not getattr(args, "placeholder", False):  # a placeholder takes any flag
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     except SystemExit as exc:  # --help, --version (0) or a bad flag (2, one line printed)
         return exc.code if isinstance(exc.code, int) else 2
     prog = f"cqrs-lab {args.command}"

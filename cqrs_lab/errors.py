@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "CommandRejected",
+    "CommandRefused",
     "ConcurrencyError",
     "ConfigError",
     "ConsumerCrashed",
@@ -21,6 +21,7 @@ __all__ = [
     "HistoryError",
     "IdempotencyConflict",
     "InjectedFault",
+    "MissingExtra",
     "NotFound",
     "Overloaded",
     "Problem",
@@ -60,6 +61,11 @@ class HistoryError(ConfigError):
     field, and what is allowed."""
 
 
+class MissingExtra(CqrsLabError, ImportError):
+    """A command needs a third-party package that is not installed: the message names the
+    package and the extra that installs it (``pip install 'cqrs_lab[sim]'``)."""
+
+
 class ConcurrencyError(CqrsLabError):
     """An append's expected version does not match the stream's actual version.
 
@@ -92,7 +98,7 @@ class UnknownQuery(CqrsLabError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class CommandRejected(CqrsLabError):
+class CommandRefused(CqrsLabError):
     """A command broke a business rule; nothing was appended.
 
     ``reason`` is a sentence a person can read ("insufficient funds: balance 10, withdrawal 25").

@@ -10,7 +10,7 @@ long work takes and when things fail; the engine decides what happens.
 ['alerts', 'applications', 'commands']
 """
 
-from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
+from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario, resolve_scenario
 from cqrs_lab.sim.distributions import Dist
 from cqrs_lab.sim.planner import Plan, plan
 from cqrs_lab.sim.results import TABLES, SimResult
@@ -59,6 +59,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "plan",
+    "resolve_scenario",
     "simulate",
     "sweep",
     "sweep_runs",

@@ -1,114 +1,103 @@
-"""The scenario embedded in the package (``cqrs-lab simulate`` with no file runs it).
+"""The scenarios shipped in the package (``cqrs_lab/scenarios/*.toml``), and the one place
+that turns what a user typed into a scenario: a file path or a packaged scenario's name.
 
-It is the same text as ``scenarios/baseline.toml`` (a test keeps the two equal), so the demo
-depends on nothing outside the package.
+``cqrs-lab simulate`` with no scenario runs the packaged ``baseline``, so ``make demo`` needs
+nothing outside the package; ``cqrs-lab scenarios`` lists them.
 
 >>> builtin_scenario("baseline").workload.arrivals.rate
 500.0
+>>> "crashes_effectively_once" in BUILTIN
+True
+>>> resolve_scenario("crashes_effectively_once").name
+'crashes-effectively-once'
+>>> resolve_scenario("basline")
+Traceback (most recent call last):
+...
+cqrs_lab.errors.ScenarioError: 'basline': no such file and no packaged scenario of that name; ...
 """
 
 from __future__ import annotations
 
+import argparse
+import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
 from cqrs_lab.errors import ScenarioError
 from cqrs_lab.sim.scenario import Scenario
-from cqrs_lab.sim.scenario_load import parse_scenario
+from cqrs_lab.sim.scenario_load import load_scenario
 
-__all__ = ["BUILTIN", "builtin_scenario"]
+__all__ = [
+    "BUILTIN",
+    "builtin_scenario",
+    "packaged_descriptions",
+    "register",
+    "resolve_scenario",
+]
 
-BASELINE_TOML = """
-# The baseline: steady Poisson load on the bank ledger, no faults.
-# Run it: cqrs-lab simulate scenarios/baseline.toml   (or just: cqrs-lab simulate)
 
-[scenario]
-name = "baseline"
-description = "Steady Poisson load; balances, statements and the transfer saga; no faults"
-duration = 30.0
-seed = 42
-bucket = 1.0
+def _folder() -> Traversable:
+    return resources.files("cqrs_lab") / "scenarios"
 
-[workload]
-accounts = 1000
-opening_balance = 1000
-max_amount = 100
-keys = "uniform"
 
-[workload.arrivals]
-process = "poisson"
-rate = 500.0
-
-[workload.mix]
-deposit = 0.55
-withdraw = 0.4
-transfer = 0.05
-
-[commands]
-handlers = 4
-service = { dist = "lognormal", mean = 0.002, cv = 0.5 }
-queue_limit = 2000
-admission = "reject"
-
-[projections.balances]
-delivery = "effectively-once"
-partitions = 8
-consumers = 2
-batch_size = 64
-per_event = 0.0002
-per_batch = 0.002
-
-[projections.statements]
-delivery = "effectively-once"
-partitions = 8
-consumers = 2
-batch_size = 64
-per_event = 0.0003
-per_batch = 0.002
-
-[projections.transfer-saga]
-delivery = "effectively-once"
-partitions = 4
-consumers = 1
-batch_size = 64
-per_event = 0.0002
-per_batch = 0.002
-
-[reads]
-rate = 200.0
-readers = 2
-service = { dist = "exponential", mean = 0.001 }
-projection = "balances"
-follow_writes = 0.1
-think = 0.02
-
-[[slo]]
-name = "commands under 20 ms"
-sli = "command_latency"
-threshold = 0.020
-objective = 0.99
-
-[[slo]]
-name = "balances lag under 500 ms"
-sli = "projection_lag"
-projection = "balances"
-threshold = 0.5
-objective = 0.99
-
-[[slo]]
-name = "reads no staler than 1 s"
-sli = "read_staleness"
-threshold = 1.0
-objective = 0.999
-"""
-
-#: built-in scenario name -> TOML text
-BUILTIN = {"baseline": BASELINE_TOML.lstrip("\n")}
+#: the packaged scenarios' names, sorted (``baseline``, ``crashes_effectively_once``, ...)
+BUILTIN: tuple[str, ...] = tuple(
+    sorted(f.name.removesuffix(".toml") for f in _folder().iterdir() if f.name.endswith(".toml"))
+)
 
 
 def builtin_scenario(name: str = "baseline") -> Scenario:
-    """A scenario shipped inside the package, by name."""
-    text = BUILTIN.get(name)
-    if text is None:
+    """A scenario shipped inside the package, by name (:data:`BUILTIN`)."""
+    if name not in BUILTIN:
         raise ScenarioError(
-            f"no built-in scenario {name!r}; built in: {', '.join(BUILTIN)} "
+            f"{name!r}: no packaged scenario of that name; packaged: {', '.join(BUILTIN)} "
             "(or pass the path of a scenario file)"
         )
-    return parse_scenario(text, source=f"<built-in {name}>")
+    with resources.as_file(_folder() / f"{name}.toml") as path:
+        return load_scenario(path)
+
+
+def resolve_scenario(ref: str | Path | None) -> Scenario:
+    """The scenario a user named: the path of a file, or a packaged scenario's name
+    (``baseline``, with or without ``.toml``); None is the packaged baseline. An existing
+    file wins over a packaged name."""
+    if ref is None:
+        return builtin_scenario("baseline")
+    path, text = Path(ref), str(ref)
+    if path.exists():
+        return load_scenario(path)
+    if text.removesuffix(".toml") in BUILTIN:
+        return builtin_scenario(text.removesuffix(".toml"))
+    if path.name != text:  # a path with folders: the loader says what is wrong with it
+        return load_scenario(path)
+    raise ScenarioError(
+        f"{text!r}: no such file and no packaged scenario of that name; packaged: "
+        f"{', '.join(BUILTIN)} (`cqrs-lab scenarios` describes them), or give the path of "
+        "a scenario file"
+    )
+
+
+def packaged_descriptions() -> dict[str, str]:
+    """Each packaged scenario's name and the one-line description in its ``[scenario]``."""
+    out = {}
+    for name in BUILTIN:
+        data = tomllib.loads((_folder() / f"{name}.toml").read_text(encoding="utf-8"))
+        out[name] = str(data.get("scenario", {}).get("description", ""))
+    return out
+
+
+def _list(args: argparse.Namespace) -> int:
+    described = packaged_descriptions()
+    width = max(map(len, described))
+    for name, text in described.items():
+        print(f"{name:<{width}}  {text}")
+    print("\nrun one: cqrs-lab simulate NAME (or the path of your own scenario file)")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``cqrs-lab scenarios`` (the packaged scenarios and what each shows)."""
+    p = sub.add_parser("scenarios", help="list the packaged scenarios with their description")
+    p.set_defaults(run=_list)

@@ -18,7 +18,7 @@ from cqrs_lab.sim import Scenario, Simulation, builtin_scenario, load_scenario, 
 from cqrs_lab.sim.cli import fewer_collections
 from cqrs_lab.sim.scenario import ProjectionSpec
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "cqrs_lab" / "scenarios"
 
 
 class BrokenBalances(Projection):
