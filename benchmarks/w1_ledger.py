@@ -23,7 +23,7 @@ from benchmarks.workload_w1 import (
 )
 from cqrs_lab.core import DELIVERY_POLICIES, Engine, ManualClock
 from cqrs_lab.domains import bank
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 REPEATS = 5
 
@@ -43,7 +43,7 @@ def lab_write(cmds: list[tuple[int, str, int]]) -> tuple[float, Engine]:
         try:
             dispatch(message)
             accepted += 1
-        except CommandRejected:
+        except CommandRefused:
             refused += 1
     elapsed = time.perf_counter() - start
     if (accepted, refused, engine.store.head_position) != (

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 from cqrs_lab.core import Domain, Draw, Engine, ManualClock, install, load_domain
-from cqrs_lab.errors import CommandRejected, ConfigError
+from cqrs_lab.errors import CommandRefused, ConfigError
 
 __all__ = ["DEFAULT_DOMAIN", "run_domain"]
 
@@ -66,7 +66,7 @@ def run_domain(
         sent[kind.name] += 1
         try:
             engine.dispatch(kind.sample(draw))
-        except CommandRejected:
+        except CommandRefused:
             refused[kind.name] += 1
     applied = engine.run_until_idle()
     summary: dict[str, Any] = {

@@ -12,7 +12,7 @@ from typing import Any
 
 from cqrs_lab.checks.application_log import ApplicationLog
 from cqrs_lab.checks.report import CheckResult
-from cqrs_lab.core import Engine, Envelope, Projection, RawEvent, Subscription
+from cqrs_lab.core import Engine, Envelope, ManualClock, Projection, RawEvent, Subscription
 
 __all__ = [
     "PROMISES",
@@ -55,13 +55,34 @@ def read_models(engine: Engine) -> dict[str, list[Subscription]]:
     return out
 
 
-def quiesce(engine: Engine, max_rounds: int = 100) -> None:
-    """Restart crashed subscriptions and run until idle, until nothing is down or due."""
+def quiesce(engine: Engine, max_rounds: int = 100, *, stop_faults: bool = False) -> None:
+    """Restart crashed subscriptions and run until idle, until nothing is down or due.
+
+    On a :class:`~cqrs_lab.core.ManualClock` the clock is advanced to each due retry or held
+    delivery (``run_until_idle``). Any other clock only its driver moves (a finished
+    simulation's SimPy clock): the subscriptions are pumped until none makes progress.
+    ``stop_faults`` first removes the injected faults (transport drops, duplicates, reorders,
+    crash points), as a run that is over has no more of them: use it on a simulation's engine
+    before checking it.
+
+    >>> from cqrs_lab.core import Engine, ManualClock
+    >>> from cqrs_lab.domains import bank
+    >>> engine = Engine(clock=ManualClock(), seed=0)
+    >>> _ = bank.install(engine)
+    >>> _ = engine.dispatch(bank.OpenAccount("a", "ann", 5))
+    >>> quiesce(engine, stop_faults=True)
+    >>> engine.ask(bank.GetBalance("a")).value
+    5
+    """
+    if stop_faults:
+        engine.set_faults(None)
+    manual = isinstance(engine.clock, ManualClock)
+    subs = engine.subscriptions.values()
     for _ in range(max_rounds):
-        for sub in engine.subscriptions.values():
+        for sub in subs:
             sub.restart()
-        engine.run_until_idle()
-        if not any(s.crashed for s in engine.subscriptions.values()):
+        moved = engine.run_until_idle() if manual else engine.pump()
+        if not any(s.crashed for s in subs) and (manual or moved == 0):
             return
 
 

@@ -15,7 +15,7 @@ land directly on the version it read? If a write based on version *v* is stored 
 >>> w = [[bank.Withdraw("a", 60)], [bank.Withdraw("a", 60)]]
 >>> writes = interleave(engine, w, [0, 1, 0, 1, 1, 1])
 >>> [x.outcome for x in writes]
-['committed', 'conflict', 'rejected']
+['accepted', 'conflict', 'refused']
 >>> check_no_lost_update(engine, writes).ok
 True
 """
@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
 from cqrs_lab.core import Command, Decision, Engine
-from cqrs_lab.errors import CommandRejected, ConcurrencyError, ConfigError
+from cqrs_lab.errors import CommandRefused, ConcurrencyError, ConfigError
 
 __all__ = ["Write", "check_no_lost_update", "interleave"]
 
@@ -39,10 +39,10 @@ class Write:
 
     writer: int
     command: Command
-    outcome: Literal["committed", "conflict", "rejected"]
+    outcome: Literal["accepted", "conflict", "refused"]
     stream_id: str = ""
     read_version: int = 0
-    first_version: int = 0  # stream version of its first stored event (committed only)
+    first_version: int = 0  # stream version of its first stored event (accepted only)
     event_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def interleave(
 
     A writer's turn decides its next command if it holds no decision, else commits the one
     it holds. A conflict is recorded and the command is decided afresh on the writer's next
-    turn (a client retry); a rejection moves on to the next command.
+    turn (a client retry); a refusal moves on to the next command.
     """
     n = len(writers)
     queues = [list(w) for w in writers]
@@ -76,9 +76,9 @@ def interleave(
             cmd = queues[i][0]
             try:
                 d = engine.bus.decide(cmd)
-            except CommandRejected:
+            except CommandRefused:
                 queues[i].pop(0)
-                out.append(Write(i, cmd, "rejected"))
+                out.append(Write(i, cmd, "refused"))
                 continue
             agg = d.uow.changed()
             held[i] = (d, agg.id if agg else "", agg.version if agg else 0)
@@ -93,20 +93,20 @@ def interleave(
         queues[i].pop(0)
         first = r.events[0].stream_version if r.events else 0
         ids = tuple(e.event_id for e in r.events)
-        out.append(Write(i, d.command, "committed", stream, read, first, ids))
+        out.append(Write(i, d.command, "accepted", stream, read, first, ids))
     return out
 
 
 def check_no_lost_update(engine: Engine, writes: Sequence[Write]) -> CheckReport:
-    """Every committed write is stored right after the version it read, as it was decided."""
+    """Every accepted write is stored right after the version it read, as it was decided."""
     found = []
-    committed = [w for w in writes if w.outcome == "committed" and w.event_ids]
-    for w in committed:
+    accepted = [w for w in writes if w.outcome == "accepted" and w.event_ids]
+    for w in accepted:
         stored = engine.store.read_stream(w.stream_id, w.first_version - 1)
         ids = tuple(e.event_id for e in stored[: len(w.event_ids)])
         if w.first_version != w.read_version + 1 or ids != w.event_ids:
             between = [
-                x.to_dict() for x in committed
+                x.to_dict() for x in accepted
                 if x is not w and x.stream_id == w.stream_id
                 and w.read_version < x.first_version < w.first_version
             ]  # fmt: skip
@@ -121,9 +121,9 @@ def check_no_lost_update(engine: Engine, writes: Sequence[Write]) -> CheckReport
     report.add(
         verdict(
             "no lost update", found,
-            ok=f"{len(committed)} committed writes each based on the version they replaced",
+            ok=f"{len(accepted)} accepted writes each based on the version they replaced",
             bad="{n} writes overwrote a version they never read",
-            measures={"committed": len(committed),
+            measures={"accepted": len(accepted),
                       "conflicts": sum(w.outcome == "conflict" for w in writes)},
         )
     )  # fmt: skip

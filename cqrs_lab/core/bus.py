@@ -1,7 +1,7 @@
 """Command routing: a mapping from command type to handler, idempotency keys, results.
 
 A handler takes the command and a :class:`UnitOfWork`; it loads one aggregate, calls its
-methods (which ``record`` events or raise :class:`CommandRejected`) and may ``publish``
+methods (which ``record`` events or raise :class:`CommandRefused`) and may ``publish``
 integration messages to the outbox. The bus appends the events and the outbox messages in one
 all-or-nothing append with the aggregate's version as the expected version.
 
@@ -52,7 +52,7 @@ from cqrs_lab.core.messages import ANY, Command, Envelope
 from cqrs_lab.core.metrics import Metrics
 from cqrs_lab.core.store import EventStore
 from cqrs_lab.errors import (
-    CommandRejected,
+    CommandRefused,
     ConcurrencyError,
     CqrsLabError,
     IdempotencyConflict,
@@ -176,7 +176,7 @@ class CommandBus:
         self._latency = self.metrics.histogram("command_latency_seconds")
         self._outcomes = {
             o: self.metrics.counter("commands_total", outcome=o)
-            for o in ("accepted", "rejected", "conflict", "replayed", "error")
+            for o in ("accepted", "refused", "conflict", "replayed", "error")
         }
         self._accepted = self._outcomes["accepted"]
 
@@ -214,9 +214,9 @@ class CommandBus:
         try:
             handler(command, uow)
             agg = uow.changed()
-        except CommandRejected:
+        except CommandRefused:
             uow.forget()
-            self._outcomes["rejected"].value += 1
+            self._outcomes["refused"].value += 1
             self._latency.observe(clock.now() - started)
             raise
         except BaseException:
@@ -296,9 +296,9 @@ class CommandBus:
         uow = UnitOfWork(self.repository, command_id, _private)
         try:
             handler(command, uow)
-        except CommandRejected as exc:
+        except CommandRefused as exc:
             uow.forget()
-            self._outcomes["rejected"].inc()
+            self._outcomes["refused"].inc()
             self._latency.observe(self.clock.now() - started)
             if idempotency_key is not None:
                 self.idempotency.put(
@@ -325,7 +325,7 @@ class CommandBus:
             )
         self._outcomes["replayed"].inc()
         if record.rejection is not None:
-            raise CommandRejected(record.rejection)
+            raise CommandRefused(record.rejection)
         assert record.result is not None  # invariant: a record holds a result or a rejection
         r = record.result
         replayed = CommandResult(

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cqrs_lab.core import Command, CommandResult, Engine
-from cqrs_lab.errors import CommandRejected, ConcurrencyError, Overloaded, Problem
+from cqrs_lab.errors import CommandRefused, ConcurrencyError, Overloaded, Problem
 from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import PROBLEM_JSON, problem_body
@@ -224,9 +224,9 @@ class CommandGateway:
                 )
         try:
             r = self._dispatch(command, trace)
-        except CommandRejected as exc:
-            self.metrics.outcome(name, "rejected")
-            out = _problem(409, "command rejected", exc.reason, True)
+        except CommandRefused as exc:
+            self.metrics.outcome(name, "refused")
+            out = _problem(409, "command refused", exc.reason, True)
         except ConcurrencyError as exc:
             self.metrics.outcome(name, "conflict")
             out = _problem(
@@ -267,7 +267,7 @@ class CommandGateway:
         A command class may declare it (``stream_of``, a function of the command); else the
         command is decided without being appended (``engine.bus.decide``, on private copies
         of the aggregates: nothing changes) and its stream is the aggregate it changed. A
-        command its handler rejects gives ``""``: no check, the dispatch answers 409; one
+        command its handler refuses gives ``""``: no check, the dispatch answers 409; one
         that changes no aggregate gives None.
         """
         declared = getattr(type(command), "stream_of", None)
@@ -275,7 +275,7 @@ class CommandGateway:
             return str(declared(command))
         try:
             decision = self.engine.bus.decide(command)
-        except CommandRejected:
+        except CommandRefused:
             return ""
         changed = decision.uow.changed()
         return None if changed is None else changed.id

@@ -43,7 +43,7 @@ __all__ = ["COMMAND_RESPONSES", "QUERY_RESPONSES", "command_doc", "domain_routes
 COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON or header", **PROBLEM},
     404: {"description": "no such command, or nothing to apply it to", **PROBLEM},
-    409: {"description": "command rejected, or the same key still running", **PROBLEM},
+    409: {"description": "command refused, or the same key still running", **PROBLEM},
     412: {"description": "If-Match does not match the stream version", **PROBLEM},
     413: {"description": "body too large", **PROBLEM},
     415: {"description": "not JSON: send Content-Type: application/json", **PROBLEM},

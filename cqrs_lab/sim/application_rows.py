@@ -1,7 +1,8 @@
 """The simulation's :class:`~cqrs_lab.core.SubscriptionRecorder`: one row per event application.
 
 Each row says which projection and partition applied which event, when it was committed
-(``recorded_at``) and applied, the lag, how many times that event had been delivered to the
+(``committed_s``, the store's ``recorded_at``) and applied (``applied_s``), the lag
+(``lag_s``), how many times that event had been delivered to the
 projection by then, whether the projection had already applied it (a duplicate effect),
 whether a crash later undid the application (``rolled_back``) and whether it was part of a
 rebuild (``replay``). Lost (at-most-once) and dead-lettered events are counted.
@@ -25,9 +26,9 @@ APPLICATION_COLUMNS = (
     "position",
     "stream",
     "event_type",
-    "committed",
-    "applied",
-    "lag",
+    "committed_s",
+    "applied_s",
+    "lag_s",
     "delivery_count",
     "duplicate",
     "rolled_back",

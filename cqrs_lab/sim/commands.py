@@ -1,8 +1,9 @@
 """The command side in SimPy time: admission with backpressure, then a pool of handlers.
 
-Admission (in this order): a token-bucket rate limit (refused: ``rate_limited``, a 429), then
-the bounded queue: ``reject`` (``rejected``, a 429), ``block`` (the caller waits for room),
-or ``shed-oldest`` (the oldest queued command is dropped: ``shed``). A handler takes a
+Admission (in this order): a token-bucket rate limit (``rate_limited``, a 429), then the
+bounded queue: ``reject`` (``queue_full``, a 429), ``block`` (the caller waits for room), or
+``shed-oldest`` (the oldest queued command is dropped: ``dropped_oldest``). All three are
+load shed: the summary counts them together as ``shed``. A handler takes a
 command, runs the real handler on a private copy of the aggregate (``bus.decide``), spends
 its service time, then appends (``commit``); if another handler appended to that stream
 meanwhile the append fails with an optimistic-concurrency conflict and the command is
@@ -20,7 +21,7 @@ from typing import Any
 import simpy
 
 from cqrs_lab.core import Command, Decision, Draw, Engine, Workload
-from cqrs_lab.errors import CommandRejected, ConcurrencyError, CqrsLabError
+from cqrs_lab.errors import CommandRefused, ConcurrencyError, CqrsLabError
 from cqrs_lab.sim.scenario_parts import CommandSpec
 
 __all__ = ["COMMAND_COLUMNS", "CommandSide", "Level"]
@@ -29,9 +30,9 @@ COMMAND_COLUMNS = (
     "command",
     "kind",
     "key",
-    "arrival",
-    "start",
-    "end",
+    "arrival_s",
+    "start_s",
+    "end_s",
     "outcome",
     "retries",
     "position",
@@ -108,14 +109,14 @@ class CommandSide:
         limit = spec.queue_limit
         if limit is not None and (len(self.queue) >= limit or self.blocked):
             if spec.admission == "reject":
-                job[_END], job[_OUTCOME] = now, "rejected"
+                job[_END], job[_OUTCOME] = now, "queue_full"
                 return
             if spec.admission == "block":
                 self.blocked.append(job)
                 self.queued.add(1)
                 return
             old = self.queue.popleft()  # shed-oldest
-            old[_END], old[_OUTCOME] = now, "shed"
+            old[_END], old[_OUTCOME] = now, "dropped_oldest"
             self.queued.add(-1)
         self.queue.append(job)
         self.queued.add(1)
@@ -150,7 +151,7 @@ class CommandSide:
         timeout = self.env.timeout(self.service())
         try:
             decision = self.engine.bus.decide(cmd)
-        except CommandRejected:
+        except CommandRefused:
             job[_OUTCOME] = "refused"
             timeout.callbacks.append(lambda _: self._done(job))
             return

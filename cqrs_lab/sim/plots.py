@@ -1,7 +1,9 @@
 """Plots of a run, drawn with matplotlib on a given ``ax`` (one is made if none is given).
 
-Every axis carries its unit. ``save_all`` writes the four standard figures as PNG using the
-non-interactive Agg canvas (no display needed).
+Every axis carries its unit: durations (lag, latency) in milliseconds, the run's clock in
+simulated seconds; legends sit outside the axes, so they never hide a line. ``save_all``
+writes the four standard figures as PNG using the non-interactive Agg canvas (no display
+needed).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from cqrs_lab.sim.results import SimResult
 
-__all__ = ["backlog", "lag", "latency", "save_all", "utilisation"]
+__all__ = ["backlog", "lag", "latency", "legend_outside", "save_all", "utilisation"]
 
 
 def _ax(ax: Any) -> Any:
@@ -25,6 +27,11 @@ def _ax(ax: Any) -> Any:
     return ax
 
 
+def legend_outside(ax: Any) -> None:
+    """A legend to the right of the axes, where it hides no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+
+
 def _names(r: SimResult) -> list[str]:
     return [p.name for p in r.scenario.projections]
 
@@ -33,11 +40,11 @@ def lag(r: SimResult, ax: Any = None) -> Any:
     ax = _ax(ax)
     ts = r.timeseries
     for name in _names(r):
-        ax.plot(ts["t"], ts[f"lag_{name}"], label=name)
+        ax.plot(ts["t_s"], ts[f"lag_{name}_s"] * 1000, label=name)
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("projection lag (s)")
+    ax.set_ylabel("projection lag (ms)")
     ax.set_title(f"{r.scenario.name}: projection lag")
-    ax.legend(loc="upper right", fontsize="small")
+    legend_outside(ax)
     return ax
 
 
@@ -45,25 +52,25 @@ def backlog(r: SimResult, ax: Any = None) -> Any:
     ax = _ax(ax)
     ts = r.timeseries
     for name in _names(r):
-        ax.plot(ts["t"], ts[f"backlog_{name}"], label=f"{name} (events)")
-    ax.plot(ts["t"], ts["queue"], label="command queue (commands)", linestyle="--")
+        ax.plot(ts["t_s"], ts[f"backlog_{name}"], label=f"{name} (events)")
+    ax.plot(ts["t_s"], ts["queue"], label="command queue (commands)", linestyle="--")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("backlog (events / commands)")
     ax.set_title(f"{r.scenario.name}: backlog")
-    ax.legend(loc="upper right", fontsize="small")
+    legend_outside(ax)
     return ax
 
 
 def latency(r: SimResult, ax: Any = None) -> Any:
     ax = _ax(ax)
     c = r.commands
-    ms = c[c["outcome"].isin(("accepted", "refused"))]["latency"].to_numpy(dtype=float) * 1000
+    ms = c[c["outcome"].isin(("accepted", "refused"))]["latency_s"].to_numpy(dtype=float) * 1000
     if len(ms):
         ax.hist(ms, bins=60, color="tab:blue", alpha=0.8)
         for q, style in ((50, "-"), (99, "--")):
             v = float(np.percentile(ms, q))
             ax.axvline(v, color="black", linestyle=style, label=f"p{q} = {v:.2f} ms")
-        ax.legend(loc="upper right", fontsize="small")
+        legend_outside(ax)
     ax.set_xlabel("command latency (ms)")
     ax.set_ylabel("commands (count)")
     ax.set_title(f"{r.scenario.name}: command latency")
@@ -73,14 +80,14 @@ def latency(r: SimResult, ax: Any = None) -> Any:
 def utilisation(r: SimResult, ax: Any = None) -> Any:
     ax = _ax(ax)
     ts = r.timeseries
-    ax.plot(ts["t"], ts["handler_utilisation"] * 100, label="command handlers")
+    ax.plot(ts["t_s"], ts["handler_utilisation"] * 100, label="command handlers")
     for name in _names(r):
-        ax.plot(ts["t"], ts[f"consumer_utilisation_{name}"] * 100, label=f"{name} consumers")
+        ax.plot(ts["t_s"], ts[f"consumer_utilisation_{name}"] * 100, label=f"{name} consumers")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("utilisation (%)")
     ax.set_ylim(0, 105)
     ax.set_title(f"{r.scenario.name}: utilisation")
-    ax.legend(loc="upper right", fontsize="small")
+    legend_outside(ax)
     return ax
 
 
@@ -96,7 +103,7 @@ def save_all(r: SimResult, directory: Path) -> list[Path]:
         ("latency", latency),
         ("utilisation", utilisation),
     ):
-        fig = Figure(figsize=(8, 3.5), layout="constrained")
+        fig = Figure(figsize=(9, 3.5), layout="constrained")
         FigureCanvasAgg(fig)
         fn(r, fig.add_subplot())
         path = directory / f"{name}.png"

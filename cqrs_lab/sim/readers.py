@@ -4,7 +4,7 @@ Independent reads arrive as a Poisson stream on uniformly drawn keys, each askin
 the domain's workload declares for the view read; with
 ``follow_writes`` a client whose command was accepted reads its own key back ``think``
 seconds later, asking the real query bus with the command's position as ``min_position``, so
-each such read records whether it saw its own write. ``staleness`` is the projection's lag
+each such read records whether it saw its own write. ``staleness_s`` is the projection's lag
 when the read ran: the age of the oldest event the read model has not dealt with yet.
 """
 
@@ -22,7 +22,7 @@ from cqrs_lab.sim.scenario_parts import ReadSpec
 
 __all__ = ["READ_COLUMNS", "ReadSide"]
 
-READ_COLUMNS = ("arrival", "start", "end", "key", "kind", "staleness", "own_write_seen")
+READ_COLUMNS = ("arrival_s", "start_s", "end_s", "key", "kind", "staleness_s", "own_write_seen")
 
 
 class ReadSide:

@@ -6,7 +6,8 @@ application), ``reads``, ``timeseries`` (one row per bucket), ``summary`` (one r
 (crashes, repairs, scaling, poison, drift, fix, rebuild, failing consumers) and ``failures``
 (one row per projection whose handlers failed for real: events parked as dead letters for
 an error the scenario did not inject, e.g. a handler with a wrong signature). Times are
-simulated seconds.
+simulated seconds, in columns ending in ``_s``; rates end in ``_per_s``; counts and
+fractions have no suffix (the README's "Vocabulary and units").
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ TABLES = (
     "failures",
 )
 
-FAILURE_COLUMNS = ("projection", "dead_letters", "first_at", "error")
+FAILURE_COLUMNS = ("projection", "dead_letters", "first_at_s", "error")
+
+#: the command outcomes of load shedding (admission control), counted together as ``shed``
+SHED_OUTCOMES = ("rate_limited", "queue_full", "dropped_oldest")
 
 
 @dataclass(eq=False)
@@ -63,7 +67,7 @@ class SimResult:
     >>> from cqrs_lab.sim import builtin_scenario, simulate
     >>> result = simulate(builtin_scenario(), duration=1.0)
     >>> list(result.failures.columns), int(result.summary["failing_consumers"].iloc[0])
-    (['projection', 'dead_letters', 'first_at', 'error'], 0)
+    (['projection', 'dead_letters', 'first_at_s', 'error'], 0)
     """
 
     scenario: Scenario
@@ -112,7 +116,7 @@ class SimResult:
 
     # -- plots ----------------------------------------------------------------------------------
     def plot_lag(self, ax: Any = None) -> Any:
-        """Projection lag over time (seconds), one line per projection."""
+        """Projection lag (ms) over simulated time (s), one line per projection."""
         return plots.lag(self, ax)
 
     def plot_backlog(self, ax: Any = None) -> Any:
@@ -153,13 +157,13 @@ def _pct(values: pd.Series, prefix: str) -> dict[str, float]:
     arr = values.to_numpy(dtype=float)
     arr = arr[~np.isnan(arr)]
     if not len(arr):
-        return {f"{prefix}_{k}": float("nan") for k in ("p50", "p95", "p99", "max")}
+        return {f"{prefix}_{k}_s": float("nan") for k in ("p50", "p95", "p99", "max")}
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])
     return {
-        f"{prefix}_p50": float(p50),
-        f"{prefix}_p95": float(p95),
-        f"{prefix}_p99": float(p99),
-        f"{prefix}_max": float(arr.max()),
+        f"{prefix}_p50_s": float(p50),
+        f"{prefix}_p95_s": float(p95),
+        f"{prefix}_p99_s": float(p99),
+        f"{prefix}_max_s": float(arr.max()),
     }
 
 
@@ -168,16 +172,16 @@ def build_result(sim: Simulation) -> SimResult:
     s = sim.scenario
     commands = pd.DataFrame(sim.commands.rows, columns=list(COMMAND_COLUMNS))
     commands["outcome"] = commands["outcome"].fillna("in-flight")
-    for col in ("start", "end", "position"):
+    for col in ("start_s", "end_s", "position"):
         commands[col] = pd.to_numeric(commands[col]).astype(float)
-    commands["wait"] = commands["start"] - commands["arrival"]
-    commands["latency"] = commands["end"] - commands["arrival"]
+    commands["wait_s"] = commands["start_s"] - commands["arrival_s"]
+    commands["latency_s"] = commands["end_s"] - commands["arrival_s"]
     apps = pd.DataFrame(sim.recorder.rows, columns=list(APPLICATION_COLUMNS))
     for col in ("duplicate", "rolled_back", "replay"):
         apps[col] = apps[col].astype(bool)
     reads = pd.DataFrame(sim.reads.rows if sim.reads else [], columns=list(READ_COLUMNS))
-    reads["latency"] = reads["end"].astype(float) - reads["arrival"].astype(float)
-    reads["staleness"] = reads["staleness"].astype(float)
+    reads["latency_s"] = reads["end_s"].astype(float) - reads["arrival_s"].astype(float)
+    reads["staleness_s"] = reads["staleness_s"].astype(float)
     reads["own_write_seen"] = reads["own_write_seen"].astype("boolean")
     ts = _timeseries(sim, commands)
     failures = consumer_failures(sim)
@@ -186,9 +190,9 @@ def build_result(sim: Simulation) -> SimResult:
         for name, n, at, error in failures.itertuples(index=False)
     ]
     events = sorted(sim.incidents + sim.recorder.incidents + failing, key=lambda r: r[0])
-    incidents = pd.DataFrame(events, columns=["time", "kind", "where", "detail"])
+    incidents = pd.DataFrame(events, columns=["time_s", "kind", "where", "detail"])
     slo_rows, alert_rows = [], []
-    grid = ts["t"].to_numpy(dtype=float)
+    grid = ts["t_s"].to_numpy(dtype=float)
     for spec in s.slos:
         times, good = sli_events(spec, commands, apps, reads, ts)
         slo_rows.append(compliance(spec, times, good, s.duration))
@@ -236,19 +240,19 @@ def consumer_failures(sim: Simulation) -> pd.DataFrame:
 
 def _timeseries(sim: Simulation, commands: pd.DataFrame) -> pd.DataFrame:
     s = sim.scenario
-    cols = ["t", "queue", "handler_busy_area"]
+    cols = ["t_s", "queue", "handler_busy_area"]
     for d in sim.drivers:
         cols += [f"backlog_{d.name}", f"lag_{d.name}", f"consumers_{d.name}", f"_area_{d.name}"]
     ts = pd.DataFrame(sim.samples, columns=cols)
-    edges = np.concatenate(([0.0], ts["t"].to_numpy(dtype=float)))
+    edges = np.concatenate(([0.0], ts["t_s"].to_numpy(dtype=float)))
     width = np.diff(edges) if len(edges) > 1 else np.array([])
-    arrivals = np.histogram(commands["arrival"].to_numpy(dtype=float), bins=edges)[0]
-    done = commands[commands["outcome"] == "accepted"]["end"].to_numpy(dtype=float)
+    arrivals = np.histogram(commands["arrival_s"].to_numpy(dtype=float), bins=edges)[0]
+    done = commands[commands["outcome"] == "accepted"]["end_s"].to_numpy(dtype=float)
     out = pd.DataFrame(
         {
-            "t": ts["t"],
-            "arrival_rate": arrivals / width,
-            "throughput": np.histogram(done, bins=edges)[0] / width,
+            "t_s": ts["t_s"],
+            "arrival_rate_per_s": arrivals / width,
+            "throughput_per_s": np.histogram(done, bins=edges)[0] / width,
             "queue": ts["queue"],
         }
     )
@@ -257,7 +261,7 @@ def _timeseries(sim: Simulation, commands: pd.DataFrame) -> pd.DataFrame:
     for d in sim.drivers:
         n = d.name
         out[f"backlog_{n}"] = ts[f"backlog_{n}"]
-        out[f"lag_{n}"] = ts[f"lag_{n}"]
+        out[f"lag_{n}_s"] = ts[f"lag_{n}"]
         out[f"consumers_{n}"] = ts[f"consumers_{n}"]
         area = np.diff(np.concatenate(([0.0], ts[f"_area_{n}"].to_numpy(dtype=float))))
         alive = np.maximum(ts[f"consumers_{n}"].to_numpy(dtype=float), 1.0)
@@ -279,23 +283,23 @@ def _summary(
     row: dict[str, Any] = {
         "scenario": s.name,
         "seed": s.seed,
-        "duration": s.duration,
+        "duration_s": s.duration,
         "commands": len(commands),
         "accepted": int(outcome.get("accepted", 0)),
         "refused": int(outcome.get("refused", 0)),
-        "rejected": int(sum(outcome.get(k, 0) for k in ("rejected", "rate_limited", "shed"))),
+        "shed": int(sum(outcome.get(k, 0) for k in SHED_OUTCOMES)),
         "conflicts": int(outcome.get("conflict", 0)),
         "occ_retries": int(commands["retries"].sum()),
         "errors": int(outcome.get("error", 0)),
         "in_flight": int(outcome.get("in-flight", 0)),
-        "throughput": int(outcome.get("accepted", 0)) / s.duration,
+        "throughput_per_s": int(outcome.get("accepted", 0)) / s.duration,
     }
-    row |= _pct(served["latency"], "latency")
+    row |= _pct(served["latency_s"], "latency")
     row["events"] = sim.engine.store.head_position
     row["applications"] = len(apps)
-    row |= _pct(first["lag"], "lag")
+    row |= _pct(first["lag_s"], "lag")
     row["reads"] = len(reads)
-    row |= _pct(reads["staleness"], "staleness")
+    row |= _pct(reads["staleness_s"], "staleness")
     seen = reads["own_write_seen"].dropna()
     row["own_write_missed"] = int((~seen.astype(bool)).sum())
     counts = sim.recorder.counts()

@@ -37,6 +37,7 @@ SLO_COLUMNS = (
     "sli",
     "projection",
     "threshold",
+    "threshold_unit",
     "objective",
     "events",
     "bad",
@@ -47,13 +48,17 @@ SLO_COLUMNS = (
 ALERT_COLUMNS = (
     "slo",
     "severity",
-    "fired_at",
-    "resolved_at",
-    "long_window",
-    "short_window",
+    "fired_at_s",
+    "resolved_at_s",
+    "long_window_s",
+    "short_window_s",
     "burn_rate",
     "peak_burn",
 )
+
+
+#: the unit of an SLO's ``threshold`` (the SLO table says it in ``threshold_unit``)
+_UNIT = {"backlog": "events", "error_rate": "-"}
 
 
 def default_rules(period: float) -> tuple[AlertRule, ...]:
@@ -75,16 +80,16 @@ def sli_events(
     """(times, good) of every event the SLO counts, sorted by time."""
     thr = slo.threshold
     if slo.sli in ("command_latency", "error_rate"):
-        done = commands[commands["end"].notna()]
+        done = commands[commands["end_s"].notna()]
         if slo.sli == "command_latency":
             done = done[done["outcome"].isin(("accepted", "refused"))]
-            good = (done["latency"] <= thr).to_numpy()
+            good = (done["latency_s"] <= thr).to_numpy()
         else:
             good = done["outcome"].isin(("accepted", "refused")).to_numpy()
-        times = done["end"].to_numpy(dtype=float)
+        times = done["end_s"].to_numpy(dtype=float)
     elif slo.sli in ("query_latency", "read_staleness"):
-        col = "latency" if slo.sli == "query_latency" else "staleness"
-        times = reads["end"].to_numpy(dtype=float)
+        col = "latency_s" if slo.sli == "query_latency" else "staleness_s"
+        times = reads["end_s"].to_numpy(dtype=float)
         good = (reads[col] <= thr).to_numpy()
     elif slo.sli == "projection_lag":
         a = applications[
@@ -92,10 +97,10 @@ def sli_events(
             & ~applications["replay"]
             & ~applications["duplicate"]
         ]
-        times = a["applied"].to_numpy(dtype=float)
-        good = (a["lag"] <= thr).to_numpy()
+        times = a["applied_s"].to_numpy(dtype=float)
+        good = (a["lag_s"] <= thr).to_numpy()
     else:  # backlog, one sample per bucket
-        times = timeseries["t"].to_numpy(dtype=float)
+        times = timeseries["t_s"].to_numpy(dtype=float)
         good = (timeseries[f"backlog_{slo.projection}"] <= thr).to_numpy()
     order = np.argsort(times, kind="stable")
     return times[order], good[order].astype(bool)
@@ -116,6 +121,7 @@ def compliance(
         "sli": slo.sli,
         "projection": slo.projection,
         "threshold": slo.threshold,
+        "threshold_unit": _UNIT.get(slo.sli, "s"),
         "objective": slo.objective,
         "events": n,
         "bad": bad,
@@ -132,7 +138,7 @@ def alerts_for(
     rules: Sequence[AlertRule],
     grid: np.ndarray,
 ) -> list[dict[str, object]]:
-    """Alert episodes (fired_at, resolved_at) for each rule, evaluated at the ``grid`` times."""
+    """Alert episodes (``fired_at_s``, ``resolved_at_s``) per rule, evaluated at ``grid`` times."""
     budget = 1.0 - slo.objective
     bad_cum = np.concatenate(([0], np.cumsum(~good)))
     out: list[dict[str, object]] = []
@@ -158,10 +164,10 @@ def alerts_for(
                     {
                         "slo": slo.name,
                         "severity": rule.severity,
-                        "fired_at": float(grid[start]),
-                        "resolved_at": float(grid[i]) if i < len(grid) else float("nan"),
-                        "long_window": rule.long_window,
-                        "short_window": rule.short_window,
+                        "fired_at_s": float(grid[start]),
+                        "resolved_at_s": float(grid[i]) if i < len(grid) else float("nan"),
+                        "long_window_s": rule.long_window,
+                        "short_window_s": rule.short_window,
                         "burn_rate": rule.burn_rate,
                         "peak_burn": float(long_b[start:i].max()),
                     }

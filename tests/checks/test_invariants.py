@@ -270,7 +270,7 @@ def race(engine: Engine) -> Any:
 def test_occ_refuses_the_stale_write() -> None:
     engine = Engine(clock=ManualClock(), seed=0)
     writes = race(engine)
-    assert [x.outcome for x in writes] == ["committed", "conflict"]
+    assert [x.outcome for x in writes] == ["accepted", "conflict"]
     assert check_no_lost_update(engine, writes).ok
 
 
@@ -278,7 +278,7 @@ def test_a_store_without_occ_loses_an_update_and_is_reported() -> None:
     clock = ManualClock()
     engine = Engine(clock=clock, seed=0, store=LastWriterWins(clock, SequentialIds()))
     writes = race(engine)
-    assert [x.outcome for x in writes] == ["committed", "committed"]
+    assert [x.outcome for x in writes] == ["accepted", "accepted"]
     rep = check_no_lost_update(engine, writes)
     assert not rep.ok
     (v,) = rep.violations()

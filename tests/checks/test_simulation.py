@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from cqrs_lab.checks import ApplicationLog, CheckReport, check_engine
+from cqrs_lab.checks import ApplicationLog, CheckReport, check_engine, quiesce
 
 sim = pytest.importorskip("cqrs_lab.sim", reason="the simulation package is built separately")
 
@@ -22,13 +22,24 @@ def simulate_checked(delivery: str) -> CheckReport:
     run = sim.Simulation(base.with_(projections=projections), recorder=log)
     log.attach(run.engine)
     run.run()
-    engine = run.engine
-    engine.set_faults(None)  # quiescence: the faults stop, every consumer catches up
-    for _ in range(20):
-        for sub in engine.subscriptions.values():
-            sub.restart()
-        engine.pump()
-    return check_engine(engine, log, ordered=False)
+    quiesce(run.engine, stop_faults=True)  # the faults stop, every consumer catches up
+    return check_engine(run.engine, log, ordered=False)
+
+
+def test_quiesce_brings_a_finished_simulation_to_the_head_of_its_log() -> None:
+    # a SimPy clock, not a ManualClock: quiesce pumps instead of advancing the clock, and
+    # restarts the consumers the run left crashed
+    base = sim.builtin_scenario("crashes_at_least_once").with_(duration=6.0, bucket=1.0)
+    flaky = sim.TransportSpec(drop=0.02, reorder=0.02)
+    result = sim.simulate(base.with_projection("balances", transport=flaky))
+    engine = result.engine
+    head = engine.store.head_position
+    assert any(s.position < head for s in engine.subscriptions.values())  # behind at the end
+    quiesce(engine, stop_faults=True)
+    assert not any(s.crashed for s in engine.subscriptions.values())
+    assert engine.pump() == 0
+    behind = {s.name: s.position for s in engine.subscriptions.values() if s.position < head}
+    assert not behind, f"head {head}: {behind}"
 
 
 def test_simulated_effectively_once_keeps_every_promise_under_duplicates_and_drops() -> None:

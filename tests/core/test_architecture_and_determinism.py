@@ -12,7 +12,7 @@ import pytest
 import cqrs_lab.errors
 from cqrs_lab.core import Engine, FaultPlan, ManualClock, UuidIds
 from cqrs_lab.domains import bank
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 from tests.core.architecture import RULES, check_package, rule_for
 from tests.core.purity import impurities
 
@@ -209,7 +209,7 @@ def test_the_exception_test_catches_an_exception_defined_elsewhere(tmp_path: Pat
 
 
 def run_bank(seed: int, uuids: bool = False) -> tuple[list[tuple], dict]:
-    """A seeded mix with faults; only a business refusal (CommandRejected) is expected: any
+    """A seeded mix with faults; only a business refusal (CommandRefused) is expected: any
     other exception from the engine fails the test."""
     rng = random.Random(seed)
     ids = UuidIds(random.Random(seed)) if uuids else None
@@ -233,7 +233,7 @@ def run_bank(seed: int, uuids: bool = False) -> tuple[list[tuple], dict]:
             command = bank.RequestTransfer(f"t{n}", str(a), str(b), amount)
         try:
             engine.dispatch(command)
-        except CommandRejected as refusal:
+        except CommandRefused as refusal:
             refused.append(refusal.reason)
         if n % 25 == 0:
             engine.pump()

@@ -5,7 +5,7 @@ import pytest
 from cqrs_lab.core import Engine, ManualClock, Repository
 from cqrs_lab.domains import bank
 from cqrs_lab.errors import (
-    CommandRejected,
+    CommandRefused,
     ConcurrencyError,
     CqrsLabError,
     IdempotencyConflict,
@@ -42,11 +42,11 @@ def test_unknown_command_names_the_type_and_is_a_key_error(engine: Engine) -> No
 
 def test_refused_command_appends_nothing_and_reads_well(engine: Engine) -> None:
     engine.dispatch(bank.OpenAccount("a", "ann", 10))
-    with pytest.raises(CommandRejected, match="insufficient funds in account a: balance 10"):
+    with pytest.raises(CommandRefused, match="insufficient funds in account a: balance 10"):
         engine.dispatch(bank.Withdraw("a", 11))
-    with pytest.raises(CommandRejected, match="does not exist"):
+    with pytest.raises(CommandRefused, match="does not exist"):
         engine.dispatch(bank.Deposit("zz", 1))
-    with pytest.raises(CommandRejected, match="amount must be"):
+    with pytest.raises(CommandRefused, match="amount must be"):
         engine.dispatch(bank.Deposit("a", -3))
     assert engine.store.head_position == 1
     assert engine.dispatch(bank.Withdraw("a", 10)).stream_version == 2
@@ -67,10 +67,10 @@ def test_idempotency_key_returns_the_first_result_and_appends_nothing(engine: En
 def test_idempotency_remembers_a_refusal(engine: Engine) -> None:
     engine.dispatch(bank.OpenAccount("a", "ann", 1))
     for _ in range(2):
-        with pytest.raises(CommandRejected, match="insufficient"):
+        with pytest.raises(CommandRefused, match="insufficient"):
             engine.dispatch(bank.Withdraw("a", 5), idempotency_key="w")
     engine.dispatch(bank.Deposit("a", 10))
-    with pytest.raises(CommandRejected):  # the same key keeps its first answer
+    with pytest.raises(CommandRefused):  # the same key keeps its first answer
         engine.dispatch(bank.Withdraw("a", 5), idempotency_key="w")
 
 
@@ -97,7 +97,7 @@ def test_cache_stays_correct_when_another_writer_appended(engine: Engine) -> Non
     envs = engine.store.append(acc.id, acc.pending, acc.version)
     other.saved(acc, envs[-1].stream_version)
     # the first writer must see the balance 111, not its stale cached 11
-    with pytest.raises(CommandRejected, match="balance 111"):
+    with pytest.raises(CommandRefused, match="balance 111"):
         engine.dispatch(bank.Withdraw("a", 112))
     assert engine.dispatch(bank.Withdraw("a", 111)).stream_version == 4
 
@@ -111,7 +111,7 @@ def test_two_decisions_on_one_stream_conflict(engine: Engine) -> None:
         d2.commit()
     assert err.value.expected == 1 and err.value.actual == 2 and "account-a" in str(err.value)
     # the loser retries and is refused on the fresh state: no lost update, no overdraft
-    with pytest.raises(CommandRejected, match="balance 0"):
+    with pytest.raises(CommandRefused, match="balance 0"):
         engine.dispatch(bank.Withdraw("a", 10))
 
 
@@ -141,15 +141,15 @@ def test_one_command_may_change_only_one_aggregate(engine: Engine) -> None:
         engine.dispatch(Both("a"))
     assert engine.store.head_position == 2
     # the failed handler's changes did not leak into the cache
-    with pytest.raises(CommandRejected, match="balance 10"):
+    with pytest.raises(CommandRefused, match="balance 10"):
         engine.dispatch(bank.Withdraw("a", 11))
 
 
 def test_command_metrics_count_outcomes(engine: Engine) -> None:
     engine.dispatch(bank.OpenAccount("a", "ann", 0))
-    with pytest.raises(CommandRejected):
+    with pytest.raises(CommandRefused):
         engine.dispatch(bank.Withdraw("a", 1))
     snap = engine.metrics.snapshot()
     assert snap["commands_total{outcome=accepted}"] == 1
-    assert snap["commands_total{outcome=rejected}"] == 1
+    assert snap["commands_total{outcome=refused}"] == 1
     assert snap["command_latency_seconds.count"] == 2

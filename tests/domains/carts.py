@@ -23,7 +23,7 @@ from cqrs_lab.core import (
     Workload,
     on,
 )
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class Cart(Aggregate):
 
     def add(self, c: AddItem) -> None:
         if not 0 < c.quantity <= 10 or self.items + c.quantity > 50:
-            raise CommandRejected(f"cart {c.cart_id}: 1 to 10 at a time, 50 at most")
+            raise CommandRefused(f"cart {c.cart_id}: 1 to 10 at a time, 50 at most")
         self.record(ItemAdded(c.cart_id, c.sku, c.quantity))
 
     @on(ItemAdded)

@@ -6,7 +6,7 @@ import pytest
 
 from cqrs_lab.core import Engine, ManualClock
 from cqrs_lab.domains import inventory as inv
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 
 def test_reservations_never_drive_stock_below_zero() -> None:
@@ -30,7 +30,7 @@ def test_reservations_never_drive_stock_below_zero() -> None:
                 engine.dispatch(cmd)
             elif action == "restock":
                 engine.dispatch(inv.Restock(sku, rng.randint(1, 3)))
-        except CommandRejected:
+        except CommandRefused:
             refused += 1
         product = engine.repository.load(inv.Product, f"product-{sku}")
         assert product.available >= 0 and product.on_hand >= 0
@@ -47,9 +47,9 @@ def test_inventory_rules_read_well() -> None:
     engine = Engine(seed=1)
     inv.install(engine)
     engine.dispatch(inv.AddProduct("a", "A", 2))
-    with pytest.raises(CommandRejected, match="not enough a: 2 available, 3 asked"):
+    with pytest.raises(CommandRefused, match="not enough a: 2 available, 3 asked"):
         engine.dispatch(inv.Reserve("a", "o1", 3))
-    with pytest.raises(CommandRejected, match="holds no reservation"):
+    with pytest.raises(CommandRefused, match="holds no reservation"):
         engine.dispatch(inv.Ship("a", "o1"))
-    with pytest.raises(CommandRejected, match="does not exist"):
+    with pytest.raises(CommandRefused, match="does not exist"):
         engine.dispatch(inv.Restock("zz", 1))

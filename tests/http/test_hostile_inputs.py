@@ -194,11 +194,11 @@ def test_if_match_covers_every_command(live: Live) -> None:
         headers={"If-Match": '"0"'},
     )
     assert r.status_code == 202, r.text
-    # a command the handler rejects is rejected (409), whatever If-Match says
+    # a command the handler refuses is refused (409), whatever If-Match says
     r = live.post(
         "/commands/Withdraw", json={"account_id": "m1", "amount": 999}, headers={"If-Match": '"2"'}
     )
-    assert _problem(r, 409)["title"] == "command rejected"
+    assert _problem(r, 409)["title"] == "command refused"
 
 
 def test_a_read_while_the_views_replay_after_a_restart_is_marked_stale(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from cqrs_lab.domains.bank import (
     TransferRequested,
     Withdrawn,
 )
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 
 class LegacyTransferSaga(Saga):
@@ -61,7 +61,7 @@ class LegacyTransferSaga(Saga):
         self._status(e.transfer_id, "debiting", source=e.source, target=e.target, amount=e.amount)
         try:
             self.send(DebitForTransfer(e.source, e.amount, e.transfer_id), env, "debit")
-        except CommandRejected as refused:
+        except CommandRefused as refused:
             self.send(FailTransfer(e.transfer_id, refused.reason), env, "fail")
 
     @on(Withdrawn)
@@ -73,7 +73,7 @@ class LegacyTransferSaga(Saga):
         self._status(tid, "crediting")
         try:
             self.send(CreditForTransfer(row["target"], e.amount, tid), env, "credit")
-        except CommandRejected as refused:
+        except CommandRefused as refused:
             self._status(tid, "compensating", reason=refused.reason)
             self.send(Refund(row["source"], e.amount, tid), env, "refund")
             self.send(CompensateTransfer(tid, refused.reason), env, "compensate")

@@ -32,7 +32,7 @@ from cqrs_lab.checks import (
 from cqrs_lab.core import CrashAt, DeliveryPolicy, Engine, FaultPlan, ManualClock, Projection
 from cqrs_lab.domains import bank
 from cqrs_lab.domains.bank import check_sagas, trace_transfers
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 from cqrs_lab.testing import crash_points, fault_actions
 
 ACCOUNTS = ("a", "b", "c")
@@ -87,7 +87,7 @@ class TransfersUnderFaults(RuleBasedStateMachine):
     )
     def transfer(self, tid: str, pair: tuple[str, str], amount: int) -> None:
         self.note(f"RequestTransfer({tid}, {pair[0]} -> {pair[1]}, {amount})")
-        with contextlib.suppress(CommandRejected):
+        with contextlib.suppress(CommandRefused):
             self.engine.dispatch(bank.RequestTransfer(tid, pair[0], pair[1], amount))
 
     @rule(account=st.sampled_from(ACCOUNTS), amount=st.integers(1, 30), deposit=st.booleans())
@@ -96,7 +96,7 @@ class TransfersUnderFaults(RuleBasedStateMachine):
         self.note(repr(cmd))
         try:
             self.engine.dispatch(cmd)
-        except CommandRejected:
+        except CommandRefused:
             return
         self.money += amount if deposit else -amount
 
@@ -104,7 +104,7 @@ class TransfersUnderFaults(RuleBasedStateMachine):
     def close(self, account: str) -> None:
         """An operator closes an account: later credits to it are refused and refunded."""
         self.note(f"CloseAccount({account})")
-        with contextlib.suppress(CommandRejected):
+        with contextlib.suppress(CommandRefused):
             self.engine.dispatch(bank.CloseAccount(account))
 
     # -- the read side, its faults and the clock ---------------------------------------------

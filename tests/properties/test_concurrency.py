@@ -27,7 +27,7 @@ def test_no_lost_update_and_no_overdraft_under_any_interleaving(
     commands: list[list[Any]] = [[bank.Withdraw("a", n) for n in w] for w in writers]
     writes = interleave(engine, commands, [i % len(writers) for i in schedule])
     assert check_no_lost_update(engine, writes).ok
-    committed = [w for w in writes if w.outcome == "committed"]
+    committed = [w for w in writes if w.outcome == "accepted"]
     # each committed withdrawal is in the log once, so the balance is what they explain
     engine.pump()
     balance = engine.projection("balances").state()["balances"]["a"]

@@ -22,7 +22,7 @@ from cqrs_lab.checks import (
 )
 from cqrs_lab.core import CrashAt, CrashPoint, DuplicateAt, Engine, FaultPlan, ManualClock
 from cqrs_lab.domains import bank, inventory
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 from cqrs_lab.testing import (
     bank_commands,
     delivery_semantics,
@@ -41,7 +41,7 @@ def run(
     log.attach(engine)
     install(engine, delivery=delivery, faults=plan, batch_size=3, checkpoint_every=2)
     for i, cmd in enumerate(commands):
-        with contextlib.suppress(CommandRejected):
+        with contextlib.suppress(CommandRefused):
             engine.dispatch(cmd)
         if i % 3 == 2:  # let the consumers run between bursts of commands
             engine.pump()

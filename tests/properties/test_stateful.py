@@ -31,7 +31,7 @@ from cqrs_lab.checks import (
 )
 from cqrs_lab.core import CrashAt, DeliveryPolicy, Engine, FaultPlan, ManualClock
 from cqrs_lab.domains import bank
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 from cqrs_lab.testing import bank_commands, crash_points, fault_actions
 
 SUBS = ("balances", "statements", "transfer-saga")
@@ -65,7 +65,7 @@ class BankUnderFaults(RuleBasedStateMachine):
         t = self.clock.now()
         try:
             r = self.engine.dispatch(cmd)
-        except CommandRejected:
+        except CommandRefused:
             return
         key = getattr(cmd, "account_id", None)
         if key is not None:

@@ -32,4 +32,4 @@ def test_same_seed_gives_identical_tables() -> None:
 
 def test_another_seed_gives_another_run() -> None:
     a, b = simulate(_faulty()), simulate(_faulty(), seed=12345)
-    assert not a.commands["arrival"].equals(b.commands["arrival"])
+    assert not a.commands["arrival_s"].equals(b.commands["arrival_s"])

@@ -17,7 +17,7 @@ from cqrs_lab.sim import (
 )
 from tests.sim.helpers import plain
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "cqrs_lab" / "scenarios"
 
 
 def _small(duration: float, rate: float = 200.0) -> Scenario:
@@ -44,9 +44,9 @@ def test_schema_drift_dead_letters_until_the_fix_then_replays_them() -> None:
         s = s.with_projection(name, retry=RetrySpec(max_attempts=2, base=0.01, factor=1.0))
     r = simulate(s)
     inc = r.incidents
-    fix_time = float(inc[inc["kind"] == "fix"]["time"].iloc[0])
+    fix_time = float(inc[inc["kind"] == "fix"]["time_s"].iloc[0])
     parked = inc[inc["kind"] == "dead-lettered"]
-    assert len(parked) > 0 and (parked["time"] <= fix_time).all()
+    assert len(parked) > 0 and (parked["time_s"] <= fix_time).all()
     assert len(r.engine.dead_letters) == 0  # all replayed by the fix
     v2 = [e for e in r.engine.store.read_all(0) if e.schema_version == 2]
     assert v2 and any(e.recorded_at > fix_time for e in v2)
@@ -73,13 +73,13 @@ def test_in_place_rebuild_makes_reads_stale_until_caught_up() -> None:
     s = s.with_(rebuild=RebuildSpec(at=6.0, projection="balances", mode="in-place"))
     r = simulate(s)
     inc = r.incidents.set_index("kind")
-    start, done = float(inc.loc["rebuild", "time"]), float(inc.loc["rebuilt", "time"])
+    start, done = float(inc.loc["rebuild", "time_s"]), float(inc.loc["rebuilt", "time_s"])
     assert start == 6.0 and done > start
     reads = r.reads
-    during = reads[(reads["start"] > start) & (reads["start"] < done)]
-    before = reads[reads["start"] < start]
-    assert during["staleness"].max() > 5.0  # the emptied model misses events from t=0
-    assert before["staleness"].max() < 0.5
+    during = reads[(reads["start_s"] > start) & (reads["start_s"] < done)]
+    before = reads[reads["start_s"] < start]
+    assert during["staleness_s"].max() > 5.0  # the emptied model misses events from t=0
+    assert before["staleness_s"].max() < 0.5
     assert r.applications["replay"].any()
 
 
@@ -89,7 +89,7 @@ def test_shadow_rebuild_keeps_serving_fresh_reads() -> None:
     r = simulate(s)
     kinds = r.incidents["kind"].tolist()
     assert "rebuilt" in kinds
-    assert r.reads["staleness"].max() < 0.5
+    assert r.reads["staleness_s"].max() < 0.5
     assert r.engine.subscriptions["balances/p0"].rebuilds == 1
 
 
@@ -123,8 +123,8 @@ def test_autoscaler_scales_out_after_the_startup_delay_and_respects_max() -> Non
     outs = r.incidents[r.incidents["kind"] == "scale-out"]
     assert len(outs) >= 2
     ts = r.timeseries
-    first = float(outs["time"].iloc[0])
-    assert (ts[ts["t"] < first + 3.0]["consumers_balances"] == 1).all()
+    first = float(outs["time_s"].iloc[0])
+    assert (ts[ts["t_s"] < first + 3.0]["consumers_balances"] == 1).all()
     assert ts["consumers_balances"].max() == 3
 
 
@@ -133,7 +133,7 @@ def test_reject_admission_bounds_the_queue_and_counts_429s() -> None:
         handlers=2, queue_limit=50, admission="reject", service=Dist("exponential", 0.002)
     )
     r = simulate(s)
-    assert r.summary_dict()["rejected"] > 0
+    assert r.summary_dict()["shed"] > 0
     assert r.timeseries["queue"].max() <= 50
 
 
@@ -142,11 +142,11 @@ def test_block_admission_refuses_nothing_and_shed_oldest_drops_queued_commands()
         handlers=2, queue_limit=20, service=Dist("exponential", 0.002)
     )
     blocked = simulate(base.with_commands(admission="block"))
-    assert blocked.summary_dict()["rejected"] == 0
-    assert blocked.commands["wait"].max() > 0.05  # callers waited for room
+    assert blocked.summary_dict()["shed"] == 0
+    assert blocked.commands["wait_s"].max() > 0.05  # callers waited for room
     shed = simulate(base.with_commands(admission="shed-oldest")).commands
-    dropped = shed[shed["outcome"] == "shed"]
-    assert len(dropped) > 0 and dropped["start"].isna().all()
+    dropped = shed[shed["outcome"] == "dropped_oldest"]
+    assert len(dropped) > 0 and dropped["start_s"].isna().all()
 
 
 def test_token_bucket_caps_the_admitted_rate() -> None:

@@ -42,8 +42,8 @@ def test_mean_wait_inside_the_confidence_interval_around_erlang_c(
     waits = []
     for seed in range(1, 11):
         c = simulate(scenario, seed=seed).commands
-        c = c[(c["arrival"] >= warmup) & c["start"].notna()]
-        waits.append(float(c["wait"].mean()))
+        c = c[(c["arrival_s"] >= warmup) & c["start_s"].notna()]
+        waits.append(float(c["wait_s"].mean()))
     ci = mean_ci(waits, 0.95)
     expected = mmc(rate, 100.0, servers).wq
     assert ci.contains(expected), (expected, ci)
@@ -55,7 +55,7 @@ def test_blocking_probability_of_a_bounded_queue_matches_mmck() -> None:
     blocked = []
     for seed in range(1, 9):
         c = simulate(scenario, seed=seed).commands
-        blocked.append(float((c["outcome"] == "rejected").mean()))
+        blocked.append(float((c["outcome"] == "queue_full").mean()))
     ci = mean_ci(blocked, 0.95)
     expected = mmck(200.0, 100.0, servers, capacity).p_block
     assert ci.contains(expected), (expected, ci)
@@ -67,23 +67,27 @@ def test_littles_law_on_every_stage_of_a_full_run() -> None:
     result = sim.run()
     T = s.duration
     c = result.commands
-    started = c[c["start"].notna()]
-    done = c[c["end"].notna() & c["outcome"].isin(("accepted", "refused"))]
+    started = c[c["start_s"].notna()]
+    done = c[c["end_s"].notna() & c["outcome"].isin(("accepted", "refused"))]
     stages = {
         "admission queue": (
             sim.commands.queued.area_at(T) / T,
             len(started) / T,
-            float(started["wait"].mean()),
+            float(started["wait_s"].mean()),
         ),
         "handlers": (
             sim.commands.busy.area_at(T) / T,
             len(done) / T,
-            float((done["end"] - done["start"]).mean()),
+            float((done["end_s"] - done["start_s"]).mean()),
         ),
     }
     apps = result.applications
     for d in sim.drivers:
         first = apps[(apps["projection"] == d.name) & ~apps["duplicate"]]
-        stages[d.name] = (d.outstanding.area_at(T) / T, len(first) / T, float(first["lag"].mean()))
+        stages[d.name] = (
+            d.outstanding.area_at(T) / T,
+            len(first) / T,
+            float(first["lag_s"].mean()),
+        )
     report = check_littles_law(stages, rel_tol=0.03)
     assert report.ok, report.describe()

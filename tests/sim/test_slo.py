@@ -39,7 +39,7 @@ def test_a_bad_burst_pages_while_both_windows_burn_and_resolves_after() -> None:
     ep = episodes[0]
     # at t=42 the long window holds 2.1 s of bad of 10 s: burn 21 >= 14.4; at t=41 it holds
     # 1.1 s of bad: burn 11 < 14.4. After the burst the short window is clean at t=51.
-    assert ep["fired_at"] == 42.0 and ep["resolved_at"] == 51.0
+    assert ep["fired_at_s"] == 42.0 and ep["resolved_at_s"] == 51.0
     # at t=50 the long window (40, 50] holds 99 bad events of 100 (50.0 itself is good)
     assert ep["severity"] == "page" and abs(float(ep["peak_burn"]) - 99.0) < 1e-9  # type: ignore[arg-type]
 

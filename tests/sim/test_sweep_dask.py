@@ -13,7 +13,7 @@ from cqrs_lab.sim.sweep import sweep
 def test_a_sweep_on_a_dask_cluster_equals_the_local_one() -> None:
     s = builtin_scenario().with_(duration=1.0, reads=None, slos=())
     grid = {"commands.handlers": [1, 3]}
-    metrics = ("latency_p99", "commands")
+    metrics = ("latency_p99_s", "commands")
     local = sweep(s, grid, replications=2, metrics=metrics, n_jobs=1, progress=False)
     with (
         LocalCluster(

@@ -25,7 +25,7 @@ from cqrs_lab.domains.bank.messages import (
     Withdraw,
     Withdrawn,
 )
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 __all__ = ["HANDLERS", "Account", "Transfer", "account_stream", "transfer_stream"]
 
@@ -40,7 +40,7 @@ def transfer_stream(transfer_id: str) -> str:
 
 def _positive(amount: int) -> None:
     if type(amount) is not int or amount <= 0:
-        raise CommandRejected(f"amount must be a whole number > 0, got {amount!r}")
+        raise CommandRefused(f"amount must be a whole number > 0, got {amount!r}")
 
 
 class Account(Aggregate):
@@ -57,20 +57,20 @@ class Account(Aggregate):
 
     def open(self, account_id: str, owner: str, opening_balance: int) -> None:
         if self.opened:
-            raise CommandRejected(f"account {account_id} is already open")
+            raise CommandRefused(f"account {account_id} is already open")
         if type(opening_balance) is not int or opening_balance < 0:
-            raise CommandRejected(
+            raise CommandRefused(
                 f"opening balance must be a whole number >= 0, got {opening_balance!r}"
             )
         self.record(AccountOpened(account_id, owner, opening_balance))
 
     def _require_open(self) -> None:
         if not self.opened:
-            raise CommandRejected(
+            raise CommandRefused(
                 f"account {self.id.removeprefix('account-')} does not exist; open it first"
             )
         if self.closed:
-            raise CommandRejected(f"account {self.account_id} is closed")
+            raise CommandRefused(f"account {self.account_id} is closed")
 
     def deposit(self, amount: int, transfer_id: str | None) -> None:
         _positive(amount)
@@ -81,7 +81,7 @@ class Account(Aggregate):
         _positive(amount)
         self._require_open()
         if amount > self.balance:
-            raise CommandRejected(
+            raise CommandRefused(
                 f"insufficient funds in account {self.account_id}: balance {self.balance}, "
                 f"withdrawal {amount}"
             )
@@ -91,7 +91,7 @@ class Account(Aggregate):
         """A compensation: the account need only exist (closing it does not refuse its money)."""
         _positive(amount)
         if not self.opened:
-            raise CommandRejected(f"account {self.id.removeprefix('account-')} does not exist")
+            raise CommandRefused(f"account {self.id.removeprefix('account-')} does not exist")
         self.record(Deposited(self.account_id, amount, transfer_id))
 
     def close(self) -> None:
@@ -124,15 +124,15 @@ class Transfer(Aggregate):
 
     def request(self, cmd: RequestTransfer) -> None:
         if self.status != "new":
-            raise CommandRejected(f"transfer {cmd.transfer_id} was already requested")
+            raise CommandRefused(f"transfer {cmd.transfer_id} was already requested")
         _positive(cmd.amount)
         if cmd.source == cmd.target:
-            raise CommandRejected("a transfer needs two different accounts")
+            raise CommandRefused("a transfer needs two different accounts")
         self.record(TransferRequested(cmd.transfer_id, cmd.source, cmd.target, cmd.amount))
 
     def _finish(self, transfer_id: str) -> None:
         if self.status != "requested":
-            raise CommandRejected(f"transfer {transfer_id} is {self.status}, not in progress")
+            raise CommandRefused(f"transfer {transfer_id} is {self.status}, not in progress")
 
     @on(TransferRequested)
     def _requested(self, e: TransferRequested) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cqrs_lab.core import Aggregate, Command, Envelope, Event, Projection, UnitOfWork, on
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 __all__ = [
     "EVENTS",
@@ -99,7 +99,7 @@ EVENTS = (ProductAdded, Restocked, StockReserved, ReservationReleased, Reservati
 
 def _quantity(q: int) -> None:
     if type(q) is not int or q <= 0:
-        raise CommandRejected(f"quantity must be a whole number > 0, got {q!r}")
+        raise CommandRefused(f"quantity must be a whole number > 0, got {q!r}")
 
 
 class Product(Aggregate):
@@ -117,13 +117,13 @@ class Product(Aggregate):
 
     def _exists(self) -> None:
         if not self.sku:
-            raise CommandRejected(f"product {self.id.removeprefix('product-')} does not exist")
+            raise CommandRefused(f"product {self.id.removeprefix('product-')} does not exist")
 
     def add(self, cmd: AddProduct) -> None:
         if self.sku:
-            raise CommandRejected(f"product {cmd.sku} already exists")
+            raise CommandRefused(f"product {cmd.sku} already exists")
         if type(cmd.initial_stock) is not int or cmd.initial_stock < 0:
-            raise CommandRejected(
+            raise CommandRefused(
                 f"initial stock must be a whole number >= 0, got {cmd.initial_stock!r}"
             )
         self.record(ProductAdded(cmd.sku, cmd.name, cmd.initial_stock))
@@ -137,9 +137,9 @@ class Product(Aggregate):
         self._exists()
         _quantity(quantity)
         if order_id in self.reservations:
-            raise CommandRejected(f"order {order_id} already holds a reservation of {self.sku}")
+            raise CommandRefused(f"order {order_id} already holds a reservation of {self.sku}")
         if quantity > self.available:
-            raise CommandRejected(
+            raise CommandRefused(
                 f"not enough {self.sku}: {self.available} available, {quantity} asked"
             )
         self.record(StockReserved(self.sku, order_id, quantity))
@@ -148,7 +148,7 @@ class Product(Aggregate):
         self._exists()
         held = self.reservations.get(order_id)
         if held is None:
-            raise CommandRejected(f"order {order_id} holds no reservation of {self.sku}")
+            raise CommandRefused(f"order {order_id} holds no reservation of {self.sku}")
         return held
 
     def release(self, order_id: str) -> None:
