@@ -143,6 +143,18 @@ class LabApp:
             checks = tuple((name, TypeAdapter(tp)) for name, tp in r.path_types.items())
             entry = _Entry(r, regex, None if plain else convertors, checks)
             self._table.setdefault(r.method, []).append(entry)
+        #: FastAPI's documentation pages (plain Starlette routes, which leave no ``route`` in
+        #: the scope): counted under their own path, not ``<unmatched>``
+        self._docs = {
+            str(p)
+            for p in (
+                getattr(api, "docs_url", None),
+                getattr(api, "openapi_url", None),
+                getattr(api, "redoc_url", None),
+                getattr(api, "swagger_ui_oauth2_redirect_url", None),
+            )
+            if p
+        }
         self._observe = metrics.observe
         if stages is not None:
             observe = metrics.observe
@@ -230,7 +242,9 @@ class LabApp:
                 response = server_error(scope["method"], scope["path"], exc)
                 await response(scope, receive, send)
         finally:
-            template = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            template = getattr(scope.get("route"), "path", None)
+            if template is None:
+                template = scope["path"] if scope["path"] in self._docs else "<unmatched>"
             self._observe(scope["method"], template, status, time.perf_counter() - start)
 
     async def _options(self, scope: Scope, receive: Receive, send: Send, start: float) -> None:

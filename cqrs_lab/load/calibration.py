@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from cqrs_lab.core import Domain, Workload, load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.results import DEFAULT_DOMAIN, LoadResult
+from cqrs_lab.load.summary import cpu_rate
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
 
@@ -164,13 +164,25 @@ class Calibration:
         # busy(rate) = mean * anchor_rate * (rate / anchor_rate) ** k = 1
         return float(self.anchor_rate * (mean * self.anchor_rate) ** (-1.0 / self.cpu_exponent))
 
-    def toml(self, rate: float, duration: float, seed: int = 1) -> str:
-        """A scenario file for load ``rate`` (commands/s) over ``duration`` seconds."""
+    def service_samples(self, rate: float) -> list[float]:
+        """The command service times (s) scaled to load ``rate`` (commands/s)."""
+        scale = self.service_mean(rate) / self.command_mean if self.command_mean > 0 else 1.0
+        return [float(f"{s * scale:.7g}") for s in self.command_samples]
+
+    def toml(
+        self, rate: float, duration: float, seed: int = 1, samples_file: str | None = None
+    ) -> str:
+        """A scenario file for load ``rate`` (commands/s) over ``duration`` seconds; the
+        service samples inline, or in ``samples_file`` (a CSV beside the scenario, written
+        by :meth:`write`)."""
         mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
         workload = domain_workload(load_domain(self.domain))
         params = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(self.params).items())
-        scale = self.service_mean(rate) / self.command_mean if self.command_mean > 0 else 1.0
-        samples = ", ".join(f"{s * scale:.7g}" for s in self.command_samples)
+        if samples_file is None:
+            samples = ", ".join(f"{s:.7g}" for s in self.service_samples(rate))
+            service = f"samples = [{samples}]"
+        else:
+            service = f"file = {json.dumps(samples_file)}"
         projections = []
         for name in sorted(self.per_event):
             projections.append(
@@ -194,7 +206,7 @@ class Calibration:
             f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
             f"[workload.mix]\n{mix}\n\n"
             f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
-            f'admission = "reject"\nservice = {{ dist = "empirical", samples = [{samples}] }}\n\n'
+            f'admission = "reject"\nservice = {{ dist = "empirical", {service} }}\n\n'
             + "\n".join(projections)
         )
 
@@ -202,10 +214,15 @@ class Calibration:
         return parse_scenario(self.toml(rate, duration, seed), source="<twin>")
 
     def write(self, path: str | Path, rate: float, duration: float) -> Path:
-        """Write the scenario file (it loads back with :func:`cqrs_lab.sim.load_scenario`)."""
+        """Write the scenario file and, beside it, ``<name>-service.csv``: the command
+        service samples in seconds (column ``service_s``), which the scenario names with
+        ``file =``. It loads back with :func:`cqrs_lab.sim.load_scenario`."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(self.toml(rate, duration), encoding="utf-8")
+        csv_path = p.with_name(f"{p.stem}-service.csv")
+        rows = "".join(f"{s:.7g}\n" for s in self.service_samples(rate))
+        csv_path.write_text("service_s\n" + rows, encoding="utf-8")
+        p.write_text(self.toml(rate, duration, samples_file=csv_path.name), encoding="utf-8")
         load_scenario(p)
         return p
 
@@ -231,19 +248,12 @@ def lags(result: LoadResult, lo: float, hi: float, view: str) -> np.ndarray:
     return np.asarray(lag["seconds"].to_numpy(dtype=float)[(at >= lo) & (at < hi)])
 
 
-def cpu_utilisation(result: LoadResult, lo: float, hi: float) -> float:
-    """The server's CPU seconds per second between ``lo`` and ``hi`` (``cpu.csv``)."""
-    path = result.path / "cpu.csv"
-    if not path.exists():
-        return float("nan")
-    cpu = pd.read_csv(path).dropna()
-    t = cpu["t"].to_numpy(dtype=float) - result.t0
-    c = cpu["server_cpu_s"].to_numpy(dtype=float)
-    inside = (t >= lo) & (t <= hi)
-    if inside.sum() < 2:
-        return float("nan")
-    tt, cc = t[inside], c[inside]
-    return float((cc[-1] - cc[0]) / (tt[-1] - tt[0]))
+def cpu_utilisation(
+    result: LoadResult, lo: float, hi: float, column: str = "server_cpu_s"
+) -> float:
+    """The server's (or, with ``column="generator_cpu_s"``, Locust's) CPU seconds per second
+    between ``lo`` and ``hi`` (``cpu.csv``)."""
+    return cpu_rate(result.path, result.t0, lo, hi, column)
 
 
 def quantiles(values: np.ndarray, n: int) -> tuple[float, ...]:

@@ -19,6 +19,7 @@ from cqrs_lab.core import DELIVERY_POLICIES
 from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.faults import parse_fault
+from cqrs_lab.load.generator import per_task
 from cqrs_lab.load.runner import USER_CLASSES, LoadTestOptions, run_loadtest
 from cqrs_lab.load.shapes import SHAPES
 
@@ -57,6 +58,7 @@ def options(
 
 def _loadtest(args: argparse.Namespace) -> int:
     from cqrs_lab.load.results import load_results
+    from cqrs_lab.load.summary import format_summary
 
     try:
         opts = options(args)
@@ -66,15 +68,28 @@ def _loadtest(args: argparse.Namespace) -> int:
         print(f"cqrs-lab loadtest: {exc}", file=sys.stderr)
         return 2
     s = result.summary.iloc[0]
-    print(result.summary.T.to_string(header=False))
-    print(result.check.to_text())
+    print(format_summary(result.summary))
+    problems = list(result.run.get("problems") or [])
+    failed = code != 0 or bool(problems) or not result.check.ok
+    report = result.check.to_text()
+    if failed and result.check.ok:  # the checks judged what was recorded; the run failed
+        report = report.replace(": PASS (", ": FAIL (the run failed; ", 1)
+    print(report)
     print(f"results: {out}")
-    problems = result.run.get("problems") or []
+    if s["generator_bound"]:
+        print(
+            f"cqrs-lab loadtest: generator-bound: {s['generator_bound_why']}; the load was not "
+            "what was asked for (fewer Locust users per process, --processes, or a lower --rate)",
+            file=sys.stderr,
+        )
     if code != 0 or problems:
         for problem in problems:
             print(f"cqrs-lab loadtest: {problem}", file=sys.stderr)
         codes = result.run.get("locust_exit_codes")
-        print(f"the run failed (locust exit codes {codes}); see {out}", file=sys.stderr)
+        print(f"FAIL: the run failed (locust exit codes {codes}); see {out}", file=sys.stderr)
+        return 1
+    if not result.check.ok:
+        print(f"FAIL: the run's checks failed; see {out}", file=sys.stderr)
         return 1
     if args.strict and (s["status_5xx"] or s["ryw_violations"] or s["audit_lost"]):
         print("strict: 5xx answers, read-your-writes violations or lost writes", file=sys.stderr)
@@ -83,23 +98,42 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 
 def run_levels(args: argparse.Namespace, rates: list[float], base: Path) -> list[Path]:
-    """Run one open-model load test per rate into ``base/rate-R`` (for the twin); a rate
-    given again is a repeat, in ``base/rate-R-2``, ``-3``, ... (the twin pools repeats)."""
+    """Run one open-model load test per level into ``base/commands-R`` (for the twin), where
+    R is the offered commands/s the level aims at (``--rate`` is set to the user tasks/s
+    that send them: R over the commands per task of ``--classes``); a rate given again is a
+    repeat, in ``base/commands-R-2``, ``-3``, ... (the twin pools repeats)."""
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    per = per_task(classes)[0]
+    if not per > 0:
+        raise ConfigError(
+            f"--classes {args.classes}: none of these user classes sends commands; the twin "
+            "needs WriterUser or SessionUser"
+        )
     outs = []
     seen: dict[float, int] = {}
     for rate in rates:
+        if not rate > 0:
+            raise ConfigError(f"--measure {rate:g}: offered commands/s, > 0")
         seen[rate] = n = seen.get(rate, 0) + 1
-        name = f"rate-{rate:g}" + (f"-{n}" if n > 1 else "")
-        out, code = run_loadtest(options(args, out=str(base / name), rate=rate))
+        name = f"commands-{rate:g}" + (f"-{n}" if n > 1 else "")
+        out, code = run_loadtest(options(args, out=str(base / name), rate=rate / per))
         if code != 0:
-            raise ConfigError(f"the load test at rate {rate:g} failed (exit {code}); see {out}")
+            raise ConfigError(
+                f"the load test at {rate:g} commands/s failed (exit {code}); see {out}"
+            )
         outs.append(out)
     return outs
 
 
 def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load import twin
-    from cqrs_lab.load.compare import compare, format_table, plot_comparison
+    from cqrs_lab.load.compare import (
+        BAND,
+        check_calibration,
+        compare,
+        format_table,
+        plot_comparison,
+    )
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
@@ -128,15 +162,17 @@ def _twin(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"--calibrate-from {args.calibrate_from!r}: no such run in {base} ({names})"
                 )
+            if not args.force:
+                check_calibration([match[0]], args.warmup)
             cal = twin.calibrate(match[0], args.warmup)
-        table = compare(results, cal, args.warmup)
+        table = compare(results, cal, args.warmup, force=args.force)
         cal = table.attrs["calibration"]
     except (ConfigError, ValueError) as exc:
         print(f"cqrs-lab twin: {exc}", file=sys.stderr)
         return 2
     out = base
     table.to_csv(out / "twin.csv", index=False)
-    top = float(table["offered"].max())
+    top = float(table["sent_commands_per_s"].max())
     scenario = cal.write(out / "twin-scenario.toml", rate=top, duration=30.0)
     print(
         f"calibrated from {cal.source}: command service mean {cal.command_mean * 1e3:.3f} ms "
@@ -146,6 +182,13 @@ def _twin(args: argparse.Namespace) -> int:
         f"unloaded latency p50 {sorted(cal.base_latency_ms)[len(cal.base_latency_ms) // 2]:.2f} ms"
     )
     print(format_table(table))
+    counts = table["verdict"].value_counts()
+    bound = sorted(set(table[table["regime"] == "generator-bound"]["run"]))
+    print(
+        f"validation (within {BAND:.0%}): {counts.get('pass', 0)} pass, "
+        f"{counts.get('fail', 0)} fail, {counts.get('not judged', 0)} not judged"
+        + (f" (generator-bound: {', '.join(bound)})" if bound else "")
+    )
     for name, why in table.attrs["disturbed"].items():
         print(f"set aside {name}: {why} (the machine was slowed during that run)")
     if not args.no_plots:
@@ -165,7 +208,15 @@ def _twin(args: argparse.Namespace) -> int:
 
 def _load_args(p: Any) -> None:
     p.add_argument("--users", type=int, default=None, help="closed model: users (or the pool)")
-    p.add_argument("--rate", type=float, default=None, help="open model: user tasks/s in total")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open model: user tasks started per second, all users together (a writer's task "
+        "is one command, a reader's one read, a session user's a command and two reads: with "
+        "the default classes 0.6 commands and 1.2 requests per task; the summary shows the "
+        "offered commands/s and requests/s) (default: closed model)",
+    )
     p.add_argument("--shape", choices=SHAPES[1:], default=None, help="vary the load over time")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     p.add_argument("--processes", type=int, default=1, help=">1: Locust master and K workers")
@@ -250,8 +301,9 @@ def register(sub: Any) -> None:
         "--measure",
         default="",
         metavar="RATES",
-        help="first run open-model load tests at these rates, e.g. 50,100,200 (a rate given "
-        "twice is run twice: repeats are pooled)",
+        help="first run open-model load tests at these offered commands/s, e.g. 50,100,200, "
+        "into RESULTS_DIR/commands-50, ... (a rate given twice is run twice: repeats are "
+        "pooled)",
     )
     t.add_argument(
         "--calibrate-from",
@@ -260,6 +312,11 @@ def register(sub: Any) -> None:
         help="run folder name to calibrate from (default: chosen from the runs)",
     )
     t.add_argument("--warmup", type=float, default=2.0, help="seconds dropped at the start")
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help="calibrate even from a generator-bound level (default: refuse, exit 2)",
+    )
     add_no_plots(t)
     _load_args(t)
     t.set_defaults(run=_twin)

@@ -14,7 +14,13 @@ unloaded lag (scaled likewise), plus the wait for the server's one event loop
 comparison is reproducible. The predictions themselves live in :mod:`cqrs_lab.load.prediction`
 (``predict`` and ``fit_unloaded`` are importable from here too).
 
->>> regime({"late_p95": 90.0, "offered": 100.0, "intended": 100.0, "throughput": 100.0,
+The comparison table is data (seconds, ``_s``; commands/s, ``_per_s``): one row per level
+and metric (:data:`METRICS`), ``offered_commands_per_s`` (what the level aimed at),
+``sent_commands_per_s`` (what Locust sent), measured, predicted, the relative error, the
+regime and a ``verdict`` (``pass``/``fail`` within :data:`BAND`; ``calibration``; ``not
+judged`` for a generator-bound or closed-model level). :func:`format_table` shows it in ms.
+
+>>> regime({"late_p95_s": 0.090, "offered": 100.0, "intended": 100.0, "throughput": 100.0,
 ...         "server_cpu": 0.1}, twin_cpu=0.1)
 'generator-bound'
 """
@@ -31,12 +37,17 @@ import pandas as pd
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration import Calibration, cpu_utilisation, lags, primary_view, window
+from cqrs_lab.load.generator import generator_bound, per_task
 from cqrs_lab.load.prediction import fit_unloaded, predict
 from cqrs_lab.load.results import LoadResult, commands, percentiles
+from cqrs_lab.load.summary import generator_cores
 from cqrs_lab.load.twin import calibrate_levels
+from cqrs_lab.load.twin_display import BAND, METRIC_NAMES, format_table, plot_comparison
 
 __all__ = [
+    "BAND",
     "METRICS",
+    "check_calibration",
     "compare",
     "fit_unloaded",
     "format_table",
@@ -46,9 +57,12 @@ __all__ = [
     "predict",
     "regime",
     "undisturbed",
+    "why_generator_bound",
 ]
 
-#: compared figures: throughput (commands/s), command latency and the lag of one view (ms)
+#: compared figures, as :func:`measure` and :func:`predict` name them (commands/s and ms);
+#: the table names them by the lab's convention (``METRIC_NAMES``: ``throughput_per_s``,
+#: ``command_latency_p50_s``, ``lag_p95_s``, ...) in commands/s and seconds
 METRICS = ("throughput", "cmd_p50", "cmd_p95", "cmd_p99", "lag_p50", "lag_p95")
 
 
@@ -57,7 +71,10 @@ def measure(
 ) -> dict[str, float]:
     """Measured figures of one run, or of repeats of one level pooled, in their steady
     windows (commands/s and ms): percentiles over every repeat's raw samples together. The
-    lag figures are of ``view`` (default: the primary view of the domain the runs served)."""
+    lag figures are of ``view`` (default: the primary view of the domain the runs served).
+    ``offered`` is the commands/s sent, ``intended`` those aimed at (``--rate``, user tasks/s,
+    times the commands per task of the user classes), ``late_p95_s`` the p95 of the sends'
+    lateness (s)."""
     runs = [results] if isinstance(results, LoadResult) else list(results)
     if not runs:
         raise ConfigError("measure: give at least one load test result")
@@ -77,11 +94,10 @@ def measure(
         lag.append(lags(result, lo, hi, view) * 1e3)
         late.append(r["lateness_ms"].to_numpy(dtype=float))
         cpu.append(cpu_utilisation(result, lo, hi) * (hi - lo))
-        gen.append(_generator_cpu(result))
-    first = runs[0]
-    rate = first.run.get("options", {}).get("rate")
-    requests = sum(len(x) for x in late)
-    share = n_cmd / requests if requests else 0.0
+        gen.append(generator_cores(result, lo, hi))
+    opts = runs[0].run.get("options", {}) or {}
+    rate = opts.get("rate")
+    share = per_task(opts.get("classes") or ("WriterUser", "ReaderUser", "SessionUser"))[0]
     p = percentiles(np.concatenate(latency))
     lp = percentiles(np.concatenate(lag))
     return {
@@ -90,8 +106,8 @@ def measure(
         "lag_p50": lp["p50"], "lag_p95": lp["p95"],
         "server_cpu": sum(cpu) / span, "window": span,
         "intended": float(rate) * share if rate else float("nan"),
-        "late_p95": percentiles(np.concatenate(late))["p95"],
-        "generator_cpu": float(np.mean(gen)),
+        "late_p95_s": percentiles(np.concatenate(late))["p95"] / 1e3,
+        "generator_cpu": float(np.mean(gen)), "processes": float(opts.get("processes") or 1),
     }  # fmt: skip
 
 
@@ -121,30 +137,49 @@ def levels(results: Sequence[LoadResult]) -> list[list[LoadResult]]:
     return list(groups.values())
 
 
-def _generator_cpu(result: LoadResult) -> float:
-    """Cores the Locust processes used on average (CPU seconds over the run's span)."""
-    cpu = result.run.get("generator_cpu_s")
-    span = float(result.requests["t"].max()) if len(result.requests) else 0.0
-    return float(cpu) / span if cpu is not None and span > 0 else float("nan")
+def why_generator_bound(measured: dict[str, float]) -> str:
+    """Why the generator limited this level ('' when it did not): the one rule of
+    :func:`cqrs_lab.load.generator.generator_bound`, on :func:`measure`'s figures."""
+    m = measured
+    return generator_bound(
+        m["late_p95_s"],
+        m["offered"],
+        m["intended"],
+        m.get("generator_cpu", float("nan")),
+        int(m.get("processes", 1)),
+    )
 
 
-def regime(measured: dict[str, float], twin_cpu: float, late_ms: float = 25.0) -> str:
-    """``generator-bound`` when the open model could not keep to its schedule (p95 of the
-    sends' lateness over ``late_ms``: not one stall but a generator short of CPU, or
-    under 90% of the intended rate sent); ``saturated`` when the server
-    answered under 95% of what was sent or a CPU (measured or the twin's) passed 80%;
-    otherwise ``below knee``.
+def regime(measured: dict[str, float], twin_cpu: float) -> str:
+    """``generator-bound`` when the generator could not keep to its schedule
+    (:func:`why_generator_bound`); ``saturated`` when the server answered under 95% of
+    what was sent or a CPU (measured or the twin's) passed 80%; otherwise ``below knee``.
 
-    >>> regime({"late_p95": 1.0, "offered": 100.0, "intended": 100.0, "throughput": 100.0,
+    >>> regime({"late_p95_s": 0.001, "offered": 100.0, "intended": 100.0, "throughput": 100.0,
     ...         "server_cpu": 0.1}, twin_cpu=0.1)
     'below knee'
     """
     m = measured
-    if m["late_p95"] > late_ms or m["offered"] < 0.9 * m["intended"]:
+    if why_generator_bound(m):
         return "generator-bound"
     if m["throughput"] < 0.95 * m["offered"] or max(m["server_cpu"], twin_cpu) > 0.8:
         return "saturated"
     return "below knee"
+
+
+def check_calibration(
+    runs: Sequence[LoadResult], warmup: float = 2.0, view: str | None = None
+) -> None:
+    """Raise :class:`ConfigError` naming the level and why if the generator limited these
+    runs (one calibration level): a twin calibrated from them learns Locust, not the server."""
+    why = why_generator_bound(measure(runs, warmup, view))
+    if why:
+        name = "+".join(r.path.name for r in runs)
+        raise ConfigError(
+            f"calibration level {name} is generator-bound ({why}); measure it again with a "
+            "lower rate or more --processes, calibrate from another level (--calibrate-from), "
+            "or pass --force to calibrate from it anyway"
+        )
 
 
 def compare(
@@ -153,6 +188,7 @@ def compare(
     warmup: float = 2.0,
     seed: int = 1,
     view: str | None = None,
+    force: bool = False,
 ) -> pd.DataFrame:
     """One row per (level, metric): measured, predicted, relative error, below the knee.
 
@@ -166,7 +202,9 @@ def compare(
     of sample. Each level's :func:`regime` says whether it is below the knee, saturated or
     generator-bound; a closed-model run is marked ``closed model``: the simulation's arrivals
     are open, while a closed run's arrivals slow down with the answers, so the two are not
-    comparable.
+    comparable. Neither is judged (``verdict``: ``not judged``). Calibrating from a
+    generator-bound level raises :class:`ConfigError` unless ``force``
+    (:func:`check_calibration`).
     """
     if not results:
         raise ConfigError("compare: give at least one load test result")
@@ -186,6 +224,9 @@ def compare(
     measured = sorted(((measure(g, warmup, view), g) for g in kept), key=lambda x: _level(x[0]))
     if cal is None:
         fit = [g for _, g in measured[:2]] if len(measured) >= 3 else [measured[0][1]]
+        if not force:
+            for group in fit:
+                check_calibration(group, warmup, view)
         cal = calibrate_levels(fit, warmup, seed=seed, view=view)
     sources = set(cal.source.split(", "))
     rows = []
@@ -195,17 +236,29 @@ def compare(
         if any(r.run.get("model") == "closed" for r in runs):
             kind = "closed model"  # its arrivals depend on the answers: not the twin's input
         name = "+".join(r.path.name for r in runs)
+        calibration = any(str(r.path) in sources for r in runs) or any(
+            str(r.path) in cal.notes.get("fitted_from", ()) for r in runs
+        )
+        why = why_generator_bound(m)
         for metric in METRICS:
             meas, pred = m[metric], p[metric]
             err = (pred - meas) / meas if meas and not math.isnan(meas) else float("nan")
+            scale = 1.0 if metric == "throughput" else 1e-3  # ms -> s
+            if calibration:
+                verdict = "calibration"
+            elif kind in ("generator-bound", "closed model") or math.isnan(err):
+                verdict = "not judged"
+            else:
+                verdict = "pass" if abs(err) <= BAND else "fail"
             rows.append({
-                "run": name, "repeats": len(runs), "offered": m["offered"],
-                "cpu": m["server_cpu"], "generator_cpu": m["generator_cpu"],
-                "twin_cpu": p["server_cpu"], "metric": metric, "view": view, "measured": meas,
-                "predicted": pred, "rel_error": err, "regime": kind,
-                "below_knee": kind == "below knee", "late_p95": m["late_p95"],
-                "calibration": any(str(r.path) in sources for r in runs)
-                or any(str(r.path) in cal.notes.get("fitted_from", ()) for r in runs),
+                "run": name, "repeats": len(runs),
+                "offered_commands_per_s": m["intended"], "sent_commands_per_s": m["offered"],
+                "server_cpu": m["server_cpu"], "generator_cpu": m["generator_cpu"],
+                "twin_cpu": p["server_cpu"], "metric": METRIC_NAMES[metric], "view": view,
+                "measured": meas * scale, "predicted": pred * scale, "rel_error": err,
+                "regime": kind, "below_knee": kind == "below knee", "verdict": verdict,
+                "generator_lateness_p95_s": m["late_p95_s"], "generator_bound_why": why,
+                "calibration": calibration,
             })  # fmt: skip
     table = pd.DataFrame(rows)
     table.attrs["calibration"] = cal
@@ -257,60 +310,3 @@ def undisturbed(
 def _level(m: dict[str, float]) -> float:
     """A run's load level: the intended command rate (open model), else what was sent."""
     return m["intended"] if not math.isnan(m["intended"]) else m["offered"]
-
-
-def _metric_label(metric: str, view: Any) -> str:
-    """``lag_p50 (balances)``: a lag metric names its view; the others stay as they are."""
-    return f"{metric} ({view})" if metric.startswith("lag") and view else metric
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """The comparison as text: one line per level and metric (``*``: a calibration level;
-    ``cpu``, ``twin``, ``gen``: cores used by the server, by the twin's server, by Locust;
-    a lag metric names the view it is of)."""
-    width = max([15, *(len(str(n)) + 3 for n in table["run"])])
-    records = table.to_dict("records")
-    labels = [_metric_label(str(r["metric"]), r.get("view", "")) for r in records]
-    mw = max([11, *(len(x) + 1 for x in labels)])
-    lines = [
-        f"{'run':<{width}}{'offered/s':>10}{'cpu':>6}{'twin':>6}{'gen':>6}  {'metric':<{mw}}"
-        f"{'measured':>10}{'twin':>10}{'error':>8}  regime"
-    ]
-    for r, label in zip(records, labels, strict=True):
-        e = float(r["rel_error"])
-        err = "" if math.isnan(e) else f"{e:+.0%}"
-        name = f"{r['run']}{'*' if r['calibration'] else ''}"
-        lines.append(
-            f"{name:<{width}}{r['offered']:>10.1f}{r['cpu']:>6.2f}{r['twin_cpu']:>6.2f}"
-            f"{r['generator_cpu']:>6.2f}  "
-            f"{label:<{mw}}{r['measured']:>10.2f}{r['predicted']:>10.2f}{err:>8}  "
-            f"{r['regime']}"
-        )
-    return "\n".join(lines)
-
-
-def plot_comparison(table: pd.DataFrame, ax: Any = None) -> Any:
-    """Measured (solid) and predicted (dashed) per metric against offered load (top row),
-    and the relative errors with the 20% band (bottom row). Returns the 2 x n axes."""
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in METRICS if m in set(table["metric"])]
-    if ax is None:
-        _, ax = plt.subplots(2, len(metrics), figsize=(3.2 * len(metrics), 6), squeeze=False)
-    for i, metric in enumerate(metrics):
-        t = table[table["metric"] == metric]
-        top, bottom = ax[0][i], ax[1][i]
-        top.plot(t["offered"], t["measured"], "o-", label="measured")
-        top.plot(t["offered"], t["predicted"], "s--", label="twin")
-        views = [str(v) for v in t["view"].unique()] if "view" in t else []
-        label = f"{metric} of {views[0]}" if metric.startswith("lag") and views else metric
-        top.set_title(label + (" (ms)" if metric != "throughput" else " (commands/s)"))
-        if metric != "throughput":
-            top.set_yscale("log")
-        bottom.axhspan(-0.2, 0.2, color="0.9")
-        bottom.axhline(0.0, color="0.5", lw=0.8)
-        bottom.plot(t["offered"], t["rel_error"], "o-")
-        bottom.set_xlabel("offered commands/s")
-    ax[0][0].legend()
-    ax[1][0].set_ylabel("relative error")
-    return ax

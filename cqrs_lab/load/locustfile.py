@@ -31,15 +31,14 @@ record (with the key it touched) are written there from Locust's ``request`` eve
 from __future__ import annotations
 
 import argparse
-import http.client
 import itertools
-import json
 import os
 import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -48,6 +47,7 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.records import RunRecorder, status_of
 from cqrs_lab.load.shapes import OpenPacer, Profile
 from cqrs_lab.load.traffic import Generator, Read, Traffic, Write
+from cqrs_lab.load.traffic import create_keys as _create_keys
 
 _STATE: dict[str, Any] = {}  # this process's traffic and recorder
 _T0: list[float] = []  # monotonic time this process's test started
@@ -75,6 +75,12 @@ def _options(parser: Any) -> None:
     parser.add_argument("--records-dir", default="", help="write raw requests and history here")
     parser.add_argument("--lab-seed", type=int, default=0, help="seed of the generators")
     parser.add_argument("--skip-setup", action="store_true", help="the keys already exist")
+    parser.add_argument(
+        "--lab-duration",
+        type=float,
+        default=0.0,
+        help="seconds of load, timed from the test's start on a fresh clock (0: -t alone)",
+    )
     # filled in by the master from -u and -t: Locust forwards only custom options to workers
     parser.add_argument("--lab-users", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--lab-run-time", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -99,7 +105,7 @@ def _init(environment: Environment, **_: Any) -> None:
         if opts.rate > 0 and not opts.num_users:
             raise SystemExit("--rate (open model) needs -u USERS: the pool that paces the rate")
         opts.lab_users = opts.lab_users or opts.num_users or 0
-        opts.lab_run_time = opts.lab_run_time or float(opts.run_time or 0)
+        opts.lab_run_time = opts.lab_run_time or opts.lab_duration or float(opts.run_time or 0)
     try:
         _STATE["traffic"] = traffic_of(opts)
     except ConfigError as exc:
@@ -120,38 +126,39 @@ def _traffic(environment: Environment) -> Traffic:
 
 
 def create_keys(host: str, traffic: Traffic, timeout: float = 10.0) -> int:
-    """Send the workload's setup command for every key (409, already there, is fine);
-    returns how many were created. Raises SystemExit on any other answer."""
-    url = urllib.parse.urlsplit(host)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=timeout)
-    created = 0
+    """:func:`cqrs_lab.load.traffic.create_keys`, raising SystemExit (Locust's way to stop)."""
     try:
-        for w in traffic.setup_writes():
-            conn.request("POST", w.path, json.dumps(w.body), {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            text = resp.read()[:300].decode("utf-8", "replace")
-            if resp.status == 409:
-                continue
-            if not 200 <= resp.status < 300:
-                raise SystemExit(
-                    f"creating {traffic.workload.population} {w.key} with POST {w.path} failed: "
-                    f"HTTP {resp.status} {text} (does the server serve domain "
-                    f"{traffic.domain.name!r}? start it with --domain)"
-                )
-            created += 1
-    finally:
-        conn.close()
-    return created
+        return _create_keys(host, traffic, timeout)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _setup(environment: Environment, **_: Any) -> None:
     opts = environment.parsed_options
     if environment.runner is None or isinstance(environment.runner, WorkerRunner):
         return  # workers: the master (or the local runner) creates the keys
+    if opts is not None and opts.lab_duration > 0:
+        _stop_after(environment, opts.lab_duration)
     if opts is None or opts.skip_setup or not environment.host:
         return
     create_keys(environment.host, _traffic(environment))
     _T0[:] = [time.monotonic()]  # the open model's schedule starts after the setup
+
+
+def _stop_after(environment: Environment, seconds: float) -> None:
+    """Stop the test ``seconds`` from now. Locust's own ``-t`` timer is armed against the
+    event loop's cached clock, which the start-up leaves stale (measured: ``-t 4s`` gave
+    2.8 s of load on a busy machine), so ``cqrs-lab loadtest`` times the run here, on a
+    refreshed clock, and gives ``-t`` a margin as a backstop."""
+    gevent.get_hub().loop.update_now()
+    runner = environment.runner
+
+    def stop() -> None:
+        if runner is not None:
+            runner.stop()
+            runner.quit()
+
+    gevent.spawn_later(seconds, stop)
 
 
 def _flush(**_: Any) -> None:
@@ -214,8 +221,6 @@ class LabUser(FastHttpUser):
             self._sleep(nxt - now)
 
     def _sleep(self, seconds: float) -> None:
-        import gevent  # type: ignore[import-untyped]
-
         gevent.sleep(seconds)
 
     def wait_time(self) -> float:
@@ -319,7 +324,7 @@ class _LabShape(LoadTestShape):
 
     def profile(self) -> Profile:
         opts = self._opts()
-        duration = float(opts.run_time or 60)
+        duration = float(opts.lab_duration or opts.run_time or 60)
         peak = opts.rate if opts.rate > 0 else float(opts.num_users or 10)
         return Profile(self.shape, peak=peak, duration=duration)
 

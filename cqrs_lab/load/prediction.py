@@ -71,11 +71,11 @@ def _simulated(cal: Calibration, rate: float, duration: float, seed: int) -> dic
     rng = np.random.default_rng(seed)
     c = res.commands
     served = c[c["outcome"] == "accepted"]
-    wait = served["wait"].to_numpy(dtype=float) * 1e3
+    wait = served["wait_s"].to_numpy(dtype=float) * 1e3
     unloaded = _draw(cal.base_latency_ms, len(wait), rng)
     apps = res.applications  # the run's events (the setup's are applied before t = 0)
     mine = apps[(apps["projection"] == cal.view) & ~apps["duplicate"] & ~apps["replay"]]
-    extra = np.maximum(mine["lag"].to_numpy(dtype=float) - cal.per_event[cal.view], 0.0)
+    extra = np.maximum(mine["lag_s"].to_numpy(dtype=float) - cal.per_event[cal.view], 0.0)
     base_lag = _draw(cal.base_lag_ms, len(extra), rng)
     loop = _loop_wait(cal, rate, len(extra), rng, wait)
     return {

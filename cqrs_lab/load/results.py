@@ -289,41 +289,11 @@ class LoadResult:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        r, run = self.requests, self.run
-        window = float(run.get("options", {}).get("duration") or (r["t"].max() if len(r) else 1))
-        cmd = commands(r)
-        got = reads(r)
-        ryw = self.check["read-your-writes"]
-        st = self.staleness
-        plain = st[~st["token"]] if len(st) else st
-        row: dict[str, Any] = {
-            "domain": self.domain,
-            "model": run.get("model", ""),
-            "users": run.get("users"),
-            "duration": window,
-            "requests": len(r),
-            "ok": int(r["ok"].sum()),
-            "rps": len(r) / window,
-            "commands_ok": int(cmd["ok"].sum()),
-            "command_kinds_ok": int(cmd[cmd["ok"]]["name"].nunique()),
-            "throughput": float(cmd["ok"].sum()) / window,
-            "status_5xx": int((r["status"] >= 500).sum()),
-            "status_429": int((r["status"] == 429).sum()),
-            "conn_errors": int((r["status"] == 0).sum()),
-            "refused_4xx": int(((r["status"] >= 400) & (r["status"] < 500)).sum()),
-            **percentiles(cmd[cmd["ok"]]["latency_ms"], "cmd_"),
-            **percentiles(got[got["ok"]]["latency_ms"], "read_"),
-            "lateness_p99_ms": percentiles(r["lateness_ms"])["p99"],
-            "ryw_violations": len(ryw.violations),
-            "plain_reads": len(plain),
-            "plain_missed_own_write": int((~plain["saw_write"]).sum()) if len(plain) else 0,
-            **{f"audit_{k}": v for k, v in self.lost.items()},
-            "server_command_ms": self.server_means.get("command", float("nan")) * 1e3,
-            "server_event_ms": self.server_means.get("projection", float("nan")) * 1e3,
-            "server_cpu_s": run.get("server_cpu_s"),
-            "generator_cpu_s": run.get("generator_cpu_s"),
-        }
-        return pd.DataFrame([row])
+        """One row: what was aimed at and sent, throughput, latencies (s), the generator's
+        lateness and CPU, whether it was generator-bound (see :mod:`cqrs_lab.load.summary`)."""
+        from cqrs_lab.load.summary import summarise
+
+        return summarise(self)
 
 
 def _preceding_write(ops: list[Operation], read: Operation) -> Operation | None:

@@ -7,12 +7,12 @@ workload. The mix and the fault steps' view names are checked against the domain
 anything starts.
 
 Folder layout: ``run.json`` (the domain, keys and workload parameters served, options,
-timings, exit codes, CPU seconds), ``records/``
-(exact requests and history per Locust process), ``server/stages.csv`` (the server's raw
-stage timings), ``metrics-start.txt`` / ``metrics-end.txt`` (``/metrics``),
-``faults.jsonl``, ``cpu.csv`` (server and generator CPU seconds over time), ``audit.jsonl``
-(the final answers of the workload's reads for every key written to), ``locust_*.csv`` and
-logs.
+timings, exit codes, CPU seconds), ``summary.json`` (the one-row summary,
+:mod:`cqrs_lab.load.summary`), ``records/`` (exact requests and history per Locust
+process), ``server/stages.csv`` (the server's raw stage timings), ``metrics-start.txt`` /
+``metrics-end.txt`` (``/metrics``), ``faults.jsonl``, ``cpu.csv`` (server and generator CPU
+seconds over time), ``audit.jsonl`` (the final answers of the workload's reads for every
+key written to), ``locust_*.csv`` and logs.
 
 >>> opts = LoadTestOptions(rate=50.0, duration=5.0, domain="cqrs_lab.domains.inventory")
 >>> opts.model, opts.pool_size(), opts.traffic().keys
@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
@@ -41,9 +41,12 @@ from cqrs_lab.load.audit import audit_views
 from cqrs_lab.load.faults import FaultStep, check_fault_names, post_fault
 from cqrs_lab.load.metrics import scrape
 from cqrs_lab.load.procs import cpu_seconds, free_port, stop, wait_live
-from cqrs_lab.load.traffic import Traffic
+from cqrs_lab.load.traffic import Traffic, create_keys
 
-__all__ = ["LoadTestOptions", "default_locustfile", "free_port", "run_loadtest"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["LoadTestOptions", "default_locustfile", "free_port", "run_loadtest", "write_summary"]
 
 USER_CLASSES = ("WriterUser", "ReaderUser", "SessionUser")
 
@@ -94,7 +97,7 @@ class LoadTestOptions:
         if self.users is not None and self.users < 1:
             raise ConfigError(f"--users {self.users}: at least 1")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ConfigError(f"--rate {self.rate}: user tasks per second > 0")
+            raise ConfigError(f"--rate {self.rate}: user tasks started per second, > 0")
         if not 0 < self.duration <= 24 * 3600:
             raise ConfigError(f"--duration {self.duration}: seconds in (0, 86400]")
         if not 1 <= self.processes <= 64:
@@ -198,14 +201,17 @@ class _Run:
                 "--host", url, "--domain", o.domain, "--keys", str(self.traffic.keys),
                 "--zipf-s", str(o.zipf_s), "--mix", o.mix, "--params", o.params,
                 "--think", str(o.think), "--lab-seed", str(o.seed),
-                "--records-dir", str(self.out / "records"), "--loglevel", "WARNING"]  # fmt: skip
+                "--records-dir", str(self.out / "records"), "--loglevel", "WARNING",
+                "--skip-setup", "--lab-duration", str(o.duration)]  # fmt: skip
         if o.rate is not None:
             base += ["--rate", str(o.rate)]
         env = {**os.environ, "CQRS_LAB_SHAPE": o.shape or ""}
         users = o.pool_size()
         csv = str(self.out / "locust")
-        head = ["--headless", "-u", str(users), "-r", str(max(users, 1)),
-                "-t", f"{math.ceil(o.duration)}s", "--stop-timeout", "5", "--only-summary",
+        spawn = max(1, min(10 * users, 100))  # all users within 0.1 s (at most 100 per s)
+        head = ["--headless", "-u", str(users), "-r", str(spawn),
+                # --lab-duration times the load; -t (stale-clocked in Locust) is a backstop
+                "-t", f"{math.ceil(o.duration) + 30}s", "--stop-timeout", "5", "--only-summary",
                 "--exit-code-on-error", "0", "--csv", csv, *o.classes]  # fmt: skip
         cpus = self.split and self.split[1]
         if o.processes == 1:
@@ -220,6 +226,8 @@ class _Run:
         return [master, *workers]
 
     def drive(self, url: str, token: str | None, server: subprocess.Popen[bytes] | None) -> int:
+        # the population first, here: done inside Locust it would eat into --duration
+        self.info["keys_created"] = create_keys(url, self.traffic)
         scrape_to = self.out / "metrics-start.txt"
         scrape_to.write_text(scrape(url))
         if server is not None:  # the server's own CPU use while idle (polling, timers)
@@ -329,4 +337,15 @@ def run_loadtest(opts: LoadTestOptions) -> tuple[Path, int]:
         code = run.drive(url, token, server)
     finally:
         run.finish()
+    write_summary(out)
     return out, code
+
+
+def write_summary(out: Path) -> pd.DataFrame:
+    """Write ``summary.json`` (the one-row summary: seconds, rates per second, whether the
+    generator was the bound) into the results folder ``out``, and return the summary."""
+    from cqrs_lab.load.results import load_results
+
+    summary = load_results(out).summary
+    (out / "summary.json").write_text(summary.iloc[0].to_json(indent=2) + "\n")
+    return summary

@@ -21,7 +21,10 @@ HTTP contract: ``POST /commands/{CommandClass}`` with the command's fields as JS
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import json
 import random
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +33,15 @@ from cqrs_lab.core import Domain, Draw, Workload, load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.workload import CommandMix, ZipfKeys, parse_mix
 
-__all__ = ["Read", "Traffic", "Write", "command_body", "parse_params", "query_params"]
+__all__ = [
+    "Read",
+    "Traffic",
+    "Write",
+    "command_body",
+    "create_keys",
+    "parse_params",
+    "query_params",
+]
 
 
 def command_body(command: Any) -> dict[str, Any]:
@@ -207,3 +218,28 @@ def _command_path(command: Any) -> str:
 
 def _query_path(query: Any) -> str:
     return f"/queries/{type(query).__name__}"
+
+
+def create_keys(host: str, traffic: Traffic, timeout: float = 10.0) -> int:
+    """Send the workload's setup command for every key (409, already there, is fine);
+    returns how many were created. Raises :class:`ConfigError` on any other answer."""
+    url = urllib.parse.urlsplit(host)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=timeout)
+    created = 0
+    try:
+        for w in traffic.setup_writes():
+            conn.request("POST", w.path, json.dumps(w.body), {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            text = resp.read()[:300].decode("utf-8", "replace")
+            if resp.status == 409:
+                continue
+            if not 200 <= resp.status < 300:
+                raise ConfigError(
+                    f"creating {traffic.workload.population} {w.key} with POST {w.path} failed: "
+                    f"HTTP {resp.status} {text} (does the server serve domain "
+                    f"{traffic.domain.name!r}? start it with --domain)"
+                )
+            created += 1
+    finally:
+        conn.close()
+    return created

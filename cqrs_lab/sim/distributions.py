@@ -52,7 +52,10 @@ class Dist:
         if not (math.isfinite(self.cv) and self.cv >= 0):
             raise ConfigError(f"cv={self.cv!r}: a coefficient of variation >= 0")
         if self.kind == "empirical" and not self.samples:
-            raise ConfigError("an empirical distribution needs samples = [seconds, ...]")
+            raise ConfigError(
+                "an empirical distribution needs samples = [seconds, ...] (or, in a scenario "
+                'file, file = "times.csv")'
+            )
         if any(not (math.isfinite(s) and s >= 0) for s in self.samples):
             raise ConfigError("empirical samples must be finite times >= 0")
 

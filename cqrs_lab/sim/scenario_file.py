@@ -41,8 +41,9 @@ __all__ = [
 class Section:
     """One TOML table being read: typed getters that name the file and the dotted key."""
 
-    def __init__(self, data: Any, path: str, source: str) -> None:
-        self.source, self.path = source, path
+    def __init__(self, data: Any, path: str, source: str, base: Path | None = None) -> None:
+        #: ``base``: the scenario file's folder, against which file names are resolved
+        self.source, self.path, self.base = source, path, base
         if not isinstance(data, Mapping):
             self.fail(path, f"must be a table ({{...}} or [{path}]), got {type(data).__name__}")
         self.data = dict(data)
@@ -125,7 +126,9 @@ class Section:
         raise ScenarioError(f"{self.source}: {self.key(name)!r} is a {key.kind}")
 
     def sub(self, name: str) -> Section | None:
-        return Section(self.raw(name), self.key(name), self.source) if name in self.data else None
+        if name not in self.data:
+            return None
+        return Section(self.raw(name), self.key(name), self.source, self.base)
 
     def dist(self, name: str, default: Dist) -> Dist:
         if name not in self.data:
@@ -136,11 +139,15 @@ class Section:
             if not (math.isfinite(v) and v >= 0):
                 self.fail(key, f"must be a time in seconds >= 0, got {v!r}")
             return Dist.fixed(float(v))
-        t = Section(v, key, self.source)
+        t = Section(v, key, self.source, self.base)
         strict_keys(t, TABLES["<distribution>"].names)
         kind = t.str_("dist", "", DIST_KINDS)
         if not kind:
             self.fail(key, f"needs dist = one of {', '.join(DIST_KINDS)} (or a bare number)")
+        if kind == "empirical" and t.has("file"):
+            if t.has("samples"):
+                self.fail(key, "gives both samples and file: give one")
+            return Dist.empirical(_read_samples(t))
         if kind == "empirical":
             samples = t.raw("samples") if t.has("samples") else None
             if (
@@ -151,7 +158,11 @@ class Section:
                     for x in samples
                 )
             ):
-                self.fail(f"{key}.samples", "must be a non-empty list of times in seconds >= 0")
+                self.fail(
+                    f"{key}.samples",
+                    "must be a non-empty list of times in seconds >= 0 (or give file = "
+                    '"times.csv": one time a line, relative to the scenario file)',
+                )
             return Dist.empirical(samples)
         mean = t.num("mean", t.num("value", 0.0)) if kind == "deterministic" else t.num("mean", -1)
         if mean < 0:
@@ -223,6 +234,32 @@ def _read_trace(t: Section, base: Path | None) -> tuple[tuple[float, str], ...]:
         t.fail(t.key("path"), f"cannot be read ({exc}); give a CSV path relative to the scenario")
     rows.sort(key=lambda r: r[0])
     return tuple(rows)
+
+
+def _read_samples(t: Section) -> list[float]:
+    """An empirical distribution's ``file``: a CSV of times in seconds, the first column of
+    each line (a header line allowed), resolved against the scenario file's folder."""
+    key = t.key("file")
+    name = t.str_("file", "")
+    if not name:
+        t.fail(key, 'must name a CSV of times in seconds, e.g. file = "service.csv"')
+    path = Path(name) if t.base is None or Path(name).is_absolute() else t.base / name
+    samples: list[float] = []
+    try:
+        with path.open(newline="") as fh:
+            for i, row in enumerate(csv.reader(fh)):
+                if not row or not row[0].strip() or (i == 0 and not _is_float(row[0])):
+                    continue  # blank line or header
+                if not _is_float(row[0]) or not (
+                    math.isfinite(float(row[0])) and float(row[0]) >= 0
+                ):
+                    t.fail(key, f"{path} line {i + 1}: want a time in seconds >= 0, got {row!r}")
+                samples.append(float(row[0]))
+    except OSError as exc:
+        t.fail(key, f"cannot be read ({exc}); give a CSV path relative to the scenario file")
+    if not samples:
+        t.fail(key, f"{path} holds no time: want one time in seconds >= 0 a line")
+    return samples
 
 
 def _is_float(text: str) -> bool:

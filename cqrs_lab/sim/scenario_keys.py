@@ -477,6 +477,14 @@ _TABLES = (
                 "cv", "number", None, "", "lognormal and gamma (required): coefficient of variation"
             ),
             Key("samples", "list", None, _S, "empirical: the observed times"),
+            Key(
+                "file",
+                "text",
+                None,
+                "",
+                "empirical, instead of samples: a CSV of the observed times in seconds, one a "
+                "line (a header line allowed), relative to the scenario file",
+            ),
         ),
     ),
 )

@@ -88,7 +88,7 @@ def parse_scenario(
             data = tomllib.loads(data)
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
-    top = Section(data, "", source)
+    top = Section(data, "", source, base)
     strict_keys(top, TABLES[""].names)
     sc = top.sub("scenario") or Section({}, "scenario", source)
     head = read_table(sc, "scenario")
@@ -102,7 +102,9 @@ def parse_scenario(
     if pr is not None:
         strict_keys(pr, views)
         projections = [
-            read_projection(n, Section(pr.raw(n), pr.key(n), source)) for n in views if pr.has(n)
+            read_projection(n, Section(pr.raw(n), pr.key(n), source, base))
+            for n in views
+            if pr.has(n)
         ]
     readable = tuple(r.view for r in workload.reads)
     reads = _reads(rd, readable) if (rd := top.sub("reads")) is not None else None

@@ -73,10 +73,17 @@ def test_bad_loadtest_arguments_are_refused_clearly(argv: list[str], match: str)
 def test_a_mistyped_mix_or_fault_exits_2_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for bad in (["--mix", "steal=2"], ["--faults", "1:crash=balanc"]):
+    bad_args = {
+        "--mix steal=2": (["--mix", "steal=2"], "kinds: deposit, withdraw, transfer"),
+        "--faults 1:crash=balanc": (["--faults", "1:crash=balanc"], "its views: balances"),
+        "--classes": (["--classes", "WriterUser,Reader"], "choose from WriterUser"),
+    }
+    for name, (bad, allowed) in bad_args.items():
         args = _parser().parse_args(["loadtest", "--out", str(tmp_path / "run"), *bad])
-        assert args.run(args) == 2
-        assert "cqrs-lab loadtest: --" in capsys.readouterr().err
+        assert args.run(args) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("cqrs-lab loadtest: ") and allowed in err, err
+        assert len(err.strip().splitlines()) == 1, err  # one line
     assert not (tmp_path / "run").exists()  # no folder, no server, no Locust
 
 
@@ -101,12 +108,24 @@ def test_twin_prints_the_table_and_writes_its_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for rate in (10, 30):
-        synthetic_run(tmp_path / f"rate-{rate}", rate=rate, cpu_per_s=0.01 * rate)
+        synthetic_run(tmp_path / f"commands-{rate}", rate=rate, cpu_per_s=0.01 * rate)
     args = _parser().parse_args(["twin", str(tmp_path)])
     assert args.run(args) == 0
     out = capsys.readouterr().out
-    assert "calibrated from" in out and "rate-10*" in out and "cmd_p95" in out
+    assert "calibrated from" in out and "commands-10*" in out
+    assert "command latency p95 (ms)" in out and "offered" in out and "(cmd/s)" in out
+    assert "validation (within 20%): " in out and "0 not judged" in out
     assert (tmp_path / "twin.csv").exists() and (tmp_path / "twin.png").exists()
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "twin.csv")
+    assert {"offered_commands_per_s", "sent_commands_per_s", "generator_lateness_p95_s"} <= set(
+        csv.columns
+    )
+    assert set(csv["metric"]) == {
+        "throughput_per_s", "command_latency_p50_s", "command_latency_p95_s",
+        "command_latency_p99_s", "lag_p50_s", "lag_p95_s",
+    }  # fmt: skip
     assert load_scenario(tmp_path / "twin-scenario.toml").commands.handlers == 1
 
 
@@ -140,13 +159,22 @@ def test_repeated_rates_run_into_their_own_folders(
 
     monkeypatch.setattr(cli, "run_loadtest", fake)
     args = _parser().parse_args(["loadtest"])
-    cli.run_levels(args, [100.0, 250.0, 100.0, 100.0], tmp_path)
+    # levels are offered commands/s; with the default classes a user task is 0.6 commands
+    # (writers 5 of 10 users, one command; sessions 1 of 10, one command; readers none)
+    cli.run_levels(args, [60.0, 150.0, 60.0, 60.0], tmp_path)
     assert ran == [
-        (100.0, str(tmp_path / "rate-100")),
-        (250.0, str(tmp_path / "rate-250")),
-        (100.0, str(tmp_path / "rate-100-2")),
-        (100.0, str(tmp_path / "rate-100-3")),
+        (pytest.approx(100.0), str(tmp_path / "commands-60")),
+        (pytest.approx(250.0), str(tmp_path / "commands-150")),
+        (pytest.approx(100.0), str(tmp_path / "commands-60-2")),
+        (pytest.approx(100.0), str(tmp_path / "commands-60-3")),
     ]
+    only_writers = _parser().parse_args(["loadtest", "--classes", "WriterUser"])
+    ran.clear()
+    cli.run_levels(only_writers, [60.0], tmp_path / "w")
+    assert ran == [(pytest.approx(60.0), str(tmp_path / "w" / "commands-60"))]
+    readers = _parser().parse_args(["loadtest", "--classes", "ReaderUser"])
+    with pytest.raises(ConfigError, match="sends commands"):
+        cli.run_levels(readers, [60.0], tmp_path / "r")
 
 
 def test_the_local_server_and_locust_get_their_own_cpus() -> None:

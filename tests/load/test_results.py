@@ -51,7 +51,12 @@ def test_requests_latencies_throughput_and_errors(tmp_path: Path) -> None:
     s = res.summary.iloc[0]
     assert (s["status_5xx"], s["conn_errors"], s["status_429"]) == (1, 1, 1)
     assert s["commands_ok"] == 10
-    assert s["throughput"] == pytest.approx(10 / 10.0)  # run.json's duration is 10 s
+    # rates are over the span of the sends (0 to 2.2 s), not the 10 s run.json asked for
+    assert (s["duration_s"], s["load_span_s"]) == (10.0, pytest.approx(2.2))
+    assert s["throughput_per_s"] == pytest.approx(10 / 2.2)
+    assert s["requests_per_s"] == pytest.approx(15 / 2.2)
+    # latencies are data in seconds: the deposits' 1..10 ms
+    assert s["command_latency_max_s"] == pytest.approx(0.010)
 
 
 def test_staleness_and_read_your_writes_from_the_history(tmp_path: Path) -> None:
@@ -198,8 +203,8 @@ def test_server_stage_means_come_from_its_metrics(tmp_path: Path) -> None:
         'cqrs_lab_stage_items_total{stage="projection"} 1000.0\n'
     )
     s = load_results(path).summary.iloc[0]
-    assert s["server_command_ms"] == pytest.approx(0.5)  # 0.3 s over 600 commands
-    assert s["server_event_ms"] == pytest.approx(0.02)  # 0.02 s over 1000 events
+    assert s["server_command_s"] == pytest.approx(0.0005)  # 0.3 s over 600 commands
+    assert s["server_event_s"] == pytest.approx(0.00002)  # 0.02 s over 1000 events
 
 
 def test_a_plain_server_gives_means_per_route_from_its_histogram() -> None:

@@ -116,7 +116,7 @@ def test_the_twin_queues_like_m_d_1() -> None:
     # deterministic 1 ms service at 500 commands/s: rho = 0.5 and the Pollaczek-Khinchine
     # mean wait is rho * S / (2 (1 - rho)) = 0.5 ms
     res = simulate(_cal((0.001,)).scenario(rate=500.0, duration=40.0, seed=3))
-    waits = res.commands[res.commands["outcome"] == "accepted"]["wait"].to_numpy(dtype=float)
+    waits = res.commands[res.commands["outcome"] == "accepted"]["wait_s"].to_numpy(dtype=float)
     assert len(waits) > 15_000
     assert float(waits.mean()) == pytest.approx(0.0005, rel=0.15)
 
@@ -144,12 +144,19 @@ def test_compare_tabulates_every_level_and_metric(tmp_path: Path) -> None:
     assert table[table["calibration"]]["run"].unique().tolist() == ["r10"]
     row = table.iloc[1]
     assert row["rel_error"] == pytest.approx((row["predicted"] - row["measured"]) / row["measured"])
-    tp = table[table["metric"] == "throughput"].set_index("run")
-    # every deposit in the window was answered: measured throughput equals the offered load
-    assert tp.loc["r40", "measured"] == pytest.approx(tp.loc["r40", "offered"])
+    tp = table[table["metric"] == "throughput_per_s"].set_index("run")
+    # every deposit in the window was answered: measured throughput equals what was sent
+    assert tp.loc["r40", "measured"] == pytest.approx(tp.loc["r40", "sent_commands_per_s"])
     assert bool(tp["below_knee"].all())
+    # the latencies are in seconds in the table (the data's 1..4 ms), in ms on screen
+    p99 = table[(table["metric"] == "command_latency_p99_s") & (table["run"] == "r40")]
+    assert 0.001 <= float(p99["measured"].iloc[0]) <= 0.004
     text = format_table(table)
-    assert "r10*" in text and len(text.splitlines()) == 1 + len(table)
+    assert "r10*" in text and len(text.splitlines()) == 2 + len(table)  # two header lines
+    assert "command latency p99 (ms)" in text and "throughput (commands/s)" in text
+    # r40 is judged against the band; the calibration level is not
+    assert set(table[table["run"] == "r40"]["verdict"]) <= {"pass", "fail"}
+    assert set(table[table["run"] == "r10"]["verdict"]) == {"calibration"}
 
 
 def test_the_plot_has_a_panel_per_metric(tmp_path: Path) -> None:
@@ -161,7 +168,7 @@ def test_the_plot_has_a_panel_per_metric(tmp_path: Path) -> None:
     res = load_results(synthetic_run(tmp_path / "r", rate=10, cpu_per_s=0.1))
     ax = plot_comparison(compare([res]))
     assert len(ax[0]) == len(METRICS)
-    assert ax[0][1].get_title().startswith("cmd_p50")
+    assert ax[0][1].get_title() == "command latency p50 (ms)"
     plt.close(ax[0][0].figure)
 
 
@@ -192,8 +199,8 @@ def test_repeats_of_a_level_are_pooled(tmp_path: Path) -> None:
     # of each run, so half the pooled latencies are 5 ms and the median lies between 4 and 5
     # (a's p50 alone is 2.5 ms, b's 5 ms)
     assert sorted(set(cal.base_latency_ms)) == [1.0, 2.0, 3.0, 4.0, 5.0]
-    p50 = table[(table["run"] == "b+a") & (table["metric"] == "cmd_p50")]["measured"]
-    assert float(p50.iloc[0]) == pytest.approx(4.5)
+    p50 = table[(table["run"] == "b+a") & (table["metric"] == "command_latency_p50_s")]
+    assert float(p50["measured"].iloc[0]) == pytest.approx(0.0045)  # seconds
 
 
 def test_the_cpu_curve_is_fitted_over_the_two_lightest_of_three_levels(tmp_path: Path) -> None:
@@ -213,7 +220,8 @@ def test_the_cpu_curve_is_fitted_over_the_two_lightest_of_three_levels(tmp_path:
     # CPU per command at 4/s is 0.02 / 4 = 5 ms; at 64/s the curve gives 0.08 / 64
     assert cal.command_mean == pytest.approx(0.005, rel=0.05)
     assert cal.service_mean(64.0) == pytest.approx(0.08 / 64, rel=0.05)
-    twin_cpu = table[(table["run"] == "r64") & (table["metric"] == "throughput")]["twin_cpu"]
+    r64 = table[(table["run"] == "r64") & (table["metric"] == "throughput_per_s")]
+    twin_cpu = r64["twin_cpu"]
     assert float(twin_cpu.iloc[0]) == pytest.approx(0.08, rel=0.05)  # out of sample
     # and the scenario written for 64/s is scaled to that mean
     s = cal.scenario(rate=64.0, duration=5.0)
@@ -378,12 +386,12 @@ def test_the_comparison_names_the_view_whose_lag_it_compares(tmp_path: Path) -> 
     table = compare([inv])
     assert set(table["view"]) == {"stock"} and table.attrs["view"] == "stock"
     text = format_table(table)
-    assert "lag_p50 (stock)" in text and "lag_p95 (stock)" in text
-    # the measured lag is the stock view's (0.3 ms on every sample)
-    lag = table[table["metric"] == "lag_p50"]["measured"]
-    assert float(lag.iloc[0]) == pytest.approx(0.3)
+    assert "lag p50 of stock (ms)" in text and "lag p95 of stock (ms)" in text
+    # the measured lag is the stock view's (0.3 ms on every sample), in seconds
+    lag = table[table["metric"] == "lag_p50_s"]["measured"]
+    assert float(lag.iloc[0]) == pytest.approx(0.0003)
     bank = load_results(synthetic_run(tmp_path / "bank", rate=10, cpu_per_s=0.1))
-    assert format_table(compare([bank])).count("lag_p95 (balances)") == 1
+    assert format_table(compare([bank])).count("lag p95 of balances (ms)") == 1
     with pytest.raises(ConfigError, match="give runs of one domain"):
         compare([inv, bank])
     with pytest.raises(ConfigError, match="calibration is of domain"):

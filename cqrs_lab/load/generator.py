@@ -1,0 +1,96 @@
+"""Is the load generator, not the server, what limited a run? One rule, used by ``loadtest``
+(its summary) and the twin (its regimes and its refusal to calibrate from such a run).
+
+An open-model run is **generator-bound** when Locust could not keep to its schedule:
+
+- the p95 of its sends' lateness (how far behind the intended send time a scheduled
+  request went out) is over :data:`LATE_P95_BOUND_S` (25 ms: one garbage collection or one
+  slow answer delays a send a little; a p95 that far behind means the generator was short
+  of CPU for a good part of the run);
+- it sent under :data:`SENT_SHARE_BOUND` (90%) of the commands/s it aimed at;
+- or its processes used over :data:`CPU_BOUND` (90%) of a core each on average (Locust is
+  one gevent loop per process: near a full core it can no longer keep time).
+
+The rate ``--rate`` counts **user tasks started per second**: a writer's task is one
+command, a reader's one read, a session user's a command and two reads.
+:func:`per_task` turns it into commands/s and requests/s for the chosen user classes.
+
+>>> generator_bound(late_p95_s=0.040, sent_per_s=100.0, aimed_per_s=100.0)
+'sends late: lateness p95 40.0 ms > 25 ms'
+>>> generator_bound(late_p95_s=0.001, sent_per_s=80.0, aimed_per_s=100.0)
+'sent 80.0 of the 100.0 commands/s aimed at (< 90%)'
+>>> generator_bound(late_p95_s=0.001, sent_per_s=100.0, aimed_per_s=100.0, cpu=0.95)
+'generator CPU 0.95 cores per Locust process (> 0.9)'
+>>> generator_bound(late_p95_s=0.001, sent_per_s=100.0, aimed_per_s=100.0, cpu=0.2)
+''
+>>> per_task(("WriterUser", "ReaderUser", "SessionUser"))
+(0.6, 1.2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = [
+    "CLASS_WEIGHTS",
+    "CPU_BOUND",
+    "LATE_P95_BOUND_S",
+    "SENT_SHARE_BOUND",
+    "generator_bound",
+    "per_task",
+]
+
+#: p95 of the scheduled sends' lateness above which the generator fell behind (seconds)
+LATE_P95_BOUND_S = 0.025
+#: share of the aimed-at commands/s under which the generator did not send the load
+SENT_SHARE_BOUND = 0.9
+#: cores per Locust process above which the generator is short of CPU
+CPU_BOUND = 0.9
+
+#: the packaged user classes: (Locust weight, commands per task, requests per task)
+CLASS_WEIGHTS = {
+    "WriterUser": (5, 1, 1),
+    "ReaderUser": (4, 0, 1),
+    "SessionUser": (1, 1, 3),
+}
+
+
+def per_task(classes: Sequence[str]) -> tuple[float, float]:
+    """(commands, requests) per user task, on average over ``classes`` by their weights
+    (a session user's reads happen only when its command was accepted)."""
+    known = [CLASS_WEIGHTS[c] for c in classes if c in CLASS_WEIGHTS]
+    total = sum(w for w, _, _ in known)
+    if not total:
+        return (float("nan"), float("nan"))
+    return (
+        round(sum(w * c for w, c, _ in known) / total, 6),
+        round(sum(w * r for w, _, r in known) / total, 6),
+    )
+
+
+def generator_bound(
+    late_p95_s: float,
+    sent_per_s: float,
+    aimed_per_s: float,
+    cpu: float = float("nan"),
+    processes: int = 1,
+) -> str:
+    """Why the generator limited the run ('' when it did not): ``late_p95_s`` is the p95 of
+    the sends' lateness (s), ``sent_per_s`` and ``aimed_per_s`` the commands/s sent and
+    aimed at (NaN: closed model, not judged), ``cpu`` the cores all Locust processes used
+    on average and ``processes`` how many there were."""
+    if not math.isnan(late_p95_s) and late_p95_s > LATE_P95_BOUND_S:
+        return (
+            f"sends late: lateness p95 {late_p95_s * 1e3:.1f} ms > {LATE_P95_BOUND_S * 1e3:.0f} ms"
+        )
+    aimed = not math.isnan(aimed_per_s) and aimed_per_s > 0
+    if aimed and sent_per_s < SENT_SHARE_BOUND * aimed_per_s:
+        return (
+            f"sent {sent_per_s:.1f} of the {aimed_per_s:.1f} commands/s aimed at "
+            f"(< {SENT_SHARE_BOUND:.0%})"
+        )
+    per_process = cpu / max(1, processes)
+    if not math.isnan(per_process) and per_process > CPU_BOUND:
+        return f"generator CPU {per_process:.2f} cores per Locust process (> {CPU_BOUND:g})"
+    return ""

@@ -1,0 +1,197 @@
+"""Honest load runs: one rule says when the generator, not the server, limited a run; the
+summary shows it, the twin refuses to calibrate from such a level unless forced and does not
+judge its predictions there; a run that failed or recorded nothing never prints PASS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.cli import register
+from cqrs_lab.load.compare import compare, measure, regime
+from cqrs_lab.load.generator import LATE_P95_BOUND_S, generator_bound, per_task
+from cqrs_lab.load.results import load_results
+from tests.load.helpers import request, write_run
+from tests.load.test_twin import SECONDS, synthetic_run
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser
+
+
+def late_run(path: Path, rate: int, late_ms: float, level: float | None = None) -> Path:
+    """Like :func:`synthetic_run`, but every send went out ``late_ms`` after its schedule."""
+    synthetic_run(path, rate=rate, cpu_per_s=0.01 * rate, level=level)
+    csv = path / "records" / "requests-t.csv"
+    lines = csv.read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("lateness_ms")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[col] = f"{late_ms}"
+    csv.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    return path
+
+
+def test_the_rule_names_the_reason() -> None:
+    bound_ms = LATE_P95_BOUND_S * 1e3
+    assert generator_bound(LATE_P95_BOUND_S, 100.0, 100.0) == ""  # at the bound: not over
+    assert f"> {bound_ms:.0f} ms" in generator_bound(LATE_P95_BOUND_S * 1.2, 100.0, 100.0)
+    assert "sent 89.0 of the 100.0 commands/s" in generator_bound(0.0, 89.0, 100.0)
+    assert generator_bound(0.0, 90.0, 100.0) == ""
+    assert generator_bound(0.0, 50.0, math.nan) == ""  # closed model: nothing aimed at
+    # CPU: per Locust process, so two processes may use 1.6 cores between them
+    assert "cores per Locust process" in generator_bound(0.0, 1.0, 1.0, cpu=0.95)
+    assert generator_bound(0.0, 1.0, 1.0, cpu=1.6, processes=2) == ""
+    # what a user task sends: a writer 1 command, a reader 1 read, a session 1 + 2 reads
+    assert per_task(["WriterUser"]) == (1.0, 1.0)
+    assert per_task(["ReaderUser", "SessionUser"]) == (0.2, 1.4)
+
+
+def test_a_late_generator_is_flagged_in_the_summary_and_its_file(tmp_path: Path) -> None:
+    on_time = load_results(synthetic_run(tmp_path / "ok", rate=20, cpu_per_s=0.2, level=20.0))
+    s = on_time.summary.iloc[0]
+    assert not s["generator_bound"] and s["generator_bound_why"] == ""
+    # --rate 20 user tasks/s with the default classes aims at 12 commands/s, 24 requests/s
+    assert s["offered_commands_per_s"] == pytest.approx(12.0)
+    assert s["offered_requests_per_s"] == pytest.approx(24.0)
+    assert s["generator_lateness_p95_s"] == 0.0
+    late = load_results(late_run(tmp_path / "late", rate=20, late_ms=60.0, level=20.0))
+    s = late.summary.iloc[0]
+    assert s["generator_bound"]
+    assert s["generator_lateness_p95_s"] == pytest.approx(0.060)
+    assert s["generator_bound_why"] == "sends late: lateness p95 60.0 ms > 25 ms"
+    # the run folder's summary file says the same
+    from cqrs_lab.load.runner import write_summary
+
+    write_summary(late.path)
+    saved = json.loads((late.path / "summary.json").read_text())
+    assert saved["generator_bound"] is True and "60.0 ms" in saved["generator_bound_why"]
+    assert saved["command_latency_p50_s"] == pytest.approx(0.0025)  # the data's 1..4 ms
+
+
+def test_loadtest_and_the_twin_share_the_rule(tmp_path: Path) -> None:
+    late = load_results(late_run(tmp_path / "late", rate=20, late_ms=60.0, level=20.0))
+    m = measure(late)
+    assert m["late_p95_s"] == pytest.approx(0.060)
+    assert regime(m, twin_cpu=0.1) == "generator-bound"
+    assert late.summary.iloc[0]["generator_bound"]
+
+
+def test_the_twin_refuses_a_generator_bound_calibration_level(tmp_path: Path) -> None:
+    late = load_results(late_run(tmp_path / "commands-12", rate=10, late_ms=60.0, level=20.0))
+    heavy = load_results(synthetic_run(tmp_path / "commands-30", rate=30, cpu_per_s=0.3))
+    with pytest.raises(ConfigError, match=r"calibration level commands-12 is generator-bound"):
+        compare([late, heavy])
+    table = compare([late, heavy], force=True)
+    assert set(table[table["run"] == "commands-12"]["verdict"]) == {"calibration"}
+
+
+def test_twin_cli_refusal_is_one_line_and_exit_2_and_force_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    late_run(tmp_path / "commands-6", rate=10, late_ms=60.0, level=10.0)
+    synthetic_run(tmp_path / "commands-18", rate=30, cpu_per_s=0.3, level=30.0)
+    args = _parser().parse_args(["twin", str(tmp_path), "--no-plots"])
+    assert args.run(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "commands-6 is generator-bound (sends late: lateness p95 60.0 ms" in err
+    assert "--force" in err
+    assert not (tmp_path / "twin.csv").exists()
+    # --calibrate-from a generator-bound level: refused the same way
+    args = _parser().parse_args(["twin", str(tmp_path), "--calibrate-from", "commands-6"])
+    assert args.run(args) == 2
+    assert "commands-6 is generator-bound" in capsys.readouterr().err
+    forced = _parser().parse_args(["twin", str(tmp_path), "--force", "--no-plots"])
+    assert forced.run(forced) == 0
+    assert (tmp_path / "twin.csv").exists()
+
+
+def test_a_generator_bound_validation_level_is_not_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synthetic_run(tmp_path / "commands-6", rate=10, cpu_per_s=0.1, level=10.0)
+    late_run(tmp_path / "commands-18", rate=30, late_ms=60.0, level=30.0)
+    args = _parser().parse_args(["twin", str(tmp_path), "--no-plots"])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "twin.csv", keep_default_na=False)
+    heavy = table[table["run"] == "commands-18"]
+    assert set(heavy["regime"]) == {"generator-bound"}
+    assert set(heavy["verdict"]) == {"not judged"}
+    assert "0 pass, 0 fail, 6 not judged (generator-bound: commands-18)" in out
+    lines = [x for x in out.splitlines() if x.startswith("commands-18")]
+    assert len(lines) == 6 and all("not judged  generator-bound" in x for x in lines)
+
+
+def _fake_run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[dict[str, Any]],
+    code: int,
+    problems: list[str],
+) -> argparse.Namespace:
+    import cqrs_lab.load.cli as cli
+
+    folder = write_run(
+        tmp_path / "run", rows, run={"problems": problems, "locust_exit_codes": [code]}
+    )
+    monkeypatch.setattr(cli, "run_loadtest", lambda opts: (folder, code))
+    return _parser().parse_args(["loadtest", "--rate", "5", "--duration", "1"])
+
+
+def test_an_empty_run_never_prints_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _fake_run(tmp_path, monkeypatch, [], 1, ["Locust recorded no request: see logs"])
+    assert args.run(args) == 1
+    cap = capsys.readouterr()
+    assert "PASS" not in cap.out + cap.err
+    assert "FAIL" in cap.out and "FAIL: the run failed" in cap.err
+
+
+def test_nothing_recorded_fails_even_when_locust_exited_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _fake_run(tmp_path, monkeypatch, [], 0, [])
+    assert args.run(args) == 1
+    cap = capsys.readouterr()
+    assert "PASS" not in cap.out + cap.err and "no request was recorded" in cap.out
+
+
+def test_a_locust_failure_is_fail_even_when_the_records_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [request(0.1 * i, "deposit") for i in range(SECONDS)]
+    args = _fake_run(tmp_path, monkeypatch, rows, 1, [])
+    assert args.run(args) == 1
+    cap = capsys.readouterr()
+    assert "PASS" not in cap.out + cap.err
+    assert "FAIL (the run failed;" in cap.out and "locust exit codes [1]" in cap.err
+
+
+def test_a_server_that_does_not_start_is_an_error_not_a_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the server command cannot run (its interpreter is `false`): it exits at once
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    out = tmp_path / "run"
+    args = _parser().parse_args(
+        ["loadtest", "--rate", "5", "--duration", "1", "--out", str(out), "--no-pin"]
+    )
+    assert args.run(args) == 2
+    cap = capsys.readouterr()
+    assert "the server exited with code 1" in cap.err and "PASS" not in cap.out + cap.err
+    assert cap.out == ""  # no summary of zeros
