@@ -3,15 +3,15 @@
 These entry points run with the collector tuned for long runs (:func:`fewer_collections`):
 a process-wide setting, so it lives here, never in the library calls they wrap.
 
-``SCENARIO`` is a scenario file or the name of a built-in scenario (``baseline``); with no
-scenario, ``simulate`` runs the built-in baseline, so ``make demo`` needs nothing outside the
-package::
+``SCENARIO`` is a scenario file or the name of a packaged scenario (``baseline``;
+``cqrs-lab scenarios`` lists them); with no scenario, ``simulate`` runs the packaged
+baseline, so ``make demo`` needs nothing outside the package::
 
     cqrs-lab simulate --out results/demo
-    cqrs-lab simulate scenarios/burst_overload.toml --seed 3 --json
-    cqrs-lab sweep scenarios/baseline.toml --param projections.balances.consumers=1,2,4 -r 5
-    cqrs-lab plan scenarios/crashes_effectively_once.toml --rate 2000 \\
-        --knob projections.balances.consumers --target "lag_p99<0.5"
+    cqrs-lab simulate burst_overload --seed 3 --json
+    cqrs-lab sweep baseline --param projections.balances.consumers=1,2,4 -r 5
+    cqrs-lab plan crashes_effectively_once --rate 2000 \\
+        --knob projections.balances.consumers --target "lag_p99_s<0.5"
     cqrs-lab scenario-reference --out docs/scenario-reference.md
 """
 
@@ -33,25 +33,16 @@ import pandas as pd
 
 from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim.builtin import BUILTIN, builtin_scenario
+from cqrs_lab.sim.builtin import resolve_scenario
 from cqrs_lab.sim.planner import plan
 from cqrs_lab.sim.scenario import Scenario
-from cqrs_lab.sim.scenario_load import load_scenario
 from cqrs_lab.sim.scenario_reference import render
 from cqrs_lab.sim.simulation import simulate
 from cqrs_lab.sim.sweep import BACKENDS, DEFAULT_METRICS, sweep
 from cqrs_lab.sim.sweep_params import apply_param
+from cqrs_lab.sim.units import for_display
 
 __all__ = ["register", "resolve_scenario"]
-
-
-def resolve_scenario(name: str | None) -> Scenario:
-    """A scenario file path, or a built-in scenario's name (None: the baseline)."""
-    if name is None:
-        return builtin_scenario("baseline")
-    if name in BUILTIN and not Path(name).exists():
-        return builtin_scenario(name)
-    return load_scenario(name)
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -84,33 +75,37 @@ def _note_mix(s: Scenario, prog: str) -> None:
 
 
 def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
+    """A value strict JSON can hold: NaN (no value) and an unbounded interval end are null."""
+    if isinstance(v, float) and not math.isfinite(v):
         return None
     if hasattr(v, "item"):
         return _jsonable(v.item())
     return v
 
 
-_SECONDS = ("latency_", "lag_", "staleness_")
+def _dumps(obj: Any) -> str:
+    """Strict JSON (no NaN or Infinity tokens, which strict parsers reject)."""
+    return json.dumps(obj, allow_nan=False)
 
 
 def _with_unit(key: str, value: Any) -> str:
     """A summary value as a person reads it: times in milliseconds, rates per second."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if key.startswith(_SECONDS) and isinstance(value, int | float):
-        return f"{value * 1000:.2f} ms"
-    if key == "throughput":
-        return f"{value:.1f} commands/s"
-    if key == "duration":
+    if key == "duration_s":
         return f"{value:g} s (simulated)"
+    if key.endswith("_s") and isinstance(value, int | float):
+        return f"{value * 1000:.2f} ms"
+    if key == "throughput_per_s":
+        return f"{value:.1f} commands/s"
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _print_table(df: pd.DataFrame, title: str) -> None:
+    """``df`` for a person: durations in ms, clock times in s, the unit in each header."""
     if len(df):
         print(f"\n{title}")
-        print(df.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+        print(for_display(df).to_string(index=False, float_format=lambda x: f"{x:.6g}"))
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -120,7 +115,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.out:
         written = result.save(args.out, figures=not args.no_plots)
     if args.json:
-        print(json.dumps({k: _jsonable(v) for k, v in summary.items()}))
+        print(_dumps({k: _jsonable(v) for k, v in summary.items()}))
     else:
         print(f"scenario {scenario.name} ({scenario.source}): {scenario.description}")
         width = max(map(len, summary))
@@ -236,37 +231,59 @@ def _sweep(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         df.to_csv(Path(args.out) / "sweep.csv", index=False)
     if args.json:
-        print(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict("records")]))
-    else:
-        print(df.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+        print(_dumps([{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict("records")]))
+    else:  # the CSV and JSON keep seconds; a person reads ms, with the unit in the header
+        print(for_display(df).to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     return 0
 
 
 _TARGET = re.compile(r"^\s*([a-z0-9_]+)\s*<\s*([0-9.eE+-]+)\s*$")
 
 
+def _fixed(scenario: Scenario, settings: list[str]) -> Scenario:
+    """``scenario`` with each ``--set KEY=VALUE``, checked as ``sweep --param`` is."""
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip() or "," in value:
+            raise ConfigError(
+                f"--set {item!r}: write KEY=VALUE (one value), e.g. "
+                "projections.balances.crash.ttf=600"
+            )
+        scenario = apply_param(scenario, key.strip(), _number(value.strip()))
+    return scenario
+
+
 def _plan(args: argparse.Namespace) -> int:
     m = _TARGET.match(args.target)
     if m is None:
-        raise ConfigError(f"--target {args.target!r}: write METRIC<LIMIT, e.g. 'lag_p99<0.5'")
-    scenario = _scenario(args)
+        raise ConfigError(f"--target {args.target!r}: write METRIC<LIMIT, e.g. 'lag_p99_s<0.5'")
+    try:
+        limit = float(m.group(2))
+    except ValueError:
+        limit = math.nan
+    if not limit > 0:
+        raise ConfigError(f"--target {args.target!r}: the limit is seconds > 0, e.g. 0.2")
+    scenario = _fixed(_scenario(args), args.set)
     p = plan(
         scenario,
         knob=args.knob,
         metric=m.group(1),
-        limit=float(m.group(2)),
+        limit=limit,
         high=args.max,
         replications=args.replications,
+        max_replications=args.max_replications,
         confidence=args.confidence,
         n_jobs=args.jobs,
         backend=args.backend,
     )
+    for note in p.notes:
+        print(f"cqrs-lab plan: note: {note}", file=sys.stderr)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         p.probes.to_csv(Path(args.out) / "plan_probes.csv", index=False)
     if args.json:
         print(
-            json.dumps(
+            _dumps(
                 {
                     "knob": p.knob,
                     "value": p.value,
@@ -278,12 +295,16 @@ def _plan(args: argparse.Namespace) -> int:
                     "confidence": p.confidence,
                     "replications": p.replications,
                     "lower_bound": p.lower_bound,
+                    "notes": list(p.notes),
+                    "probes": [
+                        {k: _jsonable(v) for k, v in r.items()} for r in p.probes.to_dict("records")
+                    ],
                 }
             )
         )
     else:
-        print(p.describe())
-        print(p.probes.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+        print("\n".join(x for x in p.describe().splitlines() if not x.startswith("note: ")))
+        print(for_display(p.probes).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return 0 if p.value is not None else 1
 
 
@@ -292,8 +313,8 @@ def _common(p: argparse.ArgumentParser, parallel: bool) -> None:
         "scenario",
         nargs="?",
         default=None,
-        help=f"scenario TOML file or built-in name ({', '.join(BUILTIN)}); "
-        "default: the built-in baseline",
+        help="a scenario TOML file, or a packaged scenario's name (`cqrs-lab scenarios` "
+        "lists them; default: the packaged baseline)",
     )
     p.add_argument(
         "--seed", type=int, default=None, help="override the scenario's seed (default: its own)"
@@ -361,7 +382,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--target",
-        default="lag_p99<0.5",
+        default="lag_p99_s<0.5",
         metavar="METRIC<LIMIT",
         help="what must hold, a summary field in seconds (latency_*, lag_*, staleness_*)",
     )
@@ -378,7 +399,21 @@ def register(sub: Any) -> None:
         default=0.95,
         help="confidence of the interval whose upper end must be under the limit",
     )
-    p.set_defaults(run=_tuned(_plan))
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fixed scenario override (repeatable), checked as sweep --param is, e.g. "
+        "projections.balances.crash.ttf=600",
+    )
+    p.add_argument(
+        "--max-replications",
+        type=int,
+        default=12,
+        help="most runs per value while its interval straddles the limit (default: 12)",
+    )
+    p.set_defaults(run=_tuned(_plan), replications=3)
     p = sub.add_parser(
         "scenario-reference", help="every scenario file key: unit, default, allowed values"
     )

@@ -11,9 +11,9 @@ terminal and stays quiet in CI or when output is not a TTY.
 >>> from cqrs_lab.sim import builtin_scenario
 >>> s = builtin_scenario().with_(duration=1.0, reads=None, slos=())
 >>> df = sweep(s, {"commands.handlers": [2, 4]}, replications=2, n_jobs=1,
-...            metrics=("latency_p99",))
+...            metrics=("latency_p99_s",))
 >>> list(df.columns)[:4]
-['commands.handlers', 'runs', 'latency_p99_mean', 'latency_p99_ci_low']
+['commands.handlers', 'runs', 'latency_p99_s_mean', 'latency_p99_s_ci_low']
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from cqrs_lab.sim.sweep_params import BACKENDS, apply_param, check_backend
 __all__ = ["BACKENDS", "DEFAULT_METRICS", "apply_param", "check_backend", "sweep", "sweep_runs"]
 
 DEFAULT_METRICS = (
-    "throughput",
-    "latency_p99",
-    "lag_p99",
-    "staleness_p99",
-    "rejected",
+    "throughput_per_s",
+    "latency_p99_s",
+    "lag_p99_s",
+    "staleness_p99_s",
+    "shed",
     "lost",
     "duplicated_applied",
     "dead_lettered",

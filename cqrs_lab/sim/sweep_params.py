@@ -17,12 +17,14 @@ from cqrs_lab.sim.distributions import Dist
 from cqrs_lab.sim.scenario import Scenario, WorkloadSpec
 from cqrs_lab.sim.scenario_file import Section
 from cqrs_lab.sim.scenario_keys import TABLES
+from cqrs_lab.sim.scenario_parts import CrashSpec
 
 __all__ = ["BACKENDS", "apply_param", "check_backend"]
 
 _KEYS = (
     "use rate, duration, seed, commands.FIELD, workload.FIELD, workload.arrivals.FIELD, "
-    "reads.FIELD or projections.NAME.FIELD with a field of that section"
+    "reads.FIELD, projections.NAME.FIELD or projections.NAME.crash.FIELD with a field of "
+    "that section"
 )
 
 #: joblib backends a sweep can run on (dask and ray need their packages and a cluster)
@@ -52,6 +54,8 @@ from 1 to 10000, got 0
         if head == "commands":
             v = _read(scenario, head, name, value, getattr(scenario.commands, name, None))
             return scenario.with_commands(**{name: v})
+        if parts[0] == "projections" and len(parts) in (4, 5) and parts[2] == "crash":
+            return _with_crash(scenario, parts, value)
         if parts[0] == "projections" and len(parts) == 3:
             p = scenario.projection(parts[1])
             v = _read(scenario, "projections.NAME", name, value, getattr(p, name, None), head)
@@ -106,6 +110,21 @@ def _read(
             t.fail(t.key(name), f"must be a time in seconds >= 0, got {value!r}")
         return _with_mean(current, t.dist(name, Dist.fixed(0.0)).mean)
     return t.read(spec)
+
+
+def _with_crash(scenario: Scenario, parts: list[str], value: Any) -> Scenario:
+    """``projections.NAME.crash.ttf`` (or ``.ttr``; a trailing ``.mean`` reads the same):
+    the mean time, keeping the distribution's kind; crashes start if the view had none."""
+    if len(parts) == 5 and parts[4] != "mean":
+        raise ConfigError(
+            f"parameter {'.'.join(parts)!r}: write projections.NAME.crash.ttf=SECONDS"
+        )
+    p = scenario.projection(parts[1])
+    crash = p.crash or CrashSpec()
+    name = parts[3]
+    current = getattr(crash, name, None)
+    v = _read(scenario, "projections.NAME.crash", name, value, current, ".".join(parts[:3]))
+    return scenario.with_projection(parts[1], crash=dataclasses.replace(crash, **{name: v}))
 
 
 def _with_mean(current: Any, mean: float) -> Dist:

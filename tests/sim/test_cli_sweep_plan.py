@@ -20,7 +20,7 @@ def test_simulate_without_a_file_runs_the_builtin_baseline_and_writes_tables_and
 ) -> None:
     assert main(["simulate", "--duration", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "scenario baseline" in out and "latency_p99" in out
+    assert "scenario baseline" in out and "latency_p99_s" in out
     for name in (
         "summary.csv",
         "commands.csv",
@@ -39,7 +39,7 @@ def test_simulate_json_is_one_object_with_the_summary_fields(
 ) -> None:
     assert main(["simulate", "baseline", "--duration", "1", "--seed", "3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["seed"] == 3 and data["duration"] == 1.0 and data["commands"] > 0
+    assert data["seed"] == 3 and data["duration_s"] == 1.0 and data["commands"] > 0
 
 
 def test_a_bad_scenario_file_exits_2_naming_file_and_key(
@@ -66,7 +66,7 @@ def test_sweep_and_plan_commands(capsys: pytest.CaptureFixture[str]) -> None:
                 "-j",
                 "1",
                 "--metrics",
-                "latency_p99",
+                "latency_p99_s",
                 "--json",
             ]
         )
@@ -83,7 +83,7 @@ def test_sweep_and_plan_commands(capsys: pytest.CaptureFixture[str]) -> None:
                 "--knob",
                 "commands.handlers",
                 "--target",
-                "latency_p99<0.05",
+                "latency_p99_s<0.05",
                 "-r",
                 "2",
                 "-j",
@@ -105,17 +105,19 @@ def test_sweep_means_lie_inside_their_intervals_and_common_seeds_are_used() -> N
         s,
         {"commands.handlers": [1, 3]},
         replications=3,
-        metrics=("latency_p99", "commands"),
+        metrics=("latency_p99_s", "commands"),
         n_jobs=1,
     )
     assert len(runs) == 6
     # replication r of every grid point sees the same arrivals (seed base + r)
     by_rep = runs.groupby("replication")["commands"].nunique()
     assert (by_rep == 1).all()
-    df = sweep(s, {"commands.handlers": [1, 3]}, replications=3, metrics=("latency_p99",), n_jobs=2)
-    assert (df["latency_p99_ci_low"] <= df["latency_p99_mean"]).all()
-    assert (df["latency_p99_mean"] <= df["latency_p99_ci_high"]).all()
-    one, three = df["latency_p99_mean"].tolist()
+    df = sweep(
+        s, {"commands.handlers": [1, 3]}, replications=3, metrics=("latency_p99_s",), n_jobs=2
+    )
+    assert (df["latency_p99_s_ci_low"] <= df["latency_p99_s_mean"]).all()
+    assert (df["latency_p99_s_mean"] <= df["latency_p99_s_ci_high"]).all()
+    one, three = df["latency_p99_s_mean"].tolist()
     assert one > three  # more handlers, shorter queues
 
 
@@ -140,14 +142,14 @@ def test_planner_finds_the_smallest_consumer_count_and_the_one_below_misses() ->
     p = plan(
         s,
         knob="projections.balances.consumers",
-        metric="lag_p99",
+        metric="lag_p99_s",
         limit=0.5,
         replications=3,
         n_jobs=1,
     )
     assert p.value is not None and p.value >= 2
     probes = p.probes.set_index("projections.balances.consumers")
-    assert bool(probes.loc[p.value, "meets"]) and probes.loc[p.value, "lag_p99_ci_high"] < 0.5
+    assert bool(probes.loc[p.value, "meets"]) and probes.loc[p.value, "lag_p99_s_ci_high"] < 0.5
     if p.value - 1 in probes.index:
         assert not bool(probes.loc[p.value - 1, "meets"])
     else:
