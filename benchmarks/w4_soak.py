@@ -12,7 +12,14 @@ its commands and the projections have caught up; the figure that matters is the 
 50% to 100% (goal: under 20%, memory flat after warm-up, with bounded retention).
 
 After the SQLite run the server is stopped (SIGTERM) and started again on the same file:
-restart-to-ready is the time from starting the process until ``/readyz`` answers 200.
+restart-to-ready is the time from starting the process until ``/readyz`` answers 200. The
+read models come back from their latest snapshot (``--snapshot-every``) and replay only the
+events after it, so this time does not grow with the whole log.
+
+Measured here (``W4_COMMANDS=200000 W4_STORES=sqlite``, 372,426 events): RSS 127.8, 158.6 and
+180.0 MiB at 10%, 50% and 100%, growth 13.5% (121 bytes per event), restart to ready 2.12 s;
+before the bounded read models, outbox and stream versions and the snapshots: 132.9, 197.9
+and 278.9 MiB, growth 41%, restart to ready 12.3 s.
 
 ``W4_COMMANDS`` (default 500,000) shortens a trial run; ``W4_STORES`` (default
 ``memory,sqlite``) picks the stores; ``W4_SERVE_ARGS`` adds ``cqrs-lab serve`` options (for

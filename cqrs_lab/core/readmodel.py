@@ -124,6 +124,15 @@ class Table:
         self._rows.clear()
         self._rows.update(other._rows)
 
+    def load(self, rows: Mapping[Any, Any]) -> None:
+        """Replace every row by ``rows`` (a snapshot restored; not undoable).
+
+        >>> t = Table("balances"); t.load({"a1": 5}); t.get("a1"), len(t)
+        (5, 1)
+        """
+        self._rows.clear()  # the same dict: ``get`` stays bound to it
+        self._rows.update(rows)
+
     def _restore(self, key: Any, old: Any) -> None:
         if old is _MISSING:
             self._rows.pop(key, None)

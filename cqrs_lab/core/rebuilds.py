@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cqrs_lab.core.deadletters import DeadLetter
 from cqrs_lab.core.messages import RawEvent
-from cqrs_lab.core.projections import Projection
+from cqrs_lab.core.projections import Projection, Saga
 from cqrs_lab.core.readmodel import rollback
 
 if TYPE_CHECKING:
@@ -25,7 +25,15 @@ def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
     In place: the read model empties at once and refills (readers see partial data).
     Shadow: a second copy catches up beside the live one, which keeps serving, and takes
     its place in one step when it has caught up.
+
+    A saga rebuilt either way replays its facts without sending again the steps it took
+    before: everything at or below the position it had reached is known to have been
+    handled, and the effects of the steps taken then are in the log (see
+    ``Saga.replay_until``), so a rebuild never counts on the bus's bounded records. (A
+    partition's position says nothing of the other partitions feeding the same saga, so a
+    partition rebuilt alone sets no bound.)
     """
+    reached = sub.position if sub.partition is None else 0
     sub.rebuilds += 1
     sub.rebuilding_since = sub.clock.now()
     if shadow:
@@ -36,6 +44,7 @@ def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
             clock=sub.clock, rng=sub.rng, batch_size=sub.batch_size,
             retry=sub.retry, dead_letters=sub.dead_letters, checkpoints=sub.checkpoints,
         )  # fmt: skip
+        _replay_without_sending(sub.shadow.consumer, sub.consumer, reached)
         return
     sub.inbox.clear()
     sub.inbox_mixed = False
@@ -45,9 +54,16 @@ def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
     sub.unit.clear()
     sub.retry_at, sub.attempts = None, 0
     sub.consumer.reset()
+    _replay_without_sending(sub.consumer, sub.consumer, reached)
     store, key = sub.tracking_location
     store.reset(key)
     sub.reset_progress()
+
+
+def _replay_without_sending(copy: Projection, live: Projection, reached: int) -> None:
+    """A rebuilt saga sends nothing for events up to ``reached`` (or an earlier bound)."""
+    if isinstance(copy, Saga) and isinstance(live, Saga):
+        copy.replay_until = max(live.replay_until, reached)
 
 
 def advance_shadow(sub: Subscription) -> int:
@@ -81,14 +97,22 @@ def replay_dead_letter(sub: Subscription, letter_id: str) -> DeadLetter:
     if type(env.payload) is RawEvent:
         env = sub.store.registry.decode_envelope(env)
     payload = env.payload
-    handler = sub.consumer.handlers.get(type(payload))
+    consumer = sub.consumer
+    handler = consumer.handlers.get(type(payload))
     savepoint = len(sub.undo)
+    # a parked event's step was never taken: a saga sends it even below its replay bound
+    bound = consumer.replay_until if isinstance(consumer, Saga) else 0
     try:
+        if isinstance(consumer, Saga):
+            consumer.replay_until = 0
         if handler is not None:
             handler(payload, env)
     except Exception:
         rollback(sub.undo, savepoint)
         raise
+    finally:
+        if isinstance(consumer, Saga):
+            consumer.replay_until = bound
     sub.undo.clear()
     sub.dead_letters.remove(letter_id)
     sub.dead_letters.replayed += 1

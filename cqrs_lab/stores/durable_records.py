@@ -247,9 +247,19 @@ class SqliteCheckpoints:
     whose read models live in memory replays the log and is not ready until it is back there.
     """
 
-    def __init__(self, store: SqliteEventStore) -> None:
+    def __init__(
+        self,
+        store: SqliteEventStore,
+        on_save: Callable[[], object] | None = None,
+        floors: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
         _ensure_schema(store)
         self.store = store
+        #: called at the end of every ``save``, in its transaction (the read-model snapshots)
+        self.on_save = on_save
+        #: projection -> a position up to which it is known to have handled the log before,
+        #: even while it replays below it (a saga being rebuilt): saved when it is higher
+        self.floors = floors
         self._saved: dict[str, int] = {}
         self._letters: set[str] = set()
         self._previous = {n: p for n, p, _ in store.query("SELECT * FROM checkpoints")}
@@ -260,7 +270,9 @@ class SqliteCheckpoints:
     def save(self, positions: Mapping[str, int], letters: list[DeadLetter]) -> None:
         """Record positions that moved and letters not seen before (call inside a batch)."""
         boot = self.store.boot
+        floors = self.floors() if self.floors is not None else {}
         for name, pos in positions.items():
+            pos = max(pos, floors.get(name, 0))
             if self._saved.get(name) != pos:
                 self.store.execute(
                     "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)", (name, pos, boot)
@@ -283,6 +295,8 @@ class SqliteCheckpoints:
                     ),
                 )
                 self._letters.add(d.id)
+        if self.on_save is not None:
+            self.on_save()
 
     def history(self) -> list[dict[str, Any]]:
         """Every dead letter ever parked, across boots (oldest first)."""

@@ -2,7 +2,8 @@
 
 One process owns the file. Every append is one SQLite transaction, or part of a group commit
 opened with :meth:`batch`. The store keeps in memory only what is small or recent: each
-stream's version (for optimistic concurrency without a query), the head position, and the
+the version of the ``cache_streams`` streams written last (for optimistic concurrency
+without a query; an older stream's comes from the file's index), the head position, and the
 newest ``cache_events`` events (subscriptions that keep up read those without touching the
 disk); older events and whole streams are read from the file. Events are stored as JSON with
 their type name and schema version (:meth:`EventRegistry.encode`); events read from the file
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     message_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, topic TEXT NOT NULL,
     payload TEXT NOT NULL, position INTEGER NOT NULL, correlation_id TEXT,
     published INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published = 0;
 """
 
 
@@ -95,6 +97,7 @@ class SqliteEventStore:
         *,
         synchronous: str = "FULL",
         cache_events: int = 10_000,
+        cache_streams: int = 10_000,
     ) -> None:
         if str(synchronous).upper() not in SYNCHRONOUS_MODES:
             raise ConfigError(
@@ -102,11 +105,14 @@ class SqliteEventStore:
             )
         if type(cache_events) is not int or cache_events < 1:
             raise ConfigError(f"cache_events={cache_events!r}: pass a whole number >= 1")
+        if type(cache_streams) is not int or cache_streams < 1:
+            raise ConfigError(f"cache_streams={cache_streams!r}: pass a whole number >= 1")
         self.path = str(path)
         self.clock = clock
         self.ids = ids
         self.registry = registry if registry is not None else EventRegistry()
         self.cache_events = cache_events
+        self.cache_streams = cache_streams
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -117,13 +123,13 @@ class SqliteEventStore:
         self._depth = 0  # open batch() levels
         self._broken: BaseException | None = None
         self._head = 0
-        self._versions: dict[str, int] = {}  # stream -> version
+        #: stream -> version, for the ``cache_streams`` streams used last (others: a query)
+        self._versions: OrderedDict[str, int] = OrderedDict()
         self._tail: list[Envelope] = []  # the newest events, positions _tail_start + 1, ...
         self._tail_start = 0
         self._last_at = 0.0
         self._chunks: OrderedDict[int, list[Envelope]] = OrderedDict()
         self._snapshots: dict[str, Snapshot] = {}  # those whose state is not JSON
-        self._outbox: dict[str, OutboxMessage] = {}
         self._outbox_seq = 0
         self._loaded = self._decoded = 0
         self.boot = self._next_boot()
@@ -143,9 +149,6 @@ class SqliteEventStore:
         if count != head:
             raise StoreBroken(f"{self.path}: {head - count} gaps in the log of {head} events")
         self._head = head
-        self._versions = dict(
-            self.db.execute("SELECT stream_id, max(stream_version) FROM events GROUP BY stream_id")
-        )
         start = max(0, head - self.cache_events)
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position", (start,)
@@ -153,11 +156,6 @@ class SqliteEventStore:
         self._tail = [_stored(row) for row in rows]
         self._tail_start = start
         self._last_at = self._tail[-1].recorded_at if self._tail else 0.0
-        for mid, _seq, topic, payload, pos, corr in self.db.execute(
-            "SELECT message_id, seq, topic, payload, position, correlation_id FROM outbox "
-            "WHERE published = 0 ORDER BY seq"
-        ):
-            self._outbox[mid] = OutboxMessage(mid, topic, json.loads(payload), pos, corr)
         row = self.db.execute("SELECT max(seq) FROM outbox").fetchone()
         self._outbox_seq = int(row[0] or 0)
         self._loaded = head  # events up to here came from the file, in stored form
@@ -258,7 +256,7 @@ class SqliteEventStore:
         outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> list[Envelope]:
         self._check()
-        version = self._versions.get(stream_id, 0)
+        version = self._version(stream_id)
         if expected_version is not ANY:
             check_expected(stream_id, expected_version, version)
         if not events and not outbox:
@@ -302,11 +300,9 @@ class SqliteEventStore:
                 )  # fmt: skip
         if out:
             self._head = position
-            self._versions[stream_id] = version
+            self._set_version(stream_id, version)
             self._last_at = now
             self._keep(out)
-        for m in messages:
-            self._outbox[m.message_id] = m
         return out
 
     def _keep(self, out: list[Envelope]) -> None:
@@ -322,7 +318,7 @@ class SqliteEventStore:
     # -- reading -------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
         """Events of one stream with version > ``after_version``, decoded to current classes."""
-        if after_version >= self._versions.get(stream_id, 0):
+        if after_version >= self._version(stream_id):
             return []
         rows = self.query(
             f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND stream_version > ? "
@@ -398,7 +394,26 @@ class SqliteEventStore:
         self._decoded = max(self._decoded, stop)
 
     def stream_version(self, stream_id: str) -> int:
-        return self._versions.get(stream_id, 0)
+        return self._version(stream_id)
+
+    def _version(self, stream_id: str) -> int:
+        versions = self._versions
+        version = versions.get(stream_id)
+        if version is None:  # not used lately (or new): the file knows, through its index
+            row = self.db.execute(
+                "SELECT max(stream_version) FROM events WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+            version = int(row[0] or 0)
+            if version:
+                self._set_version(stream_id, version)
+        return version
+
+    def _set_version(self, stream_id: str, version: int) -> None:
+        versions = self._versions
+        versions[stream_id] = version
+        versions.move_to_end(stream_id)
+        if len(versions) > self.cache_streams:
+            versions.popitem(last=False)
 
     @property
     def head_position(self) -> int:
@@ -410,7 +425,8 @@ class SqliteEventStore:
         return self._last_at
 
     def stream_ids(self) -> list[str]:
-        return list(self._versions)
+        sql = "SELECT stream_id FROM events GROUP BY stream_id ORDER BY min(position)"
+        return [r[0] for r in self.db.execute(sql)]  # in order of first append
 
     # -- snapshots -----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -435,16 +451,20 @@ class SqliteEventStore:
 
     # -- outbox --------------------------------------------------------------------------
     def outbox_pending(self, limit: int | None = None) -> list[OutboxMessage]:
-        pending = list(self._outbox.values())
-        return pending if limit is None else pending[:limit]
+        """Messages not yet published, oldest first (read from the file: pending messages are
+        not kept in memory, however many a server without a relay accumulates)."""
+        rows = self.query(
+            "SELECT message_id, topic, payload, position, correlation_id FROM outbox "
+            "WHERE published = 0 ORDER BY seq LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [OutboxMessage(m, t, json.loads(p), pos, c) for m, t, p, pos, c in rows]
 
     def outbox_mark_published(self, message_ids: Iterable[str]) -> None:
-        ids = [mid for mid in message_ids if mid in self._outbox]
+        ids = [(mid,) for mid in message_ids]
         if not ids:
             return
         with self._write() as db:
             db.executemany(
-                "UPDATE outbox SET published = 1 WHERE message_id = ?", [(m,) for m in ids]
+                "UPDATE outbox SET published = 1 WHERE message_id = ? AND published = 0", ids
             )
-        for mid in ids:
-            self._outbox.pop(mid, None)

@@ -39,6 +39,7 @@ from cqrs_lab.domains.bank.messages import *  # noqa: F403
 from cqrs_lab.domains.bank.messages import EVENTS
 from cqrs_lab.domains.bank.messages import __all__ as _messages
 from cqrs_lab.domains.bank.views import (
+    LINE_FIELDS,
     Balances,
     GetAccount,
     GetBalance,
@@ -94,7 +95,8 @@ def _statement(view: Statements, q: GetStatement) -> list[dict[str, Any]] | None
     lines = view.lines.get(q.account_id)
     if lines is None:
         return None
-    return list(lines if q.limit is None else lines[-q.limit :])
+    kept = lines if q.limit is None else lines[-q.limit :]
+    return [dict(zip(LINE_FIELDS, line, strict=True)) for line in kept]
 
 
 #: the bank, declared once: every driver installs it through :func:`cqrs_lab.core.install`

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from cqrs_lab.core import Envelope, Projection, Saga, SagaCause, on
 from cqrs_lab.domains.bank.messages import (
@@ -22,9 +22,10 @@ from cqrs_lab.domains.bank.messages import (
     TransferRequested,
     Withdrawn,
 )
-from cqrs_lab.errors import CommandRejected
+from cqrs_lab.errors import CommandRefused
 
 __all__ = [
+    "LINE_FIELDS",
     "Balances",
     "GetAccount",
     "GetBalance",
@@ -77,10 +78,22 @@ class Balances(Projection):
         self.accounts.update(e.account_id, open=False)
 
 
+#: the fields of a statement line, in the order a line is kept
+LINE_FIELDS = ("version", "position", "kind", "amount", "transfer_id", "at")
+
+
 class Statements(Projection):
-    """``lines``: account -> list of statement lines, oldest first."""
+    """``lines``: account -> list of statement lines (tuples of :data:`LINE_FIELDS`), oldest
+    first: the newest lines of each
+    account, at most :attr:`max_lines` (and at least three quarters of it once that many were
+    written). A statement is a recent history, not the ledger (the balance and the log keep
+    the whole story), so the view's memory is bounded by the number of accounts, whatever
+    the length of the log.
+    """
 
     name = "statements"
+    #: lines kept per account (the most ``GET /accounts/{id}/statement?limit=`` can ask for)
+    max_lines: ClassVar[int] = 1000
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,16 +102,22 @@ class Statements(Projection):
     def _line(
         self, e: Deposited | Withdrawn | AccountOpened, env: Envelope, kind: str, amount: int
     ) -> None:
-        self.lines.append(
-            e.account_id,
-            {
-                "version": env.stream_version,
-                "position": env.position,
-                "kind": kind,
-                "amount": amount,
-                "transfer_id": getattr(e, "transfer_id", None),
-                "at": env.recorded_at,
-            },
+        lines, key = self.lines, e.account_id
+        kept = lines.get(key)
+        if kept is not None and len(kept) >= self.max_lines:
+            # a new list (the old one stays intact for an undo); once every max_lines/4 lines
+            lines.put(key, kept[len(kept) - self.max_lines * 3 // 4 :])
+        # a tuple in LINE_FIELDS order (less than half a dict's memory); the query makes dicts
+        lines.append(
+            key,
+            (
+                env.stream_version,
+                env.position,
+                kind,
+                amount,
+                getattr(e, "transfer_id", None),
+                env.recorded_at,
+            ),
         )
 
     @on(AccountOpened)
@@ -140,11 +159,15 @@ class TransferSaga(Saga):
 
     name = "transfer-saga"
     idempotent = True
+    #: ended transfers kept (the newest to end): an older one is forgotten, and
+    #: ``GET /transfers/{id}`` answers 404 for it (the log keeps its events)
+    keep_ended: ClassVar[int] = 10_000
     _ENDED = frozenset({"completed", "compensated", "failed"})
 
     def __init__(self) -> None:
         super().__init__()
         self.transfers = self.table("transfers")
+        self.ended = self.table("ended")  # transfer id -> True, in the order they ended
 
     def open_instances(self) -> int:
         return sum(1 for row in self.transfers.values() if row["status"] not in self._ENDED)
@@ -165,8 +188,16 @@ class TransferSaga(Saga):
         return dict(row)
 
     def _save(self, row: dict[str, Any]) -> dict[str, Any]:
-        row["status"] = _status(row)
-        self.transfers.put(row["transfer_id"], row)
+        row["status"] = status = _status(row)
+        tid = row["transfer_id"]
+        self.transfers.put(tid, row)
+        if status in self._ENDED and tid not in self.ended:
+            ended = self.ended
+            ended.put(tid, True)
+            if len(ended) > self.keep_ended:  # forget the transfer that ended longest ago
+                oldest = next(iter(ended))
+                ended.delete(oldest)
+                self.transfers.delete(oldest)
         return row
 
     def _fact(self, transfer_id: str, env: Envelope, **facts: Any) -> dict[str, Any]:
@@ -225,7 +256,7 @@ class TransferSaga(Saga):
             request = SagaCause(row["request"], corr)
             try:
                 self.send(DebitForTransfer(source, amount, tid), request, "debit")
-            except CommandRejected as refused:
+            except CommandRefused as refused:
                 self.send(FailTransfer(tid, refused.reason), request, "fail")
             return  # the debit's Withdrawn moves the saga on when it is delivered
         credit = (row.get("deposits") or {}).get(target)
@@ -235,7 +266,7 @@ class TransferSaga(Saga):
         debit = SagaCause(row["debit"], corr)
         try:  # (again after a refund: the replayed refusal gives the same reason back)
             self.send(CreditForTransfer(target, amount, tid), debit, "credit")
-        except CommandRejected as refused:
+        except CommandRefused as refused:
             self.send(Refund(source, amount, tid), debit, "refund")
             self.send(CompensateTransfer(tid, refused.reason), debit, "compensate")
 
