@@ -61,9 +61,14 @@ COMMANDS = (
         ),
         "sim",
     ),
-    CommandModule("cqrs_lab.sim.builtin", (("scenarios", "list the packaged scenarios"),), "sim"),
+    CommandModule("cqrs_lab.packaged_scenarios", (("scenarios", "list the packaged scenarios"),)),
     CommandModule("cqrs_lab.checks.cli", (("check", "check histories (JSON Lines)"),), "sim"),
     CommandModule("cqrs_lab.http.cli", (("serve", "serve a domain over HTTP"),), "http"),
+    CommandModule(
+        "cqrs_lab.stores.project_cli",
+        (("project", "run a domain's sagas as competing workers on PostgreSQL"),),
+        "postgres",
+    ),
     CommandModule(
         "cqrs_lab.load.cli",
         (

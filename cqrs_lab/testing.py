@@ -28,7 +28,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hypothesis import strategies as st
+from cqrs_lab.errors import ConfigError, MissingExtra
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as exc:  # the core-only install: say which extra to add
+    if exc.name != "hypothesis":
+        raise
+    raise MissingExtra(
+        "cqrs_lab.testing needs the package 'hypothesis', which is not installed; install "
+        "the extra: pip install 'cqrs_lab[testing]'"
+    ) from None
 
 from cqrs_lab.core import (
     DELIVERY_POLICIES,
@@ -43,7 +53,6 @@ from cqrs_lab.core import (
     ReorderAt,
     load_domain,
 )
-from cqrs_lab.errors import ConfigError
 
 __all__ = [
     "ACCOUNTS",

@@ -2,8 +2,8 @@
 from the base interpreter (never the project's), and run from a folder outside the tree.
 
 - **core only** (``pip install --no-deps``): the engine, a domain and the errors import and
-  run on the standard library alone, and so do ``demo`` and ``check``; a command whose extra
-  is missing exits 2 naming it.
+  run on the standard library alone, and so do ``demo``, ``check`` and ``scenarios``; a
+  command whose extra is missing exits 2 naming it, and so does ``import cqrs_lab.testing``.
 - **[all]**: ``simulate`` a packaged scenario, ``serve`` (a command and a query over HTTP on
   127.0.0.1), a 5-second ``loadtest`` with the packaged Locust users, and ``check`` on its
   history.
@@ -144,6 +144,13 @@ def test_the_core_runs_on_the_standard_library_alone(wheel: Path, tmp_path: Path
     checked = _ok(_run([bin_ / "cqrs-lab", "check", history], cwd=work), "cqrs-lab check")
     assert checked.startswith("session guarantees over 2 operations"), checked
     assert "PASS" in checked.splitlines()[0], checked
+    # the packaged scenarios are listed from the standard library alone (running one needs sim)
+    listed = _ok(_run([bin_ / "cqrs-lab", "scenarios"], cwd=work), "cqrs-lab scenarios")
+    assert "crashes_effectively_once" in listed and "cqrs_lab[sim]" in listed, listed
+    strategies = _run([bin_ / "python", "-c", "import cqrs_lab.testing"], cwd=work)
+    assert strategies.returncode == 1, strategies.stderr
+    assert "MissingExtra: cqrs_lab.testing needs the package 'hypothesis'" in strategies.stderr
+    assert "pip install 'cqrs_lab[testing]'" in strategies.stderr, strategies.stderr
 
 
 def _free_port() -> int:

@@ -1,13 +1,19 @@
 """Load tests against the real HTTP deployment, and the twin calibrated from them.
 
-- :mod:`cqrs_lab.load.runner`: ``cqrs-lab loadtest`` end to end (server, Locust, faults);
-- :mod:`cqrs_lab.load.records`: exact per-request latencies and history from Locust;
-- :mod:`cqrs_lab.load.results`: a results folder as pandas tables and a summary;
+- :mod:`cqrs_lab.load.runner`: ``cqrs-lab loadtest`` end to end (server, Locust, faults),
+  with its options checked first (:mod:`~cqrs_lab.load.options`);
+- :mod:`cqrs_lab.load.records`: exact per-request latencies (s) and history from Locust;
+- :mod:`cqrs_lab.load.results`: a results folder as pandas tables
+  (:mod:`~cqrs_lab.load.requests_table`: each request and its outcome;
+  :mod:`~cqrs_lab.load.staleness`: sessions' reads after their writes) and a summary
+  (:mod:`~cqrs_lab.load.summary`; :mod:`~cqrs_lab.load.generator`: was it generator-bound);
 - :mod:`cqrs_lab.load.audit`: the final answers of the views, and the writes they hold;
 - :mod:`cqrs_lab.load.twin`, :mod:`~cqrs_lab.load.calibration`,
-  :mod:`~cqrs_lab.load.prediction`, :mod:`~cqrs_lab.load.compare`: the simulation
-  calibrated from load tests, its predictions, and predicted vs measured;
-- :mod:`cqrs_lab.load.locustfile`: the Locust users, built from any domain's workload;
+  :mod:`~cqrs_lab.load.prediction`, :mod:`~cqrs_lab.load.measure`,
+  :mod:`~cqrs_lab.load.compare`: the simulation calibrated from load tests, its
+  predictions, what was measured, and predicted vs measured;
+- :mod:`cqrs_lab.load.locustfile`: the Locust users, built from any domain's workload
+  (their options: :mod:`~cqrs_lab.load.locust_options`);
 - :mod:`cqrs_lab.load.traffic`: what a user sends (the workload as HTTP requests);
 - :mod:`cqrs_lab.load.shapes`, :mod:`cqrs_lab.load.workload`: load profiles, pacing, mix.
 

@@ -10,8 +10,8 @@ parameters, and a ``[projections.NAME]`` for every view with a cost per event.
 :mod:`cqrs_lab.load.twin` fits a calibration, :mod:`cqrs_lab.load.prediction` simulates it,
 :mod:`cqrs_lab.load.compare` sets predictions against measurements; imports go that way only.
 
->>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_ms=(1.0, 2.0),
-...                   base_lag_ms=(0.2,), per_event={"balances": 1e-5}, mix={"deposit": 1.0})
+>>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_s=(0.001, 0.002),
+...                   base_lag_s=(0.0002,), per_event={"balances": 1e-5}, mix={"deposit": 1.0})
 >>> cal.command_mean, cal.service_mean(100.0), cal.view
 (0.0015, 0.0015, 'balances')
 """
@@ -74,11 +74,13 @@ def primary_view(domain: Domain) -> str:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Fitted parameters of the twin (seconds unless named ``_ms``)."""
+    """Fitted parameters of the twin, every time in seconds: the command service samples,
+    the unloaded client-side command latencies (``base_latency_s``) and the unloaded
+    append-to-apply lags of ``view`` (``base_lag_s``)."""
 
     command_samples: tuple[float, ...]
-    base_latency_ms: tuple[float, ...]
-    base_lag_ms: tuple[float, ...]
+    base_latency_s: tuple[float, ...]
+    base_lag_s: tuple[float, ...]
     per_event: dict[str, float]
     mix: dict[str, float]
     #: keys the load touched (the workload's population: accounts, products, ...)
@@ -102,15 +104,15 @@ class Calibration:
     domain: str = DEFAULT_DOMAIN
     #: the workload parameters the run used (the rest: the workload's defaults)
     params: dict[str, Any] = field(default_factory=dict)
-    #: the view whose append-to-apply lag is calibrated (``base_lag_ms``), predicted and
+    #: the view whose append-to-apply lag is calibrated (``base_lag_s``), predicted and
     #: compared ("": the domain's :func:`primary_view`)
     view: str = ""
 
     def __post_init__(self) -> None:
         if not self.command_samples or min(self.command_samples) < 0:
             raise ConfigError("command_samples: measured service times in seconds (>= 0)")
-        if not self.base_latency_ms or not self.base_lag_ms:
-            raise ConfigError("base_latency_ms, base_lag_ms: unloaded measurements (ms)")
+        if not self.base_latency_s or not self.base_lag_s:
+            raise ConfigError("base_latency_s, base_lag_s: give unloaded measurements (s)")
         if not self.per_event:
             raise ConfigError("per_event: give at least one projection's cost per event")
         d = load_domain(self.domain)
@@ -195,7 +197,7 @@ class Calibration:
             f"# Command service: mean {self.service_mean(rate) * 1e3:.4f} ms at {rate:g}"
             f" commands/s (server CPU per command, all work folded;\n"
             f"# busy CPU ~ rate ** {self.cpu_exponent:.3f} through the calibration levels);\n"
-            f"# unloaded command latency p50 {np.median(self.base_latency_ms):.3f} ms"
+            f"# unloaded command latency p50 {np.median(self.base_latency_s) * 1e3:.3f} ms"
             f" (added to the simulated wait).\n\n"
             f"# Lag compared: view {self.view!r}.\n\n"
             f'[scenario]\nname = "twin"\ndomain = {json.dumps(self.domain)}\n'
@@ -268,11 +270,11 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
     per-event costs and the mix averaged. Pooling repeats averages out the noise of any one
     run (a machine shared with other work makes single runs' tails differ a lot).
 
-    >>> a = Calibration((0.001,), (1.0,), (0.2,), {"balances": 1e-5}, {"deposit": 1.0})
-    >>> b = Calibration((0.003,), (3.0,), (0.4,), {"balances": 3e-5}, {"deposit": 1.0})
+    >>> a = Calibration((0.001,), (0.001,), (0.0002,), {"balances": 1e-5}, {"deposit": 1.0})
+    >>> b = Calibration((0.003,), (0.003,), (0.0004,), {"balances": 3e-5}, {"deposit": 1.0})
     >>> p = pool([a, b], max_samples=2)
-    >>> p.command_samples, p.base_latency_ms, p.per_event
-    ((0.001, 0.003), (1.0, 3.0), {'balances': 2e-05})
+    >>> p.command_samples, p.base_latency_s, p.per_event
+    ((0.001, 0.003), (0.001, 0.003), {'balances': 2e-05})
     """
     if not cals:
         raise ConfigError("pool: give at least one calibration")
@@ -297,8 +299,8 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
     kinds = sorted(set().union(*(c.mix for c in cals)))
     return Calibration(
         merged("command_samples"),
-        merged("base_latency_ms"),
-        merged("base_lag_ms"),
+        merged("base_latency_s"),
+        merged("base_lag_s"),
         {n: float(np.mean([c.per_event.get(n, 0.0) for c in cals])) for n in names},
         {k: float(np.mean([c.mix.get(k, 0.0) for c in cals])) for k in kinds},
         first.keys,
@@ -309,7 +311,7 @@ def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:
             "pooled": len(cals),
             "busy_cpu": mean_note("busy_cpu"),
             "command_rate": mean_note("command_rate"),
-            "cpu_per_request_ms": mean_note("cpu_per_request_ms"),
+            "cpu_per_request_s": mean_note("cpu_per_request_s"),
         },
         anchor_rate=float(np.mean([c.anchor_rate for c in cals])),
         request_cpu=float(np.mean([c.request_cpu for c in cals])),

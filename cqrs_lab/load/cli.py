@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ def options(
         params=args.params,
         think=args.think,
         delivery=args.delivery,
+        store=args.store,
+        server_workers=args.workers,
         admin_token=args.admin_token,
         seed=args.seed,
         audit=not args.no_audit,
@@ -58,7 +61,7 @@ def options(
 
 def _loadtest(args: argparse.Namespace) -> int:
     from cqrs_lab.load.results import load_results
-    from cqrs_lab.load.summary import format_summary
+    from cqrs_lab.load.summary import format_summary, strict_failures
 
     try:
         opts = options(args)
@@ -91,8 +94,9 @@ def _loadtest(args: argparse.Namespace) -> int:
     if not result.check.ok:
         print(f"FAIL: the run's checks failed; see {out}", file=sys.stderr)
         return 1
-    if args.strict and (s["status_5xx"] or s["ryw_violations"] or s["audit_lost"]):
-        print("strict: 5xx answers, read-your-writes violations or lost writes", file=sys.stderr)
+    reasons = strict_failures(result.summary) if args.strict else []
+    if reasons:
+        print(f"FAIL (--strict): {'; '.join(reasons)}", file=sys.stderr)
         return 3
     return 0
 
@@ -127,13 +131,7 @@ def run_levels(args: argparse.Namespace, rates: list[float], base: Path) -> list
 
 def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load import twin
-    from cqrs_lab.load.compare import (
-        BAND,
-        check_calibration,
-        compare,
-        format_table,
-        plot_comparison,
-    )
+    from cqrs_lab.load.compare import BAND, compare, format_table, plot_comparison
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
@@ -162,9 +160,7 @@ def _twin(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"--calibrate-from {args.calibrate_from!r}: no such run in {base} ({names})"
                 )
-            if not args.force:
-                check_calibration([match[0]], args.warmup)
-            cal = twin.calibrate(match[0], args.warmup)
+            cal = twin.calibrate(match[0], args.warmup, force=args.force)
         table = compare(results, cal, args.warmup, force=args.force)
         cal = table.attrs["calibration"]
     except (ConfigError, ValueError) as exc:
@@ -179,7 +175,7 @@ def _twin(args: argparse.Namespace) -> int:
         f"at {cal.anchor_rate or float('nan'):.0f} commands/s (the server's CPU per command; "
         f"busy CPU ~ rate ** {cal.cpu_exponent:.2f}, unloaded latency ~ rate ** "
         f"{cal.latency_exponent:.2f}; capacity {cal.capacity:.0f} commands/s), "
-        f"unloaded latency p50 {sorted(cal.base_latency_ms)[len(cal.base_latency_ms) // 2]:.2f} ms"
+        f"unloaded latency p50 {statistics.median(cal.base_latency_s) * 1e3:.2f} ms"
     )
     print(format_table(table))
     counts = table["verdict"].value_counts()
@@ -273,6 +269,19 @@ def _load_args(p: Any) -> None:
         help="delivery semantics of the local server's projections",
     )
     p.add_argument(
+        "--store",
+        default="memory",
+        help="the local server's store: memory, sqlite:PATH or postgresql://... "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the local server's processes (serve --workers; PostgreSQL only; > 1 also runs "
+        "the sagas in `cqrs-lab project`) (default: %(default)s)",
+    )
+    p.add_argument(
         "--admin-token", default=None, help="for --host: its admin token (default: none)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the users' random choices")
@@ -292,7 +301,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="exit 3 on any 5xx, read-your-writes violation or lost write",
+        help="exit 3 on any 5xx, read-your-writes violation or lost write, or a "
+        "generator-bound run (the load was not what was asked for)",
     )
     p.set_defaults(run=_loadtest)
     t = sub.add_parser("twin", help="calibrate the simulation from load tests and compare")

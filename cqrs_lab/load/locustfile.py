@@ -30,7 +30,6 @@ record (with the key it touched) are written there from Locust's ``request`` eve
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import time
@@ -44,8 +43,9 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.locust_options import add_options, traffic_of
 from cqrs_lab.load.records import RunRecorder, status_of
-from cqrs_lab.load.shapes import OpenPacer, Profile
+from cqrs_lab.load.shapes import OpenPacer, Profile, shape_tick
 from cqrs_lab.load.traffic import Generator, Read, Traffic, Write
 from cqrs_lab.load.traffic import create_keys as _create_keys
 
@@ -56,45 +56,6 @@ _USERS = itertools.count(1)  # user numbers in this process (seed the user's gen
 _SEQS: Iterator[int] = (os.getpid() * 10_000_000 + n for n in itertools.count(1))
 SHAPE = os.environ.get("CQRS_LAB_SHAPE", "").strip()
 _EVENTS: Any = events  # Locust's event hooks (untyped)
-DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
-
-
-def _options(parser: Any) -> None:
-    parser.add_argument("--domain", default=DEFAULT_DOMAIN, help="module or module:object")
-    parser.add_argument(
-        "--rate", type=float, default=0.0, help="open model: user tasks/s in total (0: closed)"
-    )
-    parser.add_argument("--think", type=float, default=1.0, help="closed model: mean think, s")
-    parser.add_argument("--keys", type=int, default=0, help="keys used (0: the workload's)")
-    parser.add_argument("--zipf-s", type=float, default=1.1, help="Zipf skew (0: uniform)")
-    parser.add_argument("--mix", default="", help="KIND=WEIGHT,... (default: the workload's)")
-    parser.add_argument("--params", default="", help="workload parameters NAME=NUMBER,...")
-    parser.add_argument(
-        "--rw-wait", type=float, default=5.0, help="seconds the server may wait for a token read"
-    )
-    parser.add_argument("--records-dir", default="", help="write raw requests and history here")
-    parser.add_argument("--lab-seed", type=int, default=0, help="seed of the generators")
-    parser.add_argument("--skip-setup", action="store_true", help="the keys already exist")
-    parser.add_argument(
-        "--lab-duration",
-        type=float,
-        default=0.0,
-        help="seconds of load, timed from the test's start on a fresh clock (0: -t alone)",
-    )
-    # filled in by the master from -u and -t: Locust forwards only custom options to workers
-    parser.add_argument("--lab-users", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--lab-run-time", type=float, default=0.0, help=argparse.SUPPRESS)
-
-
-def traffic_of(opts: Any) -> Traffic:
-    """The run's traffic from the parsed Locust options (ConfigError if they are wrong)."""
-    return Traffic.build(
-        opts.domain,
-        keys=opts.keys or None,
-        mix=opts.mix,
-        params=opts.params,
-        zipf_s=opts.zipf_s,
-    )
 
 
 def _init(environment: Environment, **_: Any) -> None:
@@ -171,7 +132,7 @@ def _close(**_: Any) -> None:
         _STATE["recorder"].close()
 
 
-_EVENTS.init_command_line_parser.add_listener(_options)
+_EVENTS.init_command_line_parser.add_listener(add_options)
 _EVENTS.init.add_listener(_init)
 _EVENTS.test_start.add_listener(_setup)
 _EVENTS.test_stop.add_listener(_flush)
@@ -330,15 +291,9 @@ class _LabShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         opts = self._opts()
-        p = self.profile()
         elapsed: Any = self.get_run_time
-        t = float(elapsed())
-        if t >= p.duration:
-            return None
-        if opts.rate > 0:  # open model: the pool stays; the pacers follow the profile
-            users = int(opts.num_users)
-            return users, float(users)
-        return p.users(t), float(max(1, p.users(t)))
+        pool = int(opts.num_users) if opts.rate > 0 else None
+        return shape_tick(self.profile(), float(elapsed()), pool)
 
 
 class StepShape(_LabShape):

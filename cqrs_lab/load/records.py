@@ -4,9 +4,10 @@ Locust's own statistics round response times into buckets; the lab keeps every r
 exact latency instead. :class:`RunRecorder` is attached to Locust's ``request`` event by the
 locustfile and writes, per Locust process, two files into the run's ``records`` folder:
 
-- ``requests-<pid>.csv``: columns :data:`REQUEST_COLUMNS` (times in seconds on the
-  machine's monotonic clock, latency in milliseconds exactly as Locust measured it;
-  ``lateness_ms``, for a send the open model scheduled, how late it went out);
+- ``requests-<pid>.csv``: columns :data:`REQUEST_COLUMNS`, every time in seconds (``start``
+  and ``end`` on the machine's monotonic clock; ``latency_s`` exactly as Locust measured it;
+  ``lateness_s``, for a send the open model scheduled, how late it went out), and for an
+  answer that is a problem, its ``problem`` title (:func:`problem_title`);
 - ``history-<pid>.jsonl``: the history format of :mod:`cqrs_lab.checks.history`.
 
 It imports nothing from Locust, so it can be tested and used without gevent.
@@ -15,8 +16,9 @@ It imports nothing from Locust, so it can be tested and used without gevent.
 >>> rec = RunRecorder(tempfile.mkdtemp(), process="t")
 >>> rec.on_request("POST", "reserve", 1.25, 10, None, {"kind": "writer"}, None)
 >>> rec.close()
->>> rec.requests_path.read_text().splitlines()[0].split(",")[:3]
-['start', 'end', 'kind']
+>>> header, row = rec.requests_path.read_text().splitlines()
+>>> dict(zip(header.split(","), row.split(",")))["latency_s"]
+'0.0012500'
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from typing import IO, Any, Literal
 
 from cqrs_lab.checks.history import Operation
 
-__all__ = ["READ_VALUE_BYTES", "REQUEST_COLUMNS", "RunRecorder", "history_record", "status_of"]
+__all__ = [
+    "READ_VALUE_BYTES",
+    "REQUEST_COLUMNS",
+    "RunRecorder",
+    "history_record",
+    "problem_title",
+    "status_of",
+]
 
 #: a read's answer is kept in its history record up to this many bytes of JSON
 READ_VALUE_BYTES = 512
@@ -43,10 +52,11 @@ REQUEST_COLUMNS = (
     "name",
     "method",
     "status",
-    "latency_ms",
-    "lateness_ms",
+    "latency_s",
+    "lateness_s",
     "bytes",
     "error",
+    "problem",
     "token",
     "read_position",
     "stale",
@@ -58,6 +68,22 @@ def status_of(response: Any) -> int:
     """The HTTP status of a Locust response object (0 when no response arrived)."""
     code = getattr(response, "status_code", 0)
     return int(code) if isinstance(code, int) else 0
+
+
+def problem_title(status: int, response: Any) -> str:
+    """The ``title`` of a 4xx/5xx problem+json answer (``""`` for any other): it tells a
+    refusal (``command refused``) from a lost race (``concurrent write``), both 409.
+
+    >>> class Answer:
+    ...     def json(self): return {"title": "command refused", "status": 409}
+    >>> problem_title(409, Answer()), problem_title(200, Answer())
+    ('command refused', '')
+    """
+    if status < 400:
+        return ""
+    body = _json(response)
+    title = body.get("title") if isinstance(body, dict) else None
+    return str(title)[:80] if title else ""
 
 
 def history_record(
@@ -140,15 +166,16 @@ class RunRecorder:
             return
         end = time.monotonic()
         ctx = context or {}
-        latency = float(response_time or 0.0)
-        start = end - latency / 1000.0
+        latency = float(response_time or 0.0) / 1e3  # Locust measures milliseconds
+        start = end - latency
         scheduled = ctx.get("scheduled")
-        late = "" if scheduled is None else f"{max((start - float(scheduled)) * 1e3, 0.0):.4f}"
+        late = "" if scheduled is None else f"{max(start - float(scheduled), 0.0):.7f}"
         headers = getattr(response, "headers", None) or {}
         read_pos = headers.get("X-Read-Position") if request_type == "GET" else None
         stale = headers.get("X-Stale") if request_type == "GET" else None
         token = headers.get("X-Consistency-Token") if request_type != "GET" else ctx.get("token")
         error = "" if exception is None else f"{type(exception).__name__}: {exception}"[:200]
+        status = status_of(response)
         self._csv.writerow(
             (
                 f"{start:.6f}",
@@ -156,11 +183,12 @@ class RunRecorder:
                 ctx.get("kind", ""),
                 name,
                 request_type,
-                status_of(response),
-                f"{latency:.4f}",
+                status,
+                f"{latency:.7f}",
                 late,
                 int(response_length or 0),
                 error,
+                problem_title(status, response),
                 token or "",
                 read_pos or "",
                 stale or "",
@@ -169,7 +197,6 @@ class RunRecorder:
         )
         self.rows += 1
         if "op" in ctx:
-            status = status_of(response)
             pos = headers.get("X-Read-Position" if ctx["op"] == "read" else "X-Consistency-Token")
             self.operation(history_record(ctx, start, end, status, pos, response))
 

@@ -4,12 +4,13 @@
 ``records/`` of ``requests-*.csv`` and ``history-*.jsonl``) into a :class:`LoadResult`:
 
 - ``requests``: one row per request (``t`` seconds since the load started, exact
-  ``latency_ms``, ``status``, ``ok``);
-- ``latencies``: percentiles per request name, computed from the raw latencies;
+  ``latency_s``, ``status``, ``ok``, ``outcome``; see :mod:`cqrs_lab.load.requests_table`);
+- ``latencies``: percentiles per request name (seconds), computed from the raw latencies;
 - ``throughput``: per one-second bucket, requests sent, answered 2xx, errors, commands ok;
 - ``errors``: counts per name, status and error text;
 - ``staleness``: every read carrying or following a session's write: its token, the
-  position read, whether it saw the write and how many positions it was behind;
+  position read, whether it saw the write and how many positions it was behind
+  (:mod:`cqrs_lab.load.staleness`);
 - ``stages``: the server's raw stage timings, if the instrumented server ran;
   ``server_means``: mean seconds per stage read from its ``/metrics``;
 - ``summary``: one row; ``check``: the run's verdict: requests were made, the session
@@ -44,7 +45,8 @@ from cqrs_lab.display import frame_html
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.audit import acknowledged_writes, lost_writes, read_history, written_keys
 from cqrs_lab.load.metrics import parse_metrics, stage_means
-from cqrs_lab.load.records import REQUEST_COLUMNS
+from cqrs_lab.load.requests_table import commands, percentiles, read_requests
+from cqrs_lab.load.staleness import session_staleness
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -59,32 +61,6 @@ __all__ = [
 
 #: the domain of a results folder that records none (runs from before any domain was served)
 DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
-
-
-def commands(requests: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``requests`` that are commands (``POST``), of any domain."""
-    return requests[requests["method"] == "POST"]
-
-
-def reads(requests: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``requests`` that are reads (``GET``)."""
-    return requests[requests["method"] == "GET"]
-
-
-def percentiles(values: Any, prefix: str = "") -> dict[str, float]:
-    """p50, p90, p95, p99, max and mean of raw values (NaN when there are none).
-
-    >>> percentiles([1.0, 2.0, 3.0, 4.0])["p50"]
-    2.5
-    """
-    arr = np.asarray(values, dtype=float)
-    arr = arr[~np.isnan(arr)]
-    keys = ("p50", "p90", "p95", "p99", "max", "mean")
-    if not len(arr):
-        return {prefix + k: float("nan") for k in keys}
-    p = np.percentile(arr, [50, 90, 95, 99])
-    vals = (*p, arr.max(), arr.mean())
-    return {prefix + k: float(v) for k, v in zip(keys, vals, strict=True)}
 
 
 @dataclass(eq=False)
@@ -113,20 +89,41 @@ class LoadResult:
         summary.columns = ["figure", "value"]
         return (
             frame_html(summary, f"load test {self.path.name}", limit=60)
-            + frame_html(self.latencies, "latency per request (ms, raw)")
+            + frame_html(self.latencies_ms, "latency per request (ms, raw)")
             + self.check._repr_html_()
         )
 
     @cached_property
     def latencies(self) -> pd.DataFrame:
-        """Per request name: count, answered 2xx, p50/p90/p95/p99/max/mean ms (raw)."""
+        """Per request name: count, answered 2xx, and the raw latencies' percentiles in
+        seconds (``latency_p50_s``, ``latency_p90_s``, ... ``latency_max_s``,
+        ``latency_mean_s``)."""
         rows = []
         for name, g in self.requests.groupby("name", sort=True):
             ok = g[g["ok"]]
-            rows.append(
-                {"name": name, "count": len(g), "ok": len(ok), **percentiles(ok["latency_ms"])}
-            )
+            figures = percentiles(ok["latency_s"], "latency_", "_s")
+            rows.append({"name": name, "count": len(g), "ok": len(ok), **figures})
         return pd.DataFrame(rows)
+
+    @property
+    def latencies_ms(self) -> pd.DataFrame:
+        """:attr:`latencies` for display: ``latency p50 (ms)``, ..."""
+        shown = self.latencies.copy()
+        for col in [c for c in shown.columns if c.endswith("_s")]:
+            shown[col] = shown[col] * 1e3
+        return shown.rename(
+            columns=lambda c: c[:-2].replace("_", " ") + " (ms)" if c.endswith("_s") else c
+        )
+
+    @cached_property
+    def outcomes(self) -> pd.DataFrame:
+        """Requests per name and outcome (``accepted``, ``refused``, ``conflict``, ``shed``,
+        ...: :data:`~cqrs_lab.load.requests_table.OUTCOMES`), one column per outcome seen."""
+        r = self.requests
+        if not len(r):
+            return pd.DataFrame(columns=["name"])
+        table = r.groupby(["name", "outcome"]).size().unstack(fill_value=0)
+        return table.reset_index().rename_axis(columns=None)
 
     @cached_property
     def throughput(self) -> pd.DataFrame:
@@ -165,37 +162,7 @@ class LoadResult:
     @cached_property
     def staleness(self) -> pd.DataFrame:
         """Session reads: with the token (``read-token``) and without (``read`` after it)."""
-        rows = []
-        by_session: dict[str, list[Operation]] = {}
-        for o in self.history:
-            by_session.setdefault(o.session, []).append(o)
-        for sess, ops in by_session.items():
-            if not sess.startswith("session-") or sess.endswith("/plain"):
-                continue
-            last: Operation | None = None
-            for o in ops:
-                if o.op == "write":
-                    last = o if o.outcome == "ok" else None
-                elif last is not None:
-                    rows.append(_stale_row(sess, True, last, o))
-            for o in by_session.get(f"{sess}/plain", []):
-                w = _preceding_write(ops, o)
-                if w is not None:
-                    rows.append(_stale_row(sess, False, w, o))
-        cols = [
-            "session",
-            "token",
-            "write_position",
-            "read_position",
-            "outcome",
-            "saw_write",
-            "behind",
-            "t",
-        ]
-        df = pd.DataFrame(rows, columns=cols)
-        if len(df):
-            df["t"] = df["t"] - self.t0
-        return df
+        return session_staleness(self.history, self.t0)
 
     def plot_throughput(self, ax: Any = None) -> Any:
         """Requests sent, answered 2xx and errors per second."""
@@ -206,8 +173,8 @@ class LoadResult:
         tp = self.throughput
         for col in ("sent", "ok", "errors"):
             ax.plot(tp["t"], tp[col], label=col)
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("requests/s")
+        ax.set_xlabel("time since the load started (s)")
+        ax.set_ylabel("requests per second (requests/s)")
         ax.legend()
         return ax
 
@@ -220,10 +187,10 @@ class LoadResult:
         r = self.requests
         cmd = commands(r)
         cmd = cmd[cmd["ok"]]
-        ax.scatter(cmd["t"], cmd["latency_ms"], s=2, alpha=0.4)
+        ax.scatter(cmd["t"], cmd["latency_s"] * 1e3, s=2, alpha=0.4)
         ax.set_yscale("log")
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("command latency (ms)")
+        ax.set_xlabel("time since the load started (s)")
+        ax.set_ylabel("command latency (ms, log scale)")
         return ax
 
     @cached_property
@@ -296,59 +263,6 @@ class LoadResult:
         return summarise(self)
 
 
-def _preceding_write(ops: list[Operation], read: Operation) -> Operation | None:
-    best = None
-    for o in ops:
-        if o.op == "write" and o.outcome == "ok" and o.complete <= read.invoke:
-            best = o
-    return best
-
-
-def _stale_row(sess: str, token: bool, w: Operation, r: Operation) -> dict[str, Any]:
-    rp = r.position if r.outcome == "ok" else None
-    wp = int(w.position or 0)
-    return {
-        "session": sess,
-        "token": token,
-        "write_position": wp,
-        "read_position": rp,
-        "outcome": r.outcome,
-        "saw_write": rp is not None and rp >= wp,
-        "behind": max(0, wp - rp) if rp is not None else None,
-        "t": r.invoke,
-    }
-
-
-def _error_kind(status: int) -> str:
-    if status == 0:
-        return "connection"
-    if status >= 500:
-        return "5xx"
-    if status == 429:
-        return "429"
-    return ""
-
-
-def _requests(records: Path) -> pd.DataFrame:
-    frames = [
-        pd.read_csv(p, keep_default_na=False, dtype={"error": str, "kind": str})
-        for p in sorted(records.glob("requests-*.csv"))
-    ]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        df = pd.DataFrame({c: pd.Series(dtype=float) for c in REQUEST_COLUMNS})
-    else:
-        df = pd.concat(frames, ignore_index=True)
-    for col in ("start", "end", "latency_ms", "lateness_ms"):
-        df[col] = pd.to_numeric(df[col].replace("", np.nan)).astype(float)
-    df["status"] = pd.to_numeric(df["status"]).astype(int)
-    df = df.sort_values(["start", "end"], kind="stable").reset_index(drop=True)
-    df["t"] = df["start"] - (float(df["start"].min()) if len(df) else 0.0)
-    df["ok"] = (df["status"] >= 200) & (df["status"] < 300)
-    df["error_kind"] = [_error_kind(int(s)) for s in df["status"]]
-    return df
-
-
 def load_results(path: str | Path) -> LoadResult:
     """Read a load test's results folder; a missing or empty folder raises ConfigError."""
     p = Path(path)
@@ -360,7 +274,7 @@ def load_results(path: str | Path) -> LoadResult:
         )
     run_file = p / "run.json"
     run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
-    requests = _requests(records)
+    requests = read_requests(records)
     stages_file = p / "server" / "stages.csv"
     stages = (
         pd.read_csv(stages_file)

@@ -14,13 +14,7 @@ process), ``server/stages.csv`` (the server's raw stage timings), ``metrics-star
 seconds over time), ``audit.jsonl`` (the final answers of the workload's reads for every
 key written to), ``locust_*.csv`` and logs.
 
->>> opts = LoadTestOptions(rate=50.0, duration=5.0, domain="cqrs_lab.domains.inventory")
->>> opts.model, opts.pool_size(), opts.traffic().keys
-('open', 13, 200)
->>> LoadTestOptions(mix="steal=2")
-Traceback (most recent call last):
-...
-cqrs_lab.errors.ConfigError: --mix: unknown command kind 'steal'; this domain's kinds: ...
+(The options, checked before anything starts: :mod:`cqrs_lab.load.options`.)
 """
 
 from __future__ import annotations
@@ -31,113 +25,30 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import InitVar, asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.audit import audit_views
-from cqrs_lab.load.faults import FaultStep, check_fault_names, post_fault
+from cqrs_lab.load.faults import post_fault
 from cqrs_lab.load.metrics import scrape
+from cqrs_lab.load.options import USER_CLASSES, LoadTestOptions, default_locustfile
 from cqrs_lab.load.procs import cpu_seconds, free_port, stop, wait_live
-from cqrs_lab.load.traffic import Traffic, create_keys
+from cqrs_lab.load.traffic import create_keys
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LoadTestOptions", "default_locustfile", "free_port", "run_loadtest", "write_summary"]
-
-USER_CLASSES = ("WriterUser", "ReaderUser", "SessionUser")
-
-
-def default_locustfile() -> Path:
-    """The packaged Locust users (:mod:`cqrs_lab.load.locustfile`), installed or not."""
-    return Path(__file__).resolve().parent / "locustfile.py"
-
-
-@dataclass(frozen=True)
-class LoadTestOptions:
-    """What ``cqrs-lab loadtest`` was asked for; bad values raise :class:`ConfigError`."""
-
-    users: int | None = None
-    rate: float | None = None
-    shape: str | None = None
-    duration: float = 30.0
-    processes: int = 1
-    host: str | None = None
-    out: str | None = None
-    faults: tuple[FaultStep, ...] = ()
-    classes: tuple[str, ...] = USER_CLASSES
-    #: the domain served and loaded: a module ("cqrs_lab.domains.inventory") or "mod:object"
-    domain: str = "cqrs_lab.domains.bank"
-    #: keys the load touches (None: the workload's default population)
-    keys: int | None = None
-    zipf_s: float = 1.1
-    #: KIND=WEIGHT,... over the domain's kinds ("": the workload's default mix)
-    mix: str = ""
-    #: the workload's parameters, NAME=NUMBER,... ("": their defaults)
-    params: str = ""
-    think: float = 1.0
-    delivery: str = "effectively-once"
-    admin_token: str | None = None
-    seed: int = 0
-    audit: bool = True
-    locustfile: str | None = None
-    pin: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: the bank's name for ``keys`` (kept for existing callers)
-    accounts: InitVar[int | None] = None
-
-    def __post_init__(self, accounts: int | None) -> None:
-        if accounts is not None:
-            if self.keys is not None and self.keys != accounts:
-                raise ConfigError(f"keys={self.keys} and accounts={accounts}: give one")
-            object.__setattr__(self, "keys", accounts)
-        if self.users is not None and self.users < 1:
-            raise ConfigError(f"--users {self.users}: at least 1")
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ConfigError(f"--rate {self.rate}: user tasks started per second, > 0")
-        if not 0 < self.duration <= 24 * 3600:
-            raise ConfigError(f"--duration {self.duration}: seconds in (0, 86400]")
-        if not 1 <= self.processes <= 64:
-            raise ConfigError(f"--processes {self.processes}: 1 to 64 Locust processes")
-        bad = [c for c in self.classes if c not in USER_CLASSES]
-        if bad or not self.classes:
-            raise ConfigError(f"user classes {bad or '[]'}: choose from {', '.join(USER_CLASSES)}")
-        if self.host is not None and not self.host.startswith(("http://", "https://")):
-            raise ConfigError(f"--host {self.host!r}: a URL such as http://127.0.0.1:8000")
-        if self.locustfile is not None and not Path(self.locustfile).is_file():
-            raise ConfigError(f"--locustfile {self.locustfile}: no such file")
-        traffic = self.traffic()  # the domain, --mix, --keys, --params, --zipf-s
-        check_fault_names(self.faults, traffic.domain)
-
-    def traffic(self) -> Traffic:
-        """What the users send, validated against the domain (ConfigError otherwise)."""
-        return Traffic.build(
-            self.domain, keys=self.keys, mix=self.mix, params=self.params, zipf_s=self.zipf_s
-        )
-
-    @property
-    def model(self) -> str:
-        return "open" if self.rate is not None else "closed"
-
-    def cpu_split(self) -> tuple[set[int], set[int]] | None:
-        """With ``pin`` and a local server on a Linux machine with at least 2 usable CPUs:
-        (the server's CPU, the generator's CPUs), so neither steals the other's core and
-        their scheduling noise stays out of each other's measurements; else None."""
-        if not self.pin or self.host is not None or not hasattr(os, "sched_getaffinity"):
-            return None
-        cpus = sorted(os.sched_getaffinity(0))
-        return ({cpus[0]}, set(cpus[1:])) if len(cpus) >= 2 else None
-
-    def pool_size(self) -> int:
-        """Users: as given, else (open model) enough that each paces about 4 tasks/s."""
-        if self.users is not None:
-            return self.users
-        if self.rate is not None:
-            return max(10, min(500, math.ceil(self.rate / 4)))
-        return 10
+__all__ = [
+    "USER_CLASSES",
+    "LoadTestOptions",
+    "default_locustfile",
+    "free_port",
+    "run_loadtest",
+    "write_summary",
+]
 
 
 class _Run:
@@ -190,6 +101,14 @@ class _Run:
                 "--delivery", self.opts.delivery, "--admin-token", token, "--domain",
                 self.opts.domain, "--stage-timings", "--stages-csv", stages,
                 "--restart-after", "1", "--log-level", "warning"]  # fmt: skip
+        o = self.opts
+        if o.store != "memory":
+            args += ["--store", o.store]
+        if o.server_workers > 1:  # the sagas run in a project worker (see http/workers.py)
+            args += ["--workers", str(o.server_workers)]
+            project = [sys.executable, "-m", "cqrs_lab.cli", "project", "--store", o.store,
+                       "--domain", o.domain]  # fmt: skip
+            self.spawn(project, "project.log", cpus=self.split and self.split[0])
         proc = self.spawn(args, "server.log", cpus=self.split and self.split[0])
         url = f"http://127.0.0.1:{port}"
         wait_live(url, proc, 20.0)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["SHAPES", "OpenPacer", "Profile"]
+__all__ = ["SHAPES", "OpenPacer", "Profile", "shape_tick"]
 
 #: profile names: constant, step, spike, soak, knee
 SHAPES = ("constant", "step", "spike", "soak", "knee")
@@ -121,3 +121,21 @@ class OpenPacer:
             now += 0.1
         self.scheduled = math.inf
         return math.inf
+
+
+def shape_tick(profile: Profile, t: float, pool: int | None = None) -> tuple[int, float] | None:
+    """What a Locust ``LoadTestShape.tick`` answers ``t`` seconds into the run: (users,
+    spawn rate), or None once the profile is over. Closed model (``pool`` None): the
+    profile's users. Open model: the fixed ``pool`` of users stays, and their pacers follow
+    the profile instead.
+
+    >>> p = Profile("step", peak=40.0, duration=40.0, steps=4)
+    >>> shape_tick(p, 25.0), shape_tick(p, 25.0, pool=13), shape_tick(p, 40.0)
+    ((30, 30.0), (13, 13.0), None)
+    """
+    if t >= profile.duration:
+        return None
+    if pool is not None:
+        return pool, float(pool)
+    users = profile.users(t)
+    return users, float(max(1, users))

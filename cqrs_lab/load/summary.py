@@ -7,7 +7,9 @@ and the population's setup make it shorter than ``--duration``). The open model'
 into what was aimed at, ``offered_commands_per_s`` and ``offered_requests_per_s`` (see
 :func:`cqrs_lab.load.generator.per_task`). ``generator_bound`` says whether Locust, not
 the server, limited the run, and ``generator_bound_why`` why
-(:func:`cqrs_lab.load.generator.generator_bound`).
+(:func:`cqrs_lab.load.generator.generator_bound`). Requests turned down are counted in the
+lab's words: ``refused`` (409, the domain said no), ``conflict`` (lost an optimistic
+concurrency race), ``shed`` (429/503) and other ``client_errors`` (4xx).
 
 >>> print(format_summary(pd.DataFrame([{"command_latency_p99_s": 0.0123,
 ...     "throughput_per_s": 57.9, "requests": 12, "generator_bound": False}])))
@@ -31,15 +33,22 @@ from cqrs_lab.load.generator import generator_bound, per_task
 if TYPE_CHECKING:
     from cqrs_lab.load.results import LoadResult
 
-__all__ = ["cpu_rate", "display_summaries", "format_summary", "generator_cores", "summarise"]
+__all__ = [
+    "cpu_rate",
+    "display_summaries",
+    "format_summary",
+    "generator_cores",
+    "strict_failures",
+    "summarise",
+]
 
 _PCT = ("p50", "p90", "p95", "p99", "max", "mean")
 
 
-def _seconds(values_ms: Any, name: str, keys: tuple[str, ...] = _PCT) -> dict[str, float]:
-    """``{name}_{p50..}_s``: percentiles of raw millisecond samples, in seconds."""
-    arr = np.asarray(values_ms, dtype=float)
-    arr = arr[~np.isnan(arr)] / 1e3
+def _seconds(values_s: Any, name: str, keys: tuple[str, ...] = _PCT) -> dict[str, float]:
+    """``{name}_{p50..}_s``: percentiles of raw samples in seconds."""
+    arr = np.asarray(values_s, dtype=float)
+    arr = arr[~np.isnan(arr)]
     out = {}
     for k in keys:
         if not len(arr):
@@ -82,6 +91,17 @@ def generator_cores(result: LoadResult, lo: float, hi: float) -> float:
     return cores
 
 
+def _outcomes(requests: pd.DataFrame) -> dict[str, int]:
+    """Requests turned down, in the lab's words (:func:`~cqrs_lab.load.requests_table.outcome`):
+    ``refused`` by the domain's rules, lost a ``conflict``, ``shed`` (429/503), and other
+    ``client_errors`` (4xx)."""
+    counts = requests["outcome"].value_counts() if len(requests) else pd.Series(dtype=int)
+    names = {"refused": "refused", "conflict": "conflict", "shed": "shed"}
+    out = {key: int(counts.get(word, 0)) for key, word in names.items()}
+    out["client_errors"] = int(counts.get("client error", 0))
+    return out
+
+
 def summarise(result: LoadResult) -> pd.DataFrame:
     """The one-row summary of ``result`` (see the module docstring)."""
     r, run = result.requests, result.run
@@ -100,12 +120,11 @@ def summarise(result: LoadResult) -> pd.DataFrame:
     cmd_per_task, req_per_task = per_task(classes)
     aimed = float(rate) * cmd_per_task if rate else float("nan")
     sent = len(cmd) / window
-    late = _seconds(r["lateness_ms"], "generator_lateness", ("p50", "p95", "max"))
+    late = _seconds(r["lateness_s"], "generator_lateness", ("p50", "p95", "max"))
     gen_cpu_s = run.get("generator_cpu_s")
     gen_cpu = generator_cores(result, 0.0, span)
-    why = generator_bound(
-        late["generator_lateness_p95_s"], sent, aimed, gen_cpu, int(opts.get("processes") or 1)
-    )
+    processes = int(opts.get("processes") or 1)
+    why = generator_bound(late["generator_lateness_p95_s"], sent, aimed, gen_cpu, processes, window)
     server_cpu_s = run.get("server_cpu_s")
     row: dict[str, Any] = {
         "domain": result.domain,
@@ -123,12 +142,11 @@ def summarise(result: LoadResult) -> pd.DataFrame:
         "commands_ok": int(cmd["ok"].sum()),
         "command_kinds_ok": int(cmd[cmd["ok"]]["name"].nunique()),
         "throughput_per_s": float(cmd["ok"].sum()) / window,
+        **_outcomes(r),
         "status_5xx": int((r["status"] >= 500).sum()),
-        "status_429": int((r["status"] == 429).sum()),
         "conn_errors": int((r["status"] == 0).sum()),
-        "status_4xx": int(((r["status"] >= 400) & (r["status"] < 500)).sum()),
-        **_seconds(cmd[cmd["ok"]]["latency_ms"], "command_latency"),
-        **_seconds(got[got["ok"]]["latency_ms"], "read_latency"),
+        **_seconds(cmd[cmd["ok"]]["latency_s"], "command_latency"),
+        **_seconds(got[got["ok"]]["latency_s"], "read_latency"),
         **late,
         "generator_cpu_s": gen_cpu_s,
         "generator_cpu": gen_cpu,
@@ -144,6 +162,31 @@ def summarise(result: LoadResult) -> pd.DataFrame:
         "server_event_s": result.server_means.get("projection", float("nan")),
     }
     return pd.DataFrame([row])
+
+
+def strict_failures(summary: pd.DataFrame) -> list[str]:
+    """Why ``loadtest --strict`` fails this run ([] when it passes): 5xx answers,
+    read-your-writes violations, lost writes, or a generator-bound run (Locust, not the
+    server, limited it, so the load was not what was asked for).
+
+    >>> strict_failures(pd.DataFrame([{"status_5xx": 0, "ryw_violations": 0, "audit_lost": 0,
+    ...     "generator_bound": True, "generator_bound_why": "sends late"}]))
+    ['generator-bound (sends late): lower --rate or add --processes']
+    """
+    s = summary.iloc[0]
+    out = []
+    for key, what in (
+        ("status_5xx", "answers were 5xx"),
+        ("ryw_violations", "read-your-writes violations"),
+        ("audit_lost", "acknowledged writes lost"),
+    ):
+        n = s.get(key, 0)
+        if n and not (isinstance(n, float) and math.isnan(n)):
+            out.append(f"{int(n)} {what}")
+    if bool(s.get("generator_bound", False)):
+        why = s.get("generator_bound_why") or "the generator limited the run"
+        out.append(f"generator-bound ({why}): lower --rate or add --processes")
+    return out
 
 
 #: display labels of the rates (what each counts)
@@ -163,6 +206,12 @@ _OTHER = {
     "generator_cpu": "generator CPU (cores)",
     "server_cpu": "server CPU (cores)",
     "generator_bound": "generator-bound",
+    "status_5xx": "answered 5xx (requests)",
+    "conn_errors": "no answer (requests)",
+    "refused": "refused by the domain (requests)",
+    "conflict": "lost a concurrency race (requests)",
+    "shed": "shed, 429/503 (requests)",
+    "client_errors": "other client errors, 4xx (requests)",
     "generator_bound_why": "generator-bound because",
 }
 

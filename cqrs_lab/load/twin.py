@@ -30,8 +30,8 @@ calibrates from the lightest level and fits, over two or more light levels, how 
 unloaded latency and unloaded lag scale with the command rate (power laws); the twin's
 service time and unloaded draws at any other rate follow those curves.
 
->>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_ms=(1.0, 2.0),
-...                   base_lag_ms=(0.2,), per_event={"balances": 1e-5}, mix={"deposit": 1.0},
+>>> cal = Calibration(command_samples=(0.001, 0.002), base_latency_s=(0.001, 0.002),
+...                   base_lag_s=(0.0002,), per_event={"balances": 1e-5}, mix={"deposit": 1.0},
 ...                   keys=10)
 >>> cal.scenario(rate=50.0, duration=2.0).commands.handlers
 1
@@ -61,6 +61,7 @@ from cqrs_lab.load.calibration import (
     quantiles,
     window,
 )
+from cqrs_lab.load.measure import check_calibration
 from cqrs_lab.load.prediction import fit_unloaded
 from cqrs_lab.load.results import LoadResult, commands
 from cqrs_lab.load.traffic import parse_params
@@ -162,10 +163,16 @@ def _mix(names: pd.Series, workload: Workload, where: Any) -> tuple[dict[str, fl
 
 
 def calibrate(
-    result: LoadResult, warmup: float = 2.0, max_samples: int = 2000, view: str | None = None
+    result: LoadResult,
+    warmup: float = 2.0,
+    max_samples: int = 2000,
+    view: str | None = None,
+    force: bool = False,
 ) -> Calibration:
     """Fit the twin from one run (see the module docstring); ``view``: the view whose lag
-    is compared (default: the primary view of the domain the run served)."""
+    is compared (default: the primary view of the domain the run served). A run that was
+    generator-bound raises :class:`ConfigError` saying why, unless ``force``
+    (:func:`~cqrs_lab.load.measure.check_calibration`, as ``cqrs-lab twin`` does)."""
     domain = load_domain(result.domain)
     workload = domain_workload(domain)
     view = view or primary_view(domain)
@@ -177,6 +184,7 @@ def calibrate(
             "server `cqrs-lab loadtest` started (not --host)"
         )
     lo, hi = window(result, warmup)
+    check_calibration(result, warmup, view, force)
     r = result.requests
     r = r[(r["t"] >= lo) & (r["t"] < hi)]
     cmd = commands(r)
@@ -202,8 +210,8 @@ def calibrate(
     opts = result.run.get("options") or {}
     return Calibration(
         samples,
-        quantiles(ok["latency_ms"].to_numpy(dtype=float), max_samples),
-        quantiles(lag * 1e3, max_samples),
+        quantiles(ok["latency_s"].to_numpy(dtype=float), max_samples),
+        quantiles(lag, max_samples),
         per_event_costs(st, domain),
         mix,
         run_keys(result, workload),
@@ -211,13 +219,13 @@ def calibrate(
         source=str(result.path),
         notes={
             **({"unmapped_commands": unmapped} if unmapped else {}),
-            "cpu_per_command_ms": mean * 1e3,
+            "cpu_per_command_s": mean,
             "cpu_utilisation": util,
             "busy_cpu": mean * len(ok) / (hi - lo),
             "command_rate": len(ok) / (hi - lo),
             # one request's share of the busy CPU: the size of a turn of the event loop
-            "cpu_per_request_ms": mean * len(ok) / max(len(r), 1) * 1e3,
-            "server_request_p50_ms": float(np.median(shape)) * 1e3,
+            "cpu_per_request_s": mean * len(ok) / max(len(r), 1),
+            "server_request_p50_s": float(np.median(shape)),
         },
         anchor_rate=len(ok) / (hi - lo),
         request_cpu=mean * len(ok) / max(len(r), 1),
@@ -233,8 +241,11 @@ def calibrate_levels(
     max_samples: int = 2000,
     seed: int = 1,
     view: str | None = None,
+    force: bool = False,
 ) -> Calibration:
     """Calibrate from the first level (its repeats pooled) and fit the curves over the rest.
+    A generator-bound level (its repeats pooled) raises :class:`ConfigError` unless
+    ``force`` (:func:`~cqrs_lab.load.measure.check_calibration`).
 
     - How the server's busy CPU grows with the command rate, over all the given levels (a
       power law, least squares in log-log; the exponent kept in [0.3, 1.5]).
@@ -246,8 +257,10 @@ def calibrate_levels(
     """
     if not levels or not all(levels):
         raise ConfigError("calibrate_levels: give at least one level with at least one run")
+    for runs in levels:
+        check_calibration(runs, warmup, view, force)
     pooled = [
-        pool([calibrate(r, warmup, max_samples, view) for r in runs], max_samples)
+        pool([calibrate(r, warmup, max_samples, view, force=True) for r in runs], max_samples)
         for runs in levels
     ]
     base = pooled[0]
@@ -265,8 +278,8 @@ def calibrate_levels(
     return fit_unloaded(
         cal,
         second.anchor_rate,
-        float(np.median(second.base_latency_ms)),
-        float(np.median(second.base_lag_ms)),
+        float(np.median(second.base_latency_s)),
+        float(np.median(second.base_lag_s)),
         seed=seed,
     )
 

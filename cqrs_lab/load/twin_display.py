@@ -1,8 +1,8 @@
 """The twin's comparison shown: a text table (ms, commands/s, units in the headers) and
 plots whose log axes read plain numbers.
 
->>> METRIC_NAMES["cmd_p99"], metric_label("lag_p95_s", "balances")
-('command_latency_p99_s', 'lag p95 of balances (ms)')
+>>> METRICS[3], metric_label(METRICS[3]), metric_label("lag_p95_s", "balances")
+('command_latency_p99_s', 'command latency p99 (ms)', 'lag p95 of balances (ms)')
 >>> plain_number(0.7, 0), plain_number(20.0, 0), plain_number(1500.0, 0)
 ('0.7', '20', '1500')
 """
@@ -16,7 +16,7 @@ import pandas as pd
 
 __all__ = [
     "BAND",
-    "METRIC_NAMES",
+    "METRICS",
     "format_table",
     "metric_label",
     "plain_log_axis",
@@ -26,15 +26,16 @@ __all__ = [
 #: a validation level passes a metric when the twin is within this relative error
 BAND = 0.2
 
-#: :func:`~cqrs_lab.load.compare.measure`'s names (commands/s, ms) -> the table's (/s, s)
-METRIC_NAMES = {
-    "throughput": "throughput_per_s",
-    "cmd_p50": "command_latency_p50_s",
-    "cmd_p95": "command_latency_p95_s",
-    "cmd_p99": "command_latency_p99_s",
-    "lag_p50": "lag_p50_s",
-    "lag_p95": "lag_p95_s",
-}
+#: the compared figures, as :func:`~cqrs_lab.load.compare.measure` and
+#: :func:`~cqrs_lab.load.prediction.predict` name them (commands/s and seconds)
+METRICS = (
+    "throughput_per_s",
+    "command_latency_p50_s",
+    "command_latency_p95_s",
+    "command_latency_p99_s",
+    "lag_p50_s",
+    "lag_p95_s",
+)
 
 
 def metric_label(metric: str, view: Any = "") -> str:
@@ -107,8 +108,7 @@ def plot_comparison(table: pd.DataFrame, ax: Any = None) -> Any:
     row), and the relative errors with the band (bottom row). Returns the 2 x n axes."""
     import matplotlib.pyplot as plt
 
-    order = list(METRIC_NAMES.values())
-    metrics = [m for m in order if m in set(table["metric"])]
+    metrics = [m for m in METRICS if m in set(table["metric"])]
     if ax is None:
         _, ax = plt.subplots(2, len(metrics), figsize=(3.2 * len(metrics), 6), squeeze=False)
     for i, metric in enumerate(metrics):

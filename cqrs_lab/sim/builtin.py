@@ -2,7 +2,8 @@
 that turns what a user typed into a scenario: a file path or a packaged scenario's name.
 
 ``cqrs-lab simulate`` with no scenario runs the packaged ``baseline``, so ``make demo`` needs
-nothing outside the package; ``cqrs-lab scenarios`` lists them.
+nothing outside the package; ``cqrs-lab scenarios`` lists them
+(:mod:`cqrs_lab.packaged_scenarios`, which needs the standard library alone).
 
 >>> builtin_scenario("baseline").workload.arrivals.rate
 500.0
@@ -18,14 +19,11 @@ cqrs_lab.errors.ScenarioError: 'basline': no such file and no packaged scenario 
 
 from __future__ import annotations
 
-import argparse
-import tomllib
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
 
 from cqrs_lab.errors import ScenarioError
+from cqrs_lab.packaged_scenarios import PACKAGED, descriptions, folder
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.scenario_load import load_scenario
 
@@ -33,19 +31,14 @@ __all__ = [
     "BUILTIN",
     "builtin_scenario",
     "packaged_descriptions",
-    "register",
     "resolve_scenario",
 ]
 
 
-def _folder() -> Traversable:
-    return resources.files("cqrs_lab") / "scenarios"
-
-
 #: the packaged scenarios' names, sorted (``baseline``, ``crashes_effectively_once``, ...)
-BUILTIN: tuple[str, ...] = tuple(
-    sorted(f.name.removesuffix(".toml") for f in _folder().iterdir() if f.name.endswith(".toml"))
-)
+BUILTIN: tuple[str, ...] = PACKAGED
+#: each packaged scenario's name and its one-line description
+packaged_descriptions = descriptions
 
 
 def builtin_scenario(name: str = "baseline") -> Scenario:
@@ -55,7 +48,7 @@ def builtin_scenario(name: str = "baseline") -> Scenario:
             f"{name!r}: no packaged scenario of that name; packaged: {', '.join(BUILTIN)} "
             "(or pass the path of a scenario file)"
         )
-    with resources.as_file(_folder() / f"{name}.toml") as path:
+    with resources.as_file(folder() / f"{name}.toml") as path:
         return load_scenario(path)
 
 
@@ -77,27 +70,3 @@ def resolve_scenario(ref: str | Path | None) -> Scenario:
         f"{', '.join(BUILTIN)} (`cqrs-lab scenarios` describes them), or give the path of "
         "a scenario file"
     )
-
-
-def packaged_descriptions() -> dict[str, str]:
-    """Each packaged scenario's name and the one-line description in its ``[scenario]``."""
-    out = {}
-    for name in BUILTIN:
-        data = tomllib.loads((_folder() / f"{name}.toml").read_text(encoding="utf-8"))
-        out[name] = str(data.get("scenario", {}).get("description", ""))
-    return out
-
-
-def _list(args: argparse.Namespace) -> int:
-    described = packaged_descriptions()
-    width = max(map(len, described))
-    for name, text in described.items():
-        print(f"{name:<{width}}  {text}")
-    print("\nrun one: cqrs-lab simulate NAME (or the path of your own scenario file)")
-    return 0
-
-
-def register(sub: Any) -> None:
-    """Add ``cqrs-lab scenarios`` (the packaged scenarios and what each shows)."""
-    p = sub.add_parser("scenarios", help="list the packaged scenarios with their description")
-    p.set_defaults(run=_list)

@@ -64,6 +64,7 @@ def _rule(internal: Iterable[str], why: str, libs: str = "", lazy: str = "") -> 
 
 C, E = "cqrs_lab.core", "cqrs_lab.errors"
 CHECKS, DISPLAY = "cqrs_lab.checks", "cqrs_lab.display"
+SCENARIOS = "cqrs_lab.packaged_scenarios"
 
 #: layer (a module name, ``*`` matching one part) -> what it may import; the most specific wins
 RULES: dict[str, Rule] = {
@@ -92,7 +93,7 @@ RULES: dict[str, Rule] = {
         libs="fastapi starlette pydantic",
     ),
     "cqrs_lab.sim": _rule(
-        ("cqrs_lab.sim", C, E, CHECKS, DISPLAY),
+        ("cqrs_lab.sim", C, E, CHECKS, DISPLAY, SCENARIOS),
         "the simulation drives the real engine and checks it; plots and backends on demand",
         libs="simpy numpy pandas",
         lazy="matplotlib joblib tqdm ray dask distributed",
@@ -136,6 +137,7 @@ RULES: dict[str, Rule] = {
         libs="locust gevent numpy pandas",
     ),
     DISPLAY: _rule((DISPLAY, E), "tables for notebooks and the CLI", libs="pandas"),
+    SCENARIOS: _rule((SCENARIOS,), "lists the packaged scenario files with the standard library"),
     "cqrs_lab.cli": _rule(
         ("cqrs_lab", E, DISPLAY), "the CLI finds each driver's commands by module name"
     ),

@@ -16,20 +16,20 @@ T0 = 1000.0  # monotonic time of the first request in every folder
 
 
 def request(
-    start: float, name: str, status: int = 200, latency_ms: float = 1.0, **extra: Any
+    start: float, name: str, status: int = 200, latency_s: float = 0.001, **extra: Any
 ) -> dict[str, Any]:
     """One requests-*.csv row; ``start`` is seconds after T0."""
     row: dict[str, Any] = {c: "" for c in REQUEST_COLUMNS}
     method = "GET" if name.startswith("read") else "POST"
     row.update(
         start=T0 + start,
-        end=T0 + start + latency_ms / 1e3,
+        end=T0 + start + latency_s,
         kind="writer",
         name=name,
         method=method,
         status=status,
-        latency_ms=latency_ms,
-        lateness_ms=0.0,
+        latency_s=latency_s,
+        lateness_s=0.0,
         bytes=10,
         process="t",
     )

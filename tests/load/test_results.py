@@ -27,12 +27,12 @@ def test_percentiles_from_raw_values_use_linear_interpolation() -> None:
 
 
 def test_requests_latencies_throughput_and_errors(tmp_path: Path) -> None:
-    rows = [request(0.1 * i, "deposit", latency_ms=float(i + 1)) for i in range(10)]  # t 0..0.9
+    rows = [request(0.1 * i, "deposit", latency_s=(i + 1) / 1e3) for i in range(10)]  # t 0..0.9
     rows += [
-        request(1.2, "read", latency_ms=0.25),
+        request(1.2, "read", latency_s=0.00025),
         request(1.5, "deposit", status=503),
         request(1.7, "withdraw", status=0, error="ConnectionRefusedError"),
-        request(2.1, "withdraw", status=409),
+        request(2.1, "withdraw", status=409, problem="command refused"),
         request(2.2, "transfer", status=429),
     ]
     res = load_results(write_run(tmp_path / "r", rows))
@@ -40,7 +40,10 @@ def test_requests_latencies_throughput_and_errors(tmp_path: Path) -> None:
     dep = res.latencies.set_index("name").loc["deposit"]
     # the 10 successful deposits took 1..10 ms; the 503 is not a latency sample
     assert dep["count"] == 11 and dep["ok"] == 10
-    assert dep["p50"] == pytest.approx(5.5)
+    assert dep["latency_p50_s"] == pytest.approx(0.0055)
+    # shown in ms, every column labelled with its unit
+    shown = res.latencies_ms.set_index("name").loc["deposit"]
+    assert shown["latency p50 (ms)"] == pytest.approx(5.5)
     tp = res.throughput.set_index("t")
     assert list(tp.index) == [0, 1, 2]
     assert tp.loc[0, "sent"] == 10 and tp.loc[0, "commands_ok"] == 10
@@ -49,7 +52,9 @@ def test_requests_latencies_throughput_and_errors(tmp_path: Path) -> None:
     kinds = dict(zip(res.errors["error_kind"], res.errors["count"], strict=True))
     assert kinds == {"5xx": 1, "connection": 1, "429": 1}
     s = res.summary.iloc[0]
-    assert (s["status_5xx"], s["conn_errors"], s["status_429"]) == (1, 1, 1)
+    assert (s["status_5xx"], s["conn_errors"]) == (1, 1)
+    # turned down, in the lab's words: the 409 refused, the 429 and the 503 shed
+    assert (s["refused"], s["conflict"], s["shed"], s["client_errors"]) == (1, 0, 2, 0)
     assert s["commands_ok"] == 10
     # rates are over the span of the sends (0 to 2.2 s), not the 10 s run.json asked for
     assert (s["duration_s"], s["load_span_s"]) == (10.0, pytest.approx(2.2))
@@ -185,11 +190,13 @@ def test_the_recorder_writes_exact_latency_and_lateness(tmp_path: Path) -> None:
     lines = rec.requests_path.read_text().splitlines()
     assert len(lines) == 3
     first = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
-    assert first["latency_ms"] == "1.2346" and first["status"] == "200" and first["token"] == "42"
+    # Locust's 1.23456 ms, recorded in seconds
+    assert first["latency_s"] == "0.0012346" and first["status"] == "200"
+    assert first["token"] == "42" and first["problem"] == ""
     second = dict(zip(lines[0].split(","), lines[2].split(","), strict=True))
     assert second["status"] == "0" and second["error"].startswith("ConnectionRefusedError")
     # scheduled at monotonic 0.0 (long ago): the lateness is large and positive
-    assert float(second["lateness_ms"]) > 1000.0
+    assert float(second["lateness_s"]) > 1.0
 
 
 def test_server_stage_means_come_from_its_metrics(tmp_path: Path) -> None:
@@ -264,10 +271,58 @@ def test_result_plots_draw_what_was_recorded(tmp_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [request(0.5 * i, "deposit", latency_ms=1.0 + i) for i in range(6)]
+    rows = [request(0.5 * i, "deposit", latency_s=(1.0 + i) / 1e3) for i in range(6)]
     res = load_results(write_run(tmp_path / "r", rows))
     ax = res.plot_throughput()
     assert [line.get_label() for line in ax.get_lines()] == ["sent", "ok", "errors"]
     ax2 = res.plot_latency()
     assert len(ax2.collections[0].get_offsets()) == 6  # one point per command
     plt.close("all")
+
+
+def test_turned_down_requests_are_named_by_the_vocabulary(tmp_path: Path) -> None:
+    rows = [
+        request(0.0, "deposit"),
+        request(0.1, "read"),
+        request(0.2, "withdraw", status=409, problem="command refused"),
+        request(0.3, "withdraw", status=409, problem="concurrent write"),
+        request(0.4, "deposit", status=412, problem="precondition failed"),
+        request(0.5, "deposit", status=429, problem="too many requests"),
+        request(0.6, "read", status=503, problem="not caught up"),
+        request(0.7, "deposit", status=422, problem="invalid request"),
+        request(0.8, "deposit", status=409, problem="request in progress"),
+        request(0.9, "deposit", status=500),
+        request(1.0, "deposit", status=0, error="ConnectionRefusedError"),
+    ]
+    res = load_results(write_run(tmp_path / "r", rows))
+    assert res.requests["outcome"].tolist() == [
+        "accepted", "answered", "refused", "conflict", "conflict", "shed", "shed",
+        "client error", "client error", "error", "error",
+    ]  # fmt: skip
+    s = res.summary.iloc[0]
+    assert (s["refused"], s["conflict"], s["shed"], s["client_errors"]) == (1, 2, 2, 2)
+    by_name = res.outcomes.set_index("name")
+    assert by_name.loc["withdraw", "refused"] == 1 and by_name.loc["withdraw", "conflict"] == 1
+    assert by_name.loc["deposit", "accepted"] == 1
+    from cqrs_lab.load.summary import format_summary
+
+    text = format_summary(res.summary)
+    assert "refused by the domain (requests)" in text and "shed, 429/503 (requests)" in text
+
+
+def test_a_folder_recorded_in_milliseconds_reads_in_seconds(tmp_path: Path) -> None:
+    """Results folders written before the unit convention keep loading, converted."""
+    path = write_run(tmp_path / "old", [request(0.0, "deposit", latency_s=0.004)])
+    csv = path / "records" / "requests-t.csv"
+    header, row = csv.read_text().splitlines()
+    names = header.split(",")
+    values = dict(zip(names, row.split(","), strict=True))
+    values["latency_s"], values["lateness_s"] = "4.0", "1.5"  # as milliseconds
+    old = [n.replace("latency_s", "latency_ms").replace("lateness_s", "lateness_ms") for n in names]
+    old_names = [n for n in old if n != "problem"]
+    csv.write_text(
+        ",".join(old_names) + "\n" + ",".join(values[n] for n in names if n != "problem") + "\n"
+    )
+    r = load_results(path).requests.iloc[0]
+    assert r["latency_s"] == pytest.approx(0.004) and r["lateness_s"] == pytest.approx(0.0015)
+    assert r["outcome"] == "accepted"

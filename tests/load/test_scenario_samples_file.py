@@ -70,8 +70,8 @@ def test_the_twin_writes_its_service_samples_beside_the_scenario(tmp_path: Path)
     samples = tuple(0.001 + 0.000001 * i for i in range(3000))
     cal = Calibration(
         command_samples=samples,
-        base_latency_ms=(1.0,),
-        base_lag_ms=(0.2,),
+        base_latency_s=(0.001,),
+        base_lag_s=(0.0002,),
         per_event={"balances": 1e-5},
         mix={"deposit": 1.0},
         keys=50,

@@ -26,10 +26,10 @@ def synthetic_run(
     cpu_per_s: float,
     idle: float = 0.05,
     model: str = "open",
-    latency_ms: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0),
+    latency_s: tuple[float, ...] = (0.001, 0.002, 0.003, 0.004),
     level: float | None = None,
 ) -> Path:
-    """``rate`` deposits per second for 12 s, latencies cycling through ``latency_ms``;
+    """``rate`` deposits per second for 12 s, latencies cycling through ``latency_s``;
     server-side command times alternating 1 and 3 ms; balances 0.1 ms per event, lag 0.2 or
     0.6 ms; the server's CPU growing ``cpu_per_s`` seconds per second. ``level``: the open
     model's intended rate as the run's options record it (runs with the same are repeats)."""
@@ -38,7 +38,7 @@ def synthetic_run(
     n = rate * SECONDS
     for i in range(n):
         t = i / rate
-        rows.append(request(t, "deposit", latency_ms=latency_ms[i % len(latency_ms)]))
+        rows.append(request(t, "deposit", latency_s=latency_s[i % len(latency_s)]))
         stages.append(
             ("request", "POST /accounts/{account_id}/deposits 200", t, 0.001 if i % 2 else 0.003, 1)
         )
@@ -72,10 +72,10 @@ def test_calibration_fits_what_was_measured(tmp_path: Path) -> None:
     # an older folder names no domain: the bank; its options name 10 accounts
     assert (cal.domain, cal.view, cal.keys) == ("cqrs_lab.domains.bank", "balances", 10)
     # measured latencies 1..4 ms, a quarter each: kept as measured values, in proportion
-    base = np.asarray(cal.base_latency_ms)
-    assert sorted(set(base)) == [1.0, 2.0, 3.0, 4.0]
-    assert [float(np.mean(base == v)) for v in (1.0, 2.0, 3.0, 4.0)] == [0.25] * 4
-    assert sorted(set(np.round(cal.base_lag_ms, 6))) == [0.2, 0.6]
+    base = np.asarray(cal.base_latency_s)
+    assert sorted(set(base)) == [0.001, 0.002, 0.003, 0.004]
+    assert [float(np.mean(base == v)) for v in (0.001, 0.002, 0.003, 0.004)] == [0.25] * 4
+    assert sorted(set(np.round(cal.base_lag_s, 7))) == [0.0002, 0.0006]
     assert cal.capacity == pytest.approx(1 / cal.command_mean)
 
 
@@ -85,11 +85,11 @@ def test_calibration_needs_the_servers_stage_timings(tmp_path: Path) -> None:
         calibrate(load_results(path))
 
 
-def _cal(samples: tuple[float, ...], base: tuple[float, ...] = (2.0,)) -> Calibration:
+def _cal(samples: tuple[float, ...], base: tuple[float, ...] = (0.002,)) -> Calibration:
     return Calibration(
         command_samples=samples,
-        base_latency_ms=base,
-        base_lag_ms=(0.3,),
+        base_latency_s=base,
+        base_lag_s=(0.0003,),
         per_event={"balances": 1e-5},
         mix={"deposit": 1.0},
         keys=50,
@@ -122,13 +122,13 @@ def test_the_twin_queues_like_m_d_1() -> None:
 
 
 def test_predictions_add_the_simulated_wait_to_the_unloaded_latency() -> None:
-    cal = _cal((0.001,), base=(2.0,))
+    cal = _cal((0.001,), base=(0.002,))
     light = predict(cal, rate=2.0, duration=30.0)
     # at 2 commands/s the server is idle on arrival almost always: p50 is the unloaded 2 ms
-    assert light["cmd_p50"] == pytest.approx(2.0)
-    assert light["throughput"] == pytest.approx(2.0)
+    assert light["command_latency_p50_s"] == pytest.approx(0.002)
+    assert light["throughput_per_s"] == pytest.approx(2.0)
     heavy = predict(cal, rate=800.0, duration=30.0)  # rho = 0.8: waits of milliseconds
-    assert heavy["cmd_p95"] > light["cmd_p95"] + 1.0
+    assert heavy["command_latency_p95_s"] > light["command_latency_p95_s"] + 0.001
     assert heavy["server_cpu"] == pytest.approx(0.8)
     assert predict(cal, rate=2.0, duration=30.0) == light  # seeded: the same figures again
 
@@ -185,7 +185,7 @@ def test_a_closed_model_run_is_marked_not_comparable(tmp_path: Path) -> None:
 def test_repeats_of_a_level_are_pooled(tmp_path: Path) -> None:
     a = load_results(synthetic_run(tmp_path / "a", rate=10, cpu_per_s=0.1, level=10.0))
     b = load_results(
-        synthetic_run(tmp_path / "b", rate=10, cpu_per_s=0.1, latency_ms=(5.0,), level=10.0)
+        synthetic_run(tmp_path / "b", rate=10, cpu_per_s=0.1, latency_s=(0.005,), level=10.0)
     )
     c = load_results(synthetic_run(tmp_path / "c", rate=40, cpu_per_s=0.4, level=40.0))
     table = compare([c, b, a])
@@ -198,7 +198,7 @@ def test_repeats_of_a_level_are_pooled(tmp_path: Path) -> None:
     # the pooled measurement is over both runs' samples: a's 1..4 ms and b's 5 ms, as many
     # of each run, so half the pooled latencies are 5 ms and the median lies between 4 and 5
     # (a's p50 alone is 2.5 ms, b's 5 ms)
-    assert sorted(set(cal.base_latency_ms)) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert sorted(set(cal.base_latency_s)) == [0.001, 0.002, 0.003, 0.004, 0.005]
     p50 = table[(table["run"] == "b+a") & (table["metric"] == "command_latency_p50_s")]
     assert float(p50["measured"].iloc[0]) == pytest.approx(0.0045)  # seconds
 
@@ -241,8 +241,8 @@ def test_the_unloaded_latency_follows_the_levels(tmp_path: Path) -> None:
     # and 1.5 ms at 16/s (an event loop already awake): latency ~ rate ** (ln 0.75 / ln 4)
     runs = [
         load_results(synthetic_run(tmp_path / f"r{r}", rate=r, cpu_per_s=0.05 + 0.001 * r,
-                                   latency_ms=(lat,), level=float(r)))
-        for r, lat in ((4, 2.0), (16, 1.5), (64, 1.0))
+                                   latency_s=(lat,), level=float(r)))
+        for r, lat in ((4, 0.002), (16, 0.0015), (64, 0.001))
     ]  # fmt: skip
     cal = compare(runs).attrs["calibration"]
     k = np.log(0.75) / np.log(4.0)
@@ -257,22 +257,22 @@ def test_the_loop_wait_is_a_queue_wait_rescaled_to_one_request() -> None:
 
     cal = Calibration(
         command_samples=(0.002,),  # 2 ms of the server's CPU per command (all work folded)
-        base_latency_ms=(1.0,),
-        base_lag_ms=(0.2,),
+        base_latency_s=(0.001,),
+        base_lag_s=(0.0002,),
         per_event={"balances": 1e-5},
         mix={"deposit": 1.0},
         anchor_rate=50.0,  # busy 0.1 there
         request_cpu=0.0005,  # 0.5 ms per request of any kind
     )
     rng = np.random.default_rng(7)
-    waits = np.full(1000, 2.0)  # the twin's command waits: 2 ms each
+    waits = np.full(1000, 0.002)  # the twin's command waits: 2 ms each
     # at the anchor rate the measured unloaded lag already holds the loop's waits
     assert not _loop_wait(cal, 50.0, 1000, rng, waits).any()
     # at 300/s the loop is busy 0.6, 0.5 of it beyond the anchor: a draw counts 5/6 of the
     # time, rescaled from a 2 ms command to a 0.5 ms request: 2 ms * 0.25
     got = _loop_wait(cal, 300.0, 200_000, rng, waits)
     assert float((got > 0).mean()) == pytest.approx(5 / 6, abs=0.01)
-    assert set(np.unique(got)) == {0.0, 0.5}
+    assert set(np.unique(got)) == {0.0, 0.0005}
     assert not _loop_wait(cal, 300.0, 10, rng, np.array([])).any()  # no waits simulated
 
 
@@ -302,8 +302,8 @@ def test_the_unloaded_curves_are_fitted_net_of_the_simulated_waits() -> None:
 
     cal = Calibration(
         command_samples=(0.003,),  # 3 ms per command: busy 0.6 at 200/s, real waits
-        base_latency_ms=(2.0,),
-        base_lag_ms=(0.4,),
+        base_latency_s=(0.002,),
+        base_lag_s=(0.0004,),
         per_event={"balances": 1e-5},
         mix={"deposit": 1.0},
         anchor_rate=50.0,
@@ -311,12 +311,13 @@ def test_the_unloaded_curves_are_fitted_net_of_the_simulated_waits() -> None:
     # measured at 200/s: p50 4 ms. Scaling the 2 ms unloaded latency alone to 4 ms would
     # need rate ** 0.5; but the twin's own waits at busy 0.6 already add to the median, so
     # the fitted exponent is lower, and the twin then reproduces the 4 ms it was fitted to
-    fitted = fit_unloaded(cal, 200.0, cmd_p50=4.0, lag_p50=0.5, duration=30.0)
+    fitted = fit_unloaded(cal, 200.0, command_latency_p50_s=0.004, lag_p50_s=0.0005, duration=30.0)
     assert fitted.latency_exponent < 0.5 - 0.05
-    assert predict(fitted, 200.0, 30.0)["cmd_p50"] == pytest.approx(4.0, rel=0.01)
-    assert predict(fitted, 200.0, 30.0)["lag_p50"] == pytest.approx(0.5, rel=0.01)
+    p = predict(fitted, 200.0, 30.0)
+    assert p["command_latency_p50_s"] == pytest.approx(0.004, rel=0.01)
+    assert p["lag_p50_s"] == pytest.approx(0.0005, rel=0.01)
     # at or below the anchor rate there is nothing to fit
-    assert fit_unloaded(cal, 50.0, cmd_p50=1.0, lag_p50=0.1) == cal
+    assert fit_unloaded(cal, 50.0, command_latency_p50_s=0.001, lag_p50_s=0.0001) == cal
 
 
 INVENTORY = "cqrs_lab.domains.inventory"
@@ -334,7 +335,7 @@ def inventory_run(path: Path, rate: int = 20) -> Path:
     stages: list[tuple[str, str, float, float, int]] = []
     for i in range(rate * SECONDS):
         t = i / rate
-        rows.append(request(t, names[i % len(names)], latency_ms=2.0))
+        rows.append(request(t, names[i % len(names)], latency_s=0.002))
         stages.append(("request", "POST /commands/{name} 200", t, 0.002, 1))
         stages.append(("projection", "stock", t, 0.0001, 2))
         stages.append(("lag", "stock", t, 0.0003, i))
@@ -361,7 +362,7 @@ def test_the_twin_calibrates_from_an_inventory_run(tmp_path: Path) -> None:
         {"reserve": 4 / 9, "ship": 2 / 9, "restock": 2 / 9, "release": 1 / 9}, abs=0.01
     )
     assert cal.notes["unmapped_commands"] == ["odd"]
-    assert sorted(set(np.round(cal.base_lag_ms, 6))) == [0.3]
+    assert sorted(set(np.round(cal.base_lag_s, 7))) == [0.0003]
 
     path = cal.write(tmp_path / "twin.toml", rate=40.0, duration=5.0)
     text = path.read_text()
@@ -374,9 +375,9 @@ def test_the_twin_calibrates_from_an_inventory_run(tmp_path: Path) -> None:
     assert s.projection("stock").per_event.mean == pytest.approx(0.00005)
 
     p = predict(cal, rate=40.0, duration=5.0)
-    assert p["offered"] == 40.0 and 0.0 < p["server_cpu"] < 1.0
+    assert p["offered_commands_per_s"] == 40.0 and 0.0 < p["server_cpu"] < 1.0
     # the lag of stock: at least the measured unloaded 0.3 ms (load only adds to it)
-    assert p["lag_p50"] >= 0.3 - 1e-9
+    assert p["lag_p50_s"] >= 0.0003 - 1e-12
     with pytest.raises(ConfigError, match="calibrated on the lag of 'stock'"):
         predict(cal, rate=40.0, duration=5.0, view="balances")
 
@@ -426,4 +427,4 @@ def test_the_twin_calibrates_from_a_real_inventory_load_test(tmp_path: Path) -> 
     assert s.domain == INVENTORY and s.workload.population == 20
     assert "products = 20\n" in (tmp_path / "twin.toml").read_text()
     p = predict(cal, rate=30.0, duration=3.0)
-    assert p["offered"] == 30.0 and p["lag_p50"] > 0
+    assert p["offered_commands_per_s"] == 30.0 and p["lag_p50_s"] > 0
