@@ -28,7 +28,7 @@ postgresql-server:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
 	  >/dev/null 2>&1 || echo "could not install postgresql; the PostgreSQL tests will fail"; }
 
-bench: $(STAMP)
+bench: $(STAMP) postgresql-server
 	@command -v wrk >/dev/null 2>&1 || { echo "W3 needs wrk (Debian package): installing it"; \
 	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \
 	  echo "could not install wrk; W3 will say so and be skipped"; }

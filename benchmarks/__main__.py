@@ -3,7 +3,9 @@
 Each ``benchmarks/w*.py`` module exposes ``run() -> Iterator[dict]``; each dict is one figure
 with at least ``workload``, ``implementation``, ``metric``, ``value`` and ``unit``, plus the
 peer it is compared with and the ratio where there is one. ``python -m benchmarks w1`` runs
-only the modules whose name starts with ``w1``.
+only the modules whose name starts with ``w1``; ``python -m benchmarks w4_postgres`` only the
+PostgreSQL workloads (they start a throwaway cluster of their own: ``make bench`` installs the
+server binaries first when they are missing).
 """
 
 from __future__ import annotations

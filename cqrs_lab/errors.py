@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ClusterError",
     "CommandRefused",
     "ConcurrencyError",
     "ConfigError",
@@ -21,6 +22,7 @@ __all__ = [
     "HistoryError",
     "IdempotencyConflict",
     "InjectedFault",
+    "LostSlot",
     "MissingExtra",
     "NotFound",
     "Overloaded",
@@ -153,6 +155,12 @@ class StoreBroken(CqrsLabError):
     """
 
 
+class LostSlot(CqrsLabError):
+    """A ``cqrs-lab project`` worker found a partition's tracking record moved under it:
+    another worker owns the partition now. Its batch is rolled back and the worker gives the
+    partition up (handled inside the worker; never reaches the user)."""
+
+
 class ConsumerCrashed(CqrsLabError):
     """Raised inside a subscription at a named crash point to simulate a consumer crash.
 
@@ -208,3 +216,8 @@ class Problem(CqrsLabError):
         self.detail = detail
         self.headers = dict(headers or {})
         self.extra = extra
+
+
+class ClusterError(CqrsLabError, RuntimeError):
+    """A throwaway PostgreSQL cluster could not be found, created or started (the message
+    says why; :mod:`cqrs_lab.stores.pg_cluster`)."""

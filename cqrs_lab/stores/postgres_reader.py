@@ -59,10 +59,10 @@ sequence never fills: read the log by ``position > after``, never by counting.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from cqrs_lab.core import Envelope, RawEvent
+from cqrs_lab.core import Envelope, Event, EventRegistry, RawEvent
 from cqrs_lab.errors import ConfigError
 
 __all__ = [
@@ -70,7 +70,9 @@ __all__ = [
     "READERS",
     "Reader",
     "check_reader",
+    "envelopes",
     "read_sql",
+    "safe_length",
     "safe_prefix",
     "stored_envelope",
 ]
@@ -121,7 +123,60 @@ def safe_prefix(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
+def safe_length(rows: Sequence[Sequence[Any]]) -> int:
+    """How many rows come before the first whose last column is false."""
+    for i, row in enumerate(rows):
+        if not row[-1]:
+            return i
+    return len(rows)
+
+
 _EMPTY: Mapping[str, Any] = {}
+_UNSEEN: Any = object()
+
+
+def envelopes(
+    rows: Sequence[Sequence[Any]],
+    registry: EventRegistry,
+    fallback: Callable[[Envelope], Envelope],
+) -> list[Envelope]:
+    """Envelopes from rows starting with :data:`COLUMNS`, in one pass (the read path of a
+    catch-up): the payloads parsed by one ``json.loads``, each built straight into its class
+    when the registry knows its type at the stored schema version; any other row is handed
+    in stored form to ``fallback`` (which upcasts it, or keeps it stored).
+    """
+    if not rows:
+        return []
+    datas = json.loads("[" + ",".join([row[6] for row in rows]) + "]")
+    classes: dict[tuple[str, int], type[Event] | None] = {}
+    out: list[Envelope] = []
+    append = out.append
+    for row, data in zip(rows, datas, strict=True):
+        tname, schema, meta = row[4], row[5], row[10]
+        cls = classes.get((tname, schema), _UNSEEN)
+        if cls is _UNSEEN:
+            known = registry.class_for(tname) if registry.knows(tname) else None
+            cls = classes[(tname, schema)] = (
+                known if known is not None and known.schema_version == schema else None
+            )
+        if cls is not None:
+            try:
+                payload = cls(**data)
+            except Exception:  # the fallback decodes it again, as the row-by-row path does
+                cls = None
+        metadata = _EMPTY if meta == "{}" else json.loads(meta)
+        if cls is None:
+            raw = RawEvent(tname, schema, data)
+            append(fallback(Envelope(
+                row[0], row[1], int(row[2]), int(row[3]), tname, schema, raw,
+                row[7], row[8], row[9], metadata,
+            )))  # fmt: skip
+            continue
+        append(Envelope(
+            row[0], row[1], int(row[2]), int(row[3]), tname, schema, payload,
+            row[7], row[8], row[9], metadata,
+        ))  # fmt: skip
+    return out
 
 
 def stored_envelope(row: Sequence[Any]) -> Envelope:

@@ -42,8 +42,9 @@ from cqrs_lab.stores.postgres_reader import (
     COLUMNS,
     Reader,
     check_reader,
+    envelopes,
     read_sql,
-    safe_prefix,
+    safe_length,
     stored_envelope,
 )
 from cqrs_lab.stores.postgres_schema import (
@@ -261,8 +262,8 @@ class PostgresEventStore:
             return []
         rows = self.query(self._sql_all[limit is not None], {"after": after, "limit": limit})
         if self.reader == "safe":
-            rows = safe_prefix(rows)
-        return [self._decoded_if_known(stored_envelope(row)) for row in rows]
+            rows = rows[: safe_length(rows)]
+        return envelopes(rows, self.registry, self._decoded_if_known)
 
     def read_positions(self, first: int, last: int) -> list[Envelope]:
         """Committed events with ``first <= position <= last`` (no horizon: for records that
