@@ -70,6 +70,10 @@ class DeliveryPolicy(Protocol):
         """Partitioned: every own event up to ``position`` was taken (the rest are others')."""
         ...
 
+    def passed(self, sub: Subscription, positions: list[int]) -> None:
+        """Positions the log will never hold (holes a rolled-back append left): dealt with."""
+        ...
+
     def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
         """For one batch: a test that a position was dealt with already (None: no test)."""
         ...
@@ -120,6 +124,11 @@ class _Semantics:
     def taken_through(self, sub: Subscription, position: int) -> None:
         pass  # the record moves when events are applied
 
+    def passed(self, sub: Subscription, positions: list[int]) -> None:
+        record = sub.record  # committed with the next unit; a crash before re-reads them
+        for p in positions:
+            record.add(p)
+
     def duplicate_filter(self, sub: Subscription) -> Callable[[int], bool] | None:
         return None
 
@@ -163,6 +172,12 @@ class AtMostOnce(_Semantics):
 
     def taken_through(self, sub: Subscription, position: int) -> None:
         sub.durable.raise_to(position)
+
+    def passed(self, sub: Subscription, positions: list[int]) -> None:
+        super().passed(sub, positions)
+        taken = sub.durable  # committed with the next deliveries taken
+        for p in positions:
+            taken.add(p)
 
     def commit(self, sub: Subscription) -> None:
         pass  # the taken record was committed on arrival

@@ -105,7 +105,9 @@ NO_STREAM = ExpectedVersion.NO_STREAM
 
 
 class Envelope(NamedTuple):
-    """One recorded event. Immutable; ``position`` is global, gap-free and starts at 1."""
+    """One recorded event. Immutable; ``position`` is global, increasing and starts at 1
+    (gap-free in the in-memory and SQLite stores; a shared store may leave holes, see
+    :meth:`EventStore.read_all <cqrs_lab.core.store.EventStore.read_all>`)."""
 
     event_id: str
     stream_id: str

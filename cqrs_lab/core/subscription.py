@@ -219,7 +219,10 @@ class Subscription:
                 batch = self.store.read_all(self.fetched, room)
                 if batch:
                     moved += len(batch)
-                    self.fetched = batch[-1].position
+                    last = batch[-1].position
+                    if last - self.fetched != len(batch):  # holes (see EventStore.read_all)
+                        self._holes(batch)
+                    self.fetched = last
                     if self.partition is not None:
                         batch = self._mine(batch)
             if batch:
@@ -229,6 +232,15 @@ class Subscription:
         if self.partition is not None and moved:
             self._skip_foreign()
         return moved
+
+    def _holes(self, batch: list[Envelope]) -> None:
+        """The positions a read skipped between ``fetched`` and its last event are holes left
+        by appends that rolled back after taking them (a shared store's sequence never fills
+        them): none will ever exist, so they count as dealt with and the position moves on."""
+        got = {env.position for env in batch}
+        missing = [p for p in range(self.fetched + 1, batch[-1].position) if p not in got]
+        if missing:
+            self.policy.passed(self, missing)
 
     def _take(self, got: list[Envelope], now: float, *, mixed: bool) -> None:
         rec = self.recorder
