@@ -2,9 +2,12 @@
 
 ``--domain`` names what is served (default the bank); ``--stage-timings`` exports per-stage
 timings on ``/metrics`` and ``--stages-csv PATH`` also writes the raw samples on exit (what
-``cqrs-lab loadtest`` starts). Process-wide settings belong here, to the entry point, never
-to the app: the garbage collector is frozen once the app is up and again as the log grows
-(``--gc-freeze-every``, 0: never).
+``cqrs-lab loadtest`` starts). Once uvicorn listens, one line on stdout says what is served,
+where, on which store, and where the API docs are (:func:`start_line`). Process-wide
+settings belong here, to the entry point, never to the app: the garbage collector is
+frozen once the app is up and again as the log grows (``--gc-freeze-every``, 0: never;
+:class:`~cqrs_lab.http.serve_process.ServeLifespan`), and uvicorn runs with the guarded
+protocol (:func:`~cqrs_lab.http.serve_process.run_uvicorn`).
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
@@ -16,115 +19,51 @@ to the app: the garbage collector is frozen once the app is up and again as the 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
-import importlib.util
 import logging
-from collections.abc import Callable, MutableMapping
+import os
+import re
+import socket
+import sys
 from typing import Any
 
-from cqrs_lab.core import DELIVERY_POLICIES, Engine
+from cqrs_lab.core import DELIVERY_POLICIES
 from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
+from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
+from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
-__all__ = ["ServeLifespan", "register", "run_uvicorn", "serve"]
+__all__ = ["ServeLifespan", "register", "run_uvicorn", "serve", "start_line"]
 
 log = logging.getLogger("cqrs_lab.http.cli")
-Message = MutableMapping[str, Any]
 
 
-def run_uvicorn(
-    app: Any,
-    host: str,
-    port: int,
-    *,
-    log_level: str = "info",
-    graceful_seconds: int = 10,
-    config: ServerConfig | None = None,
-) -> None:
-    """Serve ``app`` with one uvicorn worker (uvloop where installed) and the guarded
-    httptools protocol: header and body timeouts and the connection limit of ``config``
-    (:mod:`cqrs_lab.http.protocol`)."""
-    import uvicorn
+def start_line(config: ServerConfig, url: str) -> str:
+    """The one line ``serve`` prints once it listens: what, where, on which store (without
+    the credentials of a store URL), the docs.
 
-    from cqrs_lab.http.protocol import guarded_protocol
-
-    config = config or ServerConfig()
-    protocol = guarded_protocol(config.header_timeout, config.body_timeout, config.max_connections)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=protocol,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=graceful_seconds,
+    >>> print(start_line(ServerConfig(), "http://127.0.0.1:8000"))  # doctest: +NORMALIZE_WHITESPACE
+    cqrs-lab serve: cqrs_lab.domains.bank (effectively-once delivery) on
+    http://127.0.0.1:8000, store memory; API docs http://127.0.0.1:8000/docs
+    >>> _shown_store("postgresql://lab:s3cret@db:5432/lab")
+    'postgresql://***@db:5432/lab'
+    """
+    return (
+        f"cqrs-lab serve: {config.domain} ({config.delivery} delivery) on {url}, store "
+        f"{_shown_store(config.store)}; API docs {url}/docs"
     )
 
 
-class ServeLifespan:
-    """An ASGI wrapper for the ``serve`` process only, around the app's own lifespan.
-
-    Once the app has started: ``gc.collect()`` and ``gc.freeze()``, then ``gc.freeze()``
-    again each time the log has grown by ``gc_freeze_every`` events (checked every
-    ``period`` seconds; None: never). Full collections then stop walking the framework and
-    the ever-growing log (measured: 100 ms pauses every half second under load without
-    it); frozen objects are still freed by reference counting when they are dropped.
-    Once the app has shut down (its driver drained): ``on_shutdown()``, before uvicorn
-    hands the stopping signal back to the process.
-    """
-
-    def __init__(
-        self,
-        app: Any,
-        engine: Engine,
-        gc_freeze_every: int | None,
-        on_shutdown: Callable[[], None] | None = None,
-        period: float = 0.5,
-    ) -> None:
-        self.app, self.engine, self.every, self.period = app, engine, gc_freeze_every, period
-        self.on_shutdown = on_shutdown
-        self.frozen_at = 0
-        self.task: asyncio.Task[None] | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-
-        async def observed(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete" and self.every is not None:
-                self.freeze()
-                watch = self._watch(self.every)
-                self.task = asyncio.create_task(watch, name="cqrs-gc-freeze")
-            elif message["type"] == "lifespan.shutdown.complete":
-                if self.task is not None:
-                    self.task.cancel()
-                if self.on_shutdown is not None:
-                    self.on_shutdown()
-            await send(message)
-
-        await self.app(scope, receive, observed)
-
-    def freeze(self) -> None:
-        gc.collect()
-        gc.freeze()
-        self.frozen_at = self.engine.store.head_position
-
-    async def _watch(self, every: int) -> None:
-        while True:
-            await asyncio.sleep(self.period)
-            head = self.engine.store.head_position
-            if head - self.frozen_at >= every:
-                gc.freeze()
-                self.frozen_at = head
+def _shown_store(store: str) -> str:
+    """A store as printed: a URL's user and password replaced by ``***``."""
+    return re.sub(r"//[^@/]*@", "//***@", store)
 
 
 def serve(args: argparse.Namespace) -> int:
     """Build the config, the engine and the app, then run uvicorn until stopped."""
     from cqrs_lab.http.app import create_app_from_config
     from cqrs_lab.http.stages import StageTimings
+    from cqrs_lab.http.workers import worker_stages
 
     config = ServerConfig(
         domain=args.domain,
@@ -135,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
         ready_max_lag=args.ready_max_lag,
         max_body_bytes=args.max_body_bytes,
         sqlite_synchronous=args.sqlite_synchronous,
+        snapshot_every=args.snapshot_every,
         max_wait=args.max_wait,
         restart_after=args.restart_after if args.restart_after >= 0 else None,
         header_timeout=args.header_timeout,
@@ -142,10 +82,21 @@ def serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         idempotency_retention=args.idempotency_retention,
         idempotency_max_keys=args.idempotency_max_keys,
+        workers=args.workers,
+        sagas=args.sagas,
     )
+    if args.workers > 1:  # a pre-forking parent: see cqrs_lab.http.workers
+        from cqrs_lab.http.workers import run_workers
+
+        if "serve" not in sys.argv:
+            raise ConfigError("--workers: start it from the command line (cqrs-lab serve ...)")
+        argv = sys.argv[sys.argv.index("serve") :]
+        return run_workers(args.host, args.port, args.workers, argv, stages_csv=args.stages_csv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.log_projections:
         logging.getLogger("cqrs_lab.http.projections").setLevel(logging.DEBUG)
+    if args.listen_fd is not None and args.stages_csv:  # a worker: the parent merges them
+        args.stages_csv = worker_stages(args.stages_csv, os.getpid())
     stages = StageTimings() if args.stage_timings or args.stages_csv else None
     app = create_app_from_config(config, stages)
 
@@ -155,8 +106,16 @@ def serve(args: argparse.Namespace) -> int:
 
     every = args.gc_freeze_every if args.gc_freeze_every > 0 else None
     served = ServeLifespan(app, app.state.engine, every, write_stages)
+    fd = args.listen_fd
     run_uvicorn(
-        served, args.host, args.port, log_level=args.log_level, graceful_seconds=10, config=config
+        served,
+        args.host,
+        args.port,
+        log_level=args.log_level,
+        graceful_seconds=10,
+        config=config,
+        announce=lambda url: print(start_line(config, url), flush=True),
+        sockets=None if fd is None else [socket.socket(fileno=fd)],
     )
     return 0
 
@@ -172,24 +131,62 @@ def register(sub: Any) -> None:
         help="the domain to serve: a module with a 'domain' attribute or 'module:object' "
         "(default: %(default)s)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
-    p.add_argument("--delivery", choices=DELIVERY_POLICIES, default="effectively-once")
-    p.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8000, help="TCP port; 0: any free one (default: %(default)s)"
+    )
+    p.add_argument(
+        "--delivery",
+        choices=DELIVERY_POLICIES,
+        default="effectively-once",
+        help="delivery semantics of the projections (default: %(default)s)",
+    )
+    p.add_argument(
+        "--store",
+        default="memory",
+        help="event store: memory, sqlite:PATH (durable) or postgresql://... (shared; needs "
+        "the postgres extra) (default: %(default)s)",
+    )
     p.add_argument(
         "--admin-token",
         default=None,
-        help=f"bearer token for rebuild/faults/replay (or ${ADMIN_TOKEN_ENV}); none: off",
+        help=f"bearer token for rebuild/faults/replay, at least 8 characters (or "
+        f"${ADMIN_TOKEN_ENV}) (default: none, those routes off)",
     )
-    p.add_argument("--queue-size", type=int, default=1024, help="commands queued before 429")
-    p.add_argument("--ready-max-lag", type=int, default=10_000, help="positions, for /readyz")
-    p.add_argument("--max-body-bytes", type=int, default=64 * 1024)
-    p.add_argument("--max-wait", type=float, default=10.0, help="longest read-your-writes wait")
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=1024,
+        help="commands queued before new ones are shed with 429 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ready-max-lag",
+        type=int,
+        default=10_000,
+        metavar="POSITIONS",
+        help="/readyz answers 503 while a view is this far behind (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=64 * 1024,
+        help="larger request bodies are refused with 413 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="longest read-your-writes wait a read may ask for (default: %(default)s)",
+    )
     p.add_argument(
         "--restart-after",
         type=float,
         default=1.0,
-        help="seconds before a crashed consumer is restarted; negative: never (default: 1)",
+        help="seconds before a crashed consumer is restarted; negative: never "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--header-timeout",
@@ -214,12 +211,27 @@ def register(sub: Any) -> None:
         help="open connections at most; one more gets 503 problem+json and is closed "
         "(default: %(default)s)",
     )
-    p.add_argument("--sqlite-synchronous", default="FULL", choices=("NORMAL", "FULL"))
+    p.add_argument(
+        "--sqlite-synchronous",
+        default="FULL",
+        choices=("NORMAL", "FULL"),
+        help="SQLite's synchronous pragma: FULL survives a power cut, NORMAL a crash of the "
+        "process only (default: %(default)s)",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=DEFAULT_SNAPSHOT_EVERY,
+        metavar="POSITIONS",
+        help="with the SQLite store, snapshot each read model every this many positions; a "
+        "restart replays only the events after the latest snapshot (default: %(default)s)",
+    )
     p.add_argument(
         "--stage-timings",
         action="store_true",
         help="time commands, queries, projection steps, requests and append-to-apply lag; "
-        "export them on /metrics (cqrs_lab_stage_seconds, cqrs_lab_stage_items)",
+        "export them on /metrics (cqrs_lab_stage_seconds, cqrs_lab_stage_items) "
+        "(default: off)",
     )
     p.add_argument(
         "--stages-csv",
@@ -227,7 +239,8 @@ def register(sub: Any) -> None:
         dest="stages_csv",
         default=None,
         metavar="PATH",
-        help="also write the raw stage samples to this CSV on exit (implies --stage-timings)",
+        help="also write the raw stage samples to this CSV on exit (implies --stage-timings; "
+        "default: none)",
     )
     p.add_argument(
         "--gc-freeze-every",
@@ -252,6 +265,28 @@ def register(sub: Any) -> None:
         metavar="KEYS",
         help="keep the records of this many of the newest keys at most (default: %(default)s)",
     )
-    p.add_argument("--log-projections", action="store_true", help="log each applied event")
-    p.add_argument("--log-level", default="warning")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (PostgreSQL store only; sagas then run in "
+        "`cqrs-lab project`) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sagas",
+        choices=("internal", "external"),
+        default="internal",
+        help="external: sagas only follow the log here and send nothing (run them with "
+        "`cqrs-lab project`; implied by --workers > 1) (default: %(default)s)",
+    )
+    p.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--log-projections", action="store_true", help="log each applied event (default: off)"
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        help="uvicorn's log level (default: %(default)s)",
+    )
     p.set_defaults(run=serve)

@@ -32,8 +32,15 @@ from cqrs_lab.core.bus import (
     InMemoryIdempotencyStore,
 )
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
 __all__ = ["ADMIN_TOKEN_ENV", "DEFAULT_DOMAIN", "BuiltEngine", "ServerConfig", "build_engine"]
+
+
+def is_postgres(store: str) -> bool:
+    """Does a ``--store`` value name a PostgreSQL database (``postgresql://...``)?"""
+    return store.startswith(("postgresql://", "postgres://")) and len(store) > len("postgres://")
+
 
 #: the environment variable read for the admin token when ``--admin-token`` is not given
 ADMIN_TOKEN_ENV = "CQRS_LAB_ADMIN_TOKEN"
@@ -64,6 +71,13 @@ class ServerConfig:
       chunks of a body (408, closed); ``max_connections``: open connections at most (one
       more is answered 503 problem+json with ``Retry-After`` and closed). See
       :mod:`cqrs_lab.http.protocol`.
+    - ``workers``: server processes sharing the port (PostgreSQL only; see
+      :mod:`cqrs_lab.http.workers`); ``sagas``: ``"internal"`` (sagas send their commands
+      from this process) or ``"external"`` (they are read-only replicas here and run in
+      ``cqrs-lab project``; always so with several workers).
+    - ``snapshot_every``: with the SQLite store, each read model is snapshotted with its
+      tracking record every this many positions, and a restart replays only what follows
+      its latest snapshot (see :mod:`cqrs_lab.stores.view_snapshots`).
     """
 
     domain: str | Domain = DEFAULT_DOMAIN
@@ -84,6 +98,9 @@ class ServerConfig:
     idempotency_max_keys: int = DEFAULT_IDEMPOTENCY_MAX_KEYS
     seed: int = 0
     sqlite_synchronous: str = "FULL"
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    workers: int = 1
+    sagas: str = "internal"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,9 +109,14 @@ class ServerConfig:
             raise ConfigError(
                 f"delivery={self.delivery!r}: pass one of {', '.join(DELIVERY_POLICIES)}"
             )
-        if self.store != "memory" and not (self.store.startswith("sqlite:") and self.store[7:]):
-            raise ConfigError(f"store={self.store!r}: pass 'memory' or 'sqlite:PATH'")
-        for name in ("queue_size", "batch_size", "max_body_bytes", "idempotency_max_keys"):
+        durable = (self.store.startswith("sqlite:") and self.store[7:]) or is_postgres(self.store)
+        if self.store != "memory" and not durable:
+            raise ConfigError(
+                f"store={self.store!r}: pass 'memory', 'sqlite:PATH' or 'postgresql://...'"
+            )
+        for name in (
+            "queue_size", "batch_size", "max_body_bytes", "idempotency_max_keys", "snapshot_every"
+        ):  # fmt: skip
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: pass a whole number >= 1")
         if not self.idempotency_retention > 0:
@@ -115,6 +137,15 @@ class ServerConfig:
             raise ConfigError(f"max_connections={self.max_connections}: pass a number >= 1")
         if not 0 < self.idle_poll <= 5:
             raise ConfigError(f"idle_poll={self.idle_poll}: pass seconds in (0, 5]")
+        if type(self.workers) is not int or self.workers < 1:
+            raise ConfigError(f"workers={self.workers!r}: pass a whole number >= 1")
+        if self.sagas not in ("internal", "external"):
+            raise ConfigError(f"sagas={self.sagas!r}: pass 'internal' or 'external'")
+        if (self.workers > 1 or self.sagas == "external") and not is_postgres(self.store):
+            raise ConfigError(
+                f"workers={self.workers}, sagas={self.sagas!r} with store={self.store!r}: "
+                f"memory and SQLite are one-process stores; pass --store postgresql://..."
+            )
         if self.admin_token is not None and len(self.admin_token) < 8:
             raise ConfigError("admin_token: pass at least 8 characters (or none to turn admin off)")
 
@@ -138,6 +169,8 @@ class BuiltEngine:
     store: Any = None  # SqliteEventStore when durable
     checkpoints: Any = None  # SqliteCheckpoints when durable
     responses: Any = None  # ResponseRecords, or SqliteResponseRecords when durable
+    #: view -> the position its read model was restored at from a snapshot (durable only)
+    restored: dict[str, int] = field(default_factory=dict)
 
 
 def build_engine(config: ServerConfig) -> BuiltEngine:
@@ -152,6 +185,20 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     )
 
     domain = load_domain(config.domain)
+    if is_postgres(config.store):
+        from cqrs_lab.stores.postgres_serve import build_postgres_engine
+
+        served = build_postgres_engine(
+            config.store, domain, delivery=config.delivery, seed=config.seed,
+            ttl=config.idempotency_retention, max_keys=config.idempotency_max_keys,
+        )  # fmt: skip
+        built = BuiltEngine(served.engine, served.installed, served.store)
+        built.checkpoints, built.responses = served.checkpoints, served.responses
+        if config.sagas == "external" or config.workers > 1:  # sagas run in `cqrs-lab project`
+            from cqrs_lab.stores.postgres_project import passive_sagas
+
+            passive_sagas(served.engine, served.checkpoints)
+        return built
     monotonic = MonotonicClock()
     path = config.store_path
     ttl, max_keys = config.idempotency_retention, config.idempotency_max_keys
@@ -162,6 +209,7 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
         built.responses = ResponseRecords(monotonic, ttl=ttl, max_keys=max_keys)
         return built
     from cqrs_lab.stores.sqlite import SqliteEventStore
+    from cqrs_lab.stores.view_snapshots import SqliteViewSnapshots
 
     # a monotonic clock restarts at 0 with the process; events recorded before a restart
     # carry the old process's times, so this boot's clock continues from the last of them
@@ -176,12 +224,24 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     engine.bus.idempotency = SqliteIdempotencyStore(
         store, lambda: {c.__name__: c for c in engine.bus.handlers}, ttl=ttl, max_keys=max_keys
     )
-    built.checkpoints = SqliteCheckpoints(store)
+    # read models restart from their latest snapshot and replay only the events after it
+    snapshots = SqliteViewSnapshots(store, every=config.snapshot_every)
+    built.restored = snapshots.restore(engine)
     built.responses = SqliteResponseRecords(store, ttl=ttl, max_keys=max_keys)
     # a saga replaying what it handled before the restart sends nothing again: its steps'
-    # effects are in the log, and their idempotency records may have expired since
+    # effects are in the log, and their idempotency records may have expired since (a saga
+    # restarted in the middle of a rebuild keeps the bound the rebuild started with)
+    sagas = {
+        name: consumer
+        for name in engine.positions()
+        if isinstance(consumer := engine.projection(name), Saga)
+    }
+    built.checkpoints = SqliteCheckpoints(
+        store,
+        on_save=lambda: snapshots.save_due(engine),
+        floors=lambda: {name: saga.replay_until for name, saga in sagas.items()},
+    )
     for name, position in built.checkpoints.previous().items():
-        consumer = engine.projection(name) if name in engine.positions() else None
-        if isinstance(consumer, Saga):
-            consumer.replay_until = position
+        if name in sagas:
+            sagas[name].replay_until = position
     return built

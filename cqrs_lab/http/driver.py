@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from cqrs_lab.core import Engine, Envelope, FaultPlan
+from cqrs_lab.core import Engine, Envelope, FaultPlan, Repository
 from cqrs_lab.errors import Overloaded
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
@@ -187,6 +187,11 @@ class Driver:
             except Exception as exc:  # the commit failed: nothing in the batch is acknowledged
                 log.exception("commit failed")
                 done = [(fut, False, exc) for fut, _, _ in done]
+                # cached aggregates may hold the rolled-back events: with a shared store,
+                # another process can bring a stream back to their version, so drop them all
+                engine = self.engine
+                fresh = Repository(engine.store, cache_size=engine.repository.cache_size)
+                engine.repository = engine.bus.repository = fresh
             for fut, ok, value in done:
                 if fut.done():
                     continue

@@ -50,8 +50,10 @@ class PgPruner:
         self.every = max(1, min(1000, (max_keys or 100_000) // 100))
         self.pruned = 0
         self._writes = 0
-        store.execute(f"CREATE INDEX IF NOT EXISTS {table}_at ON {table} (recorded_at)")
-        store.execute(f"CREATE INDEX IF NOT EXISTS {table}_seq ON {table} (seq)")
+        with store.batch():  # processes starting together: IF NOT EXISTS alone races
+            store.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
+            store.execute(f"CREATE INDEX IF NOT EXISTS {table}_at ON {table} (recorded_at)")
+            store.execute(f"CREATE INDEX IF NOT EXISTS {table}_seq ON {table} (seq)")
 
     def expired(self, recorded_at: float) -> bool:
         return self.ttl is not None and self.store.clock.now() - recorded_at > self.ttl

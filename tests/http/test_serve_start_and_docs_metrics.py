@@ -27,7 +27,12 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def test_every_serve_flag_has_help_and_shows_its_default() -> None:
     parser = _serve_parser()
-    flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    # hidden flags (help=SUPPRESS) are the pre-forking parent's plumbing, not a user's
+    flags = [
+        a
+        for a in parser._actions
+        if a.option_strings and a.dest != "help" and a.help != argparse.SUPPRESS
+    ]
     assert len(flags) >= 20
     for action in flags:
         name = action.option_strings[0]

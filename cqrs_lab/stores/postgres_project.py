@@ -1,0 +1,388 @@
+"""``cqrs-lab project``: saga workers as separate processes over the shared PostgreSQL store.
+
+**What runs where.** Sagas (views with side effects: they send commands) run here and only
+here once the server has several workers (``serve --workers N`` or ``--sagas external``);
+plain read models stay where they are read: each serve worker keeps its own in-memory
+replica fed by the gap-safe reader, so a read never crosses a process. Naming a plain
+read model here is refused.
+
+**Competing consumers.** Each saga's events are split into ``partitions`` partitions by
+the correlation id (every event of one saga instance shares it: the request and each step
+the saga sent), or by stream when an event has none; partition ``p`` of view ``v`` is a
+*slot*. A worker owns a slot while it holds the PostgreSQL session advisory lock of that
+slot (``pg_try_advisory_lock(key(v), p)``), which PostgreSQL releases when the worker's
+connection dies (kill -9 included). Workers also hold one *member* lock each, so every
+worker counts the live ones in ``pg_locks``; every ``rebalance_every`` seconds a worker
+aims at its fair share (``ceil(slots / members)``): it releases slots above it (between two
+batches) and tries to lock free slots below it, so the survivors take a dead worker's slots
+in their next round, and a newcomer gets its share as the others give theirs up.
+
+**Effectively once.** A slot's saga state is in memory; its progress is a tracking record
+(:class:`~cqrs_lab.stores.postgres_records.PostgresTracking`, key ``project:VIEW/P``). One
+batch of a slot is ONE transaction (``store.batch()``): the commands the saga sends (their
+events and idempotency records) and the tracking record commit together, or nothing does.
+The tracking row is locked and compared with the record the worker started from first
+(a fence: a worker that lost its slot unawares can never commit over the new owner). When
+a worker takes a slot, it rebuilds the saga's state by replaying the slot's events from
+the start with the saga's ``replay_until`` at the checkpoint (it sends nothing for them:
+their steps are in the log); a batch that fails (a conflict with a serve worker, a
+deadlock) is rolled back in PostgreSQL and its changes to the saga's tables undone, and is
+tried again. With ``record_applications`` each live application (an event the saga handles,
+past the checkpoint) is also written, in the same transaction, to table ``project_applied``
+(for drills counting duplicates: ``tests/postgres/test_many_processes.py``).
+
+A partition's events are read by the worker from the whole log (filtered in the worker), and
+a slot taken over replays the log from the start: fine for the lab's logs, a cost that grows
+with the log (a per-partition index or saga snapshots would bound it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from cqrs_lab.core import (
+    CallableClock,
+    Domain,
+    Engine,
+    Envelope,
+    MonotonicClock,
+    Repository,
+    Saga,
+    SequentialIds,
+    install,
+    load_domain,
+)
+from cqrs_lab.core.idempotency import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
+from cqrs_lab.core.partitions import partition_of
+from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
+from cqrs_lab.errors import ConfigError, LostSlot
+from cqrs_lab.stores.postgres_records import PostgresIdempotencyStore, PostgresTracking
+from cqrs_lab.stores.postgres_store import PostgresEventStore
+
+__all__ = ["PASSIVE", "ProjectWorker", "Slot", "lock_key", "passive_sagas", "saga_names"]
+
+log = logging.getLogger("cqrs_lab.project")
+
+#: ``replay_until`` of a saga that only follows the log (a serve worker's replica)
+PASSIVE = 2**62
+
+
+def passive_sagas(engine: Engine, checkpoints: Any = None) -> list[str]:
+    """Make every saga on ``engine`` a read-only replica: it follows the log (its state and
+    queries stay current) and sends nothing. Returns their names.
+
+    ``checkpoints`` (the server's): its replay floors are dropped, so the passive bound is
+    never saved as a position.
+    """
+    names = []
+    for name in engine.positions():
+        consumer = engine.projection(name)
+        if isinstance(consumer, Saga):
+            consumer.replay_until = PASSIVE
+            names.append(name)
+    if checkpoints is not None:
+        checkpoints.floors = None
+    return names
+
+
+def saga_names(domain: Domain, chosen: Iterable[str] | None = None) -> list[str]:
+    """The domain's sagas (``chosen`` must name sagas only)."""
+    sagas = [n for n in domain.view_names if isinstance(domain.view(n).factory(), Saga)]
+    if chosen is None:
+        return sagas
+    names = list(chosen)
+    for name in names:
+        domain.view(name)  # an unknown name fails here, naming the declared ones
+        if name not in sagas:
+            raise ConfigError(
+                f"--projection {name!r} is a read model, not a saga: read models are kept by "
+                f"each serve worker; pass one of the sagas ({', '.join(sagas) or 'none'})"
+            )
+    return names
+
+
+def lock_key(schema: str, name: str) -> int:
+    """The first key of an advisory lock (a non-negative int4, stable across processes).
+
+    >>> lock_key("public", "transfer-saga") == lock_key("public", "transfer-saga") >= 0
+    True
+    """
+    return zlib.crc32(f"cqrs_lab:{schema}:{name}".encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class Slot:
+    """One partition of one saga, owned by this worker."""
+
+    view: str
+    partition: int
+    saga: Saga
+    progress: Progress  # the committed tracking record
+    fetched: int = 0  # every event up to here was handed to the saga (replayed or live)
+    applied: int = 0  # live applications committed
+
+    @property
+    def key(self) -> str:
+        return f"project:{self.view}/{self.partition}"
+
+
+@dataclass
+class ProjectWorker:
+    """One ``cqrs-lab project`` worker process: owns a fair share of the slots and runs them.
+
+    Drive it with :meth:`run` (until ``stop()`` returns true) or :meth:`rebalance` and
+    :meth:`step` (tests). Close with :meth:`close`.
+    """
+
+    dsn: str
+    domain: Domain
+    views: list[str]
+    partitions: int = 8
+    batch_size: int = 64
+    rebalance_every: float = 0.5
+    idle_poll: float = 0.05
+    record_applications: bool = False
+    schema: str = "public"
+    slots: dict[tuple[str, int], Slot] = field(default_factory=dict)
+    failures: int = 0  # batches rolled back in a row (backs off)
+
+    def __post_init__(self) -> None:
+        if type(self.partitions) is not int or not 1 <= self.partitions <= 4096:
+            raise ConfigError(f"partitions={self.partitions!r}: pass a whole number in 1..4096")
+        if not self.views:
+            raise ConfigError(f"domain {self.domain.name!r} has no saga to run")
+        monotonic = MonotonicClock()
+        offset = [0.0]
+        self.clock = CallableClock(lambda: offset[0] + monotonic.now())
+        store = PostgresEventStore(self.dsn, self.clock, SequentialIds(), schema=self.schema)
+        offset[0] = store.last_recorded_at
+        self.name = f"p{store.boot}"
+        store.ids = ids = SequentialIds(f"{self.name}-")  # unique across processes
+        self.store = store
+        self.engine = engine = Engine(
+            clock=self.clock, seed=store.boot, ids=ids, store=store, registry=store.registry
+        )
+        install(engine, self.domain, views=[])  # events, upcasters and command handlers
+        engine.bus.idempotency = PostgresIdempotencyStore(
+            store,
+            lambda: {c.__name__: c for c in engine.bus.handlers},
+            ttl=DEFAULT_IDEMPOTENCY_RETENTION,
+            max_keys=DEFAULT_IDEMPOTENCY_MAX_KEYS,
+        )
+        self.tracking = PostgresTracking(store)
+        for view in self.views:  # a slot means one thing to every worker: one partition count
+            key = f"project.partitions.{view}"
+            store.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, str(self.partitions)),
+            )
+            kept = int(store.query("SELECT value FROM meta WHERE key = %s", (key,))[0][0])
+            if kept != self.partitions:
+                store.close()
+                raise ConfigError(
+                    f"partitions={self.partitions}: the workers of {view!r} on this store use "
+                    f"{kept}; pass {kept} (the count cannot change once saga workers ran)"
+                )
+        if self.record_applications:
+            with store.batch():  # workers starting together: one creates the table
+                store.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
+                store.execute(
+                    "CREATE TABLE IF NOT EXISTS project_applied (view text NOT NULL, "
+                    "part integer NOT NULL, position bigint NOT NULL, worker text NOT NULL)"
+                )
+        self.locks = psycopg.connect(self.dsn, autocommit=True)
+        self.members_key = lock_key(self.schema, "members")
+        self.member = self._join()
+        self._last_rebalance = -math.inf
+
+    # -- membership and slots --------------------------------------------------------------
+    def _join(self) -> int:
+        for i in range(4096):
+            if self._try_lock(self.members_key, i):
+                return i
+        raise ConfigError("4096 project workers are running on this store; stop some")
+
+    def _try_lock(self, k1: int, k2: int) -> bool:
+        row = self.locks.execute("SELECT pg_try_advisory_lock(%s, %s)", (k1, k2)).fetchone()
+        return bool(row and row[0])
+
+    def members(self) -> int:
+        """Live workers on this store (each holds one member lock)."""
+        row = self.locks.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = %s AND objsubid = 2",
+            (self.members_key,),
+        ).fetchone()
+        return max(1, int(row[0]) if row else 1)
+
+    def all_slots(self) -> list[tuple[str, int]]:
+        return [(v, p) for v in self.views for p in range(self.partitions)]
+
+    def rebalance(self) -> list[tuple[str, int]]:
+        """Aim at the fair share now; returns the slots taken this round."""
+        total = self.all_slots()
+        fair = math.ceil(len(total) / self.members())
+        for slot_id in sorted(self.slots, reverse=True)[: max(0, len(self.slots) - fair)]:
+            self.release(slot_id)
+        taken = []
+        start = self.member * fair  # spread the first tries of different workers
+        for i in range(len(total)):
+            if len(self.slots) >= fair:
+                break
+            view, p = total[(start + i) % len(total)]
+            if (view, p) not in self.slots and self._try_lock(lock_key(self.schema, view), p):
+                self._acquire(view, p)
+                taken.append((view, p))
+        return taken
+
+    def _acquire(self, view: str, p: int) -> None:
+        self.store.execute(
+            "INSERT INTO tracking VALUES (%s, 0, '[]') ON CONFLICT (key) DO NOTHING",
+            (f"project:{view}/{p}".encode(),),
+        )  # the row the fence locks exists from now on
+        slot = Slot(view, p, self._fresh_saga(view), Progress())
+        self._reset(slot)
+        self.slots[(view, p)] = slot
+        log.info("worker %s took %s/%d at %d", self.name, view, p, slot.progress.watermark)
+
+    def _fresh_saga(self, view: str) -> Saga:
+        saga = self.domain.view(view).factory()
+        assert isinstance(saga, Saga)  # saga_names() let only sagas in
+        saga.bind(self.engine.bus.dispatch)
+        return saga
+
+    def _reset(self, slot: Slot) -> None:
+        """Start the slot again from its checkpoint: state replayed from the log."""
+        slot.saga = self._fresh_saga(slot.view)
+        slot.progress = self.tracking.load(slot.key)
+        slot.saga.replay_until = slot.progress.watermark  # sends nothing up to there
+        slot.fetched = 0
+
+    def release(self, slot_id: tuple[str, int]) -> None:
+        view, p = slot_id
+        self.slots.pop(slot_id, None)
+        self.locks.execute("SELECT pg_advisory_unlock(%s, %s)", (lock_key(self.schema, view), p))
+        log.info("worker %s released %s/%d", self.name, view, p)
+
+    # -- processing ------------------------------------------------------------------------
+    def _part(self, env: Envelope) -> int:
+        return partition_of(env.correlation_id or env.stream_id, self.partitions)
+
+    def step(self) -> int:
+        """One batch for every view this worker owns slots of; returns live applications."""
+        done = 0
+        for view in self.views:
+            mine = [s for s in self.slots.values() if s.view == view]
+            if not mine:
+                continue
+            after = min(s.fetched for s in mine)
+            replaying = any(s.fetched < s.progress.watermark for s in mine)
+            limit = 4 * self.batch_size if replaying else self.batch_size
+            batch = self.store.read_all(after, limit)  # before any write (see the reader)
+            if batch:
+                for slot in mine:
+                    done += self._run(slot, batch)
+        return done
+
+    def _run(self, slot: Slot, batch: list[Envelope]) -> int:
+        last = batch[-1].position
+        if last <= slot.fetched:
+            return 0
+        own = [e for e in batch if e.position > slot.fetched and self._part(e) == slot.partition]
+        saga = slot.saga
+        handled = saga.handlers
+        live = [
+            e.position for e in own
+            if e.position > slot.progress.watermark and type(e.payload) in handled
+        ]  # fmt: skip
+        if not live:  # replay only (sends nothing), or nothing this saga handles
+            _apply(saga, own)
+            slot.fetched = last
+            return 0
+        undo: UndoLog = []
+        for table in saga.tables:
+            table._undo = undo
+        store, record = self.store, Progress(last)
+        try:
+            with store.batch():
+                rows = store.query(
+                    "SELECT watermark FROM tracking WHERE key = %s FOR UPDATE",
+                    (slot.key.encode(),),
+                )
+                if not rows or int(rows[0][0]) != slot.progress.watermark:
+                    raise LostSlot(f"{slot.key} moved to {rows[0][0] if rows else None}")
+                _apply(saga, own)
+                if self.record_applications:
+                    store.execute(
+                        "INSERT INTO project_applied SELECT %s, %s, unnest(%s::bigint[]), %s",
+                        (slot.view, slot.partition, live, self.name),
+                    )
+                self.tracking.commit(slot.key, record)
+        except LostSlot as lost:
+            log.warning("worker %s lost %s", self.name, lost)
+            self.release((slot.view, slot.partition))
+            return 0
+        except Exception as exc:  # rolled back in PostgreSQL: undo the saga's state too
+            rollback(undo)
+            self._forget_aggregates()
+            self.failures += 1
+            log.warning("worker %s: batch of %s rolled back (%s); again", self.name, slot.key, exc)
+            time.sleep(0.01 * min(self.failures, 20))
+            return 0
+        finally:
+            for table in saga.tables:
+                table._undo = None
+        self.failures = 0
+        slot.progress, slot.fetched = record, last
+        slot.applied += len(live)
+        return len(live)
+
+    def _forget_aggregates(self) -> None:
+        """Drop the cached aggregates: some may hold events of the rolled-back batch (a
+        cache ahead of the log is reloaded, but not once another process's append has
+        brought the stream back to the same version)."""
+        engine = self.engine
+        fresh = Repository(self.store, cache_size=engine.repository.cache_size)
+        engine.repository = engine.bus.repository = fresh
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        """Rebalance and step until ``stop()`` is true (checked between batches)."""
+        while not stop():
+            now = time.monotonic()
+            if now - self._last_rebalance >= self.rebalance_every:
+                self.rebalance()
+                self._last_rebalance = now
+            if self.step() == 0:
+                head = self.store.head_position
+                if all(s.fetched >= head for s in self.slots.values()):
+                    time.sleep(self.idle_poll)
+
+    def close(self) -> None:
+        self.slots.clear()
+        self.locks.close()  # every advisory lock goes with the session
+        self.store.close()
+
+
+def _apply(saga: Saga, events: list[Envelope]) -> None:
+    handlers = saga.handlers
+    for env in events:
+        handler = handlers.get(type(env.payload))
+        if handler is not None:
+            handler(env.payload, env)
+
+
+def open_worker(
+    dsn: str, domain: str | Domain, views: list[str] | None, **options: Any
+) -> ProjectWorker:
+    """A :class:`ProjectWorker` for ``domain``'s sagas (``views``: some of them)."""
+    d = load_domain(domain)
+    return ProjectWorker(dsn, d, saga_names(d, views), **options)

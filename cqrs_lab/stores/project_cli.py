@@ -1,0 +1,159 @@
+"""``cqrs-lab project``: run a domain's sagas as competing worker processes on PostgreSQL.
+
+Beside ``cqrs-lab serve --store postgresql://... --workers N`` (whose workers then only
+follow the sagas' state): each worker owns a fair share of the sagas' partitions through
+PostgreSQL advisory locks and takes over those of a worker that dies; see
+:mod:`cqrs_lab.stores.postgres_project`. ``--workers K`` starts K worker processes and
+forwards SIGTERM/SIGINT to them (it restarts none).
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
+>>> args = parser.parse_args(["project", "--store", "postgresql://h/db", "--workers", "2"])
+>>> args.workers, args.partitions, args.projection
+(2, 8, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from cqrs_lab.errors import ConfigError
+
+__all__ = ["register", "run"]
+
+DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
+
+
+def _shown(store: str) -> str:
+    user_end = store.find("@")
+    return store if user_end < 0 else "postgresql://***" + store[user_end:]
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.store.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"--store {args.store!r}: project workers share a PostgreSQL store; pass "
+            f"postgresql://..."
+        )
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: pass a whole number >= 1")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, on_signal)
+    if args.workers > 1:
+        return _parent(args, stop)
+    from cqrs_lab.stores.postgres_project import open_worker
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
+    worker = open_worker(
+        args.store,
+        args.domain,
+        args.projection,
+        partitions=args.partitions,
+        batch_size=args.batch_size,
+        record_applications=args.record_applications,
+    )
+    try:
+        print(
+            f"cqrs-lab project: worker {worker.name} (pid {os.getpid()}) running "
+            f"{', '.join(worker.views)} ({args.partitions} partitions each) on "
+            f"{_shown(args.store)}",
+            flush=True,
+        )
+        worker.run(stop.is_set)
+    finally:
+        worker.close()
+    return 0
+
+
+def _parent(args: argparse.Namespace, stop: threading.Event) -> int:
+    argv = sys.argv[sys.argv.index("project") :] if "project" in sys.argv else []
+    if not argv:
+        raise ConfigError("--workers: start it from the command line (cqrs-lab project ...)")
+    child = [a for a in argv if not a.startswith("--workers")]
+    if "--workers" in argv:  # drop the value too
+        i = argv.index("--workers")
+        child = argv[:i] + argv[i + 2 :]
+    cmd = [sys.executable, "-m", "cqrs_lab.cli", *child, "--workers", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(args.workers)]
+    pids = ", ".join(str(p.pid) for p in procs)
+    print(f"cqrs-lab project: {args.workers} workers, pids {pids}", flush=True)
+    reported: set[int] = set()
+    while not stop.is_set() and len(reported) < len(procs):
+        for p in procs:
+            if p.poll() is not None and p.pid not in reported:
+                reported.add(p.pid)
+                print(f"cqrs-lab project: worker {p.pid} exited with {p.returncode} "
+                      f"(none is restarted)", file=sys.stderr, flush=True)  # fmt: skip
+        stop.wait(0.2)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    return 0 if stop.is_set() else 1
+
+
+def register(sub: Any) -> None:
+    """Add ``project`` to the ``cqrs-lab`` command line."""
+    p = sub.add_parser(
+        "project", help="run a domain's sagas as competing workers on a PostgreSQL store"
+    )
+    p.add_argument("--store", required=True, help="the shared store: postgresql://...")
+    p.add_argument(
+        "--domain",
+        default=DEFAULT_DOMAIN,
+        help="a module with a 'domain' attribute or 'module:object' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--projection",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a saga to run (repeat for several; default: every saga of the domain)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="partitions of each saga, shared out among the workers; every worker of one "
+        "store must use the same number (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        metavar="EVENTS",
+        help="events read per batch; a partition's batch is one transaction (default: %(default)s)",
+    )
+    p.add_argument(
+        "--record-applications",
+        action="store_true",
+        help="also write each application to table project_applied, in its transaction "
+        "(for drills counting duplicates; grows without bound) (default: off)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="log level (default: %(default)s)",
+    )
+    p.set_defaults(run=run)
