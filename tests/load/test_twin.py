@@ -418,7 +418,10 @@ def test_the_twin_calibrates_from_a_real_inventory_load_test(tmp_path: Path) -> 
     assert code == 0
     res = load_results(out)
     assert res.domain == INVENTORY
-    cal = calibrate(res, warmup=1.0)
+    # what this test checks is the calibration's plumbing for another domain (view, mix, keys,
+    # the scenario written): a busy machine may make this short run's generator late, which
+    # test_generator_bound.py covers; forcing keeps this one about the plumbing
+    cal = calibrate(res, warmup=1.0, force=True)
     assert (cal.domain, cal.view, cal.keys) == (INVENTORY, "stock", 20)
     assert list(cal.per_event) == ["stock"] and cal.per_event["stock"] > 0
     assert set(cal.mix) <= {"reserve", "ship", "release", "restock"} and len(cal.mix) >= 2

@@ -20,9 +20,9 @@ import time
 import psycopg
 
 from cqrs_lab.core import ANY, ManualClock, RawEvent, SequentialIds
+from cqrs_lab.stores.pg_demo import close, run
 from cqrs_lab.stores.postgres import PostgresEventStore
 from tests.postgres.cluster import start_cluster
-from tests.postgres.gap_workers import close, run
 
 
 def _pct(values: list[float], q: float) -> float:

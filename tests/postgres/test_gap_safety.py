@@ -19,9 +19,9 @@ import pytest
 
 from cqrs_lab.checks.invariants import check_no_loss
 from cqrs_lab.core import ANY, EventRegistry, ManualClock, SequentialIds
+from cqrs_lab.stores.pg_demo import Run, Ticked, close, run
 from cqrs_lab.stores.postgres import PostgresEventStore, Reader
 from tests.postgres.conftest import drop_schema
-from tests.postgres.gap_workers import Run, Ticked, close, run
 
 WRITERS = 8
 EVENTS = 50_000

@@ -1,13 +1,22 @@
-"""Many writer processes and polling projection workers on one PostgreSQL log.
+"""Many writer processes and polling projection workers on one PostgreSQL log: the
+"Many writers" demonstration (notebook 7) and the gap-safety proof test.
 
 :func:`run` starts ``writers`` processes (spawn, one connection each) that append ``events``
 events in all, in transactions of a random number of appends of random length (seeded), with
 short pauses inside some transactions between taking positions and committing, so commits
 reorder. Meanwhile projection workers (threads, one engine and one store connection each)
 follow the global order with the lab's own subscription loop (at-least-once), some with the
-safe reader and some with the naive one, recording every application in an ApplicationLog.
-When the writers are done every worker catches up to the head; the engines and logs are
-returned for the lab's checks.
+safe reader and some with the naive one (see :mod:`cqrs_lab.stores.postgres_reader`),
+recording every application in an ApplicationLog. When the writers are done every worker
+catches up to the head; the engines and logs are returned for the lab's checks
+(:func:`cqrs_lab.checks.invariants.check_no_loss`). :func:`close` closes the workers'
+connections.
+
+It reads the wall clock and sleeps (it drives real processes), so it lives with the stores,
+never in the deterministic core.
+
+>>> Ticks().count, Ticks().name
+(0, 'ticks')
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from cqrs_lab.core import (
     on,
 )
 from cqrs_lab.stores.postgres import PostgresEventStore, Reader
+
+__all__ = ["Run", "Ticked", "Ticks", "Worker", "close", "run", "write"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +139,8 @@ def _follow(worker: Worker, writing: threading.Event, head: list[int]) -> None:
 
 @dataclass
 class Run:
+    """What :func:`run` returns: the workers, and what the writers committed."""
+
     workers: list[Worker]
     committed: list[int]  # every committed position, in order
     seconds: float  # wall time of the writing phase
@@ -181,6 +194,7 @@ def run(
 
 
 def close(result: Run) -> None:
+    """Close every worker's store connection."""
     for w in result.workers:
         store = w.engine.store
         assert isinstance(store, PostgresEventStore)
