@@ -79,6 +79,13 @@ def _loadtest(args: argparse.Namespace) -> int:
         report = report.replace(": PASS (", ": FAIL (the run failed; ", 1)
     print(report)
     print(f"results: {out}")
+    if opts.shape == "knee" and opts.rate is not None:  # the staircase, step by step
+        from cqrs_lab.load.knee import knee_of_run
+        from cqrs_lab.load.knee_display import format_knee
+
+        knee = knee_of_run(result)
+        knee.steps.to_csv(out / "knee.csv", index=False)
+        print(format_knee(knee))
     if s["generator_bound"]:
         print(
             f"cqrs-lab loadtest: generator-bound: {s['generator_bound_why']}; the load was not "
@@ -135,12 +142,22 @@ def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
-    if not args.measure and not base.is_dir():
+    if not args.measure and not args.measure_knee and not base.is_dir():
         raise ConfigError(
             f"{base}: no such folder; give a load test's results folder (or a folder of them), "
-            "or --measure RATES to run load tests into it first"
+            "or --measure RATES (or --measure-knee) to run load tests into it first"
         )
     try:
+        if args.measure_knee:
+            from cqrs_lab.load.knee_display import knee_report
+
+            base.mkdir(parents=True, exist_ok=True)
+            knee = knee_report(options(args, out=str(base)), base, args.knee_from, args.knee_step,
+                               plots=not args.no_plots)  # fmt: skip
+            if not knee.reached:
+                print(f"cqrs-lab twin: knee not measured: {knee.why}", file=sys.stderr)
+            if not args.measure and not any((p / "records").is_dir() for p in base.iterdir()):
+                return 0 if knee.reached else 1
         if args.measure:
             rates = [float(x) for x in args.measure.split(",") if x.strip()]
             run_levels(args, rates, base)
@@ -327,6 +344,17 @@ def register(sub: Any) -> None:
         action="store_true",
         help="calibrate even from a generator-bound level (default: refuse, exit 2)",
     )
+    t.add_argument(
+        "--measure-knee",
+        action="store_true",
+        help="first measure the knee: an open-model staircase of offered commands/s past "
+        "saturation into RESULTS_DIR/knee/, writing knee.csv and knee.png (exit 1 when the "
+        "knee was not reached, e.g. generator-bound)",
+    )
+    t.add_argument(
+        "--knee-from", type=float, default=200.0, help="the knee ramp's first commands/s"
+    )
+    t.add_argument("--knee-step", type=float, default=5.0, help="seconds per knee step")
     add_no_plots(t)
     _load_args(t)
     t.set_defaults(run=_twin)

@@ -318,7 +318,7 @@ class SoakShape(_LabShape):
 
 
 class KneeShape(_LabShape):
-    """A linear ramp to the peak: where throughput stops following load is the knee."""
+    """A geometric staircase to the peak: where throughput stops following load is the knee."""
 
     abstract = SHAPE != "knee"
     shape = "knee"

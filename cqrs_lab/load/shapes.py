@@ -9,8 +9,8 @@ wrappers; the maths lives here so it can be tested and shared by every worker pr
 >>> p = Profile("step", peak=100.0, duration=40.0, steps=4)
 >>> [p.level(t) for t in (0.0, 10.0, 39.0)]
 [25.0, 50.0, 100.0]
->>> Profile("knee", peak=200.0, duration=100.0).level(50.0)
-120.0
+>>> [round(lvl) for _, _, lvl in knee_steps(Profile("knee", peak=500.0, duration=20.0))]
+[100, 150, 224, 334, 500]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["SHAPES", "OpenPacer", "Profile", "shape_tick"]
+__all__ = ["SHAPES", "OpenPacer", "Profile", "knee_steps", "shape_tick"]
 
 #: profile names: constant, step, spike, soak, knee
 SHAPES = ("constant", "step", "spike", "soak", "knee")
@@ -35,8 +35,10 @@ class Profile:
     - step: ``steps`` equal steps up to ``peak``;
     - spike: ``base`` (fraction of peak) with ``peak`` for the middle ``spike_fraction``;
     - soak: a short ramp (10% of the run) to ``peak``, then held (finds leaks and drift);
-    - knee: a linear ramp from ``peak / steps`` to ``peak`` (throughput stops following the
-      offered load at the knee).
+    - knee: a geometric staircase of ``steps`` equal steps from ``base * peak`` to ``peak``
+      (by default 5 steps, each 1.5 times the one before, from a fifth of the peak): an
+      open-model ramp to find where throughput stops following the offered load (the knee;
+      :mod:`cqrs_lab.load.knee` measures it step by step).
     """
 
     name: str = "constant"
@@ -57,6 +59,8 @@ class Profile:
             raise ConfigError(f"steps={self.steps!r}: a whole number >= 1")
         if not 0 <= self.base <= 1 or not 0 < self.spike_fraction < 1:
             raise ConfigError("base: a fraction in [0, 1]; spike_fraction: a fraction in (0, 1)")
+        if self.name == "knee" and self.base <= 0:
+            raise ConfigError(f"base={self.base!r}: the knee's first step, a fraction of peak > 0")
 
     def level(self, t: float) -> float:
         """The target level at ``t`` seconds (0 at or after the end)."""
@@ -71,8 +75,9 @@ class Profile:
         if self.name == "soak":
             return self.peak * min(1.0, max(x / 0.1, 1 / self.steps))
         if self.name == "knee":
-            first = self.peak / self.steps
-            return first + (self.peak - first) * x
+            k = min(int(x * self.steps), self.steps - 1)
+            up = (self.steps - 1 - k) / (self.steps - 1) if self.steps > 1 else 0.0
+            return float(self.peak * self.base**up)
         return self.peak
 
     def users(self, t: float) -> int:
@@ -121,6 +126,14 @@ class OpenPacer:
             now += 0.1
         self.scheduled = math.inf
         return math.inf
+
+
+def knee_steps(profile: Profile) -> list[tuple[float, float, float]]:
+    """The steps of a ``knee`` (or ``step``) profile: (start s, end s, level), in order."""
+    width = profile.duration / profile.steps
+    return [
+        (i * width, (i + 1) * width, profile.level((i + 0.5) * width)) for i in range(profile.steps)
+    ]
 
 
 def shape_tick(profile: Profile, t: float, pool: int | None = None) -> tuple[int, float] | None:

@@ -21,8 +21,8 @@ def test_step_spike_soak_knee_levels() -> None:
     assert [spike.level(t) for t in (39.9, 40.0, 59.9, 60.0)] == [10.0, 100.0, 100.0, 10.0]
     soak = Profile("soak", peak=50.0, duration=100.0)
     assert soak.level(5.0) == pytest.approx(25.0) and soak.level(50.0) == 50.0
-    knee = Profile("knee", peak=100.0, duration=10.0, steps=4)  # ramps 25 -> 100
-    assert knee.level(0.0) == 25.0 and knee.level(5.0) == pytest.approx(62.5)
+    knee = Profile("knee", peak=100.0, duration=10.0, steps=3)  # geometric: 20, 44.7, 100
+    assert knee.level(0.0) == pytest.approx(20.0) and knee.level(5.0) == pytest.approx(44.72, 1e-3)
     assert step.users(0.0) == 30 and step.users(31.0) == 0
 
 
