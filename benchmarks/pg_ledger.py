@@ -4,7 +4,8 @@ Each writer is a thread with its own store of one connection; it owns the accoun
 ``idx % writers == its number`` and keeps them in memory as an aggregate cache would (loaded
 from their streams before the clock starts, as the peer's cache is), decides each command
 and appends its one event with the expected version, one transaction per command (or
-``group`` commands per transaction, the server's group commit). Followers (threads, one
+``group`` commands per transaction in the store's ``group_commit()``, as the server's
+writer does). Followers (threads, one
 connection each) tail the global order with the safe or the naive reader and record each
 event's lag from its append to its application.
 """
@@ -76,7 +77,9 @@ class Writer:
     def run(self) -> None:
         store, cmds, group = self.store, self.cmds, self.group
         for first in range(0, len(cmds), group):
-            with store.batch():
+            # group commit: the transaction's appends in one round trip (as the server's
+            # writer does); one command per transaction: the plain batch
+            with store.group_commit(group) if group > 1 else store.batch():
                 for idx, kind, amount in cmds[first : first + group]:
                     key = str(idx)
                     if kind == "deposit":

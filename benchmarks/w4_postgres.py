@@ -10,8 +10,9 @@ server, alternating, medians of REPEATS runs. Figures, each beside its peer:
    cached (loaded before the clock starts); one transaction per command on both sides. The
    accepted and refused counts and the log's length are checked against a fold of the prefix.
    Then group commit with 32 writers, each committing 16 of its commands per transaction (the
-   lab's ``batch()``, as its server's writer does; the peer's ``save()`` of the aggregates
-   those commands changed, its one-transaction save). The whole W1 run would take minutes per
+   lab's ``group_commit()``, as its server's writer does: the transaction's appends sent in
+   one round trip; the peer's ``save()`` of the aggregates those commands changed, its
+   one-transaction save). The whole W1 run would take minutes per
    side at a few milliseconds a commit, hence the prefix (``W4_PG_COMMANDS``, default
    ``"1:300:1,32:2000:1,32:4000:16"``, writers:commands:commands per transaction).
 2. catch-up, events/s: the whole W1 log (95,291 events; written untimed, each account's events

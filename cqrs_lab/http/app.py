@@ -58,7 +58,8 @@ def create_app(
     projection positions and dead letters; ``close`` is called after the graceful shutdown;
     ``stages`` (``cqrs-lab serve --stage-timings``) times each stage and exports the totals
     on ``/metrics``. The engine's store is used for group commits when it has a ``batch()``
-    method. The result is a :class:`~cqrs_lab.http.router.LabApp`; ``app.api`` is FastAPI.
+    method (and its ``group_commit()`` when it has one, see the driver). The result is a
+    :class:`~cqrs_lab.http.router.LabApp`; ``app.api`` is FastAPI.
     """
     domain = _served(engine, config)
     recorder = ServedRecorder(stages)
@@ -71,7 +72,12 @@ def create_app(
             checkpoints.save(engine.positions(), engine.dead_letters.list())
 
     driver = Driver(
-        engine, config, group=group, after_batch=save if checkpoints else None, stages=stages
+        engine,
+        config,
+        group=group,
+        group_commit=getattr(engine.store, "group_commit", None),
+        after_batch=save if checkpoints else None,
+        stages=stages,
     )
     metrics = HttpMetrics(engine, lambda: driver.shed, lambda: recorder.failing(engine))
     if stages is not None:

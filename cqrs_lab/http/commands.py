@@ -10,6 +10,7 @@ transaction, so the If-Match check, the append and the idempotency record are on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -223,7 +224,10 @@ class CommandGateway:
                     headers=(("ETag", f'"{actual}"'),),
                 )
         try:
-            r = self._dispatch(command, trace)
+            # without If-Match a conflict is a race between the server's own writers (worker
+            # processes sharing a store), not the client's: decide again on the stream as it
+            # is now (the losing append holds the stream's lock, so the next try sees it)
+            r = self._dispatch(command, trace, retries=2 if if_match is None else 0)
         except CommandRefused as exc:
             self.metrics.outcome(name, "refused")
             out = _problem(409, "command refused", exc.reason, True)
@@ -280,7 +284,13 @@ class CommandGateway:
         changed = decision.uow.changed()
         return None if changed is None else changed.id
 
-    def _dispatch(self, command: Command, trace: TraceContext) -> CommandResult:
+    def _dispatch(self, command: Command, trace: TraceContext, retries: int) -> CommandResult:
+        for _ in range(retries):  # lost a race for its stream: decide again
+            with contextlib.suppress(ConcurrencyError):
+                return self._dispatch_once(command, trace)
+        return self._dispatch_once(command, trace)
+
+    def _dispatch_once(self, command: Command, trace: TraceContext) -> CommandResult:
         stages = self.stages
         if stages is None:
             return self.engine.dispatch(

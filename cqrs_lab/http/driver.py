@@ -6,6 +6,9 @@ real time, on the event loop's thread only:
 - commands wait in a bounded queue (full: :class:`Overloaded`, which the app turns into
   429 with ``Retry-After``); the writer takes them in batches and runs each batch in one
   store transaction (group commit), resolving each command's future only after the commit;
+  with ``group_commit`` (a store whose appends in a batch are sent together on exit, such as
+  PostgreSQL's), a batch whose commit finds a stream moved by another process is run again
+  one command per transaction, so only the command that lost the race is answered 409;
 - the pump steps every subscription when there is news, sleeps until the next due retry or
   held delivery otherwise, restarts crashed consumers after ``restart_after`` seconds and
   wakes everyone waiting for a position (read-your-writes);
@@ -37,7 +40,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from cqrs_lab.core import Engine, Envelope, FaultPlan, Repository
-from cqrs_lab.errors import Overloaded
+from cqrs_lab.errors import ConcurrencyError, Overloaded
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
 
@@ -100,6 +103,7 @@ class Driver:
         config: ServerConfig,
         *,
         group: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+        group_commit: Callable[[int], contextlib.AbstractContextManager[Any]] | None = None,
         after_batch: Callable[[], None] | None = None,
         stages: StageTimings | None = None,
     ) -> None:
@@ -107,6 +111,8 @@ class Driver:
         self.stages = stages
         self.config = config
         self.group = group if group is not None else contextlib.nullcontext
+        self.group_commit = group_commit
+        self.regrouped = 0  # group commits that lost a race and ran again one per transaction
         self.after_batch = after_batch
         self.queue: deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = deque()
         self.faults: FaultPlan | None = None
@@ -173,25 +179,21 @@ class Driver:
                 work.clear()
                 await work.wait()
                 continue
-            done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+            items = [queue.popleft() for _ in range(min(limit, len(queue)))]
+            speculative = self.group_commit is not None and len(items) > 1
             try:
-                with self.group():
-                    for _ in range(min(limit, len(queue))):
-                        fn, fut = queue.popleft()
-                        try:
-                            done.append((fut, True, fn()))
-                        except Exception as exc:  # the route turns it into a response
-                            done.append((fut, False, exc))
-                    if self.after_batch is not None:
-                        self.after_batch()
-            except Exception as exc:  # the commit failed: nothing in the batch is acknowledged
-                log.exception("commit failed")
-                done = [(fut, False, exc) for fut, _, _ in done]
-                # cached aggregates may hold the rolled-back events: with a shared store,
-                # another process can bring a stream back to their version, so drop them all
-                engine = self.engine
-                fresh = Repository(engine.store, cache_size=engine.repository.cache_size)
-                engine.repository = engine.bus.repository = fresh
+                if speculative:
+                    assert self.group_commit is not None
+                    done = self._run(items, self.group_commit(len(items)))
+                else:
+                    done = self._run(items, self.group())
+            except Exception as exc:
+                if speculative and isinstance(exc, ConcurrencyError):
+                    done = self._one_by_one(items, exc)
+                else:  # the commit failed: nothing in the batch is acknowledged
+                    log.exception("commit failed")
+                    done = [(fut, False, exc) for _, fut in items]
+                    self._forget_aggregates()
             for fut, ok, value in done:
                 if fut.done():
                     continue
@@ -201,6 +203,49 @@ class Driver:
                     fut.set_exception(value)
             self.notify()
             await asyncio.sleep(0)  # let the pump and the readers in between batches
+
+    def _run(
+        self,
+        items: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
+        group: contextlib.AbstractContextManager[Any],
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """Call each command in ``group`` (one transaction); each one's outcome."""
+        done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        with group:
+            for fn, fut in items:
+                try:
+                    done.append((fut, True, fn()))
+                except Exception as exc:  # the route turns it into a response
+                    done.append((fut, False, exc))
+            if self.after_batch is not None:
+                self.after_batch()
+        return done
+
+    def _one_by_one(
+        self, items: list[tuple[Callable[[], Any], asyncio.Future[Any]]], exc: ConcurrencyError
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """A group commit found a stream moved by another process (``exc``) and rolled back:
+        run its commands again one per transaction, where the one that lost the race is
+        answered by its own append's conflict."""
+        log.info("group commit of %d commands lost a race (%s): one by one", len(items), exc)
+        self.regrouped += 1
+        self._forget_aggregates()
+        done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        for item in items:
+            try:
+                done.extend(self._run([item], self.group()))
+            except Exception as failed:
+                log.exception("commit failed")
+                done.append((item[1], False, failed))
+                self._forget_aggregates()
+        return done
+
+    def _forget_aggregates(self) -> None:
+        # cached aggregates may hold rolled-back events: with a shared store, another
+        # process can bring a stream back to their version, so drop them all
+        engine = self.engine
+        fresh = Repository(engine.store, cache_size=engine.repository.cache_size)
+        engine.repository = engine.bus.repository = fresh
 
     # -- projections -------------------------------------------------------------------------
     def notify(self) -> None:

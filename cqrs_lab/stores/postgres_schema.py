@@ -60,6 +60,28 @@ SCHEMA_DDL = (
     # keys are bytes (UTF-8): a PostgreSQL text value cannot hold NUL
     "CREATE TABLE IF NOT EXISTS tracking ("
     " key bytea PRIMARY KEY, watermark bigint NOT NULL, above text NOT NULL)",
+    # group commit (cqrs_lab.stores.postgres_group), one call: lock the streams in the order
+    # given (sorted by the caller), check each one's version, each check a statement of its
+    # own and so a snapshot taken after the locks (a stream not at its version raises CQ409,
+    # detail: the stream, hint: its version), then insert the rows in a block with an
+    # exception clause: a subtransaction, so the rows' xmin is an id taken after every
+    # position of the transaction (see postgres_reader)
+    "CREATE OR REPLACE FUNCTION cqrs_lab_group(streams text[], wants bigint[],"
+    " v_pos bigint[], v_eid text[], v_sid text[], v_ver bigint[], v_type text[],"
+    " v_schema integer[], v_data text[], v_corr text[], v_caus text[], v_at float8[],"
+    " v_meta text[]) RETURNS void"
+    " LANGUAGE plpgsql AS $$ DECLARE s text; w bigint; a bigint; BEGIN"
+    " FOREACH s IN ARRAY streams LOOP"
+    " PERFORM pg_advisory_xact_lock(hashtextextended(s, 7)); END LOOP;"
+    " FOR s, w IN SELECT * FROM unnest(streams, wants) LOOP"
+    " SELECT coalesce(max(stream_version), 0) INTO a FROM events WHERE stream_id = s;"
+    " IF a <> w THEN RAISE EXCEPTION 'stream % is at version %, expected %', s, a, w"
+    " USING ERRCODE = 'CQ409', DETAIL = s, HINT = a::text; END IF;"
+    " END LOOP;"
+    " BEGIN INSERT INTO events SELECT *, pg_current_xact_id() FROM unnest(v_pos, v_eid,"
+    " v_sid, v_ver, v_type, v_schema, v_data, v_corr, v_caus, v_at, v_meta);"
+    " EXCEPTION WHEN unique_violation THEN RAISE; END;"
+    " END $$",
 )
 
 

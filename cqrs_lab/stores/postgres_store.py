@@ -10,7 +10,9 @@ global order is gap-safe by default (``reader="safe"``, see
 :mod:`cqrs_lab.stores.postgres_reader`); ``reader="naive"`` is the flawed read kept for
 demonstrations. Work inside :meth:`PostgresEventStore.batch` is one transaction on one
 connection (bound to the calling thread), so records kept beside the log (idempotency,
-responses, checkpoints, tracking, a read model's rows) commit with the events or not at all.
+responses, checkpoints, tracking, a read model's rows) commit with the events or not at all;
+:meth:`PostgresEventStore.group_commit` is the same with the appends sent together on exit
+(:mod:`cqrs_lab.stores.postgres_group`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from cqrs_lab.core import (
 )
 from cqrs_lab.core.store import check_expected
 from cqrs_lab.errors import ConcurrencyError, ConfigError, CqrsLabError
+from cqrs_lab.stores.postgres_group import Pending, StreamEntry, defer, group_transaction
 from cqrs_lab.stores.postgres_reader import (
     COLUMNS,
     Reader,
@@ -127,6 +130,29 @@ class PostgresEventStore:
                 local.conn = None
 
     @contextmanager
+    def group_commit(self, size_hint: int = 1) -> Iterator[None]:
+        """Like :meth:`batch`, with the appends deferred and sent in one round trip on exit
+        (see :mod:`cqrs_lab.stores.postgres_group`); ``size_hint`` is about how many events
+        the block will append (that many positions are reserved when it begins; unused ones are
+        holes).
+
+        An append raises :class:`~cqrs_lab.errors.ConcurrencyError` at once when it
+        conflicts with what the block appended before; a stream moved by another writer
+        raises it on exit, the whole block rolled back: run its commands again one per
+        :meth:`batch` to learn which lost. Inside an open batch, this is that batch."""
+        local = self._local
+        if getattr(local, "conn", None) is not None:
+            yield
+            return
+        pending = Pending(max(1, size_hint))
+        with self.pool.connection() as conn, group_transaction(conn, pending):
+            local.conn, local.pending = conn, pending
+            try:
+                yield
+            finally:
+                local.conn = local.pending = None
+
+    @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         """The open batch's connection, or a connection for one transaction of its own."""
         conn = getattr(self._local, "conn", None)
@@ -190,7 +216,12 @@ class PostgresEventStore:
         raws = [e if type(e) is RawEvent else encode(e) for e in events]  # type: ignore[arg-type]
         want = None if expected is ANY else (0 if type(expected) is not int else expected)
         meta = dict(metadata) if metadata is not None else _EMPTY
-        meta_json = json.dumps(meta)
+        meta_json = json.dumps(meta) if meta else "{}"
+        pending: Pending | None = getattr(self._local, "pending", None)
+        if pending is not None:
+            return defer(self._local.conn, pending, self.clock.now(), self.ids, stream_id,
+                         events, raws, want, meta, meta_json, correlation_id, causation_id,
+                         outbox)  # fmt: skip
         with self._tx() as conn:
             with conn.pipeline():  # one round trip; the server still runs them in order
                 conn.execute(
@@ -251,7 +282,15 @@ class PostgresEventStore:
             (stream_id, after_version),
         )
         decode = self.registry.decode_envelope
-        return [decode(stored_envelope(row)) for row in rows]
+        out = [decode(stored_envelope(row)) for row in rows]
+        entry = self._pending_entry(stream_id)
+        if entry is not None:  # appended by the open group commit, not sent yet
+            out.extend(e for e in entry.envelopes if e.stream_version > after_version)
+        return out
+
+    def _pending_entry(self, stream_id: str) -> StreamEntry | None:
+        pending: Pending | None = getattr(self._local, "pending", None)
+        return pending.streams.get(stream_id) if pending is not None else None
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
         """Events at global positions > ``after``, at most ``limit``, in position order, read
@@ -272,7 +311,15 @@ class PostgresEventStore:
             f"SELECT {COLUMNS} FROM events WHERE position BETWEEN %s AND %s ORDER BY position",
             (first, last),
         )
-        return [self._decoded_if_known(stored_envelope(row)) for row in rows]
+        out = [self._decoded_if_known(stored_envelope(row)) for row in rows]
+        pending: Pending | None = getattr(self._local, "pending", None)
+        if pending is not None:  # appended by the open group commit, not sent yet
+            out.extend(
+                e for entry in pending.streams.values() for e in entry.envelopes
+                if first <= e.position <= last
+            )  # fmt: skip
+            out.sort(key=lambda e: e.position)
+        return out
 
     def _decoded_if_known(self, env: Envelope) -> Envelope:
         if self.registry.knows(env.event_type):
@@ -283,13 +330,19 @@ class PostgresEventStore:
         return env
 
     def stream_version(self, stream_id: str) -> int:
+        entry = self._pending_entry(stream_id)
+        if entry is not None:
+            return entry.version
         with self._tx() as conn:
             return _version(conn, stream_id)
 
     @property
     def head_position(self) -> int:
-        """The highest committed position (a reader may not have reached it yet)."""
-        return int(self.query("SELECT coalesce(max(position), 0) FROM events")[0][0])
+        """The highest committed position (a reader may not have reached it yet); inside a
+        group commit, the highest appended."""
+        head = int(self.query("SELECT coalesce(max(position), 0) FROM events")[0][0])
+        pending: Pending | None = getattr(self._local, "pending", None)
+        return max(head, pending.head) if pending is not None else head
 
     @property
     def last_recorded_at(self) -> float:
