@@ -30,7 +30,14 @@ from cqrs_lab.checks.history import Operation, read_histories
 if TYPE_CHECKING:
     from cqrs_lab.load.traffic import Traffic
 
-__all__ = ["acknowledged_writes", "audit_views", "lost_writes", "read_history", "written_keys"]
+__all__ = [
+    "acknowledged_writes",
+    "audit_views",
+    "history_counts",
+    "lost_writes",
+    "read_history",
+    "written_keys",
+]
 
 
 def read_history(records: Path) -> list[Operation]:
@@ -38,6 +45,19 @@ def read_history(records: Path) -> list[Operation]:
     recorded no history still has its latencies, so an empty one is no error here."""
     files = sorted(records.glob("history-*.jsonl"))
     return read_histories(files, allow_empty=True) if files else []
+
+
+def history_counts(records: Path, ops: list[Operation] | None = None) -> dict[str, int]:
+    """Operations per history file in ``records`` (one ``history-*.jsonl`` per Locust
+    process, master and workers alike), by file name, in name order; a file that holds none
+    counts 0. ``ops`` (optional) is :func:`read_history`'s answer, not read again."""
+    files = sorted(records.glob("history-*.jsonl"))
+    counts = {f.name: 0 for f in files}
+    for op in read_history(records) if ops is None else ops:
+        if op.origin is not None:
+            name = Path(op.origin.file).name
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _own_stream(op: Operation) -> bool:

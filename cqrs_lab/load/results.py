@@ -43,7 +43,13 @@ from cqrs_lab.checks.report import CheckReport, CheckResult, Violation, verdict
 from cqrs_lab.checks.session import check_history
 from cqrs_lab.display import frame_html
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.audit import acknowledged_writes, lost_writes, read_history, written_keys
+from cqrs_lab.load.audit import (
+    acknowledged_writes,
+    history_counts,
+    lost_writes,
+    read_history,
+    written_keys,
+)
 from cqrs_lab.load.metrics import parse_metrics, stage_means
 from cqrs_lab.load.requests_table import commands, percentiles, read_requests
 from cqrs_lab.load.staleness import session_staleness
@@ -231,13 +237,22 @@ class LoadResult:
                 f = json.loads(line)
                 if not 200 <= int(f.get("status") or 0) < 300:
                     failed.append(Violation(f"fault step at {f['at']} s: HTTP {f['status']}", (f,)))
+        per_file = self.histories
+        files = ", ".join(f"{name}: {count}" for name, count in per_file.items())
         return verdict(
             "requests",
             failed,
-            ok=f"{n} requests recorded, {len(self.history)} operations in the history",
+            ok=f"{n} requests recorded, {len(self.history)} operations checked together "
+            f"from {len(per_file)} histories ({files or 'none recorded'})",
             bad="{n} fault steps were not accepted by the server",
-            measures={"requests": n, "operations": len(self.history)},
+            measures={"requests": n, "operations": len(self.history), "histories": len(per_file)},
         )
+
+    @cached_property
+    def histories(self) -> dict[str, int]:
+        """Operations per history file (one per Locust process), by file name: the history
+        checked is all of them merged (:func:`cqrs_lab.load.audit.history_counts`)."""
+        return history_counts(self.path / "records", self.history)
 
     @cached_property
     def lost(self) -> dict[str, int]:

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.audit import audit_views
+from cqrs_lab.load.audit import audit_views, history_counts
 from cqrs_lab.load.faults import post_fault
 from cqrs_lab.load.metrics import scrape
 from cqrs_lab.load.options import USER_CLASSES, LoadTestOptions, default_locustfile
@@ -47,8 +47,33 @@ __all__ = [
     "default_locustfile",
     "free_port",
     "run_loadtest",
+    "worker_split",
     "write_summary",
 ]
+
+
+def worker_split(
+    split: tuple[set[int], set[int]] | None, workers: int
+) -> tuple[tuple[set[int], set[int]] | None, str | None]:
+    """The (server, generator) CPUs for a server of ``workers`` processes, from the split
+    for one: each server process gets a CPU of its own (they inherit the server's mask), the
+    generator the rest; with too few CPUs for that, no pinning (and why), rather than all
+    the workers sharing one core.
+
+    >>> worker_split(({0}, {1, 2, 3}), 2)
+    (({0, 1}, {2, 3}), None)
+    >>> worker_split(({0}, {1}), 2)[0] is None
+    True
+    """
+    if split is None or workers <= 1:
+        return split, None
+    cpus = sorted(split[0] | split[1])
+    if len(cpus) < workers + 1:
+        return None, (
+            f"{workers} server processes and the load generator need {workers + 1} CPUs to "
+            f"have one each; {len(cpus)} usable, so nothing was pinned"
+        )
+    return (set(cpus[:workers]), set(cpus[workers:])), None
 
 
 class _Run:
@@ -56,7 +81,7 @@ class _Run:
         self.opts, self.out = opts, out
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
-        self.split = opts.cpu_split()
+        self.split, unpinned = worker_split(opts.cpu_split(), opts.server_workers)
         self.traffic = opts.traffic()
         self.fault_failures = 0
         self.info: dict[str, Any] = {
@@ -71,6 +96,8 @@ class _Run:
             if self.split is None
             else {"server": sorted(self.split[0]), "generator": sorted(self.split[1])},
         }
+        if unpinned is not None:
+            self.info["cpus_unpinned"] = unpinned
 
     def spawn(
         self,
@@ -212,6 +239,8 @@ class _Run:
         (self.out / "metrics-end.txt").write_text(scrape(url))
         code = max(codes) if codes else 1
         self.info["operations"] = operations = _count_requests(self.out / "records")
+        # operations per Locust process's history: all are merged into one check
+        self.info["histories"] = history_counts(self.out / "records")
         problems = []
         if not operations:
             problems.append("Locust recorded no request: see locust*.log")

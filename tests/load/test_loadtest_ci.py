@@ -116,3 +116,17 @@ def test_distributed_open_model_paces_across_workers(tmp_path: Path) -> None:
     assert s["requests"] > 150
     assert s["status_5xx"] == 0
     assert result.check["read-your-writes"].status == "pass"
+    # every Locust process wrote its own history, and the one check read all of them
+    per_file = result.histories
+    lines = {
+        f.name: sum(1 for line in f.read_text().splitlines() if line.strip())
+        for f in (path / "records").glob("history-*.jsonl")
+    }
+    assert per_file == lines  # each file's operations, all counted
+    for tag in per_worker.index:  # both workers recorded operations
+        assert per_file[f"history-{tag}.jsonl"] > 10
+    assert sum(per_file.values()) == len(result.history)
+    assert result.run["histories"] == per_file
+    ran = result.check["requests"]
+    assert ran.measures["histories"] == len(per_file) >= 2
+    assert f"from {len(per_file)} histories" in ran.summary
