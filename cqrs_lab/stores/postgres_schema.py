@@ -121,10 +121,17 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
         )
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            # processes starting together would race on the catalog (IF NOT EXISTS is not
+            # atomic): one at a time, under a session advisory lock
+            conn.execute("SELECT pg_advisory_lock(hashtext('cqrs_lab schema'))")
+            try:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext('cqrs_lab schema'))")
     except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())  # psycopg's message spans lines: one line
         raise ConfigError(
-            f"cannot connect to PostgreSQL with dsn={_masked(dsn)!r}: {exc}; "
+            f"cannot connect to PostgreSQL with dsn={_masked(dsn)!r}: {reason}; "
             f"check that the server runs and the DSN is right"
         ) from exc
     pool = ConnectionPool(
