@@ -157,8 +157,8 @@ def knobs(scenario: Scenario) -> tuple[str, ...]:
 def stability_bound(scenario: Scenario, knob: str) -> int:
     """The fewest servers whose utilisation stays below 1 at the peak rate (>= 1)."""
     rate = scenario.workload.arrivals.peak_rate
-    if knob == "commands.handlers":
-        load = rate * scenario.commands.service.mean
+    if knob == "commands.handlers":  # handlers per process; arrivals split over processes
+        load = rate * scenario.commands.service.mean / scenario.commands.processes
     elif knob.startswith("projections.") and knob.endswith(".consumers"):
         p = scenario.projection(knob.split(".")[1])
         load = rate * (p.per_event.mean + p.per_batch.mean / p.batch_size)

@@ -257,7 +257,7 @@ def _timeseries(sim: Simulation, commands: pd.DataFrame) -> pd.DataFrame:
         }
     )
     busy = np.diff(np.concatenate(([0.0], ts["handler_busy_area"].to_numpy(dtype=float))))
-    out["handler_utilisation"] = busy / (width * s.commands.handlers)
+    out["handler_utilisation"] = busy / (width * s.commands.handlers * s.commands.processes)
     for d in sim.drivers:
         n = d.name
         out[f"backlog_{n}"] = ts[f"backlog_{n}"]
@@ -295,7 +295,7 @@ def _summary(
         "throughput_per_s": int(outcome.get("accepted", 0)) / s.duration,
     }
     row |= _pct(served["latency_s"], "latency")
-    row["events"] = sim.engine.store.head_position
+    row["events"] = sim.store.committed
     row["applications"] = len(apps)
     row |= _pct(first["lag_s"], "lag")
     row["reads"] = len(reads)

@@ -211,6 +211,24 @@ _TABLES = (
                 "optimistic-concurrency retries",
                 hi=10**9,
             ),
+            Key(
+                "processes",
+                "whole",
+                _C.processes,
+                "",
+                "server processes, each with its own queue, admission (queue_limit, "
+                "rate_limit) and `handlers` handlers; arrivals spread over them at random",
+                lo=1,
+                hi=1024,
+            ),
+            Key(
+                "commit_visibility",
+                "time",
+                _C.commit_visibility,
+                _S,
+                "from an event's commit until projections can read it (in commit order, "
+                "as a gap-safe reader waits for older transactions)",
+            ),
         ),
     ),
     Table(

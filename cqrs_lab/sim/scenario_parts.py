@@ -18,6 +18,7 @@ _SERVICE = Dist("exponential", 0.002)
 _TTF, _TTR = Dist("exponential", 600.0), Dist("deterministic", 5.0)
 _PER_EVENT, _PER_BATCH = Dist("deterministic", 0.0002), Dist("deterministic", 0.001)
 _READ = Dist("exponential", 0.001)
+_NO_DELAY = Dist("deterministic", 0.0)
 
 __all__ = [
     "SLIS",
@@ -115,6 +116,12 @@ class CommandSpec:
     rate_limit: float | None = None  # token bucket: tokens per second
     burst: int = 1
     max_retries: int = 5  # optimistic-concurrency retries before giving up
+    # server processes, each with its own queue, admission and pool of ``handlers`` handlers
+    # (``cqrs-lab serve --workers N``); arrivals are spread over them at random
+    processes: int = 1
+    # from an event's commit until projections can read it (a gap-safe reader holding it
+    # back while older transactions may still commit); events become readable in order
+    commit_visibility: Dist = _NO_DELAY
 
 
 @dataclass(frozen=True)

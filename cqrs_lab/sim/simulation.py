@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import zlib
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
@@ -20,7 +20,6 @@ from cqrs_lab.core import (
     CallableClock,
     Draw,
     Engine,
-    Envelope,
     EventRegistry,
     Projection,
     RecorderFanout,
@@ -28,7 +27,6 @@ from cqrs_lab.core import (
     SubscriptionRecorder,
     install,
 )
-from cqrs_lab.core.store import InMemoryEventStore
 from cqrs_lab.display import show_progress
 from cqrs_lab.sim import incidents
 from cqrs_lab.sim.application_rows import ApplicationRecorder
@@ -39,43 +37,9 @@ from cqrs_lab.sim.consumers import GroupDriver
 from cqrs_lab.sim.readers import ReadSide
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario, workload_of
+from cqrs_lab.sim.sim_store import SimStore
 
 __all__ = ["Simulation", "simulate"]
-
-
-_append = InMemoryEventStore.append
-
-
-class _NotifyingStore(InMemoryEventStore):
-    """The in-memory store, telling the consumer groups when the log grows."""
-
-    drivers: Sequence[GroupDriver] = ()
-
-    def append(
-        self,
-        stream_id: str,
-        events: Any,
-        expected_version: Any,
-        *,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        metadata: Any = None,
-        outbox: Any = (),
-    ) -> list[Envelope]:
-        out = _append(
-            self,
-            stream_id,
-            events,
-            expected_version,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            metadata=metadata,
-            outbox=outbox,
-        )
-        if out:
-            for d in self.drivers:
-                d.on_append(out)
-        return out
 
 
 def _stream_seed(seed: int, name: str) -> random.Random:
@@ -100,10 +64,12 @@ class Simulation:
         self.params = params = s.params()
         self.env = env = simpy.Environment()
         self.recorder = ApplicationRecorder()
-        clock = CallableClock(functools.partial(getattr, env, "now"))  # env.now, no frame
+        # env.now without a Python frame: its property returns ``env._now`` (SimPy 4), read
+        # here directly (the engine reads the clock several times per command)
+        clock = CallableClock(functools.partial(getattr, env, "_now"))
         ids = SequentialIds()
         registry = EventRegistry()
-        self.store = store = _NotifyingStore(clock, ids, registry)
+        self.store = store = SimStore(clock, ids, registry)
         self.engine = engine = Engine(
             clock=clock,
             rng=_stream_seed(s.seed, "engine"),
@@ -136,6 +102,9 @@ class Simulation:
         self._setup()
         store.drivers = tuple(self.drivers)
         engine.pump()  # what the setup created is in every read model at the start
+        if s.commands.commit_visibility.mean > 0:
+            visibility = _stream_seed(s.seed, "visibility")
+            store.delay_visibility(env, s.commands.commit_visibility.sampler(visibility))
         self.recorder.rows.clear()
         for d in self.drivers:
             self.recorder.track(d.name, d.outstanding)
@@ -244,7 +213,7 @@ class Simulation:
         """One row of the time series: queue, busy integrals, backlog, lag, consumers."""
         env, cmd = self.env, self.commands
         now = env.now
-        row: list[Any] = [now, len(cmd.queue) + len(cmd.blocked), cmd.busy.area_at(now)]
+        row: list[Any] = [now, cmd.waiting, cmd.busy.area_at(now)]
         for d in self.drivers:
             g = d.group
             row += [g.backlog(), g.lag_seconds(), d.alive_count, d.busy.area_at(now)]
