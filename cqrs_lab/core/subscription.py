@@ -245,8 +245,9 @@ class Subscription:
     def _take(self, got: list[Envelope], now: float, *, mixed: bool) -> None:
         rec = self.recorder
         if rec is not None:
+            delivered, name = rec.delivered, self.name  # looked up once per batch
             for env in got:
-                rec.delivered(self.name, env, now)
+                delivered(name, env, now)
         self.delivered += len(got)
         if mixed:
             self.inbox_mixed = True
@@ -337,6 +338,7 @@ class Subscription:
         handlers, undo, unit = consumer.handlers, self.undo, self.unit
         seen, note = policy.duplicate_filter(self), policy.applied_hook(self)
         hook, rec = self.crash_hook, self.recorder
+        name, clock_now = self.name, self.clock.now  # looked up once per batch, used per event
         every = self.checkpoint_every
         keep_unit = rec is not None or every is not None
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
@@ -392,7 +394,7 @@ class Subscription:
                     if note is not None:
                         note(p)
                     if rec is not None:
-                        rec.applied(self.name, env, self.clock.now())
+                        rec.applied(name, env, clock_now())
                 if hook is not None:
                     hook.check(_AFTER, p)
                 if every is not None and len(unit) >= every:

@@ -70,19 +70,26 @@ class ApplicationRecorder:
         return found
 
     # -- the SubscriptionRecorder protocol ------------------------------------------------------
+    # delivered and applied run once per event: they look the subscription up in ``_subs``
+    # directly and call ``_sub`` only the first time (a method call saved per event)
     def delivered(self, sub: str, env: Envelope, now: float) -> None:
-        d = self._sub(sub)[0].delivered
+        d = (self._subs.get(sub) or self._sub(sub))[0].delivered
         p = env.position
         d[p] = d.get(p, 0) + 1
 
     def applied(self, sub: str, env: Envelope, now: float) -> None:
-        proj, part = self._sub(sub)
+        proj, part = self._subs.get(sub) or self._sub(sub)
         p = env.position
         dup = p in proj.applied
         if not dup:
             proj.applied.add(p)
-            if proj.level is not None and p > proj.replay_upto:
-                proj.level.add(-1)
+            level = proj.level
+            if level is not None and p > proj.replay_upto:
+                # level.add(-1) of a sim ``Level``, inlined: this runs once per event
+                t = level.env.now
+                level.area += level.value * (t - level.last)
+                level.last = t
+                level.value -= 1
         committed = env.recorded_at
         proj.last_row[p] = len(self.rows)
         self.rows.append(

@@ -87,6 +87,17 @@ def arrival_times(spec: ArrivalSpec, rng: random.Random, until: float) -> Iterat
                 return
             if rnd() * peak <= rate_at(spec, t):
                 yield t
+    if p == "poisson" and spec.rate > 0:
+        # one constant rate: the loop below without its per-arrival _segment call (the same
+        # draws and sums, so the same times)
+        rate = spec.rate
+        while t < until:
+            nxt = t + expo(rate)
+            if nxt >= until:
+                return
+            t = nxt
+            yield t
+        return
     while t < until:
         rate, end = _segment(spec, t)
         if rate <= 0:

@@ -202,7 +202,7 @@ class GroupDriver:
                 ev.succeed()
 
     def _consume(self, c: Consumer) -> Generator[simpy.Event, Any, None]:
-        env, spec, busy_subs = self.env, self.spec, self.busy_subs
+        env, spec, busy_subs, busy = self.env, self.spec, self.busy_subs, self.busy
         per_batch, per_event, fixed = self.per_batch, self.per_event, self.per_event_fixed
         linger = spec.linger
         store = self.engine.store
@@ -231,12 +231,19 @@ class GroupDriver:
                     per_event() * size if fixed else sum(per_event() for _ in range(size))
                 )
                 busy_subs.add(chosen.name)
-                self.busy.add(1)
+                # busy.add(1) and, after the batch, busy.add(-1), inlined (once per batch);
+                # ``now`` is still the time: nothing above yielded
+                busy.area += busy.value * (now - busy.last)
+                busy.last = now
+                busy.value += 1
                 try:
                     yield env.timeout(cost)
                 finally:
                     busy_subs.discard(chosen.name)
-                    self.busy.add(-1)
+                    t = env.now
+                    busy.area += busy.value * (t - busy.last)
+                    busy.last = t
+                    busy.value -= 1
                 if not chosen.crashed:
                     chosen.process()
                     self.batches += 1
@@ -273,8 +280,11 @@ class GroupDriver:
             if c is not None and c.wake is not None:
                 ev, c.wake = c.wake, None
                 ev.succeed()
-        if mine:
-            self.outstanding.add(mine)
+        if mine:  # self.outstanding.add(mine), inlined: this runs once per append
+            level, now = self.outstanding, self.env.now
+            level.area += level.value * (now - level.last)
+            level.last = now
+            level.value += mine
 
     # -- crashes and checkpoints -------------------------------------------------------------------
     def _fail(self, c: Consumer) -> Generator[simpy.Event, Any, None]:

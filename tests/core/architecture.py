@@ -77,6 +77,11 @@ RULES: dict[str, Rule] = {
         "the PostgreSQL adapter alone talks to psycopg (an optional extra)",
         libs="psycopg psycopg_pool",
     ),
+    "cqrs_lab.stores.pg_demo": _rule(
+        ("cqrs_lab.stores", C, E, "cqrs_lab.checks.application_log"),
+        "notebook 7's writers and readers on PostgreSQL, recording for the lab's loss check",
+        libs="psycopg psycopg_pool",
+    ),
     CHECKS: _rule(
         (CHECKS, C, E),
         "checks judge any engine; pandas only where a frame is built",
