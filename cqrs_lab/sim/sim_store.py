@@ -1,10 +1,6 @@
 """The simulation's event store: the in-memory store, telling the consumer groups when the
-log grows, and optionally showing projections each commit only some time after it.
-
->>> from cqrs_lab.core import ManualClock, SequentialIds
->>> store = SimStore(ManualClock(), SequentialIds())
->>> (store.head_position, store.committed)
-(0, 0)
+log grows (:class:`SimStore`), and optionally showing projections each commit only some time
+after it (:class:`DelayedSimStore`).
 """
 
 from __future__ import annotations
@@ -22,23 +18,67 @@ from cqrs_lab.errors import ConfigError
 if TYPE_CHECKING:
     from cqrs_lab.sim.consumers import GroupDriver
 
-__all__ = ["SimStore"]
+__all__ = ["DelayedSimStore", "SimStore"]
 
 _append = InMemoryEventStore.append
 
 
 class SimStore(InMemoryEventStore):
-    """The in-memory store, telling the consumer groups when the log grows.
-
-    With a commit-visibility delay (:meth:`delay_visibility`), what the global order shows
-    (``read_all``, ``read_partition``, ``head_position``: what projections read) is the
-    prefix of the log made visible so far: each append becomes visible ``delay`` seconds
-    after its commit, and never before an earlier one (in commit order, as a gap-safe
-    reader releases events). Streams (``read_stream``, what command handlers read) see every
-    commit at once.
-    """
+    """The in-memory store, telling the consumer groups when the log grows."""
 
     drivers: Sequence[GroupDriver] = ()
+
+    @property
+    def committed(self) -> int:
+        """Events appended, visible or not."""
+        return len(self._log)
+
+    def append(
+        self,
+        stream_id: str,
+        events: Any,
+        expected_version: Any,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Any = None,
+        outbox: Any = (),
+    ) -> list[Envelope]:
+        out = _append(
+            self,
+            stream_id,
+            events,
+            expected_version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            metadata=metadata,
+            outbox=outbox,
+        )
+        if out:
+            self._appended(out)
+        return out
+
+    def _appended(self, out: list[Envelope]) -> None:
+        for d in self.drivers:
+            d.on_append(out)
+
+
+class DelayedSimStore(SimStore):
+    """:class:`SimStore` whose global order shows each commit only some time after it.
+
+    What the global order shows (``read_all``, ``read_partition``, ``head_position``: what
+    projections read) is the prefix of the log made visible so far: once
+    :meth:`delay_visibility` is called, each append becomes visible ``delay`` seconds after
+    its commit, and never before an earlier one (in commit order, as a gap-safe reader
+    releases events). Streams (``read_stream``, what command handlers read) see every commit
+    at once. (A separate class, so that a run without a delay pays nothing for it.)
+
+    >>> from cqrs_lab.core import ManualClock, SequentialIds
+    >>> store = DelayedSimStore(ManualClock(), SequentialIds())
+    >>> (store.head_position, store.committed)
+    (0, 0)
+    """
+
     _delay: Callable[[], float] | None = None
 
     def delay_visibility(self, env: simpy.Environment, delay: Callable[[], float]) -> None:
@@ -48,11 +88,6 @@ class SimStore(InMemoryEventStore):
         self._visible: list[Envelope] = list(self._log)
         self._visible_at = env.now
         self._visible_parts: dict[int, PartitionIndex] = {}
-
-    @property
-    def committed(self) -> int:
-        """Events appended, visible or not."""
-        return len(self._log)
 
     @property
     def head_position(self) -> int:
@@ -81,34 +116,12 @@ class SimStore(InMemoryEventStore):
         for d in self.drivers:
             d.on_append(envs)
 
-    def append(
-        self,
-        stream_id: str,
-        events: Any,
-        expected_version: Any,
-        *,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        metadata: Any = None,
-        outbox: Any = (),
-    ) -> list[Envelope]:
-        out = _append(
-            self,
-            stream_id,
-            events,
-            expected_version,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            metadata=metadata,
-            outbox=outbox,
-        )
-        if out:
-            if self._delay is None:
-                for d in self.drivers:
-                    d.on_append(out)
-            else:  # visible after the delay, and not before what committed earlier
-                env = self._env
-                self._visible_at = at = max(self._visible_at, env.now + self._delay())
-                upto = out[-1].position
-                env.timeout(at - env.now).callbacks.append(lambda _: self._reveal(upto, out))
-        return out
+    def _appended(self, out: list[Envelope]) -> None:
+        if self._delay is None:
+            super()._appended(out)
+            return
+        # visible after the delay, and not before what committed earlier
+        env = self._env
+        self._visible_at = at = max(self._visible_at, env.now + self._delay())
+        upto = out[-1].position
+        env.timeout(at - env.now).callbacks.append(lambda _: self._reveal(upto, out))

@@ -37,7 +37,7 @@ from cqrs_lab.sim.consumers import GroupDriver
 from cqrs_lab.sim.readers import ReadSide
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario, workload_of
-from cqrs_lab.sim.sim_store import SimStore
+from cqrs_lab.sim.sim_store import DelayedSimStore, SimStore
 
 __all__ = ["Simulation", "simulate"]
 
@@ -69,7 +69,9 @@ class Simulation:
         clock = CallableClock(functools.partial(getattr, env, "_now"))
         ids = SequentialIds()
         registry = EventRegistry()
-        self.store = store = SimStore(clock, ids, registry)
+        delayed = s.commands.commit_visibility.mean > 0
+        store_class = DelayedSimStore if delayed else SimStore
+        self.store = store = store_class(clock, ids, registry)
         self.engine = engine = Engine(
             clock=clock,
             rng=_stream_seed(s.seed, "engine"),
@@ -102,7 +104,7 @@ class Simulation:
         self._setup()
         store.drivers = tuple(self.drivers)
         engine.pump()  # what the setup created is in every read model at the start
-        if s.commands.commit_visibility.mean > 0:
+        if isinstance(store, DelayedSimStore):
             visibility = _stream_seed(s.seed, "visibility")
             store.delay_visibility(env, s.commands.commit_visibility.sampler(visibility))
         self.recorder.rows.clear()
