@@ -195,8 +195,15 @@ class _Run:
 
         bar = tqdm(total=int(self.opts.duration), unit="s", desc="load test",
                    disable=not show_progress())  # fmt: skip
+        master_done: float | None = None
         try:
             while any(p.poll() is None for p in locusts) and time.monotonic() < deadline:
+                if len(locusts) > 1 and locusts[0].poll() is not None:
+                    # the master has ended the run: a worker it did not reach would wait 60 s
+                    # for a heartbeat; give them 5 s to flush and quit, then stop them
+                    master_done = master_done or time.monotonic()
+                    if time.monotonic() - master_done > 5.0:
+                        break
                 bar.update(max(0, min(int(self.opts.duration), int(time.monotonic() - t0)) - bar.n))
                 now = time.monotonic()
                 while pending and now - t0 >= pending[0].at:
