@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import socket
 import sys
 from typing import Any
@@ -31,6 +30,7 @@ from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
 from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
+from cqrs_lab.stores.store_urls import shown_store
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
 __all__ = ["ServeLifespan", "register", "run_uvicorn", "serve", "start_line"]
@@ -45,18 +45,11 @@ def start_line(config: ServerConfig, url: str) -> str:
     >>> print(start_line(ServerConfig(), "http://127.0.0.1:8000"))  # doctest: +NORMALIZE_WHITESPACE
     cqrs-lab serve: cqrs_lab.domains.bank (effectively-once delivery) on
     http://127.0.0.1:8000, store memory; API docs http://127.0.0.1:8000/docs
-    >>> _shown_store("postgresql://lab:s3cret@db:5432/lab")
-    'postgresql://***@db:5432/lab'
     """
     return (
         f"cqrs-lab serve: {config.domain} ({config.delivery} delivery) on {url}, store "
-        f"{_shown_store(config.store)}; API docs {url}/docs"
+        f"{shown_store(config.store)}; API docs {url}/docs"
     )
-
-
-def _shown_store(store: str) -> str:
-    """A store as printed: a URL's user and password replaced by ``***``."""
-    return re.sub(r"//[^@/]*@", "//***@", store)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -32,14 +32,10 @@ from cqrs_lab.core.bus import (
     InMemoryIdempotencyStore,
 )
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.store_urls import is_postgres
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
 __all__ = ["ADMIN_TOKEN_ENV", "DEFAULT_DOMAIN", "BuiltEngine", "ServerConfig", "build_engine"]
-
-
-def is_postgres(store: str) -> bool:
-    """Does a ``--store`` value name a PostgreSQL database (``postgresql://...``)?"""
-    return store.startswith(("postgresql://", "postgres://")) and len(store) > len("postgres://")
 
 
 #: the environment variable read for the admin token when ``--admin-token`` is not given

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.store_urls import shown_store
 
 __all__ = [
     "SCHEMA_DDL",
@@ -131,7 +132,7 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split())  # psycopg's message spans lines: one line
         raise ConfigError(
-            f"cannot connect to PostgreSQL with dsn={_masked(dsn)!r}: {reason}; "
+            f"cannot connect to PostgreSQL with dsn={shown_store(dsn)!r}: {reason}; "
             f"check that the server runs and the DSN is right"
         ) from exc
     pool = ConnectionPool(
@@ -147,13 +148,7 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
     except PoolTimeout as exc:
         pool.close()
         raise ConfigError(
-            f"PostgreSQL at {_masked(dsn)!r} accepted no pool connection within 30 s; "
+            f"PostgreSQL at {shown_store(dsn)!r} accepted no pool connection within 30 s; "
             f"check max_connections on the server"
         ) from exc
     return pool
-
-
-def _masked(dsn: str) -> str:
-    """The DSN without its password."""
-    dsn = re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn)
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)

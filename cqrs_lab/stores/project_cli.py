@@ -26,19 +26,15 @@ from types import FrameType
 from typing import Any
 
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.store_urls import is_postgres, shown_store
 
 __all__ = ["register", "run"]
 
 DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
 
 
-def _shown(store: str) -> str:
-    user_end = store.find("@")
-    return store if user_end < 0 else "postgresql://***" + store[user_end:]
-
-
 def run(args: argparse.Namespace) -> int:
-    if not args.store.startswith(("postgresql://", "postgres://")):
+    if not is_postgres(args.store):
         raise ConfigError(
             f"--store {args.store!r}: project workers share a PostgreSQL store; pass "
             f"postgresql://..."
@@ -50,10 +46,16 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, on_signal)
-    if args.workers > 1:
-        return _parent(args, stop)
+    # this command's own process (an entry point): its handlers, restored when it returns
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _parent(args, stop) if args.workers > 1 else _work(args, stop)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _work(args: argparse.Namespace, stop: threading.Event) -> int:
     from cqrs_lab.stores.postgres_project import open_worker
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"cqrs-lab project: worker {worker.name} (pid {os.getpid()}) running "
             f"{', '.join(worker.views)} ({args.partitions} partitions each) on "
-            f"{_shown(args.store)}",
+            f"{shown_store(args.store)}",
             flush=True,
         )
         worker.run(stop.is_set)
