@@ -41,7 +41,7 @@ from psycopg.pq import TransactionStatus
 from cqrs_lab.core import Envelope, Event, IdFactory, RawEvent
 from cqrs_lab.core.store import check_expected
 from cqrs_lab.errors import ConcurrencyError
-from cqrs_lab.stores.postgres_schema import VERSION_AND_POSITIONS
+from cqrs_lab.stores.postgres_schema import lock_version_and_positions
 
 __all__ = [
     "CONFLICT_SQLSTATE",
@@ -164,17 +164,7 @@ def defer(
     if entry is None and (want is None or not raws):
         # its version is needed now: lock the stream and read it (and take positions in the
         # same round trip; the block's unused ones would now be below them: drop them)
-        with conn.pipeline():
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), pg_current_xact_id()",
-                (stream_id,),
-            )
-            cur = conn.execute(VERSION_AND_POSITIONS, {
-                "stream": stream_id, "n": len(raws), "want": want,
-            })  # fmt: skip
-        row = cur.fetchone()
-        assert row is not None
-        version, positions = int(row[0]), [int(p) for p in row[1]]
+        version, positions = lock_version_and_positions(conn, stream_id, len(raws), want)
         pending.has_xid, pending.free = True, []
         if want is not None:
             check_expected(stream_id, want, version)

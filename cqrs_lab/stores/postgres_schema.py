@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -22,6 +23,7 @@ __all__ = [
     "VERSION_AND_POSITIONS",
     "check_schema_name",
     "insert_sql",
+    "lock_version_and_positions",
     "open_pool",
 ]
 
@@ -93,6 +95,23 @@ VERSION_AND_POSITIONS = (
     "SELECT v.v, ARRAY(SELECT nextval('events_position_seq') FROM generate_series(1, %(n)s) "
     "WHERE %(want)s::bigint IS NULL OR v.v = %(want)s::bigint) FROM v"
 )
+
+
+def lock_version_and_positions(
+    conn: psycopg.Connection[Any], stream_id: str, n: int, want: int | None
+) -> tuple[int, list[int]]:
+    """In one round trip: lock ``stream_id`` for the transaction, take the transaction id (so
+    it is held before any position), read the stream's version and, if it is ``want`` (None:
+    any), take ``n`` positions. Returns the version and the positions (none on a mismatch)."""
+    with conn.pipeline():  # one round trip; the server still runs them in order
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), pg_current_xact_id()",
+            (stream_id,),
+        )
+        cur = conn.execute(VERSION_AND_POSITIONS, {"stream": stream_id, "n": n, "want": want})
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0]), [int(p) for p in row[1]]
 
 
 @functools.cache

@@ -52,9 +52,9 @@ from cqrs_lab.stores.postgres_reader import (
 )
 from cqrs_lab.stores.postgres_schema import (
     SCHEMA_DDL,
-    VERSION_AND_POSITIONS,
     check_schema_name,
     insert_sql,
+    lock_version_and_positions,
     open_pool,
 )
 
@@ -223,17 +223,7 @@ class PostgresEventStore:
                          events, raws, want, meta, meta_json, correlation_id, causation_id,
                          outbox)  # fmt: skip
         with self._tx() as conn:
-            with conn.pipeline():  # one round trip; the server still runs them in order
-                conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), pg_current_xact_id()",
-                    (stream_id,),
-                )
-                cur = conn.execute(VERSION_AND_POSITIONS, {
-                    "stream": stream_id, "n": len(raws), "want": want,
-                })  # fmt: skip
-            row = cur.fetchone()
-            assert row is not None
-            version, positions = int(row[0]), [int(p) for p in row[1]]
+            version, positions = lock_version_and_positions(conn, stream_id, len(raws), want)
             if expected is not ANY:
                 check_expected(stream_id, expected, version)
             now = self.clock.now()
