@@ -133,13 +133,16 @@ def lost_writes(folder: Path) -> dict[str, int]:
     """Acknowledged writes missing from (or doubled in) the audited final answers.
 
     A write is judged where a view's final answer for its key lists lines with their
-    positions (the bank's statement); ``unaudited``: its key's views answered but list
-    no positions (only the session guarantees judge such a domain's writes);
-    ``unverified``: a read of its key did not answer (in time).
+    positions (the bank's statement) reaching back to it; ``expired``: every such answer
+    begins after the write (a view that keeps a recent history, as the bank's statement
+    keeps an account's newest lines, no longer lists it, so it can neither prove nor
+    disprove it); ``unaudited``: its key's views answered but list no positions (only the
+    session guarantees judge such a domain's writes); ``unverified``: a read of its key
+    did not answer (in time).
     """
     path = folder / "audit.jsonl"
     out = {"acknowledged": 0, "verified": 0, "lost": 0, "duplicated": 0,
-           "unverified": 0, "unaudited": 0}  # fmt: skip
+           "unverified": 0, "unaudited": 0, "expired": 0}  # fmt: skip
     if not path.exists():
         return out
     listed, answered, _ = _audited(path)
@@ -150,7 +153,11 @@ def lost_writes(folder: Path) -> dict[str, int]:
         elif key not in listed:
             out["unaudited"] += 1
         else:
-            counts = [lines.count(pos) for lines in listed[key]]
+            reaching = [lines for lines in listed[key] if lines and min(lines) <= pos]
+            if not reaching:
+                out["expired"] += 1
+                continue
+            counts = [lines.count(pos) for lines in reaching]
             out["verified"] += 1
             out["lost"] += min(counts) == 0
             out["duplicated"] += max(counts) > 1

@@ -218,7 +218,8 @@ class LoadResult:
                 bad,
                 ok=f"{lost['verified']} of {lost['acknowledged']} acknowledged writes found "
                 f"once in the final views ({lost['unaudited']} in views that list no "
-                f"positions, {lost['unverified']} not read in time)",
+                f"positions, {lost['unverified']} not read in time, {lost.get('expired', 0)} older "
+                "than the oldest line the views still keep)",
                 bad="{n} kinds of damage",
                 measures=dict(lost),
             )

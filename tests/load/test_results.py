@@ -99,7 +99,7 @@ def test_the_audit_finds_lost_and_doubled_writes(tmp_path: Path) -> None:
     assert acknowledged_writes(path / "records") == [("acct-1", 3), ("acct-1", 4), ("acct-2", 5)]
     result = load_results(path)
     assert result.lost == {"acknowledged": 3, "verified": 3, "lost": 1, "duplicated": 1,
-                           "unverified": 0, "unaudited": 0}  # fmt: skip
+                           "unverified": 0, "unaudited": 0, "expired": 0}  # fmt: skip
     assert result.check["no lost writes"].status == "fail"
     assert not result.check.ok
 
@@ -134,8 +134,25 @@ def test_the_audit_of_any_domain_judges_writes_where_a_view_lists_positions(
     ]  # fmt: skip
     result = load_results(path)
     assert result.lost == {"acknowledged": 4, "verified": 2, "lost": 1, "duplicated": 0,
-                           "unverified": 1, "unaudited": 1}  # fmt: skip
+                           "unverified": 1, "unaudited": 1, "expired": 0}  # fmt: skip
     assert result.check["no lost writes"].status == "fail"  # acct-11's write at 5 is missing
+
+
+def test_a_write_older_than_a_trimmed_statement_is_expired_not_lost(tmp_path: Path) -> None:
+    """The bank's statement keeps an account's newest lines: a write older than the oldest
+    line kept cannot be judged (expired); a newer one missing from it is still lost."""
+
+    def w(pos: int) -> dict[str, object]:
+        return op("w-1", "write", "acct-1", pos, pos + 0.1, "ok",
+                  {"kind": "deposit", "stream": "account-acct-1"}, pos)  # fmt: skip
+
+    hist = [w(10), w(20), w(50), w(55), w(60)]
+    audit = [{"key": "acct-1", "view": "statements", "status": 200, "read_position": "60",
+              "answer": [{"position": 50}, {"position": 60}]}]  # fmt: skip
+    result = load_results(write_run(tmp_path / "r", [request(0, "deposit")], hist, audit=audit))
+    assert result.lost == {"acknowledged": 5, "verified": 3, "lost": 1, "duplicated": 0,
+                           "unverified": 0, "unaudited": 0, "expired": 2}  # fmt: skip
+    assert result.check["no lost writes"].status == "fail"  # 55 is newer than 50: lost
 
 
 def test_a_run_without_requests_or_with_a_refused_fault_is_no_pass(tmp_path: Path) -> None:
