@@ -94,10 +94,12 @@ def _with_unit(key: str, value: Any) -> str:
         return "-"
     if key == "duration_s":
         return f"{value:g} s (simulated)"
-    if key.endswith("_s") and isinstance(value, int | float):
-        return f"{value * 1000:.2f} ms"
     if key == "throughput_per_s":
         return f"{value:.1f} commands/s"
+    if key.endswith("_per_s") and isinstance(value, int | float):
+        return f"{value:.1f} /s"
+    if key.endswith("_s") and isinstance(value, int | float):
+        return f"{value * 1000:.2f} ms"
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 

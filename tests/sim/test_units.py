@@ -95,3 +95,12 @@ def test_sweep_prints_milliseconds_with_units_and_writes_seconds(
     assert 0 < seconds < 1  # seconds in the file
     shown = re.search(r"\s(\d+(?:\.\d+)?) \[", out.splitlines()[1])
     assert shown is not None and float(shown.group(1)) == pytest.approx(seconds * 1000, rel=0.01)
+
+
+def test_the_summary_prints_rates_per_second_and_times_in_milliseconds() -> None:
+    """``throughput_per_s`` ends in ``_s`` too: it is a rate, never read as a time."""
+    from cqrs_lab.sim.cli import _with_unit
+
+    assert _with_unit("throughput_per_s", 505.4) == "505.4 commands/s"
+    assert _with_unit("offered_per_s", 12.0) == "12.0 /s"
+    assert _with_unit("latency_p99_s", 0.0123) == "12.30 ms"
