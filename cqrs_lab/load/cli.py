@@ -56,6 +56,8 @@ def options(
         audit=not args.no_audit,
         locustfile=args.locustfile,
         pin=not args.no_pin,
+        server_cpus=args.server_cpus,
+        server_cpu_period=args.server_cpu_period,
     )
 
 
@@ -307,6 +309,23 @@ def _load_args(p: Any) -> None:
         "--no-pin",
         action="store_true",
         help="do not pin the local server to one CPU and Locust to the others",
+    )
+    p.add_argument(
+        "--server-cpus",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="run the server under a CPU limit of CORES (a container's --cpus), e.g. so one "
+        "generator CPU can drive it past its knee (a Linux cgroup: needs root or a container "
+        "with its cgroups) (default: no limit)",
+    )
+    p.add_argument(
+        "--server-cpu-period",
+        type=float,
+        default=0.01,
+        metavar="SECONDS",
+        help="the CPU limit's period: a throttled server waits at most this long for its "
+        "next quota (default: %(default)s)",
     )
 
 

@@ -109,6 +109,7 @@ def step_table(
     end = (cmd["end"] - result.t0).to_numpy(dtype=float)
     users = int(result.run.get("users") or 1)
     processes = int((result.run.get("options") or {}).get("processes") or 1)
+    limit = float((result.run.get("server_cpu_limit") or {}).get("cores") or math.nan)
     rows = []
     for i, (start, stop, level) in enumerate(knee_steps(profile)):
         lo, hi = start + settle_s, stop
@@ -135,6 +136,7 @@ def step_table(
             "latency_p50_s": float(np.percentile(lat, 50)) if len(lat) else math.nan,
             "latency_p99_s": float(np.percentile(lat, 99)) if len(lat) else math.nan,
             "server_cpu": cpu_rate(result.path, result.t0, lo, hi, "server_cpu_s"),
+            "server_cpu_limit": limit,
             "generator_cpu": cpu_rate(result.path, result.t0, lo, hi, "generator_cpu_s"),
             "lateness_p95_s": float(np.percentile(late, 95)) if len(late) else math.nan,
             "busy_share": len(all_sent) / width * float(all_sent["latency_s"].mean()) / users
@@ -262,9 +264,12 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
             f"followed finished (throughput falls under overload); the capacity is that step's"
         )
     cpu = float(plateau["server_cpu"].mean()) if "server_cpu" in plateau else math.nan
-    if cpu < SERVER_BUSY:
+    limit = float(plateau["server_cpu_limit"].max()) if "server_cpu_limit" in plateau else math.nan
+    cores = 1.0 if math.isnan(limit) else limit  # --server-cpus: its limit is all it has
+    if cpu < SERVER_BUSY * cores:
+        of = "its core" if math.isnan(limit) else f"the {limit:g} core(s) it was limited to"
         why += (
-            f"; the server used {cpu:.2f} of its core on the plateau: it waited for something "
+            f"; the server used {cpu:.2f} of {of} on the plateau: it waited for something "
             "else (on a shared machine: its CPU, taken by other processes)"
         )
     return KneeResult(capacity, lo, hi, steps.assign(role=roles), False, why)

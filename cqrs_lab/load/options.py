@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.cpu_limit import check_cpu_limit
 from cqrs_lab.load.faults import FaultStep, check_fault_names
 from cqrs_lab.load.traffic import Traffic
 
@@ -67,6 +68,10 @@ class LoadTestOptions:
     audit: bool = True
     locustfile: str | None = None
     pin: bool = True
+    #: run the local server under a CPU limit of this many cores (a container's --cpus),
+    #: CFS period in seconds (:mod:`cqrs_lab.load.cpu_limit`); None: no limit
+    server_cpus: float | None = None
+    server_cpu_period: float = 0.01
     extra: dict[str, Any] = field(default_factory=dict)
     #: the bank's name for ``keys`` (kept for existing callers)
     accounts: InitVar[int | None] = None
@@ -96,6 +101,13 @@ class LoadTestOptions:
                 f"--workers {self.server_workers} with --store {self.store!r}: memory and "
                 f"SQLite are one-process stores; pass --store postgresql://..."
             )
+        if self.server_cpus is not None:
+            if self.host is not None:
+                raise ConfigError(
+                    f"--server-cpus {self.server_cpus:g} with --host {self.host}: the limit is "
+                    "for the server a load test starts; limit yours where it runs"
+                )
+            check_cpu_limit(self.server_cpus, self.server_cpu_period)
         if self.locustfile is not None and not Path(self.locustfile).is_file():
             raise ConfigError(f"--locustfile {self.locustfile}: no such file")
         traffic = self.traffic()  # the domain, --mix, --keys, --params, --zipf-s

@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cqrs_lab.display import show_progress
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.audit import audit_views, history_counts
+from cqrs_lab.load.cpu_limit import CpuLimit
 from cqrs_lab.load.faults import post_fault
 from cqrs_lab.load.metrics import scrape
 from cqrs_lab.load.options import USER_CLASSES, LoadTestOptions, default_locustfile
@@ -84,6 +85,7 @@ class _Run:
         self.split, unpinned = worker_split(opts.cpu_split(), opts.server_workers)
         self.traffic = opts.traffic()
         self.fault_failures = 0
+        self.cpu_limit: CpuLimit | None = None  # --server-cpus: the server's control group
         self.info: dict[str, Any] = {
             "options": {**asdict(self.opts), "faults": [asdict(f) for f in opts.faults]},
             # what was served and loaded, resolved: the twin calibrates from these
@@ -129,14 +131,26 @@ class _Run:
                 self.opts.domain, "--stage-timings", "--stages-csv", stages,
                 "--restart-after", "1", "--log-level", "warning"]  # fmt: skip
         o = self.opts
+        if o.server_cpus is not None:  # the group first: nothing started if it cannot be
+            if self.split and o.server_cpus > len(self.split[0]):
+                raise ConfigError(
+                    f"--server-cpus {o.server_cpus:g}: the server is pinned to "
+                    f"{len(self.split[0])} CPU(s), so that limit would never bind; pass at "
+                    "most that (or --no-pin)"
+                )
+            self.cpu_limit = CpuLimit(o.server_cpus, o.server_cpu_period)
         if o.store != "memory":
             args += ["--store", o.store]
         if o.server_workers > 1:  # the sagas run in a project worker (see http/workers.py)
             args += ["--workers", str(o.server_workers)]
             project = [sys.executable, "-m", "cqrs_lab.cli", "project", "--store", o.store,
                        "--domain", o.domain]  # fmt: skip
-            self.spawn(project, "project.log", cpus=self.split and self.split[0])
+            worker = self.spawn(project, "project.log", cpus=self.split and self.split[0])
+            if self.cpu_limit is not None:
+                self.cpu_limit.add(worker.pid)
         proc = self.spawn(args, "server.log", cpus=self.split and self.split[0])
+        if self.cpu_limit is not None:  # before it serves; the processes it starts stay in
+            self.cpu_limit.add(proc.pid)
         url = f"http://127.0.0.1:{port}"
         wait_live(url, proc, 20.0)
         return url, proc, token
@@ -183,6 +197,8 @@ class _Run:
             if c0 is not None and c1 is not None:
                 self.info["server_idle_cpu"] = (c1 - c0) / (time.monotonic() - w0)
         cpu0 = cpu_seconds(server.pid) if server is not None else None
+        if self.cpu_limit is not None:  # its throttling under the load, not at start-up
+            self.cpu_limit.mark()
         t0 = time.monotonic()
         self.info["t0_monotonic"], self.info["t0_wall"] = t0, time.time()
         locusts = self.locust(url)
@@ -257,8 +273,12 @@ class _Run:
         return code or (1 if problems else 0)
 
     def finish(self) -> None:
-        for p in reversed(self.procs):
-            stop(p, 15.0)
+        try:
+            for p in reversed(self.procs):
+                stop(p, 15.0)
+        finally:  # also on failure or Ctrl-C: the group goes with the server
+            if self.cpu_limit is not None:
+                self.info["server_cpu_limit"] = self.cpu_limit.close()
         for fh in self.logs:
             fh.close()
         (self.out / "run.json").write_text(json.dumps(self.info, indent=2, default=str))

@@ -154,6 +154,7 @@ def summarise(result: LoadResult) -> pd.DataFrame:
         "generator_bound_why": why,
         "server_cpu_s": server_cpu_s,
         "server_cpu": float(server_cpu_s) / window if server_cpu_s is not None else math.nan,
+        **_cpu_limit(run.get("server_cpu_limit")),
         "ryw_violations": len(ryw.violations),
         "plain_reads": len(plain),
         "plain_missed_own_write": int((~plain["saw_write"]).sum()) if len(plain) else 0,
@@ -162,6 +163,16 @@ def summarise(result: LoadResult) -> pd.DataFrame:
         "server_event_s": result.server_means.get("projection", float("nan")),
     }
     return pd.DataFrame([row])
+
+
+def _cpu_limit(limit: dict[str, Any] | None) -> dict[str, float]:
+    """``--server-cpus``: the limit (cores) and the share of the CFS periods the server had
+    work in that it was throttled in ({} when the server ran without a limit)."""
+    if not limit:
+        return {}
+    periods = int(limit.get("periods") or 0)
+    share = int(limit.get("throttled_periods") or 0) / periods if periods else math.nan
+    return {"server_cpu_limit": float(limit["cores"]), "server_cpu_throttled": share}
 
 
 def strict_failures(summary: pd.DataFrame) -> list[str]:
@@ -205,6 +216,8 @@ _OTHER = {
     "load_span_s": "first to last send (s)",
     "generator_cpu": "generator CPU (cores)",
     "server_cpu": "server CPU (cores)",
+    "server_cpu_limit": "server CPU limit (cores)",
+    "server_cpu_throttled": "server throttled (share of periods)",
     "generator_bound": "generator-bound",
     "status_5xx": "answered 5xx (requests)",
     "conn_errors": "no answer (requests)",
