@@ -33,6 +33,7 @@ from cqrs_lab.core import (
 )
 from cqrs_lab.errors import InjectedFault
 from cqrs_lab.sim.commands import Level
+from cqrs_lab.sim.event_loop import EventLoop
 from cqrs_lab.sim.scenario_parts import ProjectionSpec
 
 __all__ = ["Consumer", "GroupDriver", "InjectedFault"]
@@ -111,6 +112,8 @@ class GroupDriver:
         self._part: dict[str, int] = {}
         self.consumer_crashes = 0
         self.batches = 0
+        #: the server's event loop the batches run on ([server]; None: their own CPU)
+        self.loop: EventLoop | None = None
         if spec.transient_errors > 0:
             self._inject_errors(spec.transient_errors)
         if timed_checkpoints:
@@ -237,7 +240,7 @@ class GroupDriver:
                 busy.last = now
                 busy.value += 1
                 try:
-                    yield env.timeout(cost)
+                    yield env.timeout(cost) if self.loop is None else self.loop.run(cost)
                 finally:
                     busy_subs.discard(chosen.name)
                     t = env.now

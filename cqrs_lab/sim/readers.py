@@ -18,6 +18,7 @@ from typing import Any
 import simpy
 
 from cqrs_lab.core import Draw, Engine, SubscriptionGroup
+from cqrs_lab.sim.event_loop import EventLoop
 from cqrs_lab.sim.scenario_parts import ReadSpec
 
 __all__ = ["READ_COLUMNS", "ReadSide"]
@@ -48,6 +49,9 @@ class ReadSide:
         self.keys = random.Random(rng.getrandbits(64))
         self.follow = random.Random(rng.getrandbits(64))
         self.until = until
+        #: the server's event loop ([server]) and its CPU per request; None: own readers
+        self.loop: EventLoop | None = None
+        self.request: Callable[[], float] = lambda: 0.0
         self.sample, self.draw = sample, draw
         draw.rng = random.Random(rng.getrandbits(64))  # the queries' own stream
         for _ in range(spec.readers):
@@ -94,6 +98,9 @@ class ReadSide:
             result = engine.ask(sample(draw), min_position=token)
             job[5] = group.lag_seconds()
             job[6] = (not result.stale) if token else None
-            yield env.timeout(self.service())
+            if self.loop is None:
+                yield env.timeout(self.service())
+            else:  # the request's parsing and answer and the query, on the server's loop
+                yield self.loop.run(self.request() + self.service())
             job[2] = env.now
             self.rows.append(job)

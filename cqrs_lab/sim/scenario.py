@@ -34,6 +34,7 @@ from cqrs_lab.sim.scenario_parts import (
     ReadSpec,
     RebuildSpec,
     RetrySpec,
+    ServerSpec,
     SloSpec,
     TransportSpec,
     WorkloadSpec,
@@ -53,6 +54,7 @@ __all__ = [
     "RebuildSpec",
     "RetrySpec",
     "Scenario",
+    "ServerSpec",
     "SloSpec",
     "TransportSpec",
     "WorkloadSpec",
@@ -97,6 +99,7 @@ class Scenario:
     commands: CommandSpec = field(default_factory=CommandSpec)
     projections: tuple[ProjectionSpec, ...] = (ProjectionSpec(),)
     reads: ReadSpec | None = None
+    server: ServerSpec | None = None
     poison: tuple[float, ...] = ()
     drift: DriftSpec | None = None
     rebuild: RebuildSpec | None = None
@@ -195,6 +198,10 @@ def check_scenario(s: Scenario) -> Scenario:
             )
         if s.reads.projection not in names:
             fail("reads.projection", f"names {s.reads.projection!r}, not among {names}")
+    if s.server is not None:
+        for key in ("handlers", "processes"):
+            if getattr(s.commands, key) != 1:
+                fail(f"commands.{key}", "must be 1 with [server]: one event loop runs the commands")
     if s.rebuild is not None:
         if s.rebuild.projection not in names:
             fail("faults.rebuild.projection", f"names {s.rebuild.projection!r}, not among {names}")

@@ -16,7 +16,14 @@ from typing import Any
 
 from cqrs_lab.core import DELIVERY_POLICIES
 from cqrs_lab.sim.distributions import DIST_KINDS, Dist
-from cqrs_lab.sim.scenario_parts import SLIS, CommandSpec, CrashSpec, ProjectionSpec, ReadSpec
+from cqrs_lab.sim.scenario_parts import (
+    SLIS,
+    CommandSpec,
+    CrashSpec,
+    ProjectionSpec,
+    ReadSpec,
+    ServerSpec,
+)
 
 __all__ = ["PROCESSES", "TABLES", "Key", "Table"]
 
@@ -74,7 +81,7 @@ class Table:
 
 _S, _EV, _CMD = "seconds", "events", "commands"
 _PS = "per second"
-_P, _C, _R = ProjectionSpec(), CommandSpec(), ReadSpec()
+_P, _C, _R, _SV = ProjectionSpec(), CommandSpec(), ReadSpec(), ServerSpec()
 
 
 def _dist(d: Dist) -> str:
@@ -93,6 +100,7 @@ _TABLES = (
             Key("commands", "table", doc="the command side: [commands]"),
             Key("projections", "table", doc="one table per view run: [projections.NAME]"),
             Key("reads", "table", doc="queries against a view: [reads]"),
+            Key("server", "table", doc="the served process's event loop: [server]"),
             Key("faults", "table", doc="poison, schema drift, rebuild: [faults]"),
             Key("slo", "list", doc="service level objectives: [[slo]], one per objective"),
             Key("alerts", "list", doc="alert rules: [[alerts]], one per rule"),
@@ -363,6 +371,60 @@ _TABLES = (
                 hi=1.0,
             ),
             Key("think", "number", 0.05, _S, "before that read-back"),
+        ),
+    ),
+    Table(
+        "server",
+        "The served process as one event loop (absent: handlers work in parallel). Every "
+        "piece of work runs on one CPU in turn: each request's parsing and answer, the "
+        "writer's batches (each command's [commands] service inside), the projections' "
+        "batches and the reads' service. Needs [commands] handlers = 1 and processes = 1.",
+        (
+            Key("request", "time", _SV.request, _S, "CPU per HTTP request outside the engine"),
+            Key(
+                "answer_share",
+                "number",
+                _SV.answer_share,
+                "",
+                "share of it spent answering",
+                hi=1.0,
+            ),
+            Key("batch", "time", _SV.batch, _S, "CPU per writer batch (one transaction)"),
+            Key(
+                "batch_limit",
+                "whole",
+                _SV.batch_limit,
+                _CMD,
+                "most commands per batch",
+                lo=1,
+                hi=10**6,
+            ),
+            Key("cold", "number", _SV.cold, "", "extra cost factor of work after a long idle"),
+            Key(
+                "cold_time",
+                "number",
+                _SV.cold_time,
+                _S,
+                "idle time constant of that slow-down",
+                open_lo=True,
+            ),
+            Key(
+                "cpus",
+                "number",
+                _SV.cpus,
+                "cores",
+                "CPU limit (a container's quota)",
+                open_lo=True,
+                hi=1.0,
+            ),
+            Key(
+                "period",
+                "number",
+                _SV.period,
+                _S,
+                "the CPU limit's accounting period",
+                open_lo=True,
+            ),
         ),
     ),
     Table(

@@ -30,6 +30,7 @@ from cqrs_lab.sim.scenario import (
     ReadSpec,
     RebuildSpec,
     Scenario,
+    ServerSpec,
     SloSpec,
     check_scenario,
     resolve_domain,
@@ -108,6 +109,9 @@ def parse_scenario(
         ]
     readable = tuple(r.view for r in workload.reads)
     reads = _reads(rd, readable) if (rd := top.sub("reads")) is not None else None
+    server = None
+    if (sv := top.sub("server")) is not None:
+        server = ServerSpec(**read_table(sv, "server"))
     poison: tuple[float, ...] = ()
     drift = rebuild = None
     if (fl := top.sub("faults")) is not None:
@@ -138,6 +142,7 @@ def parse_scenario(
         commands=read_commands(cm) if cm is not None else Scenario().commands,
         projections=tuple(projections),
         reads=reads,
+        server=server,
         poison=poison,
         drift=drift,
         rebuild=rebuild,

@@ -32,6 +32,7 @@ __all__ = [
     "ReadSpec",
     "RebuildSpec",
     "RetrySpec",
+    "ServerSpec",
     "SloSpec",
     "TransportSpec",
     "WorkloadSpec",
@@ -122,6 +123,24 @@ class CommandSpec:
     # from an event's commit until projections can read it (a gap-safe reader holding it
     # back while older transactions may still commit); events become readable in order
     commit_visibility: Dist = _NO_DELAY
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """The served process's event loop (``[server]``; see :mod:`cqrs_lab.sim.event_loop`):
+    CPU seconds per HTTP request outside the engine (``request``, the share
+    ``answer_share`` of it spent answering), per writer batch (``batch``, at most
+    ``batch_limit`` commands), the slow-down after idling (``cold``, ``cold_time``) and
+    a CPU limit (``cpus`` per ``period``)."""
+
+    request: Dist = _NO_DELAY
+    answer_share: float = 0.5
+    batch: Dist = _NO_DELAY
+    batch_limit: int = 256
+    cold: float = 0.0
+    cold_time: float = 0.001
+    cpus: float = 1.0
+    period: float = 0.01
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from cqrs_lab.sim.arrivals import KeyChooser, MixChooser, arrival_times
 from cqrs_lab.sim.autoscale import autoscaler
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
+from cqrs_lab.sim.event_loop import EventLoop, LoopCommandSide
 from cqrs_lab.sim.readers import ReadSide
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario, workload_of
@@ -123,15 +124,24 @@ class Simulation:
                 s.duration,
             )
         after = self.reads.after_write if self.reads is not None else None
-        self.commands = CommandSide(
-            env,
-            engine,
-            s.commands,
-            workload,
-            Draw(random.Random(0), workload, keys=s.workload.population, params=params),
-            _stream_seed(s.seed, "commands"),
-            after,
-        )
+        draw = Draw(random.Random(0), workload, keys=s.workload.population, params=params)
+        self.loop: EventLoop | None = None
+        if s.server is None:
+            self.commands = CommandSide(
+                env, engine, s.commands, workload, draw, _stream_seed(s.seed, "commands"), after
+            )
+        else:
+            sv = s.server
+            self.loop = loop = EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period)
+            self.commands = LoopCommandSide(
+                env, engine, s.commands, sv, loop, workload, draw,
+                _stream_seed(s.seed, "commands"), after,
+            )  # fmt: skip
+            for d in self.drivers:
+                d.loop = loop
+            if self.reads is not None:
+                self.reads.loop = loop
+                self.reads.request = sv.request.sampler(_stream_seed(s.seed, "read-requests"))
         self._arrivals()
         if s.poison:
             draw = Draw(_stream_seed(s.seed, "poison"), workload, keys=1, params=params)

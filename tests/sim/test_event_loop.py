@@ -1,0 +1,127 @@
+"""The served process as one event loop ([server]): one CPU, first in first out, batches that
+grow with the load, the slow-down after idling and a CPU quota. Expected values come from
+the model's definition or queueing theory, not from the code's output."""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from cqrs_lab.errors import ScenarioError
+from cqrs_lab.sim import parse_scenario
+from cqrs_lab.sim.event_loop import EventLoop
+from cqrs_lab.sim.simulation import Simulation
+
+
+def scenario(rate: float, server: str = "", reads: float = 0.0, duration: float = 20.0) -> str:
+    text = (
+        f"[scenario]\nduration = {duration}\nseed = 5\n[workload]\naccounts = 200\n"
+        f'[workload.arrivals]\nprocess = "poisson"\nrate = {rate}\n'
+        '[workload.mix]\ndeposit = 1.0\n[commands]\nhandlers = 1\nservice = 0.0002\n'
+        "[projections.balances]\nper_event = 0.00005\nper_batch = 0.0001\n"
+        f"[server]\nrequest = 0.0003\n{server}\n"
+    )
+    if reads:
+        text += f"[reads]\nrate = {reads}\nreaders = 256\nservice = 0.0001\n"
+    return text
+
+
+def run(text: str) -> Simulation:
+    sim = Simulation(parse_scenario(text))
+    sim.run()
+    return sim
+
+
+def test_every_piece_of_work_is_paid_once_on_the_one_cpu() -> None:
+    """Without the slow-down the loop's CPU is exactly the sum of the work: per command its
+    request (0.3 ms), its service (0.2 ms); per pump batch 0.1 ms + 0.05 ms per event."""
+    sim = run(scenario(100.0))
+    c = sim.commands.rows
+    n = len(c)
+    drv = sim.drivers[0]
+    events = sum(1 for row in c if row[6] == "accepted")
+    expected = n * (0.0003 + 0.0002) + drv.batches * 0.0001 + events * 0.00005
+    assert sim.loop is not None
+    assert sim.loop.cpu_s == pytest.approx(expected, rel=0.02)
+    assert sim.commands.batches <= n
+
+
+def test_reads_share_the_loop() -> None:
+    base = run(scenario(100.0))
+    with_reads = run(scenario(100.0, reads=200.0))
+    assert base.loop is not None and with_reads.loop is not None
+    reads = len(with_reads.reads.rows) if with_reads.reads is not None else 0
+    added = with_reads.loop.cpu_s - base.loop.cpu_s
+    assert reads > 3000
+    assert added == pytest.approx(reads * (0.0003 + 0.0001), rel=0.05)
+
+
+def test_batches_grow_and_latency_rises_with_the_load() -> None:
+    light, heavy = run(scenario(100.0)), run(scenario(1500.0))
+    per_batch = [len(s.commands.rows) / s.commands.batches for s in (light, heavy)]
+    assert per_batch[0] < 1.1 < 1.5 < per_batch[1]
+
+    def p50(sim: Simulation) -> float:
+        lat = sorted(r[5] - r[3] for r in sim.commands.rows if r[5] is not None)
+        return lat[len(lat) // 2]
+
+    assert p50(heavy) > 1.2 * p50(light)
+
+
+def test_work_after_an_idle_spell_runs_slower_so_busy_cpu_per_command_falls_with_load() -> None:
+    cold = "cold = 1.5\ncold_time = 0.002\n"
+    per_cmd = []
+    for rate in (50.0, 1000.0):
+        sim = run(scenario(rate, cold))
+        assert sim.loop is not None
+        per_cmd.append(sim.loop.cpu_s / len(sim.commands.rows))
+    # warm: 0.5 ms per command and a pump batch of 0.15 ms each. At 50/s nearly every
+    # arrival finds the loop idle for ~20 ms (>> 2 ms): its first item, the request's
+    # parsing (0.15 ms), costs 2.5 times as much, +0.225 ms; at 1000/s far fewer do
+    assert per_cmd[0] == pytest.approx(0.00065 + 0.000225, rel=0.05)
+    assert per_cmd[0] > 1.2 * per_cmd[1]
+
+
+def test_a_cpu_quota_caps_the_loop_and_sheds_what_it_cannot_serve() -> None:
+    """0.3 core, offered 800/s: an accepted command costs at least 0.55 ms (request and
+    service) plus its share of the pump, so at most 0.3 / 0.55 ms = 545/s are served; the
+    loop uses its whole quota (a shed command still costs its request: parsed, answered)."""
+    text = scenario(800.0, "cpus = 0.3\nperiod = 0.01\n", duration=10.0)
+    sim = run(text.replace("handlers = 1\n", "handlers = 1\nqueue_limit = 256\n"))
+    rows = sim.commands.rows
+    done = [r for r in rows if r[6] == "accepted" and r[5] is not None and r[5] <= 10.0]
+    assert 100 < len(done) / 10.0 < 546
+    assert any(r[6] == "queue_full" for r in rows)
+    assert sim.loop is not None
+    assert sim.loop.cpu_s / 10.0 == pytest.approx(0.3, rel=0.03)
+
+
+def test_the_quota_holds_within_every_period() -> None:
+    env = simpy.Environment()
+    loop = EventLoop(env, cold=0.0, cold_time=0.001, cpus=0.25, period=0.004)
+    ends: list[float] = []
+    for _ in range(10):
+        loop.run(0.0015).callbacks.append(lambda _e: ends.append(env.now))
+    env.run()
+    # 1 ms of CPU per 4 ms: 15 ms of work needs 15 periods, ending 0.5 ms into the last
+    assert ends[-1] == pytest.approx(14 * 0.004 + 0.001, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ("handlers = 1", "commands.handlers"),
+        ("processes = 1", "commands.processes"),
+    ],
+)
+def test_one_loop_needs_one_handler_and_one_process(change: str, where: str) -> None:
+    bad = scenario(100.0).replace(change, change.replace("1", "2"))
+    if change not in scenario(100.0):
+        bad = scenario(100.0).replace("[commands]\n", f"[commands]\n{change.replace('1', '2')}\n")
+    with pytest.raises(ScenarioError, match=where):
+        parse_scenario(bad)
+
+
+def test_a_bad_server_key_names_the_table_and_the_allowed_values() -> None:
+    with pytest.raises(ScenarioError, match=r"server\.cpus.*<= 1"):
+        parse_scenario(scenario(100.0, "cpus = 2.0\n"))
