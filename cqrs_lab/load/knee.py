@@ -254,23 +254,14 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
         f"{len(plateau)} step(s), {int(total)} one-second samples"
     )
     capacity, lo, hi = mean, mean - half, mean + half
-    # throughput that falls under deeper overload: the peak (the last step that followed,
-    # or the knee's own step) is the capacity, when it finished more than the plateau
-    # (the knee's own step is in the plateau's mean: only clearly above it, its interval
-    # included, is it a peak)
-    peaks = []
-    for step, which in [*([(below.iloc[-1], "the last step that followed")] if len(below)
-                          else []), (steps.iloc[knee], "the first saturated step")]:  # fmt: skip
+    if len(below) and float(below["finished_per_s"].iloc[-1]) > hi:  # it fell past the knee
+        step = below.iloc[-1]
         m, k = float(step["finished_per_s"]), max(2, int(step["seconds"]))
         h = t_quantile(0.975, k - 1) * float(step["finished_sd_per_s"]) / math.sqrt(k)
-        if (m > hi) if which.startswith("the last") else (m - h > hi):
-            peaks.append((m, h, which))
-    if peaks:  # it fell past the knee
-        m, h, which = max(peaks)
         capacity, lo, hi = m, m - h, m + h
         why += (
-            f": {mean:.0f} commands/s on average, under the {m:.0f} {which} finished "
-            f"(throughput falls under overload); the capacity is that step's"
+            f": {mean:.0f} commands/s on average, under the {m:.0f} the last step that "
+            f"followed finished (throughput falls under overload); the capacity is that step's"
         )
     cpu = float(plateau["server_cpu"].mean()) if "server_cpu" in plateau else math.nan
     limit = float(plateau["server_cpu_limit"].max()) if "server_cpu_limit" in plateau else math.nan
