@@ -179,6 +179,7 @@ class Driver:
                 work.clear()
                 await work.wait()
                 continue
+            t0 = time.perf_counter()
             items = [queue.popleft() for _ in range(min(limit, len(queue)))]
             speculative = self.group_commit is not None and len(items) > 1
             try:
@@ -202,6 +203,8 @@ class Driver:
                 else:
                     fut.set_exception(value)
             self.notify()
+            if self.stages is not None:  # --stage-timings: the batch, commit and answers
+                self.stages.add("writer", "batch", time.perf_counter() - t0, len(items))
             await asyncio.sleep(0)  # let the pump and the readers in between batches
 
     def _run(
@@ -317,10 +320,14 @@ class Driver:
     async def _pump(self) -> None:
         news = self._news
         clock = self.engine.clock
+        stages = self.stages
         while self.running:
             news.clear()
+            t0 = time.perf_counter()
             moved = self._tick()
             self._wake_readers()
+            if stages is not None and moved:  # --stage-timings: a tick that did work
+                stages.add("pump", "tick", time.perf_counter() - t0)
             if moved:
                 await asyncio.sleep(0)
                 continue

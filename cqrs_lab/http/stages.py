@@ -7,6 +7,10 @@
 - ``command``: the engine handling one command (the gateway, on the driver's writer);
 - ``query``: the engine answering one query (:class:`~cqrs_lab.http.reads.Reads`);
 - ``projection``: one subscription pump by the driver, with how many events it dealt with;
+- ``writer``: one batch of the driver's writer (its commands, the commit, the answers'
+  futures), with how many commands it held;
+- ``pump``: one tick of the driver's pump that did work (every subscription's steps, the
+  transaction around them, waking the readers);
 - ``request``: the server-side time of each request, by route (as ``/metrics`` sees it);
 - ``lag``: per applied event, the time from its append to its application (the
   subscription recorder of the app).
@@ -43,7 +47,7 @@ __all__ = ["STAGES", "STAGE_COLUMNS", "StageTimings"]
 #: columns of the raw stage samples file
 STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
 #: the stages with running totals (``lag`` is sampled per event only)
-STAGES = ("command", "query", "projection", "request")
+STAGES = ("command", "query", "projection", "request", "writer", "pump")
 
 
 class StageTimings(Collector):
@@ -58,7 +62,7 @@ class StageTimings(Collector):
         """One sample: ``seconds`` spent in ``stage`` on ``name`` (``events`` items)."""
         tot = self.totals.setdefault(stage, [0.0, 0.0])
         tot[0] += seconds
-        tot[1] += events if stage == "projection" else 1
+        tot[1] += events if stage in ("projection", "writer") else 1
         if len(self.samples) < self.limit:
             self.samples.append((stage, name, time.monotonic(), seconds, events))
 
