@@ -8,10 +8,11 @@ test's per-stage timings):
 
 - :class:`EventLoop` runs work items first in, first out. An item's CPU cost is drawn when
   it starts (a writer batch takes every command waiting at that moment, so batches grow
-  with the load). A loop that was idle for ``g`` seconds runs its next item slower, by the
-  factor ``1 + cold * (1 - exp(-g / cold_time))``: a CPU that slept lost its caches and
-  clock speed (measured: an engine call after 5 ms idle takes 2.7 times one right after
-  another). Under a CPU limit (``cpus`` < 1, a container's quota) the loop may run
+  with the load). A CPU that slept runs slower until it warms up again (caches, clock
+  speed; measured: an engine call after 5 ms idle takes 2.7 times one right after
+  another): an item that starts ``b`` seconds into a busy spell that followed ``g``
+  seconds idle costs ``1 + cold * (1 - exp(-g / cold_time)) * exp(-b / cold_time)`` times
+  its warm cost. Under a CPU limit (``cpus`` < 1, a container's quota) the loop may run
   ``cpus * period`` seconds per ``period`` and waits for the next period once that is
   spent, as the kernel's CFS bandwidth control does;
 - :class:`LoopCommandSide` is the command path on that loop: a request's parsing (the
@@ -65,6 +66,7 @@ class EventLoop:
         self.running = False
         self.idle_since = 0.0
         self.cold, self.cold_time = cold, cold_time
+        self.spell_start, self.chill = 0.0, 0.0  # the busy spell: its start, its coldness
         self.quota = cpus * period if cpus < 1.0 else None
         self.period = period
         self.window, self.used = -1, 0.0
@@ -95,14 +97,14 @@ class EventLoop:
             self.idle_since = now
             self.busy.add(-1)
             return
-        gap = 0.0
-        if not self.running:
+        if not self.running:  # a busy spell begins: how cold the idle gap left the CPU
             self.running = True
-            gap = now - self.idle_since
+            self.spell_start = now
+            self.chill = self.cold * (1.0 - math.exp(-(now - self.idle_since) / self.cold_time))
             self.busy.add(1)
         cost, then = self.queue.popleft()()
-        if self.cold > 0.0 and gap > 0.0:
-            cost *= 1.0 + self.cold * (1.0 - math.exp(-gap / self.cold_time))
+        if self.chill > 0.0:  # warming up again as the spell goes on
+            cost *= 1.0 + self.chill * math.exp(-(now - self.spell_start) / self.cold_time)
         self.cpu_s += cost
         end = self._finish(now, cost)
         env.timeout(end - now).callbacks.append(lambda _: self._done(then))
