@@ -37,11 +37,13 @@ import pandas as pd
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration import Calibration, primary_view
+from cqrs_lab.load.loop_calibration import calibrate_loop
+from cqrs_lab.load.loop_twin import LoopCalibration, predict_loop
 from cqrs_lab.load.measure import check_calibration, measure, one_domain, why_generator_bound
 from cqrs_lab.load.prediction import fit_unloaded, predict
 from cqrs_lab.load.results import LoadResult
 from cqrs_lab.load.twin import calibrate_levels
-from cqrs_lab.load.twin_display import BAND, METRICS, format_table, plot_comparison
+from cqrs_lab.load.twin_display import BAND, METRICS, band, format_table, plot_comparison
 
 __all__ = [
     "BAND",
@@ -95,13 +97,19 @@ def regime(measured: dict[str, float], twin_cpu: float) -> str:
 
 def compare(
     results: Sequence[LoadResult],
-    cal: Calibration | None = None,
+    cal: Calibration | LoopCalibration | None = None,
     warmup: float = 2.0,
     seed: int = 1,
     view: str | None = None,
     force: bool = False,
+    model: str = "loop",
 ) -> pd.DataFrame:
     """One row per (level, metric): measured, predicted, relative error, below the knee.
+
+    ``model``: without ``cal``, which twin is calibrated from the lightest level: ``loop``
+    (:mod:`cqrs_lab.load.loop_twin`: the served process as one event loop, calibrated
+    stage by stage; the default) or ``fitted`` (one folded service time, with power-law
+    curves of the CPU and unloaded latency over the two lightest of three levels or more).
 
     The lag rows are of ``view`` (column ``view``, also ``table.attrs["view"]``): by
     default the calibration's, which is the primary view of the domain the runs served.
@@ -133,13 +141,21 @@ def compare(
         )
     kept, disturbed = undisturbed(levels(results), warmup, view)
     measured = sorted(((measure(g, warmup, view), g) for g in kept), key=lambda x: _level(x[0]))
-    if cal is None:
+    if model not in ("loop", "fitted"):
+        raise ConfigError(f"model={model!r}: 'loop' (the event-loop twin) or 'fitted'")
+    if cal is None and model == "loop":
+        cal = calibrate_loop(measured[0][1], warmup, view=view, force=force, seed=seed)
+    elif cal is None:
         fit = [g for _, g in measured[:2]] if len(measured) >= 3 else [measured[0][1]]
         cal = calibrate_levels(fit, warmup, seed=seed, view=view, force=force)
     sources = set(cal.source.split(", "))
     rows = []
     for m, runs in measured:
-        p = predict(cal, m["sent_commands_per_s"], max(m["window_s"], 60.0), seed)
+        duration = max(m["window_s"], 60.0)
+        if isinstance(cal, LoopCalibration):
+            p = predict_loop(cal, m["sent_commands_per_s"], duration, seed)
+        else:
+            p = predict(cal, m["sent_commands_per_s"], duration, seed)
         kind = regime(m, p["server_cpu"])
         if any(r.run.get("model") == "closed" for r in runs):
             kind = "closed model"  # its arrivals depend on the answers: not the twin's input
@@ -156,7 +172,7 @@ def compare(
             elif kind in ("generator-bound", "closed model") or math.isnan(err):
                 verdict = "not judged"
             else:
-                verdict = "pass" if abs(err) <= BAND else "fail"
+                verdict = "pass" if abs(err) <= band(metric) else "fail"
             rows.append({
                 "run": name, "repeats": len(runs),
                 "offered_commands_per_s": m["offered_commands_per_s"],

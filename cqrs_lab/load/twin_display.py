@@ -17,6 +17,8 @@ import pandas as pd
 __all__ = [
     "BAND",
     "METRICS",
+    "P99_BAND",
+    "band",
     "format_table",
     "metric_label",
     "plain_log_axis",
@@ -25,6 +27,14 @@ __all__ = [
 
 #: a validation level passes a metric when the twin is within this relative error
 BAND = 0.2
+#: the band of the p99 latency (a tail is noisier)
+P99_BAND = 0.3
+
+
+def band(metric: str) -> float:
+    """The relative error a prediction of ``metric`` may have and pass."""
+    return P99_BAND if metric.endswith("p99_s") else BAND
+
 
 #: the compared figures, as :func:`~cqrs_lab.load.compare.measure` and
 #: :func:`~cqrs_lab.load.prediction.predict` name them (commands/s and seconds)

@@ -109,7 +109,7 @@ def test_twin_prints_the_table_and_writes_its_files(
 ) -> None:
     for rate in (10, 30):
         synthetic_run(tmp_path / f"commands-{rate}", rate=rate, cpu_per_s=0.01 * rate)
-    args = _parser().parse_args(["twin", str(tmp_path)])
+    args = _parser().parse_args(["twin", str(tmp_path), "--model", "fitted"])
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "calibrated from" in out and "commands-10*" in out

@@ -98,7 +98,7 @@ def test_the_twin_refuses_a_generator_bound_calibration_level(tmp_path: Path) ->
     heavy = load_results(synthetic_run(tmp_path / "commands-30", rate=30, cpu_per_s=0.3))
     with pytest.raises(ConfigError, match=r"calibration level commands-12 is generator-bound"):
         compare([late, heavy])
-    table = compare([late, heavy], force=True)
+    table = compare([late, heavy], force=True, model="fitted")
     assert set(table[table["run"] == "commands-12"]["verdict"]) == {"calibration"}
 
 
@@ -148,7 +148,9 @@ def test_twin_cli_refusal_is_one_line_and_exit_2_and_force_overrides(
     args = _parser().parse_args(["twin", str(tmp_path), "--calibrate-from", "commands-6"])
     assert args.run(args) == 2
     assert "commands-6 is generator-bound" in capsys.readouterr().err
-    forced = _parser().parse_args(["twin", str(tmp_path), "--force", "--no-plots"])
+    forced = _parser().parse_args(
+        ["twin", str(tmp_path), "--force", "--no-plots", "--model", "fitted"]
+    )
     assert forced.run(forced) == 0
     assert (tmp_path / "twin.csv").exists()
 
@@ -158,7 +160,7 @@ def test_a_generator_bound_validation_level_is_not_judged(
 ) -> None:
     synthetic_run(tmp_path / "commands-6", rate=10, cpu_per_s=0.1, level=10.0)
     late_run(tmp_path / "commands-18", rate=30, late_s=0.060, level=30.0)
-    args = _parser().parse_args(["twin", str(tmp_path), "--no-plots"])
+    args = _parser().parse_args(["twin", str(tmp_path), "--no-plots", "--model", "fitted"])
     assert args.run(args) == 0
     out = capsys.readouterr().out
     import pandas as pd

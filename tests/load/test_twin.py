@@ -138,7 +138,7 @@ def test_compare_tabulates_every_level_and_metric(tmp_path: Path) -> None:
         load_results(synthetic_run(tmp_path / f"r{r}", rate=r, cpu_per_s=0.01 * r))
         for r in (40, 10)
     ]
-    table = compare(runs)
+    table = compare(runs, model="fitted")
     assert len(table) == 2 * len(METRICS)
     assert list(table["run"].unique()) == ["r10", "r40"]  # ordered by offered load
     assert table[table["calibration"]]["run"].unique().tolist() == ["r10"]
@@ -166,7 +166,7 @@ def test_the_plot_has_a_panel_per_metric(tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     res = load_results(synthetic_run(tmp_path / "r", rate=10, cpu_per_s=0.1))
-    ax = plot_comparison(compare([res]))
+    ax = plot_comparison(compare([res], model="fitted"))
     assert len(ax[0]) == len(METRICS)
     assert ax[0][1].get_title() == "command latency p50 (ms)"
     plt.close(ax[0][0].figure)
@@ -177,7 +177,7 @@ def test_a_closed_model_run_is_marked_not_comparable(tmp_path: Path) -> None:
         load_results(synthetic_run(tmp_path / "open", rate=10, cpu_per_s=0.1)),
         load_results(synthetic_run(tmp_path / "closed", rate=20, cpu_per_s=0.2, model="closed")),
     ]
-    table = compare(runs)
+    table = compare(runs, model="fitted")
     regimes = dict(zip(table["run"], table["regime"], strict=False))
     assert regimes == {"open": "below knee", "closed": "closed model"}
 
@@ -188,7 +188,7 @@ def test_repeats_of_a_level_are_pooled(tmp_path: Path) -> None:
         synthetic_run(tmp_path / "b", rate=10, cpu_per_s=0.1, latency_s=(0.005,), level=10.0)
     )
     c = load_results(synthetic_run(tmp_path / "c", rate=40, cpu_per_s=0.4, level=40.0))
-    table = compare([c, b, a])
+    table = compare([c, b, a], model="fitted")
     # two levels: a and b are one (pooled, in the order given), c the other
     assert sorted(table["run"].unique()) == ["b+a", "c"]
     assert table[table["run"] == "b+a"]["repeats"].unique().tolist() == [2]
@@ -213,7 +213,7 @@ def test_the_cpu_curve_is_fitted_over_the_two_lightest_of_three_levels(tmp_path:
         )
         for r in (4, 16, 64)
     ]
-    table = compare(runs)
+    table = compare(runs, model="fitted")
     cal = table.attrs["calibration"]
     assert cal.cpu_exponent == pytest.approx(0.5, abs=0.02)
     assert sorted(table[table["calibration"]]["run"].unique()) == ["r16", "r4"]
@@ -230,7 +230,7 @@ def test_the_cpu_curve_is_fitted_over_the_two_lightest_of_three_levels(tmp_path:
 
 def test_one_level_keeps_a_constant_cpu_per_command(tmp_path: Path) -> None:
     res = load_results(synthetic_run(tmp_path / "r", rate=20, cpu_per_s=0.2))
-    cal = compare([res]).attrs["calibration"]
+    cal = compare([res], model="fitted").attrs["calibration"]
     assert cal.cpu_exponent == 1.0
     assert cal.service_mean(500.0) == cal.command_mean
     assert cal.capacity == pytest.approx(1 / cal.command_mean)
@@ -244,7 +244,7 @@ def test_the_unloaded_latency_follows_the_levels(tmp_path: Path) -> None:
                                    latency_s=(lat,), level=float(r)))
         for r, lat in ((4, 0.002), (16, 0.0015), (64, 0.001))
     ]  # fmt: skip
-    cal = compare(runs).attrs["calibration"]
+    cal = compare(runs, model="fitted").attrs["calibration"]
     k = np.log(0.75) / np.log(4.0)
     assert cal.latency_exponent == pytest.approx(k, rel=0.02)
     assert cal.unloaded_scale(64.0) == pytest.approx(16.0**k, rel=0.02)  # 0.5625
@@ -292,7 +292,7 @@ def test_a_repeat_run_on_a_slowed_machine_is_set_aside(tmp_path: Path) -> None:
     kept, disturbed = undisturbed([[slow]])
     assert kept == [[slow]] and disturbed == {}
     # compare leaves the slowed run out of the level's row and says why
-    table = compare([a, slow, b])
+    table = compare([a, slow, b], model="fitted")
     assert table["run"].unique().tolist() == ["a+b"]
     assert list(table.attrs["disturbed"]) == ["slow"]
 
@@ -384,7 +384,7 @@ def test_the_twin_calibrates_from_an_inventory_run(tmp_path: Path) -> None:
 
 def test_the_comparison_names_the_view_whose_lag_it_compares(tmp_path: Path) -> None:
     inv = load_results(inventory_run(tmp_path / "inv"))
-    table = compare([inv])
+    table = compare([inv], model="fitted")
     assert set(table["view"]) == {"stock"} and table.attrs["view"] == "stock"
     text = format_table(table)
     assert "lag p50 of stock (ms)" in text and "lag p95 of stock (ms)" in text
@@ -392,9 +392,9 @@ def test_the_comparison_names_the_view_whose_lag_it_compares(tmp_path: Path) -> 
     lag = table[table["metric"] == "lag_p50_s"]["measured"]
     assert float(lag.iloc[0]) == pytest.approx(0.0003)
     bank = load_results(synthetic_run(tmp_path / "bank", rate=10, cpu_per_s=0.1))
-    assert format_table(compare([bank])).count("lag p95 of balances (ms)") == 1
+    assert format_table(compare([bank], model="fitted")).count("lag p95 of balances (ms)") == 1
     with pytest.raises(ConfigError, match="give runs of one domain"):
-        compare([inv, bank])
+        compare([inv, bank], model="fitted")
     with pytest.raises(ConfigError, match="calibration is of domain"):
         compare([bank], calibrate(inv))
 

@@ -1,0 +1,253 @@
+"""Calibrating the event-loop twin (:mod:`cqrs_lab.load.loop_twin`) stage by stage from the
+runs of one light level; no curve of latency against load is fitted.
+
+:func:`calibrate_loop` measures:
+
+- the engine's service-time *distributions* from the server's per-stage timings (``serve
+  --stage-timings``): a command's decide and append (``command`` stage) and a query
+  (``query``), each taken from the calls that came right after other timed work (warm); per
+  view, a projection pump's cost per step and per event (least squares of each warm step's
+  seconds on its events); the writer's cost per batch beyond its commands (``writer``
+  stage: least squares of each batch's seconds on its commands, less the commands' own);
+- the slow-down after idling: each engine call's time against the idle gap before it (the
+  time since the server's previous timed work ended), as the loop's ``cold`` and
+  ``cold_time`` (:func:`cold_fit`): a call right after other work is warm, one after 5 ms
+  idle takes two to three times as long;
+- the CPU of each request outside the engine (HTTP parsing, routing, JSON, the socket),
+  which no stage times: the one number solved for, so that the simulated loop at the
+  level's rate is as busy as the server's measured CPU (its idle CPU taken off);
+- the reads per command, the mix, the keys and the run's CPU limit (``--server-cpus``);
+- the client's side, not simulated: the measured percentiles minus the simulated ones at
+  the level (:func:`_offsets`).
+
+>>> st = pd.DataFrame({"stage": ["command", "command", "lag"], "name": ["a", "a", "v"],
+...                    "at": [1.000, 1.0101, 1.02], "seconds": [0.0001, 0.0001, 0.0]})
+>>> [round(g * 1e3, 2) for g in _gaps(st)["gap"].dropna()]
+[10.0]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.core import load_domain
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.calibration import (
+    cpu_utilisation,
+    domain_workload,
+    primary_view,
+    quantiles,
+    window,
+)
+from cqrs_lab.load.loop_twin import LoopCalibration, _raw, _run
+from cqrs_lab.load.measure import check_calibration, measure
+from cqrs_lab.load.results import LoadResult, commands
+from cqrs_lab.load.twin import _mix, run_keys, run_params
+
+__all__ = ["GAP_BINS", "WARM_GAP", "calibrate_loop", "cold_fit", "sim_cpu"]
+
+#: an engine call this soon (seconds) after the previous timed work ended is warm
+WARM_GAP = 1e-4
+#: idle-gap bins (seconds) for the slow-down fit
+GAP_BINS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
+
+
+def _gaps(stages: pd.DataFrame) -> pd.DataFrame:
+    """Timed work (not lags) with ``start`` and ``gap``: seconds since the previous timed
+    work ended (NaN for the first)."""
+    st = stages[stages["stage"] != "lag"].sort_values("at").reset_index(drop=True)
+    st = st.assign(start=st["at"] - st["seconds"])
+    ends = st["at"].to_numpy(dtype=float)
+    idx = np.searchsorted(ends, st["start"].to_numpy(dtype=float)) - 1
+    prev = np.where(idx >= 0, ends[np.maximum(idx, 0)], np.nan)
+    return st.assign(gap=np.maximum(st["start"].to_numpy(dtype=float) - prev, 0.0))
+
+
+def _engine(st: pd.DataFrame, stage: str, max_samples: int) -> np.ndarray:
+    """A stage's warm samples, as quantiles (all of them when under 20 are warm)."""
+    g = st[st["stage"] == stage]
+    secs, gaps = g["seconds"].to_numpy(dtype=float), g["gap"].to_numpy(dtype=float)
+    warm = secs[gaps <= WARM_GAP]
+    if len(warm) < 20:
+        warm = secs
+    if not len(warm):
+        raise ConfigError(
+            f"server/stages.csv: no {stage!r} timings in the steady window; the loop twin "
+            "needs a run of a server that timed its stages (cqrs-lab loadtest starts it so)"
+        )
+    return np.asarray(quantiles(warm, min(max_samples, len(warm))))
+
+
+def _pumps(st: pd.DataFrame, views: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per view: seconds per event and per pump step (least squares over warm steps, both
+    >= 0); a view not timed gets the mean of the timed ones."""
+    per_event: dict[str, float] = {}
+    per_batch: dict[str, float] = {}
+    steps = st[(st["stage"] == "projection") & (st["gap"] <= WARM_GAP)]
+    for name in views:
+        g = steps[steps["name"] == name]
+        if len(g) < 10:
+            continue
+        n, s = g["events"].to_numpy(dtype=float), g["seconds"].to_numpy(dtype=float)
+        if np.ptp(n) > 0:
+            slope, icept = np.polyfit(n, s, 1)
+            slope, icept = max(float(slope), 0.0), max(float(icept), 0.0)
+        else:
+            slope, icept = float(s.sum() / n.sum()), 0.0
+        per_event[name], per_batch[name] = slope, icept
+    if not per_event:
+        raise ConfigError(
+            "server/stages.csv: no projection pump steps (ten or more right after other work) "
+            "of any view to calibrate; calibrate from a longer run"
+        )
+    e, b = float(np.mean(list(per_event.values()))), float(np.mean(list(per_batch.values())))
+    return ({n: per_event.get(n, e) for n in views}, {n: per_batch.get(n, b) for n in views})
+
+
+def cold_fit(gap_s: np.ndarray, ratio: np.ndarray) -> tuple[float, float]:
+    """``(cold, cold_time)`` of ``ratio ~ 1 + cold * (1 - exp(-gap / cold_time))`` by least
+    squares over the medians of :data:`GAP_BINS` (bins of 20 samples or more).
+
+    >>> g = np.array([5e-5] * 30 + [5e-4] * 30 + [5e-3] * 30)
+    >>> r = 1 + 1.5 * (1 - np.exp(-g / 1e-3))
+    >>> cold, tau = cold_fit(g, r)
+    >>> round(cold, 1), round(tau * 1e3, 1)
+    (1.5, 1.0)
+    """
+    x, y = [], []
+    for lo, hi in itertools.pairwise(GAP_BINS):
+        sel = (gap_s > lo) & (gap_s <= hi)
+        if sel.sum() >= 20:
+            x.append(float(np.median(gap_s[sel])))
+            y.append(float(np.median(ratio[sel])) - 1.0)
+    if len(x) < 2:
+        return 0.0, 1e-3
+    xs, ys = np.array(x), np.array(y)
+    best = (np.inf, 0.0, 1e-3)
+    for tau in np.geomspace(2e-5, 0.1, 200):
+        f = 1.0 - np.exp(-xs / tau)
+        a = max(0.0, float(f @ ys / (f @ f))) if f @ f > 0 else 0.0
+        err = float(np.sum((ys - a * f) ** 2))
+        if err < best[0]:
+            best = (err, a, float(tau))
+    return best[1], best[2]
+
+
+def _cold(st: pd.DataFrame) -> tuple[float, float]:
+    """The slow-down after idling, from the command and query calls (each over its warm
+    median) against the gap before them."""
+    gaps, ratios = [], []
+    for stage in ("command", "query"):
+        g = st[st["stage"] == stage]
+        secs, gap = g["seconds"].to_numpy(dtype=float), g["gap"].to_numpy(dtype=float)
+        warm = secs[gap <= WARM_GAP]
+        if len(warm) >= 20:
+            gaps.append(gap)
+            ratios.append(secs / float(np.median(warm)))
+    if not gaps:
+        return 0.0, 1e-3
+    return cold_fit(np.concatenate(gaps), np.concatenate(ratios))
+
+
+def _writer(st: pd.DataFrame) -> float:
+    """The writer's seconds per batch beyond its commands (``writer`` stage samples, warm
+    ones; older runs have none: 0)."""
+    w = st[(st["stage"] == "writer") & (st["gap"] <= WARM_GAP)]
+    if len(w) < 10:
+        return 0.0
+    per_command = float(st[st["stage"] == "command"]["seconds"].mean())
+    n, s = w["events"].to_numpy(dtype=float), w["seconds"].to_numpy(dtype=float)
+    return max(0.0, float(np.mean(s - n * per_command)))
+
+
+def calibrate_loop(
+    runs: LoadResult | Sequence[LoadResult],
+    warmup: float = 2.0,
+    view: str | None = None,
+    force: bool = False,
+    seed: int = 1,
+    max_samples: int = 1000,
+) -> LoopCalibration:
+    """The loop twin from the runs of one light level (repeats pooled): see the module
+    docstring. A generator-bound level raises :class:`ConfigError` unless ``force``."""
+    runs = [runs] if isinstance(runs, LoadResult) else list(runs)
+    if not runs:
+        raise ConfigError("calibrate_loop: give at least one load test result")
+    first = runs[0]
+    domain = load_domain(first.domain)
+    workload = domain_workload(domain)
+    view = view or primary_view(domain)
+    check_calibration(runs, warmup, view, force)
+    parts, names, n_cmd, n_req, span, busy = [], [], 0, 0, 0.0, 0.0
+    for r in runs:
+        if not len(r.stages):
+            raise ConfigError(f"{r.path}: no server/stages.csv; calibrate from a run whose "
+                              "server `cqrs-lab loadtest` started")  # fmt: skip
+        lo, hi = window(r, warmup)
+        st = _gaps(r.stages)
+        at = st["at"].to_numpy(dtype=float) - r.t0
+        parts.append(st[(at >= lo) & (at < hi)])
+        req = r.requests[(r.requests["t"] >= lo) & (r.requests["t"] < hi)]
+        cmd = commands(req)
+        names.append(cmd["name"])
+        n_cmd, n_req, span = n_cmd + len(cmd), n_req + len(req), span + hi - lo
+        idle = float(r.run.get("server_idle_cpu") or 0.0)
+        busy += max(cpu_utilisation(r, lo, hi) - idle, 0.0) * (hi - lo)
+    st = pd.concat(parts, ignore_index=True)
+    command_s, query_s = _engine(st, "command", max_samples), _engine(st, "query", max_samples)
+    per_event, per_batch = _pumps(st, domain.view_names)
+    mix, _ = _mix(pd.concat(names, ignore_index=True), workload, first.path)
+    limit = first.run.get("server_cpu_limit") or {}
+    opts = first.run.get("options") or {}
+    cold, cold_time = _cold(st)
+    cal = LoopCalibration(
+        tuple(float(x) for x in command_s),
+        tuple(float(x) for x in query_s),
+        per_event, per_batch, request_s=0.0,
+        reads_per_command=max(n_req - n_cmd, 0) / max(n_cmd, 1), mix=mix,
+        keys=run_keys(first, workload), zipf_s=float(opts.get("zipf_s", 1.1)), cold=cold,
+        cold_time=cold_time, batch_s=_writer(st), anchor_requests_per_s=n_req / span,
+        cpus=float(limit.get("cores") or 1.0), period=float(limit.get("period_s") or 0.01),
+        anchor_rate=n_cmd / span, domain=first.domain, params=run_params(first, workload),
+        view=view, source=", ".join(str(r.path) for r in runs),
+        notes={"busy_cpu": busy / span},
+    )  # fmt: skip
+    cal = replace(cal, request_s=_solve_request(cal, busy / span, cal.anchor_rate, seed))
+    return _offsets(cal, measure(runs, warmup, view), cal.anchor_rate, seed)
+
+
+def sim_cpu(cal: LoopCalibration, rate: float, seed: int = 1, duration: float = 20.0) -> float:
+    """The simulated loop's CPU (cores) at ``rate`` commands/s."""
+    return float(_run(cal, rate, duration, seed).attrs["loop_cpu_s"]) / duration
+
+
+def _solve_request(cal: LoopCalibration, busy: float, rate: float, seed: int) -> float:
+    """The request CPU (s) with which the simulated loop at ``rate`` is as busy as the
+    server measured (``busy`` cores): the loop's CPU is close to linear in it, so two runs
+    and a secant, then two corrections."""
+    if busy <= 0:
+        raise ConfigError("calibrate_loop: the server's CPU was not measured (cpu.csv)")
+    x0, x1 = 0.0, busy / max(rate, 1e-9) / 2.0
+    y0 = sim_cpu(replace(cal, request_s=x0), rate, seed) - busy
+    y1 = sim_cpu(replace(cal, request_s=x1), rate, seed) - busy
+    for _ in range(2):
+        if y1 == y0:
+            break
+        x0, x1, y0 = x1, max(0.0, x1 - y1 * (x1 - x0) / (y1 - y0)), y1
+        y1 = sim_cpu(replace(cal, request_s=x1), rate, seed) - busy
+    return float(x1)
+
+
+def _offsets(cal: LoopCalibration, m: dict[str, float], rate: float, seed: int) -> LoopCalibration:
+    """The client's side (not simulated): measured minus simulated percentiles at the
+    calibration level, per percentile."""
+    raw = _raw(cal, rate, 60.0, seed)
+    lat = {f"p{p}": m[f"command_latency_p{p}_s"] - raw[f"command_latency_p{p}_s"]
+           for p in (50, 95, 99)}  # fmt: skip
+    lag = {f"p{p}": m[f"lag_p{p}_s"] - raw[f"lag_p{p}_s"] for p in (50, 95)}
+    return replace(cal, latency_offset_s=lat, lag_offset_s=lag)

@@ -1,0 +1,266 @@
+"""The mechanistic twin: the served process as one event loop, whose queueing the
+simulation produces (:mod:`cqrs_lab.sim.event_loop`), calibrated stage by stage from one
+light load test (:mod:`cqrs_lab.load.loop_calibration`).
+
+:class:`LoopCalibration` holds what was measured and writes the scenario (a ``[server]``
+table); :func:`predict_loop` simulates it at a rate. At a higher rate the loop sleeps less
+(fewer wake-ups), batches grow (the writer takes what waited), requests queue behind each
+other and, under a CPU limit, behind the quota, all by simulation. What is *not* simulated
+is the client's side (Locust, gevent, the loopback): each predicted latency percentile is
+the simulated one plus the calibration level's measured-minus-simulated difference
+(``latency_offset_s``), scaled as the generator's own work warms up when it sends faster
+(:func:`client_cold`: the one modelled correction; it only shrinks as the rate rises, so
+it can flatten a rising trend but never make a falling one rise); the lag, all inside
+the server, gets its difference only (``lag_offset_s``).
+
+>>> cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+...     per_batch={"balances": 1e-5}, request_s=2.5e-4, reads_per_command=1.0,
+...     mix={"deposit": 1.0}, keys=100)
+>>> s = cal.scenario(rate=200.0, duration=5.0)
+>>> s.server.request.mean, s.reads.rate, s.commands.handlers
+(0.00025, 200.0, 1)
+>>> 1500 < cal.capacity_bound < 2000
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.core import load_domain
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.calibration import (
+    domain_workload,
+    primary_view,
+)
+from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
+from cqrs_lab.sim import Scenario, load_scenario
+from cqrs_lab.sim.scenario_load import parse_scenario
+
+__all__ = [
+    "LoopCalibration",
+    "client_cold",
+    "predict_loop",
+    "predicted_capacity",
+    "predicted_knee",
+]
+
+#: an engine call this soon after the previous timed work ended is warm (seconds)
+WARM_GAP = 1e-4
+#: idle-gap bins (seconds) for the slow-down fit
+GAP_BINS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
+
+
+@dataclass(frozen=True)
+class LoopCalibration:
+    """The loop twin's parameters, every time in seconds (module docstring)."""
+
+    command_s: tuple[float, ...]
+    query_s: tuple[float, ...]
+    per_event: dict[str, float]
+    per_batch: dict[str, float]
+    request_s: float
+    reads_per_command: float
+    mix: dict[str, float]
+    keys: int = 1000
+    zipf_s: float = 1.1
+    cold: float = 0.0
+    cold_time: float = 0.001
+    #: the writer's CPU per batch beyond its commands (a transaction and its answers)
+    batch_s: float = 0.0
+    #: the generator's requests/s at the calibration level (for its own cold start)
+    anchor_requests_per_s: float = 0.0
+    cpus: float = 1.0
+    period: float = 0.01
+    queue_limit: int = 1024
+    batch_limit: int = 256
+    latency_offset_s: dict[str, float] = field(default_factory=dict)
+    lag_offset_s: dict[str, float] = field(default_factory=dict)
+    anchor_rate: float = 0.0
+    domain: str = DEFAULT_DOMAIN
+    params: dict[str, Any] = field(default_factory=dict)
+    view: str = ""
+    source: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.command_s or min(self.command_s) < 0:
+            raise ConfigError("command_s: the engine's seconds per command (>= 0)")
+        if not self.view:
+            object.__setattr__(self, "view", primary_view(load_domain(self.domain)))
+        if self.view not in self.per_event:
+            raise ConfigError(f"view={self.view!r}: no cost per event for it in per_event")
+
+    @property
+    def capacity_bound(self) -> float:
+        """Commands/s at which the loop's warm CPU (batches of one) is used up: a bound
+        for a first guess, not the prediction (:func:`predicted_knee`)."""
+        per_cmd = float(np.mean(self.command_s)) + self.request_s
+        per_cmd += self.reads_per_command * (self.request_s + float(np.mean(self.query_s)))
+        per_cmd += sum(self.per_event.values())
+        return self.cpus / per_cmd
+
+    def toml(self, rate: float, duration: float, seed: int = 1) -> str:
+        """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
+        workload = domain_workload(load_domain(self.domain))
+        params = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(self.params).items())
+        mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
+
+        def empirical(values: Sequence[float]) -> str:
+            return (
+                '{ dist = "empirical", samples = [' + ", ".join(f"{v:.7g}" for v in values) + "] }"
+            )
+
+        projections = "".join(
+            f'[projections.{n}]\ndelivery = "effectively-once"\npartitions = 1\nconsumers = 1\n'
+            f"batch_size = 256\nper_event = {self.per_event[n]:.7g}\n"
+            f"per_batch = {self.per_batch.get(n, 0.0):.7g}\n\n"
+            for n in sorted(self.per_event)
+        )
+        reads = ""
+        if self.reads_per_command > 0:
+            reads = (
+                f"[reads]\nrate = {rate * self.reads_per_command!r}\nreaders = 1024\n"
+                f"service = {empirical(self.query_s)}\nprojection = {json.dumps(self.view)}\n\n"
+            )
+        return (
+            f"# The served process as one event loop, calibrated by cqrs-lab twin from\n"
+            f"# {self.source or 'a load test'}.\n\n"
+            f'[scenario]\nname = "twin"\ndomain = {json.dumps(self.domain)}\n'
+            f"duration = {float(duration)!r}\nseed = {seed}\n"
+            f"bucket = {min(1.0, float(duration))!r}\n\n"
+            f"[workload]\n{workload.population} = {self.keys}\n{params}"
+            f'keys = "zipf"\nzipf_s = {self.zipf_s!r}\n\n'
+            f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
+            f"[workload.mix]\n{mix}\n\n"
+            f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
+            f'admission = "reject"\nservice = {empirical(self.command_s)}\n\n'
+            f"[server]\nrequest = {self.request_s:.7g}\nbatch_limit = {self.batch_limit}\n"
+            f"batch = {self.batch_s:.7g}\ncold = {self.cold:.6g}\n"
+            f"cold_time = {self.cold_time:.6g}\n"
+            f"cpus = {min(1.0, self.cpus):.6g}\nperiod = {self.period:.6g}\n\n"
+            + reads
+            + projections
+        )
+
+    def scenario(self, rate: float, duration: float, seed: int = 1) -> Scenario:
+        return parse_scenario(self.toml(rate, duration, seed), source="<loop twin>")
+
+    def write(self, path: str | Path, rate: float, duration: float) -> Path:
+        """Write the scenario file (it loads back with :func:`cqrs_lab.sim.load_scenario`)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.toml(rate, duration), encoding="utf-8")
+        load_scenario(p)
+        return p
+
+    def describe(self) -> str:
+        """One paragraph: what was calibrated, in ms and commands/s."""
+        pe = ", ".join(f"{n} {self.per_batch[n] * 1e3:.3f} + {v * 1e3:.4f}/event"
+                       for n, v in sorted(self.per_event.items()))  # fmt: skip
+        return (
+            f"calibrated the event loop from {self.source} at {self.anchor_rate:.0f} commands/s:"
+            f" request {self.request_s * 1e3:.3f} ms outside the engine (solved from the"
+            f" server's CPU), command {float(np.mean(self.command_s)) * 1e3:.4f} ms, query"
+            f" {float(np.mean(self.query_s)) * 1e3:.4f} ms, {self.reads_per_command:.2f} reads"
+            f" per command, projections (ms per pump step + per event) {pe}; writer"
+            f" {self.batch_s * 1e3:.3f} ms per batch; after idling work runs up to"
+            f" {1 + self.cold:.2f} times slower (time constant {self.cold_time * 1e3:.2f} ms)"
+            + f"; CPU limit {self.cpus:g} cores"
+        )
+
+
+def _run(cal: LoopCalibration, rate: float, duration: float, seed: int) -> pd.DataFrame:
+    """The simulated command latencies and lags at ``rate`` (attrs: the loop's CPU, the
+    finished commands/s and the lag samples)."""
+    from cqrs_lab.sim.simulation import Simulation
+
+    sim = Simulation(cal.scenario(rate, duration, seed))
+    res = sim.run()
+    c = res.commands
+    done = c[c["outcome"].isin(["accepted", "refused", "conflict"])]
+    lat = (done["end_s"] - done["arrival_s"]).to_numpy(dtype=float)
+    apps = res.applications
+    mine = apps[(apps["projection"] == cal.view) & ~apps["duplicate"] & ~apps["replay"]]
+    out = pd.DataFrame({"latency_s": lat})
+    out.attrs["lag_s"] = mine["lag_s"].to_numpy(dtype=float)
+    out.attrs["loop_cpu_s"] = sim.loop.cpu_s if sim.loop is not None else math.nan
+    out.attrs["finished_per_s"] = len(done) / duration
+    out.attrs["accepted"] = len(done) / max(len(c), 1)
+    return out
+
+
+def _raw(cal: LoopCalibration, rate: float, duration: float, seed: int) -> dict[str, float]:
+    sim = _run(cal, rate, duration, seed)
+    lat = percentiles(sim["latency_s"].to_numpy(), "command_latency_", "_s")
+    lag = percentiles(sim.attrs["lag_s"], "lag_", "_s")
+    a = sim.attrs
+    return {**lat, **lag, "server_cpu": a["loop_cpu_s"] / duration,
+            "finished_per_s": a["finished_per_s"], "accepted": a["accepted"]}  # fmt: skip
+
+
+def client_cold(cal: LoopCalibration, rate: float) -> float:
+    """The client's slow-down factor at ``rate`` commands/s relative to the calibration
+    level: the generator's own work per request is assumed to run cold as the server's
+    does (the same machine and kind of process; Locust's is not timed), idle gaps being
+    those of its sends, a Poisson stream: ``E[1 - exp(-g / cold_time)] = 1 / (1 + r *
+    cold_time)`` for gaps ``g ~ Exp(r)``."""
+    per = 1.0 + cal.reads_per_command
+
+    def factor(commands_per_s: float) -> float:
+        return 1.0 + cal.cold / (1.0 + commands_per_s * per * cal.cold_time)
+
+    return factor(rate) / factor(cal.anchor_rate) if cal.anchor_rate > 0 else 1.0
+
+
+def predict_loop(
+    cal: LoopCalibration, rate: float, duration: float = 60.0, seed: int = 1
+) -> dict[str, float]:
+    """The twin's figures at ``rate`` commands/s (as :func:`~cqrs_lab.load.prediction.
+    predict` gives them): simulated, plus the calibration level's client offsets."""
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"rate={rate!r}: commands per second > 0")
+    raw = _raw(cal, rate, duration, seed)
+    out = {"offered_commands_per_s": rate, "throughput_per_s": rate * raw["accepted"],
+           "server_cpu": min(1.0, raw["server_cpu"])}  # fmt: skip
+    client = client_cold(cal, rate)
+    for p in (50, 95, 99):
+        key = f"command_latency_p{p}_s"
+        out[key] = max(raw[key] + cal.latency_offset_s.get(f"p{p}", 0.0) * client, 0.0)
+    for p in (50, 95):
+        key = f"lag_p{p}_s"
+        out[key] = max(raw[key] + cal.lag_offset_s.get(f"p{p}", 0.0), 0.0)
+    return out
+
+
+def predicted_capacity(cal: LoopCalibration, seed: int = 1, duration: float = 20.0) -> float:
+    """The twin's capacity, as the knee's is measured: the most commands/s its simulated
+    server finishes, over offered rates from :func:`predicted_knee` to 1.5 times it (past
+    the knee a server that pays for what it sheds finishes less)."""
+    knee = predicted_knee(cal, seed, duration)
+    rates = np.linspace(knee, 1.5 * knee, 6)
+    return max(float(_raw(cal, float(r), duration, seed)["finished_per_s"]) for r in rates)
+
+
+def predicted_knee(cal: LoopCalibration, seed: int = 1, duration: float = 20.0) -> float:
+    """The commands/s at which the simulated server stops following the offered load
+    (finishes under 95% of it), by bisection between the calibration rate and the loop's
+    warm bound times two."""
+    lo, hi = max(cal.anchor_rate, 1.0), 2.0 * cal.capacity_bound
+    if _raw(cal, hi, duration, seed)["finished_per_s"] >= 0.95 * hi:
+        return hi
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        if _raw(cal, mid, duration, seed)["finished_per_s"] >= 0.95 * mid:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

@@ -1,0 +1,129 @@
+"""The event-loop twin: calibrated stage by stage from one real light load test, its
+queueing produced by the simulation; and the judging of a validation up to the knee.
+Expected values come from the run's own measurements or from the model's definition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.knee import KneeResult
+from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
+from cqrs_lab.load.loop_calibration import _gaps, calibrate_loop, sim_cpu
+from cqrs_lab.load.loop_twin import LoopCalibration, client_cold, predict_loop
+from cqrs_lab.load.measure import measure
+from cqrs_lab.load.results import LoadResult, load_results
+from cqrs_lab.sim import load_scenario
+from tests.load.test_twin import synthetic_run
+
+
+@pytest.fixture(scope="module")
+def light(tmp_path_factory: pytest.TempPathFactory) -> LoadResult:
+    """A real light run of the bank: about 120 commands/s and as many reads for 6 s."""
+    from cqrs_lab.load import LoadTestOptions, run_loadtest
+
+    out, code = run_loadtest(
+        LoadTestOptions(rate=200.0, duration=6.0, out=str(tmp_path_factory.mktemp("light")))
+    )
+    assert code == 0
+    return load_results(out)
+
+
+@pytest.fixture(scope="module")
+def cal(light: LoadResult) -> LoopCalibration:
+    return calibrate_loop([light], warmup=1.0)
+
+
+@pytest.mark.slow
+def test_the_request_cpu_is_solved_so_the_loop_uses_the_measured_cpu(
+    light: LoadResult, cal: LoopCalibration
+) -> None:
+    m = measure(light, 1.0)
+    idle = float(light.run.get("server_idle_cpu") or 0.0)
+    assert cal.request_s > 0
+    assert sim_cpu(cal, cal.anchor_rate) == pytest.approx(m["server_cpu"] - idle, rel=0.05)
+    assert cal.reads_per_command == pytest.approx(1.0, abs=0.3)  # the default users' mix
+    assert set(cal.per_event) == {"balances", "statements", "transfer-saga"}
+
+
+@pytest.mark.slow
+def test_the_engine_samples_are_the_warm_calls(light: LoadResult, cal: LoopCalibration) -> None:
+    st = _gaps(light.stages)
+    commands = st[st["stage"] == "command"]["seconds"]
+    assert np.mean(cal.command_s) <= float(commands.mean())
+    assert cal.cold >= 0 and cal.cold_time > 0
+    # the writer's batches were timed: a batch costs more than its commands
+    assert cal.batch_s > 0
+    # the client warms up as it sends faster: never slower than at the calibration level
+    assert client_cold(cal, 4 * cal.anchor_rate) <= 1.0 == client_cold(cal, cal.anchor_rate)
+
+
+@pytest.mark.slow
+def test_the_twin_uses_less_cpu_per_command_as_it_warms_and_queues_near_its_knee(
+    cal: LoopCalibration,
+) -> None:
+    at = predict_loop(cal, cal.anchor_rate, 20.0)
+    heavy = predict_loop(cal, 4 * cal.anchor_rate, 20.0)
+    # four times the load: more CPU, but less than four times (warm work, bigger batches)
+    assert at["server_cpu"] < heavy["server_cpu"] < 4 * at["server_cpu"]
+    rate = cal.anchor_rate
+    for _ in range(8):  # double the load until the simulated loop is 85% busy
+        near = predict_loop(cal, rate, 20.0)
+        if near["server_cpu"] >= 0.85 * cal.cpus:
+            break
+        rate *= 2
+    assert near["server_cpu"] >= 0.85 * cal.cpus
+    assert near["command_latency_p99_s"] > 3 * at["command_latency_p99_s"]
+
+
+@pytest.mark.slow
+def test_the_written_scenario_is_the_event_loop(cal: LoopCalibration, tmp_path: Path) -> None:
+    s = load_scenario(cal.write(tmp_path / "twin.toml", rate=300.0, duration=5.0))
+    assert s.server is not None and s.server.request.mean == pytest.approx(cal.request_s)
+    assert s.commands.handlers == 1 and s.reads is not None
+    assert s.reads.rate == pytest.approx(300.0 * cal.reads_per_command)
+
+
+def test_runs_without_engine_timings_are_refused_by_the_loop_twin(tmp_path: Path) -> None:
+    run = load_results(synthetic_run(tmp_path / "r", rate=20, cpu_per_s=0.1))
+    with pytest.raises(ConfigError, match="no 'command' timings"):
+        calibrate_loop([run])
+
+
+def _table(measured: list[float], predicted: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "metric": ["command_latency_p50_s"] * len(measured),
+        "sent_commands_per_s": [100.0 * (i + 1) for i in range(len(measured))],
+        "measured": measured, "predicted": predicted,
+        "rel_error": [p / m - 1 for m, p in zip(measured, predicted, strict=True)],
+        "verdict": ["pass"] * len(measured), "calibration": [False] * len(measured),
+        "view": ["balances"] * len(measured),
+    })  # fmt: skip
+
+
+def test_a_trend_against_the_measurement_is_a_disagreement_and_flat_is_none() -> None:
+    assert trend_sign(1.0, 1.04) == 0 and trend_sign(1.0, 1.2) == 1
+    t = trends(_table([1.0, 1.2, 1.5], [1.0, 0.9, 1.52]))
+    assert list(t["measured_sign"]) == [1, 1]
+    assert list(t["predicted_sign"]) == [-1, 1]
+    assert list(t["agrees"]) == [False, True]
+
+
+@pytest.mark.slow
+def test_the_closing_table_names_every_figure_the_trends_and_the_knee(
+    cal: LoopCalibration,
+) -> None:
+    knee = KneeResult(4 * cal.anchor_rate, 3.8 * cal.anchor_rate, 4.2 * cal.anchor_rate,
+                      pd.DataFrame(), False, "")  # fmt: skip
+    row = knee_row(knee, cal)
+    assert row["predicted_per_s"] > cal.anchor_rate
+    assert row["verdict"] == ("pass" if abs(row["rel_error"]) <= 0.15 else "fail")
+    table = _table([0.001, 0.0012], [0.0011, 0.0013])
+    text = format_closing(table, trends(table), row)
+    assert "command latency p50 (ms)" in text and "+10%" in text
+    assert "trends: 1 of 1 adjacent-level changes agree in sign" in text
+    assert text.splitlines()[-1].startswith(f"knee: measured {knee.capacity_per_s:.0f}")
