@@ -11,20 +11,18 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 from cqrs_lab.core import DELIVERY_POLICIES
-from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.faults import parse_fault
 from cqrs_lab.load.generator import per_task
 from cqrs_lab.load.runner import USER_CLASSES, LoadTestOptions, run_loadtest
 from cqrs_lab.load.shapes import SHAPES
 
-__all__ = ["options", "register", "run_levels"]
+__all__ = ["load_args", "options", "register", "run_levels"]
 
 
 def options(
@@ -138,90 +136,7 @@ def run_levels(args: argparse.Namespace, rates: list[float], base: Path) -> list
     return outs
 
 
-def _twin(args: argparse.Namespace) -> int:
-    from cqrs_lab.load import twin
-    from cqrs_lab.load.compare import BAND, compare, format_table, plot_comparison
-    from cqrs_lab.load.results import load_results
-
-    base = Path(args.results)
-    if not args.measure and not args.measure_knee and not base.is_dir():
-        raise ConfigError(
-            f"{base}: no such folder; give a load test's results folder (or a folder of them), "
-            "or --measure RATES (or --measure-knee) to run load tests into it first"
-        )
-    try:
-        if args.measure_knee:
-            from cqrs_lab.load.knee_display import knee_report
-
-            base.mkdir(parents=True, exist_ok=True)
-            knee = knee_report(options(args, out=str(base)), base, args.knee_from, args.knee_step,
-                               plots=not args.no_plots)  # fmt: skip
-            if not knee.reached:
-                print(f"cqrs-lab twin: knee not measured: {knee.why}", file=sys.stderr)
-            if not args.measure and not any((p / "records").is_dir() for p in base.iterdir()):
-                return 0 if knee.reached else 1
-        if args.measure:
-            rates = [float(x) for x in args.measure.split(",") if x.strip()]
-            run_levels(args, rates, base)
-        runs = (
-            [base]
-            if (base / "records").is_dir()
-            else sorted(p for p in base.iterdir() if (p / "records").is_dir())
-        )
-        if not runs:
-            raise ConfigError(f"{base}: no load test results (folders with records/) here")
-        results = [load_results(p) for p in runs]
-        cal = None
-        if args.calibrate_from:
-            match = [r for r in results if r.path.name == args.calibrate_from]
-            if not match:
-                names = ", ".join(r.path.name for r in results)
-                raise ConfigError(
-                    f"--calibrate-from {args.calibrate_from!r}: no such run in {base} ({names})"
-                )
-            cal = twin.calibrate(match[0], args.warmup, force=args.force)
-        table = compare(results, cal, args.warmup, force=args.force)
-        cal = table.attrs["calibration"]
-    except (ConfigError, ValueError) as exc:
-        print(f"cqrs-lab twin: {exc}", file=sys.stderr)
-        return 2
-    out = base
-    table.to_csv(out / "twin.csv", index=False)
-    top = float(table["sent_commands_per_s"].max())
-    scenario = cal.write(out / "twin-scenario.toml", rate=top, duration=30.0)
-    print(
-        f"calibrated from {cal.source}: command service mean {cal.command_mean * 1e3:.3f} ms "
-        f"at {cal.anchor_rate or float('nan'):.0f} commands/s (the server's CPU per command; "
-        f"busy CPU ~ rate ** {cal.cpu_exponent:.2f}, unloaded latency ~ rate ** "
-        f"{cal.latency_exponent:.2f}; capacity {cal.capacity:.0f} commands/s), "
-        f"unloaded latency p50 {statistics.median(cal.base_latency_s) * 1e3:.2f} ms"
-    )
-    print(format_table(table))
-    counts = table["verdict"].value_counts()
-    bound = sorted(set(table[table["regime"] == "generator-bound"]["run"]))
-    print(
-        f"validation (within {BAND:.0%}): {counts.get('pass', 0)} pass, "
-        f"{counts.get('fail', 0)} fail, {counts.get('not judged', 0)} not judged"
-        + (f" (generator-bound: {', '.join(bound)})" if bound else "")
-    )
-    for name, why in table.attrs["disturbed"].items():
-        print(f"set aside {name}: {why} (the machine was slowed during that run)")
-    if not args.no_plots:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        ax = plot_comparison(table)
-        fig = ax[0][0].figure
-        fig.tight_layout()
-        fig.savefig(out / "twin.png", dpi=90)
-        plt.close(fig)
-    print(f"table: {out / 'twin.csv'}; scenario: {scenario}")
-    return 0
-
-
-def _load_args(p: Any) -> None:
+def load_args(p: Any) -> None:
     p.add_argument("--users", type=int, default=None, help="closed model: users (or the pool)")
     p.add_argument(
         "--rate",
@@ -332,7 +247,7 @@ def _load_args(p: Any) -> None:
 def register(sub: Any) -> None:
     """Add ``loadtest`` and ``twin`` to the ``cqrs-lab`` command line."""
     p = sub.add_parser("loadtest", help="Locust (headless) against the HTTP deployment")
-    _load_args(p)
+    load_args(p)
     p.add_argument("--out", default=None, help="results folder (default: results/loadtest-TIME)")
     p.add_argument(
         "--strict",
@@ -341,39 +256,6 @@ def register(sub: Any) -> None:
         "generator-bound run (the load was not what was asked for)",
     )
     p.set_defaults(run=_loadtest)
-    t = sub.add_parser("twin", help="calibrate the simulation from load tests and compare")
-    t.add_argument("results", metavar="RESULTS_DIR", help="a run folder or a folder of runs")
-    t.add_argument(
-        "--measure",
-        default="",
-        metavar="RATES",
-        help="first run open-model load tests at these offered commands/s, e.g. 50,100,200, "
-        "into RESULTS_DIR/commands-50, ... (a rate given twice is run twice: repeats are "
-        "pooled)",
-    )
-    t.add_argument(
-        "--calibrate-from",
-        default="",
-        metavar="RUN",
-        help="run folder name to calibrate from (default: chosen from the runs)",
-    )
-    t.add_argument("--warmup", type=float, default=2.0, help="seconds dropped at the start")
-    t.add_argument(
-        "--force",
-        action="store_true",
-        help="calibrate even from a generator-bound level (default: refuse, exit 2)",
-    )
-    t.add_argument(
-        "--measure-knee",
-        action="store_true",
-        help="first measure the knee: an open-model staircase of offered commands/s past "
-        "saturation into RESULTS_DIR/knee/, writing knee.csv and knee.png (exit 1 when the "
-        "knee was not reached, e.g. generator-bound)",
-    )
-    t.add_argument(
-        "--knee-from", type=float, default=200.0, help="the knee ramp's first commands/s"
-    )
-    t.add_argument("--knee-step", type=float, default=5.0, help="seconds per knee step")
-    add_no_plots(t)
-    _load_args(t)
-    t.set_defaults(run=_twin)
+    from cqrs_lab.load.twin_cli import add_twin
+
+    add_twin(sub)

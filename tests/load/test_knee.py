@@ -203,7 +203,8 @@ def test_a_real_ramp_finds_the_knee_of_a_slow_server(
     register(parser.add_subparsers())
     args = parser.parse_args(
         ["twin", str(tmp_path / "out"), "--measure-knee", "--knee-from", "50", "--knee-step",
-         "2.5", "--domain", "tests.load.slow_bank:domain", "--classes", "WriterUser"]
+         "2.5", "--domain", "tests.load.slow_bank:domain", "--classes", "WriterUser",
+         "--knee-only"]
     )  # fmt: skip
     code = args.run(args)
     out = capsys.readouterr().out

@@ -1,0 +1,240 @@
+"""The twin judged up to the knee: levels at shares of the measured capacity, the loop twin
+calibrated from the lightest, every figure compared, the trends and the knee itself.
+
+``cqrs-lab twin DIR --measure-knee`` measures the knee (:mod:`cqrs_lab.load.knee`), then
+:func:`validate_to_knee` runs open-model load tests at :data:`CALIBRATION_SHARE` of the
+measured capacity (the calibration level) and at each of :data:`SHARES` (25, 50, 75 and 90%),
+:data:`REPEATS` times each (repeats pooled), calibrates the event-loop twin
+(:mod:`cqrs_lab.load.loop_twin`) from the calibration level alone and compares:
+
+- per level, command latency p50/p95/p99 and lag p50/p95 (within 20%, p99 within 30%);
+- the trend between adjacent levels, metric by metric: the twin's change must not go the
+  other way from the measured one. A change smaller than :data:`FLAT` (5%) of the lower
+  level's value is flat and agrees with either sign (noise decides such signs);
+- the knee: the twin's capacity (the commands/s its simulated server finishes once
+  saturated, :func:`~cqrs_lab.load.loop_twin.predicted_capacity`) within :data:`KNEE_BAND`
+  (15%) of the measured capacity.
+
+>>> trend_sign(100.0, 104.0), trend_sign(100.0, 90.0), trend_sign(0.0, 1.0)
+(0, -1, 1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.load.knee import KneeResult
+from cqrs_lab.load.loop_twin import LoopCalibration, predicted_capacity
+from cqrs_lab.load.twin_display import METRICS, band, metric_label
+
+__all__ = [
+    "CALIBRATION_SHARE",
+    "FLAT",
+    "KNEE_BAND",
+    "REPEATS",
+    "SHARES",
+    "format_closing",
+    "knee_row",
+    "level_rates",
+    "plot_to_knee",
+    "predicted_curve",
+    "trend_sign",
+    "trends",
+    "validate_and_report",
+    "validate_to_knee",
+]
+
+#: validation levels, as shares of the measured capacity
+SHARES = (0.25, 0.5, 0.75, 0.9)
+#: the calibration level's share of the measured capacity (a light level)
+CALIBRATION_SHARE = 0.1
+#: runs per level (pooled)
+REPEATS = 3
+#: the predicted capacity must be this close to the measured one
+KNEE_BAND = 0.15
+#: a change under this share of the lower level's value is flat
+FLAT = 0.05
+#: the figures whose trends are judged (the throughput follows the offered load by design)
+TREND_METRICS = METRICS[1:]
+
+
+def level_rates(capacity_per_s: float, repeats: int = REPEATS) -> list[float]:
+    """The offered commands/s of every run: the calibration level, then each share, each
+    ``repeats`` times (rounded to whole commands/s, so folder names stay short).
+
+    >>> level_rates(1000.0, 2)
+    [100.0, 100.0, 250.0, 250.0, 500.0, 500.0, 750.0, 750.0, 900.0, 900.0]
+    """
+    shares = (CALIBRATION_SHARE, *SHARES)
+    return [float(round(capacity_per_s * s)) for s in shares for _ in range(repeats)]
+
+
+def trend_sign(lower: float, upper: float) -> int:
+    """+1 rising, -1 falling, 0 flat (a change under :data:`FLAT` of ``lower``)."""
+    change = upper - lower
+    if abs(change) <= FLAT * abs(lower):
+        return 0
+    return 1 if change > 0 else -1
+
+
+def trends(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric and pair of adjacent judged levels: the measured and predicted
+    signs and whether they agree (opposite signs disagree; flat agrees with any)."""
+    judged = table[table["verdict"].isin(["pass", "fail"])]
+    rows = []
+    for metric in TREND_METRICS:
+        m = judged[judged["metric"] == metric].sort_values("sent_commands_per_s")
+        recs = m.to_dict("records")
+        for a, b in itertools.pairwise(recs):
+            ms, ps = (
+                trend_sign(a["measured"], b["measured"]),
+                trend_sign(a["predicted"], b["predicted"]),
+            )
+            rows.append({"metric": metric, "from_per_s": a["sent_commands_per_s"],
+                         "to_per_s": b["sent_commands_per_s"], "measured_sign": ms,
+                         "predicted_sign": ps, "agrees": ms * ps >= 0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def knee_row(knee: KneeResult, cal: LoopCalibration, seed: int = 1) -> dict[str, Any]:
+    """The measured capacity (with its interval) against the twin's."""
+    predicted = predicted_capacity(cal, seed)
+    err = (predicted - knee.capacity_per_s) / knee.capacity_per_s
+    return {"measured_per_s": knee.capacity_per_s, "ci_low_per_s": knee.ci_low,
+            "ci_high_per_s": knee.ci_high, "predicted_per_s": predicted, "rel_error": err,
+            "verdict": "pass" if abs(err) <= KNEE_BAND else "fail"}  # fmt: skip
+
+
+def format_closing(table: pd.DataFrame, trend: pd.DataFrame, knee: dict[str, Any]) -> str:
+    """The closing table: per level (share of the measured capacity) each figure measured
+    and predicted (ms) with its error and verdict; the trends; the knee."""
+    cap = knee["measured_per_s"]
+    lines = [f"{'level':<14}{'sent':>8}  {'figure':<26}{'measured':>9}{'twin':>9}"
+             f"{'error':>8}  verdict", f"{'(% of knee)':<14}{'(cmd/s)':>8}  {'':<26}"
+             f"{'(ms)':>9}{'(ms)':>9}"]  # fmt: skip
+    for r in table[table["metric"] != "throughput_per_s"].to_dict("records"):
+        share = f"{r['sent_commands_per_s'] / cap:.0%}" + ("*" if r["calibration"] else "")
+        e = float(r["rel_error"])
+        lines.append(
+            f"{share:<14}{r['sent_commands_per_s']:>8.0f}  "
+            f"{metric_label(str(r['metric']), r.get('view', '')):<26}"
+            f"{r['measured'] * 1e3:>9.3f}{r['predicted'] * 1e3:>9.3f}"
+            f"{'' if math.isnan(e) else f'{e:+.0%}':>8}  {r['verdict']}"
+            + (f" (band {band(str(r['metric'])):.0%})" if r["verdict"] == "fail" else "")
+        )
+    bad = trend[~trend["agrees"]] if len(trend) else trend
+    lines.append(
+        f"trends: {len(trend) - len(bad)} of {len(trend)} adjacent-level changes agree in sign"
+        + "".join(
+            f"\n  disagrees: {r['metric']} from {r['from_per_s']:.0f} to {r['to_per_s']:.0f}"
+            f" commands/s: measured {r['measured_sign']:+d}, twin {r['predicted_sign']:+d}"
+            for r in bad.to_dict("records")
+        )
+    )
+    lines.append(
+        f"knee: measured {cap:.0f} commands/s (95% CI {knee['ci_low_per_s']:.0f}.."
+        f"{knee['ci_high_per_s']:.0f}), twin {knee['predicted_per_s']:.0f} commands/s, "
+        f"error {knee['rel_error']:+.0%} (band {KNEE_BAND:.0%}): {knee['verdict']}"
+    )
+    return "\n".join(lines)
+
+
+def validate_to_knee(
+    args: argparse.Namespace, base: Path, knee: KneeResult, repeats: int = REPEATS
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Run the levels into ``base`` (``commands-R``, ``-2``, ...), compare them with the
+    loop twin calibrated from the lightest, and write ``validation.csv`` (the comparison),
+    ``trends.csv`` and ``knee-prediction.csv``. Returns the three."""
+    from cqrs_lab.load.cli import run_levels
+    from cqrs_lab.load.compare import compare
+    from cqrs_lab.load.results import load_results
+
+    outs = run_levels(args, level_rates(knee.capacity_per_s, repeats), base)
+    table = compare([load_results(p) for p in outs], None, args.warmup, force=args.force)
+    cal = table.attrs["calibration"]
+    trend = trends(table)
+    row = knee_row(knee, cal)
+    table.to_csv(base / "validation.csv", index=False)
+    trend.to_csv(base / "trends.csv", index=False)
+    pd.DataFrame([row]).to_csv(base / "knee-prediction.csv", index=False)
+    return table, trend, row
+
+
+def predicted_curve(
+    cal: LoopCalibration, capacity_per_s: float, points: int = 10, seed: int = 1
+) -> pd.DataFrame:
+    """The twin's figures from the calibration level to 1.5 times ``capacity_per_s``
+    (offered commands/s; ``points`` simulated rates, 20 s each)."""
+    from cqrs_lab.load.loop_twin import predict_loop
+
+    rates = np.linspace(0.1, 1.5, points) * capacity_per_s
+    return pd.DataFrame([predict_loop(cal, float(r), 20.0, seed) for r in rates])
+
+
+def plot_to_knee(table: pd.DataFrame, knee: KneeResult, curve: pd.DataFrame, path: Path) -> Path:
+    """Measured and predicted throughput and command latency p50/p99 against the offered
+    commands/s, up to and past the knee, the predictions with their band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    x = curve["offered_commands_per_s"]
+    steps = knee.steps[knee.steps["role"] != "generator-bound"]
+    ax = axes[0]
+    ax.plot(steps["offered_per_s"], steps["finished_per_s"], "o", label="measured (knee ramp)")
+    ax.plot(x, curve["throughput_per_s"], "-", label="twin")
+    ax.axhline(knee.capacity_per_s, ls=":", c="0.4", label="measured capacity")
+    ax.set_xlabel("offered (commands/s)")
+    ax.set_ylabel("finished (commands/s)")
+    for ax, metric in zip(
+        axes[1:], ("command_latency_p50_s", "command_latency_p99_s"), strict=True
+    ):
+        m = table[(table["metric"] == metric)]
+        pred = curve[metric] * 1e3
+        b = band(metric)
+        ax.fill_between(x, pred * (1 - b), pred * (1 + b), color="0.9", label=f"twin ±{b:.0%}")
+        ax.plot(x, pred, "-", label="twin")
+        ax.plot(m["sent_commands_per_s"], m["measured"] * 1e3, "o", label="measured")
+        ax.axvline(knee.capacity_per_s, ls=":", c="0.4")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered (commands/s)")
+        ax.set_ylabel(metric_label(metric))
+    for ax in axes:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def validate_and_report(args: argparse.Namespace, base: Path, knee: KneeResult) -> int:
+    """``cqrs-lab twin DIR --measure-knee`` once the knee is measured: the levels, the
+    closing table, ``twin-scenario.toml`` (the twin at 90% of the capacity) and, unless
+    ``--no-plots``, ``twin-knee.png`` (:func:`plot_to_knee`). Exit 0 once it ran (the
+    verdicts are in the table)."""
+    level_args = copy.copy(args)
+    level_args.duration = args.level_seconds
+    table, trend, row = validate_to_knee(level_args, base, knee)
+    cal = table.attrs["calibration"]
+    print(cal.describe())
+    print(format_closing(table, trend, row))
+    for name, why in table.attrs["disturbed"].items():
+        print(f"set aside {name}: {why} (the machine was slowed during that run)")
+    scenario = cal.write(base / "twin-scenario.toml", 0.9 * knee.capacity_per_s, 30.0)
+    if not args.no_plots:
+        curve = predicted_curve(cal, knee.capacity_per_s)
+        curve.to_csv(base / "twin-curve.csv", index=False)
+        plot_to_knee(table, knee, curve, base / "twin-knee.png")
+    print(f"tables: {base / 'validation.csv'}, {base / 'trends.csv'}, "
+          f"{base / 'knee-prediction.csv'}; scenario: {scenario}")  # fmt: skip
+    return 0
