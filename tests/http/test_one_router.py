@@ -109,12 +109,13 @@ def test_stage_timings_are_hooks_exported_on_metrics(make_live: MakeLive, tmp_pa
     live.get("/accounts/a1", params={"min_position": r.json()["position"], "wait": 5})
     live.settle()
     text = live.get("/metrics").text
-    for stage in ("command", "query", "projection", "request"):
+    for stage in ("command", "query", "projection", "request", "writer", "pump"):
         assert f'cqrs_lab_stage_items_total{{stage="{stage}"}}' in text, stage
     assert stages.totals["command"][1] == 1 and stages.totals["query"][1] == 1
     assert stages.totals["projection"][1] >= 3  # the account's event, once per projection
     kinds = {s[0] for s in stages.samples}
-    assert kinds == {"command", "query", "projection", "request", "lag"}
+    assert kinds == {"command", "query", "projection", "request", "lag", "writer", "pump"}
+    assert stages.totals["writer"][1] == 1  # one batch of one command
     assert (engine.dispatch, engine.ask) == methods[:2]  # nothing replaced at run time
     assert [s.step for s in engine.subscriptions.values()] == list(methods[2:])
     out = stages.write_csv(tmp_path / "stages.csv")
