@@ -104,9 +104,12 @@ def trends(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def knee_row(knee: KneeResult, cal: LoopCalibration, seed: int = 1) -> dict[str, Any]:
-    """The measured capacity (with its interval) against the twin's."""
-    predicted = predicted_capacity(cal, seed)
+def knee_row(
+    knee: KneeResult, cal: LoopCalibration, seed: int = 1, duration: float = 20.0
+) -> dict[str, Any]:
+    """The measured capacity (with its interval) against the twin's (simulated for
+    ``duration`` seconds per rate tried)."""
+    predicted = predicted_capacity(cal, seed, duration)
     err = (predicted - knee.capacity_per_s) / knee.capacity_per_s
     return {"measured_per_s": knee.capacity_per_s, "ci_low_per_s": knee.ci_low,
             "ci_high_per_s": knee.ci_high, "predicted_per_s": predicted, "rel_error": err,
@@ -153,7 +156,7 @@ def validate_to_knee(
     """Run the levels into ``base`` (``commands-R``, ``-2``, ...), compare them with the
     loop twin calibrated from the lightest, and write ``validation.csv`` (the comparison),
     ``trends.csv`` and ``knee-prediction.csv``. Returns the three."""
-    from cqrs_lab.load.cli import run_levels
+    from cqrs_lab.load.cli_options import run_levels
     from cqrs_lab.load.compare import compare
     from cqrs_lab.load.results import load_results
 

@@ -8,7 +8,7 @@ runs of one light level; no curve of latency against load is fitted.
   (``query``), each taken from the calls that came right after other timed work (warm); per
   view, a projection pump's cost per step and per event (least squares of each warm step's
   seconds on its events); the writer's cost per batch beyond its commands (``writer``
-  stage: least squares of each batch's seconds on its commands, less the commands' own);
+  stage, less the commands' own ``command`` time);
 - the slow-down after idling: each engine call's time against the idle gap before it (the
   time since the server's previous timed work ended), as the loop's ``cold`` and
   ``cold_time`` (:func:`cold_fit`): a call right after other work is warm, one after 5 ms
@@ -155,14 +155,14 @@ def _cold(st: pd.DataFrame) -> tuple[float, float]:
 
 
 def _writer(st: pd.DataFrame) -> float:
-    """The writer's seconds per batch beyond its commands (``writer`` stage samples, warm
-    ones; older runs have none: 0)."""
-    w = st[(st["stage"] == "writer") & (st["gap"] <= WARM_GAP)]
-    if len(w) < 10:
+    """The writer's seconds per batch beyond its commands: the ``writer`` stage's mean
+    less its commands' mean ``command`` time (older runs have no writer timings: 0)."""
+    w = st[st["stage"] == "writer"]
+    c = st[st["stage"] == "command"]["seconds"]
+    if len(w) < 10 or not len(c):
         return 0.0
-    per_command = float(st[st["stage"] == "command"]["seconds"].mean())
     n, s = w["events"].to_numpy(dtype=float), w["seconds"].to_numpy(dtype=float)
-    return max(0.0, float(np.mean(s - n * per_command)))
+    return max(0.0, float(s.mean() - n.mean() * float(c.mean())))
 
 
 def calibrate_loop(

@@ -12,7 +12,7 @@ from typing import Any
 
 from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.cli import load_args, options, run_levels
+from cqrs_lab.load.cli_options import load_args, options, run_levels
 
 __all__ = ["add_twin"]
 

@@ -149,7 +149,7 @@ def test_a_run_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
 def test_repeated_rates_run_into_their_own_folders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cqrs_lab.load.cli as cli
+    import cqrs_lab.load.cli_options as cli
 
     ran: list[tuple[float | None, str | None]] = []
 

@@ -77,7 +77,7 @@ def test_the_twin_uses_less_cpu_per_command_as_it_warms_and_queues_near_its_knee
             break
         rate *= 2
     assert near["server_cpu"] >= 0.85 * cal.cpus
-    assert near["command_latency_p99_s"] > 3 * at["command_latency_p99_s"]
+    assert near["command_latency_p99_s"] > 2 * at["command_latency_p99_s"]
 
 
 @pytest.mark.slow
@@ -119,7 +119,7 @@ def test_the_closing_table_names_every_figure_the_trends_and_the_knee(
 ) -> None:
     knee = KneeResult(4 * cal.anchor_rate, 3.8 * cal.anchor_rate, 4.2 * cal.anchor_rate,
                       pd.DataFrame(), False, "")  # fmt: skip
-    row = knee_row(knee, cal)
+    row = knee_row(knee, cal, duration=4.0)
     assert row["predicted_per_s"] > cal.anchor_rate
     assert row["verdict"] == ("pass" if abs(row["rel_error"]) <= 0.15 else "fail")
     table = _table([0.001, 0.0012], [0.0011, 0.0013])
