@@ -44,7 +44,7 @@ from cqrs_lab.load.calibration import (
     quantiles,
     window,
 )
-from cqrs_lab.load.loop_twin import LoopCalibration, _raw, _run
+from cqrs_lab.load.loop_twin import LoopCalibration, simulate_twin, simulated_figures
 from cqrs_lab.load.measure import check_calibration, measure
 from cqrs_lab.load.results import LoadResult, commands
 from cqrs_lab.load.twin import _mix, run_keys, run_params
@@ -223,7 +223,7 @@ def calibrate_loop(
 
 def sim_cpu(cal: LoopCalibration, rate: float, seed: int = 1, duration: float = 20.0) -> float:
     """The simulated loop's CPU (cores) at ``rate`` commands/s."""
-    return float(_run(cal, rate, duration, seed).attrs["loop_cpu_s"]) / duration
+    return float(simulate_twin(cal, rate, duration, seed).attrs["loop_cpu_s"]) / duration
 
 
 def _solve_request(cal: LoopCalibration, busy: float, rate: float, seed: int) -> float:
@@ -246,7 +246,7 @@ def _solve_request(cal: LoopCalibration, busy: float, rate: float, seed: int) ->
 def _offsets(cal: LoopCalibration, m: dict[str, float], rate: float, seed: int) -> LoopCalibration:
     """The client's side (not simulated): measured minus simulated percentiles at the
     calibration level, per percentile."""
-    raw = _raw(cal, rate, 60.0, seed)
+    raw = simulated_figures(cal, rate, 60.0, seed)
     lat = {f"p{p}": m[f"command_latency_p{p}_s"] - raw[f"command_latency_p{p}_s"]
            for p in (50, 95, 99)}  # fmt: skip
     lag = {f"p{p}": m[f"lag_p{p}_s"] - raw[f"lag_p{p}_s"] for p in (50, 95)}

@@ -51,6 +51,8 @@ __all__ = [
     "predict_loop",
     "predicted_capacity",
     "predicted_knee",
+    "simulate_twin",
+    "simulated_figures",
 ]
 
 #: an engine call this soon after the previous timed work ended is warm (seconds)
@@ -178,7 +180,7 @@ class LoopCalibration:
         )
 
 
-def _run(cal: LoopCalibration, rate: float, duration: float, seed: int) -> pd.DataFrame:
+def simulate_twin(cal: LoopCalibration, rate: float, duration: float, seed: int) -> pd.DataFrame:
     """The simulated command latencies and lags at ``rate`` (attrs: the loop's CPU, the
     finished commands/s and the lag samples)."""
     from cqrs_lab.sim.simulation import Simulation
@@ -198,8 +200,12 @@ def _run(cal: LoopCalibration, rate: float, duration: float, seed: int) -> pd.Da
     return out
 
 
-def _raw(cal: LoopCalibration, rate: float, duration: float, seed: int) -> dict[str, float]:
-    sim = _run(cal, rate, duration, seed)
+def simulated_figures(
+    cal: LoopCalibration, rate: float, duration: float, seed: int
+) -> dict[str, float]:
+    """The simulated percentiles (seconds), the loop's CPU (cores), the finished
+    commands/s and the accepted share at ``rate``, before any client-side offset."""
+    sim = simulate_twin(cal, rate, duration, seed)
     lat = percentiles(sim["latency_s"].to_numpy(), "command_latency_", "_s")
     lag = percentiles(sim.attrs["lag_s"], "lag_", "_s")
     a = sim.attrs
@@ -228,7 +234,7 @@ def predict_loop(
     predict` gives them): simulated, plus the calibration level's client offsets."""
     if not (math.isfinite(rate) and rate > 0):
         raise ConfigError(f"rate={rate!r}: commands per second > 0")
-    raw = _raw(cal, rate, duration, seed)
+    raw = simulated_figures(cal, rate, duration, seed)
     out = {"offered_commands_per_s": rate, "throughput_per_s": rate * raw["accepted"],
            "server_cpu": min(1.0, raw["server_cpu"])}  # fmt: skip
     client = client_cold(cal, rate)
@@ -247,7 +253,9 @@ def predicted_capacity(cal: LoopCalibration, seed: int = 1, duration: float = 20
     the knee a server that pays for what it sheds finishes less)."""
     knee = predicted_knee(cal, seed, duration)
     rates = np.linspace(knee, 1.5 * knee, 4)
-    return max(float(_raw(cal, float(r), duration, seed)["finished_per_s"]) for r in rates)
+    return max(
+        float(simulated_figures(cal, float(r), duration, seed)["finished_per_s"]) for r in rates
+    )
 
 
 def predicted_knee(cal: LoopCalibration, seed: int = 1, duration: float = 20.0) -> float:
@@ -255,11 +263,11 @@ def predicted_knee(cal: LoopCalibration, seed: int = 1, duration: float = 20.0) 
     (finishes under 95% of it), by bisection between the calibration rate and the loop's
     warm bound times two."""
     lo, hi = max(cal.anchor_rate, 1.0), 2.0 * cal.capacity_bound
-    if _raw(cal, hi, duration, seed)["finished_per_s"] >= 0.95 * hi:
+    if simulated_figures(cal, hi, duration, seed)["finished_per_s"] >= 0.95 * hi:
         return hi
     for _ in range(7):  # to within 1% of twice the bound
         mid = (lo + hi) / 2
-        if _raw(cal, mid, duration, seed)["finished_per_s"] >= 0.95 * mid:
+        if simulated_figures(cal, mid, duration, seed)["finished_per_s"] >= 0.95 * mid:
             lo = mid
         else:
             hi = mid

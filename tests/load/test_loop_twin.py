@@ -14,7 +14,12 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
 from cqrs_lab.load.loop_calibration import _gaps, calibrate_loop, sim_cpu
-from cqrs_lab.load.loop_twin import LoopCalibration, client_cold, predict_loop
+from cqrs_lab.load.loop_twin import (
+    LoopCalibration,
+    client_cold,
+    predict_loop,
+    simulated_figures,
+)
 from cqrs_lab.load.measure import measure
 from cqrs_lab.load.results import LoadResult, load_results
 from cqrs_lab.sim import load_scenario
@@ -72,12 +77,14 @@ def test_the_twin_uses_less_cpu_per_command_as_it_warms_and_queues_near_its_knee
     assert at["server_cpu"] < heavy["server_cpu"] < 4 * at["server_cpu"]
     rate = cal.anchor_rate
     for _ in range(8):  # double the load until the simulated loop is 85% busy
-        near = predict_loop(cal, rate, 20.0)
+        near = simulated_figures(cal, rate, 20.0, 1)
         if near["server_cpu"] >= 0.85 * cal.cpus:
             break
         rate *= 2
+    # the simulation's own latency (before the client-side offset) queues near the knee
+    idle = simulated_figures(cal, cal.anchor_rate, 20.0, 1)
     assert near["server_cpu"] >= 0.85 * cal.cpus
-    assert near["command_latency_p99_s"] > 2 * at["command_latency_p99_s"]
+    assert near["command_latency_p99_s"] > 1.5 * idle["command_latency_p99_s"]
 
 
 @pytest.mark.slow
