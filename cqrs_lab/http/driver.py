@@ -43,6 +43,7 @@ from cqrs_lab.core import Engine, Envelope, FaultPlan, Repository
 from cqrs_lab.errors import ConcurrencyError, Overloaded
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
+from cqrs_lab.http.waiters import PositionWaiters
 
 __all__ = ["TICK_BUDGET", "Driver", "Overloaded", "ProjectionLogger"]
 
@@ -122,13 +123,11 @@ class Driver:
         self.shed = 0
         self._news = asyncio.Event()  # bound to the loop that first waits on it
         self._work = asyncio.Event()
-        self._progress: asyncio.Future[None] | None = None
+        self._waiters = PositionWaiters()  # readers waiting for a projection's position
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._progress = loop.create_future()
         self.running = True
         self._tasks = [
             asyncio.create_task(self._writer(), name="cqrs-writer"),
@@ -340,25 +339,22 @@ class Driver:
                 await asyncio.wait_for(news.wait(), wait)
 
     def _wake_readers(self) -> None:
-        fut = self._progress
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-        self._progress = asyncio.get_running_loop().create_future()
+        subs = self.engine.subscriptions
+        self._waiters.wake(lambda name: subs[name].position if name in subs else 0)
 
     async def wait_for(self, projection: str, position: int, budget: float) -> bool:
-        """Wait up to ``budget`` seconds until ``projection`` has dealt with ``position``."""
+        """Wait up to ``budget`` seconds until ``projection`` has dealt with ``position``
+        (woken once it has, not on every tick: :mod:`cqrs_lab.http.waiters`)."""
         sub = self.engine.subscription(projection)
         if sub.position >= position:
             return True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget
-        while sub.position < position:
-            left = deadline - loop.time()
-            if left <= 0 or self._progress is None:
-                return False
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._progress), left)
-        return True
+        if not self._tasks or budget <= 0:  # not started: nothing will move it
+            return False
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(sub.name, position, fut)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(fut, budget)
+        return self.engine.subscription(projection).position >= position  # a rebuild swaps it
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         self.faults = plan if plan is not None and not plan.empty else None
