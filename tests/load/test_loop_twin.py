@@ -71,18 +71,18 @@ def test_the_engine_samples_are_the_warm_calls(light: LoadResult, cal: LoopCalib
 def test_the_twin_uses_less_cpu_per_command_as_it_warms_and_queues_near_its_knee(
     cal: LoopCalibration,
 ) -> None:
-    at = predict_loop(cal, cal.anchor_rate, 20.0)
-    heavy = predict_loop(cal, 4 * cal.anchor_rate, 20.0)
+    at = predict_loop(cal, cal.anchor_rate, 8.0)
+    heavy = predict_loop(cal, 4 * cal.anchor_rate, 8.0)
     # four times the load: more CPU, but less than four times (warm work, bigger batches)
     assert at["server_cpu"] < heavy["server_cpu"] < 4 * at["server_cpu"]
     rate = cal.anchor_rate
     for _ in range(8):  # double the load until the simulated loop is 85% busy
-        near = simulated_figures(cal, rate, 20.0, 1)
+        near = simulated_figures(cal, rate, 6.0, 1)
         if near["server_cpu"] >= 0.85 * cal.cpus:
             break
         rate *= 2
     # the simulation's own latency (before the client-side offset) queues near the knee
-    idle = simulated_figures(cal, cal.anchor_rate, 20.0, 1)
+    idle = simulated_figures(cal, cal.anchor_rate, 6.0, 1)
     assert near["server_cpu"] >= 0.85 * cal.cpus
     assert near["command_latency_p99_s"] > 1.5 * idle["command_latency_p99_s"]
 
@@ -126,7 +126,7 @@ def test_the_closing_table_names_every_figure_the_trends_and_the_knee(
 ) -> None:
     knee = KneeResult(4 * cal.anchor_rate, 3.8 * cal.anchor_rate, 4.2 * cal.anchor_rate,
                       pd.DataFrame(), False, "")  # fmt: skip
-    row = knee_row(knee, cal, duration=4.0)
+    row = knee_row(knee, cal, duration=2.0)
     assert row["predicted_per_s"] > cal.anchor_rate
     assert row["verdict"] == ("pass" if abs(row["rel_error"]) <= 0.15 else "fail")
     table = _table([0.001, 0.0012], [0.0011, 0.0013])
