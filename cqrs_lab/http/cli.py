@@ -21,8 +21,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 from cqrs_lab.core import DELIVERY_POLICIES
@@ -84,7 +87,19 @@ def serve(args: argparse.Namespace) -> int:
         if "serve" not in sys.argv:
             raise ConfigError("--workers: start it from the command line (cqrs-lab serve ...)")
         argv = sys.argv[sys.argv.index("serve") :]
-        return run_workers(args.host, args.port, args.workers, argv, stages_csv=args.stages_csv)
+        stop = threading.Event()  # this command's own process: its handlers, restored after
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return run_workers(
+                args.host, args.port, args.workers, argv, stop, stages_csv=args.stages_csv
+            )
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.log_projections:
         logging.getLogger("cqrs_lab.http.projections").setLevel(logging.DEBUG)

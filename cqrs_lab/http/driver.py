@@ -178,7 +178,7 @@ class Driver:
                 work.clear()
                 await work.wait()
                 continue
-            t0 = time.perf_counter()
+            t0 = time.perf_counter() if self.stages is not None else 0.0
             items = [queue.popleft() for _ in range(min(limit, len(queue)))]
             speculative = self.group_commit is not None and len(items) > 1
             try:
@@ -322,7 +322,7 @@ class Driver:
         stages = self.stages
         while self.running:
             news.clear()
-            t0 = time.perf_counter()
+            t0 = time.perf_counter() if stages is not None else 0.0
             moved = self._tick()
             self._wake_readers()
             if stages is not None and moved:  # --stage-timings: a tick that did work

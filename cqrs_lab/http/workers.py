@@ -39,7 +39,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 __all__ = ["START_PREFIX", "child_argv", "merge_stages", "run_workers", "worker_stages"]
@@ -93,12 +92,19 @@ def _forward(stream: IO[str], ready: threading.Event, lines: list[str]) -> None:
 
 
 def run_workers(
-    host: str, port: int, workers: int, argv: Sequence[str], *, stages_csv: str | None = None
+    host: str,
+    port: int,
+    workers: int,
+    argv: Sequence[str],
+    stop: threading.Event,
+    *,
+    stages_csv: str | None = None,
 ) -> int:
-    """Bind ``host:port``, start ``workers`` serve processes on it, wait until told to stop.
+    """Bind ``host:port``, start ``workers`` serve processes on it, wait until ``stop`` is
+    set (``cqrs-lab serve`` sets it on SIGTERM/SIGINT).
 
     ``argv`` is the ``serve`` command line (from ``serve`` on). Returns the exit status: 0
-    after SIGTERM/SIGINT, 1 when every worker died on its own, 3 when one did not start.
+    once stopped, 1 when every worker died on its own, 3 when one did not start.
     ``stages_csv``: the workers' ``--stages-csv`` samples are merged there once they exit.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -111,12 +117,6 @@ def run_workers(
     procs: list[subprocess.Popen[str]] = []
     readies: list[threading.Event] = []
     lines: list[str] = []
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         for _ in range(workers):
             proc = subprocess.Popen(cmd, pass_fds=(fd,), env=env, stdout=subprocess.PIPE, text=True)
@@ -156,8 +156,6 @@ def run_workers(
         if stages_csv:
             _stop(procs)
             merge_stages(stages_csv, [p.pid for p in procs])
-        for s, handler in old.items():
-            signal.signal(s, handler)
         sock.close()
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "pool",
     "primary_view",
     "quantiles",
+    "scenario_head",
     "window",
 ]
 
@@ -177,9 +178,6 @@ class Calibration:
         """A scenario file for load ``rate`` (commands/s) over ``duration`` seconds; the
         service samples inline, or in ``samples_file`` (a CSV beside the scenario, written
         by :meth:`write`)."""
-        mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
-        workload = domain_workload(load_domain(self.domain))
-        params = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(self.params).items())
         if samples_file is None:
             samples = ", ".join(f"{s:.7g}" for s in self.service_samples(rate))
             service = f"samples = [{samples}]"
@@ -200,20 +198,26 @@ class Calibration:
             f"# unloaded command latency p50 {np.median(self.base_latency_s) * 1e3:.3f} ms"
             f" (added to the simulated wait).\n\n"
             f"# Lag compared: view {self.view!r}.\n\n"
-            f'[scenario]\nname = "twin"\ndomain = {json.dumps(self.domain)}\n'
-            f"duration = {float(duration)!r}\nseed = {seed}\n"
-            f"bucket = {min(1.0, float(duration))!r}\n\n"
-            f"[workload]\n{workload.population} = {self.keys}\n{params}"
-            f'keys = "zipf"\nzipf_s = {self.zipf_s!r}\n\n'
-            f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
-            f"[workload.mix]\n{mix}\n\n"
-            f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
+            + scenario_head(
+                self.domain, self.params, self.keys, self.zipf_s, self.mix, rate, duration, seed
+            )
+            + f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
             f'admission = "reject"\nservice = {{ dist = "empirical", {service} }}\n\n'
             + "\n".join(projections)
         )
 
     def scenario(self, rate: float, duration: float, seed: int = 1) -> Scenario:
         return parse_scenario(self.toml(rate, duration, seed), source="<twin>")
+
+    def describe(self) -> str:
+        """One line: what was calibrated, in ms and commands/s."""
+        return (
+            f"calibrated from {self.source}: command service mean {self.command_mean * 1e3:.3f}"
+            f" ms at {self.anchor_rate or float('nan'):.0f} commands/s (the server's CPU per "
+            f"command; busy CPU ~ rate ** {self.cpu_exponent:.2f}, unloaded latency ~ rate ** "
+            f"{self.latency_exponent:.2f}; capacity {self.capacity:.0f} commands/s), "
+            f"unloaded latency p50 {np.median(self.base_latency_s) * 1e3:.2f} ms"
+        )
 
     def write(self, path: str | Path, rate: float, duration: float) -> Path:
         """Write the scenario file and, beside it, ``<name>-service.csv``: the command
@@ -227,6 +231,32 @@ class Calibration:
         p.write_text(self.toml(rate, duration, samples_file=csv_path.name), encoding="utf-8")
         load_scenario(p)
         return p
+
+
+def scenario_head(
+    domain: str,
+    params: dict[str, Any],
+    keys: int,
+    zipf_s: float,
+    mix: dict[str, float],
+    rate: float,
+    duration: float,
+    seed: int,
+) -> str:
+    """A twin scenario's ``[scenario]``, ``[workload]``, ``[workload.arrivals]`` (Poisson at
+    ``rate`` commands/s) and ``[workload.mix]`` tables, for the domain the run served."""
+    workload = domain_workload(load_domain(domain))
+    values = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(params).items())
+    kinds = "\n".join(f"{k} = {v!r}" for k, v in sorted(mix.items()) if v > 0)
+    return (
+        f'[scenario]\nname = "twin"\ndomain = {json.dumps(domain)}\n'
+        f"duration = {float(duration)!r}\nseed = {seed}\n"
+        f"bucket = {min(1.0, float(duration))!r}\n\n"
+        f"[workload]\n{workload.population} = {keys}\n{values}"
+        f'keys = "zipf"\nzipf_s = {zipf_s!r}\n\n'
+        f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
+        f"[workload.mix]\n{kinds}\n\n"
+    )
 
 
 def window(result: LoadResult, warmup: float, cooldown: float = 1.0) -> tuple[float, float]:

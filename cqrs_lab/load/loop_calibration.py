@@ -68,11 +68,16 @@ def _gaps(stages: pd.DataFrame) -> pd.DataFrame:
     return st.assign(gap=np.maximum(st["start"].to_numpy(dtype=float) - prev, 0.0))
 
 
-def _engine(st: pd.DataFrame, stage: str, max_samples: int) -> np.ndarray:
-    """A stage's warm samples, as quantiles (all of them when under 20 are warm)."""
+def _calls(st: pd.DataFrame, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stage's seconds, the gap before each, and the warm ones among them."""
     g = st[st["stage"] == stage]
     secs, gaps = g["seconds"].to_numpy(dtype=float), g["gap"].to_numpy(dtype=float)
-    warm = secs[gaps <= WARM_GAP]
+    return secs, gaps, secs[gaps <= WARM_GAP]
+
+
+def _engine(st: pd.DataFrame, stage: str, max_samples: int) -> np.ndarray:
+    """A stage's warm samples, as quantiles (all of them when under 20 are warm)."""
+    secs, _, warm = _calls(st, stage)
     if len(warm) < 20:
         warm = secs
     if not len(warm):
@@ -143,9 +148,7 @@ def _cold(st: pd.DataFrame) -> tuple[float, float]:
     median) against the gap before them."""
     gaps, ratios = [], []
     for stage in ("command", "query"):
-        g = st[st["stage"] == stage]
-        secs, gap = g["seconds"].to_numpy(dtype=float), g["gap"].to_numpy(dtype=float)
-        warm = secs[gap <= WARM_GAP]
+        secs, gap, warm = _calls(st, stage)
         if len(warm) >= 20:
             gaps.append(gap)
             ratios.append(secs / float(np.median(warm)))

@@ -37,10 +37,7 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import (
-    domain_workload,
-    primary_view,
-)
+from cqrs_lab.load.calibration import primary_view, scenario_head
 from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
@@ -112,9 +109,6 @@ class LoopCalibration:
 
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
-        workload = domain_workload(load_domain(self.domain))
-        params = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(self.params).items())
-        mix = "\n".join(f"{k} = {v!r}" for k, v in sorted(self.mix.items()) if v > 0)
 
         def empirical(values: Sequence[float]) -> str:
             return (
@@ -136,14 +130,10 @@ class LoopCalibration:
         return (
             f"# The served process as one event loop, calibrated by cqrs-lab twin from\n"
             f"# {self.source or 'a load test'}.\n\n"
-            f'[scenario]\nname = "twin"\ndomain = {json.dumps(self.domain)}\n'
-            f"duration = {float(duration)!r}\nseed = {seed}\n"
-            f"bucket = {min(1.0, float(duration))!r}\n\n"
-            f"[workload]\n{workload.population} = {self.keys}\n{params}"
-            f'keys = "zipf"\nzipf_s = {self.zipf_s!r}\n\n'
-            f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
-            f"[workload.mix]\n{mix}\n\n"
-            f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
+            + scenario_head(
+                self.domain, self.params, self.keys, self.zipf_s, self.mix, rate, duration, seed
+            )
+            + f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
             f'admission = "reject"\nservice = {empirical(self.command_s)}\n\n'
             f"[server]\nrequest = {self.request_s:.7g}\nbatch_limit = {self.batch_limit}\n"
             f"batch = {self.batch_s:.7g}\ncold = {self.cold:.6g}\n"

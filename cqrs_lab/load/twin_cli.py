@@ -5,7 +5,6 @@ knee and judge the twin up to it (:mod:`cqrs_lab.load.knee_validation`).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,16 +72,7 @@ def _twin(args: argparse.Namespace) -> int:
     table.to_csv(out / "twin.csv", index=False)
     top = float(table["sent_commands_per_s"].max())
     scenario = cal.write(out / "twin-scenario.toml", rate=top, duration=30.0)
-    if isinstance(cal, twin.Calibration):
-        print(
-            f"calibrated from {cal.source}: command service mean {cal.command_mean * 1e3:.3f}"
-            f" ms at {cal.anchor_rate or float('nan'):.0f} commands/s (the server's CPU per "
-            f"command; busy CPU ~ rate ** {cal.cpu_exponent:.2f}, unloaded latency ~ rate ** "
-            f"{cal.latency_exponent:.2f}; capacity {cal.capacity:.0f} commands/s), "
-            f"unloaded latency p50 {statistics.median(cal.base_latency_s) * 1e3:.2f} ms"
-        )
-    else:
-        print(cal.describe())
+    print(cal.describe())
     print(format_table(table))
     counts = table["verdict"].value_counts()
     bound = sorted(set(table[table["regime"] == "generator-bound"]["run"]))

@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    # this command's own process (an entry point): its handlers, restored when it returns
+    # this command's own process (an entry point): its logging, and its signal handlers,
+    # restored when it returns
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return _parent(args, stop) if args.workers > 1 else _work(args, stop)
@@ -58,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
 def _work(args: argparse.Namespace, stop: threading.Event) -> int:
     from cqrs_lab.stores.postgres_project import open_worker
 
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     worker = open_worker(
         args.store,
         args.domain,
