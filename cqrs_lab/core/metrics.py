@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["DEFAULT_SECONDS_BUCKETS", "Counter", "Histogram", "Metrics"]
+__all__ = ["DEFAULT_SECONDS_BUCKETS", "Counter", "Histogram", "Metrics", "MetricsMark"]
 
 #: log-spaced upper bounds from 10 microseconds to about 2 minutes
 DEFAULT_SECONDS_BUCKETS: tuple[float, ...] = tuple(
@@ -81,8 +81,26 @@ class Histogram:
         return self.sum / self.count if self.count else math.nan
 
 
+#: what :meth:`Metrics.mark` saved: each counter's value and each histogram's state
+MetricsMark = tuple[dict[Counter, int], dict[Histogram, tuple[list[int], int, float, float, float]]]
+
+
 class Metrics:
-    """A registry of named counters and histograms, keyed by name and a label tuple."""
+    """A registry of named counters and histograms, keyed by name and a label tuple.
+
+    :meth:`mark` and :meth:`rewind` undo what work that was rolled back counted (a driver
+    that runs commands again after their transaction was rolled back must not count them
+    twice):
+
+    >>> m = Metrics()
+    >>> accepted = m.counter("commands_total", outcome="accepted")
+    >>> accepted.inc()
+    >>> saved = m.mark()
+    >>> accepted.inc(); m.histogram("latency").observe(0.5)
+    >>> m.rewind(saved)
+    >>> accepted.value, m.histogram("latency").count
+    (1, 0)
+    """
 
     def __init__(self) -> None:
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], Counter] = {}
@@ -103,6 +121,25 @@ class Metrics:
         if found is None:
             found = self.histograms[key] = Histogram(bounds)
         return found
+
+    def mark(self) -> MetricsMark:
+        """Every counter's and histogram's state now (for :meth:`rewind`)."""
+        counters = {c: c.value for c in self.counters.values()}
+        histograms = {
+            h: (list(h.counts), h.count, h.sum, h.min, h.max) for h in self.histograms.values()
+        }
+        return counters, histograms
+
+    def rewind(self, mark: MetricsMark) -> None:
+        """Put every counter and histogram back to ``mark`` (those made since, to zero)."""
+        counters, histograms = mark
+        for c in self.counters.values():
+            c.value = counters.get(c, 0)
+        for h in self.histograms.values():
+            counts, h.count, h.sum, h.min, h.max = histograms.get(
+                h, ([0] * len(h.counts), 0, 0.0, math.inf, -math.inf)
+            )
+            h.counts = list(counts)
 
     def snapshot(self) -> dict[str, float]:
         """Flat ``name{label=value}`` -> number view (counters; histogram count/sum/p50/p99)."""

@@ -181,6 +181,7 @@ class Driver:
             t0 = time.perf_counter() if self.stages is not None else 0.0
             items = [queue.popleft() for _ in range(min(limit, len(queue)))]
             speculative = self.group_commit is not None and len(items) > 1
+            counted = self.engine.metrics.mark() if speculative else None
             try:
                 if speculative:
                     assert self.group_commit is not None
@@ -188,7 +189,9 @@ class Driver:
                 else:
                     done = self._run(items, self.group())
             except Exception as exc:
-                if speculative and isinstance(exc, ConcurrencyError):
+                if counted is not None and isinstance(exc, ConcurrencyError):
+                    # rolled back: what the commands counted did not happen; they run again
+                    self.engine.metrics.rewind(counted)
                     done = self._one_by_one(items, exc)
                 else:  # the commit failed: nothing in the batch is acknowledged
                     log.exception("commit failed")

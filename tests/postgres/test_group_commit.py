@@ -137,6 +137,61 @@ def test_the_driver_answers_the_command_that_lost_the_race_and_commits_the_other
     ]  # fmt: skip
 
 
+def test_a_group_run_again_one_by_one_counts_each_command_once(pg_dsn: str, pg_schema: str) -> None:
+    """The rolled-back group's commands ran once before their rerun: the engine's outcome
+    counters and latency histogram count each command once, as what was committed."""
+    from cqrs_lab.core import install
+    from cqrs_lab.domains import bank
+
+    stores = []
+    engines = []
+    for prefix in ("a", "b"):
+        registry = EventRegistry()
+        store = PostgresEventStore(
+            pg_dsn, ManualClock(), SequentialIds(prefix), registry, schema=pg_schema
+        )
+        engine = Engine(clock=ManualClock(), ids=SequentialIds(prefix), store=store,
+                        registry=registry)  # fmt: skip
+        install(engine, bank.domain, views=[])
+        stores.append(store)
+        engines.append(engine)
+    a, b = engines
+    try:
+        for account in ("x", "y", "z"):
+            a.dispatch(bank.OpenAccount(account, account, 100))
+        config = ServerConfig(domain="cqrs_lab.domains.bank")
+        driver = Driver(a, config, group=stores[0].batch, group_commit=stores[0].group_commit)
+        accepted = a.metrics.counter("commands_total", outcome="accepted")
+        latency = a.metrics.histogram("command_latency_seconds")
+        before = accepted.value, latency.count
+        race = [True]
+
+        def deposit(account: str) -> Callable[[], int]:
+            def run() -> int:
+                version = a.dispatch(bank.Deposit(account, 1)).stream_version
+                if account == "y" and race:  # another process moves "y" before a commits
+                    race.pop()
+                    b.dispatch(bank.Deposit("y", 5))
+                return version
+
+            return run
+
+        async def three() -> list[object]:
+            await driver.start()  # its tasks run at the next await: the three form one group
+            futs = [driver.submit(deposit(s)) for s in ("x", "y", "z")]
+            out = await asyncio.gather(*futs, return_exceptions=True)
+            await driver.stop()
+            return out
+
+        assert asyncio.run(three()) == [2, 3, 2]  # "y" decided again on its current version
+        assert driver.regrouped == 1
+        assert (accepted.value, latency.count) == (before[0] + 3, before[1] + 3)
+        assert a.metrics.counter("commands_total", outcome="conflict").value == 0
+    finally:
+        for store in stores:
+            store.close()
+
+
 def _group_writer(dsn: str, schema: str, writer: int, events: int) -> None:
     """Group commits of 1-4 appends of 1-4 events to the writer's own streams, pausing at
     random between taking positions and sending the rows (the window a skip needs)."""
