@@ -19,12 +19,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from cqrs_lab.core.aggregate import collect_handlers
 from cqrs_lab.core.messages import Command, Envelope, Event
+from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.readmodel import Table
 from cqrs_lab.core.tracking import InMemoryTracking
 from cqrs_lab.errors import ConfigError, UnknownQuery
@@ -170,23 +171,53 @@ class Saga(Projection):
     event at or below it is delivered, :meth:`send` sends nothing and returns ``None``: the
     step was taken then and its effects are in the log, where their delivery moves the saga
     on, as a replayed record would have.
+
+    When the events were handled up to different positions in different partitions (by
+    partitioned workers elsewhere), :meth:`replay_floors` adds one bound per partition: an
+    event is then replayed without sending while its position is at or below
+    ``replay_until`` or its partition's floor.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._dispatch: Dispatch | None = None
         self.replay_until = 0
-        self._delivering = 0  # the position of the event being handled
+        self._envelope: Envelope | None = None  # the event being handled
+        self._floors: tuple[int, ...] = ()  # per partition (see replay_floors)
+        self._floor_top = 0  # the highest of them: above it no partition is computed
         self.handlers = {t: self._noting_position(fn) for t, fn in self.handlers.items()}
 
     def _noting_position(
         self, fn: Callable[[Any, Envelope], None]
     ) -> Callable[[Any, Envelope], None]:
         def handle(event: Any, env: Envelope) -> None:
-            self._delivering = env.position
+            self._envelope = env
             fn(event, env)
 
         return handle
+
+    def replay_floors(self, floors: Sequence[int]) -> None:
+        """Send nothing for an event at or below its partition's floor: ``floors[p]`` for
+        partition ``p = partition_of(correlation_id or stream_id, len(floors))`` (how
+        ``cqrs-lab project`` splits a saga's events). ``()`` removes them.
+
+        >>> saga = Saga()
+        >>> saga.replay_floors([4, 9])  # partition 0 handled up to 4, partition 1 up to 9
+        >>> partition_of("d", 2), partition_of("a", 2)
+        (0, 1)
+        >>> saga.floor_of("d"), saga.floor_of("a"), Saga().floor_of("a")
+        (4, 9, 0)
+        """
+        for floor in floors:
+            if type(floor) is not int or floor < 0:
+                raise ConfigError(f"replay_floors: {floor!r} is no position; pass ints >= 0")
+        self._floors = tuple(floors)
+        self._floor_top = max(self._floors, default=0)
+
+    def floor_of(self, key: str) -> int:
+        """The floor of the partition of ``key`` (a correlation or stream id); 0 if none."""
+        floors = self._floors
+        return floors[partition_of(key, len(floors))] if floors else 0
 
     def bind(self, dispatch: Dispatch) -> None:
         """Give the saga the command bus's ``dispatch`` (done by ``Engine.subscribe``)."""
@@ -196,6 +227,8 @@ class Saga(Projection):
         twin = super().fresh()
         if isinstance(twin, Saga) and self._dispatch is not None:
             twin.bind(self._dispatch)
+        if isinstance(twin, Saga):  # a shadow rebuild keeps the bounds of the live copy
+            twin.replay_floors(self._floors)
         return twin
 
     def open_instances(self) -> int:
@@ -205,8 +238,16 @@ class Saga(Projection):
     def send(self, command: Command, cause: Cause, step: str) -> Any:
         """Dispatch ``command`` as ``step`` of the instance ``cause`` moved on (``None``, and
         nothing sent, while replaying an event handled before: see ``replay_until``)."""
-        if 0 < self._delivering <= self.replay_until:
-            return None
+        env = self._envelope
+        if env is not None and env.position > 0:
+            position = env.position
+            if position <= self.replay_until:
+                return None
+            # the partition is computed only at or below the highest floor
+            if position <= self._floor_top and position <= self.floor_of(
+                env.correlation_id or env.stream_id
+            ):
+                return None
         if self._dispatch is None:
             raise ConfigError(
                 f"saga {self.name!r} has no command bus: subscribe it with Engine.subscribe "

@@ -23,17 +23,19 @@ batch of a slot is ONE transaction (``store.batch()``): the commands the saga se
 events and idempotency records) and the tracking record commit together, or nothing does.
 The tracking row is locked and compared with the record the worker started from first
 (a fence: a worker that lost its slot unawares can never commit over the new owner). When
-a worker takes a slot, it rebuilds the saga's state by replaying the slot's events from
-the start with the saga's ``replay_until`` at the checkpoint (it sends nothing for them:
-their steps are in the log); a batch that fails (a conflict with a serve worker, a
-deadlock) is rolled back in PostgreSQL and its changes to the saga's tables undone, and is
+a worker takes a slot, it first raises the slot's tracking row to the saga's row in
+``checkpoints`` if that is higher (where a server that ran the saga itself had handled
+every partition: see :mod:`cqrs_lab.stores.postgres_serve`), then rebuilds the saga's
+state from the slot's snapshot (:mod:`~cqrs_lab.stores.postgres_slot_snapshots`, taken
+every ``snapshot_every`` positions in a live batch's transaction) or from the start,
+replaying the slot's events with the saga's ``replay_until`` at the checkpoint (it sends
+nothing for them: their steps are in the log); a batch that fails (a conflict with a serve
+worker, a deadlock) is rolled back in PostgreSQL and its changes to the saga's tables undone, and is
 tried again. With ``record_applications`` each live application (an event the saga handles,
 past the checkpoint) is also written, in the same transaction, to table ``project_applied``
 (for drills counting duplicates: ``tests/postgres/test_many_processes.py``).
 
-A partition's events are read by the worker from the whole log (filtered in the worker), and
-a slot taken over replays the log from the start: fine for the lab's logs, a cost that grows
-with the log (a per-partition index or saga snapshots would bound it).
+A partition's events are read by the worker from the whole log (filtered in the worker).
 """
 
 from __future__ import annotations
@@ -64,7 +66,12 @@ from cqrs_lab.core.idempotency import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEM
 from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
 from cqrs_lab.errors import ConfigError, LostSlot
-from cqrs_lab.stores.postgres_records import PostgresIdempotencyStore, PostgresTracking
+from cqrs_lab.stores.postgres_records import (
+    PostgresCheckpoints,
+    PostgresIdempotencyStore,
+    PostgresTracking,
+)
+from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY, SlotSnapshots
 from cqrs_lab.stores.postgres_store import PostgresEventStore
 
 __all__ = ["PASSIVE", "ProjectWorker", "Slot", "lock_key", "passive_sagas", "saga_names"]
@@ -75,12 +82,13 @@ log = logging.getLogger("cqrs_lab.project")
 PASSIVE = 2**62
 
 
-def passive_sagas(engine: Engine, checkpoints: Any = None) -> list[str]:
+def passive_sagas(engine: Engine, checkpoints: PostgresCheckpoints | None = None) -> list[str]:
     """Make every saga on ``engine`` a read-only replica: it follows the log (its state and
     queries stay current) and sends nothing. Returns their names.
 
-    ``checkpoints`` (the server's): its replay floors are dropped, so the passive bound is
-    never saved as a position.
+    ``checkpoints`` (the server's) never saves their positions from now on: the saga's row
+    keeps what the last server that ran it had handled (the project workers start from it),
+    not how far a replica that sent nothing has read.
     """
     names = []
     for name in engine.positions():
@@ -90,6 +98,7 @@ def passive_sagas(engine: Engine, checkpoints: Any = None) -> list[str]:
             names.append(name)
     if checkpoints is not None:
         checkpoints.floors = None
+        checkpoints.passive = frozenset(names)
     return names
 
 
@@ -128,6 +137,7 @@ class Slot:
     progress: Progress  # the committed tracking record
     fetched: int = 0  # every event up to here was handed to the saga (replayed or live)
     applied: int = 0  # live applications committed
+    snapshot_at: int = 0  # the position of the slot's latest snapshot (0: none)
 
     @property
     def key(self) -> str:
@@ -151,6 +161,7 @@ class ProjectWorker:
     idle_poll: float = 0.05
     record_applications: bool = False
     schema: str = "public"
+    snapshot_every: int = DEFAULT_SLOT_SNAPSHOT_EVERY
     slots: dict[tuple[str, int], Slot] = field(default_factory=dict)
     failures: int = 0  # batches rolled back in a row (backs off)
 
@@ -178,6 +189,7 @@ class ProjectWorker:
             max_keys=DEFAULT_IDEMPOTENCY_MAX_KEYS,
         )
         self.tracking = PostgresTracking(store)
+        self.snapshots = SlotSnapshots(store, self.partitions, self.snapshot_every)
         for view in self.views:  # a slot means one thing to every worker: one partition count
             key = f"project.partitions.{view}"
             store.execute(
@@ -245,10 +257,16 @@ class ProjectWorker:
         return taken
 
     def _acquire(self, view: str, p: int) -> None:
+        # the row the fence locks exists from now on, at least where a server that ran the
+        # saga itself had handled every partition (its row in checkpoints; a passive server
+        # never moves it): events up to there had their steps sent
+        served = self.store.query("SELECT position FROM checkpoints WHERE name = %s", (view,))
         self.store.execute(
-            "INSERT INTO tracking VALUES (%s, 0, '[]') ON CONFLICT (key) DO NOTHING",
-            (f"project:{view}/{p}".encode(),),
-        )  # the row the fence locks exists from now on
+            "INSERT INTO tracking VALUES (%s, %s, '[]') ON CONFLICT (key) DO UPDATE SET "
+            "watermark = excluded.watermark, above = '[]' "
+            "WHERE tracking.watermark < excluded.watermark",
+            (f"project:{view}/{p}".encode(), int(served[0][0]) if served else 0),
+        )  # (a slot's record never has positions above its watermark: it commits batches)
         slot = Slot(view, p, self._fresh_saga(view), Progress())
         self._reset(slot)
         self.slots[(view, p)] = slot
@@ -261,11 +279,14 @@ class ProjectWorker:
         return saga
 
     def _reset(self, slot: Slot) -> None:
-        """Start the slot again from its checkpoint: state replayed from the log."""
-        slot.saga = self._fresh_saga(slot.view)
+        """Start the slot again from its checkpoint: state restored from its snapshot (or
+        none) and replayed from the log after it."""
+        slot.saga = saga = self._fresh_saga(slot.view)
         slot.progress = self.tracking.load(slot.key)
-        slot.saga.replay_until = slot.progress.watermark  # sends nothing up to there
-        slot.fetched = 0
+        saga.replay_until = slot.progress.watermark  # sends nothing up to there
+        slot.fetched = slot.snapshot_at = self.snapshots.restore(
+            slot.key, saga, slot.progress.watermark
+        )
 
     def release(self, slot_id: tuple[str, int]) -> None:
         view, p = slot_id
@@ -312,6 +333,7 @@ class ProjectWorker:
         for table in saga.tables:
             table._undo = undo
         store, record = self.store, Progress(last)
+        snapshot = False
         try:
             with store.batch():
                 rows = store.query(
@@ -327,6 +349,10 @@ class ProjectWorker:
                         (slot.view, slot.partition, live, self.name),
                     )
                 self.tracking.commit(slot.key, record)
+                # the state is the effect of the slot's events up to `last` exactly
+                snapshot = self.snapshots.due(slot.snapshot_at, last)
+                if snapshot:
+                    self.snapshots.save(slot.key, saga, last)
         except LostSlot as lost:
             log.warning("worker %s lost %s", self.name, lost)
             self.release((slot.view, slot.partition))
@@ -343,6 +369,8 @@ class ProjectWorker:
                 table._undo = None
         self.failures = 0
         slot.progress, slot.fetched = record, last
+        if snapshot:
+            slot.snapshot_at = last
         slot.applied += len(live)
         return len(live)
 

@@ -178,7 +178,12 @@ class PostgresResponseRecords:
 
 class PostgresCheckpoints:
     """Each projection's position and the dead letters parked, per boot of the store (the
-    twin of :class:`~cqrs_lab.stores.durable_records.SqliteCheckpoints`, same options)."""
+    twin of :class:`~cqrs_lab.stores.durable_records.SqliteCheckpoints`, same options).
+
+    ``passive`` names projections whose position this process never saves: the sagas a
+    server only follows while ``cqrs-lab project`` workers run them (their row keeps what
+    the last server that ran them had handled; see :mod:`cqrs_lab.stores.postgres_serve`).
+    """
 
     def __init__(
         self,
@@ -191,6 +196,8 @@ class PostgresCheckpoints:
         self.on_save = on_save
         #: projection -> a position it is known to have handled the log up to before
         self.floors = floors
+        #: projections whose row this process never moves
+        self.passive: frozenset[str] = frozenset()
         self._saved: dict[str, int] = {}
         self._letters: set[str] = set()
         self._previous = {n: int(p) for n, p, _ in store.query("SELECT * FROM checkpoints")}
@@ -203,6 +210,8 @@ class PostgresCheckpoints:
         boot = self.store.boot
         floors = self.floors() if self.floors is not None else {}
         for name, pos in positions.items():
+            if name in self.passive:
+                continue
             pos = max(pos, floors.get(name, 0))
             if self._saved.get(name) != pos:
                 self.store.execute(

@@ -5,6 +5,18 @@ checkpoints and dead letters live in PostgreSQL (read models stay in memory and 
 log at start-up; read-model snapshots are kept by the SQLite store only). The HTTP layer
 calls :func:`build_postgres_engine` and wraps the result (tests/postgres/test_serve_postgres.py
 runs it against a real server).
+
+**Sagas across mode switches.** A saga runs either here (one server, ``--sagas internal``:
+its progress is its row in ``checkpoints``) or in ``cqrs-lab project`` workers (its
+progress is one tracking row ``project:VIEW/P`` per partition), and a deployment may switch
+back and forth. Each step must be sent once, whichever side handled its trigger: a server
+whose sagas are passive never moves their ``checkpoints`` row
+(:func:`~cqrs_lab.stores.postgres_project.passive_sagas`); a project slot starts at the
+higher of its tracking row and that row; and a server running the sagas replays each event
+without sending when it is at or below the higher of its ``checkpoints`` row and the
+tracking row of the event's partition (:meth:`Saga.replay_floors
+<cqrs_lab.core.Saga.replay_floors>`, :func:`project_floors`), as the workers progressed
+unevenly per partition.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from cqrs_lab.stores.postgres_records import (
 )
 from cqrs_lab.stores.postgres_store import PostgresEventStore
 
-__all__ = ["PostgresServed", "build_postgres_engine"]
+__all__ = ["PostgresServed", "build_postgres_engine", "project_floors"]
 
 
 @dataclass
@@ -70,4 +82,21 @@ def build_postgres_engine(
     for name, position in checkpoints.previous().items():
         if name in sagas:  # a replaying saga sends nothing again up to where it had got
             sagas[name].replay_until = position
+    for name, saga in sagas.items():  # nor for what the project workers had handled
+        saga.replay_floors(project_floors(store, name))
     return PostgresServed(engine, installed, store, checkpoints, responses)
+
+
+def project_floors(store: PostgresEventStore, view: str) -> list[int]:
+    """How far ``cqrs-lab project`` workers handled saga ``view`` in each of its partitions
+    (the watermarks of its tracking rows; ``[]`` when no worker ever ran it)."""
+    rows = store.query("SELECT value FROM meta WHERE key = %s", (f"project.partitions.{view}",))
+    if not rows:
+        return []
+    keys = {f"project:{view}/{p}".encode(): p for p in range(int(rows[0][0]))}
+    floors = [0] * len(keys)
+    for key, watermark in store.query(
+        "SELECT key, watermark FROM tracking WHERE key = ANY(%s)", (list(keys),)
+    ):
+        floors[keys[bytes(key)]] = int(watermark)
+    return floors

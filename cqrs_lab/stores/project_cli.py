@@ -9,8 +9,8 @@ forwards SIGTERM/SIGINT to them (it restarts none).
 >>> import argparse
 >>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
 >>> args = parser.parse_args(["project", "--store", "postgresql://h/db", "--workers", "2"])
->>> args.workers, args.partitions, args.projection
-(2, 8, None)
+>>> args.workers, args.partitions, args.projection, args.snapshot_every
+(2, 8, None, 20000)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY
 from cqrs_lab.stores.store_urls import is_postgres, shown_store
 
 __all__ = ["register", "run"]
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: pass a whole number >= 1")
+    if args.snapshot_every < 1:
+        raise ConfigError(
+            f"--snapshot-every {args.snapshot_every}: pass a whole number of positions >= 1"
+        )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -67,6 +72,7 @@ def _work(args: argparse.Namespace, stop: threading.Event) -> int:
         partitions=args.partitions,
         batch_size=args.batch_size,
         record_applications=args.record_applications,
+        snapshot_every=args.snapshot_every,
     )
     try:
         print(
@@ -146,6 +152,14 @@ def register(sub: Any) -> None:
         default=64,
         metavar="EVENTS",
         help="events read per batch; a partition's batch is one transaction (default: %(default)s)",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=DEFAULT_SLOT_SNAPSHOT_EVERY,
+        metavar="POSITIONS",
+        help="snapshot each partition's saga state every this many positions, so a worker "
+        "taking a partition over replays only what follows it (default: %(default)s)",
     )
     p.add_argument(
         "--record-applications",

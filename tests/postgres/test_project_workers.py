@@ -101,7 +101,7 @@ def test_a_worker_that_lost_its_slot_cannot_commit_over_the_new_owner(
 
 
 def test_a_failed_batch_is_rolled_back_and_tried_again(pg_dsn: str, schema: str) -> None:
-    w = _worker(pg_dsn, schema, partitions=1)
+    w = _worker(pg_dsn, schema, partitions=1, snapshot_every=1)  # a snapshot every batch
     try:
         w.rebalance()
         for account, opening in (("a", 100), ("b", 0)):
@@ -123,6 +123,8 @@ def test_a_failed_batch_is_rolled_back_and_tried_again(pg_dsn: str, schema: str)
         assert w.step() == 0 and w.failures == 1
         assert _withdrawals(w, "t1") == 0  # the debit went with the rolled-back batch
         assert slot.progress.watermark == 0 and not slot.saga.transfers.to_dict()  # undone
+        snapshots = "SELECT position FROM project_snapshots"
+        assert w.store.query(snapshots) == [] and slot.snapshot_at == 0  # its snapshot too
         other = _worker(pg_dsn, schema, partitions=1)  # another process deposits to a:
         try:  # the stream is back at the version the rolled-back debit had
             other.engine.dispatch(bank.Deposit("a", 5))
@@ -134,5 +136,6 @@ def test_a_failed_batch_is_rolled_back_and_tried_again(pg_dsn: str, schema: str)
             w.step()
         assert _withdrawals(w, "t1") == 1
         assert slot.saga.view("t1")["status"] == "completed"  # type: ignore[index]
+        assert w.store.query(snapshots) == [(slot.progress.watermark,)] == [(slot.snapshot_at,)]
     finally:
         w.close()
