@@ -16,9 +16,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cqrs-lab simulate --out results/demo
 
+# Tests that only compute (the engine, checks, property searches, the simulation) run on
+# two processes; the tests of real parts (servers, Locust, PostgreSQL, notebooks, the wheel)
+# then run alone, as their timings and CPU limits assume a machine they do not share.
+COMPUTE_TESTS := tests/core tests/checks tests/contract tests/domains tests/properties \
+  tests/sim tests/sim_oracles tests/test_doctests.py tests/test_display.py \
+  tests/test_cli_errors.py tests/test_testing_extra.py
+REAL_TESTS := $(filter-out $(COMPUTE_TESTS) tests/__pycache__,\
+  $(patsubst %/,%,$(wildcard tests/*/)) $(wildcard tests/test_*.py))
+
 # lint and types first (ruff, ruff format, mypy): CI (.ci/run) runs this target
 test: lint postgresql-server
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 $(COMPUTE_TESTS)
+	$(BIN)/python -m pytest -q $(REAL_TESTS)
 
 # The PostgreSQL tests start a throwaway cluster with the server binaries (initdb, pg_ctl):
 # install Debian's package when they are missing; if that fails, those tests say what to install.
