@@ -33,9 +33,11 @@ def sid(idx: int) -> str:
     return f"account-{idx}"
 
 
-def open_store(dsn: str, prefix: str, *, reader: Reader = "safe") -> PostgresEventStore:
+def open_store(
+    dsn: str, prefix: str, *, reader: Reader = "safe", pool_size: int = 1
+) -> PostgresEventStore:
     return PostgresEventStore(
-        dsn, CLOCK, SequentialIds(prefix), REGISTRY, reader=reader, pool_size=1
+        dsn, CLOCK, SequentialIds(prefix), REGISTRY, reader=reader, pool_size=pool_size
     )
 
 
@@ -160,17 +162,17 @@ def bulk_log(dsn: str, cmds: list[Command]) -> None:
 
 
 def catch_up(dsn: str, page: int = 1000) -> tuple[float, int, dict[str, int]]:
-    """Read the whole log in order through the safe reader, folding {account: balance}:
-    (seconds, events, balances)."""
-    store = open_store(dsn, "c")
+    """Read the whole log in order through the safe reader's catch-up iterator
+    (``read_all_pages``: the next page's query runs while this one is folded), folding
+    {account: balance}: (seconds, events, balances)."""
+    store = open_store(dsn, "c", pool_size=2)  # the iterator's connection and a spare
     balances: dict[str, int] = {}
-    events = after = 0
+    events = 0
     try:
         start = time.perf_counter()
-        while envs := store.read_all(after, page):
+        for envs in store.read_all_pages(0, page):
             fold([env.payload for env in envs], balances)
             events += len(envs)
-            after = envs[-1].position
         return time.perf_counter() - start, events, balances
     finally:
         store.close()
@@ -196,19 +198,18 @@ def catch_up_into_table(dsn: str, table: str, page: int = 1000) -> tuple[float, 
     """Catch up from position 0 into a PostgreSQL table {account: balance}, effectively-once:
     per page, the table's changes and the tracking record in one transaction (the lab's
     ``PostgresTracking``). (seconds, events)."""
-    store = open_store(dsn, "v")
+    store = open_store(dsn, "v", pool_size=2)  # the reading connection and the writing one
     tracking = PostgresTracking(store)
     store.execute(f"CREATE TABLE {table} (account text PRIMARY KEY, balance bigint NOT NULL)")
     upsert = UPSERT.format(table=table)
-    events = after = 0
+    events = 0
     try:
         start = time.perf_counter()
-        while envs := store.read_all(after, page):
+        for envs in store.read_all_pages(0, page):
             changes = deltas([env.payload for env in envs])
-            after = envs[-1].position
             with store.batch():
                 store.execute(upsert, (list(changes), list(changes.values())))
-                tracking.commit(table, Progress(after))
+                tracking.commit(table, Progress(envs[-1].position))
             events += len(envs)
         return time.perf_counter() - start, events
     finally:

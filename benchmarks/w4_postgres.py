@@ -17,11 +17,14 @@ server, alternating, medians of REPEATS runs. Figures, each beside its peer:
    ``"1:300:1,32:2000:1,32:4000:16"``, writers:commands:commands per transaction).
 2. catch-up, events/s: the whole W1 log (95,291 events; written untimed, each account's events
    in one append) read in order and folded into {account: balance}, checked against the
-   independent fold: the lab's safe reader (``read_all``, decoded events) against
-   ``select_notifications`` and the peer's event mapper; pages of 1,000 on both sides. Then
+   independent fold: the lab's safe reader through its catch-up iterator (``read_all_pages``:
+   decoded events, the next page's query running on the server while a page is folded)
+   against ``select_notifications`` and the peer's event mapper; pages of 1,000 on both
+   sides (queries of 1,000 rows: the iterator does not read ahead more than one page). Then
    the same into a PostgreSQL table, effectively-once: per page, the table's changes and the
    tracking record in one transaction (the lab's ``PostgresTracking``; the peer's
-   ``PostgresTrackingRecorder``, the tracking half of its ``ProcessRecorder``).
+   ``PostgresTrackingRecorder``, the tracking half of its ``ProcessRecorder``); each side
+   reads on one connection and writes on another.
 3. the safe reader's lag cost: 8 writer threads write while a safe and a naive follower (one
    connection each, polling every 2 ms when idle) tail the log; lag from each event's append
    to its reading, p50/p99 (s), and the events each follower never read (skipped).

@@ -19,9 +19,11 @@ deliberately flawed, selectable mode so the lab can show the skip and its checks
 
 The safe reader reads in position order, in one statement, asking per row whether its
 ``xmin`` is older than ``pg_snapshot_xmin(pg_current_snapshot())`` (the oldest transaction
-still running), and keeps the rows up to the first that is not. For a row it keeps, every
-transaction with a lower id has finished, so every lower position is either visible in the
-same snapshot or will never exist (rolled back): nothing below it can appear later.
+still running; a scalar subquery, so the server computes it once per statement from the
+statement's one snapshot, not once per row), and keeps the rows up to the first that is not.
+For a row it keeps, every transaction with a lower id has finished, so every lower position is
+either visible in the same snapshot or will never exist (rolled back): nothing below it can
+appear later.
 
 (The snapshot's ``xmax`` is no substitute for step 3: it is one past the newest *completed*
 transaction, and a transaction may hold an id above it. A first version that stored
@@ -51,6 +53,12 @@ savepoint and the transaction id). Group commit, 32 writer threads, 16 one-event
 per transaction (``python -m benchmarks w4_postgres``, medians of 3, load average 2.2-5 on 2
 shared cores): 14,490-14,984 commands/s against ``eventsourcing``'s 5,565-6,644 (2.3-2.6x),
 where two round trips and a savepoint per append gave 2,442 against 3,985 (0.61x).
+Catch-up of W4's 95,291 events (``PostgresEventStore.read_all_pages``, pages of 1,000, folded
+into balances), profiled with py-spy: decoding is 60% of the reader's time (``json.loads`` of
+the page 16%, the event constructors about 10%, the envelopes the rest), the garbage collector
+18% (two tracked objects per event, an envelope and its payload), fetching rows 16%; the server
+runs the next page meanwhile. Reading the horizon once per statement (not once per row) took
+the server's share of a whole-log read from 21-25 ms to 16-17 ms.
 
 **What it costs besides.** The horizon is cluster-wide: any long transaction (in any database
 of the server, including an idle-in-transaction session that has written) holds every safe
@@ -63,9 +71,14 @@ sequence never fills: read the log by ``position > after``, never by counting.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+import types
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal
+
+import psycopg
 
 from cqrs_lab.core import Envelope, Event, EventRegistry, RawEvent
 from cqrs_lab.errors import ConfigError
@@ -76,6 +89,9 @@ __all__ = [
     "Reader",
     "check_reader",
     "envelopes",
+    "payload_builder",
+    "pipelined_pages",
+    "read_rows",
     "read_sql",
     "safe_length",
     "safe_prefix",
@@ -89,6 +105,10 @@ COLUMNS = (
     "event_id, stream_id, stream_version, position, type_name, schema_version, data, "
     "correlation_id, causation_id, recorded_at, metadata"
 )
+
+
+#: the oldest transaction still running, as the reader's statement sees it
+_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::xid"
 
 
 def check_reader(reader: object) -> Reader:
@@ -112,9 +132,8 @@ def read_sql(reader: Reader, limited: bool) -> str:
     if reader == "naive":
         return f"SELECT {COLUMNS} FROM events WHERE position > %(after)s ORDER BY position{limit}"
     return (
-        f"SELECT {COLUMNS}, age(xmin) > age(pg_snapshot_xmin(pg_current_snapshot())::xid) "
-        f"FROM events "
-        f"WHERE position > %(after)s ORDER BY position{limit}"
+        f"SELECT {COLUMNS}, age(xmin) > age((SELECT {_HORIZON})) "
+        f"FROM events WHERE position > %(after)s ORDER BY position{limit}"
     )
 
 
@@ -140,6 +159,52 @@ _EMPTY: Mapping[str, Any] = {}
 _UNSEEN: Any = object()
 
 
+_BUILDERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {}
+
+
+def payload_builder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
+    """``cls(**data)``, the same object built with less work where that is safe: for a
+    dataclass with slots whose ``__init__`` is the one ``dataclasses`` generated and that has no
+    ``__post_init__`` (every event class of the lab's domains), a function made once per class
+    that checks ``data`` has exactly the fields, then sets each slot directly (what the
+    generated ``__init__`` does, without its frame, argument binding and per-field
+    ``object.__setattr__`` lookups); other keys go to ``cls(**data)`` (defaults, errors).
+    Measured on W4's log (95,291 events): decoding its pages took 28% less time than with
+    ``cls(**data)`` with the collector off, 12% with it on (best of 9); whole catch-ups, 11-15
+    alternating in one process: 11% and 9% faster by the medians in two runs, even (noise) in a
+    third. Any other class: ``cls(**data)`` itself.
+    """
+    built = _BUILDERS.get(cls)
+    if built is None:
+        built = _BUILDERS[cls] = _slots_builder(cls) or (lambda data: cls(**data))
+    return built
+
+
+def _slots_builder(cls: type[Any]) -> Callable[[dict[str, Any]], Any] | None:
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return None
+    init = cls.__dict__.get("__init__")
+    if getattr(getattr(init, "__code__", None), "co_filename", None) != "<string>":
+        return None  # not the __init__ dataclasses compiled: a hand-written one may do more
+    fields = dataclasses.fields(cls)
+    slots = [inspect.getattr_static(cls, f.name, None) for f in fields]
+    if not all(f.init for f in fields) or any(
+        type(slot) is not types.MemberDescriptorType for slot in slots
+    ):
+        return None
+    names = [f.name for f in fields]
+    scope: dict[str, Any] = {"cls": cls, "new": object.__new__, "keys": dict.fromkeys(names).keys()}
+    lines = ["def build(data):", "    if data.keys() != keys:", "        return cls(**data)"]
+    lines.append("    obj = new(cls)")
+    for k, (name, slot) in enumerate(zip(names, slots, strict=True)):
+        scope[f"set{k}"] = slot.__set__
+        lines.append(f"    set{k}(obj, data[{name!r}])")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # generated once per class, as dataclasses does its __init__
+    built: Callable[[dict[str, Any]], Any] = scope["build"]
+    return built
+
+
 def envelopes(
     rows: Sequence[Sequence[Any]],
     registry: EventRegistry,
@@ -152,38 +217,75 @@ def envelopes(
     """
     if not rows:
         return []
-    datas = json.loads("[" + ",".join([row[6] for row in rows]) + "]")
-    classes: dict[tuple[str, int], type[Event] | None] = {}
+    datas = json.loads(f"[{','.join([row[6] for row in rows])}]")
+    # per type name: (schema version, builder) when the registry decodes it, else None
+    kinds: dict[str, tuple[int, Callable[[dict[str, Any]], Event]] | None] = {}
     out: list[Envelope] = []
     append = out.append
     new = tuple.__new__  # skips the named tuple's own __new__ (a Python frame per event)
     for row, data in zip(rows, datas, strict=True):
         tname, schema, meta = row[4], row[5], row[10]
-        cls = classes.get((tname, schema), _UNSEEN)
-        if cls is _UNSEEN:
+        kind = kinds.get(tname, _UNSEEN)
+        if kind is _UNSEEN:
             known = registry.class_for(tname) if registry.knows(tname) else None
-            cls = classes[(tname, schema)] = (
-                known if known is not None and known.schema_version == schema else None
+            kind = kinds[tname] = (
+                None if known is None else (known.schema_version, payload_builder(known))
             )
-        if cls is not None:
-            try:
-                payload = cls(**data)
-            except Exception:  # the fallback decodes it again, as the row-by-row path does
-                cls = None
         metadata = _EMPTY if meta == "{}" else json.loads(meta)
-        if cls is None:
-            raw = RawEvent(tname, schema, data)
-            append(fallback(Envelope(
-                row[0], row[1], row[2], row[3], tname, schema, raw,
-                row[7], row[8], row[9], metadata,
-            )))  # fmt: skip
-            continue
-        # the bigint columns arrive as int, the double as float: no conversion needed
-        append(new(Envelope, (
-            row[0], row[1], row[2], row[3], tname, schema, payload,
+        if kind is not None and kind[0] == schema:
+            try:
+                payload = kind[1](data)
+            except Exception:  # the fallback decodes it again, as the row-by-row path does
+                pass
+            else:
+                # the bigint columns arrive as int, the double as float: no conversion needed
+                append(new(Envelope, (
+                    row[0], row[1], row[2], row[3], tname, schema, payload,
+                    row[7], row[8], row[9], metadata,
+                )))  # fmt: skip
+                continue
+        append(fallback(Envelope(
+            row[0], row[1], row[2], row[3], tname, schema, RawEvent(tname, schema, data),
             row[7], row[8], row[9], metadata,
         )))  # fmt: skip
     return out
+
+
+def read_rows(
+    conn: psycopg.Connection[Any], sql: str, after: int, limit: int | None
+) -> psycopg.Cursor[Any]:
+    """Run a :func:`read_sql` statement on ``conn`` in binary format; ``fetchall()`` the
+    cursor for its rows (the same Python types as in text format). The server sends bigint and
+    double as 8 bytes, nothing to parse: turning W4's 95,291 rows into tuples took 26 ms of
+    client time against 45 ms in text format."""
+    return conn.cursor(binary=True).execute(sql, {"after": after, "limit": limit})
+
+
+def pipelined_pages(
+    conn: psycopg.Connection[Any],
+    sql: str,
+    safe: bool,
+    after: int,
+    page: int,
+    decode: Callable[[Sequence[Sequence[Any]]], list[Envelope]],
+) -> Generator[list[Envelope], None, None]:
+    """The pages of a catch-up on ``conn`` (a connection of its own), one query in flight.
+
+    Each page is what one ``read_sql(reader, limited=True)`` statement from the previous
+    page's last position returns (its safe prefix when ``safe``), decoded; the iterator ends
+    at the first empty one. As soon as a page's rows are in, the next page's statement is sent
+    (pipeline mode), so the server runs it while the caller decodes and handles this page.
+    Closing the iterator early reads and drops the one statement still in flight.
+    """
+    with conn.pipeline():
+        cursor = read_rows(conn, sql, after, page)
+        while True:
+            rows = cursor.fetchall()
+            n = safe_length(rows) if safe else len(rows)
+            if n == 0:
+                return
+            cursor = read_rows(conn, sql, rows[n - 1][3], page)  # in flight from here
+            yield decode(rows[:n] if n < len(rows) else rows)
 
 
 def stored_envelope(row: Sequence[Any]) -> Envelope:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,6 +46,8 @@ from cqrs_lab.stores.postgres_reader import (
     Reader,
     check_reader,
     envelopes,
+    pipelined_pages,
+    read_rows,
     read_sql,
     safe_length,
     stored_envelope,
@@ -61,6 +63,9 @@ from cqrs_lab.stores.postgres_schema import (
 __all__ = ["PostgresEventStore"]
 
 _EMPTY: Mapping[str, Any] = {}
+
+#: what :meth:`PostgresEventStore.read_all_pages` returns (``close()`` it to leave early)
+Pages = Generator[list[Envelope], None, None]
 
 
 def _version(conn: psycopg.Connection[Any], stream_id: str) -> int:
@@ -289,10 +294,49 @@ class PostgresEventStore:
             raise ConfigError(f"read_all(after={after}): positions start at 0; pass >= 0")
         if limit is not None and limit < 1:
             return []
-        rows = self.query(self._sql_all[limit is not None], {"after": after, "limit": limit})
+        with self._tx() as conn:
+            rows = read_rows(conn, self._sql_all[limit is not None], after, limit).fetchall()
         if self.reader == "safe":
             rows = rows[: safe_length(rows)]
         return envelopes(rows, self.registry, self._decoded_if_known)
+
+    def read_all_pages(self, after: int = 0, page: int = 1000) -> Pages:
+        """Catch up: the pages ``read_all(after, page)`` gives one after the other (each from
+        the last position of the one before) until one is empty, with the next page's query
+        already running on the server while the caller handles a page (one connection in
+        pipeline mode; each page one statement, gap-safe as :meth:`read_all` is).
+
+        The iterator holds one pool connection until it ends or is closed (a ``break`` closes
+        it as the loop drops it); writes in the loop (a batch) take another. With
+        ``pool_size=1``, inside a batch (whose writes the pages must see), or with a libpq
+        older than 14 (no pipeline mode), it reads page by page through :meth:`read_all`.
+
+        Measured on W4's log (95,291 events, pages of 1,000, folded into balances, one
+        process alternating the two, 2 cores shared with other work): 0.34 s against 0.41 s
+        for the same pages read by successive :meth:`read_all` calls (medians of 7, load
+        average 1-2), 0.66 s against 0.81 s (medians of 9, load average 5.5); even in one run
+        at load average 3.8. The overlap needs a core for the server beside the reader.
+        """
+        if after < 0:
+            raise ConfigError(f"read_all_pages(after={after}): positions start at 0; pass >= 0")
+        if type(page) is not int or page < 1:
+            raise ConfigError(f"read_all_pages(page={page!r}): pass a whole number >= 1")
+        if self.in_batch or self.pool.max_size < 2 or not psycopg.Pipeline.is_supported():
+            return self._pages_one_by_one(after, page)
+        return self._pipelined_pages(after, page)
+
+    def _pages_one_by_one(self, after: int, page: int) -> Pages:
+        while envs := self.read_all(after, page):
+            yield envs
+            after = envs[-1].position
+
+    def _pipelined_pages(self, after: int, page: int) -> Pages:
+        registry, fallback = self.registry, self._decoded_if_known
+        with self.pool.connection() as conn:
+            yield from pipelined_pages(
+                conn, self._sql_all[True], self.reader == "safe", after, page,
+                lambda rows: envelopes(rows, registry, fallback),
+            )  # fmt: skip
 
     def read_positions(self, first: int, last: int) -> list[Envelope]:
         """Committed events with ``first <= position <= last`` (no horizon: for records that
