@@ -191,7 +191,7 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
         built = BuiltEngine(served.engine, served.installed, served.store)
         built.checkpoints, built.responses = served.checkpoints, served.responses
         if config.sagas == "external" or config.workers > 1:  # sagas run in `cqrs-lab project`
-            from cqrs_lab.stores.postgres_project import passive_sagas
+            from cqrs_lab.stores.postgres_sagas import passive_sagas
 
             passive_sagas(served.engine, served.checkpoints)
         return built

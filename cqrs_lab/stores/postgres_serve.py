@@ -11,7 +11,7 @@ its progress is its row in ``checkpoints``) or in ``cqrs-lab project`` workers (
 progress is one tracking row ``project:VIEW/P`` per partition), and a deployment may switch
 back and forth. Each step must be sent once, whichever side handled its trigger: a server
 whose sagas are passive never moves their ``checkpoints`` row
-(:func:`~cqrs_lab.stores.postgres_project.passive_sagas`); a project slot starts at the
+(:func:`~cqrs_lab.stores.postgres_sagas.passive_sagas`); a project slot starts at the
 higher of its tracking row and that row; and a server running the sagas replays each event
 without sending when it is at or below the higher of its ``checkpoints`` row and the
 tracking row of the event's partition (:meth:`Saga.replay_floors

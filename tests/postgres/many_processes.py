@@ -18,7 +18,7 @@ from typing import IO, Any
 import httpx
 import psycopg
 
-from cqrs_lab.stores.postgres_project import lock_key
+from cqrs_lab.stores.postgres_sagas import lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from cqrs_lab.cli import main
 from cqrs_lab.core import Engine, ManualClock, SequentialIds
 from cqrs_lab.domains import bank
 from cqrs_lab.stores.postgres import PostgresEventStore
-from cqrs_lab.stores.postgres_project import passive_sagas
+from cqrs_lab.stores.postgres_sagas import passive_sagas
 from tests.postgres.cluster import Cluster, free_port
 from tests.postgres.many_processes import Client, Proc, slot_owners
 
@@ -60,7 +60,7 @@ def test_project_refuses_a_read_model_and_a_non_postgres_store(
 
 def test_a_plain_read_model_is_not_a_project_view() -> None:
     from cqrs_lab.errors import ConfigError
-    from cqrs_lab.stores.postgres_project import saga_names
+    from cqrs_lab.stores.postgres_sagas import saga_names
 
     assert saga_names(bank.domain) == [SAGA]
     with pytest.raises(ConfigError, match="read model, not a saga"):

@@ -25,7 +25,8 @@ from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.domains import bank
 from cqrs_lab.domains.bank.invariants import check_sagas, trace_transfers
 from cqrs_lab.http.config import BuiltEngine, ServerConfig, build_engine
-from cqrs_lab.stores.postgres_project import PASSIVE, ProjectWorker, lock_key, open_worker
+from cqrs_lab.stores.postgres_project import ProjectWorker, open_worker
+from cqrs_lab.stores.postgres_sagas import PASSIVE, lock_key
 from tests.postgres.cluster import Cluster
 
 SAGA = "transfer-saga"
