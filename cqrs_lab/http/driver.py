@@ -179,6 +179,7 @@ class Driver:
                 await work.wait()
                 continue
             t0 = time.perf_counter() if self.stages is not None else 0.0
+            c0 = time.thread_time() if self.stages is not None else 0.0
             items = [queue.popleft() for _ in range(min(limit, len(queue)))]
             speculative = self.group_commit is not None and len(items) > 1
             counted = self.engine.metrics.mark() if speculative else None
@@ -206,7 +207,11 @@ class Driver:
                     fut.set_exception(value)
             self.notify()
             if self.stages is not None:  # --stage-timings: the batch, commit and answers
-                self.stages.add("writer", "batch", time.perf_counter() - t0, len(items))
+                wall = time.perf_counter() - t0
+                self.stages.add("writer", "batch", wall, len(items))
+                # what of it the loop waited (the database's round trips), not its CPU
+                wait = max(0.0, wall - (time.thread_time() - c0))
+                self.stages.add("commit", "batch", wait, len(items))
             await asyncio.sleep(0)  # let the pump and the readers in between batches
 
     def _run(
@@ -326,10 +331,13 @@ class Driver:
         while self.running:
             news.clear()
             t0 = time.perf_counter() if stages is not None else 0.0
+            c0 = time.thread_time() if stages is not None else 0.0
             moved = self._tick()
             self._wake_readers()
             if stages is not None and moved:  # --stage-timings: a tick that did work
-                stages.add("pump", "tick", time.perf_counter() - t0)
+                wall = time.perf_counter() - t0
+                stages.add("pump", "tick", wall)
+                stages.add("pump-wait", "tick", max(0.0, wall - (time.thread_time() - c0)))
             if moved:
                 await asyncio.sleep(0)
                 continue

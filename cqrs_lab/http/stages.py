@@ -11,6 +11,9 @@
   futures), with how many commands it held;
 - ``pump``: one tick of the driver's pump that did work (every subscription's steps, the
   transaction around them, waking the readers);
+- ``commit`` and ``pump-wait``: the part of a ``writer`` batch and of a ``pump`` tick that
+  was not the loop thread's CPU (``time.thread_time``): waiting for the database's round
+  trips, during which the loop runs nothing else;
 - ``request``: the server-side time of each request, by route (as ``/metrics`` sees it);
 - ``lag``: per applied event, the time from its append to its application (the
   subscription recorder of the app).

@@ -18,12 +18,27 @@ runs of one light level; no curve of latency against load is fitted.
   level's rate is as busy as the server's measured CPU (its idle CPU taken off);
 - the reads per command, the mix, the keys and the run's CPU limit (``--server-cpus``);
 - the client's side, not simulated: the measured percentiles minus the simulated ones at
-  the level (:func:`_offsets`).
+  the level (:func:`_offsets`);
+- for a run of several server processes (``--workers N`` on PostgreSQL): N, from the run's
+  options; the stage samples of every worker (merged into one file, each worker's in turn:
+  a worker's part begins where the time goes back) taken per worker for the idle gaps; on
+  PostgreSQL, the wait of each writer batch for the database's commit (the ``commit``
+  stage: the batch's wall time less the loop thread's CPU) and of each pump step for its
+  read (``pump-wait``), simulated as time the loop is blocked without CPU and taken off the
+  ``command`` and ``projection`` stages' times, which hold them
+  (:mod:`cqrs_lab.load.loop_waits`); the idle poll of the served code for
+  the other workers' appends; the CPU of every worker (``cpu.csv`` sums them), spread by
+  the simulation over N loops that each pump every event; the machine's cores, which the
+  loops share.
 
 >>> st = pd.DataFrame({"stage": ["command", "command", "lag"], "name": ["a", "a", "v"],
 ...                    "at": [1.000, 1.0101, 1.02], "seconds": [0.0001, 0.0001, 0.0]})
 >>> [round(g * 1e3, 2) for g in _gaps(st)["gap"].dropna()]
 [10.0]
+>>> two = pd.DataFrame({"stage": ["command"] * 4, "name": ["a"] * 4, "seconds": [1e-4] * 4,
+...                     "at": [1.0, 1.01, 1.0051, 1.0152]})  # two workers' parts, merged
+>>> [round(g * 1e3, 2) for g in _gaps(two)["gap"].dropna()], list(_gaps(two)["worker"])
+([9.9, 10.0], [0, 1, 0, 1])
 """
 
 from __future__ import annotations
@@ -45,6 +60,14 @@ from cqrs_lab.load.calibration import (
     window,
 )
 from cqrs_lab.load.loop_twin import LoopCalibration, simulate_twin, simulated_figures
+from cqrs_lab.load.loop_waits import (
+    IDLE_POLL,
+    NOT_WORK,
+    Waits,
+    shared_cores,
+    stage_waits,
+    workers,
+)
 from cqrs_lab.load.measure import check_calibration, measure
 from cqrs_lab.load.results import LoadResult, commands
 from cqrs_lab.load.twin import _mix, run_keys, run_params
@@ -58,14 +81,19 @@ GAP_BINS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
 
 
 def _gaps(stages: pd.DataFrame) -> pd.DataFrame:
-    """Timed work (not lags) with ``start`` and ``gap``: seconds since the previous timed
-    work ended (NaN for the first)."""
-    st = stages[stages["stage"] != "lag"].sort_values("at").reset_index(drop=True)
-    st = st.assign(start=st["at"] - st["seconds"])
-    ends = st["at"].to_numpy(dtype=float)
-    idx = np.searchsorted(ends, st["start"].to_numpy(dtype=float)) - 1
-    prev = np.where(idx >= 0, ends[np.maximum(idx, 0)], np.nan)
-    return st.assign(gap=np.maximum(st["start"].to_numpy(dtype=float) - prev, 0.0))
+    """Timed work (not lags nor waits) with ``worker``, ``start`` and ``gap``: seconds since
+    that worker's previous timed work ended (NaN for its first)."""
+    st = stages.assign(worker=workers(stages))
+    st = st[~st["stage"].isin(NOT_WORK)].sort_values(["worker", "at"], kind="stable")
+    st = st.assign(start=st["at"] - st["seconds"]).reset_index(drop=True)
+    gap = np.full(len(st), np.nan)
+    for _, rows in st.groupby("worker").indices.items():
+        ends = st["at"].to_numpy(dtype=float)[rows]
+        starts = st["start"].to_numpy(dtype=float)[rows]
+        idx = np.searchsorted(ends, starts) - 1
+        prev = np.where(idx >= 0, ends[np.maximum(idx, 0)], np.nan)
+        gap[rows] = np.maximum(starts - prev, 0.0)
+    return st.assign(gap=gap).sort_values("at", kind="stable").reset_index(drop=True)
 
 
 def _calls(st: pd.DataFrame, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,15 +185,18 @@ def _cold(st: pd.DataFrame) -> tuple[float, float]:
     return cold_fit(np.concatenate(gaps), np.concatenate(ratios))
 
 
-def _writer(st: pd.DataFrame) -> float:
-    """The writer's seconds per batch beyond its commands: the ``writer`` stage's mean
-    less its commands' mean ``command`` time (older runs have no writer timings: 0)."""
+def _writer(st: pd.DataFrame, wait: Waits | None = None) -> float:
+    """The writer's CPU seconds per batch beyond its commands: the ``writer`` stage's mean
+    less its commands' mean ``command`` CPU and its mean wait for the commit (older runs
+    have no writer timings: 0)."""
     w = st[st["stage"] == "writer"]
     c = st[st["stage"] == "command"]["seconds"]
     if len(w) < 10 or not len(c):
         return 0.0
+    wait = wait or Waits()
+    commit = float(np.mean(wait.commit_s)) if wait.commit_s else 0.0
     n, s = w["events"].to_numpy(dtype=float), w["seconds"].to_numpy(dtype=float)
-    return max(0.0, float(s.mean() - n.mean() * float(c.mean())))
+    return max(0.0, float(s.mean() - n.mean() * float(c.mean()) * wait.command_cpu) - commit)
 
 
 def calibrate_loop(
@@ -186,7 +217,7 @@ def calibrate_loop(
     workload = domain_workload(domain)
     view = view or primary_view(domain)
     check_calibration(runs, warmup, view, force)
-    parts, names, n_cmd, n_req, span, busy = [], [], 0, 0, 0.0, 0.0
+    parts, names, n_cmd, n_req, span, busy, waited = [], [], 0, 0, 0.0, 0.0, []
     for r in runs:
         if not len(r.stages):
             raise ConfigError(f"{r.path}: no server/stages.csv; calibrate from a run whose "
@@ -195,6 +226,9 @@ def calibrate_loop(
         st = _gaps(r.stages)
         at = st["at"].to_numpy(dtype=float) - r.t0
         parts.append(st[(at >= lo) & (at < hi)])
+        raw = r.stages[r.stages["stage"].isin(NOT_WORK[1:])]
+        at = raw["at"].to_numpy(dtype=float) - r.t0
+        waited.append(raw[(at >= lo) & (at < hi)])
         req = r.requests[(r.requests["t"] >= lo) & (r.requests["t"] < hi)]
         cmd = commands(req)
         names.append(cmd["name"])
@@ -203,10 +237,19 @@ def calibrate_loop(
         busy += max(cpu_utilisation(r, lo, hi) - idle, 0.0) * (hi - lo)
     st = pd.concat(parts, ignore_index=True)
     command_s, query_s = _engine(st, "command", max_samples), _engine(st, "query", max_samples)
+    opts = first.run.get("options") or {}
+    processes = int(opts.get("server_workers") or 1)
+    # (with several workers the sagas run in a worker of their own, untimed: they get the
+    # views' mean cost, for a prediction with one process, where the server runs them)
     per_event, per_batch = _pumps(st, domain.view_names)
+    wait = Waits()
+    if str(opts.get("store", "")).startswith("postgres"):  # the loop waits on the database
+        wait = stage_waits(pd.concat(waited, ignore_index=True), st, max_samples)
+        command_s = np.asarray(command_s) * wait.command_cpu
+        per_event = {n: v * wait.projection_cpu for n, v in per_event.items()}
+        per_batch = {n: v * wait.projection_cpu for n, v in per_batch.items()}
     mix, _ = _mix(pd.concat(names, ignore_index=True), workload, first.path)
     limit = first.run.get("server_cpu_limit") or {}
-    opts = first.run.get("options") or {}
     cold, cold_time = _cold(st)
     cal = LoopCalibration(
         tuple(float(x) for x in command_s),
@@ -214,11 +257,14 @@ def calibrate_loop(
         per_event, per_batch, request_s=0.0,
         reads_per_command=max(n_req - n_cmd, 0) / max(n_cmd, 1), mix=mix,
         keys=run_keys(first, workload), zipf_s=float(opts.get("zipf_s", 1.1)), cold=cold,
-        cold_time=cold_time, batch_s=_writer(st), anchor_requests_per_s=n_req / span,
+        cold_time=cold_time, batch_s=_writer(st, wait),
+        anchor_requests_per_s=n_req / span, processes=processes, commit_s=wait.commit_s,
+        pump_wait_s=wait.pump_wait_s, poll=IDLE_POLL if processes > 1 else 0.0,
+        cores=shared_cores(first.run),
         cpus=float(limit.get("cores") or 1.0), period=float(limit.get("period_s") or 0.01),
         anchor_rate=n_cmd / span, domain=first.domain, params=run_params(first, workload),
         view=view, source=", ".join(str(r.path) for r in runs),
-        notes={"busy_cpu": busy / span},
+        notes={"busy_cpu": busy / span, "stage_parts": int(st["worker"].max()) + 1},
     )  # fmt: skip
     cal = replace(cal, request_s=_solve_request(cal, busy / span, cal.anchor_rate, seed))
     return _offsets(cal, measure(runs, warmup, view), cal.anchor_rate, seed)

@@ -13,6 +13,12 @@ the simulated one plus the calibration level's measured-minus-simulated differen
 it can flatten a rising trend but never make a falling one rise); the lag, all inside
 the server, gets its difference only (``lag_offset_s``).
 
+A deployment of several server processes (``serve --workers N`` on PostgreSQL) is
+``processes`` event loops, each with its writer and its replicas of the views, whose
+writer batches wait ``commit_s`` for the database's commit and whose pump steps wait
+``pump_wait_s`` for its read, the loop blocked (:mod:`cqrs_lab.sim.event_loops`);
+:func:`cqrs_lab.load.loop_processes.predict_processes` predicts it at other process counts.
+
 >>> cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
 ...     per_batch={"balances": 1e-5}, request_s=2.5e-4, reads_per_command=1.0,
 ...     mix={"deposit": 1.0}, keys=100)
@@ -81,6 +87,16 @@ class LoopCalibration:
     period: float = 0.01
     queue_limit: int = 1024
     batch_limit: int = 256
+    #: server processes (``--workers``), each an event loop with replicas of the views
+    processes: int = 1
+    #: seconds a writer batch waits for the database's commit round trips (samples)
+    commit_s: tuple[float, ...] = ()
+    #: seconds a projection pump step waits for the database's read
+    pump_wait_s: float = 0.0
+    #: a process's idle poll for the other processes' appends (seconds)
+    poll: float = 0.0
+    #: the machine's cores the processes share (None: one each; binds only when fewer)
+    cores: int | None = None
     latency_offset_s: dict[str, float] = field(default_factory=dict)
     lag_offset_s: dict[str, float] = field(default_factory=dict)
     anchor_rate: float = 0.0
@@ -97,15 +113,23 @@ class LoopCalibration:
             object.__setattr__(self, "view", primary_view(load_domain(self.domain)))
         if self.view not in self.per_event:
             raise ConfigError(f"view={self.view!r}: no cost per event for it in per_event")
+        if not 1 <= self.processes <= 1024:
+            raise ConfigError(f"processes={self.processes!r}: server processes, 1 to 1024")
+        if self.cores is not None and self.cores < 1:
+            raise ConfigError(f"cores={self.cores!r}: the machine's cores, >= 1 (or None)")
 
     @property
     def capacity_bound(self) -> float:
-        """Commands/s at which the loop's warm CPU (batches of one) is used up: a bound
-        for a first guess, not the prediction (:func:`predicted_knee`)."""
+        """Commands/s at which the loops' warm CPU (batches of one) is used up: a bound
+        for a first guess, not the prediction (:func:`predicted_knee`). Each of the
+        ``processes`` loops carries its share of the requests and every event."""
         per_cmd = float(np.mean(self.command_s)) + self.request_s
         per_cmd += self.reads_per_command * (self.request_s + float(np.mean(self.query_s)))
-        per_cmd += sum(self.per_event.values())
-        return self.cpus / per_cmd
+        per_loop = per_cmd / self.processes + sum(self.per_event.values())
+        bound = self.cpus / per_loop
+        if self.cores is not None and self.cores < self.processes * self.cpus:
+            bound = self.cores / (self.processes * per_loop)
+        return bound
 
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
@@ -128,17 +152,23 @@ class LoopCalibration:
                 f"service = {empirical(self.query_s)}\nprojection = {json.dumps(self.view)}\n\n"
             )
         return (
-            f"# The served process as one event loop, calibrated by cqrs-lab twin from\n"
+            f"# The served process(es) as event loops, calibrated by cqrs-lab twin from\n"
             f"# {self.source or 'a load test'}.\n\n"
             + scenario_head(
                 self.domain, self.params, self.keys, self.zipf_s, self.mix, rate, duration, seed
             )
-            + f"[commands]\nhandlers = 1\nqueue_limit = {self.queue_limit}\n"
+            + f"[commands]\nhandlers = 1\nprocesses = {self.processes}\n"
+            f"queue_limit = {self.queue_limit}\n"
             f'admission = "reject"\nservice = {empirical(self.command_s)}\n\n'
             f"[server]\nrequest = {self.request_s:.7g}\nbatch_limit = {self.batch_limit}\n"
             f"batch = {self.batch_s:.7g}\ncold = {self.cold:.6g}\n"
             f"cold_time = {self.cold_time:.6g}\n"
-            f"cpus = {min(1.0, self.cpus):.6g}\nperiod = {self.period:.6g}\n\n"
+            f"cpus = {min(1.0, self.cpus):.6g}\nperiod = {self.period:.6g}\n"
+            + (f"commit = {empirical(self.commit_s)}\n" if any(self.commit_s) else "")
+            + (f"pump_wait = {self.pump_wait_s:.7g}\n" if self.pump_wait_s > 0 else "")
+            + (f"poll = {self.poll:.6g}\n" if self.poll > 0 else "")
+            + (f"cores = {self.cores}\n" if (self.cores or 1024) < self.processes else "")
+            + "\n"
             + reads
             + projections
         )
@@ -167,6 +197,13 @@ class LoopCalibration:
             f" {self.batch_s * 1e3:.3f} ms per batch; after idling work runs up to"
             f" {1 + self.cold:.2f} times slower (time constant {self.cold_time * 1e3:.2f} ms)"
             + f"; CPU limit {self.cpus:g} cores"
+            + (
+                f"; {self.processes} server processes, each batch waiting"
+                f" {float(np.mean(self.commit_s or (0.0,))) * 1e3:.3f} ms for its commit and"
+                f" each pump step {self.pump_wait_s * 1e3:.3f} ms for its read, loop blocked"
+                if self.processes > 1 or any(self.commit_s)
+                else ""
+            )
         )
 
 
@@ -181,11 +218,15 @@ def simulate_twin(cal: LoopCalibration, rate: float, duration: float, seed: int)
     done = c[c["outcome"].isin(["accepted", "refused", "conflict"])]
     lat = (done["end_s"] - done["arrival_s"]).to_numpy(dtype=float)
     apps = res.applications
-    mine = apps[(apps["projection"] == cal.view) & ~apps["duplicate"] & ~apps["replay"]]
+    view = apps["projection"].str.split("@").str[0]  # every process's replica of the view
+    mine = apps[(view == cal.view) & ~apps["duplicate"] & ~apps["replay"]]
     out = pd.DataFrame({"latency_s": lat})
     out.attrs["lag_s"] = mine["lag_s"].to_numpy(dtype=float)
-    out.attrs["loop_cpu_s"] = sim.loop.cpu_s if sim.loop is not None else math.nan
+    out.attrs["loop_cpu_s"] = sum(lp.cpu_s for lp in sim.loops) if sim.loops else math.nan
+    out.attrs["loop_cpu_each_s"] = [lp.cpu_s for lp in sim.loops]
+    out.attrs["loop_blocked_each_s"] = [lp.blocked_s for lp in sim.loops]
     out.attrs["finished_per_s"] = len(done) / duration
+    out.attrs["arrived_per_s"] = len(c) / duration
     out.attrs["accepted"] = len(done) / max(len(c), 1)
     return out
 
@@ -200,7 +241,8 @@ def simulated_figures(
     lag = percentiles(sim.attrs["lag_s"], "lag_", "_s")
     a = sim.attrs
     return {**lat, **lag, "server_cpu": a["loop_cpu_s"] / duration,
-            "finished_per_s": a["finished_per_s"], "accepted": a["accepted"]}  # fmt: skip
+            "finished_per_s": a["finished_per_s"], "arrived_per_s": a["arrived_per_s"],
+            "accepted": a["accepted"]}  # fmt: skip
 
 
 def client_cold(cal: LoopCalibration, rate: float) -> float:
@@ -248,16 +290,28 @@ def predicted_capacity(cal: LoopCalibration, seed: int = 1, duration: float = 20
     )
 
 
-def predicted_knee(cal: LoopCalibration, seed: int = 1, duration: float = 20.0) -> float:
+def predicted_knee(
+    cal: LoopCalibration, seed: int = 1, duration: float = 20.0, keep_up: bool = False
+) -> float:
     """The commands/s at which the simulated server stops following the offered load
-    (finishes under 95% of it), by bisection between the calibration rate and the loop's
-    warm bound times two."""
+    (finishes under 95% of what arrived: a short run's Poisson arrivals may fall short of
+    the rate), by bisection between the calibration rate and the loop's warm bound times
+    two. ``keep_up``: the views must follow too (lag p95 under a tenth of the run: a
+    replica pumping a tenth slower than the log grows ends the run about that far behind),
+    as a loop busy with requests may starve its pumps and still answer the commands."""
+
+    def follows(rate: float) -> bool:
+        f = simulated_figures(cal, rate, duration, seed)
+        if keep_up and not f["lag_p95_s"] <= 0.1 * duration:
+            return False
+        return bool(f["finished_per_s"] >= 0.95 * f["arrived_per_s"])
+
     lo, hi = max(cal.anchor_rate, 1.0), 2.0 * cal.capacity_bound
-    if simulated_figures(cal, hi, duration, seed)["finished_per_s"] >= 0.95 * hi:
+    if follows(hi):
         return hi
     for _ in range(7):  # to within 1% of twice the bound
         mid = (lo + hi) / 2
-        if simulated_figures(cal, mid, duration, seed)["finished_per_s"] >= 0.95 * mid:
+        if follows(mid):
             lo = mid
         else:
             hi = mid

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["cpu_seconds", "free_port", "stop", "wait_live"]
+__all__ = ["cpu_seconds", "free_port", "stop", "tree_cpu_seconds", "wait_live"]
 
 
 def free_port() -> int:
@@ -32,6 +32,27 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each process descending from it (``serve --workers``:
+    the parent and its workers), by process id; empty once ``pid`` is gone."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(fields[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        up = frontier.pop()
+        kids = [p for p, pp in parent.items() if pp == up and p not in tree]
+        tree.update(kids)
+        frontier += kids
+    out = {p: c for p in sorted(tree) if (c := cpu_seconds(p)) is not None}
+    return out if pid in out else {}
 
 
 def wait_live(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:

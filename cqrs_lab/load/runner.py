@@ -36,7 +36,7 @@ from cqrs_lab.load.cpu_limit import CpuLimit
 from cqrs_lab.load.faults import post_fault
 from cqrs_lab.load.metrics import scrape
 from cqrs_lab.load.options import USER_CLASSES, LoadTestOptions, default_locustfile
-from cqrs_lab.load.procs import cpu_seconds, free_port, stop, wait_live
+from cqrs_lab.load.procs import cpu_seconds, free_port, stop, tree_cpu_seconds, wait_live
 from cqrs_lab.load.traffic import create_keys
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class _Run:
             "params": dict(self.traffic.params),
             "model": opts.model,
             "users": opts.pool_size(),
+            "machine_cpus": len(os.sched_getaffinity(0)),
             "cpus": None
             if self.split is None
             else {"server": sorted(self.split[0]), "generator": sorted(self.split[1])},
@@ -185,18 +186,29 @@ class _Run:
                    for i in range(o.processes)]  # fmt: skip
         return [master, *workers]
 
+    def server_cpu(self, pid: int) -> dict[int, float]:
+        """CPU seconds of the server's processes by id (with --workers: the parent and its
+        workers, whose CPU the parent's own figure leaves out)."""
+        if self.opts.server_workers > 1:
+            return tree_cpu_seconds(pid)
+        c = cpu_seconds(pid)
+        return {} if c is None else {pid: c}
+
     def drive(self, url: str, token: str | None, server: subprocess.Popen[bytes] | None) -> int:
         # the population first, here: done inside Locust it would eat into --duration
         self.info["keys_created"] = create_keys(url, self.traffic)
         scrape_to = self.out / "metrics-start.txt"
         scrape_to.write_text(scrape(url))
         if server is not None:  # the server's own CPU use while idle (polling, timers)
-            c0, w0 = cpu_seconds(server.pid), time.monotonic()
+            c0, w0 = self.server_cpu(server.pid), time.monotonic()
             time.sleep(1.0)
-            c1 = cpu_seconds(server.pid)
-            if c0 is not None and c1 is not None:
-                self.info["server_idle_cpu"] = (c1 - c0) / (time.monotonic() - w0)
-        cpu0 = cpu_seconds(server.pid) if server is not None else None
+            c1 = self.server_cpu(server.pid)
+            if c0 and c1:
+                self.info["server_idle_cpu"] = (sum(c1.values()) - sum(c0.values())) / (
+                    time.monotonic() - w0
+                )
+        cpu0 = self.server_cpu(server.pid) if server is not None else {}
+        srv_cpu = dict(cpu0)  # per process: the last reading (a worker that died keeps it)
         if self.cpu_limit is not None:  # its throttling under the load, not at start-up
             self.cpu_limit.mark()
         t0 = time.monotonic()
@@ -240,7 +252,10 @@ class _Run:
                 for p in locusts:
                     if (c := cpu_seconds(p.pid)) is not None:
                         gen_cpu[p.pid] = c
-                s_cpu = cpu_seconds(server.pid) if server is not None else None
+                s_cpu = None
+                if server is not None and (now_cpu := self.server_cpu(server.pid)):
+                    srv_cpu.update(now_cpu)
+                    s_cpu = round(sum(srv_cpu.values()), 2)
                 cpu_rows.append(
                     f"{now:.3f},{'' if s_cpu is None else s_cpu},{sum(gen_cpu.values()):.2f}"
                 )
@@ -254,8 +269,13 @@ class _Run:
         self.info["locust_exit_codes"] = codes
         self.info["t1_monotonic"] = time.monotonic()
         self.info["generator_cpu_s"] = sum(gen_cpu.values())
-        if server is not None and cpu0 is not None:
-            self.info["server_cpu_s"] = (cpu_seconds(server.pid) or cpu0) - cpu0
+        if server is not None and cpu0:
+            srv_cpu.update(self.server_cpu(server.pid))
+            self.info["server_cpu_s"] = sum(srv_cpu.values()) - sum(cpu0.values())
+            # per server process (with --workers: the parent, then each worker)
+            self.info["server_process_cpu_s"] = {
+                str(p): c - cpu0.get(p, 0.0) for p, c in srv_cpu.items()
+            }
         (self.out / "cpu.csv").write_text("\n".join(cpu_rows) + "\n")
         if self.opts.audit:
             self.info["audit"] = audit_views(url, self.out, self.traffic)

@@ -95,7 +95,29 @@ def _twin(args: argparse.Namespace) -> int:
         fig.savefig(out / "twin.png", dpi=90)
         plt.close(fig)
     print(f"table: {out / 'twin.csv'}; scenario: {scenario}")
+    if args.predict_processes and not _processes_table(args.predict_processes, cal, out):
+        return 2
     return 0
+
+
+def _processes_table(spec: str, cal: Any, out: Path) -> bool:
+    """``--predict-processes``: the calibrated loop twin's capacity per process count
+    (printed, and written to ``twin-processes.csv``); False (said on stderr) if it cannot."""
+    from cqrs_lab.load.loop_processes import format_processes, predict_processes
+    from cqrs_lab.load.loop_twin import LoopCalibration
+
+    try:
+        counts = [int(x) for x in spec.split(",") if x.strip()]
+        if not isinstance(cal, LoopCalibration):
+            raise ConfigError("it needs the loop twin (--model loop)")
+        table = predict_processes(cal, counts)
+    except (ConfigError, ValueError) as exc:
+        print(f"cqrs-lab twin: --predict-processes {spec}: {exc}", file=sys.stderr)
+        return False
+    table.to_csv(out / "twin-processes.csv", index=False)
+    print(f"predicted capacity per server process count (calibrated with {cal.processes}):")
+    print(format_processes(table))
+    return True
 
 
 def add_twin(sub: Any) -> None:
@@ -154,6 +176,14 @@ def add_twin(sub: Any) -> None:
         help="with --measure-knee: seconds of load per validation run",
     )
     t.add_argument("--knee-step", type=float, default=5.0, help="seconds per knee step")
+    t.add_argument(
+        "--predict-processes",
+        default="",
+        metavar="COUNTS",
+        help="also predict the capacity (commands/s) with these numbers of server processes, "
+        "e.g. 1,2,4 (each pumps every event into its own replicas), marking where adding one "
+        "stops helping (gain under 10%%); written to RESULTS_DIR/twin-processes.csv",
+    )
     add_no_plots(t)
     load_args(t)
     t.set_defaults(run=_twin)

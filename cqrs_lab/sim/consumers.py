@@ -114,6 +114,11 @@ class GroupDriver:
         self.batches = 0
         #: the server's event loop the batches run on ([server]; None: their own CPU)
         self.loop: EventLoop | None = None
+        #: the served process this group's replica lives in, and its idle poll (seconds):
+        #: with a poll, appends by other processes wake it only at the poll ([server])
+        self.process, self.poll = 0, 0.0
+        #: seconds a batch then blocks the loop (the database's read round trip; None: 0)
+        self.pump_wait: Callable[[], float] | None = None
         if spec.transient_errors > 0:
             self._inject_errors(spec.transient_errors)
         if timed_checkpoints:
@@ -240,7 +245,10 @@ class GroupDriver:
                 busy.last = now
                 busy.value += 1
                 try:
-                    yield env.timeout(cost) if self.loop is None else self.loop.run(cost)
+                    if self.loop is None:
+                        yield env.timeout(cost)
+                    else:
+                        yield self.loop.run(cost, self.pump_wait() if self.pump_wait else 0.0)
                 finally:
                     busy_subs.discard(chosen.name)
                     t = env.now
@@ -258,6 +266,8 @@ class GroupDriver:
         env = self.env
         wake = c.wake = env.event()
         due = [t for s in c.subs if (t := s.next_due()) is not None]
+        if self.poll > 0:  # the pump looks again after its idle poll
+            due.append(env.now + self.poll)
         if due:
             yield wake | env.timeout(max(0.0, min(due) - env.now))
         else:
@@ -266,9 +276,13 @@ class GroupDriver:
         if linger > 0:
             yield env.timeout(linger)
 
-    def on_append(self, envs: list[Envelope]) -> None:
-        """New events in the log: wake the idle consumers owning their partitions."""
+    def on_append(self, envs: list[Envelope], source: int = 0) -> None:
+        """New events in the log, appended by served process ``source``: wake the idle
+        consumers owning their partitions (with a poll, only when ``source`` is this
+        group's process: the others' appends are seen at the next poll)."""
         part, owner, count = self._part, self.owner, len(self.owner)
+        if self.poll > 0 and source != self.process:
+            owner = [None] * count
         handles = self.projection.handlers
         mine = 0
         for e in envs:

@@ -1,10 +1,10 @@
-"""The served deployment's event loop in SimPy time: one CPU that runs every piece of work.
+"""The served deployment's event loops in SimPy time: each a CPU that runs every piece of work.
 
 ``cqrs-lab serve`` is one process with one asyncio loop: it parses each HTTP request,
 runs the writer's batches of commands (one transaction each), pumps the projections and
-answers the reads, one piece at a time in the order they became ready. A scenario with a
-``[server]`` table is simulated that way (the twin writes one, calibrated from a load
-test's per-stage timings):
+answers the reads, one piece at a time in the order they became ready. ``serve --workers N``
+is N such processes, each with its own loop. A scenario with a ``[server]`` table is
+simulated that way (the twin writes one, calibrated from a load test's per-stage timings):
 
 - :class:`EventLoop` runs work items first in, first out. An item's CPU cost is drawn when
   it starts (a writer batch takes every command waiting at that moment, so batches grow
@@ -14,13 +14,13 @@ test's per-stage timings):
   seconds idle costs ``1 + cold * (1 - exp(-g / cold_time)) * exp(-b / cold_time)`` times
   its warm cost. Under a CPU limit (``cpus`` < 1, a container's quota) the loop may run
   ``cpus * period`` seconds per ``period`` and waits for the next period once that is
-  spent, as the kernel's CFS bandwidth control does;
-- :class:`LoopCommandSide` is the command path on that loop: a request's parsing (the
-  ``request`` cost, less its ``answer_share``), the bounded writer queue (full: shed), the
-  writer's batch (``batch`` plus each command's ``[commands] service``, the engine's decide
-  and append, committed together at the batch's end), then each command's answer (the
-  rest of the ``request`` cost); the latency ends with the answer. Projections pump their
-  batches on the same loop (:class:`~cqrs_lab.sim.consumers.GroupDriver`) and so do reads.
+  spent, as the kernel's CFS bandwidth control does. An item may also :meth:`~EventLoop.
+  block` its loop after its CPU (a synchronous call waiting on the database: the loop
+  runs nothing else, spends no CPU and no quota);
+- :class:`Cores` are the machine's CPUs that several loops share (``[server] cores``): an
+  item starts only on a free core, otherwise its loop waits for one (first come, first
+  served); a blocked loop holds no core;
+- :class:`~cqrs_lab.sim.event_loops.LoopCommandSide` is the command path on the loops.
 
 >>> import simpy
 >>> env = simpy.Environment()
@@ -36,30 +36,69 @@ test's per-stage timings):
 from __future__ import annotations
 
 import math
-import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import simpy
 
-from cqrs_lab.core import Draw, Engine, Workload
-from cqrs_lab.errors import CommandRefused, ConcurrencyError, CqrsLabError
-from cqrs_lab.sim.commands import CommandSide, Level
-from cqrs_lab.sim.scenario_parts import CommandSpec, ServerSpec
+from cqrs_lab.sim.commands import Level
 
-__all__ = ["EventLoop", "LoopCommandSide"]
+__all__ = ["Cores", "EventLoop"]
 
 #: a work item: called when it starts, returns its CPU seconds and what to do once done
 Item = Callable[[], tuple[float, Callable[[], None] | None]]
-_START, _END, _OUTCOME, _POSITION = 4, 5, 6, 8
+
+
+class Cores:
+    """``count`` CPUs shared by event loops: a loop whose next item finds every core busy
+    waits for the first one freed (loops served in the order they asked).
+
+    >>> import simpy
+    >>> env = simpy.Environment()
+    >>> cores = Cores(1)
+    >>> a, b = (EventLoop(env, 0.0, 0.001, 1.0, 0.01, cores=cores) for _ in range(2))
+    >>> ends = []
+    >>> for loop in (a, b):
+    ...     loop.run(0.002).callbacks.append(lambda e: ends.append(round(env.now, 6)))
+    >>> env.run()
+    >>> ends  # one core: the second loop's item starts when the first one's ends
+    [0.002, 0.004]
+    """
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self.waiting: deque[EventLoop] = deque()
+
+    def take(self, loop: EventLoop) -> bool:
+        """A core for ``loop`` now (True), or ``loop`` waits and is started later."""
+        if self.free > 0:
+            self.free -= 1
+            return True
+        self.waiting.append(loop)
+        return False
+
+    def give(self) -> None:
+        """A core is free: to the longest-waiting loop, if any."""
+        if self.waiting:
+            self.waiting.popleft()._start()
+        else:
+            self.free += 1
 
 
 class EventLoop:
-    """One CPU running work items in arrival order (see the module docstring)."""
+    """One CPU running work items in arrival order (see the module docstring).
+
+    ``cpu_s`` is the CPU spent (cold factors included), ``blocked_s`` the time held by
+    :meth:`block`, ``busy`` is 1 while an item runs, waits for a core or blocks."""
 
     def __init__(
-        self, env: simpy.Environment, cold: float, cold_time: float, cpus: float, period: float
+        self,
+        env: simpy.Environment,
+        cold: float,
+        cold_time: float,
+        cpus: float,
+        period: float,
+        cores: Cores | None = None,
     ) -> None:
         self.env = env
         self.queue: deque[Item] = deque()
@@ -70,8 +109,11 @@ class EventLoop:
         self.quota = cpus * period if cpus < 1.0 else None
         self.period = period
         self.window, self.used = -1, 0.0
+        self.cores = cores
         self.busy = Level(env)  # 1 while an item runs (its time integral: busy seconds)
-        self.cpu_s = 0.0  # CPU seconds spent (cold factors included)
+        self.cpu_s = 0.0
+        self.blocked_s = 0.0
+        self.hold = 0.0  # set by block() while an item starts
 
     def call(self, item: Item) -> None:
         """Queue ``item``; it starts once every item queued before it has run."""
@@ -79,19 +121,29 @@ class EventLoop:
         if not self.running:
             self._next()
 
-    def run(self, cost: float) -> simpy.Event:
-        """An event that succeeds once ``cost`` CPU seconds have run on the loop."""
+    def run(self, cost: float, hold: float = 0.0) -> simpy.Event:
+        """An event that succeeds once ``cost`` CPU seconds have run on the loop (and then
+        ``hold`` seconds blocked, as :meth:`block`)."""
         ev = self.env.event()
 
         def succeed() -> None:
             ev.succeed()
 
-        self.call(lambda: (cost, succeed))
+        def item() -> tuple[float, Callable[[], None]]:
+            if hold > 0.0:
+                self.block(hold)
+            return cost, succeed
+
+        self.call(item)
         return ev
 
+    def block(self, seconds: float) -> None:
+        """Called by an item as it starts: once its CPU has run, the loop waits ``seconds``
+        more before its ``then`` and the next item (no CPU, no quota, no core spent)."""
+        self.hold += seconds
+
     def _next(self) -> None:
-        env = self.env
-        now = env.now
+        now = self.env.now
         if not self.queue:
             self.running = False
             self.idle_since = now
@@ -102,12 +154,33 @@ class EventLoop:
             self.spell_start = now
             self.chill = self.cold * (1.0 - math.exp(-(now - self.idle_since) / self.cold_time))
             self.busy.add(1)
+        if self.cores is None or self.cores.take(self):
+            self._start()
+
+    def _start(self) -> None:
+        """The next item starts (on a core, when the loops share some)."""
+        env = self.env
+        now = env.now
         cost, then = self.queue.popleft()()
+        hold, self.hold = self.hold, 0.0
         if self.chill > 0.0:  # warming up again as the spell goes on
             cost *= 1.0 + self.chill * math.exp(-(now - self.spell_start) / self.cold_time)
         self.cpu_s += cost
+        self.blocked_s += hold
         end = self._finish(now, cost)
-        env.timeout(end - now).callbacks.append(lambda _: self._done(then))
+        if self.cores is None:
+            env.timeout(end + hold - now).callbacks.append(lambda _: self._done(then))
+        else:
+            env.timeout(end - now).callbacks.append(lambda _: self._ran(then, hold))
+
+    def _ran(self, then: Callable[[], None] | None, hold: float) -> None:
+        """The item's CPU has run: its core goes back, then the block if any."""
+        assert self.cores is not None  # only scheduled with cores
+        self.cores.give()
+        if hold > 0.0:
+            self.env.timeout(hold).callbacks.append(lambda _: self._done(then))
+        else:
+            self._done(then)
 
     def _done(self, then: Callable[[], None] | None) -> None:
         if then is not None:
@@ -133,95 +206,3 @@ class EventLoop:
             work -= run
             self.used += run
         return t
-
-
-class LoopCommandSide(CommandSide):
-    """The command path of one served process on its :class:`EventLoop` (module docstring):
-    parse, the writer's bounded queue and batches, the answer. One row per command."""
-
-    def __init__(
-        self,
-        env: simpy.Environment,
-        engine: Engine,
-        spec: CommandSpec,
-        server: ServerSpec,
-        loop: EventLoop,
-        workload: Workload,
-        draw: Draw,
-        rng: random.Random,
-        on_accepted: Callable[[int, int], None] | None = None,
-    ) -> None:
-        super().__init__(env, engine, spec, workload, draw, rng, on_accepted)
-        self.loop = loop
-        self.server = server
-        self.request = server.request.sampler(random.Random(rng.getrandbits(64)))
-        self.batch_cost = server.batch.sampler(random.Random(rng.getrandbits(64)))
-        self.pending: deque[list[Any]] = deque()
-        self.writer_queued = False
-        self.batches = 0
-
-    @property
-    def waiting(self) -> int:
-        return len(self.pending)
-
-    def arrive(self, kind: str, key: int) -> None:
-        job: list[Any] = [len(self.rows) + 1, kind, key, self.env.now, None, None, None, 0, None]
-        self.rows.append(job)
-        share = 1.0 - self.server.answer_share
-        self.loop.call(lambda: (self.request() * share, lambda: self._enqueue(job)))
-
-    def _enqueue(self, job: list[Any]) -> None:
-        """Parsed: into the writer's queue, or shed when it is full (429)."""
-        limit = self.spec.queue_limit
-        if limit is not None and len(self.pending) >= limit:
-            job[_OUTCOME] = "queue_full"
-            self._answer(job)
-            return
-        self.pending.append(job)
-        self.queued.add(1)
-        if not self.writer_queued:
-            self.writer_queued = True
-            self.loop.call(self._batch)
-
-    def _batch(self) -> tuple[float, Callable[[], None]]:
-        """The writer takes what waits (up to ``batch_limit``): one transaction."""
-        n = min(len(self.pending), self.server.batch_limit)
-        jobs = [self.pending.popleft() for _ in range(n)]
-        now = self.env.now
-        self.queued.add(-n)
-        self.busy.add(n)
-        for job in jobs:
-            job[_START] = now
-        cost = self.batch_cost() + sum(self.service() for _ in jobs)
-        return cost, lambda: self._commit_batch(jobs)
-
-    def _commit_batch(self, jobs: list[list[Any]]) -> None:
-        self.batches += 1
-        self.busy.add(-len(jobs))
-        draw, samplers, bus = self.draw, self.samplers, self.engine.bus
-        for job in jobs:
-            draw.index, draw.seq = job[2], job[0]
-            try:
-                result = bus.dispatch(samplers[job[1]](draw))
-            except CommandRefused:
-                job[_OUTCOME] = "refused"
-            except ConcurrencyError:
-                job[_OUTCOME] = "conflict"
-            except CqrsLabError:
-                job[_OUTCOME] = "error"
-            else:
-                job[_OUTCOME], job[_POSITION] = "accepted", result.position
-                if self.on_accepted is not None:
-                    self.on_accepted(job[2], result.position)
-            self._answer(job)
-        self.writer_queued = bool(self.pending)
-        if self.pending:
-            self.loop.call(self._batch)
-
-    def _answer(self, job: list[Any]) -> None:
-        share = self.server.answer_share
-
-        def finish() -> None:
-            job[_END] = self.env.now
-
-        self.loop.call(lambda: (self.request() * share, finish))

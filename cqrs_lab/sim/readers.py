@@ -6,6 +6,11 @@ the domain's workload declares for the view read; with
 seconds later, asking the real query bus with the command's position as ``min_position``, so
 each such read records whether it saw its own write. ``staleness_s`` is the projection's lag
 when the read ran: the age of the oldest event the read model has not dealt with yet.
+
+On the served processes' event loops ([server]), a read runs on one process's loop and is
+answered, with its staleness, by that process's replica of the view
+(:mod:`cqrs_lab.sim.event_loops`): independent reads go to a process drawn at random, a
+read-back to the process that took the write.
 """
 
 from __future__ import annotations
@@ -49,8 +54,12 @@ class ReadSide:
         self.keys = random.Random(rng.getrandbits(64))
         self.follow = random.Random(rng.getrandbits(64))
         self.until = until
-        #: the server's event loop ([server]) and its CPU per request; None: own readers
-        self.loop: EventLoop | None = None
+        #: the served processes' event loops ([server]) and the CPU per request; empty:
+        #: the reads have their own readers. ``replicas[k]`` (k > 0): process k's group
+        #: and its query answers; ``spread`` draws the process of an independent read
+        self.loops: list[EventLoop] = []
+        self.replicas: list[tuple[SubscriptionGroup, dict[type, Callable[[Any], Any]]]] = []
+        self.spread: random.Random | None = None
         self.request: Callable[[], float] = lambda: 0.0
         self.sample, self.draw = sample, draw
         draw.rng = random.Random(rng.getrandbits(64))  # the queries' own stream
@@ -67,19 +76,24 @@ class ReadSide:
                 return
             self._arrive(int(self.keys.random() * self.keys_count), "read", 0)
 
-    def after_write(self, key: int, position: int) -> None:
-        """Called for each accepted command: maybe schedule its client's read-back."""
+    def after_write(self, key: int, position: int, process: int = 0) -> None:
+        """Called for each accepted command (taken by served ``process``): maybe schedule
+        its client's read-back."""
         p = self.spec.follow_writes
         if p > 0 and self.follow.random() < p:
-            self.env.process(self._read_back(key, position))
+            self.env.process(self._read_back(key, position, process))
 
-    def _read_back(self, key: int, position: int) -> Generator[simpy.Event, Any, None]:
+    def _read_back(
+        self, key: int, position: int, process: int
+    ) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.spec.think)
         if self.env.now < self.until:
-            self._arrive(key, "read-own-write", position)
+            self._arrive(key, "read-own-write", position, process)
 
-    def _arrive(self, key: int, kind: str, token: int) -> None:
-        self.queue.append([self.env.now, None, None, key, kind, None, None, token])
+    def _arrive(self, key: int, kind: str, token: int, process: int | None = None) -> None:
+        if process is None:
+            process = 0 if self.spread is None else self.spread.randrange(len(self.loops))
+        self.queue.append([self.env.now, None, None, key, kind, None, None, process, token])
         if self.idle:
             self.idle.pop().succeed()
 
@@ -94,13 +108,21 @@ class ReadSide:
             job = queue.popleft()
             job[1] = env.now
             token = job.pop()
+            process = job.pop()
             draw.index = job[3]
-            result = engine.ask(sample(draw), min_position=token)
-            job[5] = group.lag_seconds()
-            job[6] = (not result.stale) if token else None
-            if self.loop is None:
+            if process == 0:
+                result = engine.ask(sample(draw), min_position=token)
+                job[5] = group.lag_seconds()
+                job[6] = (not result.stale) if token else None
+            else:  # another process's replica answers
+                replica, answers = self.replicas[process]
+                query = sample(draw)
+                answers[type(query)](query)
+                job[5] = replica.lag_seconds()
+                job[6] = (replica.position >= token) if token else None
+            if not self.loops:
                 yield env.timeout(self.service())
-            else:  # the request's parsing and answer and the query, on the server's loop
-                yield self.loop.run(self.request() + self.service())
+            else:  # the request's parsing and answer and the query, on the process's loop
+                yield self.loops[process].run(self.request() + self.service())
             job[2] = env.now
             self.rows.append(job)

@@ -198,10 +198,8 @@ def check_scenario(s: Scenario) -> Scenario:
             )
         if s.reads.projection not in names:
             fail("reads.projection", f"names {s.reads.projection!r}, not among {names}")
-    if s.server is not None:
-        for key in ("handlers", "processes"):
-            if getattr(s.commands, key) != 1:
-                fail(f"commands.{key}", "must be 1 with [server]: one event loop runs the commands")
+    if s.server is not None and s.commands.handlers != 1:
+        fail("commands.handlers", "must be 1 with [server]: one event loop runs the commands")
     if s.rebuild is not None:
         if s.rebuild.projection not in names:
             fail("faults.rebuild.projection", f"names {s.rebuild.projection!r}, not among {names}")

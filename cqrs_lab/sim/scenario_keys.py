@@ -225,7 +225,8 @@ _TABLES = (
                 _C.processes,
                 "",
                 "server processes, each with its own queue, admission (queue_limit, "
-                "rate_limit) and `handlers` handlers; arrivals spread over them at random",
+                "rate_limit) and `handlers` handlers; arrivals spread over them at random "
+                "(with [server]: an event loop each, with its writer and replicas of the views)",
                 lo=1,
                 hi=1024,
             ),
@@ -375,10 +376,12 @@ _TABLES = (
     ),
     Table(
         "server",
-        "The served process as one event loop (absent: handlers work in parallel). Every "
-        "piece of work runs on one CPU in turn: each request's parsing and answer, the "
-        "writer's batches (each command's [commands] service inside), the projections' "
-        "batches and the reads' service. Needs [commands] handlers = 1 and processes = 1.",
+        "Each served process as one event loop (absent: handlers work in parallel). Every "
+        "piece of work runs on its process's CPU in turn: each request's parsing and answer, "
+        "the writer's batches (each command's [commands] service inside), the projections' "
+        "batches and the reads' service. Needs [commands] handlers = 1; [commands] processes "
+        "= N runs N loops, each with its own writer and its own replica of every view, fed "
+        "with every event.",
         (
             Key("request", "time", _SV.request, _S, "CPU per HTTP request outside the engine"),
             Key(
@@ -424,6 +427,39 @@ _TABLES = (
                 _S,
                 "the CPU limit's accounting period",
                 open_lo=True,
+            ),
+            Key(
+                "commit",
+                "time",
+                _SV.commit,
+                _S,
+                "a writer batch's wait for the database's commit round trips, after its CPU: "
+                "the loop is blocked, spending no CPU",
+            ),
+            Key(
+                "pump_wait",
+                "time",
+                _SV.pump_wait,
+                _S,
+                "a projection pump step's wait for the database's read, after its CPU: the "
+                "loop is blocked, spending no CPU",
+            ),
+            Key(
+                "poll",
+                "number",
+                _SV.poll,
+                _S,
+                "a process's pump, idle, looks for the other processes' appends this often "
+                "(its own wake it at once; 0: every append wakes every pump)",
+            ),
+            Key(
+                "cores",
+                "whole",
+                _SV.cores,
+                "cores",
+                "CPUs of the machine the loops share (absent: a core per loop)",
+                lo=1,
+                hi=4096,
             ),
         ),
     ),

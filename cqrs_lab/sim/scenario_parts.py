@@ -127,11 +127,15 @@ class CommandSpec:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The served process's event loop (``[server]``; see :mod:`cqrs_lab.sim.event_loop`):
-    CPU seconds per HTTP request outside the engine (``request``, the share
-    ``answer_share`` of it spent answering), per writer batch (``batch``, at most
-    ``batch_limit`` commands), the slow-down after idling (``cold``, ``cold_time``) and
-    a CPU limit (``cpus`` per ``period``)."""
+    """The served processes' event loops (``[server]``; see :mod:`cqrs_lab.sim.event_loop`,
+    one per ``[commands] processes``): CPU seconds per HTTP request outside the engine
+    (``request``, the share ``answer_share`` of it spent answering), per writer batch
+    (``batch``, at most ``batch_limit`` commands), the seconds a batch then blocks its loop
+    waiting for the database's commit (``commit``) and a projection's pump step its read
+    (``pump_wait``), the slow-down after idling (``cold``,
+    ``cold_time``), a CPU limit per process (``cpus`` per ``period``), the pumps' idle poll
+    for the other processes' appends (``poll``; 0: at once) and the machine's cores that
+    the loops share (``cores``; None: one each)."""
 
     request: Dist = _NO_DELAY
     answer_share: float = 0.5
@@ -141,6 +145,10 @@ class ServerSpec:
     cold_time: float = 0.001
     cpus: float = 1.0
     period: float = 0.01
+    commit: Dist = _NO_DELAY
+    pump_wait: Dist = _NO_DELAY
+    poll: float = 0.0
+    cores: int | None = None
 
 
 @dataclass(frozen=True)

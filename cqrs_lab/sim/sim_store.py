@@ -27,6 +27,8 @@ class SimStore(InMemoryEventStore):
     """The in-memory store, telling the consumer groups when the log grows."""
 
     drivers: Sequence[GroupDriver] = ()
+    #: which served process is appending now (set by the loops' command side)
+    source = 0
 
     @property
     def committed(self) -> int:
@@ -59,8 +61,9 @@ class SimStore(InMemoryEventStore):
         return out
 
     def _appended(self, out: list[Envelope]) -> None:
+        source = self.source
         for d in self.drivers:
-            d.on_append(out)
+            d.on_append(out, source)
 
 
 class DelayedSimStore(SimStore):
@@ -111,10 +114,10 @@ class DelayedSimStore(SimStore):
             found = self._visible_parts[count] = PartitionIndex(count)
         return found.read(self._visible, index, after, limit)
 
-    def _reveal(self, upto: int, envs: list[Envelope]) -> None:
+    def _reveal(self, upto: int, envs: list[Envelope], source: int) -> None:
         self._visible.extend(self._log[len(self._visible) : upto])
         for d in self.drivers:
-            d.on_append(envs)
+            d.on_append(envs, source)
 
     def _appended(self, out: list[Envelope]) -> None:
         if self._delay is None:
@@ -123,5 +126,5 @@ class DelayedSimStore(SimStore):
         # visible after the delay, and not before what committed earlier
         env = self._env
         self._visible_at = at = max(self._visible_at, env.now + self._delay())
-        upto = out[-1].position
-        env.timeout(at - env.now).callbacks.append(lambda _: self._reveal(upto, out))
+        upto, source = out[-1].position, self.source
+        env.timeout(at - env.now).callbacks.append(lambda _: self._reveal(upto, out, source))

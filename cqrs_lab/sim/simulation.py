@@ -23,6 +23,7 @@ from cqrs_lab.core import (
     EventRegistry,
     Projection,
     RecorderFanout,
+    Saga,
     SequentialIds,
     SubscriptionRecorder,
     install,
@@ -34,10 +35,12 @@ from cqrs_lab.sim.arrivals import KeyChooser, MixChooser, arrival_times
 from cqrs_lab.sim.autoscale import autoscaler
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
-from cqrs_lab.sim.event_loop import EventLoop, LoopCommandSide
+from cqrs_lab.sim.event_loop import Cores, EventLoop
+from cqrs_lab.sim.event_loops import LoopCommandSide, Replica, replicate
 from cqrs_lab.sim.readers import ReadSide
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario, workload_of
+from cqrs_lab.sim.scenario_parts import ServerSpec
 from cqrs_lab.sim.sim_store import DelayedSimStore, SimStore
 
 __all__ = ["Simulation", "simulate"]
@@ -102,6 +105,14 @@ class Simulation:
 
         self.installed = install(engine, domain, views=list(specs), subscribe=consumer_group)
         self.projections: dict[str, Projection] = self.installed.views
+        # [server] with N processes: processes 1..N-1 keep their own replicas of the views
+        self.replicas: list[Replica] = []
+        if s.server is not None:
+            for k in range(1, s.commands.processes):
+                rep = replicate(env, engine, domain, specs, k, _stream_seed(s.seed, f"replica-{k}"),
+                                self.incident)  # fmt: skip
+                self.replicas.append(rep)
+                self.drivers += rep.drivers.values()
         self._setup()
         store.drivers = tuple(self.drivers)
         engine.pump()  # what the setup created is in every read model at the start
@@ -126,22 +137,13 @@ class Simulation:
         after = self.reads.after_write if self.reads is not None else None
         draw = Draw(random.Random(0), workload, keys=s.workload.population, params=params)
         self.loop: EventLoop | None = None
+        self.loops: list[EventLoop] = []
         if s.server is None:
             self.commands = CommandSide(
                 env, engine, s.commands, workload, draw, _stream_seed(s.seed, "commands"), after
             )
         else:
-            sv = s.server
-            self.loop = loop = EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period)
-            self.commands = LoopCommandSide(
-                env, engine, s.commands, sv, loop, workload, draw,
-                _stream_seed(s.seed, "commands"), after,
-            )  # fmt: skip
-            for d in self.drivers:
-                d.loop = loop
-            if self.reads is not None:
-                self.reads.loop = loop
-                self.reads.request = sv.request.sampler(_stream_seed(s.seed, "read-requests"))
+            self._loops(s.server, draw, after)
         self._arrivals()
         if s.poison:
             draw = Draw(_stream_seed(s.seed, "poison"), workload, keys=1, params=params)
@@ -167,6 +169,45 @@ class Simulation:
             )
         self.samples: list[list[Any]] = []
         env.process(self._monitor())
+
+    def _loops(self, sv: ServerSpec, draw: Draw, after: Callable[[int, int], None] | None) -> None:
+        """The served processes as event loops ([server]; :mod:`cqrs_lab.sim.event_loops`):
+        process 0 runs the engine's views, process k its replicas."""
+        s, env = self.scenario, self.env
+        cores = Cores(sv.cores) if sv.cores is not None else None
+        self.loops = loops = [
+            EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period, cores)
+            for _ in range(s.commands.processes)
+        ]
+        self.loop = loops[0]
+        reads = self.reads
+        if reads is not None and len(loops) > 1:  # a read-back goes where the write went
+
+            def after(key: int, pos: int) -> None:
+                reads.after_write(key, pos, cmds.current)
+
+        cmds: LoopCommandSide
+        self.commands = cmds = LoopCommandSide(
+            env, self.engine, s.commands, sv, loops, self.workload, draw,
+            _stream_seed(s.seed, "commands"), after, self.store,
+        )  # fmt: skip
+        replicas = {id(d): r.index for r in self.replicas for d in r.drivers.values()}
+        for d in self.drivers:
+            d.process = replicas.get(id(d), 0)
+            if len(loops) > 1 and isinstance(d.projection, Saga):
+                continue  # several processes: the sagas run in a worker of their own
+            d.loop = loops[d.process]
+            d.poll = sv.poll if len(loops) > 1 else 0.0
+            if sv.pump_wait.mean > 0:
+                d.pump_wait = sv.pump_wait.sampler(_stream_seed(s.seed, f"pump-wait-{d.name}"))
+        if reads is not None:
+            reads.loops = loops
+            reads.request = sv.request.sampler(_stream_seed(s.seed, "read-requests"))
+            if len(loops) > 1:
+                reads.spread = _stream_seed(s.seed, "read-spread")
+                reads.replicas = [(reads.group, {})] + [
+                    (r.drivers[reads.spec.projection].group, r.answers or {}) for r in self.replicas
+                ]
 
     def incident(self, kind: str, where: str, detail: str) -> None:
         self.incidents.append((self.env.now, kind, where, detail))

@@ -114,7 +114,8 @@ def test_stage_timings_are_hooks_exported_on_metrics(make_live: MakeLive, tmp_pa
     assert stages.totals["command"][1] == 1 and stages.totals["query"][1] == 1
     assert stages.totals["projection"][1] >= 3  # the account's event, once per projection
     kinds = {s[0] for s in stages.samples}
-    assert kinds == {"command", "query", "projection", "request", "lag", "writer", "pump"}
+    assert kinds == {"command", "query", "projection", "request", "lag", "writer", "pump",
+                     "commit", "pump-wait"}  # fmt: skip
     assert stages.totals["writer"][1] == 1  # one batch of one command
     assert (engine.dispatch, engine.ask) == methods[:2]  # nothing replaced at run time
     assert [s.step for s in engine.subscriptions.values()] == list(methods[2:])

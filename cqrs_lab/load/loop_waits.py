@@ -1,0 +1,88 @@
+"""What a load test's stage timings say about the database waits and the processes of a
+served deployment, for the loop twin's calibration (:mod:`cqrs_lab.load.loop_calibration`).
+
+On PostgreSQL the served loop calls the database synchronously: a writer batch's commit
+round trips and a pump step's read of the log hold the loop without using its CPU. The
+server times them (``serve --stage-timings``: the ``commit`` and ``pump-wait`` stages, a
+batch's or a tick's wall time less the loop thread's CPU); :func:`stage_waits` turns them into
+the twin's blocked times and the CPU shares of the ``command`` and ``projection`` stages.
+With ``--workers N`` every worker's samples are merged into one file, one worker's after
+the other's (:func:`workers` tells them apart), and the workers share the machine's cores
+(:func:`shared_cores`).
+
+>>> st = pd.DataFrame({"stage": ["command"] * 4, "at": [1.0, 1.01, 1.005, 1.015]})
+>>> list(workers(st))
+[0, 0, 1, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cqrs_lab.load.calibration import quantiles
+
+__all__ = ["IDLE_POLL", "NOT_WORK", "Waits", "shared_cores", "stage_waits", "workers"]
+
+#: ``cqrs-lab serve``'s idle poll (its ``idle_poll`` default): how soon a worker's pump
+#: looks for the other workers' appends when it has nothing to do
+IDLE_POLL = 0.05
+#: stages that are not work of their own: lags, and the waits inside writer batches and pumps
+NOT_WORK = ("lag", "commit", "pump-wait")
+
+
+def workers(stages: pd.DataFrame) -> pd.Series:
+    """Which worker wrote each sample: the merged file holds each worker's samples in
+    turn, each part in time order, so a part begins where the time goes back."""
+    at = stages["at"].to_numpy(dtype=float)
+    back = np.concatenate(([0], (np.diff(at) < 0).astype(int)))
+    return pd.Series(np.cumsum(back), index=stages.index)
+
+
+@dataclass(frozen=True)
+class Waits:
+    """What of the timed stages was waiting for the database, not the loop's CPU."""
+
+    #: each writer batch's wait for its commit (quantiles; none: ``()``)
+    commit_s: tuple[float, ...] = ()
+    #: the mean wait per projection pump step
+    pump_wait_s: float = 0.0
+    #: the share of the ``command`` stage's time that was CPU
+    command_cpu: float = 1.0
+    #: the share of the ``projection`` stage's time that was CPU
+    projection_cpu: float = 1.0
+
+
+def stage_waits(waits: pd.DataFrame, st: pd.DataFrame, max_samples: int) -> Waits:
+    """From the ``commit`` and ``pump-wait`` samples (a batch's or a tick's wall time less
+    the loop thread's CPU): the commit waits, the wait per pump step, and the CPU shares.
+    The waits happen inside the timed calls (a command's first append opens the
+    transaction; a pump step reads the log), so a writer batch's CPU (its time less its
+    wait) is shared over its commands' time, and the pump ticks' waits come off their
+    steps' time."""
+    commit = waits[waits["stage"] == "commit"]["seconds"].to_numpy(dtype=float)
+    if not len(commit):
+        return Waits()
+    commit_s = quantiles(commit, min(max_samples, len(commit)))
+    steps = st[st["stage"] == "projection"]["seconds"].to_numpy(dtype=float)
+    pump = float(waits[waits["stage"] == "pump-wait"]["seconds"].sum())
+    command_cpu = 1.0
+    w, c = st[st["stage"] == "writer"], st[st["stage"] == "command"]["seconds"]
+    if len(w) >= 10 and len(c):
+        in_commands = float(w["events"].mean()) * float(c.mean())
+        cpu = float(w["seconds"].mean()) - float(commit.mean())
+        command_cpu = min(1.0, max(0.0, cpu / in_commands)) if in_commands > 0 else 1.0
+    projection_cpu = max(0.0, 1.0 - pump / float(steps.sum())) if steps.sum() > 0 else 1.0
+    return Waits(commit_s, pump / len(steps) if len(steps) else 0.0, command_cpu, projection_cpu)
+
+
+def shared_cores(run: dict[str, Any]) -> int | None:
+    """The cores a prediction's processes share: the machine's (None: not recorded, as
+    in runs from before it was). Not the cores a run pinned the server to: the load test
+    pins ``--workers N`` to N cores when the machine has one more for the generator, so
+    the pinning follows the process count, and the machine is what bounds them all."""
+    machine = run.get("machine_cpus")
+    return int(machine) if machine else None
