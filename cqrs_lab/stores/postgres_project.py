@@ -50,11 +50,9 @@ from typing import Any
 import psycopg
 
 from cqrs_lab.core import (
-    CallableClock,
     Domain,
     Engine,
     Envelope,
-    MonotonicClock,
     Repository,
     Saga,
     SequentialIds,
@@ -65,6 +63,7 @@ from cqrs_lab.core.idempotency import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEM
 from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
 from cqrs_lab.errors import ConfigError, LostSlot
+from cqrs_lab.stores.deployment_clock import DeploymentClock
 from cqrs_lab.stores.postgres_records import (
     PostgresIdempotencyStore,
     PostgresTracking,
@@ -121,11 +120,9 @@ class ProjectWorker:
             raise ConfigError(f"partitions={self.partitions!r}: pass a whole number in 1..4096")
         if not self.views:
             raise ConfigError(f"domain {self.domain.name!r} has no saga to run")
-        monotonic = MonotonicClock()
-        offset = [0.0]
-        self.clock = CallableClock(lambda: offset[0] + monotonic.now())
-        store = PostgresEventStore(self.dsn, self.clock, SequentialIds(), schema=self.schema)
-        offset[0] = store.last_recorded_at
+        self.clock = clock = DeploymentClock()  # the serve workers' clock (lag, expiry)
+        store = PostgresEventStore(self.dsn, clock, SequentialIds(), schema=self.schema)
+        clock.floor = store.last_recorded_at
         self.name = f"p{store.boot}"
         store.ids = ids = SequentialIds(f"{self.name}-")  # unique across processes
         self.store = store

@@ -24,15 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cqrs_lab.core import (
-    CallableClock,
     Domain,
     Engine,
     Installed,
-    MonotonicClock,
     Saga,
     SequentialIds,
     install,
 )
+from cqrs_lab.stores.deployment_clock import DeploymentClock
 from cqrs_lab.stores.postgres_records import (
     PostgresCheckpoints,
     PostgresIdempotencyStore,
@@ -58,12 +57,9 @@ def build_postgres_engine(
     dsn: str, domain: Domain, *, delivery: str, seed: int, ttl: float, max_keys: int
 ) -> PostgresServed:
     """``domain`` installed on an engine whose store and records are in PostgreSQL."""
-    monotonic = MonotonicClock()
-    # a monotonic clock restarts at 0 with the process: continue from the last event's time
-    offset = [0.0]
-    clock = CallableClock(lambda: offset[0] + monotonic.now())
+    clock = DeploymentClock()  # one clock for every process of the deployment
     store = PostgresEventStore(dsn, clock, SequentialIds())
-    offset[0] = store.last_recorded_at
+    clock.floor = store.last_recorded_at
     store.ids = ids = SequentialIds(f"b{store.boot}-")  # unique across restarts
     engine = Engine(clock=clock, seed=seed, ids=ids, store=store, registry=store.registry)
     installed = install(engine, domain, delivery=delivery)
