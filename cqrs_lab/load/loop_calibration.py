@@ -29,7 +29,15 @@ runs of one light level; no curve of latency against load is fitted.
   (:mod:`cqrs_lab.load.loop_waits`); the idle poll of the served code for
   the other workers' appends; the CPU of every worker (``cpu.csv`` sums them), spread by
   the simulation over N loops that each pump every event; the machine's cores, which the
-  loops share.
+  loops share;
+- on PostgreSQL, the rest of the machine's CPU on those cores: the load generator's and
+  the local database server's CPU seconds over the steady window (``cpu.csv``;
+  :func:`~cqrs_lab.load.loop_waits.other_cpu`) per command that arrived in it
+  (``other_cpu_s``). Per command, not per request: the twin's reads are a fixed number
+  per command, so the reads' share rides on the commands, and the commands are what the
+  twin's rate counts. A database on another host is not measured and costs 0 here. With
+  the in-memory store it stays 0: the load test pins the one server process apart from
+  the generator, and there is no database.
 
 >>> st = pd.DataFrame({"stage": ["command", "command", "lag"], "name": ["a", "a", "v"],
 ...                    "at": [1.000, 1.0101, 1.02], "seconds": [0.0001, 0.0001, 0.0]})
@@ -64,6 +72,7 @@ from cqrs_lab.load.loop_waits import (
     IDLE_POLL,
     NOT_WORK,
     Waits,
+    other_cpu,
     shared_cores,
     stage_waits,
     workers,
@@ -218,6 +227,9 @@ def calibrate_loop(
     view = view or primary_view(domain)
     check_calibration(runs, warmup, view, force)
     parts, names, n_cmd, n_req, span, busy, waited = [], [], 0, 0, 0.0, 0.0, []
+    opts = first.run.get("options") or {}
+    on_postgres = str(opts.get("store", "")).startswith("postgres")
+    other = {"generator": 0.0, "database": 0.0}  # CPU seconds of the rest of the machine
     for r in runs:
         if not len(r.stages):
             raise ConfigError(f"{r.path}: no server/stages.csv; calibrate from a run whose "
@@ -235,15 +247,17 @@ def calibrate_loop(
         n_cmd, n_req, span = n_cmd + len(cmd), n_req + len(req), span + hi - lo
         idle = float(r.run.get("server_idle_cpu") or 0.0)
         busy += max(cpu_utilisation(r, lo, hi) - idle, 0.0) * (hi - lo)
+        if on_postgres:
+            for name, seconds in other_cpu(r, lo, hi).items():
+                other[name] += seconds
     st = pd.concat(parts, ignore_index=True)
     command_s, query_s = _engine(st, "command", max_samples), _engine(st, "query", max_samples)
-    opts = first.run.get("options") or {}
     processes = int(opts.get("server_workers") or 1)
     # (with several workers the sagas run in a worker of their own, untimed: they get the
     # views' mean cost, for a prediction with one process, where the server runs them)
     per_event, per_batch = _pumps(st, domain.view_names)
     wait = Waits()
-    if str(opts.get("store", "")).startswith("postgres"):  # the loop waits on the database
+    if on_postgres:  # the loop waits on the database
         wait = stage_waits(pd.concat(waited, ignore_index=True), st, max_samples)
         command_s = np.asarray(command_s) * wait.command_cpu
         per_event = {n: v * wait.projection_cpu for n, v in per_event.items()}
@@ -260,11 +274,12 @@ def calibrate_loop(
         cold_time=cold_time, batch_s=_writer(st, wait),
         anchor_requests_per_s=n_req / span, processes=processes, commit_s=wait.commit_s,
         pump_wait_s=wait.pump_wait_s, poll=IDLE_POLL if processes > 1 else 0.0,
-        cores=shared_cores(first.run),
+        cores=shared_cores(first.run), other_cpu_s=sum(other.values()) / max(n_cmd, 1),
         cpus=float(limit.get("cores") or 1.0), period=float(limit.get("period_s") or 0.01),
         anchor_rate=n_cmd / span, domain=first.domain, params=run_params(first, workload),
         view=view, source=", ".join(str(r.path) for r in runs),
-        notes={"busy_cpu": busy / span, "stage_parts": int(st["worker"].max()) + 1},
+        notes={"busy_cpu": busy / span, "stage_parts": int(st["worker"].max()) + 1,
+               **{f"{k}_cpu": v / span for k, v in other.items()}},
     )  # fmt: skip
     cal = replace(cal, request_s=_solve_request(cal, busy / span, cal.anchor_rate, seed))
     return _offsets(cal, measure(runs, warmup, view), cal.anchor_rate, seed)

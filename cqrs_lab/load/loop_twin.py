@@ -18,6 +18,10 @@ A deployment of several server processes (``serve --workers N`` on PostgreSQL) i
 writer batches wait ``commit_s`` for the database's commit and whose pump steps wait
 ``pump_wait_s`` for its read, the loop blocked (:mod:`cqrs_lab.sim.event_loops`);
 :func:`cqrs_lab.load.loop_processes.predict_processes` predicts it at other process counts.
+The rest of the machine takes its share of the same cores: ``other_cpu_s`` seconds per
+command (the load generator's and a local database's CPU at the calibration level), spent
+on the machine's ``cores`` beside the loops (``[server] other_cpu``); at 0, as when it was
+not measured, the scenario is the one without it.
 
 >>> cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
 ...     per_batch={"balances": 1e-5}, request_s=2.5e-4, reads_per_command=1.0,
@@ -95,8 +99,12 @@ class LoopCalibration:
     pump_wait_s: float = 0.0
     #: a process's idle poll for the other processes' appends (seconds)
     poll: float = 0.0
-    #: the machine's cores the processes share (None: one each; binds only when fewer)
+    #: the machine's cores the processes share (None: one each; binds only when fewer,
+    #: or when ``other_cpu_s`` is spent on them)
     cores: int | None = None
+    #: CPU seconds per command the rest of the machine spends on those cores (the load
+    #: generator, a local database; 0: not measured, nothing shared)
+    other_cpu_s: float = 0.0
     latency_offset_s: dict[str, float] = field(default_factory=dict)
     lag_offset_s: dict[str, float] = field(default_factory=dict)
     anchor_rate: float = 0.0
@@ -117,19 +125,31 @@ class LoopCalibration:
             raise ConfigError(f"processes={self.processes!r}: server processes, 1 to 1024")
         if self.cores is not None and self.cores < 1:
             raise ConfigError(f"cores={self.cores!r}: the machine's cores, >= 1 (or None)")
+        if not (math.isfinite(self.other_cpu_s) and self.other_cpu_s >= 0):
+            raise ConfigError(
+                f"other_cpu_s={self.other_cpu_s!r}: CPU seconds per command of the rest of "
+                "the machine, >= 0 (0: not measured)"
+            )
 
     @property
     def capacity_bound(self) -> float:
         """Commands/s at which the loops' warm CPU (batches of one) is used up: a bound
         for a first guess, not the prediction (:func:`predicted_knee`). Each of the
-        ``processes`` loops carries its share of the requests and every event."""
+        ``processes`` loops carries its share of the requests and every event; on shared
+        cores the loops' CPU and the rest of the machine's (``other_cpu_s``) fill them."""
         per_cmd = float(np.mean(self.command_s)) + self.request_s
         per_cmd += self.reads_per_command * (self.request_s + float(np.mean(self.query_s)))
         per_loop = per_cmd / self.processes + sum(self.per_event.values())
         bound = self.cpus / per_loop
-        if self.cores is not None and self.cores < self.processes * self.cpus:
-            bound = self.cores / (self.processes * per_loop)
+        if self.cores is not None and self.shares_cores:
+            bound = min(bound, self.cores / (self.processes * per_loop + self.other_cpu_s))
         return bound
+
+    @property
+    def shares_cores(self) -> bool:
+        """Whether the scenario has ``[server] cores``: fewer than the loops, or the rest of
+        the machine's CPU to share them with."""
+        return self.cores is not None and (self.cores < self.processes or self.other_cpu_s > 0)
 
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
@@ -145,6 +165,9 @@ class LoopCalibration:
             f"per_batch = {self.per_batch.get(n, 0.0):.7g}\n\n"
             for n in sorted(self.per_event)
         )
+        other = ""  # the rest of the machine, on the cores the loops share
+        if self.shares_cores and self.other_cpu_s > 0:
+            other = f"other_cpu = {self.other_cpu_s:.7g}\n"
         reads = ""
         if self.reads_per_command > 0:
             reads = (
@@ -167,7 +190,8 @@ class LoopCalibration:
             + (f"commit = {empirical(self.commit_s)}\n" if any(self.commit_s) else "")
             + (f"pump_wait = {self.pump_wait_s:.7g}\n" if self.pump_wait_s > 0 else "")
             + (f"poll = {self.poll:.6g}\n" if self.poll > 0 else "")
-            + (f"cores = {self.cores}\n" if (self.cores or 1024) < self.processes else "")
+            + (f"cores = {self.cores}\n" if self.shares_cores else "")
+            + other
             + "\n"
             + reads
             + projections
@@ -204,6 +228,12 @@ class LoopCalibration:
                 if self.processes > 1 or any(self.commit_s)
                 else ""
             )
+            + (
+                f"; the rest of the machine (load generator, local database)"
+                f" {self.other_cpu_s * 1e3:.3f} ms of CPU per command on its {self.cores} cores"
+                if self.shares_cores and self.other_cpu_s > 0
+                else ""
+            )
         )
 
 
@@ -225,6 +255,8 @@ def simulate_twin(cal: LoopCalibration, rate: float, duration: float, seed: int)
     out.attrs["loop_cpu_s"] = sum(lp.cpu_s for lp in sim.loops) if sim.loops else math.nan
     out.attrs["loop_cpu_each_s"] = [lp.cpu_s for lp in sim.loops]
     out.attrs["loop_blocked_each_s"] = [lp.blocked_s for lp in sim.loops]
+    other = getattr(sim.commands, "other", None)  # the rest of the machine's CPU, if any
+    out.attrs["other_cpu_s"] = other.cpu_s if other is not None else 0.0
     out.attrs["finished_per_s"] = len(done) / duration
     out.attrs["arrived_per_s"] = len(c) / duration
     out.attrs["accepted"] = len(done) / max(len(c), 1)

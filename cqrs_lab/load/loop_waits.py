@@ -8,7 +8,8 @@ batch's or a tick's wall time less the loop thread's CPU); :func:`stage_waits` t
 the twin's blocked times and the CPU shares of the ``command`` and ``projection`` stages.
 With ``--workers N`` every worker's samples are merged into one file, one worker's after
 the other's (:func:`workers` tells them apart), and the workers share the machine's cores
-(:func:`shared_cores`).
+(:func:`shared_cores`) with the rest of the machine: the load generator and a local
+database, whose CPU :func:`other_cpu` reads.
 
 >>> st = pd.DataFrame({"stage": ["command"] * 4, "at": [1.0, 1.01, 1.005, 1.015]})
 >>> list(workers(st))
@@ -17,6 +18,7 @@ the other's (:func:`workers` tells them apart), and the workers share the machin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +26,18 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.load.calibration import quantiles
+from cqrs_lab.load.results import LoadResult
+from cqrs_lab.load.summary import cpu_rate
 
-__all__ = ["IDLE_POLL", "NOT_WORK", "Waits", "shared_cores", "stage_waits", "workers"]
+__all__ = [
+    "IDLE_POLL",
+    "NOT_WORK",
+    "Waits",
+    "other_cpu",
+    "shared_cores",
+    "stage_waits",
+    "workers",
+]
 
 #: ``cqrs-lab serve``'s idle poll (its ``idle_poll`` default): how soon a worker's pump
 #: looks for the other workers' appends when it has nothing to do
@@ -86,3 +98,24 @@ def shared_cores(run: dict[str, Any]) -> int | None:
     the pinning follows the process count, and the machine is what bounds them all."""
     machine = run.get("machine_cpus")
     return int(machine) if machine else None
+
+
+def other_cpu(result: LoadResult, lo: float, hi: float) -> dict[str, float]:
+    """CPU seconds the rest of the machine spent between ``lo`` and ``hi`` seconds after
+    the first request (``cpu.csv``, so the generator's start-up is left out): the load
+    generator's (``generator``) and the local database server's (``database``) less what it
+    spent while the server idled (``database_idle_cpu``: the server's polls, which stop
+    being idle ones under load). The database counts 0 when the run did not measure it
+    (``database_cpu_s`` null or absent in ``run.json``: a database on another host, whose
+    CPU the twin assumes costs this machine nothing, or an older run). A column with under
+    two samples in the window counts 0."""
+    file = result.path / "cpu.csv"
+    header = file.read_text().split("\n", 1)[0].split(",") if file.exists() else []
+    out = {}
+    for name in ("generator", "database"):
+        column = f"{name}_cpu_s"
+        measured = column in header and (name == "generator" or result.run.get(column) is not None)
+        rate = cpu_rate(result.path, result.t0, lo, hi, column) if measured else math.nan
+        rate -= float(result.run.get(f"{name}_idle_cpu") or 0.0)
+        out[name] = 0.0 if math.isnan(rate) else max(rate, 0.0) * (hi - lo)
+    return out

@@ -10,9 +10,17 @@ Folder layout: ``run.json`` (the domain, keys and workload parameters served, op
 timings, exit codes, CPU seconds), ``summary.json`` (the one-row summary,
 :mod:`cqrs_lab.load.summary`), ``records/`` (exact requests and history per Locust
 process), ``server/stages.csv`` (the server's raw stage timings), ``metrics-start.txt`` /
-``metrics-end.txt`` (``/metrics``), ``faults.jsonl``, ``cpu.csv`` (server and generator CPU
-seconds over time), ``audit.jsonl`` (the final answers of the workload's reads for every
-key written to), ``locust_*.csv`` and logs.
+``metrics-end.txt`` (``/metrics``), ``faults.jsonl``, ``cpu.csv`` (server, generator and
+local database CPU seconds over time), ``audit.jsonl`` (the final answers of the workload's
+reads for every key written to), ``locust_*.csv`` and logs.
+
+The rest of the machine's CPU is recorded too: the generator's (``generator_cpu_s``: every
+Locust process) and, when the store is PostgreSQL served on this machine (host 127.0.0.1,
+localhost or a unix socket), the database server's (``database_cpu_s``: its postmaster and
+backends, :func:`~cqrs_lab.load.procs.postgres_cpu_seconds`) over the run, and its CPU
+while the server idles before the load (``database_idle_cpu``, cores). A database on
+another host is not measured (``database_cpu_s`` null): the twin then assumes it costs
+this machine nothing.
 
 (The options, checked before anything starts: :mod:`cqrs_lab.load.options`.)
 """
@@ -36,7 +44,14 @@ from cqrs_lab.load.cpu_limit import CpuLimit
 from cqrs_lab.load.faults import post_fault
 from cqrs_lab.load.metrics import scrape
 from cqrs_lab.load.options import USER_CLASSES, LoadTestOptions, default_locustfile
-from cqrs_lab.load.procs import cpu_seconds, free_port, stop, tree_cpu_seconds, wait_live
+from cqrs_lab.load.procs import (
+    DatabaseCpu,
+    cpu_seconds,
+    free_port,
+    stop,
+    tree_cpu_seconds,
+    wait_live,
+)
 from cqrs_lab.load.traffic import create_keys
 
 if TYPE_CHECKING:
@@ -101,6 +116,7 @@ class _Run:
         }
         if unpinned is not None:
             self.info["cpus_unpinned"] = unpinned
+        self.info["database_cpu_s"] = None  # a database on this machine: its CPU
 
     def spawn(
         self,
@@ -199,14 +215,15 @@ class _Run:
         self.info["keys_created"] = create_keys(url, self.traffic)
         scrape_to = self.out / "metrics-start.txt"
         scrape_to.write_text(scrape(url))
+        db = DatabaseCpu(self.opts.store)
         if server is not None:  # the server's own CPU use while idle (polling, timers)
             c0, w0 = self.server_cpu(server.pid), time.monotonic()
             time.sleep(1.0)
-            c1 = self.server_cpu(server.pid)
+            c1, idle_s = self.server_cpu(server.pid), time.monotonic() - w0
             if c0 and c1:
-                self.info["server_idle_cpu"] = (sum(c1.values()) - sum(c0.values())) / (
-                    time.monotonic() - w0
-                )
+                self.info["server_idle_cpu"] = (sum(c1.values()) - sum(c0.values())) / idle_s
+            if (d_idle := db.restart()) is not None:  # the database's, serving its polls
+                self.info["database_idle_cpu"] = d_idle / idle_s
         cpu0 = self.server_cpu(server.pid) if server is not None else {}
         srv_cpu = dict(cpu0)  # per process: the last reading (a worker that died keeps it)
         if self.cpu_limit is not None:  # its throttling under the load, not at start-up
@@ -217,7 +234,7 @@ class _Run:
         pending = sorted(self.opts.faults, key=lambda f: f.at)
         deadline = t0 + self.opts.duration + 60.0 + (15.0 if self.opts.processes > 1 else 0.0)
         faults_log = (self.out / "faults.jsonl").open("w", encoding="utf-8")
-        cpu_rows = ["t,server_cpu_s,generator_cpu_s"]
+        cpu_rows = ["t,server_cpu_s,generator_cpu_s,database_cpu_s"]
         gen_cpu: dict[int, float] = {}
         from tqdm.auto import tqdm
 
@@ -256,8 +273,10 @@ class _Run:
                 if server is not None and (now_cpu := self.server_cpu(server.pid)):
                     srv_cpu.update(now_cpu)
                     s_cpu = round(sum(srv_cpu.values()), 2)
+                d_cpu = db.read()
                 cpu_rows.append(
-                    f"{now:.3f},{'' if s_cpu is None else s_cpu},{sum(gen_cpu.values()):.2f}"
+                    f"{now:.3f},{'' if s_cpu is None else s_cpu},{sum(gen_cpu.values()):.2f},"
+                    + ("" if d_cpu is None else f"{d_cpu:.2f}")
                 )
                 time.sleep(
                     0.25 if not pending else min(0.25, max(0.01, pending[0].at - (now - t0)))
@@ -269,6 +288,8 @@ class _Run:
         self.info["locust_exit_codes"] = codes
         self.info["t1_monotonic"] = time.monotonic()
         self.info["generator_cpu_s"] = sum(gen_cpu.values())
+        db.read()
+        self.info["database_cpu_s"] = db.used
         if server is not None and cpu0:
             srv_cpu.update(self.server_cpu(server.pid))
             self.info["server_cpu_s"] = sum(srv_cpu.values()) - sum(cpu0.values())

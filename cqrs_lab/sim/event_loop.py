@@ -20,6 +20,10 @@ simulated that way (the twin writes one, calibrated from a load test's per-stage
 - :class:`Cores` are the machine's CPUs that several loops share (``[server] cores``): an
   item starts only on a free core, otherwise its loop waits for one (first come, first
   served); a blocked loop holds no core;
+- :class:`Background` is the rest of the machine on those cores (the load generator, a
+  local database's processes: ``[server] other_cpu`` seconds per command): each piece of
+  its work takes a core of its own as a loop's item does, in the same first-come queue,
+  and any number of pieces may run at once (many processes, not one loop);
 - :class:`~cqrs_lab.sim.event_loops.LoopCommandSide` is the command path on the loops.
 
 >>> import simpy
@@ -38,15 +42,22 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import simpy
 
 from cqrs_lab.sim.commands import Level
 
-__all__ = ["Cores", "EventLoop"]
+__all__ = ["Background", "Cores", "EventLoop"]
 
 #: a work item: called when it starts, returns its CPU seconds and what to do once done
 Item = Callable[[], tuple[float, Callable[[], None] | None]]
+
+
+class _Starts(Protocol):
+    """What waits for a core: started once one is free."""
+
+    def _start(self) -> None: ...
 
 
 class Cores:
@@ -67,9 +78,9 @@ class Cores:
 
     def __init__(self, count: int) -> None:
         self.free = count
-        self.waiting: deque[EventLoop] = deque()
+        self.waiting: deque[_Starts] = deque()
 
-    def take(self, loop: EventLoop) -> bool:
+    def take(self, loop: _Starts) -> bool:
         """A core for ``loop`` now (True), or ``loop`` waits and is started later."""
         if self.free > 0:
             self.free -= 1
@@ -83,6 +94,41 @@ class Cores:
             self.waiting.popleft()._start()
         else:
             self.free += 1
+
+
+class Background:
+    """The machine's other work on the shared :class:`Cores`: :meth:`spend` asks for a
+    core as a loop's item does (first come, first served with the loops) and holds it for
+    the piece's CPU seconds; pieces run side by side, one per free core. ``cpu_s`` is the
+    CPU spent.
+
+    >>> import simpy
+    >>> env = simpy.Environment()
+    >>> cores = Cores(2)
+    >>> loop, other = EventLoop(env, 0.0, 0.001, 1.0, 0.01, cores=cores), Background(env, cores)
+    >>> other.spend(0.003); other.spend(0.003)
+    >>> ends = []
+    >>> loop.run(0.001).callbacks.append(lambda e: ends.append(round(env.now, 6)))
+    >>> env.run()
+    >>> ends, other.cpu_s  # both cores taken by the other work: the loop waits 3 ms
+    ([0.004], 0.006)
+    """
+
+    def __init__(self, env: simpy.Environment, cores: Cores) -> None:
+        self.env, self.cores = env, cores
+        self.pending: deque[float] = deque()
+        self.cpu_s = 0.0
+
+    def spend(self, seconds: float) -> None:
+        """``seconds`` of CPU on a core as soon as one is free."""
+        self.pending.append(seconds)
+        if self.cores.take(self):
+            self._start()
+
+    def _start(self) -> None:
+        cost = self.pending.popleft()
+        self.cpu_s += cost
+        self.env.timeout(cost).callbacks.append(lambda _: self.cores.give())
 
 
 class EventLoop:

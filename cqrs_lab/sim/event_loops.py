@@ -27,6 +27,13 @@ wait for its read (``[server] pump_wait``) block the process's loop without CPU.
 ``balances@k`` in the tables, each measured (lag, reads) on its own. A process learns at
 once of its own appends; of the others' only at its pump's next idle poll (``[server]
 poll`` seconds; 0: at once).
+
+When the loops share the machine's cores (``[server] cores``), the rest of the machine
+competes for them too: each arriving command costs ``[server] other_cpu`` seconds of CPU
+(the load generator sending it and its reads, a local database's backends serving them)
+spent on those cores (:class:`~cqrs_lab.sim.event_loop.Background`) as it arrives, while
+the loops' items wait for a free core. Without ``cores`` nothing is shared and it costs
+nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from cqrs_lab.core import Domain, Draw, Engine, Projection, Saga, Workload
 from cqrs_lab.errors import CommandRefused, ConcurrencyError, CqrsLabError
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver, Incident
-from cqrs_lab.sim.event_loop import EventLoop
+from cqrs_lab.sim.event_loop import Background, EventLoop
 from cqrs_lab.sim.scenario_parts import CommandSpec, ProjectionSpec, ServerSpec
 from cqrs_lab.sim.sim_store import SimStore
 
@@ -92,6 +99,10 @@ class LoopCommandSide(CommandSide):
         self.commit_wait = server.commit.sampler(random.Random(rng.getrandbits(64)))
         self.blocking = server.commit.mean > 0
         self.writers = [_Writer(i, loop) for i, loop in enumerate(loops)]
+        cores = loops[0].cores
+        self.other: Background | None = None  # the rest of the machine, on the shared cores
+        if cores is not None and server.other_cpu > 0:
+            self.other = Background(env, cores)
         # ``CommandSide`` drew its spread stream when processes > 1: commands go to a writer
         self.batches = 0
         self.current = 0
@@ -103,6 +114,8 @@ class LoopCommandSide(CommandSide):
     def arrive(self, kind: str, key: int) -> None:
         job: list[Any] = [len(self.rows) + 1, kind, key, self.env.now, None, None, None, 0, None]
         self.rows.append(job)
+        if self.other is not None:
+            self.other.spend(self.server.other_cpu)
         writers = self.writers
         w = writers[0] if self.spread is None else writers[self.spread.randrange(len(writers))]
         share = 1.0 - self.server.answer_share

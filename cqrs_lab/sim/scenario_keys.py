@@ -461,6 +461,15 @@ _TABLES = (
                 lo=1,
                 hi=4096,
             ),
+            Key(
+                "other_cpu",
+                "number",
+                _SV.other_cpu,
+                _S,
+                "CPU per arriving command that the rest of the machine (the load generator, a "
+                "local database) spends on the cores the loops share, in pieces that each take "
+                "a free core (only with cores: absent, nothing is shared)",
+            ),
         ),
     ),
     Table(

@@ -134,8 +134,10 @@ class ServerSpec:
     waiting for the database's commit (``commit``) and a projection's pump step its read
     (``pump_wait``), the slow-down after idling (``cold``,
     ``cold_time``), a CPU limit per process (``cpus`` per ``period``), the pumps' idle poll
-    for the other processes' appends (``poll``; 0: at once) and the machine's cores that
-    the loops share (``cores``; None: one each)."""
+    for the other processes' appends (``poll``; 0: at once), the machine's cores that
+    the loops share (``cores``; None: one each) and the CPU seconds the rest of the machine
+    (load generator, local database) spends on those cores per command (``other_cpu``;
+    only with ``cores``)."""
 
     request: Dist = _NO_DELAY
     answer_share: float = 0.5
@@ -149,6 +151,7 @@ class ServerSpec:
     pump_wait: Dist = _NO_DELAY
     poll: float = 0.0
     cores: int | None = None
+    other_cpu: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
 """The loop twin of several server processes, without a server: the waits read from the
-stage timings, the scenario it writes and its capacity per process count."""
+stage timings, the rest of the machine's CPU read from a run's files, the scenario it
+writes and its capacity per process count."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.load import load_results
 from cqrs_lab.load.loop_processes import format_processes, predict_processes
-from cqrs_lab.load.loop_twin import LoopCalibration, predicted_knee
-from cqrs_lab.load.loop_waits import shared_cores, stage_waits, workers
+from cqrs_lab.load.loop_twin import LoopCalibration, predicted_knee, simulated_figures
+from cqrs_lab.load.loop_waits import other_cpu, shared_cores, stage_waits, workers
 from cqrs_lab.load.twin_cli import _processes_table
+from tests.load.helpers import T0, request, write_run
 
 
 def calibration(**changes: object) -> LoopCalibration:
@@ -91,6 +96,84 @@ def test_adding_processes_on_shared_cores_stops_helping() -> None:
     text = format_processes(table)
     assert "capacity (commands/s)" in text
     assert text.count("stops helping") == 2
+
+
+def machine_run(tmp_path: Path, database: bool | None, columns: int = 4) -> Path:
+    """A run folder whose cpu.csv samples every second for 10 s: the generator spends
+    0.1 s of CPU per second, the database 0.05 (``database``: its CPU recorded in run.json;
+    None: no ``database_cpu_s`` key at all, as in older runs)."""
+    lines = ["t,server_cpu_s,generator_cpu_s,database_cpu_s"[: None if columns == 4 else -15]]
+    for t in range(11):
+        row = f"{T0 + t},{0.2 * t:.2f},{0.1 * t:.2f}"
+        lines.append(row + (f",{0.05 * t:.2f}" if columns == 4 else ""))
+    run = {} if database is None else {"database_cpu_s": 0.5 if database else None}
+    path = write_run(tmp_path / "run", [request(0.0, "deposit"), request(10.0, "deposit")],
+                     run=run)  # fmt: skip
+    (path / "cpu.csv").write_text("\n".join(lines) + "\n")
+    assert json.loads((path / "run.json").read_text()).get("database_cpu_s", "-") == run.get(
+        "database_cpu_s", "-"
+    )
+    return path
+
+
+def test_the_rest_of_the_machine_is_read_over_the_window(tmp_path: Path) -> None:
+    path = machine_run(tmp_path, True)
+    got = other_cpu(load_results(path), 2.0, 8.0)
+    assert got == pytest.approx({"generator": 0.6, "database": 0.3})
+    # what the database spent serving the idle server's polls (0.02 cores) comes off
+    run = json.loads((path / "run.json").read_text())
+    (path / "run.json").write_text(json.dumps({**run, "database_idle_cpu": 0.02}))
+    got = other_cpu(load_results(path), 2.0, 8.0)
+    assert got == pytest.approx({"generator": 0.6, "database": 0.3 - 0.02 * 6})
+
+
+@pytest.mark.parametrize(("database", "columns"), [(False, 4), (None, 4), (None, 3)])
+def test_a_database_not_measured_costs_nothing(
+    tmp_path: Path, database: bool | None, columns: int
+) -> None:
+    """run.json's ``database_cpu_s`` null (a remote database) or absent (an older run, with
+    or without the column): the database counts 0, the generator as measured."""
+    got = other_cpu(load_results(machine_run(tmp_path, database, columns)), 2.0, 8.0)
+    assert got == pytest.approx({"generator": 0.6, "database": 0.0})
+
+
+def test_without_other_cpu_the_single_process_twin_is_unchanged() -> None:
+    """The field's default is 0: the scenario has neither ``cores`` (one loop, two cores)
+    nor ``other_cpu``, and the simulated figures are those of a calibration without cores."""
+    cal = calibration(reads_per_command=1.0)
+    assert cal.other_cpu_s == 0.0
+    two = replace(cal, cores=2)
+    assert two.toml(300.0, 2.0) == cal.toml(300.0, 2.0)
+    assert "other_cpu" not in two.toml(300.0, 2.0)
+    assert simulated_figures(two, 300.0, 2.0, 1) == simulated_figures(cal, 300.0, 2.0, 1)
+    assert two.capacity_bound == cal.capacity_bound
+
+
+def test_other_cpu_goes_into_the_scenario_with_the_machines_cores() -> None:
+    cal = calibration(cores=2, other_cpu_s=4e-4)
+    s = cal.scenario(rate=100.0, duration=2.0)
+    assert s.server is not None and (s.server.cores, s.server.other_cpu) == (2, 4e-4)
+    assert "0.400 ms of CPU per command on its 2 cores" in cal.describe()
+    # no cores recorded: nothing to share, nothing written
+    assert "other_cpu" not in replace(cal, cores=None).toml(100.0, 2.0)
+    with pytest.raises(ConfigError, match="other_cpu_s"):
+        calibration(other_cpu_s=-1e-3)
+
+
+def test_the_rest_of_the_machine_lowers_the_capacity_of_processes_sharing_its_cores() -> None:
+    """Per command 2.5 ms split over N loops plus 0.5 ms of pumping per loop, and 1 ms of
+    the generator's and database's CPU, on two cores. By hand: min(1 / per loop, 2 / (N *
+    per loop + 1 ms)): one process keeps its core, 333/s; then 2 / 4.5 ms = 444/s (571/s
+    without the other CPU), 2 / 5 ms = 400/s, 2 / 5.5 ms = 364/s."""
+    slow = calibration(command_s=(1e-3,), request_s=1.5e-3, per_event={"balances": 5e-4},
+                       cores=2, other_cpu_s=1e-3)  # fmt: skip
+    want = [333, 444, 400, 364]
+    for n, w in zip([1, 2, 3, 4], want, strict=True):
+        assert replace(slow, processes=n).capacity_bound == pytest.approx(w, rel=0.01)
+    table = predict_processes(slow, [1, 2, 3, 4], duration=4.0)
+    for got, w in zip(table["capacity_per_s"].to_list(), want, strict=True):
+        assert got == pytest.approx(w, rel=0.1)
+    assert list(table["helps"]) == [True, True, False, False]
 
 
 def test_the_flag_says_what_is_wrong_on_one_line(

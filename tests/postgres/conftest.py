@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.postgres.cluster import Cluster, ClusterError, start_cluster
+from tests.postgres.workers_run import two_workers_run  # noqa: F401 - one run, two modules
 
 _names = itertools.count(1)
 

@@ -1,31 +1,23 @@
 """The loop twin calibrated from a real light load test against ``serve --store
 postgresql://... --workers 2``: it learns the two processes, the writer's wait for the
-commit and a CPU balance, and predicts the capacity at other process counts."""
+commit, a CPU balance and the rest of the machine's CPU (the generator, the database), and
+predicts the capacity at other process counts."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-import psycopg
+import pandas as pd
 import pytest
 
-from cqrs_lab.load import LoadTestOptions, load_results, run_loadtest
+from cqrs_lab.load import load_results
 from cqrs_lab.load.loop_calibration import IDLE_POLL, calibrate_loop, sim_cpu
 from cqrs_lab.load.loop_processes import predict_processes
-from tests.postgres.cluster import Cluster
+from cqrs_lab.load.loop_twin import predicted_knee
 
 pytestmark = pytest.mark.slow  # a real two-worker server, a saga worker and Locust
-
-
-@pytest.fixture
-def twin_db(pg_cluster: Cluster) -> Iterator[str]:
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE twin")
-    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/twin"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute("DROP DATABASE twin WITH (FORCE)")
 
 
 def test_the_idle_poll_is_the_servers() -> None:
@@ -35,13 +27,9 @@ def test_the_idle_poll_is_the_servers() -> None:
 
 
 def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
-    twin_db: str, tmp_path: Path
+    two_workers_run: tuple[Path, int],
 ) -> None:
-    out = tmp_path / "run"
-    opts = LoadTestOptions(
-        rate=120.0, duration=5.0, out=str(out), accounts=50, store=twin_db, server_workers=2
-    )
-    path, code = run_loadtest(opts)
+    path, code = two_workers_run  # the session's run (tests/postgres/workers_run.py)
     assert code == 0, (path / "server.log").read_text()[-2000:]
     run = json.loads((path / "run.json").read_text())
     # the parent and its two workers, each with its CPU; the workers do the work
@@ -49,9 +37,13 @@ def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
     assert len(per_process) == 3
     worker_cpu = sorted(per_process.values())[1:]
     assert min(worker_cpu) > 0.1 and sum(worker_cpu) <= run["server_cpu_s"] + 1e-6
+    # the local PostgreSQL server's CPU, over the run and second by second in cpu.csv
+    assert run["database_cpu_s"] > 0.05, run["database_cpu_s"]
+    db = pd.read_csv(path / "cpu.csv")["database_cpu_s"].dropna()
+    assert len(db) > 10 and db.is_monotonic_increasing
+    assert db.iloc[-1] - db.iloc[0] == pytest.approx(run["database_cpu_s"], abs=0.1)
 
-    result = load_results(path)
-    cal = calibrate_loop([result], warmup=1.0)
+    cal = calibrate_loop([load_results(path)], warmup=1.0)
     assert cal.processes == 2 and cal.notes["stage_parts"] == 2
     assert cal.poll == IDLE_POLL
     # each writer batch waited for PostgreSQL's commit round trips (over 50 µs on loopback)
@@ -62,14 +54,27 @@ def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
     busy = cal.notes["busy_cpu"]
     assert cal.request_s > 0, cal.describe()
     assert sim_cpu(cal, cal.anchor_rate) == pytest.approx(busy, rel=0.05), cal.describe()
+    # the rest of the machine: the generator's and the database's CPU in the window, per
+    # command, spent beside the loops on the machine's cores
+    notes = cal.notes
+    assert notes["generator_cpu"] > 0 and notes["database_cpu"] > 0, notes
+    per_command = (notes["generator_cpu"] + notes["database_cpu"]) / cal.anchor_rate
+    assert cal.other_cpu_s == pytest.approx(per_command, rel=1e-6)
+    assert cal.cores == run["machine_cpus"] and cal.shares_cores
+    server = cal.scenario(cal.anchor_rate, 1.0).server
+    assert server is not None and server.other_cpu == pytest.approx(cal.other_cpu_s, rel=1e-6)
 
     table = predict_processes(cal, [1, 2, 3, 4], duration=1.5)
     assert list(table["processes"]) == [1, 2, 3, 4]
     assert (table["capacity_per_s"] > cal.anchor_rate).all(), table
     # every process pumps every event: from two processes on, a process's share of the
-    # capacity does not grow (with one, the server also runs the sagas, which several
-    # processes leave to a worker of their own: 1 -> 2 moves that work off the loops); the
-    # knee search's resolution is about 3% of a capacity
+    # capacity does not grow; the knee search's resolution is about 3% of a capacity
     per = table["per_process_per_s"].to_list()
     assert per[2] <= 1.03 * per[1] and per[3] <= 1.03 * per[2], table
-    assert per[0] <= 1.1 * per[1], table
+    # the two processes share the machine's two cores with the generator and the database:
+    # the second does not double the capacity, and without the rest of the machine's CPU
+    # the twin would have predicted more for it
+    cap = table["capacity_per_s"].to_list()
+    assert cap[1] < 2 * cap[0], table
+    alone = predicted_knee(replace(cal, processes=2, other_cpu_s=0.0), duration=1.5, keep_up=True)
+    assert alone > 1.1 * cap[1], (alone, table)
