@@ -181,13 +181,21 @@ def etag_at(engine: Engine, stream: str, position: int) -> str | None:
     read still answers, without an ETag to make a conditional write on.
     """
     store = engine.store
-    version = store.stream_version(stream)
-    if version == 0:
-        return None
+    tail = getattr(store, "stream_tail", None)  # a store whose reads cost a round trip each
     try:
-        last = store.read_stream(stream, version - 1)
-        if last and last[0].position <= position:
-            return f'"{version}"'
+        if tail is not None:
+            version, last_position = tail(stream)
+            if version == 0:
+                return None
+            if last_position <= position:
+                return f'"{version}"'
+        else:
+            version = store.stream_version(stream)
+            if version == 0:
+                return None
+            last = store.read_stream(stream, version - 1)
+            if last and last[0].position <= position:
+                return f'"{version}"'
         seen = [e.stream_version for e in store.read_stream(stream) if e.position <= position]
     except CqrsLabError:
         return None

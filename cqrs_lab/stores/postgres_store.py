@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -167,6 +167,23 @@ class PostgresEventStore:
         with self.pool.connection() as own:
             yield own
 
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Connection[Any]]:
+        """The open batch's connection, or a pooled one in autocommit for a read of its own:
+        one round trip (its statement), where a transaction of its own took two (the
+        statement, then ``COMMIT``); each statement sees its own snapshot either way."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.pool.connection() as own:
+            own.autocommit = True
+            try:
+                yield own
+            finally:
+                with suppress(psycopg.Error):  # a broken connection: the pool drops it
+                    own.autocommit = False
+
     @property
     def in_batch(self) -> bool:
         return getattr(self._local, "conn", None) is not None
@@ -184,8 +201,11 @@ class PostgresEventStore:
             return conn.execute(sql, params).rowcount
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
-        """Read rows (in the current batch if one is open, so it sees the batch's writes)."""
-        return self.execute(sql, params)
+        """Read rows (in the current batch if one is open, so it sees the batch's writes;
+        otherwise in one round trip, see ``_read``)."""
+        with self._read() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []
 
     def close(self) -> None:
         self.pool.close()
@@ -294,7 +314,7 @@ class PostgresEventStore:
             raise ConfigError(f"read_all(after={after}): positions start at 0; pass >= 0")
         if limit is not None and limit < 1:
             return []
-        with self._tx() as conn:
+        with self._read() as conn:
             rows = read_rows(conn, self._sql_all[limit is not None], after, limit).fetchall()
         if self.reader == "safe":
             rows = rows[: safe_length(rows)]
@@ -369,6 +389,20 @@ class PostgresEventStore:
             return entry.version
         with self._tx() as conn:
             return _version(conn, stream_id)
+
+    def stream_tail(self, stream_id: str) -> tuple[int, int]:
+        """The stream's version and its last event's position, in one round trip ((0, 0): no
+        such stream); what a read needs for its ETag (:func:`cqrs_lab.http.reads.etag_at`),
+        which took two before."""
+        entry = self._pending_entry(stream_id)
+        if entry is not None and entry.envelopes:
+            return entry.version, entry.envelopes[-1].position
+        rows = self.query(
+            "SELECT stream_version, position FROM events WHERE stream_id = %s "
+            "ORDER BY stream_version DESC LIMIT 1",
+            (stream_id,),
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     @property
     def head_position(self) -> int:

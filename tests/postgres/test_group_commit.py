@@ -264,3 +264,20 @@ def test_group_commits_are_gap_safe_and_the_naive_reader_skips(pg_dsn: str, pg_s
     assert safe == committed  # every event, once, in order
     skipped = set(committed) - set(naive)
     assert skipped, "the naive reader missed nothing: the test no longer opens the window"
+
+
+def test_a_streams_tail_is_its_version_and_last_position_in_one_query(
+    stores: tuple[PostgresEventStore, PostgresEventStore],
+) -> None:
+    """What a read's ETag needs (its version, and whether the read model has reached its
+    last event), committed or appended in the open group."""
+    a, b = stores
+    assert a.stream_tail("t") == (0, 0)
+    a.append("t", [Noted("1"), Noted("2")], NO_STREAM)
+    b.append("u", [Noted("3")], NO_STREAM)
+    assert a.stream_tail("t") == (2, 2) and a.stream_tail("u") == (1, 3)
+    with a.group_commit(2):
+        envs = a.append("t", [Noted("4")], 2)
+        assert a.stream_tail("t") == (3, envs[0].position)
+        assert b.stream_tail("t") == (2, 2)  # not committed yet
+    assert b.stream_tail("t") == (3, envs[0].position)

@@ -46,6 +46,20 @@ def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: st
             token = deposit.headers["x-consistency-token"]
             got = client.get("/accounts/a", headers={"X-Consistency-Token": token})
             assert got.json()["balance"] == 107
+            assert got.headers["etag"] == '"2"'  # opened, deposited: the stream's version
+            stale = client.post(
+                "/accounts/a/deposits", json={"amount": 1}, headers={"If-Match": '"1"'}
+            )
+            assert stale.status_code == 412, stale.text
+            fresh = client.post(
+                "/accounts/a/deposits", json={"amount": 1}, headers={"If-Match": '"2"'}
+            )
+            assert fresh.status_code == 200, fresh.text
+            got = client.get(
+                "/accounts/a",
+                headers={"X-Consistency-Token": fresh.headers["x-consistency-token"]},
+            )
+            assert got.headers["etag"] == '"3"' and got.json()["balance"] == 108
     finally:
         first.kill()  # SIGKILL
     second = Server("--store", served_url)
@@ -57,7 +71,7 @@ def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: st
             assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
             assert replay.json() == deposit.json()
             got = client.get("/accounts/a", headers={"X-Consistency-Token": token})
-            assert got.status_code == 200 and got.json()["balance"] == 107  # applied once
+            assert got.status_code == 200 and got.json()["balance"] == 108  # applied once
     finally:
         second.kill()
 
