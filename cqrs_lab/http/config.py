@@ -190,10 +190,16 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
         )  # fmt: skip
         built = BuiltEngine(served.engine, served.installed, served.store)
         built.checkpoints, built.responses = served.checkpoints, served.responses
-        if config.sagas == "external" or config.workers > 1:  # sagas run in `cqrs-lab project`
-            from cqrs_lab.stores.postgres_sagas import passive_sagas
+        from cqrs_lab.stores.postgres_sagas import claim_sagas, passive_sagas
 
+        if config.sagas == "external" or config.workers > 1:  # sagas run in `cqrs-lab project`
             passive_sagas(served.engine, served.checkpoints)
+        elif any(isinstance(served.engine.projection(n), Saga) for n in served.engine.positions()):
+            try:
+                claim_sagas(served.store)  # never two places sending the same steps
+            except ConfigError:
+                served.store.close()
+                raise
         return built
     monotonic = MonotonicClock()
     path = config.store_path

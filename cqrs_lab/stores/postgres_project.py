@@ -68,7 +68,7 @@ from cqrs_lab.stores.postgres_records import (
     PostgresIdempotencyStore,
     PostgresTracking,
 )
-from cqrs_lab.stores.postgres_sagas import lock_key, saga_names
+from cqrs_lab.stores.postgres_sagas import live_holders, lock_key, runner_key, saga_names
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY, SlotSnapshots
 from cqrs_lab.stores.postgres_store import PostgresEventStore
 
@@ -161,6 +161,16 @@ class ProjectWorker:
         self.locks = psycopg.connect(self.dsn, autocommit=True)
         self.members_key = lock_key(self.schema, "members")
         self.member = self._join()
+        deadline = time.monotonic() + 3.0  # a server just stopped frees its lock a moment later
+        while live_holders(self.locks, runner_key(self.schema)):  # see postgres_sagas
+            if time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            self.close()
+            raise ConfigError(
+                "a cqrs-lab serve process runs the sagas on this store itself (--sagas "
+                "internal); restart it with --sagas external (or --workers 2 or more) first"
+            )
         self._last_rebalance = -math.inf
 
     # -- membership and slots --------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -104,6 +104,8 @@ class PostgresEventStore:
         self.ids = ids
         self.registry = registry if registry is not None else EventRegistry()
         self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
+        #: called by :meth:`close` (last added first), e.g. to release a session's locks
+        self.on_close: list[Callable[[], None]] = []
         self._local = threading.local()  # the connection of an open batch, per thread
         self._snapshots: dict[str, Snapshot] = {}  # those whose state is not JSON
         self._sql_all = {lim: read_sql(self.reader, lim) for lim in (False, True)}
@@ -208,6 +210,9 @@ class PostgresEventStore:
             return cur.fetchall() if cur.description is not None else []
 
     def close(self) -> None:
+        for release in reversed(self.on_close):  # what was held for this store's lifetime
+            release()
+        self.on_close.clear()
         self.pool.close()
 
     # -- writing -------------------------------------------------------------------------
