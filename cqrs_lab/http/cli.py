@@ -19,6 +19,7 @@ protocol (:func:`~cqrs_lab.http.serve_process.run_uvicorn`).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -115,16 +116,23 @@ def serve(args: argparse.Namespace) -> int:
     every = args.gc_freeze_every if args.gc_freeze_every > 0 else None
     served = ServeLifespan(app, app.state.engine, every, write_stages)
     fd = args.listen_fd
-    run_uvicorn(
-        served,
-        args.host,
-        args.port,
-        log_level=args.log_level,
-        graceful_seconds=10,
-        config=config,
-        announce=lambda url: print(start_line(config, url), flush=True),
-        sockets=None if fd is None else [socket.socket(fileno=fd)],
-    )
+    pauses = stages.collector_callback() if stages is not None else None
+    if pauses is not None:  # the collector's pauses as a stage (this process only)
+        gc.callbacks.append(pauses)
+    try:
+        run_uvicorn(
+            served,
+            args.host,
+            args.port,
+            log_level=args.log_level,
+            graceful_seconds=10,
+            config=config,
+            announce=lambda url: print(start_line(config, url), flush=True),
+            sockets=None if fd is None else [socket.socket(fileno=fd)],
+        )
+    finally:
+        if pauses is not None:
+            gc.callbacks.remove(pauses)
     return 0
 
 

@@ -16,7 +16,10 @@
   trips, during which the loop runs nothing else;
 - ``request``: the server-side time of each request, by route (as ``/metrics`` sees it);
 - ``lag``: per applied event, the time from its append to its application (the
-  subscription recorder of the app).
+  subscription recorder of the app);
+- ``gc``: each pause of the cyclic garbage collector, by generation (``gen0``..``gen2``),
+  with how many objects it freed (the ``serve`` command registers :meth:`StageTimings.
+  collector_callback` in ``gc.callbacks``: the loop runs nothing else meanwhile).
 
 Without the option the app gets None and none of this runs. The totals are exported on
 ``/metrics`` as ``cqrs_lab_stage_seconds`` and ``cqrs_lab_stage_items`` (sum and count per
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -68,6 +71,19 @@ class StageTimings(Collector):
         tot[1] += events if stage in ("projection", "writer") else 1
         if len(self.samples) < self.limit:
             self.samples.append((stage, name, time.monotonic(), seconds, events))
+
+    def collector_callback(self) -> Callable[[str, dict[str, int]], None]:
+        """A ``gc.callbacks`` entry adding a ``gc`` sample per collection (see the module)."""
+        started = [0.0]
+
+        def observe(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            elif started[0]:
+                gen = f"gen{info.get('generation', 0)}"
+                self.add("gc", gen, time.perf_counter() - started[0], info.get("collected", 0))
+
+        return observe
 
     def lag(self, sub: str, env: Envelope, now: float) -> None:
         """``env`` applied by ``sub`` at engine time ``now``: its append-to-apply lag."""

@@ -173,7 +173,21 @@ def test_served_with_stage_timings_writes_the_samples_on_exit(tmp_path: Path) ->
     assert code in (0, -15), log  # uvicorn hands SIGTERM back once it has shut down
     with out.open() as fh:
         stages = {row["stage"] for row in csv.DictReader(fh)}
-    assert {"command", "query", "projection", "request", "lag"} <= stages
+    # the collector's pauses too: the server collects once it has started, then freezes
+    assert {"command", "query", "projection", "request", "lag", "gc"} <= stages
+
+
+def test_the_collectors_pauses_are_a_stage() -> None:
+    stages = StageTimings()
+    observe = stages.collector_callback()
+    gc.callbacks.append(observe)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(observe)
+    pauses = [s for s in stages.samples if s[0] == "gc"]
+    assert [s[1] for s in pauses] == ["gen2"] and pauses[0][3] >= 0.0
+    assert stages.totals["gc"][1] == 1
 
 
 def test_serve_freezes_the_collector_in_its_own_process_only(live: Live) -> None:
