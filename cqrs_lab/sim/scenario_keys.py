@@ -468,7 +468,7 @@ _TABLES = (
                 _S,
                 "CPU per arriving command that the rest of the machine (the load generator, a "
                 "local database) spends on the cores the loops share, in pieces that each take "
-                "a free core (only with cores: absent, nothing is shared)",
+                "a free core (needs cores: there is nothing to share it on without them)",
             ),
         ),
     ),

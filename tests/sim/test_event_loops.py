@@ -212,11 +212,9 @@ def test_the_other_cpu_is_spent_per_arriving_command_and_only_on_shared_cores() 
     assert sum(lp.cpu_s for lp in shared.loops) == pytest.approx(
         sum(lp.cpu_s for lp in alone.loops), rel=0.01
     )
-    # without cores there is nothing to share: the run is the one without the key
-    free = run(scenario(400.0, 2, "other_cpu = 0.0005\n", duration=2.0))
-    plain = run(scenario(400.0, 2, duration=2.0))
-    assert free.commands.other is None
-    assert free.commands.rows == plain.commands.rows
+    # without cores there is nothing to share it on: refused, never silently ignored
+    with pytest.raises(ScenarioError, match=r"server\.other_cpu.*set server\.cores"):
+        parse_scenario(scenario(400.0, 2, "other_cpu = 0.0005\n", duration=2.0))
 
 
 @pytest.mark.parametrize(
