@@ -54,13 +54,26 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    # this command's own process (an entry point): its logging, and its signal handlers,
-    # restored when it returns
+    # this command's own process (an entry point): its logging, its signal handlers and, in
+    # a worker, its collector's thresholds, restored when it returns. A worker replays the
+    # events of the slots it takes: millions of short-lived objects that reference counting
+    # frees; the young-generation collections cost about a fifth of a catch-up (W4's log,
+    # profiled), so a worker runs them rarely, as `simulate` does, with what was built
+    # before frozen out of their scans
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    thresholds = gc.get_threshold() if args.workers == 1 else None
     try:
-        return _parent(args, stop) if args.workers > 1 else _work(args, stop)
+        if thresholds is None:
+            return _parent(args, stop)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*WORKER_GC_THRESHOLDS)
+        return _work(args, stop)
     finally:
+        if thresholds is not None:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
         for s, handler in old.items():
             signal.signal(s, handler)
 
@@ -77,14 +90,6 @@ def _work(args: argparse.Namespace, stop: threading.Event) -> int:
         record_applications=args.record_applications,
         snapshot_every=args.snapshot_every,
     )
-    # a worker replays the events of the slots it takes: millions of short-lived objects that
-    # reference counting frees; the young-generation collections cost about a fifth of a
-    # catch-up (W4's log, profiled), so this process runs them rarely, as `simulate` does,
-    # with what was built before frozen out of their scans
-    gc.collect()
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
     try:
         print(
             f"cqrs-lab project: worker {worker.name} (pid {os.getpid()}) running "
@@ -94,8 +99,6 @@ def _work(args: argparse.Namespace, stop: threading.Event) -> int:
         )
         worker.run(stop.is_set)
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
         worker.close()
     return 0
 

@@ -48,3 +48,15 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
     schema = f"t{next(_names)}"
     yield schema
     drop_schema(pg_dsn, schema)
+
+
+@pytest.fixture
+def db_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a fresh database, dropped after the test (a served engine works in schema
+    public, so a test of the served deployment needs a database of its own)."""
+    name = f"db{next(_names)}"
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -27,23 +26,11 @@ from cqrs_lab.domains.bank.invariants import check_sagas, trace_transfers
 from cqrs_lab.http.config import BuiltEngine, ServerConfig, build_engine
 from cqrs_lab.stores.postgres_project import ProjectWorker, open_worker
 from cqrs_lab.stores.postgres_sagas import PASSIVE, lock_key
-from tests.postgres.cluster import Cluster
 
 SAGA = "transfer-saga"
 PARTITIONS = 4
 ACCOUNTS = [f"acc{i}" for i in range(6)]
 _names = itertools.count(1)
-
-
-@pytest.fixture
-def url(pg_cluster: Cluster) -> Iterator[str]:
-    """A fresh database (the server's engine works in schema public)."""
-    name = f"modes{next(_names)}"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 # -- the two modes, driven here -------------------------------------------------------------
@@ -140,7 +127,8 @@ def _saga_checkpoint(url: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def test_internal_external_internal_external(url: str) -> None:
+def test_internal_external_internal_external(db_url: str) -> None:
+    url = db_url
     ended: set[str] = set()
     # 1. internal: the one server runs the saga
     built = _server(url, "internal")
@@ -216,7 +204,8 @@ def _reference_state(w: ProjectWorker) -> dict[str, dict[object, object]]:
     return saga.state()
 
 
-def test_a_slot_taken_over_starts_from_its_snapshot(url: str) -> None:
+def test_a_slot_taken_over_starts_from_its_snapshot(db_url: str) -> None:
+    url = db_url
     a = _worker(url, snapshot_every=10)
     b: ProjectWorker | None = None
     try:
@@ -273,7 +262,8 @@ def test_a_slot_taken_over_starts_from_its_snapshot(url: str) -> None:
             b.close()
 
 
-def test_a_snapshot_of_another_kind_is_ignored(url: str) -> None:
+def test_a_snapshot_of_another_kind_is_ignored(db_url: str) -> None:
+    url = db_url
     a = _worker(url, snapshot_every=1)
     try:
         a.rebalance()

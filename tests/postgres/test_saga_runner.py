@@ -4,31 +4,19 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from cqrs_lab.domains import bank
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.http.config import ServerConfig, build_engine
 from cqrs_lab.stores.postgres_project import open_worker
-from tests.postgres.cluster import Cluster
 
 _names = itertools.count(1)
 
 
-@pytest.fixture
-def url(pg_cluster: Cluster) -> Iterator[str]:
-    name = f"runner{next(_names)}"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-
-
-def test_the_sagas_run_in_one_place_at_a_time(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sagas_run_in_one_place_at_a_time(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = db_url
     import cqrs_lab.stores.postgres_sagas as sagas
 
     real_claim = sagas.claim_sagas
