@@ -41,7 +41,6 @@ and the commit is what the figure is about. Needs the PostgreSQL server binaries
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import os
@@ -58,8 +57,8 @@ from benchmarks import pg_http
 from benchmarks import pg_ledger as lab
 from benchmarks.peers import es_postgres as es
 from benchmarks.workload_w1 import ACCOUNTS, EXPECTED, commands, expected_balances
+from cqrs_lab.sim.cli import fewer_collections
 from cqrs_lab.stores.pg_cluster import Cluster, ClusterError, start_cluster
-from cqrs_lab.stores.project_cli import WORKER_GC_THRESHOLDS
 
 REPEATS = 3
 # writers:commands:group (commands per transaction)
@@ -164,20 +163,6 @@ def writes(dbs: Databases, cmds: list[lab.Command]) -> Iterator[dict[str, Any]]:
                      peer_value=round(theirs), ratio=round(ours / theirs, 2), **target)  # fmt: skip
 
 
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """The collector's thresholds of a ``cqrs-lab project`` worker process, then restored."""
-    gc.collect()
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def catch_ups(dbs: Databases, cmds: list[lab.Command]) -> Iterator[dict[str, Any]]:
     truth = expected_balances(cmds)
     ours_db = dbs.fresh()
@@ -206,10 +191,11 @@ def catch_ups(dbs: Databases, cmds: list[lab.Command]) -> Iterator[dict[str, Any
     yield figure("catch-up events/s", f"{LAB} safe reader", round(ours_rate), "events/s",
                  **extra, peer=PEER, peer_value=round(theirs_rate),
                  ratio=round(ours_rate / theirs_rate, 2), target_ratio=5.0)  # fmt: skip
-    # both again with the collector as a `cqrs-lab project` worker runs it (both sides alike)
+    # both again with the collector as a `cqrs-lab project` worker (and `simulate`) runs it,
+    # both sides alike
     with fewer_collections():
+        extra["gc_thresholds"] = list(gc.get_threshold())
         ours_rate, theirs_rate = alternate(ours, theirs)
-    extra["gc_thresholds"] = list(WORKER_GC_THRESHOLDS)
     metric = "catch-up events/s, collector as in a cqrs-lab project worker"
     yield figure(metric, PEER, round(theirs_rate), "events/s", **extra)
     yield figure(metric, f"{LAB} safe reader", round(ours_rate), "events/s",
