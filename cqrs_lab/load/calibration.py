@@ -1,11 +1,13 @@
-"""The twin's fitted parameters (:class:`Calibration`) and what is read from a run to fit
-them: its steady window, the server's append-to-apply lags and CPU utilisation, the command
-kinds sent (as the workload's kind names), the keys and workload parameters used.
+"""The twin's fitted parameters (:class:`Calibration`), and one calibration pooled from
+several runs (:func:`pool`). What is read from a run to fit them (its steady window, the
+server's append-to-apply lags and CPU utilisation) and from the domain (its workload, the
+view compared by default): :mod:`cqrs_lab.load.calibration_inputs`.
 
 A calibration is of one domain (``domain``, a reference as ``cqrs-lab serve --domain`` takes
 it) and compares the lag of one of its views (``view``: by default the domain's primary
-view, :func:`primary_view`). The scenario it writes names that domain, its population and
-parameters, and a ``[projections.NAME]`` for every view with a cost per event.
+view, :func:`~cqrs_lab.load.calibration_inputs.primary_view`). The scenario it writes names
+that domain, its population and parameters, and a ``[projections.NAME]`` for every view
+with a cost per event.
 
 :mod:`cqrs_lab.load.twin` fits a calibration, :mod:`cqrs_lab.load.prediction` simulates it,
 :mod:`cqrs_lab.load.compare` sets predictions against measurements; imports go that way only.
@@ -27,50 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from cqrs_lab.core import Domain, Workload, load_domain
+from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.results import DEFAULT_DOMAIN, LoadResult
-from cqrs_lab.load.summary import cpu_rate
+from cqrs_lab.load.calibration_inputs import primary_view, quantiles, scenario_head
+from cqrs_lab.load.results import DEFAULT_DOMAIN
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
 
-__all__ = [
-    "Calibration",
-    "cpu_utilisation",
-    "domain_workload",
-    "lags",
-    "pool",
-    "primary_view",
-    "quantiles",
-    "scenario_head",
-    "window",
-]
-
-
-def domain_workload(domain: Domain) -> Workload:
-    """The domain's workload; the twin needs its command kinds (ConfigError without one)."""
-    if domain.workload is None:
-        raise ConfigError(
-            f"domain {domain.name!r} declares no workload; the twin needs its command kinds "
-            "and key population (Domain(workload=Workload(...)))"
-        )
-    return domain.workload
-
-
-def primary_view(domain: Domain) -> str:
-    """The view whose lag the twin compares by default: the first view the workload reads,
-    else the domain's first view.
-
-    >>> from cqrs_lab.domains import bank, inventory
-    >>> primary_view(bank.domain), primary_view(inventory.domain)
-    ('balances', 'stock')
-    """
-    w = domain.workload
-    if w is not None and w.reads:
-        return w.reads[0].view
-    if not domain.views:
-        raise ConfigError(f"domain {domain.name!r} declares no views: no lag to compare")
-    return domain.views[0].name
+__all__ = ["Calibration", "pool"]
 
 
 @dataclass(frozen=True)
@@ -231,68 +197,6 @@ class Calibration:
         p.write_text(self.toml(rate, duration, samples_file=csv_path.name), encoding="utf-8")
         load_scenario(p)
         return p
-
-
-def scenario_head(
-    domain: str,
-    params: dict[str, Any],
-    keys: int,
-    zipf_s: float,
-    mix: dict[str, float],
-    rate: float,
-    duration: float,
-    seed: int,
-) -> str:
-    """A twin scenario's ``[scenario]``, ``[workload]``, ``[workload.arrivals]`` (Poisson at
-    ``rate`` commands/s) and ``[workload.mix]`` tables, for the domain the run served."""
-    workload = domain_workload(load_domain(domain))
-    values = "".join(f"{k} = {v!r}\n" for k, v in workload.resolve(params).items())
-    kinds = "\n".join(f"{k} = {v!r}" for k, v in sorted(mix.items()) if v > 0)
-    return (
-        f'[scenario]\nname = "twin"\ndomain = {json.dumps(domain)}\n'
-        f"duration = {float(duration)!r}\nseed = {seed}\n"
-        f"bucket = {min(1.0, float(duration))!r}\n\n"
-        f"[workload]\n{workload.population} = {keys}\n{values}"
-        f'keys = "zipf"\nzipf_s = {zipf_s!r}\n\n'
-        f'[workload.arrivals]\nprocess = "poisson"\nrate = {float(rate)!r}\n\n'
-        f"[workload.mix]\n{kinds}\n\n"
-    )
-
-
-def window(result: LoadResult, warmup: float, cooldown: float = 1.0) -> tuple[float, float]:
-    """The steady part of a run: seconds after the first request, minus warm-up/cool-down."""
-    r = result.requests
-    end = float(r["t"].max()) if len(r) else 0.0
-    lo, hi = warmup, max(warmup, end - cooldown)
-    if hi - lo < 1.0:
-        raise ConfigError(f"{result.path}: less than 1 s of load after a {warmup:g} s warm-up")
-    return lo, hi
-
-
-def lags(result: LoadResult, lo: float, hi: float, view: str) -> np.ndarray:
-    """Append-to-apply lags (seconds) of ``view`` applied between ``lo`` and ``hi`` (the
-    server's ``lag`` stage samples, named by subscription, which is the view's name)."""
-    st = result.stages
-    if not len(st):
-        return np.array([])
-    lag = st[(st["stage"] == "lag") & (st["name"] == view)]
-    at = lag["at"].to_numpy(dtype=float) - result.t0
-    return np.asarray(lag["seconds"].to_numpy(dtype=float)[(at >= lo) & (at < hi)])
-
-
-def cpu_utilisation(
-    result: LoadResult, lo: float, hi: float, column: str = "server_cpu_s"
-) -> float:
-    """The server's (or, with ``column="generator_cpu_s"``, Locust's) CPU seconds per second
-    between ``lo`` and ``hi`` (``cpu.csv``)."""
-    return cpu_rate(result.path, result.t0, lo, hi, column)
-
-
-def quantiles(values: np.ndarray, n: int) -> tuple[float, ...]:
-    """``n`` evenly spaced quantiles (measured values, not interpolated): a compact
-    empirical distribution."""
-    probs = (np.arange(n) + 0.5) / n
-    return tuple(float(x) for x in np.quantile(values, probs, method="inverted_cdf"))
 
 
 def pool(cals: Sequence[Calibration], max_samples: int = 2000) -> Calibration:

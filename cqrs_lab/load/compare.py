@@ -7,7 +7,7 @@ noise stays small). A predicted command latency is the simulated time waiting fo
 server plus a draw from the calibration's client-side latency (the unloaded latency:
 service, HTTP, loopback, Locust), scaled to the level by the fitted curve; a predicted
 projection lag (of one view: by default the primary view of the domain the runs served,
-:func:`~cqrs_lab.load.calibration.primary_view`) is the simulated lag beyond one event's
+:func:`~cqrs_lab.load.calibration_inputs.primary_view`) is the simulated lag beyond one event's
 handling, plus a draw from the
 unloaded lag (scaled likewise), plus the wait for the server's one event loop
 (:func:`~cqrs_lab.load.prediction._loop_wait`). Draws use a seeded generator, so a
@@ -36,7 +36,8 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import Calibration, primary_view
+from cqrs_lab.load.calibration import Calibration
+from cqrs_lab.load.calibration_inputs import primary_view
 from cqrs_lab.load.loop_calibration import calibrate_loop
 from cqrs_lab.load.loop_twin import LoopCalibration, predict_loop
 from cqrs_lab.load.measure import check_calibration, measure, one_domain, why_generator_bound

@@ -60,7 +60,7 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import (
+from cqrs_lab.load.calibration_inputs import (
     cpu_utilisation,
     domain_workload,
     primary_view,

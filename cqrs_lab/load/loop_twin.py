@@ -47,7 +47,7 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import primary_view, scenario_head
+from cqrs_lab.load.calibration_inputs import primary_view, scenario_head
 from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario

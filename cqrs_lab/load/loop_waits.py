@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cqrs_lab.load.calibration import quantiles
+from cqrs_lab.load.calibration_inputs import quantiles
 from cqrs_lab.load.results import LoadResult
 from cqrs_lab.load.summary import cpu_rate
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import cpu_utilisation, lags, primary_view, window
+from cqrs_lab.load.calibration_inputs import cpu_utilisation, lags, primary_view, window
 from cqrs_lab.load.generator import generator_bound, per_task
 from cqrs_lab.load.results import LoadResult, commands, percentiles
 from cqrs_lab.load.summary import generator_cores

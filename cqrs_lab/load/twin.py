@@ -17,7 +17,7 @@ open-model run, well below saturation) and fits:
   (:attr:`~cqrs_lab.load.results.LoadResult.domain`);
 - the unloaded latency: the client-side command latencies of the calibration run, and the
   unloaded append-to-apply lag of the compared view (by default the domain's primary view,
-  :func:`~cqrs_lab.load.calibration.primary_view`: the bank's ``balances``, the inventory's
+  :func:`~cqrs_lab.load.calibration_inputs.primary_view`: the bank's ``balances``, the inventory's
   ``stock``). The simulation predicts what *load* adds
   (time waiting for the server or the consumer); a prediction is that simulated wait added
   to a draw from the unloaded distribution (see :mod:`cqrs_lab.load.compare`). Locust,
@@ -51,12 +51,11 @@ import pandas as pd
 
 from cqrs_lab.core import Domain, Workload, load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import (
-    Calibration,
+from cqrs_lab.load.calibration import Calibration, pool
+from cqrs_lab.load.calibration_inputs import (
     cpu_utilisation,
     domain_workload,
     lags,
-    pool,
     primary_view,
     quantiles,
     window,

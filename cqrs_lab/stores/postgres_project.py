@@ -6,34 +6,23 @@ plain read models stay where they are read: each serve worker keeps its own in-m
 replica fed by the gap-safe reader, so a read never crosses a process. Naming a plain
 read model here is refused.
 
-**Competing consumers.** Each saga's events are split into ``partitions`` partitions by
-the correlation id (every event of one saga instance shares it: the request and each step
-the saga sent), or by stream when an event has none; partition ``p`` of view ``v`` is a
-*slot*. A worker owns a slot while it holds the PostgreSQL session advisory lock of that
-slot (``pg_try_advisory_lock(key(v), p)``), which PostgreSQL releases when the worker's
-connection dies (kill -9 included). Workers also hold one *member* lock each, so every
-worker counts the live ones in ``pg_locks``; every ``rebalance_every`` seconds a worker
-aims at its fair share (``ceil(slots / members)``): it releases slots above it (between two
-batches) and tries to lock free slots below it, so the survivors take a dead worker's slots
-in their next round, and a newcomer gets its share as the others give theirs up.
+**Competing consumers.** Each saga's events are split into partitions; a worker owns a
+*slot* (one partition of one saga) while it holds its advisory lock, and aims at its fair
+share of them: :mod:`cqrs_lab.stores.postgres_slots`.
 
 **Effectively once.** A slot's saga state is in memory; its progress is a tracking record
 (:class:`~cqrs_lab.stores.postgres_records.PostgresTracking`, key ``project:VIEW/P``). One
 batch of a slot is ONE transaction (``store.batch()``): the commands the saga sends (their
 events and idempotency records) and the tracking record commit together, or nothing does.
 The tracking row is locked and compared with the record the worker started from first
-(a fence: a worker that lost its slot unawares can never commit over the new owner). When
-a worker takes a slot, it first raises the slot's tracking row to the saga's row in
-``checkpoints`` if that is higher (where a server that ran the saga itself had handled
-every partition: see :mod:`cqrs_lab.stores.postgres_serve`), then rebuilds the saga's
-state from the slot's snapshot (:mod:`~cqrs_lab.stores.postgres_slot_snapshots`, taken
-every ``snapshot_every`` positions in a live batch's transaction) or from the start,
-replaying the slot's events with the saga's ``replay_until`` at the checkpoint (it sends
-nothing for them: their steps are in the log); a batch that fails (a conflict with a serve
-worker, a deadlock) is rolled back in PostgreSQL and its changes to the saga's tables undone, and is
-tried again. With ``record_applications`` each live application (an event the saga handles,
-past the checkpoint) is also written, in the same transaction, to table ``project_applied``
-(for drills counting duplicates: ``tests/postgres/test_many_processes.py``).
+(a fence: a worker that lost its slot unawares can never commit over the new owner).
+Taking a slot rebuilds its state from its checkpoint (:mod:`cqrs_lab.stores.postgres_slots`;
+the slot's snapshots are taken every ``snapshot_every`` positions in a live batch's
+transaction); a batch that fails (a conflict with a serve worker, a deadlock) is rolled
+back in PostgreSQL and its changes to the saga's tables undone, and is tried again. With
+``record_applications`` each live application (an event the saga handles, past the
+checkpoint) is also written, in the same transaction, to table ``project_applied`` (for
+drills counting duplicates: ``tests/postgres/test_many_processes.py``).
 
 A partition's events are read by the worker from the whole log (filtered in the worker).
 """
@@ -70,32 +59,16 @@ from cqrs_lab.stores.postgres_records import (
 )
 from cqrs_lab.stores.postgres_sagas import live_holders, lock_key, runner_key, saga_names
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY, SlotSnapshots
+from cqrs_lab.stores.postgres_slots import Slot, SlotOwner
 from cqrs_lab.stores.postgres_store import PostgresEventStore
 
-__all__ = ["ProjectWorker", "Slot", "open_worker"]
+__all__ = ["ProjectWorker", "open_worker"]
 
 log = logging.getLogger("cqrs_lab.project")
 
 
 @dataclass
-class Slot:
-    """One partition of one saga, owned by this worker."""
-
-    view: str
-    partition: int
-    saga: Saga
-    progress: Progress  # the committed tracking record
-    fetched: int = 0  # every event up to here was handed to the saga (replayed or live)
-    applied: int = 0  # live applications committed
-    snapshot_at: int = 0  # the position of the slot's latest snapshot (0: none)
-
-    @property
-    def key(self) -> str:
-        return f"project:{self.view}/{self.partition}"
-
-
-@dataclass
-class ProjectWorker:
+class ProjectWorker(SlotOwner):
     """One ``cqrs-lab project`` worker process: owns a fair share of the slots and runs them.
 
     Drive it with :meth:`run` (until ``stop()`` returns true) or :meth:`rebalance` and
@@ -172,85 +145,6 @@ class ProjectWorker:
                 "internal); restart it with --sagas external (or --workers 2 or more) first"
             )
         self._last_rebalance = -math.inf
-
-    # -- membership and slots --------------------------------------------------------------
-    def _join(self) -> int:
-        for i in range(4096):
-            if self._try_lock(self.members_key, i):
-                return i
-        raise ConfigError("4096 project workers are running on this store; stop some")
-
-    def _try_lock(self, k1: int, k2: int) -> bool:
-        row = self.locks.execute("SELECT pg_try_advisory_lock(%s, %s)", (k1, k2)).fetchone()
-        return bool(row and row[0])
-
-    def members(self) -> int:
-        """Live workers on this store (each holds one member lock)."""
-        row = self.locks.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid::bigint = %s AND objsubid = 2",
-            (self.members_key,),
-        ).fetchone()
-        return max(1, int(row[0]) if row else 1)
-
-    def all_slots(self) -> list[tuple[str, int]]:
-        return [(v, p) for v in self.views for p in range(self.partitions)]
-
-    def rebalance(self) -> list[tuple[str, int]]:
-        """Aim at the fair share now; returns the slots taken this round."""
-        total = self.all_slots()
-        fair = math.ceil(len(total) / self.members())
-        for slot_id in sorted(self.slots, reverse=True)[: max(0, len(self.slots) - fair)]:
-            self.release(slot_id)
-        taken = []
-        start = self.member * fair  # spread the first tries of different workers
-        for i in range(len(total)):
-            if len(self.slots) >= fair:
-                break
-            view, p = total[(start + i) % len(total)]
-            if (view, p) not in self.slots and self._try_lock(lock_key(self.schema, view), p):
-                self._acquire(view, p)
-                taken.append((view, p))
-        return taken
-
-    def _acquire(self, view: str, p: int) -> None:
-        # the row the fence locks exists from now on, at least where a server that ran the
-        # saga itself had handled every partition (its row in checkpoints; a passive server
-        # never moves it): events up to there had their steps sent
-        served = self.store.query("SELECT position FROM checkpoints WHERE name = %s", (view,))
-        self.store.execute(
-            "INSERT INTO tracking VALUES (%s, %s, '[]') ON CONFLICT (key) DO UPDATE SET "
-            "watermark = excluded.watermark, above = '[]' "
-            "WHERE tracking.watermark < excluded.watermark",
-            (f"project:{view}/{p}".encode(), int(served[0][0]) if served else 0),
-        )  # (a slot's record never has positions above its watermark: it commits batches)
-        slot = Slot(view, p, self._fresh_saga(view), Progress())
-        self._reset(slot)
-        self.slots[(view, p)] = slot
-        log.info("worker %s took %s/%d at %d", self.name, view, p, slot.progress.watermark)
-
-    def _fresh_saga(self, view: str) -> Saga:
-        saga = self.domain.view(view).factory()
-        assert isinstance(saga, Saga)  # saga_names() let only sagas in
-        saga.bind(self.engine.bus.dispatch)
-        return saga
-
-    def _reset(self, slot: Slot) -> None:
-        """Start the slot again from its checkpoint: state restored from its snapshot (or
-        none) and replayed from the log after it."""
-        slot.saga = saga = self._fresh_saga(slot.view)
-        slot.progress = self.tracking.load(slot.key)
-        saga.replay_until = slot.progress.watermark  # sends nothing up to there
-        slot.fetched = slot.snapshot_at = self.snapshots.restore(
-            slot.key, saga, slot.progress.watermark
-        )
-
-    def release(self, slot_id: tuple[str, int]) -> None:
-        view, p = slot_id
-        self.slots.pop(slot_id, None)
-        self.locks.execute("SELECT pg_advisory_unlock(%s, %s)", (lock_key(self.schema, view), p))
-        log.info("worker %s released %s/%d", self.name, view, p)
 
     # -- processing ------------------------------------------------------------------------
     def _part(self, env: Envelope) -> int:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration import quantiles, window
+from cqrs_lab.load.calibration_inputs import quantiles, window
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
 from cqrs_lab.load.loop_calibration import _calls, _gaps, calibrate_loop, sim_cpu

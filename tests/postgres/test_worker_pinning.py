@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cqrs_lab.load.runner import worker_split
+from cqrs_lab.load.launch import worker_split
 
 
 def test_one_server_process_keeps_the_split_for_one() -> None:
