@@ -129,6 +129,7 @@ def serve(args: argparse.Namespace) -> int:
             config=config,
             announce=lambda url: print(start_line(config, url), flush=True),
             sockets=None if fd is None else [socket.socket(fileno=fd)],
+            stages=stages,
         )
     finally:
         if pauses is not None:

@@ -23,6 +23,10 @@ forever. :func:`guarded_protocol` makes a subclass of uvicorn's httptools protoc
 Each timer is one ``call_later`` per connection that arms it: a request that arrives whole
 in one read (the common case) arms nothing.
 
+With ``stages`` (``serve --stage-timings``), each read the loop hands the protocol is timed
+as the ``transport`` stage: httptools parsing the bytes and starting the request's task,
+one callback of the loop before the app runs (the loop twin's first hop of a request).
+
 >>> cls = guarded_protocol(header_timeout=10, body_timeout=10, max_connections=1000)
 >>> cls.header_timeout, cls.body_timeout, cls.max_connections, cls.__mro__[2].__name__
 (10.0, 10.0, 1000, 'HttpToolsProtocol')
@@ -32,11 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cqrs_lab.http.problems import BODY_TIMED_OUT, problem_bytes
+from cqrs_lab.http.stages import StageTimings
 
 __all__ = ["BODY_TIMED_OUT", "DRAIN_BYTES", "LINGER_SECONDS", "GuardedProtocol", "guarded_protocol"]
 
@@ -54,6 +60,8 @@ class GuardedProtocol(HttpToolsProtocol):
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int | None = None
+    #: times each read as the ``transport`` stage (None: untimed)
+    stages: StageTimings | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,7 +100,12 @@ class GuardedProtocol(HttpToolsProtocol):
             if self._drained > DRAIN_BYTES:
                 self._close_gracefully()
                 return
-        super().data_received(data)
+        if self.stages is None:
+            super().data_received(data)
+        else:
+            started = time.perf_counter()
+            super().data_received(data)
+            self.stages.add("transport", "read", time.perf_counter() - started)
         if self._closing():
             if not self._lingering:
                 self._disarm()
@@ -234,13 +247,17 @@ class _GracefulClose:
 
 
 def guarded_protocol(
-    header_timeout: float, body_timeout: float, max_connections: int | None
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int | None,
+    stages: StageTimings | None = None,
 ) -> type[GuardedProtocol]:
     """A :class:`GuardedProtocol` subclass with these settings (what uvicorn's ``http=``
-    takes: it builds one protocol object per connection)."""
+    takes: it builds one protocol object per connection); ``stages``: time each read."""
     attrs = {
         "header_timeout": float(header_timeout),
         "body_timeout": float(body_timeout),
         "max_connections": max_connections,
+        "stages": stages,
     }
     return type("GuardedProtocol", (GuardedProtocol,), attrs)

@@ -18,6 +18,7 @@ from typing import Any
 
 from cqrs_lab.core import Engine
 from cqrs_lab.http.config import ServerConfig
+from cqrs_lab.http.stages import StageTimings
 
 __all__ = ["ServeLifespan", "run_uvicorn"]
 
@@ -34,18 +35,22 @@ def run_uvicorn(
     config: ServerConfig | None = None,
     announce: Callable[[str], None] | None = None,
     sockets: list[socket.socket] | None = None,
+    stages: StageTimings | None = None,
 ) -> None:
     """Serve ``app`` with one uvicorn worker (uvloop where installed) and the guarded
     httptools protocol: header and body timeouts and the connection limit of ``config``
     (:mod:`cqrs_lab.http.protocol`). ``announce`` is called with the base URL (the port
     actually bound, also for port 0) once uvicorn listens; ``sockets``: listen on these
-    (inherited from ``--workers``' parent) instead of binding. Exits 3 if it never started."""
+    (inherited from ``--workers``' parent) instead of binding; ``stages``: the protocol times
+    each read (``serve --stage-timings``). Exits 3 if it never started."""
     import uvicorn
 
     from cqrs_lab.http.protocol import guarded_protocol
 
     config = config or ServerConfig()
-    protocol = guarded_protocol(config.header_timeout, config.body_timeout, config.max_connections)
+    protocol = guarded_protocol(
+        config.header_timeout, config.body_timeout, config.max_connections, stages
+    )
     settings = uvicorn.Config(
         app,
         host=host,

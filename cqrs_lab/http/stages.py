@@ -15,6 +15,9 @@
   was not the loop thread's CPU (``time.thread_time``): waiting for the database's round
   trips, during which the loop runs nothing else;
 - ``request``: the server-side time of each request, by route (as ``/metrics`` sees it);
+- ``transport``: each read of a connection's bytes by the HTTP protocol (parsing them and
+  starting the request's task), a turn of the loop before the request's own
+  (:mod:`cqrs_lab.http.protocol`);
 - ``lag``: per applied event, the time from its append to its application (the
   subscription recorder of the app);
 - ``gc``: each pause of the cyclic garbage collector, by generation (``gen0``..``gen2``),
@@ -53,7 +56,7 @@ __all__ = ["STAGES", "STAGE_COLUMNS", "StageTimings"]
 #: columns of the raw stage samples file
 STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
 #: the stages with running totals (``lag`` is sampled per event only)
-STAGES = ("command", "query", "projection", "request", "writer", "pump")
+STAGES = ("command", "query", "projection", "request", "writer", "pump", "transport")
 
 
 class StageTimings(Collector):

@@ -11,9 +11,14 @@ runs of one light level; no curve of latency against load is fitted.
   stage, less the commands' own ``command`` time);
 - the slow-down after idling: each engine call's time against the idle gap before it (the
   time since the server's previous timed work ended), as the loop's ``cold`` and
-  ``cold_time`` (:func:`cold_fit`): a call right after other work is warm, one after 5 ms
-  idle takes two to three times as long;
-- the CPU of each request outside the engine (HTTP parsing, routing, JSON, the socket),
+  ``cold_time`` (:func:`~cqrs_lab.load.loop_stages.cold_fit`): a call right after other
+  work is warm, one after 5 ms idle takes two to three times as long;
+- the HTTP protocol's read of each request (the ``transport`` stage: httptools parsing its
+  bytes and starting its task), a turn of the loop of its own, warm: each read divided by
+  the slow-down its idle gap implies (:func:`~cqrs_lab.load.loop_stages.
+  transport_samples`), which the simulation applies again; a server that did not time it
+  (older runs) leaves it in the next item;
+- the CPU of each request outside the engine and that read (routing, JSON, the socket),
   which no stage times: the one number solved for, so that the simulated loop at the
   level's rate is as busy as the server's measured CPU (its idle CPU taken off);
 - the reads per command, the mix, the keys and the run's CPU limit (``--server-cpus``);
@@ -39,19 +44,10 @@ runs of one light level; no curve of latency against load is fitted.
   the in-memory store it stays 0: the load test pins the one server process apart from
   the generator, and there is no database.
 
->>> st = pd.DataFrame({"stage": ["command", "command", "lag"], "name": ["a", "a", "v"],
-...                    "at": [1.000, 1.0101, 1.02], "seconds": [0.0001, 0.0001, 0.0]})
->>> [round(g * 1e3, 2) for g in _gaps(st)["gap"].dropna()]
-[10.0]
->>> two = pd.DataFrame({"stage": ["command"] * 4, "name": ["a"] * 4, "seconds": [1e-4] * 4,
-...                     "at": [1.0, 1.01, 1.0051, 1.0152]})  # two workers' parts, merged
->>> [round(g * 1e3, 2) for g in _gaps(two)["gap"].dropna()], list(_gaps(two)["worker"])
-([9.9, 10.0], [0, 1, 0, 1])
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -60,12 +56,14 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration_inputs import (
-    cpu_utilisation,
-    domain_workload,
-    primary_view,
-    quantiles,
-    window,
+from cqrs_lab.load.calibration_inputs import cpu_utilisation, domain_workload, primary_view, window
+from cqrs_lab.load.loop_stages import (
+    idle_gaps,
+    pump_costs,
+    slow_down,
+    transport_samples,
+    warm_samples,
+    writer_cost,
 )
 from cqrs_lab.load.loop_twin import LoopCalibration, simulate_twin, simulated_figures
 from cqrs_lab.load.loop_waits import (
@@ -75,137 +73,12 @@ from cqrs_lab.load.loop_waits import (
     other_cpu,
     shared_cores,
     stage_waits,
-    workers,
 )
 from cqrs_lab.load.measure import check_calibration, measure
 from cqrs_lab.load.results import LoadResult, commands
 from cqrs_lab.load.twin import _mix, run_keys, run_params
 
-__all__ = ["GAP_BINS", "WARM_GAP", "calibrate_loop", "cold_fit", "sim_cpu"]
-
-#: an engine call this soon (seconds) after the previous timed work ended is warm
-WARM_GAP = 1e-4
-#: idle-gap bins (seconds) for the slow-down fit
-GAP_BINS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
-
-
-def _gaps(stages: pd.DataFrame) -> pd.DataFrame:
-    """Timed work (not lags nor waits) with ``worker``, ``start`` and ``gap``: seconds since
-    that worker's previous timed work ended (NaN for its first)."""
-    st = stages.assign(worker=workers(stages))
-    st = st[~st["stage"].isin(NOT_WORK)].sort_values(["worker", "at"], kind="stable")
-    st = st.assign(start=st["at"] - st["seconds"]).reset_index(drop=True)
-    gap = np.full(len(st), np.nan)
-    for _, rows in st.groupby("worker").indices.items():
-        ends = st["at"].to_numpy(dtype=float)[rows]
-        starts = st["start"].to_numpy(dtype=float)[rows]
-        idx = np.searchsorted(ends, starts) - 1
-        prev = np.where(idx >= 0, ends[np.maximum(idx, 0)], np.nan)
-        gap[rows] = np.maximum(starts - prev, 0.0)
-    return st.assign(gap=gap).sort_values("at", kind="stable").reset_index(drop=True)
-
-
-def _calls(st: pd.DataFrame, stage: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A stage's seconds, the gap before each, and the warm ones among them."""
-    g = st[st["stage"] == stage]
-    secs, gaps = g["seconds"].to_numpy(dtype=float), g["gap"].to_numpy(dtype=float)
-    return secs, gaps, secs[gaps <= WARM_GAP]
-
-
-def _engine(st: pd.DataFrame, stage: str, max_samples: int) -> np.ndarray:
-    """A stage's warm samples, as quantiles (all of them when under 20 are warm)."""
-    secs, _, warm = _calls(st, stage)
-    if len(warm) < 20:
-        warm = secs
-    if not len(warm):
-        raise ConfigError(
-            f"server/stages.csv: no {stage!r} timings in the steady window; the loop twin "
-            "needs a run of a server that timed its stages (cqrs-lab loadtest starts it so)"
-        )
-    return np.asarray(quantiles(warm, min(max_samples, len(warm))))
-
-
-def _pumps(st: pd.DataFrame, views: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per view: seconds per event and per pump step (least squares over warm steps, both
-    >= 0); a view not timed gets the mean of the timed ones."""
-    per_event: dict[str, float] = {}
-    per_batch: dict[str, float] = {}
-    steps = st[(st["stage"] == "projection") & (st["gap"] <= WARM_GAP)]
-    for name in views:
-        g = steps[steps["name"] == name]
-        if len(g) < 10:
-            continue
-        n, s = g["events"].to_numpy(dtype=float), g["seconds"].to_numpy(dtype=float)
-        if np.ptp(n) > 0:
-            slope, icept = np.polyfit(n, s, 1)
-            slope, icept = max(float(slope), 0.0), max(float(icept), 0.0)
-        else:
-            slope, icept = float(s.sum() / n.sum()), 0.0
-        per_event[name], per_batch[name] = slope, icept
-    if not per_event:
-        raise ConfigError(
-            "server/stages.csv: no projection pump steps (ten or more right after other work) "
-            "of any view to calibrate; calibrate from a longer run"
-        )
-    e, b = float(np.mean(list(per_event.values()))), float(np.mean(list(per_batch.values())))
-    return ({n: per_event.get(n, e) for n in views}, {n: per_batch.get(n, b) for n in views})
-
-
-def cold_fit(gap_s: np.ndarray, ratio: np.ndarray) -> tuple[float, float]:
-    """``(cold, cold_time)`` of ``ratio ~ 1 + cold * (1 - exp(-gap / cold_time))`` by least
-    squares over the medians of :data:`GAP_BINS` (bins of 20 samples or more).
-
-    >>> g = np.array([5e-5] * 30 + [5e-4] * 30 + [5e-3] * 30)
-    >>> r = 1 + 1.5 * (1 - np.exp(-g / 1e-3))
-    >>> cold, tau = cold_fit(g, r)
-    >>> round(cold, 1), round(tau * 1e3, 1)
-    (1.5, 1.0)
-    """
-    x, y = [], []
-    for lo, hi in itertools.pairwise(GAP_BINS):
-        sel = (gap_s > lo) & (gap_s <= hi)
-        if sel.sum() >= 20:
-            x.append(float(np.median(gap_s[sel])))
-            y.append(float(np.median(ratio[sel])) - 1.0)
-    if len(x) < 2:
-        return 0.0, 1e-3
-    xs, ys = np.array(x), np.array(y)
-    best = (np.inf, 0.0, 1e-3)
-    for tau in np.geomspace(2e-5, 0.1, 200):
-        f = 1.0 - np.exp(-xs / tau)
-        a = max(0.0, float(f @ ys / (f @ f))) if f @ f > 0 else 0.0
-        err = float(np.sum((ys - a * f) ** 2))
-        if err < best[0]:
-            best = (err, a, float(tau))
-    return best[1], best[2]
-
-
-def _cold(st: pd.DataFrame) -> tuple[float, float]:
-    """The slow-down after idling, from the command and query calls (each over its warm
-    median) against the gap before them."""
-    gaps, ratios = [], []
-    for stage in ("command", "query"):
-        secs, gap, warm = _calls(st, stage)
-        if len(warm) >= 20:
-            gaps.append(gap)
-            ratios.append(secs / float(np.median(warm)))
-    if not gaps:
-        return 0.0, 1e-3
-    return cold_fit(np.concatenate(gaps), np.concatenate(ratios))
-
-
-def _writer(st: pd.DataFrame, wait: Waits | None = None) -> float:
-    """The writer's CPU seconds per batch beyond its commands: the ``writer`` stage's mean
-    less its commands' mean ``command`` CPU and its mean wait for the commit (older runs
-    have no writer timings: 0)."""
-    w = st[st["stage"] == "writer"]
-    c = st[st["stage"] == "command"]["seconds"]
-    if len(w) < 10 or not len(c):
-        return 0.0
-    wait = wait or Waits()
-    commit = float(np.mean(wait.commit_s)) if wait.commit_s else 0.0
-    n, s = w["events"].to_numpy(dtype=float), w["seconds"].to_numpy(dtype=float)
-    return max(0.0, float(s.mean() - n.mean() * float(c.mean()) * wait.command_cpu) - commit)
+__all__ = ["calibrate_loop", "sim_cpu"]
 
 
 def calibrate_loop(
@@ -235,7 +108,7 @@ def calibrate_loop(
             raise ConfigError(f"{r.path}: no server/stages.csv; calibrate from a run whose "
                               "server `cqrs-lab loadtest` started")  # fmt: skip
         lo, hi = window(r, warmup)
-        st = _gaps(r.stages)
+        st = idle_gaps(r.stages)
         at = st["at"].to_numpy(dtype=float) - r.t0
         parts.append(st[(at >= lo) & (at < hi)])
         raw = r.stages[r.stages["stage"].isin(NOT_WORK[1:])]
@@ -251,11 +124,14 @@ def calibrate_loop(
             for name, seconds in other_cpu(r, lo, hi).items():
                 other[name] += seconds
     st = pd.concat(parts, ignore_index=True)
-    command_s, query_s = _engine(st, "command", max_samples), _engine(st, "query", max_samples)
+    command_s, query_s = (
+        warm_samples(st, "command", max_samples),
+        warm_samples(st, "query", max_samples),
+    )
     processes = int(opts.get("server_workers") or 1)
     # (with several workers the sagas run in a worker of their own, untimed: they get the
     # views' mean cost, for a prediction with one process, where the server runs them)
-    per_event, per_batch = _pumps(st, domain.view_names)
+    per_event, per_batch = pump_costs(st, domain.view_names)
     wait = Waits()
     if on_postgres:  # the loop waits on the database
         wait = stage_waits(pd.concat(waited, ignore_index=True), st, max_samples)
@@ -264,17 +140,19 @@ def calibrate_loop(
         per_batch = {n: v * wait.projection_cpu for n, v in per_batch.items()}
     mix, _ = _mix(pd.concat(names, ignore_index=True), workload, first.path)
     limit = first.run.get("server_cpu_limit") or {}
-    cold, cold_time = _cold(st)
+    cold, cold_time = slow_down(st)
+    transport_s = transport_samples(st, cold, cold_time, max_samples)
     cal = LoopCalibration(
         tuple(float(x) for x in command_s),
         tuple(float(x) for x in query_s),
         per_event, per_batch, request_s=0.0,
         reads_per_command=max(n_req - n_cmd, 0) / max(n_cmd, 1), mix=mix,
         keys=run_keys(first, workload), zipf_s=float(opts.get("zipf_s", 1.1)), cold=cold,
-        cold_time=cold_time, batch_s=_writer(st, wait),
+        cold_time=cold_time, batch_s=writer_cost(st, wait),
         anchor_requests_per_s=n_req / span, processes=processes, commit_s=wait.commit_s,
         pump_wait_s=wait.pump_wait_s, poll=IDLE_POLL if processes > 1 else 0.0,
         cores=shared_cores(first.run), other_cpu_s=sum(other.values()) / max(n_cmd, 1),
+        transport_s=transport_s,
         cpus=float(limit.get("cores") or 1.0), period=float(limit.get("period_s") or 0.01),
         anchor_rate=n_cmd / span, domain=first.domain, params=run_params(first, workload),
         view=view, source=", ".join(str(r.path) for r in runs),

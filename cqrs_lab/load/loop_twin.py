@@ -35,9 +35,7 @@ True
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,8 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.calibration_inputs import primary_view, scenario_head
+from cqrs_lab.load.calibration_inputs import primary_view
+from cqrs_lab.load.loop_scenario import describe_calibration, twin_toml
 from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
@@ -61,11 +60,6 @@ __all__ = [
     "simulate_twin",
     "simulated_figures",
 ]
-
-#: an engine call this soon after the previous timed work ended is warm (seconds)
-WARM_GAP = 1e-4
-#: idle-gap bins (seconds) for the slow-down fit
-GAP_BINS = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1e-1)
 
 
 @dataclass(frozen=True)
@@ -105,6 +99,9 @@ class LoopCalibration:
     #: CPU seconds per command the rest of the machine spends on those cores (the load
     #: generator, a local database; 0: not measured, nothing shared)
     other_cpu_s: float = 0.0
+    #: warm CPU seconds of the transport's read of a request, a turn of the loop of its
+    #: own before the request's task (samples; none: ``()``, no turn of its own)
+    transport_s: tuple[float, ...] = ()
     latency_offset_s: dict[str, float] = field(default_factory=dict)
     lag_offset_s: dict[str, float] = field(default_factory=dict)
     anchor_rate: float = 0.0
@@ -137,8 +134,9 @@ class LoopCalibration:
         for a first guess, not the prediction (:func:`predicted_knee`). Each of the
         ``processes`` loops carries its share of the requests and every event; on shared
         cores the loops' CPU and the rest of the machine's (``other_cpu_s``) fill them."""
-        per_cmd = float(np.mean(self.command_s)) + self.request_s
-        per_cmd += self.reads_per_command * (self.request_s + float(np.mean(self.query_s)))
+        per_req = self.request_s + (float(np.mean(self.transport_s)) if self.transport_s else 0.0)
+        per_cmd = float(np.mean(self.command_s)) + per_req
+        per_cmd += self.reads_per_command * (per_req + float(np.mean(self.query_s)))
         per_loop = per_cmd / self.processes + sum(self.per_event.values())
         bound = self.cpus / per_loop
         if self.cores is not None and self.shares_cores:
@@ -153,49 +151,7 @@ class LoopCalibration:
 
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
-
-        def empirical(values: Sequence[float]) -> str:
-            return (
-                '{ dist = "empirical", samples = [' + ", ".join(f"{v:.7g}" for v in values) + "] }"
-            )
-
-        projections = "".join(
-            f'[projections.{n}]\ndelivery = "effectively-once"\npartitions = 1\nconsumers = 1\n'
-            f"batch_size = 256\nper_event = {self.per_event[n]:.7g}\n"
-            f"per_batch = {self.per_batch.get(n, 0.0):.7g}\n\n"
-            for n in sorted(self.per_event)
-        )
-        other = ""  # the rest of the machine, on the cores the loops share
-        if self.shares_cores and self.other_cpu_s > 0:
-            other = f"other_cpu = {self.other_cpu_s:.7g}\n"
-        reads = ""
-        if self.reads_per_command > 0:
-            reads = (
-                f"[reads]\nrate = {rate * self.reads_per_command!r}\nreaders = 1024\n"
-                f"service = {empirical(self.query_s)}\nprojection = {json.dumps(self.view)}\n\n"
-            )
-        return (
-            f"# The served process(es) as event loops, calibrated by cqrs-lab twin from\n"
-            f"# {self.source or 'a load test'}.\n\n"
-            + scenario_head(
-                self.domain, self.params, self.keys, self.zipf_s, self.mix, rate, duration, seed
-            )
-            + f"[commands]\nhandlers = 1\nprocesses = {self.processes}\n"
-            f"queue_limit = {self.queue_limit}\n"
-            f'admission = "reject"\nservice = {empirical(self.command_s)}\n\n'
-            f"[server]\nrequest = {self.request_s:.7g}\nbatch_limit = {self.batch_limit}\n"
-            f"batch = {self.batch_s:.7g}\ncold = {self.cold:.6g}\n"
-            f"cold_time = {self.cold_time:.6g}\n"
-            f"cpus = {min(1.0, self.cpus):.6g}\nperiod = {self.period:.6g}\n"
-            + (f"commit = {empirical(self.commit_s)}\n" if any(self.commit_s) else "")
-            + (f"pump_wait = {self.pump_wait_s:.7g}\n" if self.pump_wait_s > 0 else "")
-            + (f"poll = {self.poll:.6g}\n" if self.poll > 0 else "")
-            + (f"cores = {self.cores}\n" if self.shares_cores else "")
-            + other
-            + "\n"
-            + reads
-            + projections
-        )
+        return twin_toml(self, rate, duration, seed)
 
     def scenario(self, rate: float, duration: float, seed: int = 1) -> Scenario:
         return parse_scenario(self.toml(rate, duration, seed), source="<loop twin>")
@@ -210,31 +166,7 @@ class LoopCalibration:
 
     def describe(self) -> str:
         """One paragraph: what was calibrated, in ms and commands/s."""
-        pe = ", ".join(f"{n} {self.per_batch[n] * 1e3:.3f} + {v * 1e3:.4f}/event"
-                       for n, v in sorted(self.per_event.items()))  # fmt: skip
-        return (
-            f"calibrated the event loop from {self.source} at {self.anchor_rate:.0f} commands/s:"
-            f" request {self.request_s * 1e3:.3f} ms outside the engine (solved from the"
-            f" server's CPU), command {float(np.mean(self.command_s)) * 1e3:.4f} ms, query"
-            f" {float(np.mean(self.query_s)) * 1e3:.4f} ms, {self.reads_per_command:.2f} reads"
-            f" per command, projections (ms per pump step + per event) {pe}; writer"
-            f" {self.batch_s * 1e3:.3f} ms per batch; after idling work runs up to"
-            f" {1 + self.cold:.2f} times slower (time constant {self.cold_time * 1e3:.2f} ms)"
-            + f"; CPU limit {self.cpus:g} cores"
-            + (
-                f"; {self.processes} server processes, each batch waiting"
-                f" {float(np.mean(self.commit_s or (0.0,))) * 1e3:.3f} ms for its commit and"
-                f" each pump step {self.pump_wait_s * 1e3:.3f} ms for its read, loop blocked"
-                if self.processes > 1 or any(self.commit_s)
-                else ""
-            )
-            + (
-                f"; the rest of the machine (load generator, local database)"
-                f" {self.other_cpu_s * 1e3:.3f} ms of CPU per command on its {self.cores} cores"
-                if self.shares_cores and self.other_cpu_s > 0
-                else ""
-            )
-        )
+        return describe_calibration(self)
 
 
 def simulate_twin(cal: LoopCalibration, rate: float, duration: float, seed: int) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 read models that every process keeps (``serve --workers N``; see :mod:`cqrs_lab.sim.
 event_loop` for one loop).
 
-:class:`LoopCommandSide` runs, on the loop of the process a command reaches: the request's
-parsing (the ``request`` cost, less its ``answer_share``), the bounded writer queue (full:
+:class:`LoopCommandSide` runs, on the loop of the process a command reaches: the transport's
+read of the request (``[server] transport``, a turn of the loop of its own when > 0), the
+request's parsing (the ``request`` cost, less its ``answer_share``), the bounded writer queue (full:
 shed), the writer's batch (``batch`` plus each command's ``[commands] service``, the
 engine's decide and append, committed together at the batch's end), then each command's
 answer (the rest of the ``request`` cost); the latency ends with the answer. With a
@@ -98,6 +99,9 @@ class LoopCommandSide(CommandSide):
         self.batch_cost = server.batch.sampler(random.Random(rng.getrandbits(64)))
         self.commit_wait = server.commit.sampler(random.Random(rng.getrandbits(64)))
         self.blocking = server.commit.mean > 0
+        self.transport: Callable[[], float] | None = None  # drawn last: older streams keep
+        if server.transport.mean > 0:
+            self.transport = server.transport.sampler(random.Random(rng.getrandbits(64)))
         self.writers = [_Writer(i, loop) for i, loop in enumerate(loops)]
         cores = loops[0].cores
         self.other: Background | None = None  # the rest of the machine, on the shared cores
@@ -119,7 +123,15 @@ class LoopCommandSide(CommandSide):
         writers = self.writers
         w = writers[0] if self.spread is None else writers[self.spread.randrange(len(writers))]
         share = 1.0 - self.server.answer_share
-        w.loop.call(lambda: (self.request() * share, lambda: self._enqueue(w, job)))
+
+        def parse() -> tuple[float, Callable[[], None]]:
+            return self.request() * share, lambda: self._enqueue(w, job)
+
+        transport = self.transport
+        if transport is None:
+            w.loop.call(parse)
+        else:  # the transport's read, then the request's task: two turns of the loop
+            w.loop.call(lambda: (transport(), lambda: w.loop.call(parse)))
 
     def _enqueue(self, w: _Writer, job: list[Any]) -> None:
         """Parsed: into the writer's queue, or shed when it is full (429)."""

@@ -61,6 +61,8 @@ class ReadSide:
         self.replicas: list[tuple[SubscriptionGroup, dict[type, Callable[[Any], Any]]]] = []
         self.spread: random.Random | None = None
         self.request: Callable[[], float] = lambda: 0.0
+        #: the transport's read of a request, a turn of the loop of its own (None: none)
+        self.transport: Callable[[], float] | None = None
         self.sample, self.draw = sample, draw
         draw.rng = random.Random(rng.getrandbits(64))  # the queries' own stream
         for _ in range(spec.readers):
@@ -110,6 +112,8 @@ class ReadSide:
             token = job.pop()
             process = job.pop()
             draw.index = job[3]
+            if self.loops and self.transport is not None:  # the transport reads it first
+                yield self.loops[process].run(self.transport())
             if process == 0:
                 result = engine.ask(sample(draw), min_position=token)
                 job[5] = group.lag_seconds()

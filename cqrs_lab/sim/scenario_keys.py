@@ -383,7 +383,21 @@ _TABLES = (
         "= N runs N loops, each with its own writer and its own replica of every view, fed "
         "with every event.",
         (
-            Key("request", "time", _SV.request, _S, "CPU per HTTP request outside the engine"),
+            Key(
+                "request",
+                "time",
+                _SV.request,
+                _S,
+                "CPU per HTTP request outside the engine and the transport",
+            ),
+            Key(
+                "transport",
+                "time",
+                _SV.transport,
+                _S,
+                "CPU per HTTP request of the transport's read callback, which runs as a turn "
+                "of the loop of its own before the request's (0: none of its own)",
+            ),
             Key(
                 "answer_share",
                 "number",

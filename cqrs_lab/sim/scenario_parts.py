@@ -128,8 +128,10 @@ class CommandSpec:
 @dataclass(frozen=True)
 class ServerSpec:
     """The served processes' event loops (``[server]``; see :mod:`cqrs_lab.sim.event_loop`,
-    one per ``[commands] processes``): CPU seconds per HTTP request outside the engine
-    (``request``, the share ``answer_share`` of it spent answering), per writer batch
+    one per ``[commands] processes``): CPU seconds per HTTP request of the transport's read
+    callback, a turn of the loop of its own before the request's task (``transport``; 0: no
+    turn of its own), and outside the engine and the transport (``request``, the share
+    ``answer_share`` of it spent answering), per writer batch
     (``batch``, at most ``batch_limit`` commands), the seconds a batch then blocks its loop
     waiting for the database's commit (``commit``) and a projection's pump step its read
     (``pump_wait``), the slow-down after idling (``cold``,
@@ -140,6 +142,7 @@ class ServerSpec:
     only with ``cores``)."""
 
     request: Dist = _NO_DELAY
+    transport: Dist = _NO_DELAY
     answer_share: float = 0.5
     batch: Dist = _NO_DELAY
     batch_limit: int = 256

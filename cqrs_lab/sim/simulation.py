@@ -203,6 +203,8 @@ class Simulation:
         if reads is not None:
             reads.loops = loops
             reads.request = sv.request.sampler(_stream_seed(s.seed, "read-requests"))
+            if sv.transport.mean > 0:
+                reads.transport = sv.transport.sampler(_stream_seed(s.seed, "read-transport"))
             if len(loops) > 1:
                 reads.spread = _stream_seed(s.seed, "read-spread")
                 reads.replicas = [(reads.group, {})] + [

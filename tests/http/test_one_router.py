@@ -8,6 +8,7 @@ import asyncio
 import csv
 import gc
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -168,13 +169,16 @@ def test_served_with_stage_timings_writes_the_samples_on_exit(tmp_path: Path) ->
         time.sleep(0.1)
         text = httpx.get(server.url + "/metrics").text
         assert 'cqrs_lab_stage_items_total{stage="command"} 1.0' in text
+        # the protocol timed each request's read (the command's, the query's, this one's)
+        reads = re.search(r'cqrs_lab_stage_items_total\{stage="transport"\} (\S+)', text)
+        assert reads is not None and float(reads.group(1)) >= 3.0, text
     finally:
         code, log = server.terminate()
     assert code in (0, -15), log  # uvicorn hands SIGTERM back once it has shut down
     with out.open() as fh:
         stages = {row["stage"] for row in csv.DictReader(fh)}
     # the collector's pauses too: the server collects once it has started, then freezes
-    assert {"command", "query", "projection", "request", "lag", "gc"} <= stages
+    assert {"command", "query", "projection", "request", "lag", "gc", "transport"} <= stages
 
 
 def test_the_collectors_pauses_are_a_stage() -> None:

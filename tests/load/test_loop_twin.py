@@ -14,7 +14,8 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration_inputs import quantiles, window
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
-from cqrs_lab.load.loop_calibration import _calls, _gaps, calibrate_loop, sim_cpu
+from cqrs_lab.load.loop_calibration import calibrate_loop, sim_cpu
+from cqrs_lab.load.loop_stages import idle_gaps, stage_calls
 from cqrs_lab.load.loop_twin import (
     LoopCalibration,
     client_cold,
@@ -58,10 +59,10 @@ def test_the_request_cpu_is_solved_so_the_loop_uses_the_measured_cpu(
 
 @pytest.mark.slow
 def test_the_engine_samples_are_the_warm_calls(light: LoadResult, cal: LoopCalibration) -> None:
-    st = _gaps(light.stages)
+    st = idle_gaps(light.stages)
     lo, hi = window(light, 1.0)
     at = st["at"].to_numpy(dtype=float) - light.t0
-    secs, _, warm = _calls(st[(at >= lo) & (at < hi)], "command")
+    secs, _, warm = stage_calls(st[(at >= lo) & (at < hi)], "command")
     # the warm calls when the run had 20 or more, else every call, as quantiles
     chosen = warm if len(warm) >= 20 else secs
     expected = np.mean(quantiles(chosen, min(1000, len(chosen))))
@@ -93,6 +94,39 @@ def test_the_twin_uses_less_cpu_per_command_as_it_warms_and_queues_near_its_knee
     idle = simulated_figures(cal, cal.anchor_rate, 6.0, 1)
     assert near["server_cpu"] >= 0.85 * cal.cpus
     assert near["command_latency_p99_s"] > 1.5 * idle["command_latency_p99_s"]
+
+
+@pytest.mark.slow
+def test_the_transports_read_is_calibrated_warm_and_written_as_a_turn_of_its_own(
+    light: LoadResult, cal: LoopCalibration, tmp_path: Path
+) -> None:
+    st = idle_gaps(light.stages)
+    lo, hi = window(light, 1.0)
+    at = st["at"].to_numpy(dtype=float) - light.t0
+    secs, _, _ = stage_calls(st[(at >= lo) & (at < hi)], "transport")
+    assert len(secs) >= 500  # the protocol timed every request's read
+    # each read less the slow-down its idle gap implies: no more than the reads as timed
+    assert 0 < np.mean(cal.transport_s) <= np.mean(secs)
+    if cal.cold > 0:
+        assert np.mean(cal.transport_s) < np.mean(secs)
+    s = load_scenario(cal.write(tmp_path / "twin.toml", rate=300.0, duration=5.0))
+    assert s.server is not None
+    assert s.server.transport.mean == pytest.approx(np.mean(cal.transport_s), rel=1e-3)
+
+
+def test_a_requests_own_transport_read_does_not_warm_its_work_but_warms_the_next_read() -> None:
+    """Two requests 10 ms apart, each a transport read (20 us) then a command (50 us)."""
+    rows = []
+    for t in (1.0, 1.01):
+        rows += [("transport", "read", t + 2e-5, 2e-5, 1), ("command", "a", t + 8e-5, 5e-5, 1)]
+    rows.append(("transport", "read", 1.01011, 2e-5, 1))  # a second read right after
+    st = idle_gaps(pd.DataFrame(rows, columns=["stage", "name", "at", "seconds", "events"]))
+    cmd = st[st["stage"] == "command"]["gap"].to_numpy()
+    tr = st[st["stage"] == "transport"]["gap"].to_numpy()
+    # the second command's gap runs from the first command's end, not from its own read
+    assert cmd[1] == pytest.approx(1.01003 - 1.00008, abs=1e-9)
+    assert tr[1] == pytest.approx(1.01 - 1.00008, abs=1e-9)  # from the first command's end
+    assert tr[2] == pytest.approx(1e-5, abs=1e-9)  # the read right after the second command
 
 
 @pytest.mark.slow

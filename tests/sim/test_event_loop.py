@@ -58,6 +58,25 @@ def test_reads_share_the_loop() -> None:
     assert added == pytest.approx(reads * (0.0003 + 0.0001), rel=0.05)
 
 
+def test_the_transports_read_is_a_turn_of_the_loop_of_its_own() -> None:
+    """[server] transport: every request (command or read) pays it once more on the loop, as
+    a piece of work of its own before its parsing; an idle loop answers a lone command in
+    exactly its CPU: transport, request, the batch's service, nothing else."""
+    base, hop = (
+        run(scenario(100.0, reads=100.0)),
+        run(scenario(100.0, "transport = 0.0001\n", 100.0)),
+    )
+    assert base.loop is not None and hop.loop is not None and hop.reads is not None
+    assert len(hop.commands.rows) == len(base.commands.rows)  # the same arrivals
+    requests = len(hop.commands.rows) + len(hop.reads.rows)
+    added = hop.loop.cpu_s - base.loop.cpu_s
+    assert added == pytest.approx(requests * 0.0001, rel=0.05)
+    lone = run(scenario(0.5, "transport = 0.0001\n", duration=20.0))
+    for row in lone.commands.rows:
+        if row[6] == "accepted":
+            assert row[5] - row[3] == pytest.approx(0.0001 + 0.0003 + 0.0002, abs=1e-9)
+
+
 def test_batches_grow_and_latency_rises_with_the_load() -> None:
     light, heavy = run(scenario(100.0)), run(scenario(1500.0))
     per_batch = [len(s.commands.rows) / s.commands.batches for s in (light, heavy)]

@@ -1,0 +1,99 @@
+"""The loop twin's calibration in words and as a scenario file: the ``[server]`` table and
+the rest that :class:`~cqrs_lab.load.loop_twin.LoopCalibration` writes
+(:func:`twin_toml`), and its one-paragraph summary (:func:`describe_calibration`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cqrs_lab.load.calibration_inputs import scenario_head
+
+if TYPE_CHECKING:
+    from cqrs_lab.load.loop_twin import LoopCalibration
+
+__all__ = ["describe_calibration", "twin_toml"]
+
+
+def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1) -> str:
+    """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
+
+    def empirical(values: Sequence[float]) -> str:
+        return '{ dist = "empirical", samples = [' + ", ".join(f"{v:.7g}" for v in values) + "] }"
+
+    projections = "".join(
+        f'[projections.{n}]\ndelivery = "effectively-once"\npartitions = 1\nconsumers = 1\n'
+        f"batch_size = 256\nper_event = {cal.per_event[n]:.7g}\n"
+        f"per_batch = {cal.per_batch.get(n, 0.0):.7g}\n\n"
+        for n in sorted(cal.per_event)
+    )
+    other = ""  # the rest of the machine, on the cores the loops share
+    if cal.shares_cores and cal.other_cpu_s > 0:
+        other = f"other_cpu = {cal.other_cpu_s:.7g}\n"
+    reads = ""
+    if cal.reads_per_command > 0:
+        reads = (
+            f"[reads]\nrate = {rate * cal.reads_per_command!r}\nreaders = 1024\n"
+            f"service = {empirical(cal.query_s)}\nprojection = {json.dumps(cal.view)}\n\n"
+        )
+    return (
+        f"# The served process(es) as event loops, calibrated by cqrs-lab twin from\n"
+        f"# {cal.source or 'a load test'}.\n\n"
+        + scenario_head(cal.domain, cal.params, cal.keys, cal.zipf_s, cal.mix, rate, duration, seed)
+        + f"[commands]\nhandlers = 1\nprocesses = {cal.processes}\n"
+        f"queue_limit = {cal.queue_limit}\n"
+        f'admission = "reject"\nservice = {empirical(cal.command_s)}\n\n'
+        f"[server]\nrequest = {cal.request_s:.7g}\n"
+        + (f"transport = {empirical(cal.transport_s)}\n" if any(cal.transport_s) else "")
+        + f"batch_limit = {cal.batch_limit}\n"
+        f"batch = {cal.batch_s:.7g}\ncold = {cal.cold:.6g}\n"
+        f"cold_time = {cal.cold_time:.6g}\n"
+        f"cpus = {min(1.0, cal.cpus):.6g}\nperiod = {cal.period:.6g}\n"
+        + (f"commit = {empirical(cal.commit_s)}\n" if any(cal.commit_s) else "")
+        + (f"pump_wait = {cal.pump_wait_s:.7g}\n" if cal.pump_wait_s > 0 else "")
+        + (f"poll = {cal.poll:.6g}\n" if cal.poll > 0 else "")
+        + (f"cores = {cal.cores}\n" if cal.shares_cores else "")
+        + other
+        + "\n"
+        + reads
+        + projections
+    )
+
+
+def describe_calibration(cal: LoopCalibration) -> str:
+    """One paragraph: what was calibrated, in ms and commands/s."""
+    pe = ", ".join(f"{n} {cal.per_batch[n] * 1e3:.3f} + {v * 1e3:.4f}/event"
+                   for n, v in sorted(cal.per_event.items()))  # fmt: skip
+    return (
+        f"calibrated the event loop from {cal.source} at {cal.anchor_rate:.0f} commands/s:"
+        f" request {cal.request_s * 1e3:.3f} ms outside the engine (solved from the"
+        f" server's CPU)"
+        + (
+            f" after the transport's read of it, {float(np.mean(cal.transport_s)) * 1e3:.3f}"
+            " ms in a turn of the loop of its own"
+            if cal.transport_s
+            else ""
+        )
+        + f", command {float(np.mean(cal.command_s)) * 1e3:.4f} ms, query"
+        f" {float(np.mean(cal.query_s)) * 1e3:.4f} ms, {cal.reads_per_command:.2f} reads"
+        f" per command, projections (ms per pump step + per event) {pe}; writer"
+        f" {cal.batch_s * 1e3:.3f} ms per batch; after idling work runs up to"
+        f" {1 + cal.cold:.2f} times slower (time constant {cal.cold_time * 1e3:.2f} ms)"
+        + f"; CPU limit {cal.cpus:g} cores"
+        + (
+            f"; {cal.processes} server processes, each batch waiting"
+            f" {float(np.mean(cal.commit_s or (0.0,))) * 1e3:.3f} ms for its commit and"
+            f" each pump step {cal.pump_wait_s * 1e3:.3f} ms for its read, loop blocked"
+            if cal.processes > 1 or any(cal.commit_s)
+            else ""
+        )
+        + (
+            f"; the rest of the machine (load generator, local database)"
+            f" {cal.other_cpu_s * 1e3:.3f} ms of CPU per command on its {cal.cores} cores"
+            if cal.shares_cores and cal.other_cpu_s > 0
+            else ""
+        )
+    )
