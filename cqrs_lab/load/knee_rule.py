@@ -9,7 +9,12 @@ step: such steps are left out of what follows):
 - the **knee** is the first usable step that does not follow, after which no usable step
   follows again (one dip is noise, not a knee). The measured **capacity** is the plateau:
   the mean of the finished commands/s over the per-second samples of that step and the
-  ones after it, with a Student t 95% interval; where throughput fell past the knee (the
+  ones after it up to :data:`PLATEAU_SPAN` (1.5) times its offered load, with a Student t
+  95% interval: the span over which the twin's capacity is taken too
+  (:func:`~cqrs_lab.load.loop_twin.predicted_capacity`). Steps offered more are
+  ``overload``: what the server finishes there (it falls as the overload deepens: work
+  queued for clients that gave up, a loop crowded with connections) is reported beside the
+  capacity, not averaged into it; where throughput fell past the knee (the
   last step that followed finished more than that interval), that step's finished
   commands/s and their interval are the capacity instead. A plateau whose last step
   finished over :data:`RISING` times its first and above that interval is still rising:
@@ -39,12 +44,22 @@ import pandas as pd
 from cqrs_lab.load.generator import POISSON_SIGMAS
 from cqrs_lab.sim.queueing.tdist import t_quantile
 
-__all__ = ["FOLLOW", "RISING", "SERVER_BUSY", "KneeResult", "find_knee", "step_follows"]
+__all__ = [
+    "FOLLOW",
+    "PLATEAU_SPAN",
+    "RISING",
+    "SERVER_BUSY",
+    "KneeResult",
+    "find_knee",
+    "step_follows",
+]
 
 #: share of the offered commands/s a step must finish to follow the load
 FOLLOW = 0.95
 #: a plateau whose last step finished this much more than its first is still rising
 RISING = 1.1
+#: the plateau: the knee's step and the steps offered up to this many times its load
+PLATEAU_SPAN = 1.5
 #: cores under which a saturated server was not limited by its own CPU time
 SERVER_BUSY = 0.8
 
@@ -85,8 +100,9 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
     """The knee of a step table (rows in order of offered load; the columns of
     :func:`~cqrs_lab.load.knee.step_table`): see the module docstring for the rule. The
     returned ``steps`` gain a ``role``: ``follows``, ``dip`` (fell short, then followed
-    again: noise), ``saturated`` (the knee and the plateau after it), ``generator-bound``,
-    or ``after`` (past a generator-bound step: not judged)."""
+    again: noise), ``saturated`` (the knee and the plateau after it), ``overload`` (past
+    the plateau's span), ``generator-bound``, or ``after`` (past a generator-bound step:
+    not judged)."""
     steps = steps.sort_values("offered_per_s", kind="stable").reset_index(drop=True)
     usable = ~steps["generator_bound"].astype(bool).to_numpy()
     follows = np.array([step_follows(row) for _, row in steps.iterrows()], dtype=bool)
@@ -116,7 +132,11 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
         )  # fmt: skip
     sat = np.zeros(len(steps), dtype=bool)
     sat[idx[idx >= knee]] = True
+    offered = steps["offered_per_s"].to_numpy(dtype=float)
+    over = sat & (offered > PLATEAU_SPAN * offered[knee] * (1 + 1e-9))
+    sat &= ~over
     roles[sat] = "saturated"
+    roles[over] = "overload"
     plateau = steps[sat]
     n = plateau["seconds"].to_numpy(dtype=float)
     mean_i = plateau["finished_per_s"].to_numpy(dtype=float)
@@ -128,7 +148,7 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
     half = t_quantile(0.975, max(1, int(total) - 1)) * sd / math.sqrt(max(total, 1.0))
     beyond = steps["finished_per_s"][(steps.index > knee) & ~usable]
     if len(beyond) and float(beyond.max()) > mean + half:  # a bound step finished more
-        out = steps.assign(role=np.where(sat, "dip", roles))
+        out = steps.assign(role=np.where(sat | over, "dip", roles))
         return KneeResult(
             math.nan, floor, math.inf, out, True,
             f"generator-bound: {lower}; a generator-bound step finished more than the "
@@ -136,7 +156,7 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
         )  # fmt: skip
     top = float(mean_i[-1])
     if len(mean_i) > 1 and top > mean + half and top > RISING * float(mean_i[0]):
-        out = steps.assign(role=np.where(sat, "dip", roles))
+        out = steps.assign(role=np.where(sat | over, "dip", roles))
         return KneeResult(
             math.nan, floor, math.inf, out, bound,
             f"no knee yet: finished commands/s still rising with the offered load ("
@@ -158,6 +178,15 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
         why += (
             f": {mean:.0f} commands/s on average, under the {m:.0f} the last step that "
             f"followed finished (throughput falls under overload); the capacity is that step's"
+        )
+    if over.any():
+        deep = steps[over]
+        w = deep["seconds"].to_numpy(dtype=float)
+        done = float((w * deep["finished_per_s"].to_numpy(dtype=float)).sum() / w.sum())
+        why += (
+            f"; offered more than {PLATEAU_SPAN:g} times the knee's load (up to "
+            f"{deep['offered_per_s'].max():.0f}), the server finished {done:.0f} commands/s: "
+            "overload, not part of the capacity"
         )
     cpu = float(plateau["server_cpu"].mean()) if "server_cpu" in plateau else math.nan
     limit = float(plateau["server_cpu_limit"].max()) if "server_cpu_limit" in plateau else math.nan

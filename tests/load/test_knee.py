@@ -54,11 +54,14 @@ def test_a_clean_knee_is_the_plateau_with_an_interval_around_it() -> None:
     k = find_knee(table(OFFERED, finished))
     assert k.reached and not k.generator_bound
     assert k.ci_low < k.capacity_per_s < k.ci_high
-    assert k.capacity_per_s == pytest.approx((420 + 418 + 405) / 3)
-    assert k.ci_low > 400 and k.ci_high < 440  # 12 one-second samples, sd about 8
-    assert list(k.steps["role"]) == ["follows"] * 4 + ["saturated"] * 3
+    # the plateau: the knee's step (506 offered) and the next (759, 1.5 times it); 1139 is
+    # deeper overload, reported beside the capacity
+    assert k.capacity_per_s == pytest.approx((420 + 418) / 2)
+    assert k.ci_low > 400 and k.ci_high < 440  # 8 one-second samples, sd about 5
+    assert list(k.steps["role"]) == ["follows"] * 4 + ["saturated"] * 2 + ["overload"]
     assert "between 338 and 506 offered" in k.why
-    assert format_knee(k).splitlines()[-1].startswith("capacity: 414 commands/s (95% interval")
+    assert "(up to 1139), the server finished 405 commands/s: overload" in k.why
+    assert format_knee(k).splitlines()[-1].startswith("capacity: 419 commands/s (95% interval")
 
 
 def test_the_generator_running_out_first_gives_a_lower_bound_not_a_knee() -> None:
@@ -75,12 +78,12 @@ def test_the_generator_running_out_first_gives_a_lower_bound_not_a_knee() -> Non
 
 
 def test_throughput_falling_past_the_knee_makes_the_last_step_that_followed_the_capacity() -> None:
-    finished = [100.0, 150.0, 225.0, 337.0, 380.0, 250.0, 240.0]  # overload: it collapses
+    finished = [100.0, 150.0, 225.0, 337.0, 300.0, 250.0, 240.0]  # overload: it collapses
     k = find_knee(table(OFFERED, finished))
     assert k.reached and k.capacity_per_s == 337.0
     assert k.ci_low == pytest.approx(337.0 - 3.182 * 5.0 / 2, abs=0.01)
     assert "throughput falls under overload" in k.why
-    assert list(k.steps["role"]) == ["follows"] * 4 + ["saturated"] * 3
+    assert list(k.steps["role"]) == ["follows"] * 4 + ["saturated"] * 2 + ["overload"]
 
 
 def test_throughput_still_rising_past_a_stall_is_no_knee_yet() -> None:
@@ -96,8 +99,9 @@ def test_a_generator_bound_step_after_the_knee_is_left_out_of_the_plateau() -> N
     why = ["", "", "", "", "", "sends late: lateness p95 40.0 ms > 25 ms", ""]
     k = find_knee(table(OFFERED, finished, bound=why))
     assert k.reached and not k.generator_bound
-    assert k.capacity_per_s == pytest.approx(300.0)  # the 50/s step is not averaged in
-    assert list(k.steps["role"])[3:] == ["saturated", "saturated", "generator-bound", "saturated"]
+    # the 50/s step is not averaged in, nor the step offered over 1.5 times the knee's
+    assert k.capacity_per_s == pytest.approx((300.0 + 301.0) / 2)
+    assert list(k.steps["role"])[3:] == ["saturated", "saturated", "generator-bound", "overload"]
 
 
 def test_a_would_be_knee_that_a_later_step_outdid_is_a_lower_bound() -> None:
