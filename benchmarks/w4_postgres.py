@@ -14,7 +14,10 @@ server, alternating, medians of REPEATS runs. Figures, each beside its peer:
    one round trip; the peer's ``save()`` of the aggregates those commands changed, its
    one-transaction save). The whole W1 run would take minutes per
    side at a few milliseconds a commit, hence the prefix (``W4_PG_COMMANDS``, default
-   ``"1:300:1,32:2000:1,32:4000:16"``, writers:commands:commands per transaction).
+   ``"1:300:1,32:4000:1,32:16000:16"``, writers:commands:commands per transaction: with
+   32 writers, 2,000 and 4,000 commands were runs of 0.2-2 s whose ratio swung from 1.5x to
+   3.2x between repeats on the shared cores; the write figures take about a minute and a
+   half).
 2. catch-up, events/s: the whole W1 log (95,291 events; written untimed, each account's events
    in one append) read in order and folded into {account: balance}, checked against the
    independent fold: the lab's safe reader through its catch-up iterator (``read_all_pages``:
@@ -62,7 +65,7 @@ from cqrs_lab.stores.pg_cluster import Cluster, ClusterError, start_cluster
 
 REPEATS = 3
 # writers:commands:group (commands per transaction)
-_RUNS = os.environ.get("W4_PG_COMMANDS", "1:300:1,32:2000:1,32:4000:16")
+_RUNS = os.environ.get("W4_PG_COMMANDS", "1:300:1,32:4000:1,32:16000:16")
 RUNS = [(int(w), int(n), int(g)) for w, n, g in (p.split(":") for p in _RUNS.split(","))]
 LAG_WRITERS, LAG_COMMANDS = 8, 3000
 HTTP_ROUNDS = int(os.environ.get("W4_PG_HTTP_ROUNDS", "1"))

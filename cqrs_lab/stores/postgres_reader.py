@@ -12,8 +12,9 @@ deliberately flawed, selectable mode so the lab can show the skip and its checks
    it holds any position;
 2. takes its positions (``nextval``; the sequence has ``CACHE 1``, so positions are handed out
    in real-time order across sessions);
-3. inserts its rows in a savepoint begun after that: the rows' ``xmin`` is the savepoint's
-   own (sub)transaction id, assigned after the positions, so it is above the id of every
+3. inserts its rows in a subtransaction begun after that (a PL/pgSQL block with an exception
+   clause, :mod:`cqrs_lab.stores.postgres_schema`): the rows' ``xmin`` is the
+   subtransaction's own id, assigned after the positions, so it is above the id of every
    transaction that took a lower position (that one took its position earlier, and its id
    before its position).
 
@@ -35,11 +36,11 @@ lose their concurrency, which is what a multi-process deployment is for; gap tra
 timeout (Marten's high-water mark) must guess how long a transaction may stay open and skips
 for good when it guesses short. The horizon never skips and never waits on a guess: the
 reader only waits (lag) while a transaction older than the event is still open. Appenders pay
-a savepoint per append and a per-stream transaction lock (appenders to one stream queue on it
+a subtransaction per append and a per-stream transaction lock (appenders to one stream queue on it
 instead of racing to the unique constraint, so a lost race never burns positions). A group
 commit (:mod:`cqrs_lab.stores.postgres_group`, what the server's writer uses) pays them once
 per transaction: it takes every position of the transaction first, then inserts all its rows
-in one savepoint, whose id is above every position's taker just the same.
+in one subtransaction, whose id is above every position's taker just the same.
 
 **Measured** (``.venv/bin/python -m tests.postgres.measure_reader``, three runs on a
 throwaway cluster with fsync off, 2 cores shared with other work; 8 writer processes, 50,000
@@ -49,10 +50,12 @@ naive p50 68-75 ms and p99 0.5-1.7 s (the workers share the cores with the write
 dominates the tail); skipped: safe 0, naive 6,782-8,816. The write path alone, one
 connection, 4 events per append: 0.62-0.95 ms per append against 0.25-0.31 ms for a plain
 insert taking its position from the sequence default (2.1-3.1x: the stream lock, the
-savepoint and the transaction id). Group commit, 32 writer threads, 16 one-event commands
-per transaction (``python -m benchmarks w4_postgres``, medians of 3, load average 2.2-5 on 2
-shared cores): 14,490-14,984 commands/s against ``eventsourcing``'s 5,565-6,644 (2.3-2.6x),
-where two round trips and a savepoint per append gave 2,442 against 3,985 (0.61x).
+savepoint and the transaction id; since then an append is one statement, see
+:mod:`cqrs_lab.stores.postgres_append`). Group commit, 32 writer threads, 16 one-event
+commands per transaction (``python -m benchmarks w4_postgres``, 16,000 commands, medians of
+3, load average 2-4 on 2 shared cores): 18,579-21,522 commands/s against ``eventsourcing``'s
+6,978-8,159 (2.5-3.0x); one command per transaction 3,195-3,564 against 1,026-1,080
+(3.0-3.5x).
 Catch-up of W4's 95,291 events (``PostgresEventStore.read_all_pages``, pages of 1,000, folded
 into balances), profiled with py-spy: decoding is 60% of the reader's time (``json.loads`` of
 the page 16%, the event constructors about 10%, the envelopes the rest), the garbage collector

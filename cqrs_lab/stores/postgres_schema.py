@@ -8,7 +8,7 @@ which the gap-safe reader relies on (see :mod:`cqrs_lab.stores.postgres_reader`)
 
 from __future__ import annotations
 
-import functools
+import json
 import re
 from typing import Any
 
@@ -19,10 +19,10 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.store_urls import shown_store
 
 __all__ = [
+    "OUTBOX_INSERT",
     "SCHEMA_DDL",
-    "VERSION_AND_POSITIONS",
     "check_schema_name",
-    "insert_sql",
+    "dump_json",
     "lock_version_and_positions",
     "open_pool",
 ]
@@ -30,7 +30,7 @@ __all__ = [
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 #: one statement each (run in one transaction when the store opens)
-SCHEMA_DDL = (
+SCHEMA_DDL: tuple[str, ...] = (
     "CREATE SEQUENCE IF NOT EXISTS events_position_seq CACHE 1",
     "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS events ("
@@ -64,61 +64,85 @@ SCHEMA_DDL = (
     "CREATE TABLE IF NOT EXISTS tracking ("
     " key bytea PRIMARY KEY, watermark bigint NOT NULL, above text NOT NULL)",
     # group commit (cqrs_lab.stores.postgres_group), one call: lock the streams in the order
-    # given (sorted by the caller), check each one's version, each check a statement of its
-    # own and so a snapshot taken after the locks (a stream not at its version raises CQ409,
-    # detail: the stream, hint: its version), then insert the rows in a block with an
-    # exception clause: a subtransaction, so the rows' xmin is an id taken after every
-    # position of the transaction (see postgres_reader)
-    "CREATE OR REPLACE FUNCTION cqrs_lab_group(streams text[], wants bigint[],"
-    " v_pos bigint[], v_eid text[], v_sid text[], v_ver bigint[], v_type text[],"
-    " v_schema integer[], v_data text[], v_corr text[], v_caus text[], v_at float8[],"
-    " v_meta text[]) RETURNS void"
-    " LANGUAGE plpgsql AS $$ DECLARE s text; w bigint; a bigint; BEGIN"
-    " FOREACH s IN ARRAY streams LOOP"
-    " PERFORM pg_advisory_xact_lock(hashtextextended(s, 7)); END LOOP;"
-    " FOR s, w IN SELECT * FROM unnest(streams, wants) LOOP"
-    " SELECT coalesce(max(stream_version), 0) INTO a FROM events WHERE stream_id = s;"
-    " IF a <> w THEN RAISE EXCEPTION 'stream % is at version %, expected %', s, a, w"
-    " USING ERRCODE = 'CQ409', DETAIL = s, HINT = a::text; END IF;"
-    " END LOOP;"
-    " BEGIN INSERT INTO events SELECT *, pg_current_xact_id() FROM unnest(v_pos, v_eid,"
-    " v_sid, v_ver, v_type, v_schema, v_data, v_corr, v_caus, v_at, v_meta);"
+    # given (sorted by the caller), then check every one's version in one statement, whose
+    # snapshot is taken after all the locks (a stream not at its version raises CQ409, detail:
+    # the stream, hint: its version), then insert the rows in a block with an exception
+    # clause: a subtransaction, so the rows' xmin is an id taken after every position of the
+    # transaction (see postgres_reader). Both arguments are JSON arrays: ``checks`` of
+    # [stream, version], ``rows`` of the events' 11 columns (the client encodes one document
+    # with the C encoder, where arrays were dumped element by element in Python)
+    "CREATE OR REPLACE FUNCTION cqrs_lab_group(checks json, rows json) RETURNS void"
+    " LANGUAGE plpgsql AS $$ DECLARE bad record; BEGIN"
+    " PERFORM pg_advisory_xact_lock(hashtextextended(c->>0, 7))"
+    " FROM json_array_elements(checks) c;"
+    " SELECT u.s, v.a INTO bad FROM (SELECT c->>0 AS s, (c->>1)::bigint AS w"
+    " FROM json_array_elements(checks) c) u CROSS JOIN LATERAL (SELECT"
+    " coalesce(max(stream_version), 0) AS a FROM events WHERE stream_id = u.s) v"
+    " WHERE v.a <> u.w LIMIT 1;"
+    " IF FOUND THEN RAISE EXCEPTION 'stream % is at version %', bad.s, bad.a"
+    " USING ERRCODE = 'CQ409', DETAIL = bad.s, HINT = bad.a::text; END IF;"
+    " BEGIN INSERT INTO events SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::bigint,"
+    " r->>4, (r->>5)::integer, r->>6, r->>7, r->>8, (r->>9)::float8, r->>10,"
+    " pg_current_xact_id() FROM json_array_elements(rows) r;"
     " EXCEPTION WHEN unique_violation THEN RAISE; END;"
     " END $$",
 )
 
 
-# the stream's version and, only when it is the one wanted (or any is), its positions
-VERSION_AND_POSITIONS = (
-    "WITH v AS (SELECT coalesce(max(stream_version), 0) AS v FROM events "
-    "WHERE stream_id = %(stream)s) "
-    "SELECT v.v, ARRAY(SELECT nextval('events_position_seq') FROM generate_series(1, %(n)s) "
-    "WHERE %(want)s::bigint IS NULL OR v.v = %(want)s::bigint) FROM v"
+# lock a stream for the transaction and take the transaction id (so it is held before any
+# position), then, in a statement of its own (a snapshot taken after the lock), read the
+# stream's version and, only if it is ``want`` (NULL: any), take ``n`` positions
+_LOCK = (
+    "CREATE OR REPLACE FUNCTION cqrs_lab_lock(stream text, n integer, want bigint,"
+    " OUT version bigint, OUT positions bigint[]) LANGUAGE plpgsql AS $$ BEGIN"
+    " PERFORM pg_advisory_xact_lock(hashtextextended(stream, 7)), pg_current_xact_id();"
+    " SELECT coalesce(max(stream_version), 0) INTO version FROM events"
+    " WHERE stream_id = stream;"
+    " positions := CASE WHEN want IS NULL OR version = want THEN ARRAY(SELECT"
+    " nextval('events_position_seq') FROM generate_series(1, n)) ELSE '{}' END;"
+    " END $$"
 )
+# one append in one statement: cqrs_lab_lock, then (only if the version is the one wanted)
+# the rows, a JSON array of [event_id, type_name, schema_version, data, correlation_id,
+# causation_id, recorded_at, metadata], inserted in a block with an exception clause: a
+# subtransaction, so their xmin is an id taken after the positions (see postgres_reader). A
+# writer that bypassed the lock (the unique constraint) gives positions NULL and the version
+_APPEND = (
+    "CREATE OR REPLACE FUNCTION cqrs_lab_append(stream text, want bigint, rows json,"
+    " OUT version bigint, OUT positions bigint[]) LANGUAGE plpgsql AS $$"
+    " DECLARE c text; BEGIN"
+    " SELECT l.version, l.positions INTO version, positions"
+    " FROM cqrs_lab_lock(stream, json_array_length(rows), want) l;"
+    " IF cardinality(positions) = 0 THEN RETURN; END IF;"
+    " BEGIN INSERT INTO events SELECT positions[i], r->>0, stream, version + i, r->>1,"
+    " (r->>2)::integer, r->>3, r->>4, r->>5, (r->>6)::float8, r->>7, pg_current_xact_id()"
+    " FROM json_array_elements(rows) WITH ORDINALITY AS x(r, i);"
+    " EXCEPTION WHEN unique_violation THEN GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;"
+    " IF c IS DISTINCT FROM 'events_stream_version' THEN RAISE; END IF;"
+    " SELECT coalesce(max(stream_version), 0) INTO version FROM events"
+    " WHERE stream_id = stream; positions := NULL; END;"
+    " END $$"
+)
+SCHEMA_DDL += (_LOCK, _APPEND)
+
+OUTBOX_INSERT = (
+    "INSERT INTO outbox (message_id, topic, payload, position, correlation_id) "
+    "VALUES (%s,%s,%s,%s,%s)"
+)
+
+#: JSON documents sent to the functions above: raw UTF-8 (the server copies it as it is)
+dump_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 def lock_version_and_positions(
     conn: psycopg.Connection[Any], stream_id: str, n: int, want: int | None
 ) -> tuple[int, list[int]]:
-    """In one round trip: lock ``stream_id`` for the transaction, take the transaction id (so
-    it is held before any position), read the stream's version and, if it is ``want`` (None:
-    any), take ``n`` positions. Returns the version and the positions (none on a mismatch)."""
-    with conn.pipeline():  # one round trip; the server still runs them in order
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), pg_current_xact_id()",
-            (stream_id,),
-        )
-        cur = conn.execute(VERSION_AND_POSITIONS, {"stream": stream_id, "n": n, "want": want})
-    row = cur.fetchone()
+    """In one statement (``cqrs_lab_lock``): lock ``stream_id`` for the transaction, take
+    the transaction id, read the stream's version and, if it is ``want`` (None: any), take
+    ``n`` positions. Returns the version and the positions (none on a mismatch)."""
+    row = conn.execute("SELECT * FROM cqrs_lab_lock(%s, %s, %s)", (stream_id, n, want)).fetchone()
     assert row is not None
-    return int(row[0]), [int(p) for p in row[1]]
-
-
-@functools.cache
-def insert_sql(n: int) -> str:
-    """The statement inserting ``n`` event rows (each records its transaction id)."""
-    row = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,pg_current_xact_id())"
-    return f"INSERT INTO events VALUES {','.join([row] * n)}"
+    return int(row[0]), row[1]
 
 
 def check_schema_name(schema: str) -> str:

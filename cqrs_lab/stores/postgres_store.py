@@ -10,21 +10,19 @@ global order is gap-safe by default (``reader="safe"``, see
 :mod:`cqrs_lab.stores.postgres_reader`); ``reader="naive"`` is the flawed read kept for
 demonstrations. Work inside :meth:`PostgresEventStore.batch` is one transaction on one
 connection (bound to the calling thread), so records kept beside the log (idempotency,
-responses, checkpoints, tracking, a read model's rows) commit with the events or not at all;
-:meth:`PostgresEventStore.group_commit` is the same with the appends sent together on exit
-(:mod:`cqrs_lab.stores.postgres_group`).
+responses, checkpoints, tracking, a read model's rows) commit with the events or not at all
+(:mod:`cqrs_lab.stores.postgres_transactions`); an append is one statement
+(:mod:`cqrs_lab.stores.postgres_append`); :meth:`PostgresEventStore.group_commit` defers the
+appends and sends them together on exit (:mod:`cqrs_lab.stores.postgres_group`).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import errors as pg_errors
 
 from cqrs_lab.core import (
     ANY,
@@ -39,8 +37,9 @@ from cqrs_lab.core import (
     Snapshot,
 )
 from cqrs_lab.core.store import check_expected
-from cqrs_lab.errors import ConcurrencyError, ConfigError, CqrsLabError
-from cqrs_lab.stores.postgres_group import Pending, StreamEntry, defer, group_transaction
+from cqrs_lab.errors import ConfigError, CqrsLabError
+from cqrs_lab.stores.postgres_append import append_now
+from cqrs_lab.stores.postgres_group import Pending, StreamEntry, defer
 from cqrs_lab.stores.postgres_reader import (
     COLUMNS,
     Reader,
@@ -52,13 +51,7 @@ from cqrs_lab.stores.postgres_reader import (
     safe_length,
     stored_envelope,
 )
-from cqrs_lab.stores.postgres_schema import (
-    SCHEMA_DDL,
-    check_schema_name,
-    insert_sql,
-    lock_version_and_positions,
-    open_pool,
-)
+from cqrs_lab.stores.postgres_transactions import PostgresTransactions
 
 __all__ = ["PostgresEventStore"]
 
@@ -68,20 +61,15 @@ _EMPTY: Mapping[str, Any] = {}
 Pages = Generator[list[Envelope], None, None]
 
 
-def _version(conn: psycopg.Connection[Any], stream_id: str) -> int:
-    row = conn.execute(
-        "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = %s", (stream_id,)
-    ).fetchone()
-    return int(row[0]) if row is not None else 0
-
-
-class PostgresEventStore:
+class PostgresEventStore(PostgresTransactions):
     """The :class:`~cqrs_lab.core.EventStore` protocol on PostgreSQL.
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; ``schema`` the schema that
     holds the tables (created if missing); ``reader`` how :meth:`read_all` reads the global
     order (``"safe"`` or ``"naive"``); ``pool_size`` the most connections the store opens.
     ``boot`` counts how often a store was opened on the schema. Call :meth:`close` when done.
+    Transactions (:meth:`batch`, :meth:`group_commit`, :meth:`execute`, :meth:`query`) come
+    from :class:`~cqrs_lab.stores.postgres_transactions.PostgresTransactions`.
     """
 
     def __init__(
@@ -96,124 +84,12 @@ class PostgresEventStore:
         pool_size: int = 4,
     ) -> None:
         self.reader: Reader = check_reader(reader)
-        if type(pool_size) is not int or pool_size < 1:
-            raise ConfigError(f"pool_size={pool_size!r}: pass a whole number >= 1")
-        self.dsn = dsn
-        self.schema = check_schema_name(schema)
         self.clock = clock
         self.ids = ids
         self.registry = registry if registry is not None else EventRegistry()
-        self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
-        #: called by :meth:`close` (last added first), e.g. to release a session's locks
-        self.on_close: list[Callable[[], None]] = []
-        self._local = threading.local()  # the connection of an open batch, per thread
         self._snapshots: dict[str, Snapshot] = {}  # those whose state is not JSON
         self._sql_all = {lim: read_sql(self.reader, lim) for lim in (False, True)}
-        with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
-            for statement in SCHEMA_DDL:
-                conn.execute(statement)
-            row = conn.execute(
-                "INSERT INTO meta VALUES ('boot', '1') ON CONFLICT (key) DO UPDATE "
-                "SET value = (meta.value::integer + 1)::text RETURNING value"
-            ).fetchone()
-        assert row is not None
-        self.boot = int(row[0])
-
-    # -- transactions --------------------------------------------------------------------
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """One transaction for everything written inside, by this thread, committed on exit
-        (rolled back if the block raises). Acknowledge a batch's commands after it exits."""
-        local = self._local
-        if getattr(local, "conn", None) is not None:
-            yield  # nested: part of the outer batch
-            return
-        with self.pool.connection() as conn, conn.transaction():
-            local.conn = conn
-            try:
-                yield
-            finally:
-                local.conn = None
-
-    @contextmanager
-    def group_commit(self, size_hint: int = 1) -> Iterator[None]:
-        """Like :meth:`batch`, with the appends deferred and sent in one round trip on exit
-        (see :mod:`cqrs_lab.stores.postgres_group`); ``size_hint`` is about how many events
-        the block will append (that many positions are reserved when it begins; unused ones are
-        holes).
-
-        An append raises :class:`~cqrs_lab.errors.ConcurrencyError` at once when it
-        conflicts with what the block appended before; a stream moved by another writer
-        raises it on exit, the whole block rolled back: run its commands again one per
-        :meth:`batch` to learn which lost. Inside an open batch, this is that batch."""
-        local = self._local
-        if getattr(local, "conn", None) is not None:
-            yield
-            return
-        pending = Pending(max(1, size_hint))
-        with self.pool.connection() as conn, group_transaction(conn, pending):
-            local.conn, local.pending = conn, pending
-            try:
-                yield
-            finally:
-                local.conn = local.pending = None
-
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """The open batch's connection, or a connection for one transaction of its own."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield conn
-            return
-        with self.pool.connection() as own:
-            yield own
-
-    @contextmanager
-    def _read(self) -> Iterator[psycopg.Connection[Any]]:
-        """The open batch's connection, or a pooled one in autocommit for a read of its own:
-        one round trip (its statement), where a transaction of its own took two (the
-        statement, then ``COMMIT``); each statement sees its own snapshot either way."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield conn
-            return
-        with self.pool.connection() as own:
-            own.autocommit = True
-            try:
-                yield own
-            finally:
-                with suppress(psycopg.Error):  # a broken connection: the pool drops it
-                    own.autocommit = False
-
-    @property
-    def in_batch(self) -> bool:
-        return getattr(self._local, "conn", None) is not None
-
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
-        """Run one statement in the current transaction (for records kept beside the log);
-        returns its rows (none for a statement that returns none)."""
-        with self._tx() as conn:
-            cur = conn.execute(sql, params)
-            return cur.fetchall() if cur.description is not None else []
-
-    def execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement in the current transaction; returns how many rows it changed."""
-        with self._tx() as conn:
-            return conn.execute(sql, params).rowcount
-
-    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
-        """Read rows (in the current batch if one is open, so it sees the batch's writes;
-        otherwise in one round trip, see ``_read``)."""
-        with self._read() as conn:
-            cur = conn.execute(sql, params)
-            return cur.fetchall() if cur.description is not None else []
-
-    def close(self) -> None:
-        for release in reversed(self.on_close):  # what was held for this store's lifetime
-            release()
-        self.on_close.clear()
-        self.pool.close()
+        super().__init__(dsn, schema=schema, pool_size=pool_size)
 
     # -- writing -------------------------------------------------------------------------
     def append(
@@ -227,14 +103,9 @@ class PostgresEventStore:
         metadata: Mapping[str, Any] | None = None,
         outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> list[Envelope]:
-        """Append in the current batch's transaction, or in one of its own.
-
-        In order: lock the stream for this transaction (appenders to one stream queue here
-        instead of racing to the unique constraint, so a lost race never burns positions),
-        take the transaction id, read the version and (only if it is the expected one) take
-        positions, then insert the rows in a savepoint (the gap-safe reader relies on the
-        rows' own transaction id being taken after the positions: see postgres_reader).
-        """
+        """Append in the current batch's transaction, or in one of its own: in one statement
+        (:mod:`~cqrs_lab.stores.postgres_append`), or deferred to the end of an open
+        :meth:`group_commit`."""
         expected = expected_version
         if expected is not ANY and type(expected) is not int:
             check_expected(stream_id, expected, 0)  # NO_STREAM passes; anything else raises
@@ -252,46 +123,10 @@ class PostgresEventStore:
             return defer(self._local.conn, pending, self.clock.now(), self.ids, stream_id,
                          events, raws, want, meta, meta_json, correlation_id, causation_id,
                          outbox)  # fmt: skip
-        with self._tx() as conn:
-            version, positions = lock_version_and_positions(conn, stream_id, len(raws), want)
-            if expected is not ANY:
-                check_expected(stream_id, expected, version)
-            now = self.clock.now()
-            out: list[Envelope] = []
-            rows: list[Any] = []
-            for event, raw, position in zip(events, raws, positions, strict=True):
-                version += 1
-                eid = self.ids()
-                tname, schema = raw.type_name, raw.schema_version
-                out.append(Envelope(
-                    eid, stream_id, version, position, tname, schema, event,
-                    correlation_id, causation_id, now, meta,
-                ))  # fmt: skip
-                rows.extend((
-                    position, eid, stream_id, version, tname, schema, json.dumps(raw.data),
-                    correlation_id, causation_id, now, meta_json,
-                ))  # fmt: skip
-            last = positions[-1] if positions else 0
-            try:
-                with conn.pipeline():  # one round trip for the rows and the outbox
-                    if out:
-                        # in a savepoint: the rows' own transaction id (their xmin) is taken
-                        # after the positions (see postgres_reader)
-                        conn.execute("SAVEPOINT cqrs_lab_rows")
-                        conn.execute(insert_sql(len(out)), rows)
-                        conn.execute("RELEASE SAVEPOINT cqrs_lab_rows")
-                    for topic, payload in outbox:
-                        conn.execute(
-                            "INSERT INTO outbox (message_id, topic, payload, position, "
-                            "correlation_id) VALUES (%s,%s,%s,%s,%s)",
-                            (self.ids(), topic, json.dumps(payload), last, correlation_id),
-                        )
-            except pg_errors.UniqueViolation as exc:  # a writer that bypassed the lock
-                if exc.diag.constraint_name != "events_stream_version":
-                    raise
-                conn.execute("ROLLBACK TO SAVEPOINT cqrs_lab_rows")  # the batch stays usable
-                raise ConcurrencyError(stream_id, expected, _version(conn, stream_id)) from None
-        return out
+        with self.batch():  # one of its own if none is open
+            return append_now(self._local.conn, self._begin(), self.ids, self.clock.now(),
+                              stream_id, events, raws, expected, want, meta, meta_json,
+                              correlation_id, causation_id, outbox)  # fmt: skip
 
     # -- reading -------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
@@ -392,8 +227,11 @@ class PostgresEventStore:
         entry = self._pending_entry(stream_id)
         if entry is not None:
             return entry.version
-        with self._tx() as conn:
-            return _version(conn, stream_id)
+        rows = self.execute(
+            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = %s",
+            (stream_id,),
+        )
+        return int(rows[0][0])
 
     def stream_tail(self, stream_id: str) -> tuple[int, int]:
         """The stream's version and its last event's position, in one round trip ((0, 0): no

@@ -1,0 +1,173 @@
+"""Transactions on the PostgreSQL store: a pool, and one transaction per thread's batch.
+
+:class:`PostgresTransactions` is what :class:`~cqrs_lab.stores.postgres_store.
+PostgresEventStore` builds on and what the records kept beside the log (idempotency,
+responses, checkpoints, tracking, a read model's rows) write through: it opens the pool and
+the schema, and binds the connection of an open :meth:`~PostgresTransactions.batch` (or
+:meth:`~PostgresTransactions.group_commit`, :mod:`cqrs_lab.stores.postgres_group`) to the
+calling thread, so everything the thread writes inside commits together or not at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+
+from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.postgres_group import Pending, group_transaction
+from cqrs_lab.stores.postgres_schema import SCHEMA_DDL, check_schema_name, open_pool
+
+__all__ = ["PostgresTransactions"]
+
+
+class PostgresTransactions:
+    """A pool of at most ``pool_size`` connections to ``dsn`` working in ``schema`` (created
+    with the store's tables if missing), and the calling thread's open transaction.
+    ``boot`` counts how often a store was opened on the schema. Call :meth:`close` when done.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "public", pool_size: int = 4) -> None:
+        if type(pool_size) is not int or pool_size < 1:
+            raise ConfigError(f"pool_size={pool_size!r}: pass a whole number >= 1")
+        self.dsn = dsn
+        self.schema = check_schema_name(schema)
+        self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
+        #: called by :meth:`close` (last added first), e.g. to release a session's locks
+        self.on_close: list[Callable[[], None]] = []
+        self._local = threading.local()  # the connection of an open batch, per thread
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
+            for statement in SCHEMA_DDL:
+                conn.execute(statement)
+            row = conn.execute(
+                "INSERT INTO meta VALUES ('boot', '1') ON CONFLICT (key) DO UPDATE "
+                "SET value = (meta.value::integer + 1)::text RETURNING value"
+            ).fetchone()
+        assert row is not None
+        self.boot = int(row[0])
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for everything written inside, by this thread, committed on exit
+        (rolled back if the block raises). Acknowledge a batch's commands after it exits."""
+        local = self._local
+        if getattr(local, "conn", None) is not None:
+            yield  # nested: part of the outer batch
+            return
+        # BEGIN goes with the block's first statement (an append sends both in one simple
+        # query, see postgres_append) and COMMIT by hand: psycopg's own transaction sent
+        # BEGIN alone, a round trip, and each wait on the socket hands the GIL to another
+        # of the writer threads and waits to get it back
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            local.conn, local.begun = conn, False
+            try:
+                yield
+                local.conn = None
+                if local.begun:
+                    conn.execute("COMMIT")
+            except BaseException:
+                local.conn = None
+                if local.begun:
+                    with suppress(psycopg.Error):  # a broken connection: the pool drops it
+                        conn.execute("ROLLBACK")
+                raise
+            finally:
+                local.conn = None
+                with suppress(psycopg.Error):
+                    conn.autocommit = False
+
+    def _begin(self) -> bool:
+        """Whether the open batch's transaction is still to begin (its first statement then
+        sends ``BEGIN`` with it); marks it begun either way."""
+        local = self._local
+        begin = not local.begun
+        local.begun = True
+        return begin
+
+    @contextmanager
+    def group_commit(self, size_hint: int = 1) -> Iterator[None]:
+        """Like :meth:`batch`, with the appends deferred and sent in one round trip on exit
+        (see :mod:`cqrs_lab.stores.postgres_group`); ``size_hint`` is about how many events
+        the block will append (that many positions are reserved when it begins; unused ones are
+        holes).
+
+        An append raises :class:`~cqrs_lab.errors.ConcurrencyError` at once when it
+        conflicts with what the block appended before; a stream moved by another writer
+        raises it on exit, the whole block rolled back: run its commands again one per
+        :meth:`batch` to learn which lost. Inside an open batch, this is that batch."""
+        local = self._local
+        if getattr(local, "conn", None) is not None:
+            yield
+            return
+        pending = Pending(max(1, size_hint))
+        with self.pool.connection() as conn, group_transaction(conn, pending):
+            local.conn, local.pending, local.begun = conn, pending, True
+            try:
+                yield
+            finally:
+                local.conn = local.pending = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """The open batch's connection, or a connection for one transaction of its own."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            if self._begin():
+                conn.execute("BEGIN")
+            yield conn
+            return
+        with self.pool.connection() as own:
+            yield own
+
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Connection[Any]]:
+        """The open batch's connection, or a pooled one in autocommit for a read of its own:
+        one round trip (its statement), where a transaction of its own took two (the
+        statement, then ``COMMIT``); each statement sees its own snapshot either way."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            if self._begin():
+                conn.execute("BEGIN")
+            yield conn
+            return
+        with self.pool.connection() as own:
+            own.autocommit = True
+            try:
+                yield own
+            finally:
+                with suppress(psycopg.Error):  # a broken connection: the pool drops it
+                    own.autocommit = False
+
+    @property
+    def in_batch(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        """Run one statement in the current transaction (for records kept beside the log);
+        returns its rows (none for a statement that returns none)."""
+        with self._tx() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in the current transaction; returns how many rows it changed."""
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        """Read rows (in the current batch if one is open, so it sees the batch's writes;
+        otherwise in one round trip, see ``_read``)."""
+        with self._read() as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def close(self) -> None:
+        for release in reversed(self.on_close):  # what was held for this store's lifetime
+            release()
+        self.on_close.clear()
+        self.pool.close()
