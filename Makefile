@@ -21,7 +21,7 @@ demo: $(STAMP)
 # then run alone, as their timings and CPU limits assume a machine they do not share.
 COMPUTE_TESTS := tests/core tests/checks tests/contract tests/domains tests/properties \
   tests/sim tests/sim_oracles tests/test_doctests.py tests/test_display.py \
-  tests/test_cli_errors.py tests/test_testing_extra.py
+  tests/test_cli_errors.py tests/test_testing_extra.py tests/test_notebooks_simulated.py
 REAL_TESTS := $(filter-out $(COMPUTE_TESTS) tests/__pycache__,\
   $(patsubst %/,%,$(wildcard tests/*/)) $(wildcard tests/test_*.py))
 
