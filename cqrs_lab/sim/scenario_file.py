@@ -139,6 +139,12 @@ class Section:
             if not (math.isfinite(v) and v >= 0):
                 self.fail(key, f"must be a time in seconds >= 0, got {v!r}")
             return Dist.fixed(float(v))
+        if not isinstance(v, Mapping):
+            self.fail(
+                key,
+                f"must be a time in seconds >= 0 or a distribution table "
+                f"({{ dist = one of {', '.join(DIST_KINDS)}, ... }}), got {v!r}",
+            )
         t = Section(v, key, self.source, self.base)
         strict_keys(t, TABLES["<distribution>"].names)
         kind = t.str_("dist", "", DIST_KINDS)

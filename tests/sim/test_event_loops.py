@@ -226,8 +226,21 @@ def test_the_other_cpu_is_spent_per_arriving_command_and_only_on_shared_cores() 
         ('cores = "two"', "server.cores"),
         ("other_cpu = -0.001", "server.other_cpu"),
         ('other_cpu = "a lot"', "server.other_cpu"),
+        ("transport = -0.0001", "server.transport"),
+        ('transport = "fast"', "server.transport"),
     ],
 )
 def test_bad_server_keys_name_the_key_and_the_allowed_values(line: str, where: str) -> None:
     with pytest.raises(ScenarioError, match=where):
         parse_scenario(scenario(100.0, 2, line + "\n"))
+
+
+@pytest.mark.parametrize("value", ['"fast"', "[0.001, 0.002]", "true"])
+def test_a_time_that_is_neither_a_number_nor_a_distribution_says_both_are_allowed(
+    value: str,
+) -> None:
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(scenario(100.0, 1, f"transport = {value}\n"))
+    message = str(err.value)
+    assert "'server.transport' must be a time in seconds >= 0 or a distribution table" in message
+    assert "dist = one of exponential, deterministic" in message
