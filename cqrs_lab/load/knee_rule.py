@@ -146,22 +146,26 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
     ss = ((n - 1) * sd_i**2).sum() + (n * (mean_i - mean) ** 2).sum()
     sd = math.sqrt(ss / (total - 1)) if total > 1 else 0.0
     half = t_quantile(0.975, max(1, int(total) - 1)) * sd / math.sqrt(max(total, 1.0))
+
+    def not_a_knee(generator_bound: bool, why: str) -> KneeResult:
+        """The would-be plateau was not one: its steps are dips, the capacity a bound."""
+        out = steps.assign(role=np.where(sat | over, "dip", roles))
+        return KneeResult(math.nan, floor, math.inf, out, generator_bound, why)
+
     beyond = steps["finished_per_s"][(steps.index > knee) & ~usable]
     if len(beyond) and float(beyond.max()) > mean + half:  # a bound step finished more
-        out = steps.assign(role=np.where(sat | over, "dip", roles))
-        return KneeResult(
-            math.nan, floor, math.inf, out, True,
+        return not_a_knee(
+            True,
             f"generator-bound: {lower}; a generator-bound step finished more than the "
             f"would-be plateau ({mean:.0f} commands/s): not a knee",
-        )  # fmt: skip
+        )
     top = float(mean_i[-1])
     if len(mean_i) > 1 and top > mean + half and top > RISING * float(mean_i[0]):
-        out = steps.assign(role=np.where(sat | over, "dip", roles))
-        return KneeResult(
-            math.nan, floor, math.inf, out, bound,
+        return not_a_knee(
+            bound,
             f"no knee yet: finished commands/s still rising with the offered load ("
             f"{mean_i[0]:.0f} to {top:.0f}); capacity above {floor:.0f} commands/s",
-        )  # fmt: skip
+        )
     below = steps.iloc[:knee][follows[:knee]]
     last = float(below["offered_per_s"].max()) if len(below) else math.nan
     why = (

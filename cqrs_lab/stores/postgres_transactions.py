@@ -112,13 +112,19 @@ class PostgresTransactions:
             finally:
                 local.conn = local.pending = None
 
+    def _batch_conn(self) -> psycopg.Connection[Any] | None:
+        """The open batch's connection (its ``BEGIN`` sent first if nothing has begun it
+        yet), or None outside a batch."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and self._begin():
+            conn.execute("BEGIN")
+        return conn
+
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         """The open batch's connection, or a connection for one transaction of its own."""
-        conn = getattr(self._local, "conn", None)
+        conn = self._batch_conn()
         if conn is not None:
-            if self._begin():
-                conn.execute("BEGIN")
             yield conn
             return
         with self.pool.connection() as own:
@@ -129,10 +135,8 @@ class PostgresTransactions:
         """The open batch's connection, or a pooled one in autocommit for a read of its own:
         one round trip (its statement), where a transaction of its own took two (the
         statement, then ``COMMIT``); each statement sees its own snapshot either way."""
-        conn = getattr(self._local, "conn", None)
+        conn = self._batch_conn()
         if conn is not None:
-            if self._begin():
-                conn.execute("BEGIN")
             yield conn
             return
         with self.pool.connection() as own:
