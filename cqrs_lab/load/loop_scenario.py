@@ -33,6 +33,8 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
     other = ""  # the rest of the machine, on the cores the loops share
     if cal.shares_cores and cal.other_cpu_s > 0:
         other = f"other_cpu = {cal.other_cpu_s:.7g}\n"
+    if cal.shares_cores and cal.database_cpu_s > 0:
+        other += f"database_cpu = {cal.database_cpu_s:.7g}\n"
     reads = ""
     if cal.reads_per_command > 0:
         reads = (
@@ -91,9 +93,15 @@ def describe_calibration(cal: LoopCalibration) -> str:
             else ""
         )
         + (
-            f"; the rest of the machine (load generator, local database)"
-            f" {cal.other_cpu_s * 1e3:.3f} ms of CPU per command on its {cal.cores} cores"
+            f"; the load generator {cal.other_cpu_s * 1e3:.3f} ms of CPU per command on the"
+            f" machine's {cal.cores} cores"
             if cal.shares_cores and cal.other_cpu_s > 0
+            else ""
+        )
+        + (
+            f"; the local database {cal.database_cpu_s * 1e3:.3f} ms of CPU per transaction"
+            f" (writer batch or pump step) on the machine's {cal.cores} cores"
+            if cal.shares_cores and cal.database_cpu_s > 0
             else ""
         )
     )

@@ -18,10 +18,12 @@ A deployment of several server processes (``serve --workers N`` on PostgreSQL) i
 writer batches wait ``commit_s`` for the database's commit and whose pump steps wait
 ``pump_wait_s`` for its read, the loop blocked (:mod:`cqrs_lab.sim.event_loops`);
 :func:`cqrs_lab.load.loop_processes.predict_processes` predicts it at other process counts.
-The rest of the machine takes its share of the same cores: ``other_cpu_s`` seconds per
-command (the load generator's and a local database's CPU at the calibration level), spent
-on the machine's ``cores`` beside the loops (``[server] other_cpu``); at 0, as when it was
-not measured, the scenario is the one without it.
+The rest of the machine takes its share of the same cores: a local database
+``database_cpu_s`` seconds per transaction it serves (each writer batch and each pump step:
+``[server] database_cpu``), and the load generator, when it shares the server's cores,
+``other_cpu_s`` seconds per command (``[server] other_cpu``), both measured at the
+calibration level and spent on the machine's ``cores`` beside the loops; at 0, as when
+they were not measured, the scenario is the one without them.
 
 >>> cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
 ...     per_batch={"balances": 1e-5}, request_s=2.5e-4, reads_per_command=1.0,
@@ -99,6 +101,9 @@ class LoopCalibration:
     #: CPU seconds per command the rest of the machine spends on those cores (the load
     #: generator, a local database; 0: not measured, nothing shared)
     other_cpu_s: float = 0.0
+    #: CPU seconds a local database spends on those cores per transaction it serves: each
+    #: writer batch and each projection pump step (0: none, or not measured)
+    database_cpu_s: float = 0.0
     #: warm CPU seconds of the transport's read of a request, a turn of the loop of its
     #: own before the request's task (samples; none: ``()``, no turn of its own)
     transport_s: tuple[float, ...] = ()
@@ -127,27 +132,37 @@ class LoopCalibration:
                 f"other_cpu_s={self.other_cpu_s!r}: CPU seconds per command of the rest of "
                 "the machine, >= 0 (0: not measured)"
             )
+        if not (math.isfinite(self.database_cpu_s) and self.database_cpu_s >= 0):
+            raise ConfigError(
+                f"database_cpu_s={self.database_cpu_s!r}: CPU seconds of a local database per "
+                "transaction (writer batch or pump step), >= 0 (0: none or not measured)"
+            )
 
     @property
     def capacity_bound(self) -> float:
         """Commands/s at which the loops' warm CPU (batches of one) is used up: a bound
         for a first guess, not the prediction (:func:`predicted_knee`). Each of the
         ``processes`` loops carries its share of the requests and every event; on shared
-        cores the loops' CPU and the rest of the machine's (``other_cpu_s``) fill them."""
+        cores the loops' CPU and the rest of the machine's (``other_cpu_s``, and the
+        database's per transaction: a batch and a pump step per view per process for each
+        command) fill them."""
         per_req = self.request_s + (float(np.mean(self.transport_s)) if self.transport_s else 0.0)
         per_cmd = float(np.mean(self.command_s)) + per_req
         per_cmd += self.reads_per_command * (per_req + float(np.mean(self.query_s)))
         per_loop = per_cmd / self.processes + sum(self.per_event.values())
         bound = self.cpus / per_loop
         if self.cores is not None and self.shares_cores:
-            bound = min(bound, self.cores / (self.processes * per_loop + self.other_cpu_s))
+            steps = 1 + self.processes * len(self.per_event)  # transactions per command
+            other = self.other_cpu_s + self.database_cpu_s * steps
+            bound = min(bound, self.cores / (self.processes * per_loop + other))
         return bound
 
     @property
     def shares_cores(self) -> bool:
         """Whether the scenario has ``[server] cores``: fewer than the loops, or the rest of
         the machine's CPU to share them with."""
-        return self.cores is not None and (self.cores < self.processes or self.other_cpu_s > 0)
+        others = self.other_cpu_s > 0 or self.database_cpu_s > 0
+        return self.cores is not None and (self.cores < self.processes or others)
 
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""

@@ -8,8 +8,9 @@ batch's or a tick's wall time less the loop thread's CPU); :func:`stage_waits` t
 the twin's blocked times and the CPU shares of the ``command`` and ``projection`` stages.
 With ``--workers N`` every worker's samples are merged into one file, one worker's after
 the other's (:func:`workers` tells them apart), and the workers share the machine's cores
-(:func:`shared_cores`) with the rest of the machine: the load generator and a local
-database, whose CPU :func:`other_cpu` reads.
+(:func:`shared_cores`) with the rest of the machine: the load generator (unless it was
+pinned apart: :func:`generator_apart`) and a local database, whose CPU :func:`other_cpu`
+reads and the twin spends per transaction (:func:`transactions`).
 
 >>> st = pd.DataFrame({"stage": ["command"] * 4, "at": [1.0, 1.01, 1.005, 1.015]})
 >>> list(workers(st))
@@ -33,9 +34,11 @@ __all__ = [
     "IDLE_POLL",
     "NOT_WORK",
     "Waits",
+    "generator_apart",
     "other_cpu",
     "shared_cores",
     "stage_waits",
+    "transactions",
     "workers",
 ]
 
@@ -98,6 +101,27 @@ def shared_cores(run: dict[str, Any]) -> int | None:
     the pinning follows the process count, and the machine is what bounds them all."""
     machine = run.get("machine_cpus")
     return int(machine) if machine else None
+
+
+def generator_apart(run: dict[str, Any]) -> bool:
+    """Whether the load test pinned its generator to cores none of the server's processes
+    ran on (``run.json`` ``cpus``): then the generator's CPU takes nothing from the server's
+    cores, and the twin does not spend it there.
+
+    >>> generator_apart({"cpus": {"server": [0], "generator": [1]}})
+    True
+    >>> generator_apart({"cpus": None}), generator_apart({})
+    (False, False)
+    """
+    cpus = run.get("cpus") or {}
+    server, generator = set(cpus.get("server") or ()), set(cpus.get("generator") or ())
+    return bool(server) and bool(generator) and not server & generator
+
+
+def transactions(work: pd.DataFrame) -> int:
+    """The database transactions among timed work: each writer batch (``writer``) and each
+    projection pump step (``projection``), as the twin spends a database's CPU on them."""
+    return int(work["stage"].isin(("writer", "projection")).sum())
 
 
 def other_cpu(result: LoadResult, lo: float, hi: float) -> dict[str, float]:

@@ -119,6 +119,8 @@ class GroupDriver:
         self.process, self.poll = 0, 0.0
         #: seconds a batch then blocks the loop (the database's read round trip; None: 0)
         self.pump_wait: Callable[[], float] | None = None
+        #: called as each batch starts on the loop: the database's CPU for its read (None: 0)
+        self.database: Callable[[], None] | None = None
         if spec.transient_errors > 0:
             self._inject_errors(spec.transient_errors)
         if timed_checkpoints:
@@ -248,6 +250,8 @@ class GroupDriver:
                     if self.loop is None:
                         yield env.timeout(cost)
                     else:
+                        if self.database is not None:
+                            self.database()
                         yield self.loop.run(cost, self.pump_wait() if self.pump_wait else 0.0)
                 finally:
                     busy_subs.discard(chosen.name)

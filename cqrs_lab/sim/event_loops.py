@@ -33,8 +33,12 @@ When the loops share the machine's cores (``[server] cores``), the rest of the m
 competes for them too: each arriving command costs ``[server] other_cpu`` seconds of CPU
 (the load generator sending it and its reads, a local database's backends serving them)
 spent on those cores (:class:`~cqrs_lab.sim.event_loop.Background`) as it arrives, while
-the loops' items wait for a free core. Without ``cores`` nothing is shared and it costs
-nothing.
+the loops' items wait for a free core; a local database also spends ``[server]
+database_cpu`` seconds there per transaction it serves: each writer batch (as the batch
+starts) and each projection pump step (its read of the log). Per transaction, not per
+command: a batch or a step that carries more commands costs the database no more, as its
+measured CPU per command falls with the load. Without ``cores`` nothing is shared and it
+costs nothing.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ class LoopCommandSide(CommandSide):
         self.writers = [_Writer(i, loop) for i, loop in enumerate(loops)]
         cores = loops[0].cores
         self.other: Background | None = None  # the rest of the machine, on the shared cores
-        if cores is not None and server.other_cpu > 0:
+        if cores is not None and (server.other_cpu > 0 or server.database_cpu > 0):
             self.other = Background(env, cores)
         # ``CommandSide`` drew its spread stream when processes > 1: commands go to a writer
         self.batches = 0
@@ -118,7 +122,7 @@ class LoopCommandSide(CommandSide):
     def arrive(self, kind: str, key: int) -> None:
         job: list[Any] = [len(self.rows) + 1, kind, key, self.env.now, None, None, None, 0, None]
         self.rows.append(job)
-        if self.other is not None:
+        if self.other is not None and self.server.other_cpu > 0:
             self.other.spend(self.server.other_cpu)
         writers = self.writers
         w = writers[0] if self.spread is None else writers[self.spread.randrange(len(writers))]
@@ -157,6 +161,8 @@ class LoopCommandSide(CommandSide):
         for job in jobs:
             job[_START] = now
         cost = self.batch_cost() + sum(self.service() for _ in jobs)
+        if self.other is not None and self.server.database_cpu > 0:
+            self.other.spend(self.server.database_cpu)  # the database serves the transaction
         if self.blocking:
             w.loop.block(self.commit_wait())
         return cost, lambda: self._commit_batch(w, jobs)

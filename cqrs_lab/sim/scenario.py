@@ -202,6 +202,8 @@ def check_scenario(s: Scenario) -> Scenario:
         fail("commands.handlers", "must be 1 with [server]: one event loop runs the commands")
     if s.server is not None and s.server.other_cpu > 0 and s.server.cores is None:
         fail("server.other_cpu", "is spent on the machine's shared cores: set server.cores too")
+    if s.server is not None and s.server.database_cpu > 0 and s.server.cores is None:
+        fail("server.database_cpu", "is spent on the machine's shared cores: set server.cores too")
     if s.rebuild is not None:
         if s.rebuild.projection not in names:
             fail("faults.rebuild.projection", f"names {s.rebuild.projection!r}, not among {names}")

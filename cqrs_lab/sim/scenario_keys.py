@@ -484,6 +484,14 @@ _TABLES = (
                 "local database) spends on the cores the loops share, in pieces that each take "
                 "a free core (needs cores: there is nothing to share it on without them)",
             ),
+            Key(
+                "database_cpu",
+                "number",
+                _SV.database_cpu,
+                _S,
+                "CPU a local database spends on the cores the loops share per transaction it "
+                "serves: each writer batch and each projection pump step (needs cores)",
+            ),
         ),
     ),
     Table(

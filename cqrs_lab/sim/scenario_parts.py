@@ -139,7 +139,8 @@ class ServerSpec:
     for the other processes' appends (``poll``; 0: at once), the machine's cores that
     the loops share (``cores``; None: one each) and the CPU seconds the rest of the machine
     (load generator, local database) spends on those cores per command (``other_cpu``;
-    only with ``cores``)."""
+    only with ``cores``) and a local database's CPU on them per transaction it serves, each
+    writer batch and each projection pump step (``database_cpu``; only with ``cores``)."""
 
     request: Dist = _NO_DELAY
     transport: Dist = _NO_DELAY
@@ -155,6 +156,7 @@ class ServerSpec:
     poll: float = 0.0
     cores: int | None = None
     other_cpu: float = 0.0
+    database_cpu: float = 0.0
 
 
 @dataclass(frozen=True)

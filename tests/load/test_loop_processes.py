@@ -15,7 +15,14 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.load import load_results
 from cqrs_lab.load.loop_processes import format_processes, predict_processes
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_knee, simulated_figures
-from cqrs_lab.load.loop_waits import other_cpu, shared_cores, stage_waits, workers
+from cqrs_lab.load.loop_waits import (
+    generator_apart,
+    other_cpu,
+    shared_cores,
+    stage_waits,
+    transactions,
+    workers,
+)
 from cqrs_lab.load.twin_cli import _processes_table
 from tests.load.helpers import T0, request, write_run
 
@@ -154,7 +161,7 @@ def test_other_cpu_goes_into_the_scenario_with_the_machines_cores() -> None:
     cal = calibration(cores=2, other_cpu_s=4e-4)
     s = cal.scenario(rate=100.0, duration=2.0)
     assert s.server is not None and (s.server.cores, s.server.other_cpu) == (2, 4e-4)
-    assert "0.400 ms of CPU per command on its 2 cores" in cal.describe()
+    assert "generator 0.400 ms of CPU per command on the machine's 2 cores" in cal.describe()
     # no cores recorded: nothing to share, nothing written
     assert "other_cpu" not in replace(cal, cores=None).toml(100.0, 2.0)
     with pytest.raises(ConfigError, match="other_cpu_s"):
@@ -175,6 +182,40 @@ def test_the_rest_of_the_machine_lowers_the_capacity_of_processes_sharing_its_co
     for got, w in zip(table["capacity_per_s"].to_list(), want, strict=True):
         assert got == pytest.approx(w, rel=0.1)
     assert list(table["helps"]) == [True, True, False, False]
+
+
+def test_the_database_cpu_per_transaction_goes_into_the_scenario_and_the_bound() -> None:
+    """Per command 2.5 ms split over 2 loops plus 0.5 ms of pumping per loop, and the
+    database 0.5 ms per transaction, on two cores. By hand, with batches of one: a command
+    is 3 transactions (its batch, and a pump step in each process's replica of the one
+    view), 1.5 ms of the database's CPU: 2 / (2 * 1.75 + 1.5) ms = 400/s (571/s for a
+    loop alone)."""
+    cal = calibration(command_s=(1e-3,), request_s=1.5e-3, per_event={"balances": 5e-4},
+                      cores=2, database_cpu_s=5e-4, processes=2)  # fmt: skip
+    assert cal.capacity_bound == pytest.approx(400.0, rel=1e-6)
+    assert replace(cal, database_cpu_s=0.0).capacity_bound == pytest.approx(571.4, rel=1e-3)
+    s = cal.scenario(rate=100.0, duration=2.0)
+    assert s.server is not None and (s.server.cores, s.server.database_cpu) == (2, 5e-4)
+    assert s.server.other_cpu == 0.0  # no generator on the shared cores
+    assert "database 0.500 ms of CPU per transaction" in cal.describe()
+    # one process with the database's CPU shares the cores; without cores nothing is written
+    one = replace(cal, processes=1)
+    assert one.shares_cores and "database_cpu = 0.0005" in one.toml(100.0, 2.0)
+    assert "database_cpu" not in replace(cal, cores=None).toml(100.0, 2.0)
+    with pytest.raises(ConfigError, match="database_cpu_s"):
+        calibration(database_cpu_s=float("nan"))
+
+
+def test_the_database_is_paid_per_transaction_and_the_generator_only_on_shared_cores(
+    tmp_path: Path,
+) -> None:
+    """A run pinned apart (server on core 0, generator on core 1) and one that was not:
+    the generator's CPU is spent beside the loops only in the second."""
+    assert generator_apart({"cpus": {"server": [0], "generator": [1]}})
+    assert not generator_apart({"cpus": {"server": [0, 1], "generator": [1]}})
+    assert not generator_apart({"cpus": None}) and not generator_apart({})
+    work = pd.DataFrame({"stage": ["writer", "command", "projection", "projection", "query"]})
+    assert transactions(work) == 3
 
 
 def test_the_flag_says_what_is_wrong_on_one_line(

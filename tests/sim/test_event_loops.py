@@ -217,9 +217,28 @@ def test_the_other_cpu_is_spent_per_arriving_command_and_only_on_shared_cores() 
         parse_scenario(scenario(400.0, 2, "other_cpu = 0.0005\n", duration=2.0))
 
 
+def test_the_database_cpu_is_spent_per_transaction_not_per_command() -> None:
+    """0.3 ms of the database's CPU per writer batch and per pump step, on the shared cores:
+    the rest of the machine spends exactly that per transaction the loops ran (a batch or
+    a step may still be running at the end: within 3 of them), and under load batches and
+    steps carry several commands, so fewer than one batch and a step per replica per
+    command (3 each, with 2 processes)."""
+    sim = run(scenario(900.0, 2, "cores = 2\ndatabase_cpu = 0.0003\n", duration=2.0))
+    other = sim.commands.other
+    assert other is not None
+    done = sim.commands.batches + sum(d.batches for d in sim.drivers)
+    assert other.cpu_s == pytest.approx(0.0003 * done, abs=0.0003 * 3)
+    assert done < 0.8 * 3 * len(sim.commands.rows), (done, len(sim.commands.rows))
+    # without cores there is nothing to share it on: refused, never silently ignored
+    with pytest.raises(ScenarioError, match=r"server\.database_cpu.*set server\.cores"):
+        parse_scenario(scenario(400.0, 2, "database_cpu = 0.0003\n", duration=2.0))
+
+
 @pytest.mark.parametrize(
     ("line", "where"),
     [
+        ("database_cpu = -0.001", "server.database_cpu"),
+        ('database_cpu = "some"', "server.database_cpu"),
         ("commit = -0.001", "server.commit"),
         ("poll = -1", "server.poll"),
         ("cores = 0", "server.cores"),
