@@ -115,7 +115,10 @@ def compare(
     The lag rows are of ``view`` (column ``view``, also ``table.attrs["view"]``): by
     default the calibration's, which is the primary view of the domain the runs served.
 
-    Repeats of a level (see :func:`levels`) are pooled into one row. Without ``cal`` the
+    Repeats of a level (see :func:`levels`) are pooled into one row (``measured``), with
+    the least and the most any one of them measured beside it (``measured_low``,
+    ``measured_high``: how far the measurement itself moves between repeats; the verdict
+    is on the pooled figure). Without ``cal`` the
     twin is calibrated from the lightest level, and with three levels or more its curves
     (CPU per command, unloaded latency and lag) are fitted over the two lightest
     (:func:`~cqrs_lab.load.twin.calibrate_levels`), so the heavier levels are predicted out
@@ -165,8 +168,10 @@ def compare(
             str(r.path) in cal.notes.get("fitted_from", ()) for r in runs
         )
         why = why_generator_bound(m)
+        singles = [measure(r, warmup, view) for r in runs] if len(runs) > 1 else [m]
         for metric in METRICS:
             meas, pred = m[metric], p[metric]
+            each = [x[metric] for x in singles if not math.isnan(x[metric])]
             err = (pred - meas) / meas if meas and not math.isnan(meas) else float("nan")
             if calibration:
                 verdict = "calibration"
@@ -181,6 +186,7 @@ def compare(
                 "server_cpu": m["server_cpu"], "generator_cpu": m["generator_cpu"],
                 "twin_cpu": p["server_cpu"], "metric": metric, "view": view,
                 "measured": meas, "predicted": pred, "rel_error": err,
+                "measured_low": min(each, default=meas), "measured_high": max(each, default=meas),
                 "regime": kind, "below_knee": kind == "below knee", "verdict": verdict,
                 "generator_lateness_p95_s": m["generator_lateness_p95_s"],
                 "generator_bound_why": why,

@@ -162,6 +162,20 @@ def test_a_trend_against_the_measurement_is_a_disagreement_and_flat_is_none() ->
     assert list(t["agrees"]) == [False, True]
 
 
+def test_the_closing_table_shows_the_repeats_range_and_a_miss_inside_it() -> None:
+    """Two levels that fail their band: the twin's 1.3 ms lies inside the repeats' 1.1..2.9
+    ms at the first, its 0.9 ms below the second's 2.0..4.0 ms; only the first says so."""
+    table = _table([0.002, 0.003], [0.0013, 0.0009]).assign(
+        verdict=["fail", "fail"], measured_low=[0.0011, 0.002], measured_high=[0.0029, 0.004]
+    )
+    knee = {"measured_per_s": 400.0, "ci_low_per_s": 380.0, "ci_high_per_s": 420.0,
+            "predicted_per_s": 410.0, "rel_error": 0.025, "verdict": "pass"}  # fmt: skip
+    lines = format_closing(table, trends(table), knee).splitlines()
+    first, second = lines[2], lines[3]
+    assert "1.10..2.90" in first and first.endswith("fail (band 20%), inside the repeats' range")
+    assert "2.00..4.00" in second and second.endswith("fail (band 20%)")
+
+
 @pytest.mark.slow
 def test_the_closing_table_names_every_figure_the_trends_and_the_knee(
     cal: LoopCalibration,

@@ -201,6 +201,14 @@ def test_repeats_of_a_level_are_pooled(tmp_path: Path) -> None:
     assert sorted(set(cal.base_latency_s)) == [0.001, 0.002, 0.003, 0.004, 0.005]
     p50 = table[(table["run"] == "b+a") & (table["metric"] == "command_latency_p50_s")]
     assert float(p50["measured"].iloc[0]) == pytest.approx(0.0045)  # seconds
+    # beside it, how far the repeats themselves lay apart: a's p50 over its window (2 ms:
+    # its window does not hold the four latencies equally often), b's 5 ms; a level of one
+    # run has no spread
+    assert float(p50["measured_low"].iloc[0]) == pytest.approx(0.002)
+    assert float(p50["measured_high"].iloc[0]) == pytest.approx(0.005)
+    one = table[table["run"] == "c"]
+    assert (one["measured_low"] == one["measured"]).all()
+    assert (one["measured_high"] == one["measured"]).all()
 
 
 def test_the_cpu_curve_is_fitted_over_the_two_lightest_of_three_levels(tmp_path: Path) -> None:
