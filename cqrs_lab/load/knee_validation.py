@@ -120,9 +120,9 @@ def format_closing(table: pd.DataFrame, trend: pd.DataFrame, knee: dict[str, Any
     """The closing table: per level (share of the measured capacity) each figure measured
     and predicted (ms) with its error and verdict; the trends; the knee."""
     cap = knee["measured_per_s"]
-    lines = [f"{'level':<14}{'sent':>8}  {'figure':<26}{'measured':>9}{'repeats':>17}"
+    lines = [f"{'level':<14}{'sent':>8}  {'figure':<26}{'measured':>9}{'repeats':>19}"
              f"{'twin':>9}{'error':>8}  verdict", f"{'(% of knee)':<14}{'(cmd/s)':>8}  "
-             f"{'':<26}{'(ms)':>9}{'(ms, least..most)':>17}{'(ms)':>9}"]  # fmt: skip
+             f"{'':<26}{'(ms)':>9}{'(ms, least..most)':>19}{'(ms)':>9}"]  # fmt: skip
     for r in table[table["metric"] != "throughput_per_s"].to_dict("records"):
         share = f"{r['sent_commands_per_s'] / cap:.0%}" + ("*" if r["calibration"] else "")
         e = float(r["rel_error"])
@@ -131,7 +131,7 @@ def format_closing(table: pd.DataFrame, trend: pd.DataFrame, knee: dict[str, Any
         lines.append(
             f"{share:<14}{r['sent_commands_per_s']:>8.0f}  "
             f"{metric_label(str(r['metric']), r.get('view', '')):<26}"
-            f"{r['measured'] * 1e3:>9.3f}{f'{low * 1e3:.2f}..{high * 1e3:.2f}':>17}"
+            f"{r['measured'] * 1e3:>9.3f}{f'{low * 1e3:.2f}..{high * 1e3:.2f}':>19}"
             f"{r['predicted'] * 1e3:>9.3f}"
             f"{'' if math.isnan(e) else f'{e:+.0%}':>8}  {r['verdict']}"
             + (f" (band {band(str(r['metric'])):.0%})" if r["verdict"] == "fail" else "")
