@@ -1,4 +1,4 @@
-"""The PostgreSQL adapters (``pip install 'cqrs-lab[postgres]'``: psycopg 3 and psycopg-pool).
+"""The PostgreSQL adapters (``pip install 'cqrs-lab[postgres]'``: psycopg 3, psycopg-pool, orjson).
 
 A shared event store several processes append to and read from, with a gap-safe reader of
 the global order (:mod:`cqrs_lab.stores.postgres_reader` explains the technique and its cost),

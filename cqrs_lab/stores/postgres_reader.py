@@ -21,7 +21,9 @@ deliberately flawed, selectable mode so the lab can show the skip and its checks
 The safe reader reads in position order, in one statement, asking per row whether its
 ``xmin`` is older than ``pg_snapshot_xmin(pg_current_snapshot())`` (the oldest transaction
 still running; a scalar subquery, so the server computes it once per statement from the
-statement's one snapshot, not once per row), and keeps the rows up to the first that is not.
+statement's one snapshot, not once per row), and keeps the rows up to the first that is not
+(the statement returns a page as one row and names that first position;
+:mod:`cqrs_lab.stores.postgres_decode` cuts the page before it).
 For a row it keeps, every transaction with a lower id has finished, so every lower position is
 either visible in the same snapshot or will never exist (rolled back): nothing below it can
 appear later.
@@ -57,11 +59,26 @@ commands per transaction (``python -m benchmarks w4_postgres``, 16,000 commands,
 6,978-8,159 (2.5-3.0x); one command per transaction 3,195-3,564 against 1,026-1,080
 (3.0-3.5x).
 Catch-up of W4's 95,291 events (``PostgresEventStore.read_all_pages``, pages of 1,000, folded
-into balances), profiled with py-spy: decoding is 60% of the reader's time (``json.loads`` of
-the page 16%, the event constructors about 10%, the envelopes the rest), the garbage collector
-18% (two tracked objects per event, an envelope and its payload), fetching rows 16%; the server
-runs the next page meanwhile. Reading the horizon once per statement (not once per row) took
-the server's share of a whole-log read from 21-25 ms to 16-17 ms.
+into balances). Read row by row, py-spy put decoding at 60% of the reader's time
+(``json.loads`` of the page 16%, the event constructors about 10%, the envelopes the rest),
+the collector at 18% (per event a row tuple, a parsed payload, an event and an envelope) and
+fetching rows at 16%. Read as one row per page (:mod:`cqrs_lab.stores.postgres_decode`: no
+row tuples, each payload parsed by orjson just before its event is built, envelopes made in
+C), against the row-by-row reader of the commit before, alternating in one process (11 runs,
+medians, CPU time, 2 cores shared with other work, load average 1-1.5): the reader's process
+236 ms against 292 ms, of which the collector 66 ms against 88 ms; the server 110 ms against
+90 ms (aggregating a page costs it about what sending its rows saved); together 346 ms against
+380 ms. When the server has a core of its own it runs beside the reader and only the reader's
+time counts; when the cores are busy the two add up. W4's ``catch_ups`` (``python -m
+benchmarks w4_postgres``; medians of 3 per figure), this reader and the row-by-row one in
+alternate runs, load average 1.5-2.5: with the default collector 2.90-3.88x the peer (5 runs,
+median 3.73x; 237,000-470,000 events/s) against 2.22-2.79x (4 runs, median 2.44x;
+233,000-326,000); with the collector as a ``cqrs-lab project`` worker runs it 2.80-4.66x
+(median 3.93x) against 2.90-4.05x (median 3.90x), no clear change (what the reader gained
+there is mostly the collector's work it no longer causes, and its server does more); into
+tables 2.30-3.04x (median 2.75x) against 2.22-2.32x (median 2.27x). The peer moved between
+76,000 and 138,000 events/s across these runs. Reading the horizon once per statement (not
+once per row) took the server's share of a whole-log read from 21-25 ms to 16-17 ms.
 
 **What it costs besides.** The horizon is cluster-wide: any long transaction (in any database
 of the server, including an idle-in-transaction session that has written) holds every safe
@@ -74,44 +91,40 @@ sequence never fills: read the log by ``position > after``, never by counting.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
-import types
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal
 
 import psycopg
 
-from cqrs_lab.core import Envelope, Event, EventRegistry, RawEvent
+from cqrs_lab.core import Envelope, RawEvent
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.stores.postgres_decode import (
+    COLUMNS,
+    decode_page,
+    page_extent,
+    page_sql,
+    payload_builder,
+)
 
 __all__ = [
     "COLUMNS",
     "READERS",
     "Reader",
     "check_reader",
-    "envelopes",
+    "decode_page",
+    "page_extent",
+    "page_sql",
     "payload_builder",
     "pipelined_pages",
-    "read_rows",
-    "read_sql",
-    "safe_length",
-    "safe_prefix",
+    "read_page",
     "stored_envelope",
 ]
 
 Reader = Literal["safe", "naive"]
 READERS: tuple[Reader, ...] = ("safe", "naive")
 
-COLUMNS = (
-    "event_id, stream_id, stream_version, position, type_name, schema_version, data, "
-    "correlation_id, causation_id, recorded_at, metadata"
-)
-
-
-#: the oldest transaction still running, as the reader's statement sees it
-_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::xid"
+_EMPTY: Mapping[str, Any] = {}
 
 
 def check_reader(reader: object) -> Reader:
@@ -125,170 +138,42 @@ def check_reader(reader: object) -> Reader:
     )
 
 
-def read_sql(reader: Reader, limited: bool) -> str:
-    """The statement reading events after ``%(after)s`` (at most ``%(limit)s``).
-
-    The safe statement's last column says whether the row is below the horizon; the caller
-    keeps rows up to the first that is not (:func:`safe_prefix`).
-    """
-    limit = " LIMIT %(limit)s" if limited else ""
-    if reader == "naive":
-        return f"SELECT {COLUMNS} FROM events WHERE position > %(after)s ORDER BY position{limit}"
-    return (
-        f"SELECT {COLUMNS}, age(xmin) > age((SELECT {_HORIZON})) "
-        f"FROM events WHERE position > %(after)s ORDER BY position{limit}"
-    )
-
-
-def safe_prefix(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows up to (not including) the first whose last column is false, without it."""
-    out = []
-    for row in rows:
-        if not row[-1]:
-            break
-        out.append(row[:-1])
-    return out
-
-
-def safe_length(rows: Sequence[Sequence[Any]]) -> int:
-    """How many rows come before the first whose last column is false."""
-    for i, row in enumerate(rows):
-        if not row[-1]:
-            return i
-    return len(rows)
-
-
-_EMPTY: Mapping[str, Any] = {}
-_UNSEEN: Any = object()
-
-
-_BUILDERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {}
-
-
-def payload_builder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
-    """``cls(**data)``, the same object built with less work where that is safe: for a
-    dataclass with slots whose ``__init__`` is the one ``dataclasses`` generated and that has no
-    ``__post_init__`` (every event class of the lab's domains), a function made once per class
-    that checks ``data`` has exactly the fields, then sets each slot directly (what the
-    generated ``__init__`` does, without its frame, argument binding and per-field
-    ``object.__setattr__`` lookups); other keys go to ``cls(**data)`` (defaults, errors).
-    Measured on W4's log (95,291 events): decoding its pages took 28% less time than with
-    ``cls(**data)`` with the collector off, 12% with it on (best of 9); whole catch-ups, 11-15
-    alternating in one process: 11% and 9% faster by the medians in two runs, even (noise) in a
-    third. Any other class: ``cls(**data)`` itself.
-    """
-    built = _BUILDERS.get(cls)
-    if built is None:
-        built = _BUILDERS[cls] = _slots_builder(cls) or (lambda data: cls(**data))
-    return built
-
-
-def _slots_builder(cls: type[Any]) -> Callable[[dict[str, Any]], Any] | None:
-    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
-        return None
-    init = cls.__dict__.get("__init__")
-    if getattr(getattr(init, "__code__", None), "co_filename", None) != "<string>":
-        return None  # not the __init__ dataclasses compiled: a hand-written one may do more
-    fields = dataclasses.fields(cls)
-    slots = [inspect.getattr_static(cls, f.name, None) for f in fields]
-    if not all(f.init for f in fields) or any(
-        type(slot) is not types.MemberDescriptorType for slot in slots
-    ):
-        return None
-    names = [f.name for f in fields]
-    scope: dict[str, Any] = {"cls": cls, "new": object.__new__, "keys": dict.fromkeys(names).keys()}
-    lines = ["def build(data):", "    if data.keys() != keys:", "        return cls(**data)"]
-    lines.append("    obj = new(cls)")
-    for k, (name, slot) in enumerate(zip(names, slots, strict=True)):
-        scope[f"set{k}"] = slot.__set__
-        lines.append(f"    set{k}(obj, data[{name!r}])")
-    lines.append("    return obj")
-    exec("\n".join(lines), scope)  # generated once per class, as dataclasses does its __init__
-    built: Callable[[dict[str, Any]], Any] = scope["build"]
-    return built
-
-
-def envelopes(
-    rows: Sequence[Sequence[Any]],
-    registry: EventRegistry,
-    fallback: Callable[[Envelope], Envelope],
-) -> list[Envelope]:
-    """Envelopes from rows starting with :data:`COLUMNS`, in one pass (the read path of a
-    catch-up): the payloads parsed by one ``json.loads``, each built straight into its class
-    when the registry knows its type at the stored schema version; any other row is handed
-    in stored form to ``fallback`` (which upcasts it, or keeps it stored).
-    """
-    if not rows:
-        return []
-    datas = json.loads(f"[{','.join([row[6] for row in rows])}]")
-    # per type name: (schema version, builder) when the registry decodes it, else None
-    kinds: dict[str, tuple[int, Callable[[dict[str, Any]], Event]] | None] = {}
-    out: list[Envelope] = []
-    append = out.append
-    new = tuple.__new__  # skips the named tuple's own __new__ (a Python frame per event)
-    for row, data in zip(rows, datas, strict=True):
-        tname, schema, meta = row[4], row[5], row[10]
-        kind = kinds.get(tname, _UNSEEN)
-        if kind is _UNSEEN:
-            known = registry.class_for(tname) if registry.knows(tname) else None
-            kind = kinds[tname] = (
-                None if known is None else (known.schema_version, payload_builder(known))
-            )
-        metadata = _EMPTY if meta == "{}" else json.loads(meta)
-        if kind is not None and kind[0] == schema:
-            try:
-                payload = kind[1](data)
-            except Exception:  # the fallback decodes it again, as the row-by-row path does
-                pass
-            else:
-                # the bigint columns arrive as int, the double as float: no conversion needed
-                append(new(Envelope, (
-                    row[0], row[1], row[2], row[3], tname, schema, payload,
-                    row[7], row[8], row[9], metadata,
-                )))  # fmt: skip
-                continue
-        append(fallback(Envelope(
-            row[0], row[1], row[2], row[3], tname, schema, RawEvent(tname, schema, data),
-            row[7], row[8], row[9], metadata,
-        )))  # fmt: skip
-    return out
-
-
-def read_rows(
-    conn: psycopg.Connection[Any], sql: str, after: int, limit: int | None
+def read_page(
+    conn: psycopg.Connection[Any], sql: str, after: int, limit: int
 ) -> psycopg.Cursor[Any]:
-    """Run a :func:`read_sql` statement on ``conn`` in binary format; ``fetchall()`` the
-    cursor for its rows (the same Python types as in text format). The server sends bigint and
-    double as 8 bytes, nothing to parse: turning W4's 95,291 rows into tuples took 26 ms of
-    client time against 45 ms in text format."""
+    """Run a :func:`~cqrs_lab.stores.postgres_decode.page_sql` statement on ``conn`` in binary
+    format; ``fetchone()`` the cursor for the page's row. Fetching W4's 95,291 events in pages
+    of 1,000 this way took 17 ms of the client's CPU, against 43 ms for the same pages as rows
+    (binary format; best of 5)."""
     return conn.cursor(binary=True).execute(sql, {"after": after, "limit": limit})
 
 
 def pipelined_pages(
     conn: psycopg.Connection[Any],
     sql: str,
-    safe: bool,
     after: int,
     page: int,
-    decode: Callable[[Sequence[Sequence[Any]]], list[Envelope]],
+    decode: Callable[[Sequence[Any], int], list[Envelope]],
 ) -> Generator[list[Envelope], None, None]:
     """The pages of a catch-up on ``conn`` (a connection of its own), one query in flight.
 
-    Each page is what one ``read_sql(reader, limited=True)`` statement from the previous
-    page's last position returns (its safe prefix when ``safe``), decoded; the iterator ends
-    at the first empty one. As soon as a page's rows are in, the next page's statement is sent
-    (pipeline mode), so the server runs it while the caller decodes and handles this page.
-    Closing the iterator early reads and drops the one statement still in flight.
+    Each page is what one ``page_sql(reader)`` statement from the previous page's last
+    position returns, cut at the horizon
+    (:func:`~cqrs_lab.stores.postgres_decode.page_extent`), decoded by ``decode(row, n)``; the
+    iterator ends at the first empty one. As soon as a page's row is in, the next page's
+    statement is sent (pipeline mode), so the server runs it while the caller decodes and
+    handles this page. Closing the iterator early reads and drops the one statement still in
+    flight.
     """
     with conn.pipeline():
-        cursor = read_rows(conn, sql, after, page)
+        cursor = read_page(conn, sql, after, page)
         while True:
-            rows = cursor.fetchall()
-            n = safe_length(rows) if safe else len(rows)
-            if n == 0:
+            row = cursor.fetchone()
+            n, last = page_extent(row)
+            if n == 0 or row is None:
                 return
-            cursor = read_rows(conn, sql, rows[n - 1][3], page)  # in flight from here
-            yield decode(rows[:n] if n < len(rows) else rows)
+            cursor = read_page(conn, sql, last, page)  # in flight from here
+            yield decode(row, n)
 
 
 def stored_envelope(row: Sequence[Any]) -> Envelope:

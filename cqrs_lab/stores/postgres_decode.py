@@ -1,0 +1,325 @@
+"""A page of the global order as one row: the statement that reads it, and its decoding.
+
+The catch-up's read path (``read_all`` and ``read_all_pages`` of
+:class:`~cqrs_lab.stores.postgres.PostgresEventStore`). The server sends a page of the log (at
+most ``%(limit)s`` events after ``%(after)s``, in position order) as **one row** of a dozen
+values, each holding one column of the page (:func:`page_sql`):
+
+* the integers and floats of each column packed into one ``bytea`` (``string_agg`` of
+  ``int8send``/``int4send``/``float8send``: 8 or 4 big-endian bytes each, what the binary
+  format sends), unpacked by :mod:`array` in one call;
+* the strings of a column joined with NUL, which a PostgreSQL text value cannot hold, in one
+  ``bytea`` (``textsend``: in the connection's encoding), split in one call;
+* the JSON payloads joined with NUL too, each parsed (``orjson`` where it reads as
+  :mod:`json` does, see :func:`loads_array`) just before its event is built from it;
+* the nullable ids as arrays, the metadata only where it is not ``{}`` (with its positions).
+
+So the client holds a dozen values per page instead of a tuple of eleven per event, and the
+envelopes are made column by column in C (``map`` over ``zip``): Python code runs once per
+event only to build its payload into its class (:func:`payload_builder`). Every envelope field
+has the Python type the row-by-row read gives (``int``, ``float``, ``str``, ``None``; floats
+bit for bit), and anything the fast path does not decode (a type the registry does not know,
+an older schema version, a payload that does not fit its class) goes in stored form to the
+caller's ``fallback``, as ``stored_envelope`` gives it.
+
+The aggregates have no ``ORDER BY`` of their own (sorting each column apart cost the server
+3 to 5 times as much): one aggregation step reads the ordered subquery's rows in turn and feeds each
+to every aggregate, so the columns stay aligned row by row. The positions are still checked to
+increase, and a page whose positions do not is put back in order (it never happened), so the
+order never rests on the executor alone. The safe reader's statement also returns the first
+position that is not below the horizon (see :mod:`cqrs_lab.stores.postgres_reader`); the page
+is cut before it (:func:`page_extent`), keeping exactly the rows the safe prefix keeps.
+
+What it bought is measured in :mod:`cqrs_lab.stores.postgres_reader`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import inspect
+import json
+import sys
+import types
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from itertools import islice, repeat
+from operator import call
+from typing import Any, Literal
+
+import orjson
+
+from cqrs_lab.core import Envelope, Event, EventRegistry, RawEvent
+
+__all__ = ["COLUMNS", "HORIZON", "decode_page", "loads_array", "page_extent", "page_sql",
+           "payload_builder"]  # fmt: skip
+
+COLUMNS = (
+    "event_id, stream_id, stream_version, position, type_name, schema_version, data, "
+    "correlation_id, causation_id, recorded_at, metadata"
+)
+
+#: the oldest transaction still running, as the reader's statement sees it
+HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::xid"
+
+# the page row: its count, the first position not below the horizon (NULL: none, or naive),
+# then the page's columns; _EXTRAS: the positions of the events that have a correlation or
+# causation id or metadata, and those (each column only for those events)
+_COUNT, _UNSAFE, _EIDS, _SIDS, _TYPES, _DATA, _NUMBERS = range(7)
+_EXTRAS, _CORRS, _CAUSES, _META = range(7, 11)
+
+_TEXTS = "string_agg(textsend({}), '\\x00'::bytea)"  # NUL: never inside a text value
+# per event 4 big-endian 8-byte numbers: stream version, position, schema version, recorded at
+_NUMBERS_AGG = (
+    "string_agg(int8send(stream_version) || int8send(position) || "
+    "int8send(schema_version::bigint) || float8send(recorded_at), ''::bytea)"
+)
+_AGGREGATES = ", ".join([
+    "count(*)", "{unsafe}", _TEXTS.format("event_id"), _TEXTS.format("stream_id"),
+    _TEXTS.format("type_name"), _TEXTS.format("data"), _NUMBERS_AGG,
+    "array_agg(position) FILTER (WHERE extra)",
+    "array_agg(correlation_id) FILTER (WHERE extra)",
+    "array_agg(causation_id) FILTER (WHERE extra)",
+    "string_agg(metadata, ',') FILTER (WHERE extra)",
+])  # fmt: skip
+_EXTRA = "correlation_id IS NOT NULL OR causation_id IS NOT NULL OR metadata <> '{}' AS extra"
+
+
+def page_sql(reader: Literal["safe", "naive"]) -> str:
+    """The statement reading the page after ``%(after)s`` (at most ``%(limit)s`` events) as
+    one row; run it in binary format.
+
+    >>> "textsend(event_id)" in page_sql("safe") and "age(xmin)" in page_sql("safe")
+    True
+    >>> "age(xmin)" in page_sql("naive")
+    False
+    """
+    safe = reader == "safe"
+    unsafe = "min(position) FILTER (WHERE NOT below)" if safe else "NULL::bigint"
+    below = f", age(xmin) > age((SELECT {HORIZON})) AS below" if safe else ""
+    return (
+        f"SELECT {_AGGREGATES.format(unsafe=unsafe)} FROM (SELECT {COLUMNS}{below}, {_EXTRA} "
+        f"FROM events WHERE position > %(after)s ORDER BY position LIMIT %(limit)s) page"
+    )
+
+
+_SWAP = sys.byteorder == "little"  # the server sends big-endian
+
+
+def _numbers(packed: bytes) -> memoryview:
+    """The numbers column as 8-byte integers (4 per event; the 4th holds a float's bits)."""
+    out = array("q", packed)
+    if _SWAP:
+        out.byteswap()
+    return memoryview(out)
+
+
+def _increasing(positions: list[int]) -> bool:
+    return all(map(int.__lt__, positions, islice(positions, 1, None)))
+
+
+def page_extent(row: Sequence[Any] | None) -> tuple[int, int]:
+    """How many of the page's events to keep (those before the first position that is not
+    below the horizon; all of them for the naive reader) and the last kept position (0 for
+    none): where the next page starts.
+
+    >>> packed = b"".join(bytes(8) + p.to_bytes(8, "big") + bytes(16) for p in (10, 11, 12, 13))
+    >>> page_extent((4, 12, b"", b"", b"", b"", packed) + (None,) * 4)
+    (2, 11)
+    >>> page_extent((4, None, b"", b"", b"", b"", packed) + (None,) * 4)
+    (4, 13)
+    >>> page_extent((0,) + (None,) * 10)
+    (0, 0)
+    """
+    if row is None or not row[_COUNT]:
+        return 0, 0
+    positions = _numbers(row[_NUMBERS])[1::4].tolist()
+    if not _increasing(positions):
+        positions.sort()
+    unsafe = row[_UNSAFE]
+    n = len(positions) if unsafe is None else bisect_left(positions, unsafe)
+    return n, positions[n - 1] if n else 0
+
+
+def _texts(packed: bytes, encoding: str) -> list[Any]:
+    """The JSON texts of a NUL-joined column, as bytes when UTF-8 (what orjson reads)."""
+    if codecs.lookup(encoding).name == "utf-8":
+        return packed.split(b"\x00")
+    return packed.decode(encoding).split("\x00")
+
+
+def _orjson_reads(packed: bytes) -> bool:
+    """Whether orjson reads these JSON texts as :mod:`json` does, when it reads them at all:
+    it reads an integer beyond 64 bits as a float, so not where a run of 19 digits or more
+    is."""
+    return b"0" * 19 not in packed.translate(_DIGITS_TO_ZERO)
+
+
+def loads_array(text: str) -> list[Any]:
+    """``json.loads(f"[{text}]")``: the JSON values of ``text`` (comma-separated), parsed by
+    ``orjson`` where that gives the same objects, by :mod:`json` otherwise.
+
+    ``orjson`` refuses what :mod:`json` accepts beyond the standard (``NaN``, ``Infinity``, a
+    lone surrogate; then :mod:`json` parses the page) and reads an integer beyond 64 bits as a
+    float: a text with a run of 19 digits or more, where such an integer could be, goes to
+    :mod:`json` too.
+
+    >>> loads_array('{"a": 1},{"b": [2.5, null]}')
+    [{'a': 1}, {'b': [2.5, None]}]
+    >>> loads_array('{"big": 123456789012345678901234567890, "nan": NaN}')
+    [{'big': 123456789012345678901234567890, 'nan': nan}]
+    """
+    data = f"[{text}]".encode()
+    if _orjson_reads(data):
+        try:
+            out: list[Any] = orjson.loads(data)
+            return out
+        except orjson.JSONDecodeError:
+            pass
+    parsed: list[Any] = json.loads(data)
+    return parsed
+
+
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+_EMPTY: Mapping[str, Any] = {}
+_BUILDERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {}
+
+
+def payload_builder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
+    """``cls(**data)``, the same object built with less work where that is safe: for a
+    dataclass with slots whose ``__init__`` is the one ``dataclasses`` generated and that has no
+    ``__post_init__`` (every event class of the lab's domains), a function made once per class
+    that checks ``data`` has exactly the fields (as many keys, each field there), then sets
+    each slot directly (what the generated ``__init__`` does, without its frame, argument
+    binding and per-field ``object.__setattr__`` lookups); other keys go to ``cls(**data)``
+    (defaults, errors).
+    Measured on W4's log (95,291 events, its pages as :func:`decode_page` gets them, 11 runs
+    alternating in one process, CPU time, 2 cores shared with other work): decoding took 25%
+    less time than with ``cls(**data)`` (medians 114 ms against 153 ms with the collector off,
+    126 ms against 169 ms with it on). Any other class: ``cls(**data)`` itself.
+    """
+    built = _BUILDERS.get(cls)
+    if built is None:
+        built = _BUILDERS[cls] = _slots_builder(cls) or (lambda data: cls(**data))
+    return built
+
+
+def _slots_builder(cls: type[Any]) -> Callable[[dict[str, Any]], Any] | None:
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return None
+    init = cls.__dict__.get("__init__")
+    if getattr(getattr(init, "__code__", None), "co_filename", None) != "<string>":
+        return None  # not the __init__ dataclasses compiled: a hand-written one may do more
+    fields = dataclasses.fields(cls)
+    slots = [inspect.getattr_static(cls, f.name, None) for f in fields]
+    if not all(f.init for f in fields) or any(
+        type(slot) is not types.MemberDescriptorType for slot in slots
+    ):
+        return None
+    names = [f.name for f in fields]
+    scope: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    # as many keys as fields, each field found: exactly the fields (keys are unique)
+    lines = ["def build(data):", f"    if len(data) != {len(names)}:", "        return cls(**data)"]
+    lines += ["    try:", *(f"        v{k} = data[{name!r}]" for k, name in enumerate(names))]
+    lines += ["    except KeyError:", "        return cls(**data)", "    obj = new(cls)"]
+    for k, slot in enumerate(slots):
+        scope[f"set{k}"] = slot.__set__
+        lines.append(f"    set{k}(obj, v{k})")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # generated once per class, as dataclasses does its __init__
+    built: Callable[[dict[str, Any]], Any] = scope["build"]
+    return built
+
+
+def _payloads(
+    tnames: list[str],
+    schemas: list[int],
+    texts: list[Any],
+    loads: Callable[[Any], Any],
+    registry: EventRegistry,
+) -> tuple[list[Any], list[int]]:
+    """The page's payloads, each parsed just before it is built (the page's parsed payloads
+    are never all alive at once), and the indexes of those left in stored form (a
+    :class:`RawEvent`): a type the registry does not know at the stored schema version, or a
+    payload its builder refuses."""
+    # per type name: (schema version, builder) when the registry decodes it, else None
+    kinds: dict[str, tuple[int, Callable[[dict[str, Any]], Event]] | None] = {}
+    for tname in set(tnames):
+        known = registry.class_for(tname) if registry.knows(tname) else None
+        kinds[tname] = None if known is None else (known.schema_version, payload_builder(known))
+    versions = {kind[0] if kind is not None else None for kind in kinds.values()}
+    if None not in versions and len(versions) == 1 and set(schemas) == versions:
+        builders = {tname: kind[1] for tname, kind in kinds.items() if kind is not None}
+        try:  # every event known at its stored version: no Python code but the builders
+            return list(map(call, map(builders.__getitem__, tnames), map(loads, texts))), []
+        except Exception:  # one event the quick way does not build: the page event by event
+            pass
+    payloads: list[Any] = []
+    append = payloads.append
+    missed: list[int] = []
+    kind_of = map(kinds.__getitem__, tnames)
+    for i, (kind, schema, text) in enumerate(zip(kind_of, schemas, texts, strict=True)):
+        try:
+            data = loads(text)
+        except ValueError:  # orjson refuses what json accepts (NaN, a lone surrogate)
+            data = json.loads(text)
+        if kind is not None and kind[0] == schema:
+            try:
+                append(kind[1](data))
+                continue
+            except Exception:  # the fallback decodes it again, as the row-by-row path does
+                pass
+        append(RawEvent(tnames[i], schema, data))
+        missed.append(i)
+    return payloads, missed
+
+
+def decode_page(
+    row: Sequence[Any],
+    n: int,
+    registry: EventRegistry,
+    fallback: Callable[[Envelope], Envelope],
+    encoding: str = "utf-8",
+) -> list[Envelope]:
+    """The first ``n`` envelopes of a :func:`page_sql` row (``n`` from :func:`page_extent`;
+    ``encoding``: the connection's, ``conn.info.encoding``): each payload built straight into
+    its class when the registry knows its type at the stored schema version; any other event
+    handed in stored form to ``fallback`` (which upcasts it, or keeps it stored)."""
+    numbers = _numbers(row[_NUMBERS])
+    positions = numbers[1::4].tolist()
+    cols: list[Any] = [
+        row[_EIDS].decode(encoding).split("\x00"), row[_SIDS].decode(encoding).split("\x00"),
+        numbers[0::4].tolist(), positions, row[_TYPES].decode(encoding).split("\x00"),
+        numbers[2::4].tolist(), _texts(row[_DATA], encoding),
+        numbers.cast("B").cast("d")[3::4].tolist(),
+    ]  # fmt: skip
+    if not _increasing(positions):  # back in position order (see the module docstring)
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        cols = [[col[i] for i in order] for col in cols]
+    if n < len(positions):
+        cols = [col[:n] for col in cols]
+    eids, sids, versions, positions, tnames, schemas, texts, ats = cols
+    loads = orjson.loads if _orjson_reads(row[_DATA]) else json.loads
+    payloads, missed = _payloads(tnames, schemas, texts, loads, registry)
+    del texts, cols
+    metas: list[Mapping[str, Any]] = [_EMPTY] * n
+    corrs: list[str | None] = [None] * n
+    causes: list[str | None] = [None] * n
+    if row[_EXTRAS] is not None:
+        index = dict(zip(positions, range(n), strict=True))
+        metas_of = loads_array(row[_META])
+        extras = zip(row[_EXTRAS], row[_CORRS], row[_CAUSES], metas_of, strict=True)
+        for position, corr, cause, meta in extras:
+            at = index.get(position)
+            if at is not None:
+                corrs[at], causes[at], metas[at] = corr, cause, meta or _EMPTY
+    new = tuple.__new__  # the named tuple's own __new__ is a Python frame per event
+    out: list[Envelope] = list(map(new, repeat(Envelope), zip(
+        eids, sids, versions, positions, tnames, schemas, payloads, corrs, causes, ats, metas,
+        strict=True,
+    )))  # fmt: skip
+    for i in missed:
+        out[i] = fallback(out[i])
+    return out
