@@ -7,7 +7,11 @@ runs of one light level; no curve of latency against load is fitted.
   --stage-timings``): a command's decide and append (``command`` stage) and a query
   (``query``), each taken from the calls that came right after other timed work (warm); per
   view, a projection pump's cost per step and per event (least squares of each warm step's
-  seconds on its events); the writer's cost per batch beyond its commands (``writer``
+  seconds on its events), plus each step's share of the pump tick's CPU outside its steps
+  (:func:`~cqrs_lab.load.loop_stages.tick_overhead`: the tick's transaction, the polls that
+  found nothing; on PostgreSQL a round trip each, about 0.45 ms of CPU per step measured
+  here, which counted per request would have put the light level's CPU per command on
+  every request at any load); the writer's cost per batch beyond its commands (``writer``
   stage, less the commands' own ``command`` time);
 - the slow-down after idling: each engine call's time against the idle gap before it (the
   time since the server's previous timed work ended), as the loop's ``cold`` and
@@ -29,7 +33,9 @@ runs of one light level; no curve of latency against load is fitted.
   a worker's part begins where the time goes back) taken per worker for the idle gaps; on
   PostgreSQL, the wait of each writer batch for the database's commit (the ``commit``
   stage: the batch's wall time less the loop thread's CPU) and of each pump step for its
-  read (``pump-wait``), simulated as time the loop is blocked without CPU and taken off the
+  read (``pump-wait``), simulated as time the loop is blocked without CPU (a batch's commit
+  wait growing by :func:`~cqrs_lab.load.loop_waits.commit_growth` per command beyond its
+  first: a batch of ten waited about 3 ms where one of one waited 1.3) and taken off the
   ``command`` and ``projection`` stages' times, which hold them
   (:mod:`cqrs_lab.load.loop_waits`); the idle poll of the served code for
   the other workers' appends; the CPU of every worker (``cpu.csv`` sums them), spread by
@@ -68,6 +74,7 @@ from cqrs_lab.load.loop_stages import (
     idle_gaps,
     pump_costs,
     slow_down,
+    tick_overhead,
     transport_samples,
     warm_samples,
     writer_cost,
@@ -150,6 +157,10 @@ def calibrate_loop(
     mix, _ = _mix(pd.concat(names, ignore_index=True), workload, first.path)
     limit = first.run.get("server_cpu_limit") or {}
     cold, cold_time = slow_down(st)
+    overhead = tick_overhead(st, pd.concat(waited, ignore_index=True), wait.projection_cpu,
+                             cold, cold_time)  # fmt: skip
+    per_batch = {n: v + overhead for n, v in per_batch.items()}
+    notes = {"tick_overhead_s": overhead, "commit_per_command_s": wait.commit_per_command_s}
     transport_s = transport_samples(st, cold, cold_time, max_samples)
     cal = LoopCalibration(
         tuple(float(x) for x in command_s),
@@ -159,6 +170,7 @@ def calibrate_loop(
         keys=run_keys(first, workload), zipf_s=float(opts.get("zipf_s", 1.1)), cold=cold,
         cold_time=cold_time, batch_s=writer_cost(st, wait),
         anchor_requests_per_s=n_req / span, processes=processes, commit_s=wait.commit_s,
+        commit_per_command_s=wait.commit_per_command_s,
         pump_wait_s=wait.pump_wait_s, poll=IDLE_POLL if processes > 1 else 0.0,
         cores=shared_cores(first.run),
         other_cpu_s=0.0 if generator_apart(first.run) else other["generator"] / max(n_cmd, 1),
@@ -167,7 +179,7 @@ def calibrate_loop(
         cpus=float(limit.get("cores") or 1.0), period=float(limit.get("period_s") or 0.01),
         anchor_rate=n_cmd / span, domain=first.domain, params=run_params(first, workload),
         view=view, source=", ".join(str(r.path) for r in runs),
-        notes={"busy_cpu": busy / span, "stage_parts": int(st["worker"].max()) + 1,
+        notes={"busy_cpu": busy / span, "stage_parts": int(st["worker"].max()) + 1, **notes,
                **{f"{k}_cpu": v / span for k, v in other.items()}},
     )  # fmt: skip
     cal = replace(cal, request_s=_solve_request(cal, busy / span, cal.anchor_rate, seed))

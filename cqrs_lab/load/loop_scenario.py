@@ -55,6 +55,11 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
         f"cold_time = {cal.cold_time:.6g}\n"
         f"cpus = {min(1.0, cal.cpus):.6g}\nperiod = {cal.period:.6g}\n"
         + (f"commit = {empirical(cal.commit_s)}\n" if any(cal.commit_s) else "")
+        + (
+            f"commit_per_command = {cal.commit_per_command_s:.7g}\n"
+            if any(cal.commit_s) and cal.commit_per_command_s > 0
+            else ""
+        )
         + (f"pump_wait = {cal.pump_wait_s:.7g}\n" if cal.pump_wait_s > 0 else "")
         + (f"poll = {cal.poll:.6g}\n" if cal.poll > 0 else "")
         + (f"cores = {cal.cores}\n" if cal.shares_cores else "")
@@ -87,7 +92,8 @@ def describe_calibration(cal: LoopCalibration) -> str:
         + f"; CPU limit {cal.cpus:g} cores"
         + (
             f"; {cal.processes} server processes, each batch waiting"
-            f" {float(np.mean(cal.commit_s or (0.0,))) * 1e3:.3f} ms for its commit and"
+            f" {float(np.mean(cal.commit_s or (0.0,))) * 1e3:.3f} ms for its commit"
+            f" (+{cal.commit_per_command_s * 1e3:.3f} ms per command beyond the first) and"
             f" each pump step {cal.pump_wait_s * 1e3:.3f} ms for its read, loop blocked"
             if cal.processes > 1 or any(cal.commit_s)
             else ""

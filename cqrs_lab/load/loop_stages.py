@@ -34,6 +34,7 @@ __all__ = [
     "pump_costs",
     "slow_down",
     "stage_calls",
+    "tick_overhead",
     "transport_samples",
     "warm_samples",
     "writer_cost",
@@ -140,6 +141,33 @@ def cold_fit(gap_s: np.ndarray, ratio: np.ndarray) -> tuple[float, float]:
         if err < best[0]:
             best = (err, a, float(tau))
     return best[1], best[2]
+
+
+def tick_overhead(
+    st: pd.DataFrame, waited: pd.DataFrame, projection_cpu: float, cold: float, cold_time: float
+) -> float:
+    """The pump's warm CPU seconds per step outside the timed steps: each tick's CPU (its
+    ``pump`` time less its ``pump-wait``) less its steps' CPU (``projection`` times their
+    CPU share), spread over the steps of a tick, divided by the slow-down the ticks' idle
+    gaps imply (the simulation applies it again). What it holds: the transaction around a
+    tick, the polls of the subscriptions that found nothing (a round trip each on
+    PostgreSQL), the head read after the tick. 0 without ten ticks timed.
+
+    >>> st = pd.DataFrame({"stage": ["pump"] * 10 + ["projection"] * 20,
+    ...                    "seconds": [0.004] * 10 + [0.001] * 20, "gap": [1.0] * 30})
+    >>> waited = pd.DataFrame({"stage": ["pump-wait"] * 10, "seconds": [0.001] * 10})
+    >>> round(tick_overhead(st, waited, 0.5, 0.0, 1e-3) * 1e3, 6)  # (4 - 1 - 2 * 0.5) / 2
+    1.0
+    """
+    ticks = st[st["stage"] == "pump"]
+    steps = st[st["stage"] == "projection"]
+    if len(ticks) < 10 or not len(steps):
+        return 0.0
+    wait = float(waited.loc[waited["stage"] == "pump-wait", "seconds"].sum())
+    cpu = float(ticks["seconds"].sum()) - wait - float(steps["seconds"].sum()) * projection_cpu
+    gap = ticks["gap"].fillna(1.0).to_numpy(dtype=float)
+    chill = float(np.mean(1.0 + cold * (1.0 - np.exp(-gap / cold_time))))
+    return max(0.0, cpu / len(steps) / chill)
 
 
 def slow_down(st: pd.DataFrame) -> tuple[float, float]:

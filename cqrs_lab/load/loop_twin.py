@@ -91,6 +91,8 @@ class LoopCalibration:
     processes: int = 1
     #: seconds a writer batch waits for the database's commit round trips (samples)
     commit_s: tuple[float, ...] = ()
+    #: seconds more a writer batch waits for its commit per command beyond its first
+    commit_per_command_s: float = 0.0
     #: seconds a projection pump step waits for the database's read
     pump_wait_s: float = 0.0
     #: a process's idle poll for the other processes' appends (seconds)

@@ -5,7 +5,8 @@ On PostgreSQL the served loop calls the database synchronously: a writer batch's
 round trips and a pump step's read of the log hold the loop without using its CPU. The
 server times them (``serve --stage-timings``: the ``commit`` and ``pump-wait`` stages, a
 batch's or a tick's wall time less the loop thread's CPU); :func:`stage_waits` turns them into
-the twin's blocked times and the CPU shares of the ``command`` and ``projection`` stages.
+the twin's blocked times (a batch's commit wait growing with its commands:
+:func:`commit_growth`) and the CPU shares of the ``command`` and ``projection`` stages.
 With ``--workers N`` every worker's samples are merged into one file, one worker's after
 the other's (:func:`workers` tells them apart), and the workers share the machine's cores
 (:func:`shared_cores`) with the rest of the machine: the load generator (unless it was
@@ -34,6 +35,7 @@ __all__ = [
     "IDLE_POLL",
     "NOT_WORK",
     "Waits",
+    "commit_growth",
     "generator_apart",
     "other_cpu",
     "shared_cores",
@@ -69,6 +71,29 @@ class Waits:
     command_cpu: float = 1.0
     #: the share of the ``projection`` stage's time that was CPU
     projection_cpu: float = 1.0
+    #: how much longer a batch waits for its commit per command beyond its first
+    commit_per_command_s: float = 0.0
+
+
+def commit_growth(commit: pd.DataFrame, min_count: int = 20) -> float:
+    """Seconds of commit wait per command a batch holds beyond its first: the slope of the
+    mean wait over the batch sizes seen ``min_count`` times or more, weighted by how often
+    (at least two sizes; else 0), never below 0. A light level holds mostly batches of one
+    and a few of two or three, so the slope is the rough part of the calibration.
+
+    >>> rows = pd.DataFrame({"seconds": [1e-3] * 40 + [1.3e-3] * 20, "events": [1] * 40 + [2] * 20})
+    >>> round(commit_growth(rows) * 1e3, 6)
+    0.3
+    """
+    if "events" not in commit.columns:
+        return 0.0
+    g = commit.groupby("events")["seconds"].agg(["count", "mean"])
+    g = g[g["count"] >= min_count]
+    if len(g) < 2:
+        return 0.0
+    n = g.index.to_numpy(dtype=float)
+    slope = np.polyfit(n, g["mean"].to_numpy(dtype=float), 1, w=np.sqrt(g["count"].to_numpy()))[0]
+    return max(0.0, float(slope))
 
 
 def stage_waits(waits: pd.DataFrame, st: pd.DataFrame, max_samples: int) -> Waits:
@@ -78,10 +103,14 @@ def stage_waits(waits: pd.DataFrame, st: pd.DataFrame, max_samples: int) -> Wait
     transaction; a pump step reads the log), so a writer batch's CPU (its time less its
     wait) is shared over its commands' time, and the pump ticks' waits come off their
     steps' time."""
-    commit = waits[waits["stage"] == "commit"]["seconds"].to_numpy(dtype=float)
+    rows = waits[waits["stage"] == "commit"]
+    commit = rows["seconds"].to_numpy(dtype=float)
     if not len(commit):
         return Waits()
-    commit_s = quantiles(commit, min(max_samples, len(commit)))
+    growth = commit_growth(rows)
+    sizes = rows["events"].to_numpy(dtype=float) if "events" in rows.columns else 1.0
+    alone = np.maximum(commit - growth * (sizes - 1.0), 0.0)  # as for a batch of one
+    commit_s = quantiles(alone, min(max_samples, len(alone)))
     steps = st[st["stage"] == "projection"]["seconds"].to_numpy(dtype=float)
     pump = float(waits[waits["stage"] == "pump-wait"]["seconds"].sum())
     command_cpu = 1.0
@@ -91,7 +120,8 @@ def stage_waits(waits: pd.DataFrame, st: pd.DataFrame, max_samples: int) -> Wait
         cpu = float(w["seconds"].mean()) - float(commit.mean())
         command_cpu = min(1.0, max(0.0, cpu / in_commands)) if in_commands > 0 else 1.0
     projection_cpu = max(0.0, 1.0 - pump / float(steps.sum())) if steps.sum() > 0 else 1.0
-    return Waits(commit_s, pump / len(steps) if len(steps) else 0.0, command_cpu, projection_cpu)
+    per_step = pump / len(steps) if len(steps) else 0.0
+    return Waits(commit_s, per_step, command_cpu, projection_cpu, growth)
 
 
 def shared_cores(run: dict[str, Any]) -> int | None:

@@ -164,7 +164,7 @@ class LoopCommandSide(CommandSide):
         if self.other is not None and self.server.database_cpu > 0:
             self.other.spend(self.server.database_cpu)  # the database serves the transaction
         if self.blocking:
-            w.loop.block(self.commit_wait())
+            w.loop.block(self.commit_wait() + self.server.commit_per_command * (n - 1))
         return cost, lambda: self._commit_batch(w, jobs)
 
     def _commit_batch(self, w: _Writer, jobs: list[list[Any]]) -> None:

@@ -451,6 +451,14 @@ _TABLES = (
                 "the loop is blocked, spending no CPU",
             ),
             Key(
+                "commit_per_command",
+                "number",
+                _SV.commit_per_command,
+                _S,
+                "how much longer a batch's commit wait is per command beyond its first (the "
+                "database writes more rows)",
+            ),
+            Key(
                 "pump_wait",
                 "time",
                 _SV.pump_wait,

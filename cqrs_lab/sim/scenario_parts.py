@@ -133,7 +133,8 @@ class ServerSpec:
     turn of its own), and outside the engine and the transport (``request``, the share
     ``answer_share`` of it spent answering), per writer batch
     (``batch``, at most ``batch_limit`` commands), the seconds a batch then blocks its loop
-    waiting for the database's commit (``commit``) and a projection's pump step its read
+    waiting for the database's commit (``commit``, plus ``commit_per_command`` for each
+    command beyond the batch's first) and a projection's pump step its read
     (``pump_wait``), the slow-down after idling (``cold``,
     ``cold_time``), a CPU limit per process (``cpus`` per ``period``), the pumps' idle poll
     for the other processes' appends (``poll``; 0: at once), the machine's cores that
@@ -152,6 +153,7 @@ class ServerSpec:
     cpus: float = 1.0
     period: float = 0.01
     commit: Dist = _NO_DELAY
+    commit_per_command: float = 0.0
     pump_wait: Dist = _NO_DELAY
     poll: float = 0.0
     cores: int | None = None

@@ -8,14 +8,17 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load import load_results
 from cqrs_lab.load.loop_processes import format_processes, predict_processes
+from cqrs_lab.load.loop_stages import tick_overhead
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_knee, simulated_figures
 from cqrs_lab.load.loop_waits import (
+    commit_growth,
     generator_apart,
     other_cpu,
     shared_cores,
@@ -182,6 +185,44 @@ def test_the_rest_of_the_machine_lowers_the_capacity_of_processes_sharing_its_co
     for got, w in zip(table["capacity_per_s"].to_list(), want, strict=True):
         assert got == pytest.approx(w, rel=0.1)
     assert list(table["helps"]) == [True, True, False, False]
+
+
+def test_a_batch_waits_longer_for_its_commit_the_more_commands_it_holds() -> None:
+    """40 batches of one waiting 1 ms, 20 of two 1.4 ms, 5 of three 1.8 ms (too few to
+    count): 0.4 ms more per command beyond the first; the samples become what a batch of one
+    waits (those of two less 0.4 ms), and the growth goes into the scenario."""
+    commit = pd.DataFrame({
+        "stage": "commit", "at": 0.0,
+        "seconds": [0.001] * 40 + [0.0014] * 20 + [0.0018] * 5,
+        "events": [1] * 40 + [2] * 20 + [3] * 5,
+    })  # fmt: skip
+    work = pd.DataFrame({"stage": ["command"] * 4, "seconds": [1e-4] * 4, "events": [1] * 4})
+    w = stage_waits(commit, work, 100)
+    assert w.commit_per_command_s == pytest.approx(4e-4)
+    assert set(np.round(w.commit_s, 9)) == {0.001}  # every batch's wait as for one command
+    # one batch size only, or none seen 20 times: no growth is claimed
+    assert commit_growth(commit[commit["events"] == 1]) == 0.0
+    assert commit_growth(commit.assign(events=[1] * 40 + [2] * 19 + [3] * 6)) == 0.0
+    cal = calibration(commit_s=(0.001,), commit_per_command_s=4e-4)
+    s = cal.scenario(rate=100.0, duration=2.0)
+    assert s.server is not None and s.server.commit_per_command == pytest.approx(4e-4)
+    assert "+0.400 ms per command beyond the first" in cal.describe()
+
+
+def test_the_pump_ticks_cpu_outside_its_steps_is_spread_over_them() -> None:
+    """Ticks of 4 ms wall, 1 ms of it waiting, holding 2 steps of 1 ms wall each, half of
+    it CPU: (4 - 1 - 2 * 0.5) / 2 = 1 ms of CPU per step outside it; after an idle gap
+    long enough for the full slow-down (2.5 times), 0.4 ms warm."""
+    st = pd.DataFrame({"stage": ["pump"] * 10 + ["projection"] * 20,
+                       "seconds": [0.004] * 10 + [0.001] * 20, "gap": [1.0] * 30})  # fmt: skip
+    waited = pd.DataFrame({"stage": ["pump-wait"] * 10, "seconds": [0.001] * 10})
+    assert tick_overhead(st, waited, 0.5, 0.0, 1e-3) == pytest.approx(1e-3)
+    assert tick_overhead(st, waited, 0.5, 1.5, 1e-3) == pytest.approx(4e-4)
+    # steps all CPU: (4 - 1 - 2) / 2; steps and waits taking all of the tick, or too few
+    # ticks: nothing outside them
+    assert tick_overhead(st, waited, 1.0, 0.0, 1e-3) == pytest.approx(5e-4)
+    assert tick_overhead(st, waited.assign(seconds=0.002), 1.0, 0.0, 1e-3) == 0.0
+    assert tick_overhead(st.iloc[5:], waited, 0.5, 0.0, 1e-3) == 0.0
 
 
 def test_the_database_cpu_per_transaction_goes_into_the_scenario_and_the_bound() -> None:

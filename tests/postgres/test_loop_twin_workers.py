@@ -50,6 +50,9 @@ def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
     # each writer batch waited for PostgreSQL's commit round trips (over 50 µs on loopback)
     assert len(cal.commit_s) > 20 and float(sum(cal.commit_s) / len(cal.commit_s)) > 5e-5, cal
     assert cal.pump_wait_s > 0, cal
+    # each pump tick spends CPU outside its timed steps (its transaction, the polls that
+    # found nothing: a round trip each), spread over the steps
+    assert cal.notes["tick_overhead_s"] > 0, cal.notes
     # the CPU balance: what is left for the requests once the engine's stages are CPU only
     # is positive, and the two simulated loops spend the workers' measured CPU (within 5%)
     busy = cal.notes["busy_cpu"]

@@ -217,6 +217,23 @@ def test_the_other_cpu_is_spent_per_arriving_command_and_only_on_shared_cores() 
         parse_scenario(scenario(400.0, 2, "other_cpu = 0.0005\n", duration=2.0))
 
 
+def test_a_batch_blocks_its_loop_longer_per_command_it_holds() -> None:
+    """A commit wait of 1 ms plus 0.5 ms per command beyond the first: the loops were
+    blocked 1 ms per batch and 0.5 ms per command batched beyond each batch's first (within
+    one batch still running at the end); without the growth, 1 ms per batch."""
+    extra = "commit = 0.001\ncommit_per_command = 0.0005\n"
+    sim = run(scenario(400.0, 1, extra, duration=2.0))
+    batches = sim.commands.batches
+    batched = sum(1 for row in sim.commands.rows if row[6] in ("accepted", "refused"))
+    assert batched > 1.5 * batches  # batches hold several commands: the loop is busy
+    blocked = sum(lp.blocked_s for lp in sim.loops)
+    assert blocked == pytest.approx(0.001 * batches + 0.0005 * (batched - batches), abs=0.005)
+    flat = run(scenario(400.0, 1, "commit = 0.001\n", duration=2.0))
+    assert sum(lp.blocked_s for lp in flat.loops) == pytest.approx(
+        0.001 * flat.commands.batches, abs=0.002
+    )
+
+
 def test_the_database_cpu_is_spent_per_transaction_not_per_command() -> None:
     """0.3 ms of the database's CPU per writer batch and per pump step, on the shared cores:
     the rest of the machine spends exactly that per transaction the loops ran (a batch or
@@ -238,6 +255,7 @@ def test_the_database_cpu_is_spent_per_transaction_not_per_command() -> None:
     ("line", "where"),
     [
         ("database_cpu = -0.001", "server.database_cpu"),
+        ("commit_per_command = -0.001", "server.commit_per_command"),
         ('database_cpu = "some"', "server.database_cpu"),
         ("commit = -0.001", "server.commit"),
         ("poll = -1", "server.poll"),
