@@ -74,8 +74,9 @@ RULES: dict[str, Rule] = {
     "cqrs_lab.stores": _rule(("cqrs_lab.stores", C, E), "stores are adapters of the core's ports"),
     "cqrs_lab.stores.postgres*": _rule(
         ("cqrs_lab.stores", C, E),
-        "the PostgreSQL adapter alone talks to psycopg (an optional extra)",
-        libs="psycopg psycopg_pool",
+        "the PostgreSQL adapter alone talks to psycopg (an optional extra); orjson, of the "
+        "same extra, parses its pages",
+        libs="psycopg psycopg_pool orjson",
     ),
     "cqrs_lab.stores.pg_demo": _rule(
         ("cqrs_lab.stores", C, E, "cqrs_lab.checks.application_log"),
