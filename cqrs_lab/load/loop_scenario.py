@@ -15,7 +15,7 @@ from cqrs_lab.load.calibration_inputs import scenario_head
 if TYPE_CHECKING:
     from cqrs_lab.load.loop_twin import LoopCalibration
 
-__all__ = ["describe_calibration", "twin_toml"]
+__all__ = ["client_cold", "describe_calibration", "twin_toml"]
 
 
 def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1) -> str:
@@ -31,8 +31,8 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
         for n in sorted(cal.per_event)
     )
     other = ""  # the rest of the machine, on the cores the loops share
-    if cal.shares_cores and cal.other_cpu_s > 0:
-        other = f"other_cpu = {cal.other_cpu_s:.7g}\n"
+    if cal.shares_cores and cal.other_cpu_s > 0:  # the generator's, warming up as it sends faster
+        other = f"other_cpu = {cal.other_cpu_s * client_cold(cal, rate):.7g}\n"
     if cal.shares_cores and cal.database_cpu_s > 0:
         other += f"database_cpu = {cal.database_cpu_s:.7g}\n"
     reads = ""
@@ -111,3 +111,17 @@ def describe_calibration(cal: LoopCalibration) -> str:
             else ""
         )
     )
+
+
+def client_cold(cal: LoopCalibration, rate: float) -> float:
+    """The client's slow-down factor at ``rate`` commands/s relative to the calibration
+    level: the generator's own work per request is assumed to run cold as the server's
+    does (the same machine and kind of process; Locust's is not timed), idle gaps being
+    those of its sends, a Poisson stream: ``E[1 - exp(-g / cold_time)] = 1 / (1 + r *
+    cold_time)`` for gaps ``g ~ Exp(r)``."""
+    per = 1.0 + cal.reads_per_command
+
+    def factor(commands_per_s: float) -> float:
+        return 1.0 + cal.cold / (1.0 + commands_per_s * per * cal.cold_time)
+
+    return factor(rate) / factor(cal.anchor_rate) if cal.anchor_rate > 0 else 1.0

@@ -48,7 +48,7 @@ import pandas as pd
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration_inputs import primary_view
-from cqrs_lab.load.loop_scenario import describe_calibration, twin_toml
+from cqrs_lab.load.loop_scenario import client_cold, describe_calibration, twin_toml
 from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
@@ -224,20 +224,6 @@ def simulated_figures(
     return {**lat, **lag, "server_cpu": a["loop_cpu_s"] / duration,
             "finished_per_s": a["finished_per_s"], "arrived_per_s": a["arrived_per_s"],
             "accepted": a["accepted"]}  # fmt: skip
-
-
-def client_cold(cal: LoopCalibration, rate: float) -> float:
-    """The client's slow-down factor at ``rate`` commands/s relative to the calibration
-    level: the generator's own work per request is assumed to run cold as the server's
-    does (the same machine and kind of process; Locust's is not timed), idle gaps being
-    those of its sends, a Poisson stream: ``E[1 - exp(-g / cold_time)] = 1 / (1 + r *
-    cold_time)`` for gaps ``g ~ Exp(r)``."""
-    per = 1.0 + cal.reads_per_command
-
-    def factor(commands_per_s: float) -> float:
-        return 1.0 + cal.cold / (1.0 + commands_per_s * per * cal.cold_time)
-
-    return factor(rate) / factor(cal.anchor_rate) if cal.anchor_rate > 0 else 1.0
 
 
 def predict_loop(

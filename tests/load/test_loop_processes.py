@@ -187,6 +187,19 @@ def test_the_rest_of_the_machine_lowers_the_capacity_of_processes_sharing_its_co
     assert list(table["helps"]) == [True, True, False, False]
 
 
+def test_the_generators_cpu_per_command_warms_up_as_it_sends_faster() -> None:
+    """1 ms of the generator's CPU per command at the calibration level, 50 commands/s, no
+    reads; its work slows down after idling as the server's does (up to 2 times, time
+    constant 1 ms): by hand, 1 + 1 / (1 + r * 1 ms) is 1.952 at 50/s and 1.667 at 500/s,
+    so at 500/s it spends 0.854 ms per command; at the calibration level, 1 ms."""
+    cal = calibration(cores=2, other_cpu_s=1e-3, cold=1.0, cold_time=1e-3, anchor_rate=50.0)
+    at = {r: cal.scenario(rate=r, duration=2.0).server for r in (50.0, 500.0)}
+    assert at[50.0] is not None and at[50.0].other_cpu == pytest.approx(1e-3)
+    assert at[500.0] is not None
+    assert at[500.0].other_cpu == pytest.approx(1e-3 * (1 + 1 / 1.5) / (1 + 1 / 1.05), rel=1e-6)
+    assert at[500.0].other_cpu == pytest.approx(0.854e-3, rel=1e-3)
+
+
 def test_a_batch_waits_longer_for_its_commit_the_more_commands_it_holds() -> None:
     """40 batches of one waiting 1 ms, 20 of two 1.4 ms, 5 of three 1.8 ms (too few to
     count): 0.4 ms more per command beyond the first; the samples become what a batch of one
