@@ -102,7 +102,7 @@ class LoopCommandSide(CommandSide):
         self.request = server.request.sampler(random.Random(rng.getrandbits(64)))
         self.batch_cost = server.batch.sampler(random.Random(rng.getrandbits(64)))
         self.commit_wait = server.commit.sampler(random.Random(rng.getrandbits(64)))
-        self.blocking = server.commit.mean > 0
+        self.blocking = server.commit.mean > 0 or server.commit_per_command > 0
         self.transport: Callable[[], float] | None = None  # drawn last: older streams keep
         if server.transport.mean > 0:
             self.transport = server.transport.sampler(random.Random(rng.getrandbits(64)))

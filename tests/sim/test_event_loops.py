@@ -228,6 +228,13 @@ def test_a_batch_blocks_its_loop_longer_per_command_it_holds() -> None:
     assert batched > 1.5 * batches  # batches hold several commands: the loop is busy
     blocked = sum(lp.blocked_s for lp in sim.loops)
     assert blocked == pytest.approx(0.001 * batches + 0.0005 * (batched - batches), abs=0.005)
+    # the growth alone (no base wait) blocks too: 0.5 ms per command beyond each first
+    alone = run(scenario(400.0, 1, "commit_per_command = 0.0005\n", duration=2.0))
+    n = sum(1 for row in alone.commands.rows if row[6] in ("accepted", "refused"))
+    assert sum(lp.blocked_s for lp in alone.loops) == pytest.approx(
+        0.0005 * (n - alone.commands.batches), abs=0.002
+    )
+    assert n > alone.commands.batches
     flat = run(scenario(400.0, 1, "commit = 0.001\n", duration=2.0))
     assert sum(lp.blocked_s for lp in flat.loops) == pytest.approx(
         0.001 * flat.commands.batches, abs=0.002
