@@ -100,8 +100,8 @@ class LoopCalibration:
     #: the machine's cores the processes share (None: one each; binds only when fewer,
     #: or when ``other_cpu_s`` is spent on them)
     cores: int | None = None
-    #: CPU seconds per command the rest of the machine spends on those cores (the load
-    #: generator, a local database; 0: not measured, nothing shared)
+    #: CPU seconds per command the load generator spends on those cores at the
+    #: calibration level (0: pinned apart from the server, or not measured)
     other_cpu_s: float = 0.0
     #: CPU seconds a local database spends on those cores per transaction it serves: each
     #: writer batch and each projection pump step (0: none, or not measured)

@@ -200,10 +200,9 @@ def check_scenario(s: Scenario) -> Scenario:
             fail("reads.projection", f"names {s.reads.projection!r}, not among {names}")
     if s.server is not None and s.commands.handlers != 1:
         fail("commands.handlers", "must be 1 with [server]: one event loop runs the commands")
-    if s.server is not None and s.server.other_cpu > 0 and s.server.cores is None:
-        fail("server.other_cpu", "is spent on the machine's shared cores: set server.cores too")
-    if s.server is not None and s.server.database_cpu > 0 and s.server.cores is None:
-        fail("server.database_cpu", "is spent on the machine's shared cores: set server.cores too")
+    for key in ("other_cpu", "database_cpu"):  # spent on the cores the loops share
+        if s.server is not None and getattr(s.server, key) > 0 and s.server.cores is None:
+            fail(f"server.{key}", "is spent on the machine's shared cores: set server.cores too")
     if s.rebuild is not None:
         if s.rebuild.projection not in names:
             fail("faults.rebuild.projection", f"names {s.rebuild.projection!r}, not among {names}")
