@@ -40,6 +40,7 @@ from cqrs_lab.core.store import check_expected
 from cqrs_lab.errors import ConfigError, CqrsLabError
 from cqrs_lab.stores.postgres_append import append_now
 from cqrs_lab.stores.postgres_group import Pending, StreamEntry, defer
+from cqrs_lab.stores.postgres_page import Page
 from cqrs_lab.stores.postgres_reader import (
     COLUMNS,
     Reader,
@@ -60,8 +61,10 @@ _EMPTY: Mapping[str, Any] = {}
 #: the most events :meth:`PostgresEventStore.read_all` asks for in one statement
 _READ_PAGE = 10_000
 
-#: what :meth:`PostgresEventStore.read_all_pages` returns (``close()`` it to leave early)
-Pages = Generator[list[Envelope], None, None]
+#: what :meth:`PostgresEventStore.read_all_pages` returns (``close()`` it to leave early):
+#: each page a sequence of envelopes (a :class:`~cqrs_lab.stores.postgres_page.Page`, or a
+#: list where the pages are read one by one)
+Pages = Generator[Sequence[Envelope], None, None]
 
 
 class PostgresEventStore(PostgresTransactions):
@@ -177,7 +180,10 @@ class PostgresEventStore(PostgresTransactions):
         """Catch up: the pages ``read_all(after, page)`` gives one after the other (each from
         the last position of the one before) until one is empty, with the next page's query
         already running on the server while the caller handles a page (one connection in
-        pipeline mode; each page one statement, gap-safe as :meth:`read_all` is).
+        pipeline mode; each page one statement, gap-safe as :meth:`read_all` is). Each page
+        is a :class:`~cqrs_lab.stores.postgres_page.Page`: its envelopes are built as the loop
+        reaches them (equal to what :meth:`read_all` gives; iterate it again, or ``list()``
+        it, for another pass).
 
         The iterator holds one pool connection until it ends or is closed (a ``break`` closes
         it as the loop drops it); writes in the loop (a batch) take another. With
@@ -210,7 +216,7 @@ class PostgresEventStore(PostgresTransactions):
             encoding = conn.info.encoding
             yield from pipelined_pages(
                 conn, self._sql_page, after, page,
-                lambda row, n: decode_page(row, n, registry, fallback, encoding),
+                lambda row, n: Page(row, n, registry, fallback, encoding),
             )  # fmt: skip
 
     def read_positions(self, first: int, last: int) -> list[Envelope]:
