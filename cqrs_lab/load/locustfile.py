@@ -6,8 +6,9 @@ Run it directly (closed model: users with exponential think times)::
         --domain cqrs_lab.domains.inventory
 
 (``loadtests/locustfile.py`` re-exports this file.) Open model (a target arrival rate of user
-tasks, paced with Poisson waits by a fixed pool of users; a task is one request, except a
-SessionUser's write-then-two-reads): add ``--rate 200``. Shapes (step, spike, soak, knee):
+tasks, Poisson, one schedule per kind of user in each Locust process, whose users, a fixed
+pool, each take the next send time when free; a task is one request, except a SessionUser's
+write-then-two-reads): add ``--rate 200``. Shapes (step, spike, soak, knee):
 ``CQRS_LAB_SHAPE=knee locust -f ...``; the shape varies the users (closed) or the arrival rate
 (open, with ``--rate`` as the peak).
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -45,13 +47,16 @@ from locust.runners import MasterRunner, WorkerRunner
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.locust_options import add_options, traffic_of
 from cqrs_lab.load.records import RunRecorder, status_of
-from cqrs_lab.load.shapes import OpenPacer, Profile, shape_tick
+from cqrs_lab.load.shapes import OpenPacer, Profile, SharedPacer, shape_tick
 from cqrs_lab.load.traffic import Generator, Read, Traffic, Write
 from cqrs_lab.load.traffic import create_keys as _create_keys
 
 _STATE: dict[str, Any] = {}  # this process's traffic and recorder
 _T0: list[float] = []  # monotonic time this process's test started
 _USERS = itertools.count(1)  # user numbers in this process (seed the user's generators)
+_WORKER_SPAN = 1_000_000  # user numbers of Locust worker k start at k * this + 1
+#: the open model's schedules in this process, one per kind of user, shared by its users
+_PACERS: dict[str, SharedPacer] = {}
 #: sequence numbers unique across users and Locust processes (ids such as a transfer's)
 _SEQS: Iterator[int] = (os.getpid() * 10_000_000 + n for n in itertools.count(1))
 SHAPE = os.environ.get("CQRS_LAB_SHAPE", "").strip()
@@ -144,6 +149,17 @@ def _position(resp: Any, header: str) -> int | None:
     return int(raw) if raw is not None and str(raw).isdigit() else None
 
 
+def _kind_pacer(kind: str) -> SharedPacer:
+    """This process's open-model schedule for the users of one ``kind``: their own Poisson
+    schedules merged, each send taken by whichever of them is free (see
+    :class:`~cqrs_lab.load.shapes.SharedPacer`; one per kind, so each kind sends its share
+    whatever its answers take)."""
+    pacer = _PACERS.get(kind)
+    if pacer is None:
+        pacer = _PACERS[kind] = SharedPacer()
+    return pacer
+
+
 class LabUser(FastHttpUser):
     """Shared parts: options, the seeded generator, pacing (open or closed) and history."""
 
@@ -154,7 +170,10 @@ class LabUser(FastHttpUser):
 
     def on_start(self) -> None:
         opts = self.environment.parsed_options
-        uid = next(_USERS)
+        # user numbers differ between Locust processes (a worker's index, 0 alone, set by
+        # the master before users start), so their seeded streams do too
+        worker = max(0, getattr(self.environment.runner, "worker_index", 0))
+        uid = next(_USERS) + _WORKER_SPAN * worker
         self.session = f"{self.kind}-{os.getpid()}-{uid}"
         seed = f"{opts.lab_seed if opts else 0}-{self.kind}"
         self.gen: Generator = _traffic(self.environment).generator(seed, uid, _SEQS)
@@ -162,17 +181,19 @@ class LabUser(FastHttpUser):
         self.rw_wait = opts.rw_wait if opts else 5.0
         self.think = opts.think if opts else 1.0
         self.scheduled: float | None = None
-        self.pacer: OpenPacer | None = None
+        self.pacer: SharedPacer | None = None
         if not _T0:
             _T0.append(time.monotonic())
         if opts is not None and opts.rate > 0:
             duration = float(opts.lab_run_time or opts.run_time or 3600)
             users = int(opts.lab_users or opts.num_users or 1)
             profile = Profile(SHAPE or "constant", peak=opts.rate, duration=duration)
-            self.pacer = OpenPacer(profile, 1.0 / max(1, users), self.rng)
+            own = OpenPacer(profile, 1.0 / max(1, users), random.Random(f"{seed}-pace-{uid}"))
+            self.pacer = _kind_pacer(self.kind)
+            self.pacer.join(own, time.monotonic() - _T0[0])
             self._sleep_until_scheduled(self.pacer)
 
-    def _sleep_until_scheduled(self, pacer: OpenPacer) -> None:
+    def _sleep_until_scheduled(self, pacer: SharedPacer) -> None:
         now = time.monotonic() - _T0[0]
         nxt = pacer.next_send(now)
         self.scheduled = _T0[0] + nxt if nxt != float("inf") else None

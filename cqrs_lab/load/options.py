@@ -133,7 +133,8 @@ class LoadTestOptions:
         return ({cpus[0]}, set(cpus[1:])) if len(cpus) >= 2 else None
 
     def pool_size(self) -> int:
-        """Users: as given, else (open model) enough that each paces about 4 tasks/s."""
+        """Users: as given, else (open model) a pool of one per 4 tasks/s of the rate: free users
+        take the next send time, so sends keep to the schedule while fewer are in flight."""
         if self.users is not None:
             return self.users
         if self.rate is not None:

@@ -15,13 +15,14 @@ wrappers; the maths lives here so it can be tested and shared by every worker pr
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from dataclasses import dataclass
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["SHAPES", "OpenPacer", "Profile", "knee_steps", "shape_tick"]
+__all__ = ["SHAPES", "OpenPacer", "Profile", "SharedPacer", "knee_steps", "shape_tick"]
 
 #: profile names: constant, step, spike, soak, knee
 SHAPES = ("constant", "step", "spike", "soak", "knee")
@@ -87,12 +88,13 @@ class Profile:
 
 
 class OpenPacer:
-    """Open-model pacing for one user: Poisson send times at its share of the target rate.
+    """Open-model pacing: Poisson send times at a share of the target rate.
 
     The schedule advances from the previous *scheduled* time, not from when the last
     response came back, so a slow server does not slow the offered load down (no
     coordinated omission); how late a send was against its schedule is reported as
-    lateness. ``share`` is this user's fraction of the total rate (1 / users).
+    lateness. ``share`` is this schedule's fraction of the total rate (1 / users for one
+    user's); the users of a Locust process pool theirs in a :class:`SharedPacer`.
 
     >>> pacer = OpenPacer(Profile("constant", peak=10.0, duration=5.0), 0.5, random.Random(1))
     >>> first = pacer.next_send(0.0)
@@ -126,6 +128,45 @@ class OpenPacer:
             now += 0.1
         self.scheduled = math.inf
         return math.inf
+
+
+class SharedPacer:
+    """The send times of several users' :class:`OpenPacer` schedules, merged and taken by
+    whichever user is free: each call to :meth:`next_send` gives the earliest scheduled time
+    not yet taken. The offered load is what the users' own schedules make it (each joins with
+    its own, from when it joins), but a send is late only when every user sharing the
+    schedule is waiting for an answer, not whenever the one whose schedule it was is.
+
+    >>> shared = SharedPacer()
+    >>> profile = Profile("constant", peak=10.0, duration=5.0)
+    >>> for k in range(2):
+    ...     shared.join(OpenPacer(profile, 0.5, random.Random(k)), 0.0)
+    >>> sends = list(iter(lambda: shared.next_send(0.0), math.inf))
+    >>> sends == sorted(sends) and 20 < len(sends) < 80
+    True
+    """
+
+    def __init__(self) -> None:
+        self._pacers: list[OpenPacer] = []
+        self._due: list[tuple[float, int]] = []  # (next send time, pacer), a heap
+
+    def join(self, pacer: OpenPacer, t: float) -> None:
+        """A user's schedule joins, its first send drawn from ``t`` (seconds since start)."""
+        self._pacers.append(pacer)
+        first = pacer.next_send(t)
+        if first != math.inf:
+            heapq.heappush(self._due, (first, len(self._pacers) - 1))
+
+    def next_send(self, t: float) -> float:
+        """The earliest send time not yet taken (``inf`` when every schedule has ended);
+        ``t`` is unused: the schedules advance from their own scheduled times."""
+        if not self._due:
+            return math.inf
+        due, k = heapq.heappop(self._due)
+        following = self._pacers[k].next_send(due)
+        if following != math.inf:
+            heapq.heappush(self._due, (following, k))
+        return due
 
 
 def knee_steps(profile: Profile) -> list[tuple[float, float, float]]:

@@ -12,6 +12,7 @@ from cqrs_lab.domains.bank import domain as bank
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load import CommandMix, OpenPacer, Profile, ZipfKeys, parse_fault, parse_mix
 from cqrs_lab.load.faults import check_fault_names
+from cqrs_lab.load.shapes import SharedPacer
 
 
 def test_step_spike_soak_knee_levels() -> None:
@@ -112,3 +113,32 @@ def test_fault_steps() -> None:
     ):
         with pytest.raises(ConfigError, match=where):
             parse_fault(bad)
+
+
+def test_users_sharing_a_schedule_keep_to_it_while_one_is_held() -> None:
+    """Four users pool their schedules (a quarter of 40/s each): the sends are the four
+    Poisson streams merged, 40/s, whoever takes them. With one user held by slow answers (5 s
+    each) for 50 s, the three others take every send on time; on its own schedule the held
+    user's sends would have been up to 5 s late."""
+    profile = Profile("constant", peak=40.0, duration=100.0)
+    shared = SharedPacer()
+    for k in range(4):
+        shared.join(OpenPacer(profile, 0.25, random.Random(k)), 0.0)
+    free_at = [0.0, 0.0, 0.0, 0.0]  # when each user is free again
+    late: list[float] = []
+    while True:
+        user = min(range(4), key=free_at.__getitem__)  # the first user free takes the next send
+        t = shared.next_send(free_at[user])
+        if t == math.inf:
+            break
+        sent = max(t, free_at[user])
+        late.append(sent - t)
+        free_at[user] = sent + (5.0 if user == 0 and 10 < sent < 60 else 0.005)
+    assert abs(len(late) - 4000) < 4 * math.sqrt(4000)  # Poisson(4000): within 4 sd
+    assert max(late) < 0.05  # never all four held at once
+    own = [OpenPacer(profile, 0.25, random.Random(k)) for k in range(4)]
+    merged = sorted(t for p in own for t in iter(lambda p=p: p.next_send(0.0), math.inf))
+    again = SharedPacer()
+    for k in range(4):
+        again.join(OpenPacer(profile, 0.25, random.Random(k)), 0.0)
+    assert list(iter(lambda: again.next_send(0.0), math.inf)) == merged  # the same sends
