@@ -200,7 +200,9 @@ _EMPTY: Mapping[str, Any] = {}
 Loads = Callable[[Any], Any] | None
 
 
-def _payload_sources(row: Sequence[Any], encoding: str) -> tuple[list[Any], Loads]:
+def _payload_sources(
+    row: Sequence[Any], encoding: str, whole: bool = True
+) -> tuple[list[Any], Loads]:
     """The payloads column of a :func:`page_sql` row and how to parse it: the whole page parsed
     by ``orjson`` in one call where it reads the texts as :mod:`json` does (a JSON text never
     holds a raw NUL, so the NULs between texts become the commas of one array); otherwise
@@ -210,7 +212,7 @@ def _payload_sources(row: Sequence[Any], encoding: str) -> tuple[list[Any], Load
     data = row[_DATA]
     if not _orjson_reads(data):
         return _texts(data, encoding), json.loads
-    if codecs.lookup(encoding).name == "utf-8":
+    if whole and codecs.lookup(encoding).name == "utf-8":
         try:
             parsed: list[Any] = orjson.loads(b"[" + data.replace(b"\x00", b",") + b"]")
             if len(parsed) == row[_COUNT]:
@@ -221,15 +223,16 @@ def _payload_sources(row: Sequence[Any], encoding: str) -> tuple[list[Any], Load
 
 
 def page_columns(
-    row: Sequence[Any], n: int, encoding: str = "utf-8"
+    row: Sequence[Any], n: int, encoding: str = "utf-8", whole: bool = True
 ) -> tuple[list[list[Any]], Loads]:
     """The first ``n`` events of a :func:`page_sql` row (``n`` from :func:`page_extent`;
     ``encoding``: the connection's, ``conn.info.encoding``) as columns in the order of
     :class:`Envelope`'s fields, in position order, with the payloads' sources where the
     payloads go (event ids, stream ids, stream versions, positions, type names, schema
     versions, payload sources, correlation ids, causation ids, recorded at, metadata), and how
-    to parse the sources (None: they are parsed already; see :func:`_payload_sources`)."""
-    sources, loads = _payload_sources(row, encoding)
+    to parse the sources (None: they are parsed already; see :func:`_payload_sources`;
+    ``whole=False``: JSON texts, never the page parsed in one call)."""
+    sources, loads = _payload_sources(row, encoding, whole)
     numbers = _numbers(row[_NUMBERS])
     positions = numbers[1::4].tolist()
     cols: list[list[Any]] = [

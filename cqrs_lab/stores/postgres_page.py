@@ -17,10 +17,12 @@ once (:func:`~cqrs_lab.stores.postgres_decode.decode_page`), of which the collec
 against 67 ms.
 
 A page is a :class:`~collections.abc.Sequence`: ``len``, indexing and slicing, iteration as
-often as wanted (each iteration builds the envelopes again: equal, not the same objects), and
-``==`` against another page or a list of envelopes. Events the quick path does not build (a
-type the registry does not know at the stored schema version, a payload its class refuses, a
-JSON text ``orjson`` refuses) go, from the first such event on, through the event-by-event
+often as wanted (each pass builds its envelopes anew, from payloads of its own: the payloads
+parsed with the page go to the first pass over the whole page, any other pass or index parses
+the JSON texts again, so what one pass's upcasters or caller change never shows in another),
+and ``==`` against another page or a list of envelopes. Events the quick path does not build
+(a type the registry does not know at the stored schema version, a payload its class refuses,
+a JSON text ``orjson`` refuses) go, from the first such event on, through the event-by-event
 path :meth:`~cqrs_lab.stores.postgres.PostgresEventStore.read_all` uses, so a page's
 envelopes are always those ``read_all`` gives.
 """
@@ -35,6 +37,7 @@ from typing import Any, overload
 from cqrs_lab.core import Envelope, EventRegistry
 from cqrs_lab.stores.postgres_decode import (
     NEW_ENVELOPE,
+    Loads,
     build_envelopes,
     page_columns,
 )
@@ -42,7 +45,7 @@ from cqrs_lab.stores.postgres_payloads import Builder, quick_builders
 
 __all__ = ["Page"]
 
-_TNAMES, _SCHEMAS, _TEXTS, _POSITIONS = 4, 5, 6, 3
+_POSITIONS, _TNAMES, _SCHEMAS, _SOURCES = 3, 4, 5, 6
 
 
 class Page(Sequence[Envelope]):
@@ -51,7 +54,8 @@ class Page(Sequence[Envelope]):
     iterated (see the module docstring); ``fallback`` decodes an event the quick path does not,
     as for :func:`~cqrs_lab.stores.postgres_decode.decode_page`."""
 
-    __slots__ = ("_builders", "_cols", "_fallback", "_loads", "_registry")
+    __slots__ = ("_builders", "_cols", "_encoding", "_fallback", "_loads", "_registry", "_row",
+                 "_texts", "_unused")  # fmt: skip
 
     def __init__(
         self,
@@ -64,6 +68,9 @@ class Page(Sequence[Envelope]):
         self._cols, self._loads = page_columns(row, n, encoding)
         self._registry, self._fallback = registry, fallback
         self._builders = quick_builders(self._cols[_TNAMES], self._cols[_SCHEMAS], registry)
+        self._unused = True  # the payloads parsed with the page not yet handed to a decode
+        self._row, self._encoding = row, encoding
+        self._texts: tuple[list[Any], Loads] | None = None  # the JSON texts, once split
 
     def __len__(self) -> int:
         return len(self._cols[_POSITIONS])
@@ -74,8 +81,30 @@ class Page(Sequence[Envelope]):
         positions = self._cols[_POSITIONS]
         return positions[-1] if positions else 0
 
-    def _decoded(self, start: int, stop: int) -> list[Envelope]:
-        return build_envelopes(self._cols, start, stop, self._loads, self._registry, self._fallback)
+    def _sources(self, start: int, stop: int) -> tuple[list[Any], Loads]:
+        """Events ``start`` to ``stop``'s payload sources for one decode, and how to parse
+        them. The payloads parsed with the page go to one decode only, the first of the whole
+        page (a builder or an upcaster may keep or change what it is given); any other decode
+        parses the JSON texts again (split from the row once, on first need)."""
+        if self._loads is not None:
+            return self._cols[_SOURCES][start:stop], self._loads
+        if self._unused and (start, stop) == (0, len(self)):
+            self._unused = False
+            return self._cols[_SOURCES], None
+        if self._texts is None:
+            cols, loads = page_columns(self._row, len(self), self._encoding, whole=False)
+            self._texts = cols[_SOURCES], loads
+        texts, loads = self._texts
+        return texts[start:stop], loads
+
+    def _decoded(
+        self, start: int, stop: int, sources: tuple[list[Any], Loads] | None = None
+    ) -> list[Envelope]:
+        """Events ``start`` to ``stop``, event by event where the quick path does not build
+        them (``sources``: theirs and how to parse them, when the caller holds them)."""
+        cols = [col[start:stop] for col in self._cols]
+        cols[_SOURCES], loads = self._sources(start, stop) if sources is None else sources
+        return build_envelopes(cols, 0, stop - start, loads, self._registry, self._fallback)
 
     def __iter__(self) -> Iterator[Envelope]:
         if self._builders is None:
@@ -88,8 +117,8 @@ class Page(Sequence[Envelope]):
         )
         # a payload's source is read just before it is built, its correlation id just after:
         # a failure to build event k leaves k + 1 sources read and k correlation ids
+        sources, loads = self._sources(0, len(sources))
         unread, later = iter(sources), iter(corrs)
-        loads = self._loads
         parsed = unread if loads is None else map(loads, unread)
         payloads = map(call, map(builders.__getitem__, tnames), parsed)
         built = map(NEW_ENVELOPE, repeat(Envelope), zip(
@@ -102,7 +131,8 @@ class Page(Sequence[Envelope]):
             k = len(sources) - length_hint(unread) - 1
             if k != len(sources) - length_hint(later):
                 raise  # thrown in at the yield by the caller, not a failure to build
-            yield from self._decoded(k, len(sources))  # event k refused: from k on, one by one
+            # event k refused: from k on, one by one (with this pass's sources)
+            yield from self._decoded(k, len(sources), (sources[k:], loads))
 
     @overload
     def __getitem__(self, index: int) -> Envelope: ...

@@ -5,17 +5,24 @@ refuses an event in the middle of a page and the rest goes event by event."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from cqrs_lab.core import ANY, EventRegistry, ManualClock, RawEvent, SequentialIds
+from cqrs_lab.core import ANY, Event, EventRegistry, ManualClock, RawEvent, SequentialIds
 from cqrs_lab.stores.postgres import PostgresEventStore
 from cqrs_lab.stores.postgres_decode import decode_page, page_columns, page_extent
 from cqrs_lab.stores.postgres_page import Page
-from tests.contract.store_contract import Noted
+from tests.contract.store_contract import Noted, Priced
 from tests.postgres.test_pg_page_decode import _page_row, _permuted, _same_envelopes
 
 PAGE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged(Event):
+    tags: list[str]
 
 
 def _store(dsn: str, schema: str) -> PostgresEventStore:
@@ -112,5 +119,42 @@ def test_a_page_parsed_in_one_call_keeps_the_position_order(pg_dsn: str, pg_sche
             held = (r[0], 5, *r[2:])  # the first position not below the horizon: 5
             assert page_extent(held) == (4, 4)
             _same_envelopes(list(Page(held, 4, reg, keep, encoding)), want[:4])
+    finally:
+        store.close()
+
+
+def test_every_pass_decodes_payloads_of_its_own(pg_dsn: str, pg_schema: str) -> None:
+    """Payloads parsed with the page go to one decode only: an upcaster that changes the dict
+    it is given in place, and a caller that changes a payload's list, leave every other pass,
+    and every index, as ``read_all`` gives them."""
+
+    def to_cents(d: dict[str, Any]) -> dict[str, Any]:
+        d["cents"] = d.pop("price") * 100  # in place
+        return d
+
+    def add_currency(d: dict[str, Any]) -> dict[str, Any]:
+        d["currency"] = "EUR"
+        return d
+
+    registry = EventRegistry([Priced, Tagged])
+    registry.upcaster("Priced", 1, to_cents)
+    registry.upcaster("Priced", 2, add_currency)
+    store = PostgresEventStore(pg_dsn, ManualClock(1.0), SequentialIds("u"), registry,
+                               schema=pg_schema, pool_size=2)  # fmt: skip
+    try:
+        for k in range(1, 6):
+            store.append("p", [RawEvent("Priced", 1, {"price": k})], ANY)
+        for k in range(3):
+            store.append("t", [Tagged([f"a{k}", f"b{k}"])], ANY)
+        old, tags = next(store.read_all_pages(0, 5)), next(store.read_all_pages(5, 5))
+        assert old._loads is None and tags._loads is None  # both parsed in one call
+        for page, want in ((old, store.read_all(0, 5)), (tags, store.read_all(5, 5))):
+            assert page[-1] == want[-1]  # an index before the first pass
+            first = list(page)
+            assert first == want
+            for env in first:  # the caller changes what it got
+                if isinstance(env.payload, Tagged):
+                    env.payload.tags.append("changed")
+            assert list(page) == want and page[0] == want[0] and page[1:3] == want[1:3]
     finally:
         store.close()
