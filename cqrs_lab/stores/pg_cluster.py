@@ -5,8 +5,11 @@ without a server of your own. The cluster listens on 127.0.0.1 on a free port (a
 socket inside its folder) and trusts local connections. ``durable=False`` (the default) runs
 with ``fsync``, ``synchronous_commit`` and ``full_page_writes`` off: its data is thrown away,
 so durability buys nothing; ``durable=True`` keeps PostgreSQL's default durability (what a
-benchmark of the write path must measure). As root (``initdb`` refuses root), the folder is
-handed to the ``postgres`` user and the server runs as that user.
+benchmark of the write path must measure). A watchdog process
+(:mod:`cqrs_lab.stores.pg_watchdog`) stops the cluster and removes its folder if the process
+that started it dies without calling :meth:`Cluster.stop` (killed, say, by a timeout). As
+root (``initdb`` refuses root), the folder is handed to the ``postgres`` user and the server
+runs as that user.
 
 >>> from cqrs_lab.stores.pg_cluster import free_port
 >>> 1024 <= free_port() <= 65535
@@ -29,8 +32,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cqrs_lab.errors import ClusterError
@@ -81,6 +85,9 @@ class Cluster:
     root: Path
     port: int
     as_user: list[str]
+    #: the watchdog and the write end of its pipe (see :mod:`cqrs_lab.stores.pg_watchdog`)
+    watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    guard: int | None = field(default=None, repr=False)
 
     @property
     def data(self) -> Path:
@@ -103,6 +110,39 @@ class Cluster:
                 self.run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "stop", "-m", "fast")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            self._release_watchdog()
+
+    def _release_watchdog(self) -> None:
+        """Close the pipe's write end: the watchdog finds nothing left to do and exits."""
+        guard, self.guard = self.guard, None
+        if guard is not None:
+            os.close(guard)
+        if self.watchdog is not None:
+            try:
+                self.watchdog.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.watchdog.kill()
+                self.watchdog.wait()
+
+
+def _start_watchdog(cluster: Cluster) -> None:
+    """Start the cluster's watchdog (see :mod:`cqrs_lab.stores.pg_watchdog`), holding the read
+    end of a pipe whose write end stays with this process only."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, False)
+    try:
+        cluster.watchdog = subprocess.Popen(
+            [sys.executable, "-m", "cqrs_lab.stores.pg_watchdog", str(read_end),
+             str(cluster.root), str(cluster.bindir / "pg_ctl"), *cluster.as_user],
+            pass_fds=(read_end,), start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)
+    cluster.guard = write_end
 
 
 def start_cluster(*, durable: bool = False, max_connections: int = 100) -> Cluster:
@@ -131,6 +171,7 @@ def start_cluster(*, durable: bool = False, max_connections: int = 100) -> Clust
         ]  # fmt: skip
     cluster = Cluster(bindir, root, free_port(), as_user)
     try:
+        _start_watchdog(cluster)
         cluster.run(
             str(bindir / "initdb"), "-D", str(cluster.data), "-U", "postgres",
             "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync",
