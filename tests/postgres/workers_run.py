@@ -20,14 +20,14 @@ __all__ = ["two_workers_run"]
 def two_workers_run(
     pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, int]]:
-    """The run's folder and exit code: 120 commands/s offered for 5 s, 50 accounts, two
+    """The run's folder and exit code: 120 tasks/s offered for 10 s, 50 accounts, two
     server workers and a saga worker on a database of its own (dropped afterwards)."""
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE workers2")
     out = tmp_path_factory.mktemp("workers2") / "run"
     store = f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/workers2"
     opts = LoadTestOptions(
-        rate=120.0, duration=5.0, out=str(out), accounts=50, store=store, server_workers=2
+        rate=120.0, duration=10.0, out=str(out), accounts=50, store=store, server_workers=2
     )
     try:
         try:
