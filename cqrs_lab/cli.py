@@ -65,7 +65,7 @@ COMMANDS = (
     CommandModule("cqrs_lab.checks.cli", (("check", "check histories (JSON Lines)"),), "sim"),
     CommandModule("cqrs_lab.http.cli", (("serve", "serve a domain over HTTP"),), "http"),
     CommandModule(
-        "cqrs_lab.stores.project_cli",
+        "cqrs_lab.stores.cli",
         (("project", "run a domain's sagas as competing workers on PostgreSQL"),),
         "postgres",
     ),

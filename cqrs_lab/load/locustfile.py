@@ -195,7 +195,7 @@ class LabUser(FastHttpUser):
 
     def _sleep_until_scheduled(self, pacer: SharedPacer) -> None:
         now = time.monotonic() - _T0[0]
-        nxt = pacer.next_send(now)
+        nxt = pacer.next_send()
         self.scheduled = _T0[0] + nxt if nxt != float("inf") else None
         if self.scheduled is None:
             self._sleep(3600.0)  # the profile is over; Locust's run time stops us

@@ -141,7 +141,7 @@ class SharedPacer:
     >>> profile = Profile("constant", peak=10.0, duration=5.0)
     >>> for k in range(2):
     ...     shared.join(OpenPacer(profile, 0.5, random.Random(k)), 0.0)
-    >>> sends = list(iter(lambda: shared.next_send(0.0), math.inf))
+    >>> sends = list(iter(shared.next_send, math.inf))
     >>> sends == sorted(sends) and 20 < len(sends) < 80
     True
     """
@@ -157,9 +157,9 @@ class SharedPacer:
         if first != math.inf:
             heapq.heappush(self._due, (first, len(self._pacers) - 1))
 
-    def next_send(self, t: float) -> float:
-        """The earliest send time not yet taken (``inf`` when every schedule has ended);
-        ``t`` is unused: the schedules advance from their own scheduled times."""
+    def next_send(self) -> float:
+        """The earliest send time not yet taken (``inf`` when every schedule has ended): the
+        schedules advance from their own scheduled times, never from the caller's clock."""
         if not self._due:
             return math.inf
         due, k = heapq.heappop(self._due)

@@ -267,18 +267,14 @@ NEW_ENVELOPE = tuple.__new__
 
 def build_envelopes(
     cols: list[list[Any]],
-    start: int,
-    stop: int,
     loads: Loads,
     registry: EventRegistry,
     fallback: Callable[[Envelope], Envelope],
 ) -> list[Envelope]:
-    """The envelopes of events ``start`` to ``stop`` (excluded) of :func:`page_columns`: each
-    payload built straight into its class when the registry knows its type at the stored
-    schema version; any other event handed in stored form to ``fallback`` (which upcasts it,
-    or keeps it stored)."""
-    if (start, stop) != (0, len(cols[0])):
-        cols = [col[start:stop] for col in cols]
+    """The envelopes of the events in columns as :func:`page_columns` gives them (or a slice
+    of each): each payload built straight into its class when the registry knows its type at
+    the stored schema version; any other event handed in stored form to ``fallback`` (which
+    upcasts it, or keeps it stored)."""
     eids, sids, versions, positions, tnames, schemas, sources, corrs, causes, ats, metas = cols
     payloads, missed = build_payloads(tnames, schemas, sources, loads, registry)
     del sources
@@ -301,4 +297,4 @@ def decode_page(
     """The first ``n`` envelopes of a :func:`page_sql` row, all decoded at once (see
     :func:`page_columns` and :func:`build_envelopes`)."""
     cols, loads = page_columns(row, n, encoding)
-    return build_envelopes(cols, 0, n, loads, registry, fallback)
+    return build_envelopes(cols, loads, registry, fallback)

@@ -104,7 +104,7 @@ class Page(Sequence[Envelope]):
         them (``sources``: theirs and how to parse them, when the caller holds them)."""
         cols = [col[start:stop] for col in self._cols]
         cols[_SOURCES], loads = self._sources(start, stop) if sources is None else sources
-        return build_envelopes(cols, 0, stop - start, loads, self._registry, self._fallback)
+        return build_envelopes(cols, loads, self._registry, self._fallback)
 
     def __iter__(self) -> Iterator[Envelope]:
         if self._builders is None:

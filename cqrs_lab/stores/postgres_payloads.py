@@ -87,7 +87,12 @@ def quick_builders(
     versions) can be built straight from its payload: each type known to the registry, all
     at one schema version, the one every event was stored at. None otherwise: the page goes
     event by event (:func:`build_payloads`)."""
-    kinds = _kinds(tnames, registry)
+    return _quick(_kinds(tnames, registry), schemas)
+
+
+def _quick(
+    kinds: dict[str, tuple[int, Builder] | None], schemas: list[int]
+) -> dict[str, Builder] | None:
     versions = {kind[0] if kind is not None else None for kind in kinds.values()}
     if None in versions or len(versions) != 1 or set(schemas) != versions:
         return None
@@ -106,14 +111,14 @@ def build_payloads(
     parsed payloads), and the indexes of those left in stored form (a :class:`RawEvent`): a
     type the registry does not know at the stored schema version, or a payload its builder
     refuses."""
-    builders = quick_builders(tnames, schemas, registry)
+    kinds = _kinds(tnames, registry)
+    builders = _quick(kinds, schemas)
     if builders is not None:
         try:  # every event known at its stored version: no Python code but the builders
             parsed = sources if loads is None else map(loads, sources)
             return list(map(call, map(builders.__getitem__, tnames), parsed)), []
         except Exception:  # one event the quick way does not build: event by event
             pass
-    kinds = _kinds(tnames, registry)
     payloads: list[Any] = []
     append = payloads.append
     missed: list[int] = []
