@@ -167,9 +167,10 @@ def test_the_knee_rule_judges_the_server_cpu_against_its_limit() -> None:
 
 @pytest.mark.slow
 def test_a_load_test_runs_its_server_under_the_limit(tmp_path: Path) -> None:
-    # about 420 commands/s and 840 requests/s offered: more than 0.3 core of server work
+    # about 420 commands/s and 840 requests/s offered: well over 0.2 core of server work (at
+    # 0.3 it bound in under a fifth of the periods in two fresh-clone runs, 0.14 and 0.18)
     opts = LoadTestOptions(
-        rate=700.0, duration=4.0, out=str(tmp_path / "run"), server_cpus=0.3, audit=False
+        rate=700.0, duration=4.0, out=str(tmp_path / "run"), server_cpus=0.2, audit=False
     )
     try:
         path, code = run_loadtest(opts)
@@ -178,11 +179,11 @@ def test_a_load_test_runs_its_server_under_the_limit(tmp_path: Path) -> None:
     assert code == 0
     recorded = json.loads((path / "run.json").read_text())["server_cpu_limit"]
     assert set(recorded) == {"cores", "period_s", "throttled_periods", "periods", "throttled_s"}
-    assert (recorded["cores"], recorded["period_s"]) == (0.3, 0.01)
+    assert (recorded["cores"], recorded["period_s"]) == (0.2, 0.01)
     s = load_results(path).summary
     row = s.iloc[0]
-    assert 0.1 < row["server_cpu"] <= 0.35
-    assert row["server_cpu_limit"] == 0.3
+    assert 0.1 < row["server_cpu"] <= 0.25
+    assert row["server_cpu_limit"] == 0.2
     assert row["server_cpu_throttled"] > 0.2  # the limit bound under this load
     text = format_summary(s)
     assert "server CPU limit (cores)" in text and "server throttled (share of periods)" in text
