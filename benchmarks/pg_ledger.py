@@ -20,9 +20,9 @@ from typing import Any
 
 from benchmarks.workload_w1 import ACCOUNTS, OPENING_BALANCE
 from cqrs_lab.core import CallableClock, EventRegistry, SequentialIds
-from cqrs_lab.core.readmodel import Progress
 from cqrs_lab.domains.bank.messages import AccountOpened, Deposited, Withdrawn
-from cqrs_lab.stores.postgres import PostgresEventStore, PostgresTracking, Reader
+from cqrs_lab.stores.postgres import PostgresEventStore, Reader
+from cqrs_lab.stores.postgres_catch_up import catch_up_tables
 
 REGISTRY = EventRegistry([AccountOpened, Deposited, Withdrawn])
 CLOCK = CallableClock(time.monotonic)  # one clock for every thread and process of the machine
@@ -194,24 +194,41 @@ UPSERT = (
 )
 
 
-def catch_up_into_table(dsn: str, table: str, page: int = 1000) -> tuple[float, int]:
-    """Catch up from position 0 into a PostgreSQL table {account: balance}, effectively-once:
-    per page, the table's changes and the tracking record in one transaction (the lab's
-    ``PostgresTracking``). (seconds, events)."""
+class BalancesTable:
+    """The balances read model as a :class:`~cqrs_lab.stores.postgres_catch_up.TableView`:
+    pages folded into {account: change} in memory, written as one upsert per commit."""
+
+    def __init__(self, table: str) -> None:
+        self.upsert = UPSERT.format(table=table)
+        self.pending: dict[str, int] = {}
+
+    def fold(self, events: Sequence[Any]) -> None:
+        pending = self.pending
+        for account, change in deltas([env.payload for env in events]).items():
+            pending[account] = pending.get(account, 0) + change
+
+    def flush(self, store: PostgresEventStore) -> None:
+        store.execute(self.upsert, (list(self.pending), list(self.pending.values())))
+        self.pending = {}
+
+    def discard(self) -> None:
+        self.pending = {}
+
+
+def catch_up_into_table(
+    dsn: str, table: str, page: int = 1000, commit_every: float = 0.1
+) -> tuple[float, int, int]:
+    """Catch up from position 0 into a PostgreSQL table {account: balance}, effectively-once,
+    with the lab's ``catch_up_tables``: the table's changes and the tracking record in one
+    transaction every ``commit_every`` seconds (0: every page). (seconds, events,
+    transactions)."""
     store = open_store(dsn, "v", pool_size=2)  # the reading connection and the writing one
-    tracking = PostgresTracking(store)
     store.execute(f"CREATE TABLE {table} (account text PRIMARY KEY, balance bigint NOT NULL)")
-    upsert = UPSERT.format(table=table)
-    events = 0
     try:
         start = time.perf_counter()
-        for envs in store.read_all_pages(0, page):
-            changes = deltas([env.payload for env in envs])
-            with store.batch():
-                store.execute(upsert, (list(changes), list(changes.values())))
-                tracking.commit(table, Progress(envs[-1].position))
-            events += len(envs)
-        return time.perf_counter() - start, events
+        done = catch_up_tables(store, table, BalancesTable(table), page=page,
+                               commit_every=commit_every)  # fmt: skip
+        return time.perf_counter() - start, done.events, done.transactions
     finally:
         store.close()
 

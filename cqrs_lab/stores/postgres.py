@@ -15,10 +15,15 @@ Typical use (needs a running server)::
     with store.batch():  # one transaction: the read model's rows and its tracking record
         store.execute("UPDATE balances SET balance = balance + %s WHERE account = %s", (5, "a1"))
         tracking.commit("balances", progress)
+
+A read model in tables that folds in memory and writes its changes in few transactions
+(the rows and the tracking record together, every 100 ms by default) catches up with
+:func:`~cqrs_lab.stores.postgres_catch_up.catch_up_tables`.
 """
 
 from __future__ import annotations
 
+from cqrs_lab.stores.postgres_catch_up import CatchUp, TableView, catch_up_tables
 from cqrs_lab.stores.postgres_reader import READERS, Reader
 from cqrs_lab.stores.postgres_records import (
     PgPruner,
@@ -31,6 +36,7 @@ from cqrs_lab.stores.postgres_store import PostgresEventStore
 
 __all__ = [
     "READERS",
+    "CatchUp",
     "PgPruner",
     "PostgresCheckpoints",
     "PostgresEventStore",
@@ -38,4 +44,6 @@ __all__ = [
     "PostgresResponseRecords",
     "PostgresTracking",
     "Reader",
+    "TableView",
+    "catch_up_tables",
 ]

@@ -1,0 +1,245 @@
+"""``catch_up_tables``: a read model in PostgreSQL tables caught up effectively once, in
+few transactions. The view below adds to its rows (an event applied twice shows), so every
+test compares the table with the log's own count, after crashes at every point, a second
+catch-up committing under the first, and positions tracked above the watermark."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from cqrs_lab.core import ANY, Envelope, EventRegistry, ManualClock, SequentialIds
+from cqrs_lab.errors import ConfigError, LostSlot
+from cqrs_lab.stores.postgres import PostgresEventStore
+from cqrs_lab.stores.postgres_catch_up import CatchUp, catch_up_tables
+from tests.contract.store_contract import Noted
+
+PAGE = 10
+EVENTS = 57  # six pages, the last one short
+
+
+class Boom(Exception):
+    pass
+
+
+class Counts:
+    """Events per stream, in table ``counts`` (added to, never set)."""
+
+    def __init__(self, fail_fold: int | None = None, fail_flush: int | None = None) -> None:
+        self.pending: dict[str, int] = {}
+        self.folds = self.flushes = 0
+        self.fail_fold, self.fail_flush = fail_fold, fail_flush
+        self.during_fold: list[object] = []
+
+    def fold(self, events: Sequence[Envelope]) -> None:
+        self.folds += 1
+        for n, env in enumerate(events):
+            if self.folds == self.fail_fold and n == len(events) // 2:
+                raise Boom(f"fold {self.folds}")
+            self.pending[env.stream_id] = self.pending.get(env.stream_id, 0) + 1
+        for hook in self.during_fold:
+            hook()  # type: ignore[operator]
+
+    def flush(self, store: PostgresEventStore) -> None:
+        self.flushes += 1
+        store.execute(
+            "INSERT INTO counts SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+            "ON CONFLICT (stream) DO UPDATE SET n = counts.n + excluded.n",
+            (list(self.pending), list(self.pending.values())),
+        )
+        if self.flushes == self.fail_flush:
+            raise Boom(f"flush {self.flushes}")  # after the rows went in: they roll back
+        self.pending.clear()
+
+    def discard(self) -> None:
+        self.pending.clear()
+
+
+def _store(dsn: str, schema: str) -> PostgresEventStore:
+    store = PostgresEventStore(dsn, ManualClock(1_700_000_000.0), SequentialIds("c"),
+                               EventRegistry([Noted]), schema=schema, pool_size=2)  # fmt: skip
+    store.execute("CREATE TABLE IF NOT EXISTS counts (stream text PRIMARY KEY, n bigint)")
+    return store
+
+
+def _log(store: PostgresEventStore) -> dict[str, int]:
+    want: dict[str, int] = {}
+    for k in range(EVENTS):
+        stream = f"s{k % 7}"
+        store.append(stream, [Noted(f"n{k}")], ANY)
+        want[stream] = want.get(stream, 0) + 1
+    return want
+
+
+def _table(store: PostgresEventStore) -> dict[str, int]:
+    return {s: int(n) for s, n in store.query("SELECT stream, n FROM counts")}
+
+
+def _watermark(store: PostgresEventStore, key: str) -> int:
+    return int(store.query("SELECT watermark FROM tracking WHERE key = %s", (key.encode(),))[0][0])
+
+
+def test_commits_follow_the_interval_and_the_cap(pg_dsn: str, pg_schema: str) -> None:
+    store = _store(pg_dsn, pg_schema)
+    try:
+        want = _log(store)
+        every_page = catch_up_tables(store, "a", Counts(), page=PAGE, commit_every=0)
+        assert every_page == CatchUp(EVENTS, 6, EVENTS)
+        assert _table(store) == want
+        store.execute("TRUNCATE counts")
+        one = catch_up_tables(store, "b", Counts(), page=PAGE, commit_every=60.0)
+        assert one == CatchUp(EVENTS, 1, EVENTS)  # the interval never passed: once at the end
+        assert _table(store) == want
+        store.execute("TRUNCATE counts")
+        ticks = itertools.count()  # each clock reading a second on: a commit every 2 pages
+        timed = catch_up_tables(store, "c", Counts(), page=PAGE, commit_every=2,
+                                clock=lambda: next(ticks))  # fmt: skip
+        assert timed == CatchUp(EVENTS, 3, EVENTS)
+        store.execute("TRUNCATE counts")
+        capped = catch_up_tables(store, "d", Counts(), page=PAGE, commit_every=60.0, max_pending=25)
+        assert capped.transactions == 2  # 30 events (three pages), then the last 27 at the end
+        assert _table(store) == want and _watermark(store, "d") == EVENTS
+        again = catch_up_tables(store, "d", Counts(), page=PAGE)
+        assert again == CatchUp(0, 0, EVENTS) and _table(store) == want  # nothing twice
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("where", ["fold", "flush"])
+def test_a_crash_at_any_point_loses_and_repeats_nothing(
+    pg_dsn: str, pg_schema: str, where: str
+) -> None:
+    store = _store(pg_dsn, pg_schema)
+    try:
+        want = _log(store)
+        crashes = 0
+        for n in range(1, 8):
+            store.execute("TRUNCATE counts")
+            store.execute("DELETE FROM tracking")
+            key = f"{where}-{n}"
+            view = Counts(**{f"fail_{where}": n})
+            before = 0
+            while True:  # the crashed catch-up is simply run again, as a restarted worker
+                try:
+                    result = catch_up_tables(store, key, view, page=PAGE, commit_every=0)
+                    assert result.events == EVENTS - before  # from the record on
+                    break
+                except Boom:
+                    crashes += 1
+                    assert not view.pending  # discarded: the next run folds from the record
+                    before = _watermark(store, key)
+                    assert sum(_table(store).values()) == before
+            assert _table(store) == want, (where, n)
+            assert _watermark(store, key) == EVENTS
+        assert crashes == 6  # the 7th fold or flush never comes: six pages, one commit each
+    finally:
+        store.close()
+
+
+def test_a_second_catch_up_committing_underneath_stops_the_first(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    store, other = _store(pg_dsn, pg_schema), _store(pg_dsn, pg_schema)
+    try:
+        want = _log(store)
+        first = Counts()
+        ran: list[CatchUp] = []
+
+        def rival() -> None:  # while the first folds its third page, after two commits
+            if first.folds == 3 and not ran:
+                ran.append(catch_up_tables(other, "v", Counts(), page=PAGE, commit_every=60))
+
+        first.during_fold.append(rival)
+        with pytest.raises(LostSlot, match="another catch-up of the same view"):
+            catch_up_tables(store, "v", first, page=PAGE, commit_every=0)
+        assert ran == [CatchUp(EVENTS - 2 * PAGE, 1, EVENTS)]
+        assert _table(store) == want and _watermark(store, "v") == EVENTS
+    finally:
+        other.close()
+        store.close()
+
+
+def test_positions_tracked_above_the_watermark_are_not_folded_again(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    store = _store(pg_dsn, pg_schema)
+    try:
+        want = _log(store)
+        done = [e for e in store.read_all(0) if e.position in (3, 12, 40)]
+        for env in done:  # applied out of order by someone else, tracked above watermark 0
+            want[env.stream_id] -= 1
+        store.execute("INSERT INTO tracking VALUES (%s, 0, '[3, 12, 40]')", (b"above",))
+        result = catch_up_tables(store, "above", Counts(), page=PAGE, commit_every=0)
+        assert result.events == EVENTS - 3 and _table(store) == {s: n for s, n in want.items() if n}
+        assert store.query("SELECT above FROM tracking WHERE key = %s", (b"above",)) == [("[]",)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"page": 0}, "page=0"),
+        ({"commit_every": -1}, "commit_every=-1"),
+        ({"commit_every": float("nan")}, "commit_every=nan"),
+        ({"max_pending": 0}, "max_pending=0"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_runs(
+    pg_dsn: str, pg_schema: str, kwargs: dict[str, float], names: str
+) -> None:
+    store = _store(pg_dsn, pg_schema)
+    try:
+        with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
+            catch_up_tables(store, "x", Counts(), **kwargs)  # type: ignore[arg-type]
+        assert store.query("SELECT count(*) FROM tracking") == [(0,)]
+    finally:
+        store.close()
+
+
+_KILLED = """
+import sys, time
+from tests.postgres.test_pg_catch_up import Counts, _store
+from cqrs_lab.stores.postgres_catch_up import catch_up_tables
+
+class Slow(Counts):
+    def fold(self, events):
+        super().fold(events)
+        time.sleep(0.05)  # a slow projection: killed while it folds, between commits
+
+store = _store(sys.argv[1], sys.argv[2])
+catch_up_tables(store, "killed", Slow(), page=5, commit_every=0.12)
+"""
+
+
+def test_a_catch_up_killed_mid_interval_loses_and_repeats_nothing(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    store = _store(pg_dsn, pg_schema)
+    try:
+        want = _log(store)
+        proc = subprocess.Popen([sys.executable, "-c", _KILLED, pg_dsn, pg_schema])
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and proc.poll() is None:
+                rows = store.query("SELECT watermark FROM tracking WHERE key = 'killed'")
+                if rows and int(rows[0][0]) > 0:
+                    break  # one commit in; the next page is being folded
+                time.sleep(0.01)
+            time.sleep(0.07)
+            assert proc.poll() is None, "the catch-up ended before it could be killed"
+        finally:
+            proc.kill()
+            proc.wait()
+        left = _watermark(store, "killed")
+        assert 0 < left < EVENTS
+        assert sum(_table(store).values()) == left  # what committed is exactly the record
+        result = catch_up_tables(store, "killed", Counts(), page=PAGE)
+        assert result.events == EVENTS - left and _table(store) == want
+    finally:
+        store.close()
