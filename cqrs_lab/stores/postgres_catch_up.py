@@ -65,7 +65,12 @@ class CatchUp:
     position: int
 
 
-def _check(page: int, commit_every: float, max_pending: int) -> None:
+def _check(store: object, page: int, commit_every: float, max_pending: int) -> None:
+    if not isinstance(store, PostgresEventStore):
+        raise ConfigError(
+            f"catch_up_tables(store={type(store).__name__}): pass a PostgresEventStore (the "
+            "tables and the tracking record live in its database)"
+        )
     if type(page) is not int or page < 1:
         raise ConfigError(f"catch_up_tables(page={page!r}): events per read; pass an int >= 1")
     if not isinstance(commit_every, int | float) or not 0 <= commit_every < float("inf"):
@@ -99,7 +104,7 @@ def catch_up_tables(
     commit left them, and calling this again carries on from there. Needs a store with
     ``pool_size`` of 2 or more to read and write at once (it reads page by page otherwise).
     """
-    _check(page, commit_every, max_pending)
+    _check(store, page, commit_every, max_pending)
     key = _check_key(key, "catch_up_tables")
     with store.batch():  # the record exists from here on, so every commit can fence on it
         store.execute(

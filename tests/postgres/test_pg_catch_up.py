@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -198,6 +199,17 @@ def test_bad_settings_are_refused_before_anything_runs(
         with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
             catch_up_tables(store, "x", Counts(), **kwargs)  # type: ignore[arg-type]
         assert store.query("SELECT count(*) FROM tracking") == [(0,)]
+    finally:
+        store.close()
+
+
+def test_a_store_other_than_postgresql_is_refused(tmp_path: Path) -> None:
+    from cqrs_lab.stores import SqliteEventStore
+
+    store = SqliteEventStore(tmp_path / "log.db", ManualClock(0.0), SequentialIds("s"))
+    try:
+        with pytest.raises(ConfigError, match="store=SqliteEventStore"):
+            catch_up_tables(store, "x", Counts())  # type: ignore[arg-type]
     finally:
         store.close()
 
