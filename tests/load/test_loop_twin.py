@@ -14,7 +14,7 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration_inputs import quantiles, window
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
-from cqrs_lab.load.loop_calibration import calibrate_loop, sim_cpu
+from cqrs_lab.load.loop_calibration import calibrate_loop, client_offsets, sim_cpu
 from cqrs_lab.load.loop_stages import idle_gaps, stage_calls
 from cqrs_lab.load.loop_twin import (
     LoopCalibration,
@@ -190,3 +190,20 @@ def test_the_closing_table_names_every_figure_the_trends_and_the_knee(
     assert "command latency p50 (ms)" in text and "+10%" in text
     assert "trends: 1 of 1 adjacent-level changes agree in sign" in text
     assert text.splitlines()[-1].startswith(f"knee: measured {knee.capacity_per_s:.0f}")
+
+
+@pytest.mark.slow
+def test_one_disturbed_calibration_run_does_not_move_the_clients_offsets(
+    light: LoadResult, cal: LoopCalibration
+) -> None:
+    steady = measure(light, 1.0)
+    stalled = {**steady, "command_latency_p99_s": steady["command_latency_p99_s"] + 0.05,
+               "lag_p95_s": steady["lag_p95_s"] + 0.02}  # fmt: skip
+    alone = client_offsets(cal, [steady], cal.anchor_rate, 1)
+    three = client_offsets(cal, [steady, stalled, steady], cal.anchor_rate, 1)
+    assert three.latency_offset_s == alone.latency_offset_s
+    assert three.lag_offset_s == alone.lag_offset_s
+    two_of_three = client_offsets(cal, [stalled, steady, stalled], cal.anchor_rate, 1)
+    assert two_of_three.latency_offset_s["p99"] == pytest.approx(
+        alone.latency_offset_s["p99"] + 0.05
+    )  # a stall in most runs is the level's, and counts
