@@ -74,9 +74,20 @@ class _SystemMonotonic:
         return time.monotonic()
 
 
+#: writer 0 holds every this-many-th transaction's commit back for a while (seconds, drawn)
+STRAGGLE_EVERY, STRAGGLE_S = 64, (0.2, 0.4)
+
+
 def write(dsn: str, schema: str, writer: int, events: int, seed: int, pause_p: float) -> float:
-    """Append ``events`` events; returns the seconds it took (runs in a writer process)."""
+    """Append ``events`` events; returns the seconds it took (runs in a writer process).
+
+    Writer 0 is also a straggler: every :data:`STRAGGLE_EVERY`-th transaction of its own it
+    holds its commit back for 0.2-0.4 s after taking its positions, long enough for a
+    follower that is behind the head (a busy machine) to read past the gap while it is
+    open. The short pauses alone left the naive followers nothing to skip once in a test
+    run whose followers lagged the writers."""
     rng = random.Random(seed)
+    transactions = 0
     store = PostgresEventStore(
         dsn, _SystemMonotonic(), SequentialIds(f"w{writer}-"), schema=schema, pool_size=1
     )
@@ -85,6 +96,8 @@ def write(dsn: str, schema: str, writer: int, events: int, seed: int, pause_p: f
     try:
         while written < events:
             with store.batch():  # one transaction of 1-3 appends of 1-8 events
+                transactions += 1
+                straggle = writer == 0 and transactions % STRAGGLE_EVERY == 0
                 for _ in range(rng.randint(1, 3)):
                     k = min(rng.randint(1, 8), events - written)
                     batch = [RawEvent("Ticked", 1, {"writer": writer, "n": written + i})
@@ -95,6 +108,8 @@ def write(dsn: str, schema: str, writer: int, events: int, seed: int, pause_p: f
                         time.sleep(rng.uniform(0.0005, 0.004))
                     if written >= events:
                         break
+                if straggle:
+                    time.sleep(rng.uniform(*STRAGGLE_S))
     finally:
         store.close()
     return time.monotonic() - start
