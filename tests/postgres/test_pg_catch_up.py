@@ -255,3 +255,42 @@ def test_a_catch_up_killed_mid_interval_loses_and_repeats_nothing(
         assert result.events == EVENTS - left and _table(store) == want
     finally:
         store.close()
+
+
+def test_two_catch_ups_of_one_view_at_once_apply_every_event_once(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """Two threads, each its own store, racing on one view from the start: each commit
+    waits on the other's row lock or misses the fence; whatever each ends with, the table
+    counts every event once."""
+    import threading
+
+    def race(store: PostgresEventStore, key: str, start: threading.Barrier,
+             outcomes: list[object]) -> None:  # fmt: skip
+        start.wait()
+        try:
+            outcomes.append(catch_up_tables(store, key, Counts(), page=3, commit_every=0))
+        except LostSlot as lost:
+            outcomes.append(lost)
+
+    stores = [_store(pg_dsn, pg_schema) for _ in range(2)]
+    try:
+        want = _log(stores[0])
+        for round_ in range(5):
+            key = f"race-{round_}"
+            stores[0].execute("TRUNCATE counts")
+            start = threading.Barrier(2)
+            outcomes: list[object] = []
+            threads = [threading.Thread(target=race, args=(s, key, start, outcomes))
+                       for s in stores]  # fmt: skip
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert len(outcomes) == 2
+            assert _table(stores[0]) == want and _watermark(stores[0], key) == EVENTS
+            done = sum(o.events for o in outcomes if isinstance(o, CatchUp))
+            assert done <= EVENTS  # between them, never an event applied twice
+    finally:
+        for store in stores:
+            store.close()
