@@ -6,6 +6,7 @@ timings on ``/metrics`` and ``--stages-csv PATH`` also writes the raw samples on
 where, on which store, and where the API docs are (:func:`start_line`). Process-wide
 settings belong here, to the entry point, never to the app: the garbage collector is
 frozen once the app is up and again as the log grows (``--gc-freeze-every``, 0: never;
+:class:`CollectorFreezer`, called by the app's lifespan wrapper
 :class:`~cqrs_lab.http.serve_process.ServeLifespan`), and uvicorn runs with the guarded
 protocol (:func:`~cqrs_lab.http.serve_process.run_uvicorn`).
 
@@ -29,7 +30,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from cqrs_lab.core import DELIVERY_POLICIES
+from cqrs_lab.core import DELIVERY_POLICIES, Engine
 from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
@@ -37,7 +38,7 @@ from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
 from cqrs_lab.stores.store_urls import shown_store
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
-__all__ = ["ServeLifespan", "register", "run_uvicorn", "serve", "start_line"]
+__all__ = ["CollectorFreezer", "ServeLifespan", "register", "run_uvicorn", "serve", "start_line"]
 
 log = logging.getLogger("cqrs_lab.http.cli")
 
@@ -113,8 +114,11 @@ def serve(args: argparse.Namespace) -> int:
         if stages is not None and args.stages_csv:
             stages.write_csv(args.stages_csv)
 
-    every = args.gc_freeze_every if args.gc_freeze_every > 0 else None
-    served = ServeLifespan(app, app.state.engine, every, write_stages)
+    if args.gc_freeze_every > 0:
+        freezer = CollectorFreezer(app.state.engine, args.gc_freeze_every)
+        served = ServeLifespan(app, freezer.start, freezer.tick, write_stages)
+    else:
+        served = ServeLifespan(app, on_shutdown=write_stages)
     fd = args.listen_fd
     pauses = stages.collector_callback() if stages is not None else None
     if pauses is not None:  # the collector's pauses as a stage (this process only)
@@ -135,6 +139,30 @@ def serve(args: argparse.Namespace) -> int:
         if pauses is not None:
             gc.callbacks.remove(pauses)
     return 0
+
+
+class CollectorFreezer:
+    """The served process's collector policy (this entry point's, process-wide): once the
+    app has started, ``gc.collect()`` and ``gc.freeze()`` (:meth:`start`); then
+    ``gc.freeze()`` again each time the log has grown by ``every`` events (:meth:`tick`,
+    called every half second). Full collections then stop walking the framework and the
+    ever-growing log (measured: 100 ms pauses every half second under load without it);
+    frozen objects are still freed by reference counting when they are dropped."""
+
+    def __init__(self, engine: Engine, every: int) -> None:
+        self.engine, self.every = engine, every
+        self.frozen_at = 0
+
+    def start(self) -> None:
+        gc.collect()
+        gc.freeze()
+        self.frozen_at = self.engine.store.head_position
+
+    def tick(self) -> None:
+        head = self.engine.store.head_position
+        if head - self.frozen_at >= self.every:
+            gc.freeze()
+            self.frozen_at = head
 
 
 def register(sub: Any) -> None:

@@ -1,22 +1,21 @@
-"""The ``serve`` process: uvicorn with the guarded protocol (:func:`run_uvicorn`), and the
-process-wide garbage-collector policy around the app's lifespan (:class:`ServeLifespan`).
+"""The ``serve`` process: uvicorn with the guarded protocol (:func:`run_uvicorn`), and hooks
+around the app's lifespan (:class:`ServeLifespan`).
 
-Used by the entry point, ``cqrs-lab serve`` (:mod:`cqrs_lab.http.cli`), only: process-wide
-settings belong to it, never to an app a test or notebook embeds.
+Used by the entry point, ``cqrs-lab serve`` (:mod:`cqrs_lab.http.cli`), only; the
+process-wide settings it hooks in (the collector's) are the entry point's own, never set
+here nor by an app a test or notebook embeds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib.util
 import socket
 import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from cqrs_lab.core import Engine
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
 
@@ -81,26 +80,22 @@ def run_uvicorn(
 class ServeLifespan:
     """An ASGI wrapper for the ``serve`` process only, around the app's own lifespan.
 
-    Once the app has started: ``gc.collect()`` and ``gc.freeze()``, then ``gc.freeze()``
-    again each time the log has grown by ``gc_freeze_every`` events (checked every
-    ``period`` seconds; None: never). Full collections then stop walking the framework and
-    the ever-growing log (measured: 100 ms pauses every half second under load without
-    it); frozen objects are still freed by reference counting when they are dropped.
-    Once the app has shut down (its driver drained): ``on_shutdown()``, before uvicorn
-    hands the stopping signal back to the process.
+    Once the app has started: ``on_started()``, then ``on_tick()`` every ``period`` seconds
+    until shutdown (the entry point passes its collector policy: :class:`~cqrs_lab.http.
+    cli.CollectorFreezer`). Once the app has shut down (its driver drained):
+    ``on_shutdown()``, before uvicorn hands the stopping signal back to the process.
     """
 
     def __init__(
         self,
         app: Any,
-        engine: Engine,
-        gc_freeze_every: int | None,
+        on_started: Callable[[], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
         on_shutdown: Callable[[], None] | None = None,
         period: float = 0.5,
     ) -> None:
-        self.app, self.engine, self.every, self.period = app, engine, gc_freeze_every, period
-        self.on_shutdown = on_shutdown
-        self.frozen_at = 0
+        self.app, self.period = app, period
+        self.on_started, self.on_tick, self.on_shutdown = on_started, on_tick, on_shutdown
         self.task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -109,10 +104,11 @@ class ServeLifespan:
             return
 
         async def observed(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete" and self.every is not None:
-                self.freeze()
-                watch = self._watch(self.every)
-                self.task = asyncio.create_task(watch, name="cqrs-gc-freeze")
+            if message["type"] == "lifespan.startup.complete":
+                if self.on_started is not None:
+                    self.on_started()
+                if self.on_tick is not None:
+                    self.task = asyncio.create_task(self._ticks(self.on_tick), name="cqrs-tick")
             elif message["type"] == "lifespan.shutdown.complete":
                 if self.task is not None:
                     self.task.cancel()
@@ -122,15 +118,7 @@ class ServeLifespan:
 
         await self.app(scope, receive, observed)
 
-    def freeze(self) -> None:
-        gc.collect()
-        gc.freeze()
-        self.frozen_at = self.engine.store.head_position
-
-    async def _watch(self, every: int) -> None:
+    async def _ticks(self, tick: Callable[[], None]) -> None:
         while True:
             await asyncio.sleep(self.period)
-            head = self.engine.store.head_position
-            if head - self.frozen_at >= every:
-                gc.freeze()
-                self.frozen_at = head
+            tick()

@@ -195,10 +195,11 @@ def test_the_collectors_pauses_are_a_stage() -> None:
 
 
 def test_serve_freezes_the_collector_in_its_own_process_only(live: Live) -> None:
-    from cqrs_lab.http.cli import ServeLifespan
+    from cqrs_lab.http.cli import CollectorFreezer, ServeLifespan
 
     written: list[bool] = []
-    served = ServeLifespan(live.app, live.engine, 1000, lambda: written.append(True))
+    freezer = CollectorFreezer(live.engine, 1000)
+    served = ServeLifespan(live.app, freezer.start, freezer.tick, lambda: written.append(True))
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
     sent: list[str] = []
 
