@@ -27,17 +27,17 @@ Measured (W4, ``make bench``; the figure sits beside the peer's): see
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from cqrs_lab.core import Envelope
+from cqrs_lab.core.readmodel import Progress
 from cqrs_lab.errors import ConfigError, LostSlot
 from cqrs_lab.stores.postgres_records import PostgresTracking
 from cqrs_lab.stores.postgres_store import PostgresEventStore
-from cqrs_lab.stores.tracking import _check_key
+from cqrs_lab.stores.tracking import _check_key, _encode
 
 __all__ = ["CatchUp", "TableView", "catch_up_tables"]
 
@@ -157,7 +157,9 @@ def _commit(
     last: int,
     above: set[int],
 ) -> None:
-    left = json.dumps(sorted(p for p in above if p > last))
+    record = Progress(last)
+    record.above = {p for p in above if p > last}
+    left = _encode(key, record)  # as PostgresTracking writes it
     with store.batch():
         moved = store.execute_count(
             "UPDATE tracking SET watermark = %s, above = %s WHERE key = %s AND watermark = %s",

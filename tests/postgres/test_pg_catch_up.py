@@ -9,7 +9,7 @@ import itertools
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -77,6 +77,19 @@ def _log(store: PostgresEventStore) -> dict[str, int]:
     return want
 
 
+Logged = tuple[PostgresEventStore, dict[str, int]]
+
+
+@pytest.fixture
+def logged(pg_dsn: str, pg_schema: str) -> Iterator[Logged]:
+    """A store on the test's schema with :func:`_log` written, and the counts it wrote."""
+    store = _store(pg_dsn, pg_schema)
+    try:
+        yield store, _log(store)
+    finally:
+        store.close()
+
+
 def _table(store: PostgresEventStore) -> dict[str, int]:
     return {s: int(n) for s, n in store.query("SELECT stream, n FROM counts")}
 
@@ -85,61 +98,51 @@ def _watermark(store: PostgresEventStore, key: str) -> int:
     return int(store.query("SELECT watermark FROM tracking WHERE key = %s", (key.encode(),))[0][0])
 
 
-def test_commits_follow_the_interval_and_the_cap(pg_dsn: str, pg_schema: str) -> None:
-    store = _store(pg_dsn, pg_schema)
-    try:
-        want = _log(store)
-        every_page = catch_up_tables(store, "a", Counts(), page=PAGE, commit_every=0)
-        assert every_page == CatchUp(EVENTS, 6, EVENTS)
-        assert _table(store) == want
-        store.execute("TRUNCATE counts")
-        one = catch_up_tables(store, "b", Counts(), page=PAGE, commit_every=60.0)
-        assert one == CatchUp(EVENTS, 1, EVENTS)  # the interval never passed: once at the end
-        assert _table(store) == want
-        store.execute("TRUNCATE counts")
-        ticks = itertools.count()  # each clock reading a second on: a commit every 2 pages
-        timed = catch_up_tables(store, "c", Counts(), page=PAGE, commit_every=2,
-                                clock=lambda: next(ticks))  # fmt: skip
-        assert timed == CatchUp(EVENTS, 3, EVENTS)
-        store.execute("TRUNCATE counts")
-        capped = catch_up_tables(store, "d", Counts(), page=PAGE, commit_every=60.0, max_pending=25)
-        assert capped.transactions == 2  # 30 events (three pages), then the last 27 at the end
-        assert _table(store) == want and _watermark(store, "d") == EVENTS
-        again = catch_up_tables(store, "d", Counts(), page=PAGE)
-        assert again == CatchUp(0, 0, EVENTS) and _table(store) == want  # nothing twice
-    finally:
-        store.close()
+def test_commits_follow_the_interval_and_the_cap(logged: Logged) -> None:
+    store, want = logged
+    every_page = catch_up_tables(store, "a", Counts(), page=PAGE, commit_every=0)
+    assert every_page == CatchUp(EVENTS, 6, EVENTS)
+    assert _table(store) == want
+    store.execute("TRUNCATE counts")
+    one = catch_up_tables(store, "b", Counts(), page=PAGE, commit_every=60.0)
+    assert one == CatchUp(EVENTS, 1, EVENTS)  # the interval never passed: once at the end
+    assert _table(store) == want
+    store.execute("TRUNCATE counts")
+    ticks = itertools.count()  # each clock reading a second on: a commit every 2 pages
+    timed = catch_up_tables(store, "c", Counts(), page=PAGE, commit_every=2,
+                            clock=lambda: next(ticks))  # fmt: skip
+    assert timed == CatchUp(EVENTS, 3, EVENTS)
+    store.execute("TRUNCATE counts")
+    capped = catch_up_tables(store, "d", Counts(), page=PAGE, commit_every=60.0, max_pending=25)
+    assert capped.transactions == 2  # 30 events (three pages), then the last 27 at the end
+    assert _table(store) == want and _watermark(store, "d") == EVENTS
+    again = catch_up_tables(store, "d", Counts(), page=PAGE)
+    assert again == CatchUp(0, 0, EVENTS) and _table(store) == want  # nothing twice
 
 
 @pytest.mark.parametrize("where", ["fold", "flush"])
-def test_a_crash_at_any_point_loses_and_repeats_nothing(
-    pg_dsn: str, pg_schema: str, where: str
-) -> None:
-    store = _store(pg_dsn, pg_schema)
-    try:
-        want = _log(store)
-        crashes = 0
-        for n in range(1, 8):
-            store.execute("TRUNCATE counts")
-            store.execute("DELETE FROM tracking")
-            key = f"{where}-{n}"
-            view = Counts(**{f"fail_{where}": n})
-            before = 0
-            while True:  # the crashed catch-up is simply run again, as a restarted worker
-                try:
-                    result = catch_up_tables(store, key, view, page=PAGE, commit_every=0)
-                    assert result.events == EVENTS - before  # from the record on
-                    break
-                except Boom:
-                    crashes += 1
-                    assert not view.pending  # discarded: the next run folds from the record
-                    before = _watermark(store, key)
-                    assert sum(_table(store).values()) == before
-            assert _table(store) == want, (where, n)
-            assert _watermark(store, key) == EVENTS
-        assert crashes == 6  # the 7th fold or flush never comes: six pages, one commit each
-    finally:
-        store.close()
+def test_a_crash_at_any_point_loses_and_repeats_nothing(logged: Logged, where: str) -> None:
+    store, want = logged
+    crashes = 0
+    for n in range(1, 8):
+        store.execute("TRUNCATE counts")
+        store.execute("DELETE FROM tracking")
+        key = f"{where}-{n}"
+        view = Counts(**{f"fail_{where}": n})
+        before = 0
+        while True:  # the crashed catch-up is simply run again, as a restarted worker
+            try:
+                result = catch_up_tables(store, key, view, page=PAGE, commit_every=0)
+                assert result.events == EVENTS - before  # from the record on
+                break
+            except Boom:
+                crashes += 1
+                assert not view.pending  # discarded: the next run folds from the record
+                before = _watermark(store, key)
+                assert sum(_table(store).values()) == before
+        assert _table(store) == want, (where, n)
+        assert _watermark(store, key) == EVENTS
+    assert crashes == 6  # the 7th fold or flush never comes: six pages, one commit each
 
 
 def test_a_second_catch_up_committing_underneath_stops_the_first(
@@ -165,21 +168,15 @@ def test_a_second_catch_up_committing_underneath_stops_the_first(
         store.close()
 
 
-def test_positions_tracked_above_the_watermark_are_not_folded_again(
-    pg_dsn: str, pg_schema: str
-) -> None:
-    store = _store(pg_dsn, pg_schema)
-    try:
-        want = _log(store)
-        done = [e for e in store.read_all(0) if e.position in (3, 12, 40)]
-        for env in done:  # applied out of order by someone else, tracked above watermark 0
-            want[env.stream_id] -= 1
-        store.execute("INSERT INTO tracking VALUES (%s, 0, '[3, 12, 40]')", (b"above",))
-        result = catch_up_tables(store, "above", Counts(), page=PAGE, commit_every=0)
-        assert result.events == EVENTS - 3 and _table(store) == {s: n for s, n in want.items() if n}
-        assert store.query("SELECT above FROM tracking WHERE key = %s", (b"above",)) == [("[]",)]
-    finally:
-        store.close()
+def test_positions_tracked_above_the_watermark_are_not_folded_again(logged: Logged) -> None:
+    store, want = logged
+    done = [e for e in store.read_all(0) if e.position in (3, 12, 40)]
+    for env in done:  # applied out of order by someone else, tracked above watermark 0
+        want[env.stream_id] -= 1
+    store.execute("INSERT INTO tracking VALUES (%s, 0, '[3, 12, 40]')", (b"above",))
+    result = catch_up_tables(store, "above", Counts(), page=PAGE, commit_every=0)
+    assert result.events == EVENTS - 3 and _table(store) == {s: n for s, n in want.items() if n}
+    assert store.query("SELECT above FROM tracking WHERE key = %s", (b"above",)) == [("[]",)]
 
 
 @pytest.mark.parametrize(
@@ -230,31 +227,27 @@ catch_up_tables(store, "killed", Slow(), page=5, commit_every=0.12)
 
 
 def test_a_catch_up_killed_mid_interval_loses_and_repeats_nothing(
-    pg_dsn: str, pg_schema: str
+    pg_dsn: str, pg_schema: str, logged: Logged
 ) -> None:
-    store = _store(pg_dsn, pg_schema)
+    store, want = logged
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, pg_dsn, pg_schema])
     try:
-        want = _log(store)
-        proc = subprocess.Popen([sys.executable, "-c", _KILLED, pg_dsn, pg_schema])
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and proc.poll() is None:
-                rows = store.query("SELECT watermark FROM tracking WHERE key = 'killed'")
-                if rows and int(rows[0][0]) > 0:
-                    break  # one commit in; the next page is being folded
-                time.sleep(0.01)
-            time.sleep(0.07)
-            assert proc.poll() is None, "the catch-up ended before it could be killed"
-        finally:
-            proc.kill()
-            proc.wait()
-        left = _watermark(store, "killed")
-        assert 0 < left < EVENTS
-        assert sum(_table(store).values()) == left  # what committed is exactly the record
-        result = catch_up_tables(store, "killed", Counts(), page=PAGE)
-        assert result.events == EVENTS - left and _table(store) == want
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = store.query("SELECT watermark FROM tracking WHERE key = 'killed'")
+            if rows and int(rows[0][0]) > 0:
+                break  # one commit in; the next page is being folded
+            time.sleep(0.01)
+        time.sleep(0.07)
+        assert proc.poll() is None, "the catch-up ended before it could be killed"
     finally:
-        store.close()
+        proc.kill()
+        proc.wait()
+    left = _watermark(store, "killed")
+    assert 0 < left < EVENTS
+    assert sum(_table(store).values()) == left  # what committed is exactly the record
+    result = catch_up_tables(store, "killed", Counts(), page=PAGE)
+    assert result.events == EVENTS - left and _table(store) == want
 
 
 def test_two_catch_ups_of_one_view_at_once_apply_every_event_once(
