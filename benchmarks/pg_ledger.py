@@ -178,16 +178,6 @@ def catch_up(dsn: str, page: int = 1000) -> tuple[float, int, dict[str, int]]:
         store.close()
 
 
-def deltas(events: Sequence[Any]) -> dict[str, int]:
-    """{account: change} of a page (an opening adds its balance to a row that starts at 0)."""
-    out: dict[str, int] = {}
-    for e in events:
-        t = type(e)
-        change = e.amount if t is Deposited else -e.amount if t is Withdrawn else e.opening_balance
-        out[e.account_id] = out.get(e.account_id, 0) + change
-    return out
-
-
 UPSERT = (
     "INSERT INTO {table} SELECT * FROM unnest(%s::text[], %s::bigint[]) ON CONFLICT (account) "
     "DO UPDATE SET balance = {table}.balance + excluded.balance"
@@ -196,7 +186,8 @@ UPSERT = (
 
 class BalancesTable:
     """The balances read model as a :class:`~cqrs_lab.stores.postgres_catch_up.TableView`:
-    pages folded into {account: change} in memory, written as one upsert per commit."""
+    pages folded into {account: change} in memory (an opening adds its balance to a row that
+    starts at 0), written as one upsert per commit."""
 
     def __init__(self, table: str) -> None:
         self.upsert = UPSERT.format(table=table)
@@ -204,8 +195,16 @@ class BalancesTable:
 
     def fold(self, events: Sequence[Any]) -> None:
         pending = self.pending
-        for account, change in deltas([env.payload for env in events]).items():
-            pending[account] = pending.get(account, 0) + change
+        for env in events:
+            e = env.payload
+            t = type(e)
+            if t is Deposited:
+                change = e.amount
+            elif t is Withdrawn:
+                change = -e.amount
+            else:
+                change = e.opening_balance
+            pending[e.account_id] = pending.get(e.account_id, 0) + change
 
     def flush(self, store: PostgresEventStore) -> None:
         store.execute(self.upsert, (list(self.pending), list(self.pending.values())))
