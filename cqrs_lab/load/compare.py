@@ -80,7 +80,8 @@ def levels(results: Sequence[LoadResult]) -> list[list[LoadResult]]:
 def regime(measured: dict[str, float], twin_cpu: float) -> str:
     """``generator-bound`` when the generator could not keep to its schedule
     (:func:`why_generator_bound`); ``saturated`` when the server answered under 95% of
-    what was sent or a CPU (measured or the twin's) passed 80%; otherwise ``below knee``.
+    what was sent or a CPU (measured or the twin's) passed 80% of the cores the server may
+    use (``server_cores``: its CPU limit, else one per process); otherwise ``below knee``.
 
     >>> regime({"generator_lateness_p95_s": 0.001, "sent_commands_per_s": 100.0,
     ...         "offered_commands_per_s": 100.0, "throughput_per_s": 100.0, "server_cpu": 0.1},
@@ -91,7 +92,8 @@ def regime(measured: dict[str, float], twin_cpu: float) -> str:
     if why_generator_bound(m):
         return "generator-bound"
     sent = m["sent_commands_per_s"]
-    if m["throughput_per_s"] < 0.95 * sent or max(m["server_cpu"], twin_cpu) > 0.8:
+    cores = m.get("server_cores", 1.0)
+    if m["throughput_per_s"] < 0.95 * sent or max(m["server_cpu"], twin_cpu) > 0.8 * cores:
         return "saturated"
     return "below knee"
 

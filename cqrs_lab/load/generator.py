@@ -11,6 +11,14 @@ An open-model run is **generator-bound** when Locust could not keep to its sched
 - or its processes used over :data:`CPU_BOUND` (90%) of a core each on average (Locust is
   one gevent loop per process: near a full core it can no longer keep time).
 
+Sends late or short while the users were **held by the server** are the server's doing,
+not the generator's (a Locust user whose request is still in flight cannot send on time):
+held when at least :data:`BUSY_SHARE` of the users were waiting for an answer on average
+(Little's law: requests/s times their mean latency, over the users), or when the sends'
+lateness p95 was no longer than the median answer. A server that fell behind is then
+judged as what it is, saturated, instead of being set aside as generator-bound. Over
+:data:`CPU_BOUND` the generator is short of CPU whatever else held it.
+
 The rate ``--rate`` counts **user tasks started per second**: a writer's task is one
 command, a reader's one read, a session user's a command and two reads.
 :func:`per_task` turns it into commands/s and requests/s for the chosen user classes.
@@ -23,6 +31,8 @@ command, a reader's one read, a session user's a command and two reads.
 'generator CPU 0.95 cores per Locust process (> 0.9)'
 >>> generator_bound(late_p95_s=0.001, sent_per_s=100.0, aimed_per_s=100.0, cpu=0.2)
 ''
+>>> generator_bound(late_p95_s=0.3, sent_per_s=70.0, aimed_per_s=100.0, busy_share=0.6)
+''
 >>> per_task(("WriterUser", "ReaderUser", "SessionUser"))
 (0.6, 1.2)
 """
@@ -33,13 +43,16 @@ import math
 from collections.abc import Sequence
 
 __all__ = [
+    "BUSY_SHARE",
     "CLASS_WEIGHTS",
     "CPU_BOUND",
     "LATE_P95_BOUND_S",
     "POISSON_SIGMAS",
     "SENT_SHARE_BOUND",
     "generator_bound",
+    "held_by_server",
     "per_task",
+    "waiting_share",
 ]
 
 #: p95 of the scheduled sends' lateness above which the generator fell behind (seconds)
@@ -50,6 +63,8 @@ SENT_SHARE_BOUND = 0.9
 POISSON_SIGMAS = 3.0
 #: cores per Locust process above which the generator is short of CPU
 CPU_BOUND = 0.9
+#: share of the users waiting for an answer at or above which the server held them
+BUSY_SHARE = 0.1
 
 #: the packaged user classes: (Locust weight, commands per task, requests per task)
 CLASS_WEIGHTS = {
@@ -79,6 +94,8 @@ def generator_bound(
     cpu: float = float("nan"),
     processes: int = 1,
     window_s: float = float("nan"),
+    busy_share: float = float("nan"),
+    latency_p50_s: float = float("nan"),
 ) -> str:
     """Why the generator limited the run ('' when it did not): ``late_p95_s`` is the p95 of
     the sends' lateness (s), ``sent_per_s`` and ``aimed_per_s`` the commands/s sent and
@@ -87,30 +104,57 @@ def generator_bound(
     were counted over: open-model arrivals are Poisson, so over a short window a shortfall
     counts only beyond :data:`POISSON_SIGMAS` standard deviations of the count aimed at
     (3 s at 40 commands/s: 120 aimed at, 98 sent is noise, not a generator that fell short).
+    ``busy_share`` and ``latency_p50_s`` say whether the server held the users
+    (:func:`held_by_server`; NaN: not known, the generator is blamed).
 
     >>> generator_bound(0.001, sent_per_s=32.7, aimed_per_s=40.0, window_s=3.0)
     ''
     >>> generator_bound(0.001, sent_per_s=32.7, aimed_per_s=40.0, window_s=60.0)
     'sent 32.7 of the 40.0 commands/s aimed at (< 90%)'
+    >>> generator_bound(0.3, 70.0, 100.0, cpu=0.95, busy_share=0.6)[:13]
+    'generator CPU'
     """
+    per_process = cpu / max(1, processes)
+    if not math.isnan(per_process) and per_process > CPU_BOUND:
+        return f"generator CPU {per_process:.2f} cores per Locust process (> {CPU_BOUND:g})"
+    why = ""
+    aimed = not math.isnan(aimed_per_s) and aimed_per_s > 0
     if not math.isnan(late_p95_s) and late_p95_s > LATE_P95_BOUND_S:
-        return (
+        why = (
             f"sends late: lateness p95 {late_p95_s * 1e3:.1f} ms > {LATE_P95_BOUND_S * 1e3:.0f} ms"
         )
-    aimed = not math.isnan(aimed_per_s) and aimed_per_s > 0
-    if (
+    elif (
         aimed
         and sent_per_s < SENT_SHARE_BOUND * aimed_per_s
         and _beyond_noise(sent_per_s, aimed_per_s, window_s)
     ):
-        return (
+        why = (
             f"sent {sent_per_s:.1f} of the {aimed_per_s:.1f} commands/s aimed at "
             f"(< {SENT_SHARE_BOUND:.0%})"
         )
-    per_process = cpu / max(1, processes)
-    if not math.isnan(per_process) and per_process > CPU_BOUND:
-        return f"generator CPU {per_process:.2f} cores per Locust process (> {CPU_BOUND:g})"
-    return ""
+    if why and held_by_server(busy_share, late_p95_s, latency_p50_s):
+        return ""  # the users were waiting for answers: the server's doing
+    return why
+
+
+def held_by_server(busy_share: float, late_p95_s: float, latency_p50_s: float) -> bool:
+    """Were the users held by the server's answers (module docstring)? NaN: no.
+
+    >>> held_by_server(0.05, 0.030, 0.002), held_by_server(0.12, 0.030, 0.002)
+    (False, True)
+    >>> held_by_server(float("nan"), 0.030, 0.040)  # late no longer than the median answer
+    True
+    """
+    return bool(busy_share >= BUSY_SHARE or late_p95_s <= latency_p50_s)
+
+
+def waiting_share(requests_per_s: float, mean_latency_s: float, users: int) -> float:
+    """The share of the users waiting for an answer on average (Little's law).
+
+    >>> waiting_share(2000.0, 0.05, 200)
+    0.5
+    """
+    return requests_per_s * mean_latency_s / max(1, users)
 
 
 def _beyond_noise(sent_per_s: float, aimed_per_s: float, window_s: float) -> bool:

@@ -9,13 +9,10 @@ one segment's request records into a row per step; :func:`find_knee` applies the
 the steps the generator did not bound.
 
 A step is **generator-bound** when the one rule of :func:`~cqrs_lab.load.generator.
-generator_bound` says so, except that sends late (or short) while the users were held by
-the server are the server's doing: a Locust user whose request is still in flight cannot
-send on time. Held: at least :data:`BUSY_SHARE` of the users waiting for an answer on
-average (Little's law: requests/s times their mean latency, over the users), or the sends'
-lateness p95 no longer than the median answer. A step the generator sent short of the
-offered load, whose commands the server finished in full while the users were not held, is
-the generator's. Locust over 0.9 core always is. The ramp stops once its top step is
+generator_bound` says so (sends late or short while the users were held by the server are
+the server's doing, :func:`~cqrs_lab.load.generator.held_by_server`). A step the generator
+sent short of the offered load, whose commands the server finished in full while the users
+were not held, is the generator's too. The ramp stops once its top step is
 generator-bound.
 """
 
@@ -32,7 +29,12 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.generator import CPU_BOUND, generator_bound, per_task
+from cqrs_lab.load.generator import (
+    generator_bound,
+    held_by_server,
+    per_task,
+    waiting_share,
+)
 from cqrs_lab.load.knee_rule import FOLLOW, KneeResult, find_knee, step_follows
 from cqrs_lab.load.options import LoadTestOptions
 from cqrs_lab.load.results import LoadResult, load_results
@@ -46,7 +48,6 @@ STEPS, BASE = 5, 0.2
 #: what a finished command's outcome may be (decided: its answer came from the domain)
 FINISHED = ("accepted", "refused", "conflict")
 #: share of the users busy waiting for answers from which late sends are the server's doing
-BUSY_SHARE = 0.1
 
 
 def step_table(
@@ -92,7 +93,9 @@ def step_table(
             "server_cpu_limit": limit,
             "generator_cpu": cpu_rate(result.path, result.t0, lo, hi, "generator_cpu_s"),
             "lateness_p95_s": float(np.percentile(late, 95)) if len(late) else math.nan,
-            "busy_share": len(all_sent) / width * float(all_sent["latency_s"].mean()) / users
+            "busy_share": waiting_share(
+                len(all_sent) / width, float(all_sent["latency_s"].mean()), users
+            )
             if len(all_sent)
             else 0.0,
         }
@@ -104,24 +107,20 @@ def step_table(
 
 def _step_bound(row: dict[str, Any], processes: int, width: float) -> str:
     """Why the generator limited this step ('' if it did not, or if the server did)."""
+    late, typical = float(row["lateness_p95_s"]), float(row.get("latency_p50_s", math.nan))
     why = generator_bound(
-        float(row["lateness_p95_s"]),
+        late,
         float(row["sent_per_s"]),
         float(row["offered_per_s"]),
         float(row["generator_cpu"]),
         processes,
         width,
+        busy_share=float(row["busy_share"]),
+        latency_p50_s=typical,
     )
-    cpu = float(row["generator_cpu"]) / max(1, processes)
-    if not math.isnan(cpu) and cpu > CPU_BOUND:  # whatever else was true of the step
-        return f"generator CPU {cpu:.2f} cores per Locust process (> {CPU_BOUND:g})"
-    late, typical = float(row["lateness_p95_s"]), float(row.get("latency_p50_s", math.nan))
-    busy = row["busy_share"] >= BUSY_SHARE or late <= typical
-    if why and busy:
-        return ""  # the users were waiting for answers: the server's doing
     sent, offered, done = row["sent_per_s"], row["offered_per_s"], row["finished_per_s"]
     short = not step_follows(pd.Series(row)) and done >= FOLLOW * sent
-    if not why and short and not busy:
+    if not why and short and not held_by_server(float(row["busy_share"]), late, typical):
         return (
             f"sent {sent:.1f} of the {offered:.1f} commands/s aimed at and the server "
             "finished them all: the generator fell short"

@@ -29,7 +29,7 @@ from cqrs_lab.load.results import LoadResult, commands, percentiles
 from cqrs_lab.load.summary import generator_cores
 from cqrs_lab.load.twin_display import METRICS
 
-__all__ = ["check_calibration", "measure", "one_domain", "why_generator_bound"]
+__all__ = ["check_calibration", "measure", "one_domain", "server_cores", "why_generator_bound"]
 
 
 def measure(
@@ -41,13 +41,17 @@ def measure(
     of the domain the runs served), ``sent_commands_per_s`` (what Locust sent),
     ``offered_commands_per_s`` (what was aimed at: ``--rate``, user tasks/s, times the
     commands per task of the user classes), ``generator_lateness_p95_s`` (the p95 of the
-    sends' lateness), ``server_cpu`` and ``generator_cpu`` (cores), ``window_s``."""
+    sends' lateness), ``server_cpu`` and ``generator_cpu`` (cores), ``window_s``,
+    ``busy_share`` (the share of the users waiting for an answer on average: requests/s
+    times their mean latency, over the users, :func:`~cqrs_lab.load.generator.
+    waiting_share`), ``server_cores`` (the cores the server may use: its ``--server-cpus``
+    limit, else one per server process)."""
     runs = [results] if isinstance(results, LoadResult) else list(results)
     if not runs:
         raise ConfigError("measure: give at least one load test result")
     domain = one_domain(runs, "measure")
     view = view or primary_view(load_domain(domain))
-    span = n_cmd = n_ok = 0.0
+    span = n_cmd = n_ok = waited = 0.0
     latency, lag, late, cpu, gen = [], [], [], [], []
     for result in runs:
         lo, hi = window(result, warmup)
@@ -60,6 +64,7 @@ def measure(
         latency.append(cmd[cmd["ok"]]["latency_s"].to_numpy(dtype=float))
         lag.append(lags(result, lo, hi, view))
         late.append(r["lateness_s"].to_numpy(dtype=float))
+        waited += float(r["latency_s"].sum()) / max(1, int(result.run.get("users") or 1))
         cpu.append(cpu_utilisation(result, lo, hi) * (hi - lo))
         gen.append(generator_cores(result, lo, hi))
     opts = runs[0].run.get("options", {}) or {}
@@ -74,7 +79,18 @@ def measure(
         "offered_commands_per_s": float(rate) * share if rate else float("nan"),
         "generator_lateness_p95_s": percentiles(np.concatenate(late))["p95"],
         "generator_cpu": float(np.mean(gen)), "processes": float(opts.get("processes") or 1),
+        "busy_share": waited / span,
+        "server_cores": server_cores(runs[0]),
     }  # fmt: skip
+
+
+def server_cores(result: LoadResult) -> float:
+    """The cores the served processes may use: the run's CPU limit, else one per process
+    (an event loop uses one core at most)."""
+    limit = (result.run.get("server_cpu_limit") or {}).get("cores")
+    if limit:
+        return float(limit)
+    return float((result.run.get("options") or {}).get("server_workers") or 1)
 
 
 def one_domain(runs: Sequence[LoadResult], what: str) -> str:
@@ -91,7 +107,8 @@ def one_domain(runs: Sequence[LoadResult], what: str) -> str:
 
 def why_generator_bound(measured: dict[str, float]) -> str:
     """Why the generator limited this level ('' when it did not): the one rule of
-    :func:`cqrs_lab.load.generator.generator_bound`, on :func:`measure`'s figures."""
+    :func:`cqrs_lab.load.generator.generator_bound`, on :func:`measure`'s figures (a level
+    whose users the server held is the server's, judged as saturated)."""
     m = measured
     return generator_bound(
         m["generator_lateness_p95_s"],
@@ -100,6 +117,8 @@ def why_generator_bound(measured: dict[str, float]) -> str:
         m.get("generator_cpu", float("nan")),
         int(m.get("processes", 1)),
         m.get("window_s", float("nan")),
+        busy_share=m.get("busy_share", float("nan")),
+        latency_p50_s=m.get("command_latency_p50_s", float("nan")),
     )
 
 

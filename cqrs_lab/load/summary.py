@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cqrs_lab.load.generator import generator_bound, per_task
+from cqrs_lab.load.generator import generator_bound, per_task, waiting_share
 
 if TYPE_CHECKING:
     from cqrs_lab.load.results import LoadResult
@@ -124,7 +124,13 @@ def summarise(result: LoadResult) -> pd.DataFrame:
     gen_cpu_s = run.get("generator_cpu_s")
     gen_cpu = generator_cores(result, 0.0, span)
     processes = int(opts.get("processes") or 1)
-    why = generator_bound(late["generator_lateness_p95_s"], sent, aimed, gen_cpu, processes, window)
+    users = int(run.get("users") or 1)
+    waiting = waiting_share(len(r) / window, float(r["latency_s"].mean()), users) if len(r) else 0.0
+    typical = float(cmd["latency_s"].median()) if len(cmd) else math.nan
+    why = generator_bound(
+        late["generator_lateness_p95_s"], sent, aimed, gen_cpu, processes, window,
+        busy_share=waiting, latency_p50_s=typical,
+    )  # fmt: skip
     server_cpu_s = run.get("server_cpu_s")
     row: dict[str, Any] = {
         "domain": result.domain,

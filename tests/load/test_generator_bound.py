@@ -233,3 +233,42 @@ def test_a_server_that_does_not_start_is_an_error_not_a_summary(
     cap = capsys.readouterr()
     assert "the server exited with code 1" in cap.err and "PASS" not in cap.out + cap.err
     assert cap.out == ""  # no summary of zeros
+
+
+def held_run(path: Path, latency_s: float) -> Path:
+    """Every answer took ``latency_s`` and every send went out 60 ms late, with 20 Locust
+    users and the server limited to 0.4 cores using 0.35 (20 commands/s)."""
+    late_run(path, rate=20, late_s=0.060, level=20.0)
+    csv = path / "records" / "requests-t.csv"
+    lines = csv.read_text().splitlines()
+    col = lines[0].split(",").index("latency_s")
+    rows = [line.split(",") for line in lines[1:]]
+    for row in rows:
+        row[col] = f"{latency_s}"
+    csv.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    cpu = [f"{line.split(',')[0]},{i * 0.25 * 0.35},0" for i, line in enumerate(
+        (path / "cpu.csv").read_text().splitlines()[1:])]  # fmt: skip
+    (path / "cpu.csv").write_text("\n".join(["t,server_cpu_s,generator_cpu_s", *cpu]) + "\n")
+    info = json.loads((path / "run.json").read_text())
+    info.update(users=20, server_cpu_limit={"cores": 0.4, "period_s": 0.01})
+    (path / "run.json").write_text(json.dumps(info))
+    return path
+
+
+def test_a_server_that_held_the_users_is_judged_saturated_not_set_aside(tmp_path: Path) -> None:
+    # 20 requests/s waiting 0.3 s each: 6 users busy on average. Of 20 users that is 30%:
+    # the sends were late because the users were waiting for the server, which is judged
+    held = load_results(held_run(tmp_path / "held", latency_s=0.3))
+    m = measure(held)
+    assert m["busy_share"] == pytest.approx(0.3, rel=0.05)
+    assert m["server_cores"] == 0.4
+    assert generator_bound(0.060, 20.0, 20.0, busy_share=m["busy_share"]) == ""
+    # 0.35 of its 0.4 cores is past 80% of what it may use, though well under one core
+    assert regime(m, twin_cpu=0.1) == "saturated"
+    assert not held.summary.iloc[0]["generator_bound"]
+    # answered in 3 ms, 0.3% of the users waiting: the generator itself fell behind
+    idle_users = load_results(held_run(tmp_path / "idle", latency_s=0.003))
+    assert regime(measure(idle_users), twin_cpu=0.1) == "generator-bound"
+    assert idle_users.summary.iloc[0]["generator_bound"]
+    # short of CPU, the generator is blamed whatever held its users
+    assert "cores per Locust" in generator_bound(0.060, 20.0, 20.0, cpu=0.95, busy_share=0.3)

@@ -15,7 +15,8 @@ import pytest
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.cli import register
-from cqrs_lab.load.knee import BUSY_SHARE, _step_bound, find_knee, measure_knee
+from cqrs_lab.load.generator import BUSY_SHARE
+from cqrs_lab.load.knee import _step_bound, find_knee, measure_knee
 from cqrs_lab.load.knee_display import format_knee, plot_knee
 from cqrs_lab.load.options import LoadTestOptions
 from cqrs_lab.load.shapes import Profile, knee_steps
