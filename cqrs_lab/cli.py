@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from cqrs_lab.errors import CqrsLabError, MissingExtra
+from cqrs_lab.errors import CqrsLabError, MissingExtra, StoreFailure
 
 __all__ = [
     "COMMANDS",
@@ -179,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"cqrs-lab {args.command}"
     try:
         code: int = args.run(args)
+    except StoreFailure as exc:  # not the user's mistake: try again later
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return StoreFailure.exit_status
     except CqrsLabError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

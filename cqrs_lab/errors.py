@@ -30,6 +30,8 @@ __all__ = [
     "ProjectionNotFound",
     "ScenarioError",
     "StoreBroken",
+    "StoreFailure",
+    "StoreUnavailable",
     "UnknownCommand",
     "UnknownEventType",
     "UnknownQuery",
@@ -147,12 +149,35 @@ class UpcastError(CqrsLabError):
     """An upcaster failed or the upcaster chain has a gap between two schema versions."""
 
 
-class StoreBroken(CqrsLabError):
+class StoreFailure(CqrsLabError):
+    """The event store itself failed (not a handler, not a command): :class:`StoreBroken`
+    or :class:`StoreUnavailable`. A subscription never counts it as its handler's failure
+    (no retry of the event, no dead letter: the event stays in flight), and the served
+    process stops on it so a restart recovers from what was committed. A command line that
+    stops on it exits :attr:`exit_status` (75, sysexits' ``EX_TEMPFAIL``: try again later),
+    for its supervisor to restart it."""
+
+    exit_status = 75
+
+
+class StoreBroken(StoreFailure):
     """A write to the SQLite file failed part-way (disk full, I/O error).
 
     The store refuses every later call, because its memory and the file may disagree:
     restart the process, which reloads the log from the file.
     """
+
+
+class StoreUnavailable(StoreFailure):
+    """The database behind the store cannot be reached (it stopped, restarted or dropped
+    the connection) or gave no connection within the pool's wait; retry after
+    ``retry_after`` seconds. What was in flight was not acknowledged; a transaction whose
+    commit was under way may or may not have committed (an HTTP command: retry it with the
+    same Idempotency-Key; a projection: its checkpoint says)."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class LostSlot(CqrsLabError):

@@ -27,7 +27,7 @@ from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
 from cqrs_lab.core.recorders import RecorderFanout, SubscriptionRecorder
 from cqrs_lab.core.store import EventStore
 from cqrs_lab.core.tracking import InMemoryTracking, TrackingStore
-from cqrs_lab.errors import ConfigError, ConsumerCrashed
+from cqrs_lab.errors import ConfigError, ConsumerCrashed, StoreFailure
 
 __all__ = ["RecorderFanout", "Subscription", "SubscriptionRecorder"]
 
@@ -369,6 +369,10 @@ class Subscription:
                     if handler is not None:
                         handler(payload, env)
                 except ConsumerCrashed:
+                    inbox.appendleft(env)
+                    raise
+                except StoreFailure:  # the store, not the handler: the event stays in flight
+                    rollback(undo, savepoint)
                     inbox.appendleft(env)
                     raise
                 except Exception as exc:

@@ -8,7 +8,9 @@ settings belong here, to the entry point, never to the app: the garbage collecto
 frozen once the app is up and again as the log grows (``--gc-freeze-every``, 0: never;
 :class:`CollectorFreezer`, called by the app's lifespan wrapper
 :class:`~cqrs_lab.http.serve_process.ServeLifespan`), and uvicorn runs with the guarded
-protocol (:func:`~cqrs_lab.http.serve_process.run_uvicorn`).
+protocol (:func:`~cqrs_lab.http.serve_process.run_uvicorn`). When the event store fails (its
+database unreachable: :mod:`cqrs_lab.http.driver`), the process shuts down and exits
+:data:`STORE_FAILED_EXIT` (75, ``EX_TEMPFAIL``) for its supervisor to restart it.
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(); register(parser.add_subparsers())
@@ -32,13 +34,22 @@ from typing import Any
 
 from cqrs_lab.core import DELIVERY_POLICIES, Engine
 from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import ConfigError, StoreFailure
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
 from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
+from cqrs_lab.http.workers import STORE_FAILED_EXIT
 from cqrs_lab.stores.store_urls import shown_store
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
-__all__ = ["CollectorFreezer", "ServeLifespan", "register", "run_uvicorn", "serve", "start_line"]
+__all__ = [
+    "STORE_FAILED_EXIT",
+    "CollectorFreezer",
+    "ServeLifespan",
+    "register",
+    "run_uvicorn",
+    "serve",
+    "start_line",
+]
 
 log = logging.getLogger("cqrs_lab.http.cli")
 
@@ -109,6 +120,7 @@ def serve(args: argparse.Namespace) -> int:
         args.stages_csv = worker_stages(args.stages_csv, os.getpid())
     stages = StageTimings() if args.stage_timings or args.stages_csv else None
     app = create_app_from_config(config, stages)
+    driver = app.state.driver
 
     def write_stages() -> None:
         if stages is not None and args.stages_csv:
@@ -134,10 +146,14 @@ def serve(args: argparse.Namespace) -> int:
             announce=lambda url: print(start_line(config, url), flush=True),
             sockets=None if fd is None else [socket.socket(fileno=fd)],
             stages=stages,
+            stop_if=lambda: driver.failed is not None,
         )
     finally:
         if pauses is not None:
             gc.callbacks.remove(pauses)
+    if driver.failed is not None:  # crash-only: its supervisor restarts it (see driver.py)
+        print(f"cqrs-lab serve: stopped, the event store failed: {driver.failed}", file=sys.stderr)
+        return STORE_FAILED_EXIT
     return 0
 
 
@@ -159,7 +175,10 @@ class CollectorFreezer:
         self.frozen_at = self.engine.store.head_position
 
     def tick(self) -> None:
-        head = self.engine.store.head_position
+        try:
+            head = self.engine.store.head_position
+        except StoreFailure:  # the driver stops the server on it
+            return
         if head - self.frozen_at >= self.every:
             gc.freeze()
             self.frozen_at = head

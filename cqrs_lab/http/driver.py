@@ -12,7 +12,15 @@ real time, on the event loop's thread only:
 - the pump steps every subscription when there is news, sleeps until the next due retry or
   held delivery otherwise, restarts crashed consumers after ``restart_after`` seconds and
   wakes everyone waiting for a position (read-your-writes);
-- :meth:`Driver.stop` drains both: queued commands are handled, projections catch up.
+- :meth:`Driver.stop` drains both: queued commands are handled, projections catch up;
+- the store failing (:class:`~cqrs_lab.errors.StoreFailure`: a database that cannot be
+  reached, a SQLite file that failed a write) stops the driver (:meth:`Driver.fail`): the
+  batch in flight is rolled back and answered 503 with the queued commands, later ones are
+  refused 503, and ``on_failure`` is called (``serve`` exits 75 then, for its supervisor to
+  restart it). It does not go on: a tick that applied events before the failure has moved
+  the in-memory views and sagas past what its rolled-back transaction committed (a saga's
+  commands gone, the saga sure it sent them), and only a restart, which starts from what
+  was committed, puts the two back together (the kill -9 drills prove that path).
 
 >>> import asyncio
 >>> from cqrs_lab.http import ServerConfig, build_engine
@@ -40,7 +48,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from cqrs_lab.core import Engine, Envelope, FaultPlan, Repository
-from cqrs_lab.errors import ConcurrencyError, Overloaded
+from cqrs_lab.errors import ConcurrencyError, Overloaded, StoreFailure, StoreUnavailable
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
 from cqrs_lab.http.waiters import PositionWaiters
@@ -125,6 +133,9 @@ class Driver:
         self._work = asyncio.Event()
         self._waiters = PositionWaiters()  # readers waiting for a projection's position
         self._tasks: list[asyncio.Task[None]] = []
+        #: the store's failure that stopped the driver (see the module), and who to tell
+        self.failed: StoreFailure | None = None
+        self.on_failure: Callable[[StoreFailure], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -144,6 +155,9 @@ class Driver:
         for task in self._tasks:
             task.cancel()
         left = len(self.queue)
+        if self.failed is not None:  # nothing more goes to a failed store
+            log.info("driver stopped after the store failed: %d commands refused", left)
+            return
         self._drain_pump(rounds=10_000)
         log.info(
             "driver stopped: %d commands left unhandled; projections at %s of head %d",
@@ -152,6 +166,26 @@ class Driver:
             self.engine.store.head_position,
         )
 
+    def fail(self, exc: StoreFailure) -> None:
+        """The store failed: stop, refuse what is queued and what comes (see the module)."""
+        if self.failed is not None:
+            return
+        self.failed = exc
+        self.running = False
+        log.error("the event store failed: %s; stopping: a restart recovers what committed", exc)
+        refused = self._refusal()
+        while self.queue:
+            _, fut = self.queue.popleft()
+            if not fut.done():
+                fut.set_exception(refused)
+        self._work.set()
+        self._news.set()
+        if self.on_failure is not None:
+            self.on_failure(exc)
+
+    def _refusal(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the server is stopping: the event store failed ({self.failed})")
+
     @property
     def alive(self) -> bool:
         return self.running and all(not t.done() for t in self._tasks)
@@ -159,6 +193,8 @@ class Driver:
     # -- commands ----------------------------------------------------------------------------
     def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """Queue ``fn`` (which calls the engine); the future resolves after its commit."""
+        if self.failed is not None:
+            raise self._refusal()
         if len(self.queue) >= self.config.queue_size or not self.running:
             self.shed += 1
             raise Overloaded(1)
@@ -189,6 +225,12 @@ class Driver:
                     done = self._run(items, self.group_commit(len(items)))
                 else:
                     done = self._run(items, self.group())
+            except StoreFailure as exc:  # rolled back: nothing in the batch is acknowledged
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                self.fail(exc)
+                return
             except Exception as exc:
                 if counted is not None and isinstance(exc, ConcurrencyError):
                     # rolled back: what the commands counted did not happen; they run again
@@ -225,6 +267,8 @@ class Driver:
             for fn, fut in items:
                 try:
                     done.append((fut, True, fn()))
+                except StoreFailure:  # the whole batch fails with it
+                    raise
                 except Exception as exc:  # the route turns it into a response
                     done.append((fut, False, exc))
             if self.after_batch is not None:
@@ -241,9 +285,13 @@ class Driver:
         self.regrouped += 1
         self._forget_aggregates()
         done: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        for item in items:
+        for i, item in enumerate(items):
             try:
                 done.extend(self._run([item], self.group()))
+            except StoreFailure as lost:  # this one and the rest: not acknowledged
+                done.extend((fut, False, lost) for _, fut in items[i:])
+                self.fail(lost)
+                break
             except Exception as failed:
                 log.exception("commit failed")
                 done.append((item[1], False, failed))
@@ -332,7 +380,11 @@ class Driver:
             news.clear()
             t0 = time.perf_counter() if stages is not None else 0.0
             c0 = time.thread_time() if stages is not None else 0.0
-            moved = self._tick()
+            try:
+                moved = self._tick()
+            except StoreFailure as exc:
+                self.fail(exc)
+                return
             self._wake_readers()
             if stages is not None and moved:  # --stage-timings: a tick that did work
                 wall = time.perf_counter() - t0

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cqrs_lab.core import Engine, Envelope
+from cqrs_lab.errors import StoreFailure
 from cqrs_lab.http.driver import ProjectionLogger
 from cqrs_lab.http.stages import StageTimings
 
@@ -102,7 +103,10 @@ def readiness_check(
 
     def readiness() -> tuple[bool, list[str]]:
         reasons = []
-        head = engine.store.head_position
+        try:
+            head = engine.store.head_position
+        except StoreFailure as exc:
+            return False, [f"the event store failed: {exc}"]
         failing = recorder.failing(engine)
         for name, sub in engine.subscriptions.items():
             if sub.crashed:

@@ -1,7 +1,9 @@
 """RFC 9457 problem details: every error the app answers is ``application/problem+json``.
 
 Client mistakes get a 4xx naming the field or header at fault; a bug in the server gets a
-500 with no stack trace (:func:`server_error`, the one 500 path of the app). A
+500 with no stack trace (:func:`server_error`, the one 500 path of the app); the event store
+failing (:class:`~cqrs_lab.errors.StoreFailure`: its database unreachable) a 503 with
+``Retry-After`` (:func:`store_failed`). A
 :class:`~cqrs_lab.errors.Problem` is raised anywhere in a route and turned into the response
 by :func:`response_for`. :func:`problem_body` is the one place a problem body is built.
 
@@ -26,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from cqrs_lab.errors import Problem
+from cqrs_lab.errors import Problem, StoreFailure, StoreUnavailable
 
 __all__ = [
     "BODY_TIMED_OUT",
@@ -41,6 +43,7 @@ __all__ = [
     "problem_response",
     "response_for",
     "server_error",
+    "store_failed",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -102,6 +105,13 @@ def server_error(method: str, path: str, exc: BaseException) -> Response:
     """
     log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return problem_response(500, "internal error", "the server failed; the error is in its log")
+
+
+def store_failed(exc: StoreFailure) -> Response:
+    """503 for a request the store could not serve, with ``Retry-After``: not the client's
+    mistake and not a bug; the server stops and its supervisor restarts it."""
+    retry = exc.retry_after if isinstance(exc, StoreUnavailable) else 5
+    return problem_response(503, "store unavailable", str(exc), headers={"Retry-After": str(retry)})
 
 
 def client_closed(scope: Mapping[str, Any]) -> Response:
@@ -177,6 +187,9 @@ def install_handlers(app: FastAPI) -> None:
     async def on_disconnect(request: Request, exc: Exception) -> Response:
         return client_closed(request.scope)
 
+    async def on_store(request: Request, exc: Exception) -> Response:
+        return store_failed(cast(StoreFailure, exc))
+
     async def on_error(request: Request, exc: Exception) -> Response:
         return server_error(request.method, request.url.path, exc)
 
@@ -185,4 +198,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ClientDisconnect, on_disconnect)
+    app.add_exception_handler(StoreFailure, on_store)
     app.add_exception_handler(Exception, on_error)

@@ -38,7 +38,7 @@ from starlette.routing import Match, compile_path
 from starlette.routing import Route as StarletteRoute
 
 from cqrs_lab.core import Domain, Engine
-from cqrs_lab.errors import ConfigError, Problem
+from cqrs_lab.errors import ConfigError, Problem, StoreFailure
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import (
     client_closed,
@@ -46,6 +46,7 @@ from cqrs_lab.http.problems import (
     problem_response,
     response_for,
     server_error,
+    store_failed,
 )
 from cqrs_lab.http.stages import StageTimings
 
@@ -217,6 +218,8 @@ class LabApp:
             response = response_for(p)
         except ClientDisconnect:
             response = client_closed(scope)
+        except StoreFailure as failed:
+            response = store_failed(failed)
         except Exception as exc:
             response = server_error(scope["method"], scope["path"], exc)
         await response(scope, receive, send)

@@ -35,13 +35,15 @@ def run_uvicorn(
     announce: Callable[[str], None] | None = None,
     sockets: list[socket.socket] | None = None,
     stages: StageTimings | None = None,
+    stop_if: Callable[[], bool] | None = None,
 ) -> None:
     """Serve ``app`` with one uvicorn worker (uvloop where installed) and the guarded
     httptools protocol: header and body timeouts and the connection limit of ``config``
     (:mod:`cqrs_lab.http.protocol`). ``announce`` is called with the base URL (the port
     actually bound, also for port 0) once uvicorn listens; ``sockets``: listen on these
     (inherited from ``--workers``' parent) instead of binding; ``stages``: the protocol times
-    each read (``serve --stage-timings``). Exits 3 if it never started."""
+    each read (``serve --stage-timings``); ``stop_if``: checked on uvicorn's ticks (every
+    0.1 s), a graceful shutdown once it says so, as on SIGTERM. Exits 3 if it never started."""
     import uvicorn
 
     from cqrs_lab.http.protocol import guarded_protocol
@@ -69,6 +71,10 @@ def run_uvicorn(
                 real = bound[0][1] if bound else port
                 shown = f"[{host}]" if ":" in host else host
                 announce(f"http://{shown}:{real}")
+
+        async def on_tick(self, counter: int) -> bool:
+            stop = await super().on_tick(counter)
+            return stop or (stop_if is not None and stop_if())
 
     server = Announcing(settings)
     with contextlib.suppress(KeyboardInterrupt):

@@ -11,7 +11,9 @@ with one inherited socket the queue is shared and a survivor accepts what the de
 
 The parent restarts nothing (a supervisor's job: systemd, Kubernetes): when a worker dies it
 says so on stderr and keeps serving with the others; it forwards SIGTERM and SIGINT to the
-workers (each drains gracefully), and exits when they have, or when none is left. Once every
+workers (each drains gracefully), and exits when they have, or when none is left: with
+:data:`STORE_FAILED_EXIT` when each stopped on the event store's failure (their database
+unreachable), as a single server does, else 1. Once every
 worker listens it prints one start line naming the workers' process ids.
 
 Each worker is a whole server over the shared PostgreSQL store: commands append to the log
@@ -41,7 +43,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["START_PREFIX", "child_argv", "merge_stages", "run_workers", "worker_stages"]
+#: exit status of a server stopped by its event store's failure (sysexits' EX_TEMPFAIL)
+STORE_FAILED_EXIT = 75
+
+__all__ = [
+    "START_PREFIX",
+    "STORE_FAILED_EXIT",
+    "child_argv",
+    "merge_stages",
+    "run_workers",
+    "worker_stages",
+]
 
 #: the first words of the line a serve process prints once it listens
 START_PREFIX = "cqrs-lab serve:"
@@ -148,7 +160,8 @@ def run_workers(
                         flush=True,
                     )
             if len(reported) == workers:
-                return 1
+                failed = all(p.returncode == STORE_FAILED_EXIT for p in procs)
+                return STORE_FAILED_EXIT if failed else 1
             stop.wait(0.2)
         _stop(procs)
         return 0

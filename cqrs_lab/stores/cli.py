@@ -26,7 +26,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import ConfigError, StoreFailure
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY
 from cqrs_lab.stores.store_urls import is_postgres, shown_store
 
@@ -133,7 +133,10 @@ def _parent(args: argparse.Namespace, stop: threading.Event) -> int:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)
-    return 0 if stop.is_set() else 1
+    if stop.is_set():
+        return 0
+    failed = all(p.returncode == StoreFailure.exit_status for p in procs)
+    return StoreFailure.exit_status if failed else 1  # each stopped on the store: try later
 
 
 def register(sub: Any) -> None:

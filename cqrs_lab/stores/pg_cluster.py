@@ -88,6 +88,8 @@ class Cluster:
     #: the watchdog and the write end of its pipe (see :mod:`cqrs_lab.stores.pg_watchdog`)
     watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     guard: int | None = field(default=None, repr=False)
+    #: the server's options (port, sockets, durability), for :meth:`start` again
+    options: str = ""
 
     @property
     def data(self) -> Path:
@@ -103,6 +105,18 @@ class Cluster:
         if done.returncode != 0:
             raise ClusterError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr}")
         return done
+
+    def start(self) -> None:
+        """Start the server (again, after a stop: a drill of a database outage)."""
+        self.run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
+            "-o", self.options, "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def stop_server(self) -> None:
+        """Stop the server as a crash does (``pg_ctl stop -m immediate``), keeping the data:
+        :meth:`start` brings it back (a drill of a database outage)."""
+        self.run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate")
 
     def stop(self) -> None:
         try:
@@ -182,10 +196,8 @@ def start_cluster(*, durable: bool = False, max_connections: int = 100) -> Clust
         )
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        cluster.run(
-            str(bindir / "pg_ctl"), "-D", str(cluster.data), "-l", str(root / "server.log"),
-            "-o", options, "-w", "-t", "60", "start",
-        )  # fmt: skip
+        cluster.options = options
+        cluster.start()
     except BaseException:
         log = root / "server.log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""

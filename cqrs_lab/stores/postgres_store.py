@@ -212,7 +212,7 @@ class PostgresEventStore(PostgresTransactions):
 
     def _pipelined_pages(self, after: int, page: int) -> Pages:
         registry, fallback = self.registry, self._decoded_if_known
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             encoding = conn.info.encoding
             yield from pipelined_pages(
                 conn, self._sql_page, after, page,

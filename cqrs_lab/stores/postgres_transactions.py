@@ -6,22 +6,39 @@ responses, checkpoints, tracking, a read model's rows) write through: it opens t
 the schema, and binds the connection of an open :meth:`~PostgresTransactions.batch` (or
 :meth:`~PostgresTransactions.group_commit`, :mod:`cqrs_lab.stores.postgres_group`) to the
 calling thread, so everything the thread writes inside commits together or not at all.
+
+A database that cannot be reached raises :class:`~cqrs_lab.errors.StoreUnavailable`, never
+a driver's error and never a long freeze: a statement on a connection the server dropped
+(stopped, restarted, killed) fails at once, and a call that gets no pooled connection within
+``pool_wait_s`` gives up (psycopg's pool would wait 30 s, the served loop blocked all along).
+Once it failed, calls fail at once for :data:`COOL_DOWN_S`; the first after that tries a
+connection of its own first (a refused one fails at once, an unanswered one after 2 s), and
+when it gets one the pool drops the connections the server had dropped and work goes on.
+Without this, each call of a served loop whose pool had emptied waited the pool's full wait.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import ConfigError, StoreUnavailable
 from cqrs_lab.stores.postgres_group import Pending, group_transaction
 from cqrs_lab.stores.postgres_schema import SCHEMA_DDL, check_schema_name, open_pool
+from cqrs_lab.stores.store_urls import shown_store
 
-__all__ = ["PostgresTransactions"]
+__all__ = ["COOL_DOWN_S", "POOL_WAIT_S", "PostgresTransactions"]
+
+#: seconds a call waits for a pooled connection before the database counts as unreachable
+POOL_WAIT_S = 5.0
+#: seconds after the database was found unreachable during which calls fail at once
+COOL_DOWN_S = 1.0
 
 
 class PostgresTransactions:
@@ -30,10 +47,22 @@ class PostgresTransactions:
     ``boot`` counts how often a store was opened on the schema. Call :meth:`close` when done.
     """
 
-    def __init__(self, dsn: str, *, schema: str = "public", pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        pool_size: int = 4,
+        pool_wait_s: float = POOL_WAIT_S,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         if type(pool_size) is not int or pool_size < 1:
             raise ConfigError(f"pool_size={pool_size!r}: pass a whole number >= 1")
-        self.dsn = dsn
+        if not 0 < pool_wait_s < float("inf"):
+            raise ConfigError(f"pool_wait_s={pool_wait_s!r}: pass seconds > 0")
+        self.dsn, self.pool_wait_s, self.timer = dsn, pool_wait_s, timer
+        self.down: StoreUnavailable | None = None  # the last failure to reach the database
+        self._down_until = 0.0
         self.schema = check_schema_name(schema)
         self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
         #: called by :meth:`close` (last added first), e.g. to release a session's locks
@@ -62,7 +91,7 @@ class PostgresTransactions:
         # query, see postgres_append) and COMMIT by hand: psycopg's own transaction sent
         # BEGIN alone, a round trip, and each wait on the socket hands the GIL to another
         # of the writer threads and waits to get it back
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             conn.autocommit = True
             local.conn, local.begun = conn, False
             try:
@@ -105,7 +134,7 @@ class PostgresTransactions:
             yield
             return
         pending = Pending(max(1, size_hint))
-        with self.pool.connection() as conn, group_transaction(conn, pending):
+        with self._connection() as conn, group_transaction(conn, pending):
             local.conn, local.pending, local.begun = conn, pending, True
             try:
                 yield
@@ -127,7 +156,7 @@ class PostgresTransactions:
         if conn is not None:
             yield conn
             return
-        with self.pool.connection() as own:
+        with self._connection() as own:
             yield own
 
     @contextmanager
@@ -139,13 +168,51 @@ class PostgresTransactions:
         if conn is not None:
             yield conn
             return
-        with self.pool.connection() as own:
+        with self._connection() as own:
             own.autocommit = True
             try:
                 yield own
             finally:
                 with suppress(psycopg.Error):  # a broken connection: the pool drops it
                     own.autocommit = False
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; an unreachable database raises StoreUnavailable (module)."""
+        if self.down is not None:
+            self._probe()
+        try:
+            with self.pool.connection(timeout=self.pool_wait_s) as conn:
+                try:
+                    yield conn
+                except psycopg.OperationalError as exc:
+                    if conn.broken or conn.closed:  # the server dropped it: not this statement
+                        raise self._went_down(exc) from exc
+                    raise
+        except PoolTimeout as exc:
+            raise self._went_down(exc) from exc
+
+    def _probe(self) -> None:
+        """Within the cool-down, fail at once; after it, a connection of its own first."""
+        down = self.down
+        assert down is not None
+        if self.timer() < self._down_until:
+            raise StoreUnavailable(str(down), down.retry_after)
+        try:
+            psycopg.connect(self.dsn, connect_timeout=2).close()
+        except psycopg.Error as exc:
+            raise self._went_down(exc) from exc
+        self.down = None
+        self.pool.check()  # the connections the server dropped meanwhile: replaced
+
+    def _went_down(self, exc: Exception) -> StoreUnavailable:
+        reason = " ".join(str(exc).split())  # psycopg's messages span lines: one line
+        self.down = StoreUnavailable(
+            f"PostgreSQL at {shown_store(self.dsn)!r} cannot be reached ({reason}); what was "
+            "in flight is rolled back or in doubt: retry once the database is back"
+        )
+        self._down_until = self.timer() + COOL_DOWN_S
+        return self.down
 
     @property
     def in_batch(self) -> bool:
