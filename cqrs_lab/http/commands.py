@@ -140,12 +140,8 @@ class CommandGateway:
                 return self._replay(key, stored, fingerprint, name)
             if key in self.in_flight:
                 self.metrics.outcome(name, "in-flight")
-                raise Problem(
-                    409,
-                    "request in progress",
-                    f"a request with Idempotency-Key {key!r} is still running; retry later",
-                    headers={"Retry-After": "1"},
-                )
+                raise Problem(409, "request in progress", _IN_PROGRESS.format(key=key),
+                              headers={"Retry-After": "1"})  # fmt: skip
         if_match = parse_if_match(request.headers.get("if-match"))
         trace = trace_context(request)
 
@@ -171,16 +167,19 @@ class CommandGateway:
     def _replay(self, key: str, stored: StoredResponse, fingerprint: str, name: str) -> Response:
         if stored.fingerprint != fingerprint:
             self.metrics.outcome(name, "key-reused")
-            raise Problem(
-                422,
-                "idempotency key reused",
-                f"Idempotency-Key {key!r} was first used with another request body or route; "
-                f"use a new key for a different command",
-            )
+            raise Problem(422, "idempotency key reused", _REUSED.format(key=key))
+        out = self._replayed(key, stored, fingerprint, name)
+        return Response(out.body, out.status, dict(out.headers), out.media_type)
+
+    def _replayed(self, key: str, stored: StoredResponse, fingerprint: str, name: str) -> _Outcome:
+        """The stored answer to ``key`` again (422 if it answered another request)."""
+        if stored.fingerprint != fingerprint:
+            self.metrics.outcome(name, "key-reused")
+            return _problem(422, "idempotency key reused", _REUSED.format(key=key), False)
         self.metrics.outcome(name, "replayed")
-        headers = {**dict(stored.headers), "Idempotent-Replayed": "true"}
+        headers = (*stored.headers, ("Idempotent-Replayed", "true"))
         media = PROBLEM_JSON if stored.status >= 400 else "application/json"
-        return Response(stored.body, stored.status, headers, media)
+        return _Outcome(stored.status, stored.body, headers, media, False)
 
     def _execute(
         self,
@@ -195,6 +194,13 @@ class CommandGateway:
     ) -> _Outcome:
         name = type(command).__name__
         store = self.engine.store
+        if key is not None:  # another server process on the store may have the same key
+            if not self.responses.hold(key):
+                self.metrics.outcome(name, "in-flight")
+                return _in_progress(key)
+            stored = self.responses.get(key)  # it answered while this one queued
+            if stored is not None:
+                return self._replayed(key, stored, fingerprint, name)
         if must_exist is not None and store.stream_version(must_exist) == 0:
             self.metrics.outcome(name, "not-found")
             return _problem(404, "not found", f"no {must_exist.replace('-', ' ', 1)}", False)
@@ -303,6 +309,19 @@ class CommandGateway:
             )
         finally:
             stages.add("command", type(command).__name__, time.perf_counter() - t0)
+
+
+_REUSED = (
+    "Idempotency-Key {key!r} was first used with another request body or route; use a new key "
+    "for a different command"
+)
+_IN_PROGRESS = "a request with Idempotency-Key {key!r} is still running; retry later"
+
+
+def _in_progress(key: str) -> _Outcome:
+    """409 for a key another server process is running a request with right now."""
+    detail = _IN_PROGRESS.format(key=key)
+    return _problem(409, "request in progress", detail, False, (("Retry-After", "1"),))
 
 
 def _problem(

@@ -18,13 +18,14 @@ worker listens it prints one start line naming the workers' process ids.
 
 Each worker is a whole server over the shared PostgreSQL store: commands append to the log
 (optimistic concurrency per stream; idempotency records and stored responses are rows, so a
-retry reaching another worker is answered from the record); each worker keeps its own
-in-memory replica of the read models, fed by the gap-safe reader tailing the log, so a
-consistency token (a position) taken from any worker is honoured by any other: the read
-waits (bounded by ``wait``) until this worker's replica has applied that position, or answers
-stale with ``X-Stale: true``, as a single server does. Sagas do not run in serve workers
-when there are several (they would all send): ``cqrs-lab project`` runs them
-(:mod:`cqrs_lab.stores.postgres_project`).
+retry reaching another worker is answered from the record, and a key two workers get at once
+is taken by one, in its transaction: the other answers 409 "request in progress"); each
+worker keeps its own in-memory replica of the read models, fed by the gap-safe reader
+tailing the log, so a consistency token (a position) taken from any worker is honoured by
+any other: the read waits (bounded by ``wait``) until this worker's replica has applied that
+position, or answers stale with ``X-Stale: true``, as a single server does. Sagas do not
+run in serve workers when there are several (they would all send): ``cqrs-lab project``
+runs them (:mod:`cqrs_lab.stores.postgres_project`).
 
 >>> child_argv(["serve", "--workers", "2", "--port=0", "--store", "postgresql://h/db"], 5)
 ['serve', '--port=0', '--store', 'postgresql://h/db', '--listen-fd', '5', '--sagas', 'external']

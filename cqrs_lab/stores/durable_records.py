@@ -180,6 +180,11 @@ class ResponseStore(Protocol):
 
     def put(self, key: str, response: StoredResponse) -> None: ...
 
+    def hold(self, key: str) -> bool:
+        """Take ``key`` for the current transaction: False when another process sharing the
+        store holds it now (running a request with that key). One-process stores: True."""
+        ...
+
 
 class ResponseRecords(RetainedRecords[StoredResponse]):
     """In-memory response records: each kept ``ttl`` seconds of ``clock``, at most the
@@ -197,6 +202,9 @@ class ResponseRecords(RetainedRecords[StoredResponse]):
     def put(self, key: str, response: StoredResponse, recorded_at: float | None = None) -> None:
         super().put(key, response, self.clock.now() if recorded_at is None else recorded_at)
 
+    def hold(self, key: str) -> bool:
+        return True  # one process: the gateway's own in-flight set covers it
+
 
 class SqliteResponseRecords:
     """Response records in the store's file, written in the command's own transaction, kept
@@ -212,6 +220,9 @@ class SqliteResponseRecords:
         _ensure_schema(store)
         self.store = store
         self.retention = Pruner(store, "http_responses", ttl=ttl, max_keys=max_keys)
+
+    def hold(self, key: str) -> bool:
+        return True  # one process per file: the gateway's own in-flight set covers it
 
     def get(self, key: str) -> StoredResponse | None:
         rows = self.store.query(

@@ -152,6 +152,16 @@ class PostgresResponseRecords:
         self.store = store
         self.retention = PgPruner(store, "http_responses", ttl=ttl, max_keys=max_keys)
 
+    def hold(self, key: str) -> bool:
+        """Take ``key`` until the current transaction ends (a transaction-level advisory
+        lock; never waits): False when another server process holds it, running a request
+        with that key. Without it two processes given one key at once both applied it."""
+        rows = self.store.query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('http_responses:' || %s, 0))",
+            (key,),
+        )
+        return bool(rows[0][0])
+
     def get(self, key: str) -> StoredResponse | None:
         rows = self.store.query(
             "SELECT fingerprint, status, body, headers, recorded_at FROM http_responses "
