@@ -38,6 +38,7 @@ from cqrs_lab.errors import ConfigError, StoreFailure
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
 from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
 from cqrs_lab.http.workers import STORE_FAILED_EXIT
+from cqrs_lab.parent import orphaned
 from cqrs_lab.stores.store_urls import shown_store
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 
@@ -121,6 +122,7 @@ def serve(args: argparse.Namespace) -> int:
     stages = StageTimings() if args.stage_timings or args.stages_csv else None
     app = create_app_from_config(config, stages)
     driver = app.state.driver
+    gone = orphaned() if args.listen_fd is not None else lambda: False  # a --workers child
 
     def write_stages() -> None:
         if stages is not None and args.stages_csv:
@@ -146,11 +148,14 @@ def serve(args: argparse.Namespace) -> int:
             announce=lambda url: print(start_line(config, url), flush=True),
             sockets=None if fd is None else [socket.socket(fileno=fd)],
             stages=stages,
-            stop_if=lambda: driver.failed is not None,
+            stop_if=lambda: driver.failed is not None or gone(),
         )
     finally:
         if pauses is not None:
             gc.callbacks.remove(pauses)
+    if gone():
+        print("cqrs-lab serve: worker stopped, its parent is gone", file=sys.stderr)
+        return 1
     if driver.failed is not None:  # crash-only: its supervisor restarts it (see driver.py)
         print(f"cqrs-lab serve: stopped, the event store failed: {driver.failed}", file=sys.stderr)
         return STORE_FAILED_EXIT

@@ -9,7 +9,10 @@ worker binding its own socket) because there the kernel keeps one accept queue p
 worker killed with connections waiting in its queue resets them, and port 0 cannot be shared;
 with one inherited socket the queue is shared and a survivor accepts what the dead one left.
 
-The parent restarts nothing (a supervisor's job: systemd, Kubernetes): when a worker dies it
+A worker stops (gracefully, as on SIGTERM) once its parent is gone, killed with SIGKILL or
+by the out-of-memory killer, so no orphan keeps serving the port (:mod:`cqrs_lab.parent`).
+The parent restarts nothing (a supervisor's job:
+systemd, Kubernetes): when a worker dies it
 says so on stderr and keeps serving with the others; it forwards SIGTERM and SIGINT to the
 workers (each drains gracefully), and exits when they have, or when none is left: with
 :data:`STORE_FAILED_EXIT` when each stopped on the event store's failure (their database
@@ -44,8 +47,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from cqrs_lab.errors import StoreFailure
+from cqrs_lab.parent import child_env
+
 #: exit status of a server stopped by its event store's failure (sysexits' EX_TEMPFAIL)
-STORE_FAILED_EXIT = 75
+STORE_FAILED_EXIT = StoreFailure.exit_status
 
 __all__ = [
     "START_PREFIX",
@@ -126,7 +132,7 @@ def run_workers(
     fd = sock.fileno()
     bound = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "cqrs_lab.cli", *child_argv(argv, fd)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env(os.environ)
     procs: list[subprocess.Popen[str]] = []
     readies: list[threading.Event] = []
     lines: list[str] = []

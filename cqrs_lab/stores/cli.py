@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from cqrs_lab.errors import ConfigError, StoreFailure
+from cqrs_lab.parent import child_env, orphaned
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY
 from cqrs_lab.stores.store_urls import is_postgres, shown_store
 
@@ -91,13 +92,15 @@ def _work(args: argparse.Namespace, stop: threading.Event) -> int:
         snapshot_every=args.snapshot_every,
     )
     try:
-        print(
+        line = (
             f"cqrs-lab project: worker {worker.name} (pid {os.getpid()}) running "
             f"{', '.join(worker.views)} ({args.partitions} partitions each) on "
-            f"{shown_store(args.store)}",
-            flush=True,
+            f"{shown_store(args.store)}\n"
         )
-        worker.run(stop.is_set)
+        sys.stdout.write(line)  # one write: the workers share the parent's stdout
+        sys.stdout.flush()
+        gone = orphaned()  # started by a parent that was killed: stop, as on SIGTERM
+        worker.run(lambda: stop.is_set() or gone())
     finally:
         worker.close()
     return 0
@@ -112,7 +115,7 @@ def _parent(args: argparse.Namespace, stop: threading.Event) -> int:
         i = argv.index("--workers")
         child = argv[:i] + argv[i + 2 :]
     cmd = [sys.executable, "-m", "cqrs_lab.cli", *child, "--workers", "1"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env(os.environ)
     procs = [subprocess.Popen(cmd, env=env) for _ in range(args.workers)]
     pids = ", ".join(str(p.pid) for p in procs)
     print(f"cqrs-lab project: {args.workers} workers, pids {pids}", flush=True)
