@@ -32,6 +32,7 @@ __all__ = [
     "StoreBroken",
     "StoreFailure",
     "StoreUnavailable",
+    "TransactionAborted",
     "UnknownCommand",
     "UnknownEventType",
     "UnknownQuery",
@@ -86,6 +87,12 @@ class ConcurrencyError(CqrsLabError):
             f"version {actual}; another writer appended first. Reload the aggregate and "
             f"retry the command (or append with expected_version=ANY if order does not matter)."
         )
+
+
+class TransactionAborted(CqrsLabError):
+    """The database aborted a transaction to break a deadlock, or a serialization conflict,
+    with another process's: nothing in it happened; run it again. The served driver reruns
+    its batch one command per transaction (a few tries each, then 503 with Retry-After)."""
 
 
 class UnknownCommand(CqrsLabError, KeyError):

@@ -48,7 +48,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from cqrs_lab.core import Engine, Envelope, FaultPlan, Repository
-from cqrs_lab.errors import ConcurrencyError, Overloaded, StoreFailure, StoreUnavailable
+from cqrs_lab.errors import (
+    ConcurrencyError,
+    Overloaded,
+    StoreFailure,
+    StoreUnavailable,
+    TransactionAborted,
+)
 from cqrs_lab.http.config import ServerConfig
 from cqrs_lab.http.stages import StageTimings
 from cqrs_lab.http.waiters import PositionWaiters
@@ -57,6 +63,8 @@ __all__ = ["TICK_BUDGET", "Driver", "Overloaded", "ProjectionLogger"]
 
 T = TypeVar("T")
 log = logging.getLogger("cqrs_lab.http.driver")
+#: tries of a command whose transaction the database aborts (deadlock) before it is 503
+ABORTED_TRIES = 3
 #: seconds of projection work after which a tick yields the loop (each subscription still
 #: takes at least one step per tick, so none starves)
 TICK_BUDGET = 0.005
@@ -232,9 +240,12 @@ class Driver:
                 self.fail(exc)
                 return
             except Exception as exc:
-                if counted is not None and isinstance(exc, ConcurrencyError):
+                if isinstance(exc, TransactionAborted) or (
+                    counted is not None and isinstance(exc, ConcurrencyError)
+                ):
                     # rolled back: what the commands counted did not happen; they run again
-                    self.engine.metrics.rewind(counted)
+                    if counted is not None:
+                        self.engine.metrics.rewind(counted)
                     done = self._one_by_one(items, exc)
                 else:  # the commit failed: nothing in the batch is acknowledged
                     log.exception("commit failed")
@@ -267,7 +278,7 @@ class Driver:
             for fn, fut in items:
                 try:
                     done.append((fut, True, fn()))
-                except StoreFailure:  # the whole batch fails with it
+                except (StoreFailure, TransactionAborted):  # the whole batch fails with it
                     raise
                 except Exception as exc:  # the route turns it into a response
                     done.append((fut, False, exc))
@@ -276,26 +287,38 @@ class Driver:
         return done
 
     def _one_by_one(
-        self, items: list[tuple[Callable[[], Any], asyncio.Future[Any]]], exc: ConcurrencyError
+        self,
+        items: list[tuple[Callable[[], Any], asyncio.Future[Any]]],
+        exc: ConcurrencyError | TransactionAborted,
     ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
-        """A group commit found a stream moved by another process (``exc``) and rolled back:
-        run its commands again one per transaction, where the one that lost the race is
-        answered by its own append's conflict."""
-        log.info("group commit of %d commands lost a race (%s): one by one", len(items), exc)
+        """A group commit found a stream moved by another process, or the database aborted
+        the batch's transaction (``exc``), and it rolled back: run its commands again one per
+        transaction, where the one that lost the race is answered by its own append's
+        conflict and one aborted again is tried :data:`ABORTED_TRIES` times in all."""
+        log.info("batch of %d commands rolled back (%s): one by one", len(items), exc)
         self.regrouped += 1
         self._forget_aggregates()
         done: list[tuple[asyncio.Future[Any], bool, Any]] = []
         for i, item in enumerate(items):
-            try:
-                done.extend(self._run([item], self.group()))
-            except StoreFailure as lost:  # this one and the rest: not acknowledged
-                done.extend((fut, False, lost) for _, fut in items[i:])
-                self.fail(lost)
+            for attempt in range(1, ABORTED_TRIES + 1):
+                counted = self.engine.metrics.mark()
+                try:
+                    done.extend(self._run([item], self.group()))
+                except TransactionAborted as aborted:
+                    self.engine.metrics.rewind(counted)
+                    self._forget_aggregates()
+                    if attempt < ABORTED_TRIES:
+                        continue
+                    done.append((item[1], False, StoreUnavailable(f"{aborted}; retry", 1)))
+                except StoreFailure as lost:  # this one and the rest: not acknowledged
+                    done.extend((fut, False, lost) for _, fut in items[i:])
+                    self.fail(lost)
+                    return done
+                except Exception as failed:
+                    log.exception("commit failed")
+                    done.append((item[1], False, failed))
+                    self._forget_aggregates()
                 break
-            except Exception as failed:
-                log.exception("commit failed")
-                done.append((item[1], False, failed))
-                self._forget_aggregates()
         return done
 
     def _forget_aggregates(self) -> None:

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from cqrs_lab.errors import Problem, StoreFailure, StoreUnavailable
+from cqrs_lab.errors import Problem, StoreFailure, StoreUnavailable, TransactionAborted
 
 __all__ = [
     "BODY_TIMED_OUT",
@@ -107,10 +107,13 @@ def server_error(method: str, path: str, exc: BaseException) -> Response:
     return problem_response(500, "internal error", "the server failed; the error is in its log")
 
 
-def store_failed(exc: StoreFailure) -> Response:
+def store_failed(exc: StoreFailure | TransactionAborted) -> Response:
     """503 for a request the store could not serve, with ``Retry-After``: not the client's
-    mistake and not a bug; the server stops and its supervisor restarts it."""
+    mistake and not a bug (a store failure stops the server, its supervisor restarts it; a
+    transaction the database aborted is worth a retry at once)."""
     retry = exc.retry_after if isinstance(exc, StoreUnavailable) else 5
+    if isinstance(exc, TransactionAborted):
+        retry = 1
     return problem_response(503, "store unavailable", str(exc), headers={"Retry-After": str(retry)})
 
 
@@ -188,7 +191,7 @@ def install_handlers(app: FastAPI) -> None:
         return client_closed(request.scope)
 
     async def on_store(request: Request, exc: Exception) -> Response:
-        return store_failed(cast(StoreFailure, exc))
+        return store_failed(cast(StoreFailure | TransactionAborted, exc))
 
     async def on_error(request: Request, exc: Exception) -> Response:
         return server_error(request.method, request.url.path, exc)
@@ -199,4 +202,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(StoreFailure, on_store)
+    app.add_exception_handler(TransactionAborted, on_store)
     app.add_exception_handler(Exception, on_error)

@@ -38,7 +38,7 @@ from starlette.routing import Match, compile_path
 from starlette.routing import Route as StarletteRoute
 
 from cqrs_lab.core import Domain, Engine
-from cqrs_lab.errors import ConfigError, Problem, StoreFailure
+from cqrs_lab.errors import ConfigError, Problem, StoreFailure, TransactionAborted
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import (
     client_closed,
@@ -218,7 +218,7 @@ class LabApp:
             response = response_for(p)
         except ClientDisconnect:
             response = client_closed(scope)
-        except StoreFailure as failed:
+        except (StoreFailure, TransactionAborted) as failed:
             response = store_failed(failed)
         except Exception as exc:
             response = server_error(scope["method"], scope["path"], exc)

@@ -126,10 +126,11 @@ class PostgresEventStore(PostgresTransactions):
         meta_json = json.dumps(meta) if meta else "{}"
         pending: Pending | None = getattr(self._local, "pending", None)
         if pending is not None:
-            return defer(self._local.conn, pending, self.clock.now(), self.ids, stream_id,
-                         events, raws, want, meta, meta_json, correlation_id, causation_id,
-                         outbox)  # fmt: skip
-        with self.batch():  # one of its own if none is open
+            with self.translated(self._local.conn):
+                return defer(self._local.conn, pending, self.clock.now(), self.ids, stream_id,
+                             events, raws, want, meta, meta_json, correlation_id,
+                             causation_id, outbox)  # fmt: skip
+        with self.batch(), self.translated(self._local.conn):  # one of its own if none is open
             return append_now(self._local.conn, self._begin(), self.ids, self.clock.now(),
                               stream_id, events, raws, expected, want, meta, meta_json,
                               correlation_id, causation_id, outbox)  # fmt: skip

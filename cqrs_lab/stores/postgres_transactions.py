@@ -11,10 +11,13 @@ A database that cannot be reached raises :class:`~cqrs_lab.errors.StoreUnavailab
 a driver's error and never a long freeze: a statement on a connection the server dropped
 (stopped, restarted, killed) fails at once, and a call that gets no pooled connection within
 ``pool_wait_s`` gives up (psycopg's pool would wait 30 s, the served loop blocked all along).
-Once it failed, calls fail at once for :data:`COOL_DOWN_S`; the first after that tries a
-connection of its own first (a refused one fails at once, an unanswered one after 2 s), and
-when it gets one the pool drops the connections the server had dropped and work goes on.
-Without this, each call of a served loop whose pool had emptied waited the pool's full wait.
+A transaction the database aborted to break a deadlock or a serialization conflict with
+another process's raises :class:`~cqrs_lab.errors.TransactionAborted` (run it again).
+Once it failed to reach the database, calls fail at once for :data:`COOL_DOWN_S`; the first
+after that tries a connection of its own first (a refused one fails at once, an unanswered
+one after 2 s), and when it gets one the pool drops the connections the server had dropped
+and work goes on. Without this, each call of a served loop whose pool had emptied waited
+the pool's full wait.
 """
 
 from __future__ import annotations
@@ -26,15 +29,19 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg.errors import DeadlockDetected, SerializationFailure, TransactionRollback
+from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
-from cqrs_lab.errors import ConfigError, StoreUnavailable
+from cqrs_lab.errors import ConfigError, StoreUnavailable, TransactionAborted
 from cqrs_lab.stores.postgres_group import Pending, group_transaction
 from cqrs_lab.stores.postgres_schema import SCHEMA_DDL, check_schema_name, open_pool
 from cqrs_lab.stores.store_urls import shown_store
 
 __all__ = ["COOL_DOWN_S", "POOL_WAIT_S", "PostgresTransactions"]
 
+#: the database's errors for a transaction it aborted to let another process's go on
+ABORTED = (DeadlockDetected, SerializationFailure, TransactionRollback)
 #: seconds a call waits for a pooled connection before the database counts as unreachable
 POOL_WAIT_S = 5.0
 #: seconds after the database was found unreachable during which calls fail at once
@@ -98,6 +105,10 @@ class PostgresTransactions:
                 yield
                 local.conn = None
                 if local.begun:
+                    if conn.info.transaction_status == TransactionStatus.INERROR:
+                        # a statement failed and its error was handled above: COMMIT would
+                        # roll back in silence what the block believes it wrote
+                        raise TransactionAborted("a statement of the batch failed: rolled back")
                     conn.execute("COMMIT")
             except BaseException:
                 local.conn = None
@@ -154,7 +165,8 @@ class PostgresTransactions:
         """The open batch's connection, or a connection for one transaction of its own."""
         conn = self._batch_conn()
         if conn is not None:
-            yield conn
+            with self.translated(conn):
+                yield conn
             return
         with self._connection() as own:
             yield own
@@ -166,7 +178,8 @@ class PostgresTransactions:
         statement, then ``COMMIT``); each statement sees its own snapshot either way."""
         conn = self._batch_conn()
         if conn is not None:
-            yield conn
+            with self.translated(conn):
+                yield conn
             return
         with self._connection() as own:
             own.autocommit = True
@@ -182,15 +195,25 @@ class PostgresTransactions:
         if self.down is not None:
             self._probe()
         try:
-            with self.pool.connection(timeout=self.pool_wait_s) as conn:
-                try:
-                    yield conn
-                except psycopg.OperationalError as exc:
-                    if conn.broken or conn.closed:  # the server dropped it: not this statement
-                        raise self._went_down(exc) from exc
-                    raise
+            with self.pool.connection(timeout=self.pool_wait_s) as conn, self.translated(conn):
+                yield conn
         except PoolTimeout as exc:
             raise self._went_down(exc) from exc
+
+    @contextmanager
+    def translated(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """The database's errors on ``conn`` that are not the statement's own, in the lab's
+        terms: a transaction it aborted (a deadlock, a serialization conflict with another
+        process's) is TransactionAborted, a connection it dropped StoreUnavailable."""
+        try:
+            yield
+        except ABORTED as exc:
+            reason = " ".join(str(exc).split())
+            raise TransactionAborted(f"the database aborted the transaction ({reason})") from exc
+        except psycopg.OperationalError as exc:
+            if conn.broken or conn.closed:  # the server dropped it: not this statement
+                raise self._went_down(exc) from exc
+            raise
 
     def _probe(self) -> None:
         """Within the cool-down, fail at once; after it, a connection of its own first."""
