@@ -38,9 +38,9 @@ from cqrs_lab.errors import ConfigError, StoreFailure
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
 from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
 from cqrs_lab.http.workers import STORE_FAILED_EXIT
-from cqrs_lab.parent import orphaned
 from cqrs_lab.stores.store_urls import shown_store
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
+from cqrs_lab.stores.worker_parent import orphaned
 
 __all__ = [
     "STORE_FAILED_EXIT",

@@ -10,10 +10,10 @@ worker killed with connections waiting in its queue resets them, and port 0 cann
 with one inherited socket the queue is shared and a survivor accepts what the dead one left.
 
 A worker stops (gracefully, as on SIGTERM) once its parent is gone, killed with SIGKILL or
-by the out-of-memory killer, so no orphan keeps serving the port (:mod:`cqrs_lab.parent`).
-The parent restarts nothing (a supervisor's job:
-systemd, Kubernetes): when a worker dies it
-says so on stderr and keeps serving with the others; it forwards SIGTERM and SIGINT to the
+by the out-of-memory killer, so no orphan keeps serving the port
+(:mod:`cqrs_lab.stores.worker_parent`). The parent restarts nothing (a supervisor's job:
+systemd, Kubernetes): when a worker dies it says so on stderr and keeps serving with the
+others; it forwards SIGTERM and SIGINT to the
 workers (each drains gracefully), and exits when they have, or when none is left: with
 :data:`STORE_FAILED_EXIT` when each stopped on the event store's failure (their database
 unreachable), as a single server does, else 1. Once every
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO
 
 from cqrs_lab.errors import StoreFailure
-from cqrs_lab.parent import child_env
+from cqrs_lab.stores.worker_parent import child_env
 
 #: exit status of a server stopped by its event store's failure (sysexits' EX_TEMPFAIL)
 STORE_FAILED_EXIT = StoreFailure.exit_status

@@ -27,9 +27,9 @@ from types import FrameType
 from typing import Any
 
 from cqrs_lab.errors import ConfigError, StoreFailure
-from cqrs_lab.parent import child_env, orphaned
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY
 from cqrs_lab.stores.store_urls import is_postgres, shown_store
+from cqrs_lab.stores.worker_parent import child_env, orphaned
 
 __all__ = ["register", "run"]
 
