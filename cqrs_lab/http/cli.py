@@ -43,7 +43,6 @@ from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
 from cqrs_lab.stores.worker_parent import orphaned
 
 __all__ = [
-    "STORE_FAILED_EXIT",
     "CollectorFreezer",
     "ServeLifespan",
     "register",

@@ -165,9 +165,6 @@ class CommandGateway:
         return Response(outcome.body, outcome.status, dict(outcome.headers), outcome.media_type)
 
     def _replay(self, key: str, stored: StoredResponse, fingerprint: str, name: str) -> Response:
-        if stored.fingerprint != fingerprint:
-            self.metrics.outcome(name, "key-reused")
-            raise Problem(422, "idempotency key reused", _REUSED.format(key=key))
         out = self._replayed(key, stored, fingerprint, name)
         return Response(out.body, out.status, dict(out.headers), out.media_type)
 
@@ -194,11 +191,12 @@ class CommandGateway:
     ) -> _Outcome:
         name = type(command).__name__
         store = self.engine.store
-        if key is not None:  # another server process on the store may have the same key
-            if not self.responses.hold(key):
+        held = self.responses.hold(key) if key is not None else None
+        if key is not None and held is not None:  # a store other server processes share
+            if not held:
                 self.metrics.outcome(name, "in-flight")
                 return _in_progress(key)
-            stored = self.responses.get(key)  # it answered while this one queued
+            stored = self.responses.get(key)  # another process answered while this queued
             if stored is not None:
                 return self._replayed(key, stored, fingerprint, name)
         if must_exist is not None and store.stream_version(must_exist) == 0:

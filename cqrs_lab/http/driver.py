@@ -309,7 +309,7 @@ class Driver:
                     self._forget_aggregates()
                     if attempt < ABORTED_TRIES:
                         continue
-                    done.append((item[1], False, StoreUnavailable(f"{aborted}; retry", 1)))
+                    done.append((item[1], False, aborted))  # 503, Retry-After 1
                 except StoreFailure as lost:  # this one and the rest: not acknowledged
                     done.extend((fut, False, lost) for _, fut in items[i:])
                     self.fail(lost)

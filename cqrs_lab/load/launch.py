@@ -72,12 +72,12 @@ class Launch:
     ) -> subprocess.Popen[bytes]:
         fh = open(self.out / log, "wb")  # noqa: SIM115 - closed in the runner's finish()
         self.logs.append(fh)
+        if cpus is not None:  # pinned before it loads anything (taskset execs it: same pid)
+            args = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus))), *args]
         proc = subprocess.Popen(
             args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         self.procs.append(proc)
-        if cpus is not None:  # before it loads anything; its threads inherit the mask
-            os.sched_setaffinity(proc.pid, cpus)
         return proc
 
     def server(self) -> tuple[str, subprocess.Popen[bytes] | None, str | None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,10 +125,13 @@ class LoadTestOptions:
         return "open" if self.rate is not None else "closed"
 
     def cpu_split(self) -> tuple[set[int], set[int]] | None:
-        """With ``pin`` and a local server on a Linux machine with at least 2 usable CPUs:
-        (the server's CPU, the generator's CPUs), so neither steals the other's core and
-        their scheduling noise stays out of each other's measurements; else None."""
+        """With ``pin`` and a local server on a Linux machine with at least 2 usable CPUs and
+        util-linux's ``taskset`` (which starts each process pinned): (the server's CPU, the
+        generator's CPUs), so neither steals the other's core and their scheduling noise
+        stays out of each other's measurements; else None."""
         if not self.pin or self.host is not None or not hasattr(os, "sched_getaffinity"):
+            return None
+        if shutil.which("taskset") is None:
             return None
         cpus = sorted(os.sched_getaffinity(0))
         return ({cpus[0]}, set(cpus[1:])) if len(cpus) >= 2 else None

@@ -180,9 +180,10 @@ class ResponseStore(Protocol):
 
     def put(self, key: str, response: StoredResponse) -> None: ...
 
-    def hold(self, key: str) -> bool:
+    def hold(self, key: str) -> bool | None:
         """Take ``key`` for the current transaction: False when another process sharing the
-        store holds it now (running a request with that key). One-process stores: True."""
+        store holds it now (running a request with that key). None: a one-process store,
+        whose gateway's own in-flight set covers it (nothing to take, nothing to re-read)."""
         ...
 
 
@@ -202,8 +203,8 @@ class ResponseRecords(RetainedRecords[StoredResponse]):
     def put(self, key: str, response: StoredResponse, recorded_at: float | None = None) -> None:
         super().put(key, response, self.clock.now() if recorded_at is None else recorded_at)
 
-    def hold(self, key: str) -> bool:
-        return True  # one process: the gateway's own in-flight set covers it
+    def hold(self, key: str) -> bool | None:
+        return None  # one process: the gateway's own in-flight set covers it
 
 
 class SqliteResponseRecords:
@@ -221,8 +222,8 @@ class SqliteResponseRecords:
         self.store = store
         self.retention = Pruner(store, "http_responses", ttl=ttl, max_keys=max_keys)
 
-    def hold(self, key: str) -> bool:
-        return True  # one process per file: the gateway's own in-flight set covers it
+    def hold(self, key: str) -> bool | None:
+        return None  # one process per file: the gateway's own in-flight set covers it
 
     def get(self, key: str) -> StoredResponse | None:
         rows = self.store.query(
