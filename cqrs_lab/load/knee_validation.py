@@ -67,14 +67,22 @@ TREND_METRICS = METRICS[1:]
 
 
 def level_rates(capacity_per_s: float, repeats: int = REPEATS) -> list[float]:
-    """The offered commands/s of every run: the calibration level, then each share, each
-    ``repeats`` times (rounded to whole commands/s, so folder names stay short).
+    """The offered commands/s of every run, in the order they run: the calibration level
+    and each share once, lightest first, then again, ``repeats`` rounds in all (rounded to
+    whole commands/s, so folder names stay short).
+
+    Rounds, not each level's repeats in a row: this machine's speed drifts over minutes
+    (a neighbour on the host; measured: the same light level cost 0.99, 1.28 and 1.34 ms
+    of server CPU per command in three runs in a row), and a level run three times in a
+    row takes the drift of its minute as its own. In rounds every level, the calibration
+    level included, samples the whole measurement's spell, so the drift widens each level's
+    repeats (shown beside its figures) instead of shifting one level against the others.
 
     >>> level_rates(1000.0, 2)
-    [100.0, 100.0, 250.0, 250.0, 500.0, 500.0, 750.0, 750.0, 900.0, 900.0]
+    [100.0, 250.0, 500.0, 750.0, 900.0, 100.0, 250.0, 500.0, 750.0, 900.0]
     """
     shares = (CALIBRATION_SHARE, *SHARES)
-    return [float(round(capacity_per_s * s)) for s in shares for _ in range(repeats)]
+    return [float(round(capacity_per_s * s)) for _ in range(repeats) for s in shares]
 
 
 def trend_sign(lower: float, upper: float) -> int:
