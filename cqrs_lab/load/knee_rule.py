@@ -18,7 +18,10 @@ step: such steps are left out of what follows):
   last step that followed finished more than that interval), that step's finished
   commands/s and their interval are the capacity instead. A plateau whose last step
   finished over :data:`RISING` times its first and above that interval is still rising:
-  no knee yet;
+  no knee yet, unless steps offered past the plateau were measured and none of them
+  finished above that interval either (the rise did not go on: one short step's noise;
+  a ramp once went on 25 times past such a plateau, every step under it, and was
+  judged "no knee yet" each time);
 - no knee among the usable steps while some step was generator-bound, or a generator-bound
   step past the knee finishing more than the plateau: the result says ``generator-bound:
   capacity above X`` (X: the most commands/s the server finished in any step), never a
@@ -160,7 +163,9 @@ def find_knee(steps: pd.DataFrame) -> KneeResult:
             f"would-be plateau ({mean:.0f} commands/s): not a knee",
         )
     top = float(mean_i[-1])
-    if len(mean_i) > 1 and top > mean + half and top > RISING * float(mean_i[0]):
+    deeper = steps["finished_per_s"][over]  # the steps offered past the plateau
+    goes_on = not len(deeper) or float(deeper.max()) > mean + half
+    if len(mean_i) > 1 and top > mean + half and top > RISING * float(mean_i[0]) and goes_on:
         return not_a_knee(
             bound,
             f"no knee yet: finished commands/s still rising with the offered load ("

@@ -95,6 +95,23 @@ def test_throughput_still_rising_past_a_stall_is_no_knee_yet() -> None:
     assert k.why.startswith("no knee yet: finished commands/s still rising")
 
 
+def test_a_rise_on_the_plateau_that_the_steps_past_it_do_not_keep_is_noise() -> None:
+    # a real ramp (0.4 cores): the step at 1495/s finished 668, the one at 2236/s 1100,
+    # and every step offered more finished 349 to 907; judged "still rising" from the
+    # plateau alone, the ramp went on to 55,902/s and measured no knee
+    offered = [200.0, 299.1, 447.2, 668.7, 1000.0, 1495.3, 2236.1, 3343.7, 5000.0, 7476.7]
+    finished = [203.8, 280.8, 421.8, 670.5, 983.5, 668.3, 1100.5, 801.3, 907.0, 747.3]
+    k = find_knee(table(offered, finished, sd=60.0))
+    assert k.reached and k.capacity_per_s == pytest.approx((668.3 + 1100.5) / 2)
+    assert list(k.steps["role"])[5:] == ["saturated"] * 2 + ["overload"] * 3
+    # before the steps past the plateau are measured, the same rise is no knee yet
+    early = find_knee(table(offered[:7], finished[:7], sd=60.0))
+    assert not early.reached and early.why.startswith("no knee yet")
+    # and a rise that the deeper steps keep is no knee either
+    kept = find_knee(table(offered, [*finished[:7], 1300.0, 1500.0, 1600.0], sd=60.0))
+    assert not kept.reached and kept.why.startswith("no knee yet")
+
+
 def test_a_generator_bound_step_after_the_knee_is_left_out_of_the_plateau() -> None:
     finished = [100.0, 150.0, 225.0, 300.0, 301.0, 50.0, 299.0]
     why = ["", "", "", "", "", "sends late: lateness p95 40.0 ms > 25 ms", ""]
