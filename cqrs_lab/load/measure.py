@@ -41,7 +41,9 @@ def measure(
     of the domain the runs served), ``sent_commands_per_s`` (what Locust sent),
     ``offered_commands_per_s`` (what was aimed at: ``--rate``, user tasks/s, times the
     commands per task of the user classes), ``generator_lateness_p95_s`` (the p95 of the
-    sends' lateness), ``server_cpu`` and ``generator_cpu`` (cores), ``window_s``,
+    sends' lateness), ``server_cpu`` and ``generator_cpu`` (cores), ``server_idle_cpu``
+    (cores the server used while idle before the load, each run's weighted by its window:
+    what the twin's loop, busy only, leaves out), ``window_s``,
     ``busy_share`` (the share of the users waiting for an answer on average: requests/s
     times their mean latency, over the users, :func:`~cqrs_lab.load.generator.
     waiting_share`), ``server_cores`` (the cores the server may use: its ``--server-cpus``
@@ -51,7 +53,7 @@ def measure(
         raise ConfigError("measure: give at least one load test result")
     domain = one_domain(runs, "measure")
     view = view or primary_view(load_domain(domain))
-    span = n_cmd = n_ok = waited = 0.0
+    span = n_cmd = n_ok = waited = idle = 0.0
     latency, lag, late, cpu, gen = [], [], [], [], []
     for result in runs:
         lo, hi = window(result, warmup)
@@ -66,6 +68,7 @@ def measure(
         late.append(r["lateness_s"].to_numpy(dtype=float))
         waited += float(r["latency_s"].sum()) / max(1, int(result.run.get("users") or 1))
         cpu.append(cpu_utilisation(result, lo, hi) * (hi - lo))
+        idle += float(result.run.get("server_idle_cpu") or 0.0) * (hi - lo)
         gen.append(generator_cores(result, lo, hi))
     opts = runs[0].run.get("options", {}) or {}
     rate = opts.get("rate")
@@ -75,7 +78,7 @@ def measure(
     return {
         "sent_commands_per_s": n_cmd / span, "throughput_per_s": n_ok / span,
         **{k: p[k] for k in METRICS[1:4]}, **{k: lp[k] for k in METRICS[4:]},
-        "server_cpu": sum(cpu) / span, "window_s": span,
+        "server_cpu": sum(cpu) / span, "server_idle_cpu": idle / span, "window_s": span,
         "offered_commands_per_s": float(rate) * share if rate else float("nan"),
         "generator_lateness_p95_s": percentiles(np.concatenate(late))["p95"],
         "generator_cpu": float(np.mean(gen)), "processes": float(opts.get("processes") or 1),
