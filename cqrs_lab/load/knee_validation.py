@@ -140,13 +140,14 @@ def cpu_lines(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
     if not {"server_cpu", "twin_cpu", "server_idle_cpu"} <= set(table.columns):
         return []
     parts = []
-    for sent, g in table.groupby("sent_commands_per_s", sort=True):
-        r = g.iloc[0]
-        measured = (float(r["server_cpu"]) - float(r["server_idle_cpu"])) / float(sent)
-        twin = float(r["twin_cpu"]) / float(sent)
+    levels = table.drop_duplicates("sent_commands_per_s").sort_values("sent_commands_per_s")
+    for r in levels.to_dict("records"):
+        sent = float(r["sent_commands_per_s"])
+        measured = (float(r["server_cpu"]) - float(r["server_idle_cpu"])) / sent
+        twin = float(r["twin_cpu"]) / sent
         err = f"{twin / measured - 1:+.0%}" if measured > 0 else "n/a"
         parts.append(
-            f"{float(sent) / capacity_per_s:.0%} {measured * 1e3:.3f} -> {twin * 1e3:.3f} ({err})"
+            f"{sent / capacity_per_s:.0%} {measured * 1e3:.3f} -> {twin * 1e3:.3f} ({err})"
         )
     return ["server CPU per command (ms), measured -> twin: " + ", ".join(parts)]
 

@@ -1,0 +1,144 @@
+"""``[server]``: the served processes as event loops: their keys, each once
+(:mod:`cqrs_lab.sim.scenario_keys` gathers every table)."""
+
+from __future__ import annotations
+
+from cqrs_lab.sim.scenario_key_types import COMMANDS as _CMD
+from cqrs_lab.sim.scenario_key_types import SECONDS as _S
+from cqrs_lab.sim.scenario_key_types import Key, Table
+from cqrs_lab.sim.scenario_parts import ServerSpec
+
+__all__ = ["SERVER_TABLES"]
+
+_SV = ServerSpec()
+
+SERVER_TABLES: tuple[Table, ...] = (
+    Table(
+        "server",
+        "Each served process as one event loop (absent: handlers work in parallel). Every "
+        "piece of work runs on its process's CPU in turn: each request's parsing and answer, "
+        "the writer's batches (each command's [commands] service inside), the projections' "
+        "batches and the reads' service. Needs [commands] handlers = 1; [commands] processes "
+        "= N runs N loops, each with its own writer and its own replica of every view, fed "
+        "with every event.",
+        (
+            Key(
+                "request",
+                "time",
+                _SV.request,
+                _S,
+                "CPU per HTTP request outside the engine and the transport",
+            ),
+            Key(
+                "transport",
+                "time",
+                _SV.transport,
+                _S,
+                "CPU per HTTP request of the transport's read callback, which runs as a turn "
+                "of the loop of its own before the request's (0: none of its own)",
+            ),
+            Key(
+                "answer_share",
+                "number",
+                _SV.answer_share,
+                "",
+                "share of it spent answering",
+                hi=1.0,
+            ),
+            Key("batch", "time", _SV.batch, _S, "CPU per writer batch (one transaction)"),
+            Key(
+                "batch_limit",
+                "whole",
+                _SV.batch_limit,
+                _CMD,
+                "most commands per batch",
+                lo=1,
+                hi=10**6,
+            ),
+            Key("cold", "number", _SV.cold, "", "extra cost factor of work after a long idle"),
+            Key(
+                "cold_time",
+                "number",
+                _SV.cold_time,
+                _S,
+                "idle time constant of that slow-down",
+                open_lo=True,
+            ),
+            Key(
+                "cpus",
+                "number",
+                _SV.cpus,
+                "cores",
+                "CPU limit (a container's quota)",
+                open_lo=True,
+                hi=1.0,
+            ),
+            Key(
+                "period",
+                "number",
+                _SV.period,
+                _S,
+                "the CPU limit's accounting period",
+                open_lo=True,
+            ),
+            Key(
+                "commit",
+                "time",
+                _SV.commit,
+                _S,
+                "a writer batch's wait for the database's commit round trips, after its CPU: "
+                "the loop is blocked, spending no CPU",
+            ),
+            Key(
+                "commit_per_command",
+                "number",
+                _SV.commit_per_command,
+                _S,
+                "how much longer a batch's commit wait is per command beyond its first (the "
+                "database writes more rows)",
+            ),
+            Key(
+                "pump_wait",
+                "time",
+                _SV.pump_wait,
+                _S,
+                "a projection pump step's wait for the database's read, after its CPU: the "
+                "loop is blocked, spending no CPU",
+            ),
+            Key(
+                "poll",
+                "number",
+                _SV.poll,
+                _S,
+                "a process's pump, idle, looks for the other processes' appends this often "
+                "(its own wake it at once; 0: every append wakes every pump)",
+            ),
+            Key(
+                "cores",
+                "whole",
+                _SV.cores,
+                "cores",
+                "CPUs of the machine the loops share (absent: a core per loop)",
+                lo=1,
+                hi=4096,
+            ),
+            Key(
+                "other_cpu",
+                "number",
+                _SV.other_cpu,
+                _S,
+                "CPU per arriving command that the rest of the machine (the load generator, a "
+                "local database) spends on the cores the loops share, in pieces that each take "
+                "a free core (needs cores: there is nothing to share it on without them)",
+            ),
+            Key(
+                "database_cpu",
+                "number",
+                _SV.database_cpu,
+                _S,
+                "CPU a local database spends on the cores the loops share per transaction it "
+                "serves: each writer batch and each projection pump step (needs cores)",
+            ),
+        ),
+    ),
+)
