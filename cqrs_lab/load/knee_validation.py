@@ -143,6 +143,8 @@ def cpu_lines(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
     levels = table.drop_duplicates("sent_commands_per_s").sort_values("sent_commands_per_s")
     for r in levels.to_dict("records"):
         sent = float(r["sent_commands_per_s"])
+        if not sent > 0:  # nothing sent (NaN or 0): no CPU per command
+            continue
         measured = (float(r["server_cpu"]) - float(r["server_idle_cpu"])) / sent
         twin = float(r["twin_cpu"]) / sent
         err = f"{twin / measured - 1:+.0%}" if measured > 0 else "n/a"
