@@ -22,6 +22,14 @@ def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
+    try:  # the lists first: a typo is told before minutes of load tests, not after
+        rates = _numbers("--measure", args.measure, float, "offered commands/s, e.g. 50,100,200")
+        if args.predict_processes:
+            _numbers("--predict-processes", args.predict_processes, int,
+                     "server process counts, e.g. 1,2,3,4")  # fmt: skip
+    except ConfigError as exc:
+        print(f"cqrs-lab twin: {exc}", file=sys.stderr)
+        return 2
     if not args.measure and not args.measure_knee and not base.is_dir():
         raise ConfigError(
             f"{base}: no such folder; give a load test's results folder (or a folder of them), "
@@ -44,7 +52,6 @@ def _twin(args: argparse.Namespace) -> int:
 
                 return validate_and_report(args, base, knee)
         if args.measure:
-            rates = [float(x) for x in args.measure.split(",") if x.strip()]
             run_levels(args, rates, base)
         runs = (
             [base]
@@ -98,6 +105,28 @@ def _twin(args: argparse.Namespace) -> int:
     if args.predict_processes and not _processes_table(args.predict_processes, cal, out):
         return 2
     return 0
+
+
+def _numbers(option: str, spec: str, kind: type[float] | type[int], what: str) -> list[Any]:
+    """A comma-separated list of ``kind`` (``--measure``, ``--predict-processes``), or a
+    :class:`ConfigError` naming the option, the item and what it takes.
+
+    >>> _numbers("--measure", "50, 100,", float, "rates")
+    [50.0, 100.0]
+    >>> _numbers("-n", "1,x", int, "counts")
+    Traceback (most recent call last):
+    cqrs_lab.errors.ConfigError: -n 1,x: 'x' is not a whole number; give counts
+    """
+    out = []
+    for item in (x.strip() for x in spec.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(kind(item))
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{option} {spec}: {item!r} is not {noun}; give {what}") from None
+    return out
 
 
 def _processes_table(spec: str, cal: Any, out: Path) -> bool:

@@ -137,6 +137,23 @@ def test_twin_on_an_empty_folder_says_what_is_missing(
     assert "no load test results" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--measure", "50,abc"], "--measure 50,abc: 'abc' is not a number; give offered"),
+        (["--measure-knee", "--predict-processes", "1,two"], "'two' is not a whole number"),
+    ],
+)
+def test_twin_refuses_a_mistyped_list_before_any_load_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], said: str
+) -> None:
+    out = tmp_path / "never"
+    args = _parser().parse_args(["twin", str(out), *flags])
+    assert args.run(args) == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()  # nothing ran: the folder a run would make is not there
+
+
 def test_a_run_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
     from cqrs_lab.load import LoadTestOptions, run_loadtest
 
