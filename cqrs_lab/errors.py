@@ -94,6 +94,9 @@ class TransactionAborted(CqrsLabError):
     with another process's: nothing in it happened; run it again. The served driver reruns
     its batch one command per transaction (a few tries each, then 503 with Retry-After)."""
 
+    #: seconds a client should wait before sending it again: at once, nearly
+    retry_after = 1
+
 
 class UnknownCommand(CqrsLabError, KeyError):
     """A command was dispatched whose type has no registered handler."""
@@ -165,6 +168,8 @@ class StoreFailure(CqrsLabError):
     for its supervisor to restart it."""
 
     exit_status = 75
+    #: seconds a client should wait before retrying: the time a supervisor takes to restart
+    retry_after = 5
 
 
 class StoreBroken(StoreFailure):
@@ -182,7 +187,7 @@ class StoreUnavailable(StoreFailure):
     commit was under way may or may not have committed (an HTTP command: retry it with the
     same Idempotency-Key; a projection: its checkpoint says)."""
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
+    def __init__(self, message: str, retry_after: int = StoreFailure.retry_after) -> None:
         self.retry_after = retry_after
         super().__init__(message)
 

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from cqrs_lab.errors import Problem, StoreFailure, StoreUnavailable, TransactionAborted
+from cqrs_lab.errors import Problem, StoreFailure, TransactionAborted
 
 __all__ = [
     "BODY_TIMED_OUT",
@@ -111,10 +111,8 @@ def store_failed(exc: StoreFailure | TransactionAborted) -> Response:
     """503 for a request the store could not serve, with ``Retry-After``: not the client's
     mistake and not a bug (a store failure stops the server, its supervisor restarts it; a
     transaction the database aborted is worth a retry at once)."""
-    retry = exc.retry_after if isinstance(exc, StoreUnavailable) else 5
-    if isinstance(exc, TransactionAborted):
-        retry = 1
-    return problem_response(503, "store unavailable", str(exc), headers={"Retry-After": str(retry)})
+    headers = {"Retry-After": str(exc.retry_after)}
+    return problem_response(503, "store unavailable", str(exc), headers=headers)
 
 
 def client_closed(scope: Mapping[str, Any]) -> Response:

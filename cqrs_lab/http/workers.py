@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO
 
 from cqrs_lab.errors import StoreFailure
-from cqrs_lab.stores.worker_parent import child_env
+from cqrs_lab.stores.worker_parent import child_env, workers_exit_status
 
 #: exit status of a server stopped by its event store's failure (sysexits' EX_TEMPFAIL)
 STORE_FAILED_EXIT = StoreFailure.exit_status
@@ -167,8 +167,7 @@ def run_workers(
                         flush=True,
                     )
             if len(reported) == workers:
-                failed = all(p.returncode == STORE_FAILED_EXIT for p in procs)
-                return STORE_FAILED_EXIT if failed else 1
+                return workers_exit_status(p.returncode for p in procs)
             stop.wait(0.2)
         _stop(procs)
         return 0

@@ -26,10 +26,10 @@ import threading
 from types import FrameType
 from typing import Any
 
-from cqrs_lab.errors import ConfigError, StoreFailure
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY
 from cqrs_lab.stores.store_urls import is_postgres, shown_store
-from cqrs_lab.stores.worker_parent import child_env, orphaned
+from cqrs_lab.stores.worker_parent import child_env, orphaned, workers_exit_status
 
 __all__ = ["register", "run"]
 
@@ -138,8 +138,7 @@ def _parent(args: argparse.Namespace, stop: threading.Event) -> int:
             p.wait(5)
     if stop.is_set():
         return 0
-    failed = all(p.returncode == StoreFailure.exit_status for p in procs)
-    return StoreFailure.exit_status if failed else 1  # each stopped on the store: try later
+    return workers_exit_status(p.returncode for p in procs)
 
 
 def register(sub: Any) -> None:

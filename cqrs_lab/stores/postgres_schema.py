@@ -24,6 +24,7 @@ __all__ = [
     "check_schema_name",
     "dump_json",
     "lock_version_and_positions",
+    "one_line",
     "open_pool",
 ]
 
@@ -173,7 +174,7 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext('cqrs_lab schema'))")
     except psycopg.Error as exc:
-        reason = " ".join(str(exc).split())  # psycopg's message spans lines: one line
+        reason = one_line(exc)
         raise ConfigError(
             f"cannot connect to PostgreSQL with dsn={shown_store(dsn)!r}: {reason}; "
             f"check that the server runs and the DSN is right"
@@ -195,3 +196,8 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
             f"check max_connections on the server"
         ) from exc
     return pool
+
+
+def one_line(exc: BaseException) -> str:
+    """A psycopg error's message, which spans lines, on one line."""
+    return " ".join(str(exc).split())

@@ -35,7 +35,7 @@ from psycopg_pool import PoolTimeout
 
 from cqrs_lab.errors import ConfigError, StoreUnavailable, TransactionAborted
 from cqrs_lab.stores.postgres_group import Pending, group_transaction
-from cqrs_lab.stores.postgres_schema import SCHEMA_DDL, check_schema_name, open_pool
+from cqrs_lab.stores.postgres_schema import SCHEMA_DDL, check_schema_name, one_line, open_pool
 from cqrs_lab.stores.store_urls import shown_store
 
 __all__ = ["COOL_DOWN_S", "POOL_WAIT_S", "PostgresTransactions"]
@@ -208,7 +208,7 @@ class PostgresTransactions:
         try:
             yield
         except ABORTED as exc:
-            reason = " ".join(str(exc).split())
+            reason = one_line(exc)
             raise TransactionAborted(f"the database aborted the transaction ({reason})") from exc
         except psycopg.OperationalError as exc:
             if conn.broken or conn.closed:  # the server dropped it: not this statement
@@ -229,7 +229,7 @@ class PostgresTransactions:
         self.pool.check()  # the connections the server dropped meanwhile: replaced
 
     def _went_down(self, exc: Exception) -> StoreUnavailable:
-        reason = " ".join(str(exc).split())  # psycopg's messages span lines: one line
+        reason = one_line(exc)
         self.down = StoreUnavailable(
             f"PostgreSQL at {shown_store(self.dsn)!r} cannot be reached ({reason}); what was "
             "in flight is rolled back or in doubt: retry once the database is back"

@@ -16,9 +16,11 @@ False
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["PARENT_ENV", "child_env", "orphaned"]
+from cqrs_lab.errors import StoreFailure
+
+__all__ = ["PARENT_ENV", "child_env", "orphaned", "workers_exit_status"]
 
 #: the environment variable in which a parent passes its process id to its workers
 PARENT_ENV = "CQRS_LAB_PARENT"
@@ -36,3 +38,14 @@ def orphaned(env: Mapping[str, str] | None = None) -> Callable[[], bool]:
     named = (os.environ if env is None else env).get(PARENT_ENV, "")
     parent = int(named) if named.isdigit() else None
     return lambda: parent is not None and os.getppid() != parent
+
+
+def workers_exit_status(codes: Iterable[int | None]) -> int:
+    """A parent's exit status once its workers all stopped by themselves: the event store's
+    failure status (75, try again later) when each stopped on it, else 1.
+
+    >>> workers_exit_status([75, 75]), workers_exit_status([75, 1])
+    (75, 1)
+    """
+    failed = StoreFailure.exit_status
+    return failed if all(code == failed for code in codes) else 1
