@@ -53,7 +53,13 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
         + f"batch_limit = {cal.batch_limit}\n"
         f"batch = {cal.batch_s:.7g}\ncold = {cal.cold:.6g}\n"
         f"cold_time = {cal.cold_time:.6g}\n"
-        f"cpus = {min(1.0, cal.cpus):.6g}\nperiod = {cal.period:.6g}\n"
+        + (
+            f"transport_cold = {cal.transport_cold:.6g}\n"
+            f"transport_cold_time = {cal.transport_cold_time:.6g}\n"
+            if cal.transport_cold is not None and any(cal.transport_s)
+            else ""
+        )
+        + f"cpus = {min(1.0, cal.cpus):.6g}\nperiod = {cal.period:.6g}\n"
         + (f"commit = {empirical(cal.commit_s)}\n" if any(cal.commit_s) else "")
         + (
             f"commit_per_command = {cal.commit_per_command_s:.7g}\n"
@@ -89,6 +95,12 @@ def describe_calibration(cal: LoopCalibration) -> str:
         f" per command, projections (ms per pump step + per event) {pe}; writer"
         f" {cal.batch_s * 1e3:.3f} ms per batch; after idling work runs up to"
         f" {1 + cal.cold:.2f} times slower (time constant {cal.cold_time * 1e3:.2f} ms)"
+        + (
+            f", the transport's reads up to {1 + cal.transport_cold:.2f} times"
+            f" ({cal.transport_cold_time * 1e3:.2f} ms)"
+            if cal.transport_cold is not None and cal.transport_s
+            else ""
+        )
         + f"; CPU limit {cal.cpus:g} cores"
         + (
             f"; {cal.processes} server processes, each batch waiting"

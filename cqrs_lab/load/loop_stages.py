@@ -170,11 +170,13 @@ def tick_overhead(
     return max(0.0, cpu / len(steps) / chill)
 
 
-def slow_down(st: pd.DataFrame) -> tuple[float, float]:
-    """The slow-down after idling, from the command and query calls (each over its warm
-    median) against the gap before them."""
+def slow_down(
+    st: pd.DataFrame, stages: Sequence[str] = ("command", "query")
+) -> tuple[float, float]:
+    """The slow-down after idling, from the calls of ``stages`` (each over its warm
+    median) against the gap before them; ``(0, 1 ms)`` (none) without twenty warm calls."""
     gaps, ratios = [], []
-    for stage in ("command", "query"):
+    for stage in stages:
         secs, gap, warm = stage_calls(st, stage)
         if len(warm) >= 20:
             gaps.append(gap)

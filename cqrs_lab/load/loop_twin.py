@@ -109,6 +109,9 @@ class LoopCalibration:
     #: warm CPU seconds of the transport's read of a request, a turn of the loop of its
     #: own before the request's task (samples; none: ``()``, no turn of its own)
     transport_s: tuple[float, ...] = ()
+    #: the transport's reads' own slow-down after idling (None: ``cold``, ``cold_time``)
+    transport_cold: float | None = None
+    transport_cold_time: float = 0.001
     latency_offset_s: dict[str, float] = field(default_factory=dict)
     lag_offset_s: dict[str, float] = field(default_factory=dict)
     anchor_rate: float = 0.0

@@ -52,6 +52,8 @@ __all__ = ["Background", "Cores", "EventLoop"]
 
 #: a work item: called when it starts, returns its CPU seconds and what to do once done
 Item = Callable[[], tuple[float, Callable[[], None] | None]]
+#: a kind of work's own slow-down after idling: ``(cold, cold_time)``
+Chill = tuple[float, float]
 
 
 class _Starts(Protocol):
@@ -147,11 +149,12 @@ class EventLoop:
         cores: Cores | None = None,
     ) -> None:
         self.env = env
-        self.queue: deque[Item] = deque()
+        self.queue: deque[tuple[Item, Chill | None]] = deque()
         self.running = False
         self.idle_since = 0.0
         self.cold, self.cold_time = cold, cold_time
         self.spell_start, self.chill = 0.0, 0.0  # the busy spell: its start, its coldness
+        self.spell_gap = 0.0  # the idle seconds before it
         self.quota = cpus * period if cpus < 1.0 else None
         self.period = period
         self.window, self.used = -1, 0.0
@@ -161,15 +164,17 @@ class EventLoop:
         self.blocked_s = 0.0
         self.hold = 0.0  # set by block() while an item starts
 
-    def call(self, item: Item) -> None:
-        """Queue ``item``; it starts once every item queued before it has run."""
-        self.queue.append(item)
+    def call(self, item: Item, chill: Chill | None = None) -> None:
+        """Queue ``item``; it starts once every item queued before it has run. ``chill``:
+        its own ``(cold, cold_time)`` instead of the loop's (a kind of work that slows
+        down more after idling)."""
+        self.queue.append((item, chill))
         if not self.running:
             self._next()
 
-    def run(self, cost: float, hold: float = 0.0) -> simpy.Event:
+    def run(self, cost: float, hold: float = 0.0, chill: Chill | None = None) -> simpy.Event:
         """An event that succeeds once ``cost`` CPU seconds have run on the loop (and then
-        ``hold`` seconds blocked, as :meth:`block`)."""
+        ``hold`` seconds blocked, as :meth:`block`; ``chill`` as :meth:`call`)."""
         ev = self.env.event()
 
         def succeed() -> None:
@@ -180,7 +185,7 @@ class EventLoop:
                 self.block(hold)
             return cost, succeed
 
-        self.call(item)
+        self.call(item, chill)
         return ev
 
     def block(self, seconds: float) -> None:
@@ -197,8 +202,8 @@ class EventLoop:
             return
         if not self.running:  # a busy spell begins: how cold the idle gap left the CPU
             self.running = True
-            self.spell_start = now
-            self.chill = self.cold * (1.0 - math.exp(-(now - self.idle_since) / self.cold_time))
+            self.spell_start, self.spell_gap = now, now - self.idle_since
+            self.chill = self.cold * (1.0 - math.exp(-self.spell_gap / self.cold_time))
             self.busy.add(1)
         if self.cores is None or self.cores.take(self):
             self._start()
@@ -207,9 +212,14 @@ class EventLoop:
         """The next item starts (on a core, when the loops share some)."""
         env = self.env
         now = env.now
-        cost, then = self.queue.popleft()()
+        item, own = self.queue.popleft()
+        cost, then = item()
         hold, self.hold = self.hold, 0.0
-        if self.chill > 0.0:  # warming up again as the spell goes on
+        if own is not None:  # its own slow-down
+            cold, tau = own
+            chill = cold * (1.0 - math.exp(-self.spell_gap / tau))
+            cost *= 1.0 + chill * math.exp(-(now - self.spell_start) / tau)
+        elif self.chill > 0.0:  # warming up again as the spell goes on
             cost *= 1.0 + self.chill * math.exp(-(now - self.spell_start) / self.cold_time)
         self.cpu_s += cost
         self.blocked_s += hold

@@ -135,7 +135,9 @@ class LoopCommandSide(CommandSide):
         if transport is None:
             w.loop.call(parse)
         else:  # the transport's read, then the request's task: two turns of the loop
-            w.loop.call(lambda: (transport(), lambda: w.loop.call(parse)))
+            w.loop.call(
+                lambda: (transport(), lambda: w.loop.call(parse)), self.server.transport_chill
+            )
 
     def _enqueue(self, w: _Writer, job: list[Any]) -> None:
         """Parsed: into the writer's queue, or shed when it is full (429)."""

@@ -63,6 +63,8 @@ class ReadSide:
         self.request: Callable[[], float] = lambda: 0.0
         #: the transport's read of a request, a turn of the loop of its own (None: none)
         self.transport: Callable[[], float] | None = None
+        #: its own slow-down after idling, ``(cold, cold_time)`` (None: the loop's)
+        self.transport_chill: tuple[float, float] | None = None
         self.sample, self.draw = sample, draw
         draw.rng = random.Random(rng.getrandbits(64))  # the queries' own stream
         for _ in range(spec.readers):
@@ -113,7 +115,7 @@ class ReadSide:
             process = job.pop()
             draw.index = job[3]
             if self.loops and self.transport is not None:  # the transport reads it first
-                yield self.loops[process].run(self.transport())
+                yield self.loops[process].run(self.transport(), chill=self.transport_chill)
             if process == 0:
                 result = engine.ask(sample(draw), min_position=token)
                 job[5] = group.lag_seconds()

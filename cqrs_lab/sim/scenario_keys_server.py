@@ -65,6 +65,21 @@ SERVER_TABLES: tuple[Table, ...] = (
                 open_lo=True,
             ),
             Key(
+                "transport_cold",
+                "number",
+                _SV.transport_cold,
+                "",
+                "the transport's reads' own extra cost factor after a long idle (absent: cold)",
+            ),
+            Key(
+                "transport_cold_time",
+                "number",
+                _SV.transport_cold_time,
+                _S,
+                "idle time constant of the transport's own slow-down (absent: cold_time)",
+                open_lo=True,
+            ),
+            Key(
                 "cpus",
                 "number",
                 _SV.cpus,

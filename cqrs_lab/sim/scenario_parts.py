@@ -127,21 +127,22 @@ class CommandSpec:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The served processes' event loops (``[server]``; see :mod:`cqrs_lab.sim.event_loop`,
-    one per ``[commands] processes``): CPU seconds per HTTP request of the transport's read
+    """The served processes' event loops (``[server]``; see :mod:`cqrs_lab.sim.event_loop`, one per
+    ``[commands] processes``): CPU seconds per HTTP request of the transport's read
     callback, a turn of the loop of its own before the request's task (``transport``; 0: no
     turn of its own), and outside the engine and the transport (``request``, the share
-    ``answer_share`` of it spent answering), per writer batch
-    (``batch``, at most ``batch_limit`` commands), the seconds a batch then blocks its loop
-    waiting for the database's commit (``commit``, plus ``commit_per_command`` for each
-    command beyond the batch's first) and a projection's pump step its read
-    (``pump_wait``), the slow-down after idling (``cold``,
-    ``cold_time``), a CPU limit per process (``cpus`` per ``period``), the pumps' idle poll
-    for the other processes' appends (``poll``; 0: at once), the machine's cores that
-    the loops share (``cores``; None: one each) and the CPU seconds the rest of the machine
-    (load generator, local database) spends on those cores per command (``other_cpu``;
-    only with ``cores``) and a local database's CPU on them per transaction it serves, each
-    writer batch and each projection pump step (``database_cpu``; only with ``cores``)."""
+    ``answer_share`` of it spent answering), per writer batch (``batch``, at most
+    ``batch_limit`` commands), the seconds a batch then blocks its loop waiting for the
+    database's commit (``commit``, plus ``commit_per_command`` for each command beyond the
+    batch's first) and a projection's pump step its read (``pump_wait``), the slow-down
+    after idling (``cold``, ``cold_time``; the transport's reads their own,
+    ``transport_cold`` and ``transport_cold_time``, when given), a CPU limit per process
+    (``cpus`` per ``period``), the pumps' idle poll for the other processes' appends
+    (``poll``; 0: at once), the machine's cores that the loops share (``cores``; None: one
+    each) and the CPU seconds the rest of the machine (load generator, local database)
+    spends on those cores per command (``other_cpu``; only with ``cores``) and a local
+    database's CPU on them per transaction it serves, each writer batch and each projection
+    pump step (``database_cpu``; only with ``cores``)."""
 
     request: Dist = _NO_DELAY
     transport: Dist = _NO_DELAY
@@ -150,6 +151,8 @@ class ServerSpec:
     batch_limit: int = 256
     cold: float = 0.0
     cold_time: float = 0.001
+    transport_cold: float | None = None
+    transport_cold_time: float | None = None
     cpus: float = 1.0
     period: float = 0.01
     commit: Dist = _NO_DELAY
@@ -159,6 +162,13 @@ class ServerSpec:
     cores: int | None = None
     other_cpu: float = 0.0
     database_cpu: float = 0.0
+
+    @property
+    def transport_chill(self) -> tuple[float, float] | None:
+        """The transport's own ``(cold, cold_time)``, or None: the loop's."""
+        if self.transport_cold is None:
+            return None
+        return self.transport_cold, self.transport_cold_time or self.cold_time
 
 
 @dataclass(frozen=True)

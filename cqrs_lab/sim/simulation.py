@@ -207,6 +207,7 @@ class Simulation:
             reads.request = sv.request.sampler(_stream_seed(s.seed, "read-requests"))
             if sv.transport.mean > 0:
                 reads.transport = sv.transport.sampler(_stream_seed(s.seed, "read-transport"))
+                reads.transport_chill = sv.transport_chill
             if len(loops) > 1:
                 reads.spread = _stream_seed(s.seed, "read-spread")
                 reads.replicas = [(reads.group, {})] + [

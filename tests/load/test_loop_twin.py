@@ -15,7 +15,7 @@ from cqrs_lab.load.calibration_inputs import quantiles, window
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
 from cqrs_lab.load.loop_calibration import calibrate_loop, client_offsets, sim_cpu
-from cqrs_lab.load.loop_stages import idle_gaps, stage_calls
+from cqrs_lab.load.loop_stages import idle_gaps, slow_down, stage_calls, transport_samples
 from cqrs_lab.load.loop_twin import (
     LoopCalibration,
     client_cold,
@@ -112,6 +112,35 @@ def test_the_transports_read_is_calibrated_warm_and_written_as_a_turn_of_its_own
     s = load_scenario(cal.write(tmp_path / "twin.toml", rate=300.0, duration=5.0))
     assert s.server is not None
     assert s.server.transport.mean == pytest.approx(np.mean(cal.transport_s), rel=1e-3)
+    # its own slow-down after idling, fitted on its own reads, is the scenario's
+    assert cal.transport_cold is not None
+    own = (cal.transport_cold, cal.transport_cold_time)
+    assert s.server.transport_chill == pytest.approx(own, rel=1e-5)
+
+
+def test_the_transports_read_gets_its_own_slow_down_fitted_on_its_own_reads() -> None:
+    """Requests right after others (10 us) and at idle gaps from 0.1 to 50 ms: a read
+    costs 20 us warm and up to four times as much after idling, the engine's command 50 us
+    and up to twice as much (both with a 2 ms time constant): each stage's fit finds its
+    own, and the reads' samples are their warm cost once their own slow-down is taken off
+    (not the engine's)."""
+    rows, t = [], 1.0
+    for g in [1e-5] * 200 + list(np.geomspace(1e-4, 0.05, 400)):
+        t += g
+        read = 2e-5 * (1 + 3.0 * (1 - np.exp(-g / 0.002)))
+        rows.append(("transport", "read", t + read, read, 1))
+        t += read + 2e-5  # the request's own work before its command (untimed)
+        cmd = 5e-5 * (1 + 1.0 * (1 - np.exp(-g / 0.002)))
+        rows.append(("command", "a", t + cmd, cmd, 1))
+        t += cmd
+    st = idle_gaps(pd.DataFrame(rows, columns=["stage", "name", "at", "seconds", "events"]))
+    cold, tau = slow_down(st, ("transport",))
+    assert cold == pytest.approx(3.0, rel=0.1) and tau == pytest.approx(0.002, rel=0.25)
+    engine = slow_down(st, ("command",))
+    assert engine[0] == pytest.approx(1.0, rel=0.1)
+    own = transport_samples(st, cold, tau, 1000)
+    assert np.median(own) == pytest.approx(2e-5, rel=0.1)
+    assert np.median(transport_samples(st, *engine, 1000)) > 1.3 * np.median(own)
 
 
 def test_a_requests_own_transport_read_does_not_warm_its_work_but_warms_the_next_read() -> None:

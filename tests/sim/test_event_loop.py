@@ -77,6 +77,21 @@ def test_the_transports_read_is_a_turn_of_the_loop_of_its_own() -> None:
             assert row[5] - row[3] == pytest.approx(0.0001 + 0.0003 + 0.0002, abs=1e-9)
 
 
+def test_the_transports_own_slow_down_applies_to_its_reads_only() -> None:
+    """[server] transport_cold: after a long idle the read costs 1 + transport_cold times
+    its warm CPU, whatever the loop's cold; the request's own work keeps the loop's."""
+    own = "transport = 0.0001\ntransport_cold = 3.0\ntransport_cold_time = 0.002\n"
+    for server, read in ((own, 0.0004), ("transport = 0.0001\ncold = 0.5\n", None)):
+        lone = run(scenario(0.5, server, duration=20.0))
+        rows = [r for r in lone.commands.rows if r[6] == "accepted"]
+        assert rows
+        for row in rows:
+            if read is not None:  # the loop's cold is 0: the rest runs warm
+                assert row[5] - row[3] == pytest.approx(read + 0.0003 + 0.0002, abs=1e-9)
+            else:  # the loop's own slow-down: the read at 1.5 times, then warming up
+                assert row[5] - row[3] > 0.00015 + 0.0003 + 0.0002
+
+
 def test_batches_grow_and_latency_rises_with_the_load() -> None:
     light, heavy = run(scenario(100.0)), run(scenario(1500.0))
     per_batch = [len(s.commands.rows) / s.commands.batches for s in (light, heavy)]
