@@ -29,6 +29,7 @@ judged`` for a generator-bound or closed-model level). :func:`format_table` show
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -202,20 +203,28 @@ def compare(
     return table
 
 
-#: a repeat using this much more server CPU per command than its level's least is disturbed
+#: a repeat whose server CPU per command is this many times its level's reference (or
+#: the reference this many times it) is set aside (:func:`undisturbed`)
 DISTURBED = 1.2
 
 
 def undisturbed(
     groups: Sequence[Sequence[LoadResult]], warmup: float = 2.0, view: str | None = None
 ) -> tuple[list[list[LoadResult]], dict[str, str]]:
-    """Repeats of a level measured while something else slowed the machine, set aside.
+    """Repeats of a level measured while the machine was in another state, set aside.
 
     The same load on the same server costs the same CPU per command; a repeat whose server
-    CPU per command is over ``DISTURBED`` times the level's least ran on a slowed machine
-    (another process, a noisy neighbour, a lower clock), and its latencies say more about
-    that than about the server. Returns the levels without such repeats, and why each set
-    aside run was (run name -> reason). A level keeps at least its least disturbed run.
+    CPU per command is over ``DISTURBED`` times the level's reference ran on a slowed
+    machine (another process, a noisy neighbour, a lower clock), and its latencies say more
+    about that than about the server. With three repeats or more the reference is the
+    level's median and a repeat ``DISTURBED`` times *under* it is set aside too: it ran on a
+    machine still warm from heavier work, or faster than it stays (measured here: the first
+    round of light levels, right after the knee ramp, cost 0.80 ms per command where the
+    next two rounds cost 1.10 and 1.01, and a twin calibrated on that one repeat put the
+    capacity 35% too high, 4% with the median's). With two, which is off cannot be told
+    from them: the reference is the least, and only the costlier is set aside. Returns the
+    levels without such repeats, and why each set aside run was (run name -> reason). A
+    level keeps at least one run (its median, or its least).
     """
     kept: list[list[LoadResult]] = []
     disturbed: dict[str, str] = {}
@@ -229,13 +238,20 @@ def undisturbed(
         if len(known) < 2:
             kept.append(list(runs))
             continue
-        least = min(known)
+        ref, name = (
+            (statistics.median(known), "median") if len(known) >= 3 else (min(known), "least")
+        )
         keep = []
         for r, c in zip(runs, cost, strict=True):
-            if not math.isnan(c) and c > DISTURBED * least:
+            if not math.isnan(c) and (c > DISTURBED * ref or c * DISTURBED < ref):
+                way, state = (
+                    ("above", "the machine was slowed during that run")
+                    if c > ref
+                    else ("below", "the machine ran faster than during the level's other runs")
+                )
                 disturbed[r.path.name] = (
-                    f"server CPU per command {c * 1e3:.3f} ms, {c / least - 1:.0%} above the "
-                    f"level's least ({least * 1e3:.3f} ms)"
+                    f"server CPU per command {c * 1e3:.3f} ms, {abs(c / ref - 1):.0%} {way} "
+                    f"the level's {name} ({ref * 1e3:.3f} ms): {state}"
                 )
             else:
                 keep.append(r)

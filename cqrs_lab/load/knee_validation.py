@@ -275,7 +275,7 @@ def validate_and_report(args: argparse.Namespace, base: Path, knee: KneeResult) 
     print(cal.describe())
     print(format_closing(table, trend, row))
     for name, why in table.attrs["disturbed"].items():
-        print(f"set aside {name}: {why} (the machine was slowed during that run)")
+        print(f"set aside {name}: {why}")
     scenario = cal.write(base / "twin-scenario.toml", 0.9 * knee.capacity_per_s, 30.0)
     if not args.no_plots:
         curve = predicted_curve(cal, knee.capacity_per_s)

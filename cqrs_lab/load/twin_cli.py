@@ -89,7 +89,7 @@ def _twin(args: argparse.Namespace) -> int:
         + (f" (generator-bound: {', '.join(bound)})" if bound else "")
     )
     for name, why in table.attrs["disturbed"].items():
-        print(f"set aside {name}: {why} (the machine was slowed during that run)")
+        print(f"set aside {name}: {why}")
     if not args.no_plots:
         import matplotlib
 

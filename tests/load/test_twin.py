@@ -284,18 +284,29 @@ def test_the_loop_wait_is_a_queue_wait_rescaled_to_one_request() -> None:
     assert not _loop_wait(cal, 300.0, 10, rng, np.array([])).any()  # no waits simulated
 
 
-def test_a_repeat_run_on_a_slowed_machine_is_set_aside(tmp_path: Path) -> None:
+def test_a_repeat_far_from_its_levels_median_is_set_aside(tmp_path: Path) -> None:
     from cqrs_lab.load.compare import DISTURBED, undisturbed
 
     def run(name: str, cpu: float) -> Any:
         return load_results(synthetic_run(tmp_path / name, rate=20, cpu_per_s=cpu, level=20.0))
 
-    # the same 20 commands/s: 0.20 and 0.21 cores agree; 0.30 cores is 50% more per command
+    # the same 20 commands/s: 0.20 and 0.21 cores agree; 0.30 cores is 43% more per command
+    # than the median (0.21)
     a, b, slow = run("a", 0.20), run("b", 0.21), run("slow", 0.30)
     kept, disturbed = undisturbed([[a, slow, b]])
     assert [r.path.name for r in kept[0]] == ["a", "b"]
-    assert list(disturbed) == ["slow"] and "50% above" in disturbed["slow"]
-    assert 0.21 / 0.20 < DISTURBED < 0.30 / 0.20
+    assert list(disturbed) == ["slow"] and "43% above the level's median" in disturbed["slow"]
+    assert "slowed" in disturbed["slow"]
+    assert 0.21 / 0.20 < DISTURBED < 0.30 / 0.21
+    # of three, one far under the other two ran on a machine in another state: set aside
+    fast = run("fast", 0.15)
+    kept, disturbed = undisturbed([[fast, a, b]])
+    assert [r.path.name for r in kept[0]] == ["a", "b"]
+    assert list(disturbed) == ["fast"] and "25% below the level's median" in disturbed["fast"]
+    # of two, which is off cannot be told: only the costlier goes, against the least
+    kept, disturbed = undisturbed([[fast, a]])
+    assert [r.path.name for r in kept[0]] == ["fast"]
+    assert list(disturbed) == ["a"] and "33% above the level's least" in disturbed["a"]
     # a level of one run keeps it, however costly
     kept, disturbed = undisturbed([[slow]])
     assert kept == [[slow]] and disturbed == {}
