@@ -38,7 +38,7 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
     reads = ""
     if cal.reads_per_command > 0:
         reads = (
-            f"[reads]\nrate = {rate * cal.reads_per_command!r}\nreaders = 1024\n"
+            f"[reads]\nrate = {float(rate * cal.reads_per_command)!r}\nreaders = 1024\n"
             f"service = {empirical(cal.query_s)}\nprojection = {json.dumps(cal.view)}\n\n"
         )
     return (

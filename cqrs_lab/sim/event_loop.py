@@ -12,7 +12,9 @@ simulated that way (the twin writes one, calibrated from a load test's per-stage
   speed; measured: an engine call after 5 ms idle takes 2.7 times one right after
   another): an item that starts ``b`` seconds into a busy spell that followed ``g``
   seconds idle costs ``1 + cold * (1 - exp(-g / cold_time)) * exp(-b / cold_time)`` times
-  its warm cost. Under a CPU limit (``cpus`` < 1, a container's quota) the loop may run
+  its warm cost; a kind of work may slow down by its own ``(cold, cold_time)`` instead
+  (the transport's read of a request slows down more than the engine's calls). Under a
+  CPU limit (``cpus`` < 1, a container's quota) the loop may run
   ``cpus * period`` seconds per ``period`` and waits for the next period once that is
   spent, as the kernel's CFS bandwidth control does. An item may also :meth:`~EventLoop.
   block` its loop after its CPU (a synchronous call waiting on the database: the loop

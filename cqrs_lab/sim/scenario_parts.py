@@ -165,10 +165,12 @@ class ServerSpec:
 
     @property
     def transport_chill(self) -> tuple[float, float] | None:
-        """The transport's own ``(cold, cold_time)``, or None: the loop's."""
-        if self.transport_cold is None:
+        """The transport's own ``(cold, cold_time)`` (either absent: the loop's), or None
+        when neither is given."""
+        if self.transport_cold is None and self.transport_cold_time is None:
             return None
-        return self.transport_cold, self.transport_cold_time or self.cold_time
+        cold = self.cold if self.transport_cold is None else self.transport_cold
+        return cold, self.transport_cold_time or self.cold_time
 
 
 @dataclass(frozen=True)

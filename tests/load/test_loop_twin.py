@@ -236,3 +236,14 @@ def test_one_disturbed_calibration_run_does_not_move_the_clients_offsets(
     assert two_of_three.latency_offset_s["p99"] == pytest.approx(
         alone.latency_offset_s["p99"] + 0.05
     )  # a stall in most runs is the level's, and counts
+
+
+def test_a_numpy_rate_writes_a_valid_scenario() -> None:
+    """Rates from a pandas column or a numpy grid are numpy floats: the scenario written
+    for one must still be TOML (its repr once wrote ``rate = np.float64(...)``)."""
+    cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+                          per_batch={"balances": 1e-5}, request_s=2.5e-4,
+                          reads_per_command=1.0, mix={"deposit": 1.0}, keys=100)  # fmt: skip
+    s = cal.scenario(rate=np.float64(200.0), duration=np.float64(2.0))
+    assert s.reads is not None and s.reads.rate == 200.0
+    assert predict_loop(cal, np.float64(150.0), duration=2.0)["offered_commands_per_s"] == 150.0

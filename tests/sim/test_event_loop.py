@@ -90,6 +90,10 @@ def test_the_transports_own_slow_down_applies_to_its_reads_only() -> None:
                 assert row[5] - row[3] == pytest.approx(read + 0.0003 + 0.0002, abs=1e-9)
             else:  # the loop's own slow-down: the read at 1.5 times, then warming up
                 assert row[5] - row[3] > 0.00015 + 0.0003 + 0.0002
+    # only its time constant given: the loop's cold, that time
+    spec = parse_scenario(scenario(1.0, "cold = 0.5\ntransport_cold_time = 0.01\n")).server
+    assert spec is not None and spec.transport_chill == (0.5, 0.01)
+    assert parse_scenario(scenario(1.0, "cold = 0.5\n")).server.transport_chill is None  # type: ignore[union-attr]
 
 
 def test_batches_grow_and_latency_rises_with_the_load() -> None:
