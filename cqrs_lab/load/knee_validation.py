@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.load.knee import KneeResult
+from cqrs_lab.load.knee_rule import find_knee
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_capacity
 from cqrs_lab.load.twin_display import METRICS, band, metric_label
 
@@ -200,11 +201,19 @@ def validate_to_knee(
     loop twin calibrated from the lightest, and write ``validation.csv`` (the comparison),
     ``trends.csv`` and ``knee-prediction.csv``. Returns the three."""
     from cqrs_lab.load.cli_options import run_levels
+
+    outs = run_levels(args, level_rates(knee.capacity_per_s, repeats), base)
+    return judge_to_knee(outs, base, knee, args.warmup, args.force)
+
+
+def judge_to_knee(
+    outs: list[Path], base: Path, knee: KneeResult, warmup: float = 2.0, force: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The judging of :func:`validate_to_knee` on levels already run (``outs``)."""
     from cqrs_lab.load.compare import compare
     from cqrs_lab.load.results import load_results
 
-    outs = run_levels(args, level_rates(knee.capacity_per_s, repeats), base)
-    table = compare([load_results(p) for p in outs], None, args.warmup, force=args.force)
+    table = compare([load_results(p) for p in outs], None, warmup, force=force)
     cal = table.attrs["calibration"]
     trend = trends(table)
     row = knee_row(knee, cal)
@@ -263,14 +272,29 @@ def plot_to_knee(table: pd.DataFrame, knee: KneeResult, curve: pd.DataFrame, pat
     return path
 
 
-def validate_and_report(args: argparse.Namespace, base: Path, knee: KneeResult) -> int:
-    """``cqrs-lab twin DIR --measure-knee`` once the knee is measured: the levels, the
-    closing table, ``twin-scenario.toml`` (the twin at 90% of the capacity) and, unless
-    ``--no-plots``, ``twin-knee.png`` (:func:`plot_to_knee`). Exit 0 once it ran (the
-    verdicts are in the table)."""
-    level_args = copy.copy(args)
-    level_args.duration = args.level_seconds
-    table, trend, row = validate_to_knee(level_args, base, knee)
+def saved_knee(base: Path) -> KneeResult | None:
+    """The knee that ``--measure-knee`` measured into ``base``, found again from its
+    ``knee.csv`` by the same rule (None without one)."""
+    path = base / "knee.csv"
+    if not path.is_file():
+        return None
+    return find_knee(pd.read_csv(path).drop(columns=["role"], errors="ignore"))
+
+
+def validate_and_report(
+    args: argparse.Namespace, base: Path, knee: KneeResult, outs: list[Path] | None = None
+) -> int:
+    """``cqrs-lab twin DIR --measure-knee`` once the knee is measured: the levels (or the
+    levels ``outs`` already run: ``cqrs-lab twin DIR`` on such a folder judges them again
+    with the twin as it is now), the closing table, ``twin-scenario.toml`` (the twin at 90%
+    of the capacity) and, unless ``--no-plots``, ``twin-knee.png`` (:func:`plot_to_knee`).
+    Exit 0 once it ran (the verdicts are in the table)."""
+    if outs is None:
+        level_args = copy.copy(args)
+        level_args.duration = args.level_seconds
+        table, trend, row = validate_to_knee(level_args, base, knee)
+    else:
+        table, trend, row = judge_to_knee(outs, base, knee, args.warmup, args.force)
     cal = table.attrs["calibration"]
     print(cal.describe())
     print(format_closing(table, trend, row))

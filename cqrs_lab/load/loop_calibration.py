@@ -58,9 +58,8 @@ runs of one light level; no curve of latency against load is fitted.
   server's cores (not pinned apart: :func:`~cqrs_lab.load.loop_waits.generator_apart`):
   per command, not per request, since the twin's reads are a fixed number per command, and
   warming up at higher rates as the server's work does
-  (:func:`~cqrs_lab.load.loop_scenario.client_cold`, the same factor as the client's
-  latency offsets: with two processes on two cores the twin's knee went from 449 to 479
-  commands/s against 548 measured). A
+  (:func:`~cqrs_lab.load.loop_scenario.client_cold`: with two processes on two cores
+  the twin's knee went from 449 to 479 commands/s against 548 measured). A
   database on another host is not measured and costs 0 here. With the in-memory store
   both stay 0: the load test pins the one server process apart from the generator, and
   there is no database.

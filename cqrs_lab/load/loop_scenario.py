@@ -126,8 +126,10 @@ def describe_calibration(cal: LoopCalibration) -> str:
 
 
 def client_cold(cal: LoopCalibration, rate: float) -> float:
-    """The client's slow-down factor at ``rate`` commands/s relative to the calibration
-    level: the generator's own work per request is assumed to run cold as the server's
+    """The load generator's slow-down factor at ``rate`` commands/s relative to the
+    calibration level, for its CPU per command when it shares the server's cores
+    (``other_cpu``; the client's latency offsets are not scaled): the generator's own work
+    per request is assumed to run cold as the server's
     does (the same machine and kind of process; Locust's is not timed), idle gaps being
     those of its sends, a Poisson stream: ``E[1 - exp(-g / cold_time)] = 1 / (1 + r *
     cold_time)`` for gaps ``g ~ Exp(r)``."""

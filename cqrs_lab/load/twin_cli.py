@@ -51,6 +51,13 @@ def _twin(args: argparse.Namespace) -> int:
                 from cqrs_lab.load.knee_validation import validate_and_report
 
                 return validate_and_report(args, base, knee)
+        if not (args.measure or args.measure_knee or args.calibrate_from) and args.model == "loop":
+            from cqrs_lab.load.knee_validation import saved_knee, validate_and_report
+
+            saved = saved_knee(base)  # a --measure-knee folder: judged again up to its knee
+            levels = sorted(p for p in base.iterdir() if (p / "records").is_dir())
+            if saved is not None and saved.reached and levels:
+                return validate_and_report(args, base, saved, levels)
         if args.measure:
             run_levels(args, rates, base)
         runs = (

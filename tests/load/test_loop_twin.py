@@ -247,3 +247,63 @@ def test_a_numpy_rate_writes_a_valid_scenario() -> None:
     s = cal.scenario(rate=np.float64(200.0), duration=np.float64(2.0))
     assert s.reads is not None and s.reads.rate == 200.0
     assert predict_loop(cal, np.float64(150.0), duration=2.0)["offered_commands_per_s"] == 150.0
+
+
+def test_the_clients_offset_is_the_same_at_every_rate() -> None:
+    """What is not simulated (the client's side) is added as measured at the calibration
+    level, unscaled: the prediction at four times that rate is the simulated percentile plus
+    the same offset (no correction that could turn a trend)."""
+    from dataclasses import replace
+
+    cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+                          per_batch={"balances": 1e-5}, request_s=2.5e-4,
+                          reads_per_command=1.0, mix={"deposit": 1.0}, keys=100, cold=1.5,
+                          anchor_rate=50.0)  # fmt: skip
+    offsets = {"p50": 4e-4, "p95": 6e-4, "p99": 8e-4}
+    cal = replace(cal, latency_offset_s=offsets, lag_offset_s={"p50": 1e-5, "p95": 2e-5})
+    assert client_cold(cal, 200.0) < 0.9  # the generator's CPU would warm up: not these
+    raw = simulated_figures(cal, 200.0, 5.0, 3)
+    got = predict_loop(cal, 200.0, 5.0, 3)
+    for p, off in offsets.items():
+        key = f"command_latency_{p}_s"
+        assert got[key] == pytest.approx(raw[key] + off, rel=1e-9)
+    assert got["lag_p95_s"] == pytest.approx(raw["lag_p95_s"] + 2e-5, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_twin_on_a_measure_knee_folder_judges_its_levels_again_up_to_its_knee(
+    light: LoadResult,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``cqrs-lab twin DIR`` on a folder that ``--measure-knee`` wrote (its ``knee.csv`` and
+    its levels) prints the closing table again with the twin as it is now, without a load
+    test: the knee found again from the saved steps, the levels compared with it."""
+    import argparse
+    import shutil
+
+    import cqrs_lab.load.knee_validation as kv
+    from cqrs_lab.load.cli import register
+    from tests.load.test_knee import OFFERED, table
+
+    full = kv.predicted_capacity  # its bisection, on 2 simulated seconds a rate (not 20)
+    monkeypatch.setattr(
+        kv, "predicted_capacity", lambda c, seed=1, duration=20.0: full(c, seed, 2.0)
+    )
+
+    base = tmp_path / "knee-run"
+    shutil.copytree(light.path, base / f"commands-{light.path.name}")
+    finished = [100.0, 150.0, 225.0, 337.0, 420.0, 418.0, 405.0]  # a knee at 419/s
+    table(OFFERED, finished).assign(role="").to_csv(base / "knee.csv", index=False)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["twin", str(base), "--warmup", "1", "--no-plots"])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "level             sent  figure" in out and "calibration" in out
+    assert "knee: measured 419 commands/s (95% CI " in out
+    row = pd.read_csv(base / "knee-prediction.csv").iloc[0]
+    assert row["measured_per_s"] == pytest.approx(419.0)
+    assert row["predicted_per_s"] > 0 and (base / "validation.csv").is_file()
+    assert not (base / "twin.csv").exists()  # not the comparison of plain levels
