@@ -135,7 +135,7 @@ class ProjectWorker(SlotOwner):
         self.members_key = lock_key(self.schema, "members")
         self.member = self._join()
         deadline = time.monotonic() + 3.0  # a server just stopped frees its lock a moment later
-        while live_holders(self.locks, runner_key(self.schema)):  # see postgres_sagas
+        while self._saga_runners():  # see postgres_sagas
             if time.monotonic() < deadline:
                 time.sleep(0.1)
                 continue
@@ -233,6 +233,11 @@ class ProjectWorker(SlotOwner):
         engine = self.engine
         fresh = Repository(self.store, cache_size=engine.repository.cache_size)
         engine.repository = engine.bus.repository = fresh
+
+    def _saga_runners(self) -> int:
+        """Servers that run the sagas themselves on this store (their runner lock)."""
+        with self.store.translated(self.locks):
+            return live_holders(self.locks, runner_key(self.schema))
 
     def run(self, stop: Callable[[], bool]) -> None:
         """Rebalance and step until ``stop()`` is true (checked between batches)."""

@@ -84,18 +84,24 @@ class SlotOwner:
                 return i
         raise ConfigError("4096 project workers are running on this store; stop some")
 
+    def _on_locks(self, sql: str, params: tuple[int, ...]) -> tuple[Any, ...] | None:
+        """One statement on the session of the advisory locks; the database dropping it is
+        StoreUnavailable, as on the store's own connections (the worker exits 75)."""
+        with self.store.translated(self.locks):
+            return self.locks.execute(sql, params).fetchone()
+
     def _try_lock(self, k1: int, k2: int) -> bool:
-        row = self.locks.execute("SELECT pg_try_advisory_lock(%s, %s)", (k1, k2)).fetchone()
+        row = self._on_locks("SELECT pg_try_advisory_lock(%s, %s)", (k1, k2))
         return bool(row and row[0])
 
     def members(self) -> int:
         """Live workers on this store (each holds one member lock)."""
-        row = self.locks.execute(
+        row = self._on_locks(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
             "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid::bigint = %s AND objsubid = 2",
             (self.members_key,),
-        ).fetchone()
+        )
         return max(1, int(row[0]) if row else 1)
 
     def all_slots(self) -> list[tuple[str, int]]:
@@ -153,5 +159,5 @@ class SlotOwner:
     def release(self, slot_id: tuple[str, int]) -> None:
         view, p = slot_id
         self.slots.pop(slot_id, None)
-        self.locks.execute("SELECT pg_advisory_unlock(%s, %s)", (lock_key(self.schema, view), p))
+        self._on_locks("SELECT pg_advisory_unlock(%s, %s)", (lock_key(self.schema, view), p))
         log.info("worker %s released %s/%d", self.name, view, p)

@@ -139,3 +139,26 @@ def test_a_failed_batch_is_rolled_back_and_tried_again(pg_dsn: str, schema: str)
         assert w.store.query(snapshots) == [(slot.progress.watermark,)] == [(slot.snapshot_at,)]
     finally:
         w.close()
+
+
+def test_a_worker_whose_lock_session_the_database_dropped_stops_as_on_an_outage(
+    pg_dsn: str, schema: str
+) -> None:
+    """The session that holds a worker's advisory locks is a connection of its own: when
+    the database drops it (here its backend is terminated; in an outage the server stops),
+    the worker's next rebalance raises StoreUnavailable, which ``cqrs-lab project`` turns
+    into exit 75, not a psycopg traceback and exit 1."""
+    import psycopg
+
+    from cqrs_lab.errors import StoreUnavailable
+
+    w = _worker(pg_dsn, schema, partitions=2)
+    try:
+        w.rebalance()
+        assert len(w.slots) == 2
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (w.locks.info.backend_pid,))
+        with pytest.raises(StoreUnavailable, match="cannot be reached"):
+            w.rebalance()
+    finally:
+        w.close()
