@@ -87,12 +87,14 @@ def test_the_safe_reader_skips_nothing(gap_run: Run) -> None:
         assert report.ok, report
 
 
-def test_the_naive_reader_skips_and_the_lab_reports_it(gap_run: Run) -> None:
-    naive = [w for w in gap_run.workers if w.reader == "naive"]
+def _naive_skips(result: Run) -> int:
+    """The positions the naive workers of ``result`` never applied, checking that the lab's
+    no-loss check names exactly those and that what they applied came in order."""
+    naive = [w for w in result.workers if w.reader == "naive"]
     assert len(naive) == 2
     skipped_total = 0
     for w in naive:
-        missing = sorted(set(gap_run.committed) - set(w.applied()))
+        missing = sorted(set(result.committed) - set(w.applied()))
         report = check_no_loss(w.engine, w.log)
         reported = sorted(
             v.evidence[0]["position"]
@@ -104,7 +106,27 @@ def test_the_naive_reader_skips_and_the_lab_reports_it(gap_run: Run) -> None:
         assert not report.ok or not missing
         assert w.applied() == sorted(w.applied())  # what it did apply came in order
         skipped_total += len(missing)
-    assert skipped_total >= 1, "the naive workers skipped nothing: the proof shows no bug"
+    return skipped_total
+
+
+def test_the_naive_reader_skips_and_the_lab_reports_it(gap_run: Run, pg_dsn: str) -> None:
+    skipped_total = _naive_skips(gap_run)
+    # a skip needs a naive follower to read past a gap while it is open (a straggler holds
+    # its commit 0.2-0.4 s); followers that lag the writers by more than that on a busy
+    # machine read it closed, and one run of a fresh-clone check had no skip: up to two
+    # more runs of naive followers, each on its own schema and seed, every one checked
+    for attempt in range(2):
+        if skipped_total:
+            break
+        schema = f"gaps{next(_names)}"
+        more = run(pg_dsn, schema, writers=WRITERS, events=EVENTS, readers=("naive", "naive"),
+                   seed=14 + attempt)  # fmt: skip
+        try:
+            skipped_total = _naive_skips(more)
+        finally:
+            close(more)
+            drop_schema(pg_dsn, schema)
+    assert skipped_total >= 1, "the naive workers skipped nothing in three runs: no bug shown"
     print(  # shown with pytest -s
         f"\ngap safety: {len(gap_run.committed)} events by {WRITERS} writer processes; safe "
         f"readers skipped 0 (2 readers), naive readers skipped {skipped_total} (2 readers), "
