@@ -55,16 +55,11 @@ def _twin(args: argparse.Namespace) -> int:
             from cqrs_lab.load.knee_validation import saved_knee, validate_and_report
 
             saved = saved_knee(base)  # a --measure-knee folder: judged again up to its knee
-            levels = sorted(p for p in base.iterdir() if (p / "records").is_dir())
-            if saved is not None and saved.reached and levels:
+            if saved is not None and saved.reached and (levels := _result_dirs(base)):
                 return validate_and_report(args, base, saved, levels)
         if args.measure:
             run_levels(args, rates, base)
-        runs = (
-            [base]
-            if (base / "records").is_dir()
-            else sorted(p for p in base.iterdir() if (p / "records").is_dir())
-        )
+        runs = [base] if (base / "records").is_dir() else _result_dirs(base)
         if not runs:
             raise ConfigError(f"{base}: no load test results (folders with records/) here")
         results = [load_results(p) for p in runs]
@@ -112,6 +107,11 @@ def _twin(args: argparse.Namespace) -> int:
     if args.predict_processes and not _processes_table(args.predict_processes, cal, out):
         return 2
     return 0
+
+
+def _result_dirs(base: Path) -> list[Path]:
+    """The load test results (folders with ``records/``) in ``base``, by name."""
+    return sorted(p for p in base.iterdir() if (p / "records").is_dir())
 
 
 def _numbers(option: str, spec: str, kind: type[float] | type[int], what: str) -> list[Any]:

@@ -217,12 +217,11 @@ class EventLoop:
         item, own = self.queue.popleft()
         cost, then = item()
         hold, self.hold = self.hold, 0.0
-        if own is not None:  # its own slow-down
-            cold, tau = own
-            chill = cold * (1.0 - math.exp(-self.spell_gap / tau))
+        chill, tau = self.chill, self.cold_time
+        if own is not None:  # its own slow-down, from the same idle gap
+            chill, tau = own[0] * (1.0 - math.exp(-self.spell_gap / own[1])), own[1]
+        if chill > 0.0:  # warming up again as the spell goes on
             cost *= 1.0 + chill * math.exp(-(now - self.spell_start) / tau)
-        elif self.chill > 0.0:  # warming up again as the spell goes on
-            cost *= 1.0 + self.chill * math.exp(-(now - self.spell_start) / self.cold_time)
         self.cpu_s += cost
         self.blocked_s += hold
         end = self._finish(now, cost)

@@ -106,6 +106,7 @@ class LoopCommandSide(CommandSide):
         self.transport: Callable[[], float] | None = None  # drawn last: older streams keep
         if server.transport.mean > 0:
             self.transport = server.transport.sampler(random.Random(rng.getrandbits(64)))
+        self.transport_chill = server.transport_chill  # its own slow-down (None: the loop's)
         self.writers = [_Writer(i, loop) for i, loop in enumerate(loops)]
         cores = loops[0].cores
         self.other: Background | None = None  # the rest of the machine, on the shared cores
@@ -135,9 +136,7 @@ class LoopCommandSide(CommandSide):
         if transport is None:
             w.loop.call(parse)
         else:  # the transport's read, then the request's task: two turns of the loop
-            w.loop.call(
-                lambda: (transport(), lambda: w.loop.call(parse)), self.server.transport_chill
-            )
+            w.loop.call(lambda: (transport(), lambda: w.loop.call(parse)), self.transport_chill)
 
     def _enqueue(self, w: _Writer, job: list[Any]) -> None:
         """Parsed: into the writer's queue, or shed when it is full (429)."""
