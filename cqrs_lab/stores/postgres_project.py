@@ -36,8 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-
 from cqrs_lab.core import (
     Domain,
     Engine,
@@ -51,7 +49,7 @@ from cqrs_lab.core import (
 from cqrs_lab.core.idempotency import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
 from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
-from cqrs_lab.errors import ConfigError, LostSlot
+from cqrs_lab.errors import ConfigError, LostSlot, StoreFailure
 from cqrs_lab.stores.deployment_clock import DeploymentClock
 from cqrs_lab.stores.postgres_records import (
     PostgresIdempotencyStore,
@@ -131,7 +129,11 @@ class ProjectWorker(SlotOwner):
                     "CREATE TABLE IF NOT EXISTS project_applied (view text NOT NULL, "
                     "part integer NOT NULL, position bigint NOT NULL, worker text NOT NULL)"
                 )
-        self.locks = psycopg.connect(self.dsn, autocommit=True)
+        try:
+            self.locks = store.session()
+        except StoreFailure:
+            store.close()
+            raise
         self.members_key = lock_key(self.schema, "members")
         self.member = self._join()
         deadline = time.monotonic() + 3.0  # a server just stopped frees its lock a moment later

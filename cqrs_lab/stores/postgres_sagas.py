@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from cqrs_lab.core import Domain, Engine, Saga
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import ConfigError, CqrsLabError
 from cqrs_lab.stores.postgres_records import PostgresCheckpoints
 from cqrs_lab.stores.postgres_store import PostgresEventStore
 
@@ -106,18 +106,23 @@ def claim_sagas(store: PostgresEventStore, wait: float = 3.0) -> None:
     or ``cqrs-lab project`` workers are live on the store, after trying for ``wait`` seconds
     (a process that has just stopped frees its locks when its session ends, a moment later).
     """
-    conn = psycopg.connect(store.dsn, autocommit=True)
+    conn = store.session()  # the database gone meanwhile: StoreUnavailable, exit 75
     key = runner_key(store.schema)
     deadline = time.monotonic() + wait
     while True:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (key,)).fetchone()
-        mine = bool(row and row[0])
-        workers = live_holders(conn, lock_key(store.schema, "members"))
-        if mine and not workers:
-            store.on_close.append(conn.close)  # the lock goes with the session
-            return
-        if mine:
-            conn.execute("SELECT pg_advisory_unlock(%s, 0)", (key,))
+        try:
+            with store.translated(conn):
+                row = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (key,)).fetchone()
+                mine = bool(row and row[0])
+                workers = live_holders(conn, lock_key(store.schema, "members"))
+                if mine and not workers:
+                    store.on_close.append(conn.close)  # the lock goes with the session
+                    return
+                if mine:
+                    conn.execute("SELECT pg_advisory_unlock(%s, 0)", (key,))
+        except CqrsLabError:
+            conn.close()
+            raise
         if time.monotonic() >= deadline:
             conn.close()
             raise ConfigError(

@@ -228,6 +228,16 @@ class PostgresTransactions:
         self.down = None
         self.pool.check()  # the connections the server dropped meanwhile: replaced
 
+    def session(self) -> psycopg.Connection[Any]:
+        """A connection of its own outside the pool, in autocommit (a session whose
+        advisory locks live as long as it does); an unreachable database raises
+        StoreUnavailable, as the pool's connections do (run its statements under
+        :meth:`translated`)."""
+        try:
+            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise self._went_down(exc) from exc
+
     def _went_down(self, exc: Exception) -> StoreUnavailable:
         reason = one_line(exc)
         self.down = StoreUnavailable(

@@ -38,3 +38,28 @@ def test_the_sagas_run_in_one_place_at_a_time(db_url: str, monkeypatch: pytest.M
     finally:
         worker.close()
     build_engine(ServerConfig(store=url, sagas="internal")).store.close()  # free again
+
+
+def test_a_database_gone_while_the_sagas_are_claimed_is_unavailable_not_a_traceback(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """The start-up's own session (the saga-runner lock) meets the database gone: the lab's
+    StoreUnavailable (``serve`` exits 75, try again later), not psycopg's error."""
+    import socket
+
+    from cqrs_lab.core import SequentialIds
+    from cqrs_lab.errors import StoreUnavailable
+    from cqrs_lab.stores.deployment_clock import DeploymentClock
+    from cqrs_lab.stores.postgres_sagas import claim_sagas
+    from cqrs_lab.stores.postgres_store import PostgresEventStore
+
+    store = PostgresEventStore(pg_dsn, DeploymentClock(), SequentialIds(), schema=pg_schema)
+    try:
+        with socket.socket() as s:  # a port nothing listens on once closed
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        store.dsn = f"host=127.0.0.1 port={port} dbname=lab user=postgres"
+        with pytest.raises(StoreUnavailable, match="cannot be reached"):
+            claim_sagas(store, wait=0.3)
+    finally:
+        store.close()
