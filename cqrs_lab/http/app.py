@@ -145,6 +145,7 @@ def create_app(
     api.state.config = config
     api.state.domain = domain
     api.state.stages = stages
+    api.state.routes = served  # flat (a 405 names every method served on the path)
     return LabApp(api, routes, metrics, config.max_body_bytes, stages, served)
 
 

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 
 from cqrs_lab.errors import Problem, StoreFailure, TransactionAborted
 
@@ -179,10 +180,26 @@ def install_handlers(app: FastAPI) -> None:
         exc = cast(StarletteHTTPException, exc)
         titles = {404: "not found", 405: "method not allowed"}
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route for {request.method} {request.url.path}; see /docs"
+        if exc.status_code == 405:
+            allow = next((v for k, v in headers.items() if k.lower() == "allow"), "")
+            methods = {m.strip() for m in allow.split(",") if m.strip()}
+            # Starlette names one route's methods; the app's routes, flat, name them all
+            flat = getattr(request.app.state, "routes", None) or request.app.router.routes
+            for route in flat:
+                if route.matches(request.scope)[0] is not Match.NONE:
+                    methods.update(getattr(route, "methods", None) or ())
+            if "GET" in methods:  # the app answers HEAD wherever GET (its router does)
+                methods.add("HEAD")
+            if methods:
+                allow = ", ".join(sorted(methods))
+                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+                headers["Allow"] = allow
+                detail = f"{request.method} is not allowed on {request.url.path}; use {allow}"
         return problem_response(
-            exc.status_code, titles.get(exc.status_code, "error"), detail, exc.headers
+            exc.status_code, titles.get(exc.status_code, "error"), detail, headers or None
         )
 
     async def on_disconnect(request: Request, exc: Exception) -> Response:

@@ -170,6 +170,9 @@ class LabApp:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
+        if scope["method"] == "HEAD":  # RFC 9110 9.3.2: GET's answer, headers only
+            await self(dict(scope, method="GET"), receive, _headers_only(send))
+            return
         start = time.perf_counter()
         method = scope["method"]
         for name, value in scope["headers"]:
@@ -263,6 +266,8 @@ class LabApp:
         if not allowed:
             await self._forward(scope, receive, send, start)
             return
+        if "GET" in allowed:
+            allowed.add("HEAD")
         methods = ", ".join(sorted(allowed | {"OPTIONS"}))
         await Response(status_code=204, headers={"Allow": methods})(scope, receive, send)
         self._observe("OPTIONS", "<options>", 204, time.perf_counter() - start)
@@ -277,7 +282,7 @@ class LabApp:
         ]
         if allowed and any(r.matches(scope)[0] is Match.FULL for r in self.api.router.routes):
             return []
-        return sorted(allowed)
+        return sorted([*allowed, "HEAD"] if "GET" in allowed else allowed)
 
 
 def check_table(routes: Sequence[Route], api_paths: Sequence[tuple[str, str]]) -> None:
@@ -303,3 +308,15 @@ def _check(name: str, adapter: TypeAdapter[Any], value: str) -> None:
     except ValidationError as exc:
         errors = [{**e, "loc": ("path", name, *e["loc"])} for e in exc.errors()]
         raise invalid_request(errors) from None
+
+
+def _headers_only(send: Send) -> Send:
+    """``send`` without the body (a ``HEAD``: its headers, ``Content-Length`` included,
+    are what the ``GET`` would send; it is counted in ``/metrics`` as that ``GET``)."""
+
+    async def headless(message: Message) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            message = {**message, "body": b""}
+        await send(message)
+
+    return headless

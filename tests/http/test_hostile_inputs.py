@@ -155,6 +155,28 @@ def test_options_names_every_method_served_on_the_path(live: Live) -> None:
     _problem(live.request("OPTIONS", "/no/such/path"), 404)
 
 
+def test_head_answers_what_get_would_without_the_body(bank: Live) -> None:
+    """RFC 9110: a general-purpose server supports HEAD wherever it supports GET."""
+    before = bank.get("/accounts/a1").json()
+    for url in ("/accounts/a1", "/accounts/nobody", "/queries/GetBalance?account_id=a1"):
+        got, head = bank.get(url), bank.request("HEAD", url)
+        assert head.status_code == got.status_code, (url, head.status_code, got.status_code)
+        assert head.content == b"" and got.content, url
+        assert head.headers["content-type"] == got.headers["content-type"], url
+        assert head.headers["content-length"] == got.headers["content-length"], url
+    r = bank.request("HEAD", "/accounts")  # POST only: not a GET route, so not HEAD either
+    assert r.status_code == 405 and r.headers["allow"] == "POST", r.headers
+    for url in ("/faults", "/livez"):  # FastAPI's routes: every method of the path, HEAD too
+        r = bank.request("PUT", url)
+        expected = "GET, HEAD, POST" if url == "/faults" else "GET, HEAD"
+        assert r.status_code == 405 and r.headers["allow"] == expected, (url, r.headers)
+        assert _problem(r, 405)["detail"].endswith(f"use {expected}"), r.text
+        assert bank.request("HEAD", url).status_code == bank.get(url).status_code, url
+    allow = bank.request("OPTIONS", "/accounts/a1").headers["allow"]
+    assert {m.strip() for m in allow.split(",")} == {"GET", "HEAD", "OPTIONS"}, allow
+    assert bank.get("/accounts/a1").json() == before  # the HEADs changed nothing
+
+
 def test_openapi_uses_standard_bounds_for_the_fault_plan(live: Live) -> None:
     spec = live.get("/openapi.json").json()
     text = json.dumps(spec)

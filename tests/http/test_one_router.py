@@ -64,7 +64,7 @@ def test_one_500_path_for_both_entries(
 def test_the_table_answers_405_and_body_limits_with_problems(live: Live) -> None:
     wrong = live.request("DELETE", "/accounts/a1")
     assert wrong.status_code == 405 and wrong.headers["content-type"] == PROBLEM
-    assert wrong.headers["allow"] == "GET"
+    assert wrong.headers["allow"] == "GET, HEAD"
     big = live.post(
         "/commands/Deposit", content=b"x" * 70_000, headers={"content-type": "application/json"}
     )
