@@ -279,6 +279,11 @@ class LoadResult:
         return summarise(self)
 
 
+#: the columns of ``server/stages.csv`` (what :class:`cqrs_lab.http.stages.StageTimings`
+#: writes; the load side reads the file and does not import the server's modules)
+STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
+
+
 def load_results(path: str | Path) -> LoadResult:
     """Read a load test's results folder; a missing or empty folder raises ConfigError."""
     p = Path(path)
@@ -289,13 +294,31 @@ def load_results(path: str | Path) -> LoadResult:
             "run `cqrs-lab loadtest --out DIR` first"
         )
     run_file = p / "run.json"
-    run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
-    requests = read_requests(records)
     stages_file = p / "server" / "stages.csv"
-    stages = (
-        pd.read_csv(stages_file)
-        if stages_file.exists()
-        else pd.DataFrame(columns=["stage", "name", "at", "seconds", "events"])
-    )
+    reading = run_file
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+        reading = records
+        requests = read_requests(records)
+        history = read_history(records)
+        reading = stages_file
+        stages = (
+            pd.read_csv(stages_file)
+            if stages_file.exists()
+            else pd.DataFrame(columns=list(STAGE_COLUMNS))
+        )
+        missing = [c for c in STAGE_COLUMNS if c not in stages.columns]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)}")
+    except ConfigError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:  # JSON, UTF-8, CSV: not as written
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(
+            f"{reading}: damaged ({type(exc).__name__}: {reason}): not as the load test "
+            "wrote it; run `cqrs-lab loadtest --out DIR` again"
+        ) from None
+    if not isinstance(run, dict):
+        raise ConfigError(f"{run_file}: not a JSON object; run the load test again")
     t0 = float(requests["start"].min()) if len(requests) else 0.0
-    return LoadResult(p, run, requests, read_history(records), stages, t0)
+    return LoadResult(p, run, requests, history, stages, t0)

@@ -225,7 +225,7 @@ def _read_trace(t: Section, base: Path | None) -> tuple[tuple[float, str], ...]:
     path = Path(name) if base is None or Path(name).is_absolute() else base / name
     rows: list[tuple[float, str]] = []
     try:
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8") as fh:
             for i, row in enumerate(csv.reader(fh)):
                 if not row or (i == 0 and not _is_float(row[0])):
                     continue  # header or blank line
@@ -238,6 +238,8 @@ def _read_trace(t: Section, base: Path | None) -> tuple[tuple[float, str], ...]:
                 rows.append((float(row[0]), kind))
     except OSError as exc:
         t.fail(t.key("path"), f"cannot be read ({exc}); give a CSV path relative to the scenario")
+    except (UnicodeDecodeError, csv.Error) as exc:
+        t.fail(t.key("path"), f"{path} is not a CSV of UTF-8 text ({exc}); give time,command rows")
     rows.sort(key=lambda r: r[0])
     return tuple(rows)
 
@@ -252,7 +254,7 @@ def _read_samples(t: Section) -> list[float]:
     path = Path(name) if t.base is None or Path(name).is_absolute() else t.base / name
     samples: list[float] = []
     try:
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8") as fh:
             for i, row in enumerate(csv.reader(fh)):
                 if not row or not row[0].strip() or (i == 0 and not _is_float(row[0])):
                     continue  # blank line or header
@@ -263,6 +265,8 @@ def _read_samples(t: Section) -> list[float]:
                 samples.append(float(row[0]))
     except OSError as exc:
         t.fail(key, f"cannot be read ({exc}); give a CSV path relative to the scenario file")
+    except (UnicodeDecodeError, csv.Error) as exc:
+        t.fail(key, f"{path} is not a CSV of UTF-8 text ({exc}); give one time in seconds a line")
     if not samples:
         t.fail(key, f"{path} holds no time: want one time in seconds >= 0 a line")
     return samples

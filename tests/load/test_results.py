@@ -170,6 +170,33 @@ def test_not_a_results_folder_is_a_clear_error(tmp_path: Path) -> None:
         load_results(tmp_path)
 
 
+def test_a_damaged_results_folder_names_the_damaged_file(tmp_path: Path) -> None:
+    rows = [request(0.1 * i, "deposit", latency_s=1e-3) for i in range(10)]
+    run = write_run(tmp_path / "r", rows)
+    assert len(load_results(run).requests) == 10
+    damage = [
+        (run / "run.json", b"\xff\xfe", r"run\.json: damaged \(UnicodeDecodeError"),
+        (run / "run.json", b"{cut sho", r"run\.json: damaged \(JSONDecodeError"),
+        (run / "run.json", b"[1, 2]", r"run\.json: not a JSON object"),
+        (run / "server" / "stages.csv", b"a,b\n1,2\n", r"stages\.csv: damaged.*no column stage"),
+        (run / "server" / "stages.csv", b"\x00\xff\xfe", r"stages\.csv: damaged"),
+    ]
+    for path, data, message in damage:
+        path.parent.mkdir(exist_ok=True)
+        before = path.read_bytes() if path.exists() else None
+        path.write_bytes(data)
+        with pytest.raises(ConfigError, match=message):
+            load_results(run)
+        if before is None:
+            path.unlink()
+        else:
+            path.write_bytes(before)
+    for csv_file in (run / "records").glob("requests-*.csv"):
+        csv_file.write_text("start,end\nnot,a number\n")
+    with pytest.raises(ConfigError, match=r"records: damaged \(ValueError"):
+        load_results(run)
+
+
 class _Response:
     status_code = 200
     headers = {"X-Consistency-Token": "42"}

@@ -129,6 +129,26 @@ def test_unreadable_file_and_bad_toml(tmp_path: Path) -> None:
         load_scenario(bad)
 
 
+def test_files_that_are_not_utf8_text_are_refused_by_name(tmp_path: Path) -> None:
+    binary = b"\x00\x01\xff\xfe,,\n"
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"[scenario]\nname = 'caf\xe9'\n")
+    with pytest.raises(ScenarioError, match=r"latin\.toml: not UTF-8 text \(byte 0xe9"):
+        load_scenario(latin)
+    (tmp_path / "trace.csv").write_bytes(binary)
+    f = tmp_path / "s.toml"
+    f.write_text('[workload.arrivals]\nprocess = "trace"\npath = "trace.csv"\n')
+    with pytest.raises(ScenarioError, match=r"s\.toml.*workload\.arrivals\.path.*not a CSV"):
+        load_scenario(f)
+    (tmp_path / "times.csv").write_bytes(binary)
+    f.write_text(
+        '[workload.arrivals]\nprocess = "poisson"\nrate = 5.0\n'
+        '[commands]\nservice = { dist = "empirical", file = "times.csv" }\n'
+    )
+    with pytest.raises(ScenarioError, match=r"'commands\.service\.file'.*not a CSV"):
+        load_scenario(f)
+
+
 def test_trace_replay_uses_the_recorded_times_and_kinds(tmp_path: Path) -> None:
     (tmp_path / "trace.csv").write_text("time,command\n0.5,deposit\n0.25,withdraw\n1.5,deposit\n")
     f = tmp_path / "t.toml"
