@@ -224,13 +224,20 @@ def judge_to_knee(
 
 
 def predicted_curve(
-    cal: LoopCalibration, capacity_per_s: float, points: int = 10, seed: int = 1
+    cal: LoopCalibration,
+    capacity_per_s: float,
+    points: int = 10,
+    seed: int = 1,
+    upto: float = 0.0,
 ) -> pd.DataFrame:
     """The twin's figures from the calibration level to 1.5 times ``capacity_per_s``
-    (offered commands/s; ``points`` simulated rates, 20 s each)."""
+    (offered commands/s; ``points`` simulated rates, 20 s each), and on to ``upto`` (the
+    most the knee ramp offered) in three more, geometrically spaced."""
     from cqrs_lab.load.loop_twin import predict_loop
 
-    rates = np.linspace(0.1, 1.5, points) * capacity_per_s
+    rates = list(np.linspace(0.1, 1.5, points) * capacity_per_s)
+    if upto > rates[-1] * 1.1:
+        rates += list(np.geomspace(rates[-1], upto, 4)[1:])
     return pd.DataFrame([predict_loop(cal, float(r), 20.0, seed) for r in rates])
 
 
@@ -302,7 +309,8 @@ def validate_and_report(
         print(f"set aside {name}: {why}")
     scenario = cal.write(base / "twin-scenario.toml", 0.9 * knee.capacity_per_s, 30.0)
     if not args.no_plots:
-        curve = predicted_curve(cal, knee.capacity_per_s)
+        upto = float(knee.steps["offered_per_s"].max()) if len(knee.steps) else 0.0
+        curve = predicted_curve(cal, knee.capacity_per_s, upto=upto)
         curve.to_csv(base / "twin-curve.csv", index=False)
         plot_to_knee(table, knee, curve, base / "twin-knee.png")
     print(f"tables: {base / 'validation.csv'}, {base / 'trends.csv'}, "

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,7 @@ import pandas as pd
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration_inputs import cpu_utilisation, domain_workload, primary_view, window
+from cqrs_lab.load.generator import per_task
 from cqrs_lab.load.loop_stages import (
     idle_gaps,
     pump_costs,
@@ -191,6 +193,7 @@ def calibrate_loop(
         database_cpu_s=other["database"] / max(transactions(st), 1),
         transport_s=transport_s, transport_cold=t_cold, transport_cold_time=t_time,
         cpus=float(limit.get("cores") or 1.0), period=float(limit.get("period_s") or 0.01),
+        users=int(opts.get("users") or 0), commands_per_task=commands_per_task(opts),
         anchor_rate=n_cmd / span, domain=first.domain, params=run_params(first, workload),
         view=view, source=", ".join(str(r.path) for r in runs),
         notes={"busy_cpu": busy / span, "stage_parts": int(st["worker"].max()) + 1, **notes,
@@ -198,6 +201,16 @@ def calibrate_loop(
     )  # fmt: skip
     cal = replace(cal, request_s=_solve_request(cal, busy / span, cal.anchor_rate, seed))
     return client_offsets(cal, [measure([r], warmup, view) for r in runs], cal.anchor_rate, seed)
+
+
+def commands_per_task(opts: dict[str, Any]) -> float:
+    """Commands per user task of a run's user classes (its ``options``), which size the
+    open model's pool of users; 0 when not known (a locustfile of its own, no classes)."""
+    classes = opts.get("classes")
+    if opts.get("locustfile") or not isinstance(classes, list) or not classes:
+        return 0.0
+    per = per_task(tuple(str(c) for c in classes))[0]
+    return float(per) if per > 0 else 0.0  # NaN (no known class) is not > 0
 
 
 def sim_cpu(cal: LoopCalibration, rate: float, seed: int = 1, duration: float = 20.0) -> float:

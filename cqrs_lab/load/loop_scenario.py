@@ -69,6 +69,7 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
         + (f"pump_wait = {cal.pump_wait_s:.7g}\n" if cal.pump_wait_s > 0 else "")
         + (f"poll = {cal.poll:.6g}\n" if cal.poll > 0 else "")
         + (f"cores = {cal.cores}\n" if cal.shares_cores else "")
+        + (f"clients = {clients}\n" if (clients := cal.clients_at(rate)) > 0 else "")
         + other
         + "\n"
         + reads

@@ -13,7 +13,12 @@ scaled down as the generator's own work would warm up when it sends faster; on s
 that flattened a rising p50 into a falling one between 24% and 48% of the knee, where the
 simulated p50 was flat, and without it 102 of 105 trends agreed instead of 100, 58 of 140
 figures were within band instead of 59.) The lag, all inside the server, gets its
-difference too (``lag_offset_s``).
+difference too (``lag_offset_s``). Of the client, the twin keeps one thing: its pool of
+users (``[server] clients``, :mod:`cqrs_lab.sim.clients`), sized as ``cqrs-lab loadtest``
+sizes it at each rate (``users``, or the open model's pool from ``commands_per_task``).
+Below the knee it never binds; past it the users all wait for answers, sends fall behind
+and the server holds at most their requests, as a measured ramp does (without it the
+simulated server would take every arrival, shed at its queue's limit and finish less).
 
 A deployment of several server processes (``serve --workers N`` on PostgreSQL) is
 ``processes`` event loops, each with its writer and its replicas of the views, whose
@@ -51,6 +56,7 @@ from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration_inputs import primary_view
 from cqrs_lab.load.loop_scenario import client_cold, describe_calibration, twin_toml
+from cqrs_lab.load.options import open_pool
 from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
 from cqrs_lab.sim import Scenario, load_scenario
 from cqrs_lab.sim.scenario_load import parse_scenario
@@ -114,6 +120,10 @@ class LoopCalibration:
     #: the transport's reads' own slow-down after idling (None: ``cold``, ``cold_time``)
     transport_cold: float | None = None
     transport_cold_time: float = 0.001
+    #: the load generator's users (``[server] clients``): its fixed pool (``--users``), or
+    #: 0 and its open model's pool at each rate from the commands per user task (0: none)
+    users: int = 0
+    commands_per_task: float = 0.0
     latency_offset_s: dict[str, float] = field(default_factory=dict)
     lag_offset_s: dict[str, float] = field(default_factory=dict)
     anchor_rate: float = 0.0
@@ -171,6 +181,15 @@ class LoopCalibration:
         others = self.other_cpu_s > 0 or self.database_cpu_s > 0
         return self.cores is not None and (self.cores < self.processes or others)
 
+    def clients_at(self, rate: float) -> int:
+        """The load generator's users at ``rate`` commands/s, as ``cqrs-lab loadtest`` sizes
+        its pool (0: not known, arrivals without a bound)."""
+        if self.users > 0:
+            return self.users
+        if self.commands_per_task > 0:
+            return open_pool(rate / self.commands_per_task)
+        return 0
+
     def toml(self, rate: float, duration: float, seed: int = 1) -> str:
         """A scenario file of the twin at ``rate`` commands/s for ``duration`` seconds."""
         return twin_toml(self, rate, duration, seed)
@@ -211,9 +230,11 @@ def simulate_twin(cal: LoopCalibration, rate: float, duration: float, seed: int)
     out.attrs["loop_blocked_each_s"] = [lp.blocked_s for lp in sim.loops]
     other = getattr(sim.commands, "other", None)  # the rest of the machine's CPU, if any
     out.attrs["other_cpu_s"] = other.cpu_s if other is not None else 0.0
+    # due, sent or not: past the knee the load generator's users hold the sends back
+    offered = int(getattr(sim.commands, "offered", len(c)))
     out.attrs["finished_per_s"] = len(done) / duration
-    out.attrs["arrived_per_s"] = len(c) / duration
-    out.attrs["accepted"] = len(done) / max(len(c), 1)
+    out.attrs["arrived_per_s"] = offered / duration
+    out.attrs["accepted"] = len(done) / max(offered, 1)
     return out
 
 
@@ -253,7 +274,8 @@ def predict_loop(
 def predicted_capacity(cal: LoopCalibration, seed: int = 1, duration: float = 20.0) -> float:
     """The twin's capacity, as the knee's is measured: the most commands/s its simulated
     server finishes, over offered rates from :func:`predicted_knee` to 1.5 times it (past
-    the knee a server that pays for what it sheds finishes less)."""
+    the knee the load generator's users hold the sends back, ``[server] clients``, and the
+    server finishes about as much; without them it would pay for what it sheds)."""
     knee = predicted_knee(cal, seed, duration)
     rates = np.linspace(knee, 1.5 * knee, 4)
     return max(

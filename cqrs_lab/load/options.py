@@ -142,5 +142,10 @@ class LoadTestOptions:
         if self.users is not None:
             return self.users
         if self.rate is not None:
-            return max(10, min(500, math.ceil(self.rate / 4)))
+            return open_pool(self.rate)
         return 10
+
+
+def open_pool(tasks_per_s: float) -> int:
+    """The open model's users at ``tasks_per_s``: one per 4 tasks/s, 10 to 500."""
+    return max(10, min(500, math.ceil(tasks_per_s / 4)))

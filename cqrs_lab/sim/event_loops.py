@@ -54,6 +54,7 @@ import simpy
 
 from cqrs_lab.core import Domain, Draw, Engine, Projection, Saga, Workload
 from cqrs_lab.errors import CommandRefused, ConcurrencyError, CqrsLabError
+from cqrs_lab.sim.clients import ClientPool
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver, Incident
 from cqrs_lab.sim.event_loop import Background, EventLoop
@@ -115,12 +116,22 @@ class LoopCommandSide(CommandSide):
         # ``CommandSide`` drew its spread stream when processes > 1: commands go to a writer
         self.batches = 0
         self.current = 0
+        self.offered = 0  # commands due, sent or still waiting for a user of ``clients``
+        self.clients: ClientPool | None = None  # the load generator's users, if bounded
 
     @property
     def waiting(self) -> int:
         return sum(len(w.pending) for w in self.writers)
 
     def arrive(self, kind: str, key: int) -> None:
+        """A command is due: sent now, or once the load generator has a user free."""
+        self.offered += 1
+        if self.clients is None:
+            self._send(kind, key)
+        else:
+            self.clients.send(lambda: self._send(kind, key))
+
+    def _send(self, kind: str, key: int) -> None:
         job: list[Any] = [len(self.rows) + 1, kind, key, self.env.now, None, None, None, 0, None]
         self.rows.append(job)
         if self.other is not None and self.server.other_cpu > 0:
@@ -202,6 +213,8 @@ class LoopCommandSide(CommandSide):
 
         def finish() -> None:
             job[_END] = self.env.now
+            if self.clients is not None:
+                self.clients.done()
 
         w.loop.call(lambda: (self.request() * share, finish))
 

@@ -23,6 +23,7 @@ from typing import Any
 import simpy
 
 from cqrs_lab.core import Draw, Engine, SubscriptionGroup
+from cqrs_lab.sim.clients import ClientPool
 from cqrs_lab.sim.event_loop import EventLoop
 from cqrs_lab.sim.scenario_parts import ReadSpec
 
@@ -58,6 +59,7 @@ class ReadSide:
         #: the reads have their own readers. ``replicas[k]`` (k > 0): process k's group
         #: and its query answers; ``spread`` draws the process of an independent read
         self.loops: list[EventLoop] = []
+        self.clients: ClientPool | None = None  # the load generator's users, if bounded
         self.replicas: list[tuple[SubscriptionGroup, dict[type, Callable[[Any], Any]]]] = []
         self.spread: random.Random | None = None
         self.request: Callable[[], float] = lambda: 0.0
@@ -95,6 +97,13 @@ class ReadSide:
             self._arrive(key, "read-own-write", position, process)
 
     def _arrive(self, key: int, kind: str, token: int, process: int | None = None) -> None:
+        """A read is due: sent now, or once the load generator has a user free."""
+        if self.clients is None:
+            self._send(key, kind, token, process)
+        else:
+            self.clients.send(lambda: self._send(key, kind, token, process))
+
+    def _send(self, key: int, kind: str, token: int, process: int | None) -> None:
         if process is None:
             process = 0 if self.spread is None else self.spread.randrange(len(self.loops))
         self.queue.append([self.env.now, None, None, key, kind, None, None, process, token])
@@ -132,3 +141,5 @@ class ReadSide:
                 yield self.loops[process].run(self.request() + self.service())
             job[2] = env.now
             self.rows.append(job)
+            if self.clients is not None:
+                self.clients.done()

@@ -154,6 +154,16 @@ SERVER_TABLES: tuple[Table, ...] = (
                 "CPU a local database spends on the cores the loops share per transaction it "
                 "serves: each writer batch and each projection pump step (needs cores)",
             ),
+            Key(
+                "clients",
+                "whole",
+                _SV.clients,
+                "requests",
+                "the load generator's users: at most this many requests (commands and reads) "
+                "in flight, a send finding none free waits for one (0: no limit, open arrivals)",
+                lo=0,
+                hi=1_000_000,
+            ),
         ),
     ),
 )

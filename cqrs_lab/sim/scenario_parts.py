@@ -142,7 +142,8 @@ class ServerSpec:
     each) and the CPU seconds the rest of the machine (load generator, local database)
     spends on those cores per command (``other_cpu``; only with ``cores``) and a local
     database's CPU on them per transaction it serves, each writer batch and each projection
-    pump step (``database_cpu``; only with ``cores``)."""
+    pump step (``database_cpu``; only with ``cores``); the load generator's users, at most
+    ``clients`` requests in flight (:mod:`cqrs_lab.sim.clients`; 0: no limit)."""
 
     request: Dist = _NO_DELAY
     transport: Dist = _NO_DELAY
@@ -162,6 +163,7 @@ class ServerSpec:
     cores: int | None = None
     other_cpu: float = 0.0
     database_cpu: float = 0.0
+    clients: int = 0
 
     @property
     def transport_chill(self) -> tuple[float, float] | None:

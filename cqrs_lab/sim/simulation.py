@@ -33,6 +33,7 @@ from cqrs_lab.sim import incidents
 from cqrs_lab.sim.application_rows import ApplicationRecorder
 from cqrs_lab.sim.arrivals import KeyChooser, MixChooser, arrival_times
 from cqrs_lab.sim.autoscale import autoscaler
+from cqrs_lab.sim.clients import ClientPool
 from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
 from cqrs_lab.sim.event_loop import Cores, EventLoop
@@ -191,6 +192,10 @@ class Simulation:
             env, self.engine, s.commands, sv, loops, self.workload, draw,
             _stream_seed(s.seed, "commands"), after, self.store,
         )  # fmt: skip
+        if sv.clients > 0:  # the load generator's users, shared by commands and reads
+            cmds.clients = ClientPool(env, sv.clients)
+            if reads is not None:
+                reads.clients = cmds.clients
         replicas = {id(d): r.index for r in self.replicas for d in r.drivers.values()}
         for d in self.drivers:
             d.process = replicas.get(id(d), 0)

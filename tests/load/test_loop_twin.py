@@ -4,6 +4,7 @@ Expected values come from the run's own measurements or from the model's definit
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,10 @@ def test_the_written_scenario_is_the_event_loop(cal: LoopCalibration, tmp_path: 
     assert s.server is not None and s.server.request.mean == pytest.approx(cal.request_s)
     assert s.commands.handlers == 1 and s.reads is not None
     assert s.reads.rate == pytest.approx(300.0 * cal.reads_per_command)
+    # the load generator's users, as loadtest sized its open model's pool: 0.6 commands
+    # per task of the default users, one user per 4 tasks/s
+    assert cal.users == 0 and cal.commands_per_task == pytest.approx(0.6)
+    assert s.server.clients == math.ceil(300.0 / 0.6 / 4) == cal.clients_at(300.0)
 
 
 def test_runs_without_engine_timings_are_refused_by_the_loop_twin(tmp_path: Path) -> None:
@@ -307,3 +312,24 @@ def test_twin_on_a_measure_knee_folder_judges_its_levels_again_up_to_its_knee(
     assert row["measured_per_s"] == pytest.approx(419.0)
     assert row["predicted_per_s"] > 0 and (base / "validation.csv").is_file()
     assert not (base / "twin.csv").exists()  # not the comparison of plain levels
+
+
+def test_past_the_knee_the_generators_users_hold_the_twins_throughput() -> None:
+    """Offered three times its capacity, the twin with the load generator's pool finishes
+    about what it finishes at the knee (the users wait, the server's queue stays bounded),
+    as a measured ramp does; open arrivals without the pool shed at the queue's limit and,
+    paying to turn them away, finish less."""
+    from dataclasses import replace
+
+    cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+                          per_batch={"balances": 1e-5}, request_s=2.5e-4,
+                          reads_per_command=1.0, mix={"deposit": 1.0}, keys=100, cpus=0.5,
+                          commands_per_task=0.6)  # fmt: skip
+    assert cal.clients_at(900.0) == 375 and cal.clients_at(1e6) == 500
+    assert replace(cal, users=64).clients_at(1e6) == 64  # a fixed pool (--users)
+    knee = simulated_figures(cal, cal.capacity_bound, 5.0, 1)["finished_per_s"]
+    pooled = simulated_figures(cal, 3 * cal.capacity_bound, 5.0, 1)
+    open_ = simulated_figures(replace(cal, commands_per_task=0.0), 3 * cal.capacity_bound, 5.0, 1)
+    assert pooled["finished_per_s"] >= 0.9 * knee
+    assert pooled["arrived_per_s"] > 2.5 * pooled["finished_per_s"]  # offered, not sent
+    assert open_["finished_per_s"] < 0.9 * pooled["finished_per_s"]

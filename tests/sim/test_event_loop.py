@@ -161,3 +161,46 @@ def test_one_loop_needs_one_handler() -> None:
 def test_a_bad_server_key_names_the_table_and_the_allowed_values() -> None:
     with pytest.raises(ScenarioError, match=r"server\.cpus.*<= 1"):
         parse_scenario(scenario(100.0, "cpus = 2.0\n"))
+
+
+def _most_in_flight(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    most = now = 0
+    for _, step in edges:  # an end before a start at the same instant: a user reused
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_the_generators_users_bound_what_is_in_flight_past_capacity() -> None:
+    """Offered three times what 0.3 core serves, with 40 users: at most 40 requests are
+    ever at the server, nothing is shed (the writer's queue never fills), every due
+    command is counted as offered and the server finishes more than when every arrival
+    gets in and it pays to parse and turn away the ones its queue has no room for."""
+    text = scenario(800.0, "cpus = 0.3\nperiod = 0.01\n", reads=400.0, duration=10.0)
+    text = text.replace("handlers = 1\n", "handlers = 1\nqueue_limit = 256\n")
+    pooled = run(text.replace("period = 0.01\n", "period = 0.01\nclients = 40\n"))
+    open_ = run(text)
+    cmds, reads = pooled.commands.rows, pooled.reads.rows if pooled.reads else []
+    spans = [(r[3], r[5]) for r in cmds if r[5] is not None]
+    spans += [(r[0], r[2]) for r in reads]
+    assert 0 < _most_in_flight(spans) <= 40
+    assert not any(r[6] == "queue_full" for r in cmds)
+    offered = getattr(pooled.commands, "offered", 0)
+    assert 7000 < offered < 9000 and len(cmds) < 0.8 * offered  # the rest still waited
+
+    def finished(sim: Simulation) -> int:
+        return sum(1 for r in sim.commands.rows if r[6] == "accepted" and r[5] is not None)
+
+    assert any(r[6] == "queue_full" for r in open_.commands.rows)
+    assert finished(pooled) > finished(open_)
+
+
+def test_users_that_never_all_wait_change_nothing() -> None:
+    """Far below capacity a pool larger than what is ever in flight sends everything on
+    time: the same draws, the same rows, bit for bit."""
+    plain = run(scenario(100.0, reads=50.0, duration=5.0))
+    pooled = run(scenario(100.0, "clients = 500\n", reads=50.0, duration=5.0))
+    assert pooled.commands.rows == plain.commands.rows
+    assert pooled.reads is not None and plain.reads is not None
+    assert pooled.reads.rows == plain.reads.rows
