@@ -145,7 +145,9 @@ def check_convergence(
         reordered = order is None or bool(order[f"application order: {name}"].violations)
         if log is not None and not all(log.verifiable(s.name) for s in subs):
             doubled = reordered = True  # the log cannot tell; rely on the promises alone
-        in_order = ordered if ordered is not None else all(s.transport is None for s in subs)
+        in_order = (
+            ordered if ordered is not None else not any(s.transport_faults_seen for s in subs)
+        )
         report.add(
             verdict(
                 f"convergence: {name}", found,

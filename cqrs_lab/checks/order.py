@@ -44,7 +44,7 @@ def check_application_order(
 ) -> CheckReport:
     """Each event is applied only after its stream's earlier handled events (or their loss).
 
-    Promised (``ordered=None``) when the subscription has no transport faults on: a delayed
+    Promised (``ordered=None``) when the subscription never had transport faults on: a delayed
     or reordered delivery may legitimately overtake. Pass ``ordered`` to override.
     """
     report = CheckReport("application order")
@@ -79,7 +79,9 @@ def check_application_order(
                             (env_dict(env, missing_version=versions[i]),),
                         )
                     )
-        promised = ordered if ordered is not None else all(s.transport is None for s in subs)
+        promised = (
+            ordered if ordered is not None else not any(s.transport_faults_seen for s in subs)
+        )
         report.add(
             verdict(
                 f"application order: {name}", found, promised=promised,

@@ -44,6 +44,7 @@ as ``file`` and ``line``, or ``operation``.
 from __future__ import annotations
 
 import math
+import numbers
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -285,10 +286,21 @@ def check_history(
     staleness_positions: int | None = None,
 ) -> CheckReport:
     """Check the session guarantees and bounded staleness; one result per guarantee."""
-    if staleness_bound is not None and not staleness_bound >= 0:
-        raise ConfigError(f"staleness_bound={staleness_bound}: pass seconds >= 0, or None")
-    if staleness_positions is not None and staleness_positions < 0:
-        raise ConfigError(f"staleness_positions={staleness_positions}: pass >= 0, or None")
+    if staleness_bound is not None and (
+        isinstance(staleness_bound, bool)
+        or not isinstance(staleness_bound, int | float)
+        or not 0 <= staleness_bound < math.inf
+    ):
+        raise ConfigError(
+            f"staleness_bound={staleness_bound!r}: pass seconds >= 0 (a finite number), or None"
+        )
+    given: object = staleness_positions  # checked as the caller may pass anything
+    if given is not None and (
+        isinstance(given, bool) or not isinstance(given, numbers.Integral) or int(given) < 0
+    ):
+        raise ConfigError(
+            f"staleness_positions={given!r}: pass a whole number of positions >= 0, or None"
+        )
     all_ops = _located(history)
     ops = [o for o in all_ops if o.op.outcome == "ok"]
     unknown = sum(o.op.outcome == "unknown" for o in all_ops)
@@ -296,6 +308,15 @@ def check_history(
         f"session guarantees over {len(all_ops)} operations ({unknown} unknown, "
         f"{sum(o.op.outcome == 'failed' for o in all_ops)} failed)"
     )
+    if not ops:  # nothing known to have happened: no guarantee can be seen to hold
+        report.add(
+            CheckResult(
+                "history",
+                "fail",
+                f"no operation with a known outcome among {len(all_ops)} recorded: a run that "
+                "recorded nothing (or only failures and unknowns) proves nothing",
+            )
+        )
     for name, earlier, later, keyed, strict, what in _SESSION_CHECKS:
         report.add(_session_check(name, ops, earlier, later, keyed, strict, what))
     report.add(_staleness(ops, staleness_bound, staleness_positions))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cqrs_lab.core.messages import Envelope
 from cqrs_lab.errors import DeadLetterNotFound
@@ -23,20 +23,50 @@ class DeadLetter:
 
 
 class DeadLetterStore:
-    """Parked events by id, in the order they were parked."""
+    """Parked events by id, in the order they were parked: one letter per subscription and
+    event. An event delivered again and failing again (a crash rolled back the unit that
+    parked it, or at-least-once redelivered it) updates its letter: two letters would be
+    two replays, and the event's effect applied twice."""
 
     def __init__(self) -> None:
         self._letters: dict[str, DeadLetter] = {}
+        self._parked: dict[tuple[str, int], str] = {}  # (subscription, position) -> id
         self._next = 0
         self.replayed = 0
 
     def park(
         self, subscription: str, envelope: Envelope, error: str, attempts: int, now: float
     ) -> DeadLetter:
+        key = (subscription, envelope.position)
+        known = self._parked.get(key)
+        if known is not None:  # parked before: the same letter, its latest failure
+            letter = replace(self._letters[known], error=error, attempts=attempts, parked_at=now)
+            self._letters[known] = letter
+            return letter
         self._next += 1
         letter = DeadLetter(f"dl-{self._next}", subscription, envelope, error, attempts, now)
         self._letters[letter.id] = letter
+        self._parked[key] = letter.id
         return letter
+
+    def discard(self, subscription: str) -> int:
+        """Drop ``subscription``'s letters (a rebuild deals with their events again, and
+        parks anew what still fails); returns how many."""
+        gone = [d.id for d in self._letters.values() if d.subscription == subscription]
+        for letter_id in gone:
+            self.remove(letter_id)
+        return len(gone)
+
+    def rename(self, subscription: str, to: str) -> None:
+        """``subscription``'s letters become ``to``'s (a shadow copy taking the live one's
+        place); an event ``to`` has parked already keeps that letter."""
+        for letter in [d for d in self._letters.values() if d.subscription == subscription]:
+            self.remove(letter.id)
+            if (to, letter.envelope.position) in self._parked:
+                continue
+            moved = replace(letter, subscription=to)
+            self._letters[moved.id] = moved
+            self._parked[(to, moved.envelope.position)] = moved.id
 
     def list(self, subscription: str | None = None) -> list[DeadLetter]:
         return [
@@ -57,6 +87,7 @@ class DeadLetterStore:
     def remove(self, letter_id: str) -> DeadLetter:
         letter = self.get(letter_id)
         del self._letters[letter_id]
+        self._parked.pop((letter.subscription, letter.envelope.position), None)
         return letter
 
     def __len__(self) -> int:

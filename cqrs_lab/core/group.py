@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cqrs_lab.core import rebuilds as _rebuilds
 from cqrs_lab.core.projections import Projection
 from cqrs_lab.core.subscription import Subscription
+from cqrs_lab.errors import ConfigError
 
 __all__ = ["SubscriptionGroup"]
 
@@ -66,10 +68,16 @@ class SubscriptionGroup:
         for m in self.members:
             m.restart()
 
-    def rebuild(self) -> None:
-        """In-place rebuild of the shared read model by every partition."""
+    def rebuild(self, *, shadow: bool = False) -> None:
+        """In-place rebuild of the shared read model by every partition (a shadow copy is
+        a single subscription's: the partitions' is refused)."""
+        if shadow:
+            raise ConfigError(
+                f"{self.name!r} has {len(self.members)} partitions: it rebuilds in place "
+                "(shadow=False); a shadow copy needs a view in one subscription"
+            )
         for m in self.members:
-            m.rebuild()
+            _rebuilds.rebuild(m)
 
     def stats(self) -> dict[str, Any]:
         parts = [m.stats() for m in self.members]

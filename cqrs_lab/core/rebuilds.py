@@ -12,6 +12,7 @@ from cqrs_lab.core.deadletters import DeadLetter
 from cqrs_lab.core.messages import RawEvent
 from cqrs_lab.core.projections import Projection, Saga
 from cqrs_lab.core.readmodel import rollback
+from cqrs_lab.errors import ConfigError
 
 if TYPE_CHECKING:
     from cqrs_lab.core.subscription import Subscription
@@ -34,6 +35,11 @@ def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
     partition rebuilt alone sets no bound.)
     """
     reached = sub.position if sub.partition is None else 0
+    if not isinstance(sub.consumer, Saga):
+        # a read model's parked events are applied again: what still fails is parked anew
+        # (a letter kept would be replayed on top of the rebuild's own application). A
+        # saga's stay: it replays them without sending, and their steps were never taken
+        sub.dead_letters.discard(f"{sub.name}~rebuild" if shadow else sub.name)
     sub.rebuilds += 1
     sub.rebuilding_since = sub.clock.now()
     if shadow:
@@ -74,6 +80,9 @@ def advance_shadow(sub: Subscription) -> int:
     if shadow.inbox or shadow.position < sub.position or shadow.crashed:
         return moved
     sub.consumer.take_over(shadow.consumer)
+    if not isinstance(sub.consumer, Saga):  # the live copy's: applied again (rebuild())
+        sub.dead_letters.discard(sub.name)
+    sub.dead_letters.rename(shadow.name, sub.name)
     sub.inbox.clear()
     sub.inbox_mixed = False
     sub.undo.clear()
@@ -93,6 +102,12 @@ def advance_shadow(sub: Subscription) -> int:
 def replay_dead_letter(sub: Subscription, letter_id: str) -> DeadLetter:
     """Apply a parked event again; on success it leaves the store (else it stays)."""
     letter = sub.dead_letters.get(letter_id)
+    if letter.subscription != sub.name:
+        raise ConfigError(
+            f"dead letter {letter_id!r} was parked by {letter.subscription!r}, not "
+            f"{sub.name!r}: replay it on its own subscription "
+            f"(engine.subscription({letter.subscription!r}))"
+        )
     env = letter.envelope
     if type(env.payload) is RawEvent:
         env = sub.store.registry.decode_envelope(env)

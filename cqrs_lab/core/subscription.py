@@ -149,6 +149,11 @@ class Subscription:
         self.transport = (
             FaultyTransport(plan, self.rng) if plan is not None and plan.transport_faults else None
         )
+        #: whether a faulty transport was ever on: deliveries may have overtaken each other
+        #: (a check of a finished run, its faults since stopped, must still know)
+        self.transport_faults_seen = (
+            getattr(self, "transport_faults_seen", False) or self.transport is not None
+        )
         if old is not None:  # what the old transport held is delivered late, not lost
             held = old.release(float("inf"))
             if held:
@@ -491,7 +496,16 @@ class Subscription:
         In place: the read model empties at once and refills (readers see partial data).
         Shadow: a second copy catches up beside the live one, which keeps serving, and takes
         its place in one step when it has caught up.
+
+        A partition shares its read model with the other partitions of its view: it is
+        rebuilt with them, by its group (emptied alone, the others' rows would be lost).
         """
+        if self.partition is not None and self.partition[1] > 1:
+            group = self.name.rsplit("/", 1)[0]
+            raise ConfigError(
+                f"{self.name!r} shares its read model with the other partitions of {group!r}: "
+                f"rebuild them together, engine.groups[{group!r}].rebuild() (in place)"
+            )
         _rebuilds.rebuild(self, shadow=shadow)
 
     @property

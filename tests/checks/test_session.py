@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from cqrs_lab.checks import Operation, check_history
@@ -194,6 +196,22 @@ def test_bad_bounds_are_config_errors() -> None:
         check_history([], staleness_bound=-1)
     with pytest.raises(ConfigError, match="staleness_positions"):
         check_history([], staleness_positions=-1)
+    # a NaN bound would pass every read ("within nan"); True and 1.5 are not positions
+    for bad in (math.nan, True, 1.5, "3"):
+        with pytest.raises(ConfigError, match="staleness_positions"):
+            check_history([], staleness_positions=bad)  # type: ignore[arg-type]
+    for bad in (math.nan, math.inf, True, "1"):
+        with pytest.raises(ConfigError, match="staleness_bound"):
+            check_history([], staleness_bound=bad)  # type: ignore[arg-type]
+
+
+def test_a_history_with_nothing_known_to_have_happened_fails() -> None:
+    """Nothing recorded, or only failures and unknowns: no guarantee can be seen to hold."""
+    failed = w("s", "a", 0, 1, None, outcome="failed")
+    for history in ([], [failed]):
+        report = check_history(history)
+        assert not report.ok and report["history"].status == "fail"
+    assert "history" not in {x.name for x in check_history([w("s", "a", 0, 1, 7)]).results}
 
 
 def test_report_renders_violations_in_text_and_html() -> None:
