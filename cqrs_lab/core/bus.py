@@ -338,6 +338,14 @@ class CommandBus:
         uow = d.uow
         if d.result is not None:
             return d.result
+        if d.idempotency_key is not None:  # decided twice under one key: the first commit
+            record = self.idempotency.get(d.idempotency_key)  # holds it; this one is its
+            if record is not None:  # retry (same command) or a conflict (another)
+                uow.forget()
+                replay = self._replay(d.idempotency_key, record, d.command, d.started)
+                d.result = replay.result
+                assert d.result is not None
+                return d.result
         try:
             agg = uow.changed()
         except CqrsLabError:

@@ -64,6 +64,28 @@ def test_idempotency_key_returns_the_first_result_and_appends_nothing(engine: En
     assert engine.store.head_position == 2
 
 
+def test_one_key_decided_twice_before_either_commits_appends_once(engine: Engine) -> None:
+    """decide() then commit() (the simulation's path): two requests under one key both
+    decide before the first commits. The second commit is the first's retry (the same
+    command: its answer, nothing appended) or a conflict (another command: nothing)."""
+    engine.dispatch(bank.OpenAccount("a", "ann", 0))
+    engine.dispatch(bank.OpenAccount("b", "bob", 0))
+    bus = engine.bus
+    first = bus.decide(bank.Deposit("a", 5), idempotency_key="k1")
+    retry = bus.decide(bank.Deposit("a", 5), idempotency_key="k1")
+    other = bus.decide(bank.Deposit("b", 700), idempotency_key="k1")
+    done = first.commit()
+    again = retry.commit()
+    assert again.replayed and (again.position, again.command_id) == (done.position, done.command_id)
+    with pytest.raises(IdempotencyConflict, match="first used for Deposit"):
+        other.commit()
+    assert engine.store.head_position == 3
+    assert engine.dispatch(bank.Deposit("a", 5), idempotency_key="k1").replayed
+    engine.run_until_idle()
+    assert engine.ask(bank.GetBalance("a")).value == 5
+    assert engine.ask(bank.GetBalance("b")).value == 0
+
+
 def test_idempotency_remembers_a_refusal(engine: Engine) -> None:
     engine.dispatch(bank.OpenAccount("a", "ann", 1))
     for _ in range(2):
