@@ -67,6 +67,17 @@ CASES = [
     ("loadtest-unknown-class", {}, ["loadtest", *NO_SERVER, "--classes", "WriterUser,Robot"],
      ["Robot", "WriterUser"]),
     ("check-missing-history", {}, ["check", "{tmp}/history.jsonl"], ["history.jsonl"]),
+    ("serve-port-out-of-range", {}, ["serve", "--port", "70000"], ["--port", "70000", "65535"]),
+    ("serve-empty-host", {}, ["serve", "--host", ""], ["--host", "address"]),
+    ("serve-stages-into-the-store", {"s.db": ""},
+     ["serve", "--store", "sqlite:{tmp}/s.db", "--stages-csv", "{tmp}/s.db"],
+     ["--stages-csv", "event store"]),
+    ("serve-stages-into-a-folder", {"d/x": ""}, ["serve", "--stages-csv", "{tmp}/d"],
+     ["--stages-csv", "folder"]),
+    ("serve-stages-over-notes", {"notes.txt": "mine"}, ["serve", "--stages-csv", "{tmp}/notes.txt"],
+     ["notes.txt", "not a stage samples CSV"]),
+    ("serve-a-store-that-is-not-a-database", {"junk.db": "not a database, some notes " * 40},
+     ["serve", "--store", "sqlite:{tmp}/junk.db"], ["junk.db", "not an event store"]),
     ("no-command", {}, [], ["COMMAND"]),
 ]  # fmt: skip
 
@@ -82,6 +93,7 @@ def test_a_mistake_is_one_line_and_exit_2_before_any_work(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     captured = capsys.readouterr()
@@ -157,3 +169,31 @@ def test_no_plots_is_one_spelling_everywhere_with_a_hidden_alias() -> None:
         for flag in ("--no-plots", "--no-plot"):
             assert cmds[command].parse_args([*argv, flag]).no_plots is True
         assert "--no-plot " not in cmds[command].format_help()
+
+
+def test_serve_leaves_a_database_of_something_else_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "theirs.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (x)")
+    assert main(["serve", "--store", f"sqlite:{path}"]) == 2
+    assert "something else (tables events)" in capsys.readouterr().err
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["events"]  # nothing created in it
+
+
+def test_a_sqlite_store_is_served_with_the_domain_that_wrote_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cqrs_lab.http import ServerConfig, build_engine
+
+    store = f"sqlite:{tmp_path / 'bank.db'}"
+    build_engine(ServerConfig(store=store)).store.close()  # the bank's, recorded
+    code = main(["serve", "--store", store, "--domain", "cqrs_lab.domains.inventory"])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds the events of domain 'cqrs_lab.domains.bank'" in err, err
+    build_engine(ServerConfig(store=store)).store.close()  # the bank's again: fine

@@ -36,6 +36,7 @@ from cqrs_lab.core import DELIVERY_POLICIES, Engine
 from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
 from cqrs_lab.errors import ConfigError, StoreFailure
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
+from cqrs_lab.http.serve_args import check_serve_args
 from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
 from cqrs_lab.http.workers import STORE_FAILED_EXIT
 from cqrs_lab.stores.store_urls import shown_store
@@ -74,6 +75,7 @@ def serve(args: argparse.Namespace) -> int:
     from cqrs_lab.http.stages import StageTimings
     from cqrs_lab.http.workers import worker_stages
 
+    check_serve_args(args)
     config = ServerConfig(
         domain=args.domain,
         delivery=args.delivery,

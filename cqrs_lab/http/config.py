@@ -219,6 +219,12 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     clock = CallableClock(lambda: offset[0] + monotonic.now())
     counter = SequentialIds()  # replaced below once the boot number is known
     store = SqliteEventStore(path, clock, counter, synchronous=config.sqlite_synchronous)
+    try:
+        ref = config.domain if isinstance(config.domain, str) else domain.name
+        store.claim_domain(ref)  # a module reference as --domain takes it (or the name)
+    except ConfigError:
+        store.close()
+        raise
     offset[0] = store.last_recorded_at
     store.ids = ids = SequentialIds(f"b{store.boot}-")  # unique across restarts
     engine = Engine(clock=clock, seed=config.seed, ids=ids, store=store, registry=store.registry)

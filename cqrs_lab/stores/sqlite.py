@@ -117,9 +117,20 @@ class SqliteEventStore:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open SQLite store at {self.path!r}: {exc}") from exc
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self.db.executescript(_SCHEMA)
+        try:
+            self._check_is_a_store()  # before anything is written to someone else's file
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ConfigError(
+                f"{self.path}: not an event store of this lab ({exc}); give a new file, or "
+                "one a cqrs-lab SQLite store wrote"
+            ) from None
+        except ConfigError:
+            self.db.close()
+            raise
         self._depth = 0  # open batch() levels
         self._broken: BaseException | None = None
         self._head = 0
@@ -136,6 +147,34 @@ class SqliteEventStore:
         self._load()
 
     # -- opening -------------------------------------------------------------------------
+    def _check_is_a_store(self) -> None:
+        """A file with tables is this lab's store (its ``meta`` and ``events``) or refused,
+        untouched; an empty or new one becomes a store."""
+        tables = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            return
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(events)")}
+        if "meta" not in tables or not {"position", "stream_id", "data"} <= columns:
+            raise ConfigError(
+                f"{self.path}: a SQLite database of something else (tables "
+                f"{', '.join(sorted(tables))}), not an event store of this lab: left as it "
+                "was; give a new file, or one a cqrs-lab SQLite store wrote"
+            )
+
+    def claim_domain(self, name: str) -> None:
+        """The store holds the events of domain ``name``: recorded when it first serves,
+        refused when the file holds another domain's (its views would dead-letter them)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='domain'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('domain', ?)", (name,))
+        elif row[0] != name:
+            raise ConfigError(
+                f"{self.path} holds the events of domain {row[0]!r}, not {name!r}: serve it "
+                f"with --domain {row[0]}, or give another store"
+            )
+
     def _next_boot(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='boot'").fetchone()
         boot = int(row[0]) + 1 if row else 1
