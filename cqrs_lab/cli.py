@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, NoReturn
 
 from cqrs_lab.errors import CqrsLabError, MissingExtra, StoreFailure
@@ -167,6 +170,19 @@ def _os_error(exc: OSError) -> str:
     return str(exc)
 
 
+#: commands that start processes of their own (a server, Locust): a SIGTERM to them is
+#: unwound as Ctrl-C is, so that what they started is stopped too, not left running
+_STOPPED_ON_TERM = ("loadtest", "twin")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``cqrs-lab`` with ``argv``; the exit status (2 for a user's mistake)."""
     parser = build_parser()
@@ -177,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version (0) or a bad flag (2, one line printed)
         return exc.code if isinstance(exc.code, int) else 2
     prog = f"cqrs-lab {args.command}"
+    old_term = None
+    if args.command in _STOPPED_ON_TERM and threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_term)
     try:
         code: int = args.run(args)
     except StoreFailure as exc:  # not the user's mistake: try again later
@@ -191,9 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a path given by the user: missing, a folder, no permission
         print(f"{prog}: {_os_error(exc)}", file=sys.stderr)
         return 2
+    except _Terminated:
+        print(f"{prog}: terminated (what it started is stopped)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return code
 
 

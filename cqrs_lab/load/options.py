@@ -102,6 +102,21 @@ class LoadTestOptions:
                 f"--workers {self.server_workers} with --store {self.store!r}: memory and "
                 f"SQLite are one-process stores; pass --store postgresql://..."
             )
+        late = [f for f in self.faults if f.at >= self.duration]
+        if late:
+            raise ConfigError(
+                f"--faults {late[0].at:g}:...: the load lasts --duration {self.duration:g} s; a "
+                "step at or after its end is never sent (give seconds under the duration)"
+            )
+        if self.host is not None:  # a server of the user's: what it is cannot be chosen here
+            given = {"--store": self.store != "memory", "--workers": self.server_workers > 1,
+                     "--delivery": self.delivery != "effectively-once"}  # fmt: skip
+            named = [flag for flag, on in given.items() if on]
+            if named:
+                raise ConfigError(
+                    f"{', '.join(named)} with --host {self.host}: those choose the server a load "
+                    "test starts; yours runs as it was started (drop them, or drop --host)"
+                )
         if self.server_cpus is not None:
             if self.host is not None:
                 raise ConfigError(

@@ -63,6 +63,15 @@ def test_loadtest_arguments_become_options() -> None:
         (["loadtest", "--params", "max_amount=0"], "max_amount=0"),
         (["loadtest", "--params", "colour=3"], "unknown workload parameter 'colour'"),
         (["loadtest", "--locustfile", "/no/such/locustfile.py"], "--locustfile"),
+        (["loadtest", "--duration", "3", "--faults", "10:crash=balances"], "never sent"),
+        (
+            ["loadtest", "--host", "http://127.0.0.1:9", "--store", "sqlite:x.db"],
+            "--store with --host",
+        ),
+        (
+            ["loadtest", "--host", "http://127.0.0.1:9", "--delivery", "at-most-once"],
+            "--delivery with --host",
+        ),
     ],
 )
 def test_bad_loadtest_arguments_are_refused_clearly(argv: list[str], match: str) -> None:
@@ -207,3 +216,44 @@ def test_the_local_server_and_locust_get_their_own_cpus() -> None:
         assert split is None  # one CPU: nothing to split
     assert LoadTestOptions(rate=5.0, pin=False).cpu_split() is None
     assert LoadTestOptions(rate=5.0, host="http://127.0.0.1:1").cpu_split() is None
+
+
+def _running(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (the run's own folder)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:  # gone meanwhile
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_and_locust_a_load_test_started(tmp_path: Path) -> None:
+    """SIGTERM (a CI job cancelled, `timeout`) is unwound as Ctrl-C is: exit 143, and the
+    server and Locust processes it started are stopped, not left running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "terminated-run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cqrs_lab.cli", "loadtest", "--rate", "20", "--duration", "30",
+         "--out", str(out)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not list(out.glob("records/requests-*.csv")):
+        time.sleep(0.2)  # Locust is sending: the server and Locust both run
+    assert len(_running(str(out))) >= 2, "the server and Locust were not seen running"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err, err
+    time.sleep(1.0)
+    assert _running(str(out)) == [], "processes left running after SIGTERM"
