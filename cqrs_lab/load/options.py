@@ -102,12 +102,6 @@ class LoadTestOptions:
                 f"--workers {self.server_workers} with --store {self.store!r}: memory and "
                 f"SQLite are one-process stores; pass --store postgresql://..."
             )
-        late = [f for f in self.faults if f.at >= self.duration]
-        if late:
-            raise ConfigError(
-                f"--faults {late[0].at:g}:...: the load lasts --duration {self.duration:g} s; a "
-                "step at or after its end is never sent (give seconds under the duration)"
-            )
         if self.host is not None:  # a server of the user's: what it is cannot be chosen here
             given = {"--store": self.store != "memory", "--workers": self.server_workers > 1,
                      "--delivery": self.delivery != "effectively-once"}  # fmt: skip
@@ -128,6 +122,12 @@ class LoadTestOptions:
             raise ConfigError(f"--locustfile {self.locustfile}: no such file")
         traffic = self.traffic()  # the domain, --mix, --keys, --params, --zipf-s
         check_fault_names(self.faults, traffic.domain)
+        late = [f for f in self.faults if f.at >= self.duration]
+        if late:
+            raise ConfigError(
+                f"--faults {late[0].at:g}:...: the load lasts --duration {self.duration:g} s; a "
+                "step at or after its end is never sent (give seconds under the duration)"
+            )
 
     def traffic(self) -> Traffic:
         """What the users send, validated against the domain (ConfigError otherwise)."""
