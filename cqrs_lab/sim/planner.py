@@ -218,9 +218,18 @@ def plan(
     check_backend(backend)
     bound = stability_bound(scenario, knob)
     view = knob.split(".")[1] if knob.startswith("projections.") else None
+    given = high is not None
     if high is None:
         high = scenario.projection(view).partitions if view else max(2 * bound, 16)
-    lo = min(max(1, bound if low is None else low), high)
+    if high < bound:  # none of the values allowed keeps up: its queue grows without end
+        raise ConfigError(
+            f"{'high=' + str(high) + ' (--max)' if given else f'{view} has {high} partitions'}: "
+            f"below the stability bound, {bound} {knob} (fewer serve less than what arrives, "
+            f"and a short run's figures would look fine); "
+            + (f"allow --max {bound} or more" if given else "give the view more partitions")
+        )
+    lo = max(1, bound if low is None else low)
+    lo = min(lo, high)
     q = lag_quantile(metric)
     windows = q is not None and any(
         p.crash is not None

@@ -46,11 +46,36 @@ DEFAULT_METRICS = (
 )
 
 
+def check_grid(grid: Mapping[str, Sequence[Any]], metrics: Sequence[str]) -> None:
+    """A grid sweeps each key over distinct values; the seed is the replications' (the
+    scenario's seed + r: a swept seed would be overwritten and its rows mislabelled), and
+    a metric may not share a column with a key."""
+    for key, values in grid.items():
+        if key in ("seed", "scenario.seed"):
+            raise ConfigError(
+                f"{key}: the replications choose the seeds (the scenario's seed, + 1, + 2, ...); "
+                "vary them with replications (-r) and the base with --seed, not as a parameter"
+            )
+        seen = [v for i, v in enumerate(values) if v in list(values)[:i]]
+        if seen:
+            raise ConfigError(
+                f"{key}={','.join(map(str, values))}: {seen[0]!r} is given twice; each value "
+                "once (repeats would pool the same runs and narrow the interval for nothing)"
+            )
+    clash = [m for m in metrics if m in grid or m == "replication"]
+    if clash:
+        raise ConfigError(f"metrics {clash}: also a column of the grid; leave them out")
+
+
 def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
     summary = simulate(scenario).summary_dict()
-    missing = [m for m in metrics if m not in summary]
+    is_number, is_bool = pd.api.types.is_number, pd.api.types.is_bool  # numpy's too
+    numeric = {k for k, v in summary.items() if is_number(v) or is_bool(v)}  # a bool: a share
+    missing = [m for m in metrics if m not in numeric]
     if missing:
-        raise ConfigError(f"metrics {missing}: not in the summary; choose from {sorted(summary)}")
+        raise ConfigError(
+            f"metrics {missing}: not a number of the summary; choose from {sorted(numeric)}"
+        )
     return {m: summary[m] for m in metrics}
 
 
@@ -74,6 +99,7 @@ def sweep_runs(
     if n_jobs == 0:
         raise ConfigError("n_jobs=0 (--jobs): pass a number of processes >= 1, or -1 for all cores")
     check_backend(backend)
+    check_grid(grid, metrics)
     keys = list(grid)
     points = list(itertools.product(*(grid[k] for k in keys))) if keys else [()]
     jobs: list[tuple[dict[str, Any], int, Scenario]] = []

@@ -128,6 +128,14 @@ def test_unknown_parameter_is_refused() -> None:
         apply_param(builtin_scenario(), "projections.ledger.consumers", 3)
 
 
+def test_a_metric_that_is_not_a_number_is_refused_naming_the_numbers() -> None:
+    s = plain(duration=1.0)
+    with pytest.raises(ConfigError, match=r"metrics \['scenario'\]: not a number.*'accepted'"):
+        sweep_runs(s, {}, replications=1, metrics=("scenario",), n_jobs=1)
+    share = sweep_runs(s, {}, replications=1, metrics=("slo_met",), n_jobs=1)
+    assert share["slo_met"].iloc[0] in (True, False)  # a verdict's share is a number
+
+
 def test_planner_finds_the_smallest_consumer_count_and_the_one_below_misses() -> None:
     s = plain(4.0, 600.0, balances_only=True)
     s = s.with_projection(
