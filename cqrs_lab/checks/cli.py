@@ -33,6 +33,9 @@ __all__ = ["register", "run_check"]
 
 def run_check(args: argparse.Namespace) -> int:
     """Read the histories, check them, print the report (text or JSON); the exit status."""
+    if args.show < 0:
+        print(f"cqrs-lab check: --show {args.show}: violations shown, >= 0", file=sys.stderr)
+        return 2
     try:
         files = history_files(args.history)
         ops = read_histories(files)

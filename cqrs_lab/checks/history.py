@@ -165,6 +165,11 @@ def _records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[Operation]
                 f"{where}: not valid JSON ({exc.msg}, column {exc.colno}); "
                 "write one JSON object per line"
             ) from None
+        except RecursionError:
+            raise HistoryError(
+                f"{where}: JSON nested too deeply to be a record; write one flat JSON object "
+                "per line"
+            ) from None
         if not isinstance(rec, dict):
             raise HistoryError(
                 f"{where}: a record must be a JSON object, got {type(rec).__name__}; "

@@ -83,7 +83,15 @@ class Launch:
     def server(self) -> tuple[str, subprocess.Popen[bytes] | None, str | None]:
         if self.opts.host is not None:
             token = self.opts.admin_token or os.environ.get("CQRS_LAB_ADMIN_TOKEN")
-            return self.opts.host.rstrip("/"), None, token
+            url = self.opts.host.rstrip("/")
+            try:
+                wait_live(url, None, 3.0)
+            except ConfigError:
+                raise ConfigError(
+                    f"--host {url}: no live cqrs-lab server there (GET /livez did not answer 200 "
+                    "within 3 s); start it first (cqrs-lab serve), or fix the URL"
+                ) from None
+            return url, None, token
         port = free_port()
         token = self.opts.admin_token or f"load-{os.getpid()}-{port}"
         (self.out / "server").mkdir(exist_ok=True)
@@ -114,7 +122,14 @@ class Launch:
         if self.cpu_limit is not None:  # before it serves; the processes it starts stay in
             self.cpu_limit.add(proc.pid)
         url = f"http://127.0.0.1:{port}"
-        wait_live(url, proc, 20.0)
+        try:
+            wait_live(url, proc, 20.0)
+        except ConfigError as exc:  # it said why on its stderr: the last line says it here
+            log = self.out / "server.log"
+            lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+            said = str(exc).removesuffix("; see server.log")
+            why = f": {lines[-1].strip()} (server.log)" if lines else "; see server.log"
+            raise ConfigError(f"{said}{why}") from None
         return url, proc, token
 
     def locust(self, url: str) -> list[subprocess.Popen[bytes]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -197,11 +198,30 @@ def _count_requests(records: Path) -> int:
     return total
 
 
+#: what a run writes before its load starts
+_BEFORE_LOAD = {"run.json", "server.log", "project.log", "server", "records", "faults.jsonl"}
+
+
+def never_started(out: Path) -> bool:
+    """Whether ``out`` holds only what a load test wrote before its load started (its server
+    or host failed): no request recorded, no summary, nothing else; such a folder is
+    replaced by the next run into it."""
+    if not out.is_dir() or not (out / "run.json").is_file():
+        return False
+    names = {p.name for p in out.iterdir()}
+    if not names <= _BEFORE_LOAD:
+        return False
+    records = out / "records"
+    return not records.exists() or not any(records.iterdir())
+
+
 def run_loadtest(opts: LoadTestOptions) -> tuple[Path, int]:
     """Run the load test described by ``opts``; returns the results folder and an exit code
     (not 0 when Locust failed, recorded no request, or a fault request failed)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(opts.out) if opts.out else Path("results") / f"loadtest-{stamp}"
+    if never_started(out):  # a run that failed before any load: nothing of value in it
+        shutil.rmtree(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(
             f"--out {out}: exists and is not an empty folder; a run would mix its files with "

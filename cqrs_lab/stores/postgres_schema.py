@@ -199,5 +199,6 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
 
 
 def one_line(exc: BaseException) -> str:
-    """A psycopg error's message, which spans lines, on one line."""
-    return " ".join(str(exc).split())
+    """A psycopg error's message, which spans lines, on one line; a connection string it
+    quotes (libpq does, for a malformed URI) has its password masked."""
+    return shown_store(" ".join(str(exc).split()))

@@ -257,3 +257,22 @@ def test_sigterm_stops_the_server_and_locust_a_load_test_started(tmp_path: Path)
     assert "terminated" in err and "Traceback" not in err, err
     time.sleep(1.0)
     assert _running(str(out)) == [], "processes left running after SIGTERM"
+
+
+def test_a_run_whose_server_failed_says_why_and_its_folder_takes_the_next_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cqrs_lab.cli import main
+
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database " * 50)
+    out = tmp_path / "run"
+    argv = ["loadtest", "--store", f"sqlite:{junk}", "--duration", "1", "--out", str(out)]
+    for _ in range(2):  # the second is not refused for the first's leftovers
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "the server exited with code 2: cqrs-lab serve:" in err, err
+        assert "not an event store" in err and "not an empty folder" not in err, err
+    (out / "notes.txt").write_text("mine")  # anything else: the folder is the user's
+    assert main(argv) == 2
+    assert "not an empty folder" in capsys.readouterr().err
