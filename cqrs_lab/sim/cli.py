@@ -35,6 +35,7 @@ from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.builtin import resolve_scenario
 from cqrs_lab.sim.planner import plan
+from cqrs_lab.sim.results import check_out_folder
 from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.scenario_reference import render
 from cqrs_lab.sim.simulation import simulate
@@ -111,6 +112,10 @@ def _print_table(df: pd.DataFrame, title: str) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        if not args.out.strip():
+            raise ConfigError("--out '': name a folder for the tables and plots")
+        check_out_folder(Path(args.out))
     scenario = _scenario(args)
     result = simulate(scenario)
     summary = result.summary_dict()

@@ -91,6 +91,10 @@ def utilisation(r: SimResult, ax: Any = None) -> Any:
     return ax
 
 
+#: the PNGs :func:`save_all` writes (``NAME.png``)
+PLOT_NAMES = ("lag", "backlog", "latency", "utilisation")
+
+
 def save_all(r: SimResult, directory: Path) -> list[Path]:
     """Write lag, backlog, latency and utilisation PNGs into ``directory``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

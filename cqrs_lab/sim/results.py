@@ -23,6 +23,7 @@ import pandas as pd
 
 from cqrs_lab.core import Engine
 from cqrs_lab.display import frame_html
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim import plots
 from cqrs_lab.sim.application_rows import APPLICATION_COLUMNS, ApplicationRecorder
 from cqrs_lab.sim.commands import COMMAND_COLUMNS
@@ -142,7 +143,26 @@ class SimResult:
             written.append(path)
         if figures:
             written += plots.save_all(self, out)
+        else:  # an earlier run's plots would sit beside this run's tables as if its own
+            for name in plots.PLOT_NAMES:
+                (out / f"{name}.png").unlink(missing_ok=True)
         return written
+
+
+def check_out_folder(out: Path) -> None:
+    """``simulate --out``: a new or empty folder, or one holding only what a run writes
+    there (its tables and plots, replaced); anything else is the user's, left alone."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file, not a folder; name a folder")
+    if not out.is_dir():
+        return
+    ours = {f"{t}.csv" for t in TABLES} | {f"{n}.png" for n in plots.PLOT_NAMES}
+    other = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if other:
+        raise ConfigError(
+            f"--out {out}: holds files a run does not write ({', '.join(other[:3])}"
+            f"{', ...' if len(other) > 3 else ''}): left as they are; name a new folder"
+        )
 
 
 def _plain(v: Any) -> Any:

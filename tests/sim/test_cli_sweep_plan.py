@@ -128,6 +128,17 @@ def test_unknown_parameter_is_refused() -> None:
         apply_param(builtin_scenario(), "projections.ledger.consumers", 3)
 
 
+def test_a_run_saved_without_plots_leaves_no_earlier_runs_plots(tmp_path: Path) -> None:
+    from cqrs_lab.sim import simulate
+
+    result = simulate(plain(duration=1.0))
+    with_plots = {p.name for p in result.save(tmp_path)}
+    assert {"lag.png", "summary.csv"} <= with_plots
+    without = {p.name for p in result.save(tmp_path, figures=False)}
+    assert {p.name for p in tmp_path.iterdir()} == without  # the plots went with the run
+    assert not any(name.endswith(".png") for name in without)
+
+
 def test_a_metric_that_is_not_a_number_is_refused_naming_the_numbers() -> None:
     s = plain(duration=1.0)
     with pytest.raises(ConfigError, match=r"metrics \['scenario'\]: not a number.*'accepted'"):
