@@ -72,6 +72,8 @@ CASES = [
     ("simulate-out-empty", {}, ["simulate", "--duration", "1", "--out", ""], ["--out", "folder"]),
     ("simulate-out-is-a-file", {"taken": "x"},
      ["simulate", "--duration", "1", "--no-plots", "--out", "{tmp}/taken"], ["taken"]),
+    ("reference-over-a-scenario", {"mine.toml": LOG_AT}, ["scenario-reference", "--out",
+     "{tmp}/mine.toml"], ["mine.toml", "not a scenario reference", "left as it is"]),
     ("reference-into-a-missing-folder", {}, ["scenario-reference", "--out", "{tmp}/no/ref.md"],
      ["no/ref.md", "No such file"]),
     ("loadtest-unknown-kind", {}, ["loadtest", *NO_SERVER, "--mix", "steal=2"], ["steal"]),

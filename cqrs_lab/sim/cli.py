@@ -197,7 +197,14 @@ def _tuned(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 def _reference(args: argparse.Namespace) -> int:
     text = render()
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        out = Path(args.out)
+        head = text.split("\n", 1)[0]
+        if out.is_file() and out.stat().st_size and not out.read_bytes().startswith(head.encode()):
+            raise ConfigError(
+                f"--out {out}: exists and is not a scenario reference: left as it is; give a "
+                "new file (an earlier reference is replaced)"
+            )
+        out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
     else:
         print(text, end="")
