@@ -79,6 +79,11 @@ def run_levels(args: argparse.Namespace, rates: list[float], base: Path) -> list
             raise ConfigError(f"--measure {rate:g}: offered commands/s, > 0")
         seen[rate] = n = seen.get(rate, 0) + 1
         name = f"commands-{rate:g}" + (f"-{n}" if n > 1 else "")
+        if (base / name / "records").is_dir():
+            raise ConfigError(
+                f"--measure {rate:g}: {base / name} holds a level run before; judge what is "
+                f"there with `cqrs-lab twin {base}`, or measure into a new folder"
+            )
         out, code = run_loadtest(options(args, out=str(base / name), rate=rate / per))
         if code != 0:
             raise ConfigError(

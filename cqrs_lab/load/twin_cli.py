@@ -5,6 +5,7 @@ knee and judge the twin up to it (:mod:`cqrs_lab.load.knee_validation`).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,23 @@ def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
-    try:  # the lists first: a typo is told before minutes of load tests, not after
+    try:  # the flags first: a typo is told before minutes of load tests, not after
         rates = _numbers("--measure", args.measure, float, "offered commands/s, e.g. 50,100,200")
+        if any(not (math.isfinite(r) and r > 0) for r in rates):
+            raise ConfigError(f"--measure {args.measure}: offered commands/s, each > 0 and finite")
         if args.predict_processes:
-            _numbers("--predict-processes", args.predict_processes, int,
-                     "server process counts, e.g. 1,2,3,4")  # fmt: skip
+            procs = _numbers("--predict-processes", args.predict_processes, int,
+                              "server process counts, e.g. 1,2,3,4")  # fmt: skip
+            if not procs or min(procs) < 1:
+                raise ConfigError(
+                    f"--predict-processes {args.predict_processes}: process counts, each >= 1"
+                )
+        if not (math.isfinite(args.warmup) and args.warmup >= 0):
+            raise ConfigError(f"--warmup {args.warmup}: seconds dropped at the start, >= 0")
+        if args.measure_knee and not args.knee_only and not args.level_seconds > 0:
+            raise ConfigError(f"--level-seconds {args.level_seconds}: seconds per level, > 0")
+        if args.knee_only and not args.measure_knee:
+            raise ConfigError("--knee-only: goes with --measure-knee (it stops after the knee)")
     except ConfigError as exc:
         print(f"cqrs-lab twin: {exc}", file=sys.stderr)
         return 2
