@@ -212,6 +212,18 @@ class LoadResult:
             for k, what in (("lost", "missing from the final views"), ("duplicated", "doubled"))
             if lost[k]
         ]
+        if not bad and lost["acknowledged"] and not lost["verified"]:  # nothing was judged
+            report.add(
+                CheckResult(
+                    "no lost writes",
+                    "info",
+                    f"not judged: none of {lost['acknowledged']} acknowledged writes could be "
+                    f"looked up ({lost['unaudited']} in views that list no positions, "
+                    f"{lost['unverified']} not read in time)",
+                    measures=dict(lost),
+                )
+            )
+            return report
         report.add(
             verdict(
                 "no lost writes",

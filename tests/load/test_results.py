@@ -138,6 +138,18 @@ def test_the_audit_of_any_domain_judges_writes_where_a_view_lists_positions(
     assert result.check["no lost writes"].status == "fail"  # acct-11's write at 5 is missing
 
 
+def test_no_write_looked_up_is_not_judged_rather_than_passed(tmp_path: Path) -> None:
+    """A domain whose views list no positions (the inventory's stock): no acknowledged write
+    can be found or missed, so the check says it did not judge, not that none was lost."""
+    hist = [op("w-1", "write", "sku-1", 1, 1.1, "ok", {"kind": "k", "stream": "product-sku-1"}, 1)]
+    audit = [{"key": "sku-1", "view": "stock", "status": 200, "read_position": "1",
+              "answer": {"available": 3}}]  # fmt: skip
+    result = load_results(write_run(tmp_path / "r", [request(0, "reserve")], hist, audit=audit))
+    assert result.lost["acknowledged"] == 1 and result.lost["verified"] == 0
+    verdict = result.check["no lost writes"]
+    assert verdict.status == "info" and verdict.summary.startswith("not judged"), verdict
+
+
 def test_a_write_older_than_a_trimmed_statement_is_expired_not_lost(tmp_path: Path) -> None:
     """The bank's statement keeps an account's newest lines: a write older than the oldest
     line kept cannot be judged (expired); a newer one missing from it is still lost."""
