@@ -153,7 +153,9 @@ def _execute(
 def summarise(
     runs: pd.DataFrame, params: Iterable[str], metrics: Sequence[str], confidence: float = 0.95
 ) -> pd.DataFrame:
-    """Mean and t confidence interval of each metric per grid point."""
+    """Mean and t confidence interval of each metric per grid point. Every summary figure
+    is a time, a count or a share: its interval is cut at 0 (the mean cannot be below it,
+    and the part of an interval outside what the mean can be covers nothing)."""
     keys = list(params)
     groups = runs.groupby(keys, sort=False) if keys else [((), runs)]
     out = []
@@ -166,6 +168,8 @@ def summarise(
             if len(xs) >= 2:
                 ci = mean_ci(xs, confidence)
                 mean, lo, hi = ci.mean, ci.low, ci.high
+                if min(xs) >= 0:
+                    lo = max(lo, 0.0)
             else:
                 mean = xs[0] if xs else math.nan
                 lo = hi = math.nan

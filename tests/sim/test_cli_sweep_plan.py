@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cqrs_lab.cli import main
@@ -119,6 +120,15 @@ def test_sweep_means_lie_inside_their_intervals_and_common_seeds_are_used() -> N
     assert (df["latency_p99_s_mean"] <= df["latency_p99_s_ci_high"]).all()
     one, three = df["latency_p99_s_mean"].tolist()
     assert one > three  # more handlers, shorter queues
+
+
+def test_an_interval_of_a_count_or_a_time_never_goes_below_zero() -> None:
+    from cqrs_lab.sim.sweep import summarise
+
+    runs = pd.DataFrame({"k": [1, 1, 1], "shed": [0, 0, 262], "delta": [-5.0, 1.0, 40.0]})
+    row = summarise(runs, ["k"], ["shed", "delta"]).iloc[0]
+    assert row["shed_ci_low"] == 0.0 < row["shed_mean"] < row["shed_ci_high"]
+    assert row["delta_ci_low"] < 0  # a value that was negative: not cut
 
 
 def test_unknown_parameter_is_refused() -> None:
