@@ -55,11 +55,11 @@ def builtin_scenario(name: str = "baseline") -> Scenario:
 def resolve_scenario(ref: str | Path | None) -> Scenario:
     """The scenario a user named: the path of a file, or a packaged scenario's name
     (``baseline``, with or without ``.toml``); None is the packaged baseline. An existing
-    file wins over a packaged name."""
+    file wins over a packaged name, a folder does not (``--out baseline`` makes one)."""
     if ref is None:
         return builtin_scenario("baseline")
     path, text = Path(ref), str(ref)
-    if path.exists():
+    if path.exists() and not (path.is_dir() and text.removesuffix(".toml") in BUILTIN):
         return load_scenario(path)
     if text.removesuffix(".toml") in BUILTIN:
         return builtin_scenario(text.removesuffix(".toml"))

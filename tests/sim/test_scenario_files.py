@@ -159,3 +159,18 @@ def test_trace_replay_uses_the_recorded_times_and_kinds(tmp_path: Path) -> None:
     # sorted by time, replayed twice as fast; the row at 1.5 s comes at 0.75 s, after the end
     assert c["arrival_s"].tolist() == [0.125, 0.25]
     assert c["kind"].tolist() == ["withdraw", "deposit"]
+
+
+def test_a_folder_named_like_a_packaged_scenario_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`simulate burst_overload --out burst_overload` makes that folder: the next run of the
+    same command must still find the packaged scenario, not try to read the folder."""
+    from cqrs_lab.sim.builtin import resolve_scenario
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "burst_overload").mkdir()
+    assert resolve_scenario("burst_overload").name == "burst-overload"
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ScenarioError, match="mine"):
+        resolve_scenario("mine")  # a folder of another name: still told it is not a file
