@@ -7,13 +7,16 @@ The engine asks a :class:`Clock` what time it is and never sleeps. Drivers choos
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.core.arguments import check_real
 
 __all__ = ["CallableClock", "Clock", "ManualClock", "MonotonicClock"]
+
+_INF = math.inf
 
 
 @runtime_checkable
@@ -35,18 +38,26 @@ class ManualClock:
     __slots__ = ("_now",)
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = float(start)
+        self._now = check_real(
+            start, "start", "seconds, a finite number", where="ManualClock", low=-_INF
+        )
 
     def now(self) -> float:
         return self._now
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ConfigError(f"advance(seconds={seconds}): a clock cannot go back; pass >= 0")
+        if (type(seconds) is not float and type(seconds) is not int) or not 0 <= seconds < _INF:
+            seconds = check_real(
+                seconds, "seconds", "a finite number >= 0: a clock cannot go back", where="advance"
+            )
         self._now += seconds
 
     def advance_to(self, when: float) -> None:
         """Move to ``when`` if it is later than now (earlier times are ignored)."""
+        if (type(when) is not float and type(when) is not int) or not -_INF < when < _INF:
+            when = check_real(
+                when, "when", "seconds, a finite number", where="advance_to", low=-_INF
+            )
         if when > self._now:
             self._now = float(when)
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from cqrs_lab.core.arguments import check_real, check_whole
 from cqrs_lab.core.messages import Envelope
 from cqrs_lab.core.readmodel import rollback
 from cqrs_lab.core.tracking import TrackingStore
@@ -272,7 +273,7 @@ _POLICIES: dict[str, type] = {p.name: p for p in (AtMostOnce, AtLeastOnce, Effec
 
 def policy_named(name: str) -> DeliveryPolicy:
     """``"at-most-once"``, ``"at-least-once"`` or ``"effectively-once"`` (also with ``_``)."""
-    key = name.strip().lower().replace("_", "-")
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else ""
     cls = _POLICIES.get(key)
     if cls is None:
         raise ConfigError(f"delivery={name!r}: choose one of {', '.join(_POLICIES)}")
@@ -299,16 +300,20 @@ class RetryPolicy:
     jitter: str = "full"
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"RetryPolicy(max_attempts={self.max_attempts}): pass >= 1")
-        if self.base < 0 or self.factor < 1 or self.max_delay < 0:
-            raise ConfigError("RetryPolicy: base >= 0, factor >= 1 and max_delay >= 0")
-        if self.jitter not in ("full", "equal", "none"):
+        w, secs = "RetryPolicy", "finite seconds >= 0"
+        check_whole(self.max_attempts, "max_attempts", "a whole number >= 1", where=w, low=1)
+        check_real(self.base, "base", secs, where=w)
+        check_real(self.factor, "factor", "a finite number >= 1", where=w, low=1.0)
+        check_real(self.max_delay, "max_delay", secs, where=w)
+        if not isinstance(self.jitter, str) or self.jitter not in ("full", "equal", "none"):
             raise ConfigError(f"RetryPolicy(jitter={self.jitter!r}): 'full', 'equal' or 'none'")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait after the ``attempt``-th failure (1-based)."""
-        backoff = min(self.max_delay, self.base * self.factor ** (attempt - 1))
+        try:
+            backoff = min(self.max_delay, self.base * self.factor ** (attempt - 1))
+        except OverflowError:  # factor ** attempt past a float's range: the cap applies
+            backoff = self.max_delay
         if self.jitter == "full":
             return rng.uniform(0.0, backoff)
         if self.jitter == "equal":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from inspect import Parameter, signature
 from typing import TYPE_CHECKING, Any
 
 from cqrs_lab.core.messages import Command, Event
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 Handler = Callable[[Any, Any], Any]
+_KEYWORD = Parameter.KEYWORD_ONLY
 #: subscribes one view on behalf of a driver: (view name, projection) -> its subscription
 Subscriber = Callable[[str, Projection], Any]
 
@@ -53,6 +55,11 @@ class View:
     name: str
     factory: Callable[[], Projection]
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and self.name and callable(self.factory)):
+            raise DomainError(f"View({self.name!r}, {self.factory!r}): pass a name and the class "
+                              "(or function) that builds the projection")  # fmt: skip
 
     @property
     def is_saga(self) -> bool:
@@ -67,6 +74,13 @@ class Query:
     view: str
     answer: Callable[[Any, Any], Any]
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not (
+            isinstance(self.type, type) and isinstance(self.view, str) and callable(self.answer)
+        ):
+            raise DomainError(f"Query({self.type!r}, {self.view!r}, ...): pass a query class, the "
+                              "name of the view it reads, and a function answering it")  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -95,6 +109,10 @@ class Invariant:
     description: str = ""
 
 
+#: the parts of a :class:`Domain` that hold declarations, and the kind each holds
+_PARTS = {"views": View, "queries": Query, "upcasters": Upcaster, "invariants": Invariant}
+
+
 @dataclass(frozen=True)
 class Domain:
     """Everything the lab needs to know about one system, declared once."""
@@ -116,6 +134,11 @@ class Domain:
 
     def __post_init__(self) -> None:
         where = f"domain {self.name!r}"
+        for part, kind in _PARTS.items():
+            items = getattr(self, part)
+            for x in items if isinstance(items, tuple | list) else (items,):
+                if not isinstance(x, kind):
+                    raise DomainError(f"{where}: {part} holds {x!r}; pass {kind.__name__} objects")
         names = [v.name for v in self.views]
         if len(set(names)) != len(names):
             raise DomainError(f"{where}: views have duplicate names {names}; name each once")
@@ -200,6 +223,18 @@ def install(
     feeds views its own way (the simulation's consumer groups) passes ``subscribe``, called
     with each view's name and fresh projection. Queries of views not installed are left out.
     """
+    if isinstance(views, str):
+        raise ConfigError(f"views={views!r}: pass a list of view names, e.g. [{views!r}]")
+    if delivery_of is not None and not isinstance(delivery_of, Mapping):
+        raise ConfigError(f"delivery_of={delivery_of!r}: pass a dict of view name -> delivery")
+    known = [n for n, p in signature(engine.subscribe).parameters.items() if p.kind is _KEYWORD]
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"install({key}=...): no such option; pass {', '.join(known)}")
+    for name in delivery_of or ():
+        if name not in domain.view_names:
+            raise DomainError(f"delivery_of names view {name!r}, which domain {domain.name!r} does "
+                              f"not declare; it has {', '.join(domain.view_names)}")  # fmt: skip
     chosen = list(domain.view_names if views is None else views)
     for name in chosen:
         domain.view(name)  # an unknown name fails here, naming the declared ones

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cqrs_lab.core.aggregate import Repository
+from cqrs_lab.core.arguments import check_whole
 from cqrs_lab.core.bus import CommandBus, CommandResult, Handler
 from cqrs_lab.core.clock import Clock, ManualClock
 from cqrs_lab.core.deadletters import DeadLetterStore
@@ -31,6 +32,12 @@ from cqrs_lab.core.tracking import InMemoryTracking, TrackingStore
 from cqrs_lab.errors import ConfigError, ProjectionNotFound
 
 __all__ = ["Engine"]
+
+#: the keyword options of :meth:`CommandBus.dispatch`, all strings or None but ``metadata``
+_OPTIONS = ("idempotency_key", "correlation_id", "causation_id", "metadata")
+_POLICY_METHODS = ("tracking", "take", "commit", "crash")
+_INF = float("inf")
+_POSITION = "a log position, a whole number >= 0"
 
 
 class Engine:
@@ -55,6 +62,10 @@ class Engine:
         recorder: SubscriptionRecorder | None = None,
         checkpoints: TrackingStore | None = None,
     ) -> None:
+        seed = check_whole(
+            seed, "seed", "a whole number: one seed, one run", where="Engine", low=-_INF
+        )
+        check_whole(cache_size, "cache_size", "0 (no cache) or a whole number", where="Engine")
         self.clock: Clock = clock if clock is not None else ManualClock()
         self.rng = rng if rng is not None else random.Random(seed)
         self.ids: IdFactory = ids if ids is not None else SequentialIds()
@@ -85,6 +96,8 @@ class Engine:
 
     def dispatch(self, command: Command, **options: Any) -> CommandResult:
         """``CommandBus.dispatch``; options: idempotency_key, correlation_id, causation_id."""
+        if options:
+            _check_dispatch(options)
         return self.bus.dispatch(command, **options)
 
     # -- read side -----------------------------------------------------------------------------
@@ -99,16 +112,12 @@ class Engine:
         faults: FaultPlan | None = None,
     ) -> Subscription:
         """Feed ``consumer`` (a projection or saga) from the log with ``delivery`` semantics."""
+        policy = _check_subscribe(delivery, batch_size, checkpoint_every, retry, faults)
         name = consumer.name
-        if name in self.subscriptions:
+        if name in self.subscriptions or name in self.groups:
             raise ConfigError(
                 f"a subscription named {name!r} exists; give the projection another name"
             )
-        if name in self.groups:
-            raise ConfigError(
-                f"a subscription named {name!r} exists; give the projection another name"
-            )
-        policy = policy_named(delivery) if isinstance(delivery, str) else delivery
         if isinstance(consumer, Saga):
             consumer.bind(self.bus.dispatch)
         sub = Subscription(
@@ -134,14 +143,13 @@ class Engine:
         auto_commit: bool = True,
     ) -> SubscriptionGroup:
         """Feed ``consumer`` from ``partitions`` subscriptions named ``NAME/p0``, ``NAME/p1``..."""
-        if partitions < 1:
-            raise ConfigError(f"partitions={partitions}: pass a whole number >= 1")
+        partitions = check_whole(partitions, "partitions", "a whole number >= 1", low=1)
+        policy = _check_subscribe(delivery, batch_size, checkpoint_every, retry, faults)
         name = consumer.name
         if name in self.subscriptions or name in self.groups:
             raise ConfigError(
                 f"a subscription named {name!r} exists; give the projection another name"
             )
-        policy = policy_named(delivery) if isinstance(delivery, str) else delivery
         if isinstance(consumer, Saga):
             consumer.bind(self.bus.dispatch)
         members = []
@@ -200,6 +208,8 @@ class Engine:
 
     def caught_up(self, projection: str, position: int) -> bool:
         """Has ``projection`` dealt with every event up to ``position`` (read-your-writes)?"""
+        if type(position) is not int or position < 0:
+            position = check_whole(position, "position", _POSITION, where="caught_up")
         return self.position_of(projection) >= position
 
     def positions(self) -> dict[str, int]:
@@ -247,8 +257,47 @@ class Engine:
         return total
 
     def set_faults(self, plan: FaultPlan | None) -> None:
+        _check_faults(plan)
         for sub in self.subscriptions.values():
             sub.set_faults(plan)
 
     def stats(self) -> list[dict[str, Any]]:
         return [sub.stats() for sub in self.subscriptions.values()]
+
+
+def _check_faults(plan: object) -> None:
+    if plan is not None and not isinstance(plan, FaultPlan):
+        raise ConfigError(f"faults={plan!r}: pass a FaultPlan, or None (no faults)")
+
+
+def _check_subscribe(
+    delivery: object, batch_size: int, every: int | None, retry: object, faults: object
+) -> DeliveryPolicy:
+    """Check :meth:`Engine.subscribe`'s arguments; returns the delivery policy."""
+    check_whole(batch_size, "batch_size", "a whole number >= 1", low=1)
+    if every is not None:
+        check_whole(every, "checkpoint_every", "a whole number >= 1, or None", low=1)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(f"retry={retry!r}: pass a RetryPolicy, or None (the default)")
+    _check_faults(faults)
+    if isinstance(delivery, str):
+        return policy_named(delivery)
+    if isinstance(delivery, type) or not all(
+        callable(getattr(delivery, m, None)) for m in _POLICY_METHODS
+    ):
+        raise ConfigError(
+            f"delivery={delivery!r}: pass 'at-most-once', 'at-least-once', 'effectively-once' "
+            "or a DeliveryPolicy instance"
+        )
+    return delivery  # type: ignore[return-value]
+
+
+def _check_dispatch(options: dict[str, Any]) -> None:
+    for key, value in options.items():
+        if key not in _OPTIONS:
+            raise ConfigError(f"dispatch({key}=...): no such option; pass {', '.join(_OPTIONS)}")
+        if key == "metadata":
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"dispatch(metadata={value!r}): pass a mapping, or None")
+        elif value is not None and not isinstance(value, str):
+            raise ConfigError(f"dispatch({key}={value!r}): pass a str, or None")

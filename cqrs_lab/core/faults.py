@@ -17,7 +17,9 @@ import enum
 import heapq
 import random
 from dataclasses import dataclass, field
+from typing import cast
 
+from cqrs_lab.core.arguments import check_real, check_whole
 from cqrs_lab.core.messages import Envelope
 from cqrs_lab.errors import ConfigError, ConsumerCrashed
 
@@ -41,8 +43,26 @@ class CrashPoint(enum.Enum):
     AFTER_CHECKPOINT = "after the checkpoint"
 
 
+class _Checked:
+    """A scripted fault checks its position, subscription and what its kind adds when made."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        a, w = cast(Action, self), type(self).__name__
+        check_whole(a.position, "position", "a log position, a whole number >= 1", where=w, low=1)
+        if a.subscription is not None and not isinstance(a.subscription, str):
+            raise ConfigError(f"{w}(subscription={a.subscription!r}): pass a name, or None (any)")
+        if isinstance(a, CrashAt) and not isinstance(a.point, CrashPoint):
+            raise ConfigError(f"CrashAt(point={a.point!r}): pass a CrashPoint, e.g. AFTER_HANDLE")
+        if isinstance(a, DelayAt):
+            check_real(a.seconds, "seconds", "a finite number >= 0", where=w)
+        if isinstance(a, ReorderAt):
+            check_whole(a.by, "by", "a whole number >= 1", where=w, low=1)
+
+
 @dataclass(frozen=True, slots=True)
-class CrashAt:
+class CrashAt(_Checked):
     """Crash ``subscription`` (any, if None) at ``point`` for the event at ``position``."""
 
     position: int
@@ -55,7 +75,7 @@ class CrashAt:
 
 
 @dataclass(frozen=True, slots=True)
-class DropAt:
+class DropAt(_Checked):
     position: int
     subscription: str | None = None
 
@@ -64,7 +84,7 @@ class DropAt:
 
 
 @dataclass(frozen=True, slots=True)
-class DuplicateAt:
+class DuplicateAt(_Checked):
     position: int
     subscription: str | None = None
 
@@ -73,7 +93,7 @@ class DuplicateAt:
 
 
 @dataclass(frozen=True, slots=True)
-class DelayAt:
+class DelayAt(_Checked):
     position: int
     seconds: float
     subscription: str | None = None
@@ -83,7 +103,7 @@ class DelayAt:
 
 
 @dataclass(frozen=True, slots=True)
-class ReorderAt:
+class ReorderAt(_Checked):
     """Deliver the event at ``position`` after the next ``by`` events of its batch."""
 
     position: int
@@ -97,9 +117,9 @@ class ReorderAt:
 Action = CrashAt | DropAt | DuplicateAt | DelayAt | ReorderAt
 
 
-def _check_probability(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"FaultPlan({name}={value}): a probability, between 0 and 1")
+def _listed(value: object) -> tuple[object, ...] | list[object]:
+    """A tuple or list as it is; anything else as ``(None,)``, which fails every check."""
+    return value if isinstance(value, tuple | list) else (None,)
 
 
 @dataclass(frozen=True)
@@ -122,15 +142,26 @@ class FaultPlan:
     crash_points: tuple[CrashPoint, ...] = field(default=tuple(CrashPoint))
 
     def __post_init__(self) -> None:
+        w, odds = "FaultPlan", "a probability, a number from 0 to 1"
         for name in ("drop", "duplicate", "reorder", "delay", "crash"):
-            _check_probability(name, getattr(self, name))
-        if self.reorder_window < 1:
-            raise ConfigError(f"FaultPlan(reorder_window={self.reorder_window}): pass >= 1")
-        lo, hi = self.delay_seconds
-        if not 0 <= lo <= hi:
-            raise ConfigError(f"FaultPlan(delay_seconds={self.delay_seconds}): pass 0 <= lo <= hi")
-        if self.redelivery_timeout < 0:
-            raise ConfigError("FaultPlan(redelivery_timeout=...): pass seconds >= 0")
+            check_real(getattr(self, name), name, odds, where=w, high=1.0)
+        check_whole(self.reorder_window, "reorder_window", "a whole number >= 1", where=w, low=1)
+        check_real(self.redelivery_timeout, "redelivery_timeout", "finite seconds >= 0", where=w)
+        span, actions, points = self.delay_seconds, self.actions, self.crash_points
+        try:
+            lo, hi = (check_real(x, "", "") for x in _listed(span))
+        except ValueError:  # not two finite numbers >= 0 (a ConfigError is a ValueError)
+            lo, hi = 1.0, 0.0
+        if lo > hi:
+            raise ConfigError(f"FaultPlan(delay_seconds={span!r}): pass (low, high), finite "
+                              "seconds with 0 <= low <= high")  # fmt: skip
+        if not all(isinstance(a, Action) for a in _listed(actions)):
+            raise ConfigError(f"FaultPlan(actions={actions!r}): pass a tuple of CrashAt, DropAt, "
+                              "DuplicateAt, DelayAt or ReorderAt")  # fmt: skip
+        named = all(isinstance(p, CrashPoint) for p in _listed(points))
+        if not named or (self.crash and not points):
+            raise ConfigError(f"FaultPlan(crash_points={points!r}): pass CrashPoint members, at "
+                              "least one when crash > 0")  # fmt: skip
 
     @property
     def transport_faults(self) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_right
 
+from cqrs_lab.core.arguments import check_whole
 from cqrs_lab.core.messages import Envelope
 
 __all__ = ["PartitionIndex", "partition_of"]
@@ -36,6 +37,7 @@ class PartitionIndex:
     __slots__ = ("count", "events", "owner", "positions", "upto")
 
     def __init__(self, count: int) -> None:
+        count = check_whole(count, "count", "a whole number >= 1", where="PartitionIndex", low=1)
         self.count = count
         self.upto = 0  # log entries indexed so far
         self.events: list[list[Envelope]] = [[] for _ in range(count)]

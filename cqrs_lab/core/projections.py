@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from cqrs_lab.core.aggregate import collect_handlers
+from cqrs_lab.core.arguments import check_whole
 from cqrs_lab.core.messages import Command, Envelope, Event
 from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.readmodel import Table
@@ -279,6 +280,9 @@ def _none_lost() -> int:
     return 0
 
 
+_POSITION = "a log position, a whole number >= 0"
+
+
 class QueryBus:
     """Routes queries to handlers; each handler names the projection it reads.
 
@@ -307,6 +311,8 @@ class QueryBus:
                 f"no handler registered for query {type(query).__name__}; register one with "
                 f"QueryBus.register (known: {sorted(t.__name__ for t in self._routes)})"
             )
+        if type(min_position) is not int or min_position < 0:
+            min_position = check_whole(min_position, "min_position", _POSITION, where="ask")
         pos = route.position()
         return QueryResult(route.handler(query), pos, pos < min_position, route.lost())
 

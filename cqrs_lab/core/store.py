@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+from cqrs_lab.core.arguments import check_whole
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.ids import IdFactory
 from cqrs_lab.core.messages import ANY, NO_STREAM, Envelope, Event, ExpectedVersion, RawEvent
@@ -112,12 +113,28 @@ def check_expected(stream_id: str, expected: int | ExpectedVersion, actual: int)
         if actual != 0:
             raise ConcurrencyError(stream_id, NO_STREAM, actual)
         return
-    if type(expected) is not int and not isinstance(expected, int):
-        raise ConfigError(
-            f"expected_version={expected!r}: pass an int, ANY or NO_STREAM (from cqrs_lab.core)"
-        )
+    if type(expected) is not int and (type(expected) is bool or not isinstance(expected, int)):
+        raise ConfigError(f"expected_version={expected!r}: {_VERSIONS}")
     if expected != actual:
+        if expected < 0:
+            raise ConfigError(f"expected_version={expected!r}: {_VERSIONS}")
         raise ConcurrencyError(stream_id, expected, actual)
+
+
+_VERSIONS = "pass a stream version (a whole number >= 0), ANY or NO_STREAM (from cqrs_lab.core)"
+_POSITION = "a log position, a whole number >= 0"
+
+
+def check_events(stream_id: object, events: object) -> None:
+    """The arguments of an append that are not a str stream id and a list (or tuple) of
+    events; raises :class:`ConfigError` naming what is wrong."""
+    if not isinstance(stream_id, str):
+        raise ConfigError(f"append(stream_id={stream_id!r}): pass a str")
+    if isinstance(events, str | bytes) or not isinstance(events, Sequence):
+        raise ConfigError(f"append(events={events!r}): pass a list of Event (or RawEvent)")
+    for e in events:
+        if not isinstance(e, Event | RawEvent):
+            raise ConfigError(f"append(events=[..., {e!r}, ...]): pass Event (or RawEvent)s")
 
 
 class InMemoryEventStore:
@@ -151,33 +168,39 @@ class InMemoryEventStore:
         metadata: Mapping[str, Any] | None = None,
         outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> list[Envelope]:
+        if type(stream_id) is not str or (type(events) is not list and type(events) is not tuple):
+            check_events(stream_id, events)
         stream = self._streams.get(stream_id)
         version = len(stream) if stream is not None else 0
         if expected_version is not ANY:
             check_expected(stream_id, expected_version, version)
         if not events and not outbox:
             return []
-        if stream is None:
-            stream = self._streams[stream_id] = []
         log = self._log
         position = len(log)
         now = self.clock.now()
         ids = self.ids
         meta = metadata if metadata is not None else _EMPTY
         out: list[Envelope] = []
-        for event in events:
-            version += 1
-            position += 1
-            if type(event) is RawEvent:
-                type_name, schema = event.type_name, event.schema_version
-            else:
-                cls = cast(type[Event], type(event))
-                type_name, schema = cls.type_name or cls.__name__, cls.schema_version
-            env = _new_envelope(Envelope, (
-                ids(), stream_id, version, position, type_name, schema, event,
-                correlation_id, causation_id, now, meta,
-            ))  # fmt: skip
-            out.append(env)
+        try:
+            for event in events:
+                version += 1
+                position += 1
+                if type(event) is RawEvent:
+                    type_name, schema = event.type_name, event.schema_version
+                else:
+                    cls = cast(type[Event], type(event))
+                    type_name, schema = cls.type_name or cls.__name__, cls.schema_version
+                env = _new_envelope(Envelope, (
+                    ids(), stream_id, version, position, type_name, schema, event,
+                    correlation_id, causation_id, now, meta,
+                ))  # fmt: skip
+                out.append(env)
+        except AttributeError:  # not an event: nothing was appended
+            check_events(stream_id, events)
+            raise
+        if stream is None:
+            stream = self._streams[stream_id] = []
         log.extend(out)
         stream.extend(out)
         for topic, payload in outbox:
@@ -188,14 +211,20 @@ class InMemoryEventStore:
     # -- reading -------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
         """Events of one stream with version > ``after_version``, decoded to current classes."""
+        if type(after_version) is not int or after_version < 0:
+            after_version = check_whole(
+                after_version, "after_version", "a stream version >= 0", where="read_stream"
+            )
         return read_stream_from(self._streams, self.registry, stream_id, after_version)
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
         """Events at global positions > ``after``, at most ``limit``, in stored form."""
-        if after < 0:
-            raise ConfigError(f"read_all(after={after}): positions start at 0; pass >= 0")
+        if type(after) is not int or after < 0:
+            after = check_whole(after, "after", _POSITION, where="read_all")
         if limit is None:
             return self._log[after:]
+        if type(limit) is not int or limit < 0:
+            limit = check_whole(limit, "limit", "a whole number >= 0, or None", where="read_all")
         return self._log[after : after + limit]
 
     def read_partition(
@@ -207,6 +236,12 @@ class InMemoryEventStore:
         Optional for stores: a partitioned subscription uses it where it exists and
         otherwise reads everything and keeps its own events.
         """
+        if {type(index), type(count), type(after), type(limit)} != {int}:  # numpy's pass
+            named = {"index": index, "count": count, "after": after, "limit": limit}
+            index, count, after, limit = (
+                check_whole(n, k, "a whole number", where="read_partition")
+                for k, n in named.items()
+            )
         if not 0 <= index < count or limit < 1 or after < 0:
             raise ConfigError(
                 f"read_partition(index={index}, count={count}, after={after}, limit={limit}): "

@@ -38,6 +38,21 @@ def transfer_stream(transfer_id: str) -> str:
     return f"transfer-{transfer_id}"
 
 
+def _id(field: str, value: str) -> str:
+    """An id a command names: a non-empty str (None, 5, "" or a list is refused)."""
+    if not isinstance(value, str) or not value:
+        raise CommandRefused(f"{field} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _account(uow: UnitOfWork, account_id: str) -> Account:
+    return uow.load(Account, account_stream(_id("account id", account_id)))
+
+
+def _transfer(uow: UnitOfWork, transfer_id: str) -> Transfer:
+    return uow.load(Transfer, transfer_stream(_id("transfer id", transfer_id)))
+
+
 def _positive(amount: int) -> None:
     if type(amount) is not int or amount <= 0:
         raise CommandRefused(f"amount must be a whole number > 0, got {amount!r}")
@@ -152,54 +167,54 @@ class Transfer(Aggregate):
 
 
 def open_account(cmd: OpenAccount, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).open(
-        cmd.account_id, cmd.owner, cmd.opening_balance
-    )
+    _account(uow, cmd.account_id).open(cmd.account_id, cmd.owner, cmd.opening_balance)
 
 
 def deposit(cmd: Deposit, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).deposit(cmd.amount, None)
+    _account(uow, cmd.account_id).deposit(cmd.amount, None)
 
 
 def withdraw(cmd: Withdraw, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).withdraw(cmd.amount, None)
+    _account(uow, cmd.account_id).withdraw(cmd.amount, None)
 
 
 def debit_for_transfer(cmd: DebitForTransfer, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).withdraw(cmd.amount, cmd.transfer_id)
+    _account(uow, cmd.account_id).withdraw(cmd.amount, cmd.transfer_id)
 
 
 def credit_for_transfer(cmd: CreditForTransfer, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).deposit(cmd.amount, cmd.transfer_id)
+    _account(uow, cmd.account_id).deposit(cmd.amount, cmd.transfer_id)
 
 
 def refund(cmd: Refund, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).refund(cmd.amount, cmd.transfer_id)
+    _account(uow, cmd.account_id).refund(cmd.amount, cmd.transfer_id)
 
 
 def close_account(cmd: CloseAccount, uow: UnitOfWork) -> None:
-    uow.load(Account, account_stream(cmd.account_id)).close()
+    _account(uow, cmd.account_id).close()
 
 
 def request_transfer(cmd: RequestTransfer, uow: UnitOfWork) -> None:
-    uow.load(Transfer, transfer_stream(cmd.transfer_id)).request(cmd)
+    _id("source account id", cmd.source)
+    _id("target account id", cmd.target)
+    _transfer(uow, cmd.transfer_id).request(cmd)
     uow.publish("transfers.requested", {"transfer_id": cmd.transfer_id, "amount": cmd.amount})
 
 
 def complete_transfer(cmd: CompleteTransfer, uow: UnitOfWork) -> None:
-    t = uow.load(Transfer, transfer_stream(cmd.transfer_id))
+    t = _transfer(uow, cmd.transfer_id)
     t._finish(cmd.transfer_id)
     t.record(TransferCompleted(cmd.transfer_id))
 
 
 def compensate_transfer(cmd: CompensateTransfer, uow: UnitOfWork) -> None:
-    t = uow.load(Transfer, transfer_stream(cmd.transfer_id))
+    t = _transfer(uow, cmd.transfer_id)
     t._finish(cmd.transfer_id)
     t.record(TransferCompensated(cmd.transfer_id, cmd.reason))
 
 
 def fail_transfer(cmd: FailTransfer, uow: UnitOfWork) -> None:
-    t = uow.load(Transfer, transfer_stream(cmd.transfer_id))
+    t = _transfer(uow, cmd.transfer_id)
     t._finish(cmd.transfer_id)
     t.record(TransferFailed(cmd.transfer_id, cmd.reason))
 

@@ -1,0 +1,52 @@
+"""Checks of the arguments of the core's constructors and entry points (never of a
+per-event loop): a finite real or a whole number in range, numpy's numbers too, never a
+bool or NaN, else a :class:`~cqrs_lab.errors.ConfigError` naming the argument and what it
+takes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from cqrs_lab.errors import ConfigError
+
+__all__ = ["check_real", "check_whole"]
+
+
+def _label(where: str, name: str, value: object) -> str:
+    return f"{where}({name}={value!r})" if where else f"{name}={value!r}"
+
+
+def check_real(
+    value: object,
+    name: str,
+    allowed: str,
+    *,
+    where: str = "",
+    low: float = 0.0,
+    high: float = math.inf,
+) -> float:
+    """``value`` as a float if it is a finite real number (numpy's too, never a bool or NaN)
+    from ``low`` to ``high``; else a :class:`ConfigError` "``where(name=value): pass allowed``".
+
+    The argument checks of the core's constructors and entry points (never a per-event loop).
+
+    >>> check_real("0.5", "drop", "a probability, a number from 0 to 1", where="FaultPlan")
+    Traceback (most recent call last):
+    ...
+    cqrs_lab.errors.ConfigError: FaultPlan(drop='0.5'): pass a probability, a number from 0 to 1
+    """
+    if not isinstance(value, bool) and isinstance(value, numbers.Real):
+        number = float(value)
+        if low <= number <= high and math.isfinite(number):
+            return number
+    raise ConfigError(f"{_label(where, name, value)}: pass {allowed}")
+
+
+def check_whole(value: object, name: str, allowed: str, *, where: str = "", low: float = 0) -> int:
+    """``value`` as an int if it is a whole number (numpy's too, never a bool) >= ``low``;
+    else a :class:`ConfigError` as :func:`check_real` raises."""
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) >= low:
+        return int(value)
+    raise ConfigError(f"{_label(where, name, value)}: pass {allowed}")

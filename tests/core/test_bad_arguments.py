@@ -1,0 +1,429 @@
+"""Bad arguments to the public library are refused with an error naming them.
+
+A wrong type or a meaningless number (NaN, inf, a bool where a number is meant, a negative
+position) raises :class:`ConfigError` (or :class:`DomainError`, a ConfigError, for a domain's
+declaration) saying which argument and what is allowed: never a TypeError or AttributeError
+from deep inside, and never silent acceptance of a value that breaks determinism or holds a
+run for ever. A command naming an id that is not a non-empty string is refused by the bank
+as a business rule (:class:`CommandRefused`), before anything is appended. Every value that
+was valid stays valid, numpy's numbers included.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+
+from cqrs_lab.core import (
+    ANY,
+    AtLeastOnce,
+    CrashAt,
+    CrashPoint,
+    DelayAt,
+    Domain,
+    DropAt,
+    DuplicateAt,
+    Engine,
+    FaultPlan,
+    InMemoryEventStore,
+    ManualClock,
+    Query,
+    ReorderAt,
+    RetryPolicy,
+    SequentialIds,
+    View,
+    install,
+    policy_named,
+)
+from cqrs_lab.core.partitions import PartitionIndex
+from cqrs_lab.domains import bank
+from cqrs_lab.errors import CommandRefused, ConfigError, DomainError
+
+NAN, INF = math.nan, math.inf
+
+
+def refused(call: Callable[[], object], *named: str, error: type[Exception] = ConfigError) -> str:
+    """``call`` raises ``error`` whose message names each of ``named``; returns the message."""
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for word in named:
+        assert word in message, message
+    return message
+
+
+def declared(**parts: Any) -> Domain:
+    return Domain("d", "", (), {}, **{"views": (), **parts})
+
+
+def bank_engine(**install: Any) -> Engine:
+    engine = Engine(clock=ManualClock(), seed=1)
+    bank.install(engine, **install)
+    return engine
+
+
+# -- 1. the engine's seed and cache ---------------------------------------------------------------
+@pytest.mark.parametrize("seed", [NAN, INF, 1.5, "7", True, None, b"x"])
+def test_an_engine_seed_that_is_not_a_whole_number_is_refused(seed: object) -> None:
+    refused(lambda: Engine(seed=seed), "seed=", "whole number")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", ["x", NAN, 1.5, -1, True])
+def test_an_engine_cache_size_that_is_not_a_whole_number_is_refused(size: object) -> None:
+    refused(lambda: Engine(cache_size=size), "cache_size=")  # type: ignore[arg-type]
+
+
+def test_a_numpy_seed_is_the_same_seed_as_the_int() -> None:
+    np = pytest.importorskip("numpy")
+    draws = [Engine(seed=s).rng.random() for s in (7, np.int64(7), -7)]
+    assert draws[0] == draws[1] == random.Random(7).random()
+    assert Engine(seed=1, cache_size=np.int64(0)).repository.cache_size == 0
+
+
+# -- 2. fault plans and scripted faults -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"redelivery_timeout": NAN}, "redelivery_timeout=nan"),
+        ({"redelivery_timeout": INF}, "redelivery_timeout=inf"),
+        ({"redelivery_timeout": "1"}, "redelivery_timeout='1'"),
+        ({"delay_seconds": (INF, INF)}, "delay_seconds=(inf, inf)"),
+        ({"delay_seconds": (0.1, NAN)}, "delay_seconds="),
+        ({"delay_seconds": 5}, "delay_seconds=5"),
+        ({"delay_seconds": (1,)}, "delay_seconds=(1,)"),
+        ({"delay_seconds": (1, 2, 3)}, "delay_seconds="),
+        ({"delay_seconds": "ab"}, "delay_seconds='ab'"),
+        ({"drop": "0.5"}, "drop='0.5'"),
+        ({"drop": NAN}, "drop=nan"),
+        ({"duplicate": True}, "duplicate=True"),
+        ({"reorder_window": "2"}, "reorder_window='2'"),
+        ({"reorder_window": 2.5}, "reorder_window=2.5"),
+        ({"crash": 0.5, "crash_points": ()}, "crash_points=()"),
+        ({"crash_points": ("before",)}, "crash_points="),
+        ({"actions": (5,)}, "actions=(5,)"),
+        ({"actions": CrashAt(1)}, "actions="),
+    ],
+)
+def test_a_fault_plan_with_a_bad_argument_is_refused(options: dict[str, Any], named: str) -> None:
+    refused(lambda: FaultPlan(**options), "FaultPlan(", named, "pass")
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: CrashAt("x"), "CrashAt(position='x')"),  # type: ignore[arg-type]
+        (lambda: CrashAt(0), "CrashAt(position=0)"),
+        (lambda: CrashAt(1, "after"), "CrashAt(point='after')"),  # type: ignore[arg-type]
+        (lambda: DropAt(1.5), "DropAt(position=1.5)"),  # type: ignore[arg-type]
+        (lambda: DuplicateAt(1, 5), "DuplicateAt(subscription=5)"),  # type: ignore[arg-type]
+        (lambda: DelayAt(1, NAN), "DelayAt(seconds=nan)"),
+        (lambda: DelayAt(1, INF), "DelayAt(seconds=inf)"),
+        (lambda: DelayAt(True, 1.0), "DelayAt(position=True)"),
+        (lambda: ReorderAt(1, 0), "ReorderAt(by=0)"),
+    ],
+)
+def test_a_scripted_fault_with_a_bad_argument_is_refused(
+    make: Callable[[], object], named: str
+) -> None:
+    refused(make, named, "pass")
+
+
+def test_fault_plans_keep_accepting_numpy_numbers_and_lists() -> None:
+    np = pytest.importorskip("numpy")
+    plan = FaultPlan(
+        actions=[CrashAt(np.int64(3), CrashPoint.BEFORE_HANDLE), DropAt(2)],  # type: ignore[arg-type]
+        drop=np.float64(0.25),
+        reorder_window=np.int64(2),
+        delay_seconds=[0, 1],  # type: ignore[arg-type]
+        redelivery_timeout=0,
+        crash=1,
+    )
+    assert "crash" in str(plan) and plan.for_subscription("x").drop == 0.25
+    assert str(DelayAt(np.int64(2), np.float64(0.5))) == "delay event 2 by 0.5 s"
+
+
+# -- 3. retries and delivery semantics ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"max_attempts": "3"}, "max_attempts='3'"),
+        ({"max_attempts": 1.5}, "max_attempts=1.5"),
+        ({"max_attempts": True}, "max_attempts=True"),
+        ({"base": "1"}, "base='1'"),
+        ({"base": NAN}, "base=nan"),
+        ({"factor": NAN}, "factor=nan"),
+        ({"max_delay": INF}, "max_delay=inf"),
+        ({"jitter": ["full"]}, "jitter=['full']"),
+    ],
+)
+def test_a_retry_policy_with_a_bad_argument_is_refused(options: dict[str, Any], named: str) -> None:
+    refused(lambda: RetryPolicy(**options), "RetryPolicy(", named)
+
+
+def test_a_retry_policy_with_many_attempts_backs_off_at_its_cap() -> None:
+    policy = RetryPolicy(max_attempts=5000, base=0.1, max_delay=30.0, jitter="none")
+    assert policy.delay(4000, random.Random(0)) == 30.0  # 2.0 ** 3999 overflows a float
+
+
+@pytest.mark.parametrize("name", [5, None, ["at-least-once"]])
+def test_policy_named_refuses_what_is_not_a_name(name: object) -> None:
+    refused(lambda: policy_named(name), "delivery=", "at-least-once")  # type: ignore[arg-type]
+
+
+# -- 4. the manual clock --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda: ManualClock("x"), "ManualClock(start='x')"),  # type: ignore[arg-type]
+        (lambda: ManualClock(NAN), "ManualClock(start=nan)"),
+        (lambda: ManualClock().advance("1"), "advance(seconds='1')"),  # type: ignore[arg-type]
+        (lambda: ManualClock().advance(NAN), "advance(seconds=nan)"),
+        (lambda: ManualClock().advance(INF), "advance(seconds=inf)"),
+        (lambda: ManualClock().advance(-1), "advance(seconds=-1)"),
+        (lambda: ManualClock().advance(True), "advance(seconds=True)"),
+        (lambda: ManualClock().advance_to(INF), "advance_to(when=inf)"),
+        (lambda: ManualClock().advance_to(NAN), "advance_to(when=nan)"),
+        (lambda: ManualClock().advance_to("2"), "advance_to(when='2')"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_manual_clock_refuses_a_time_that_is_not_a_finite_number(
+    call: Callable[[], object], named: str
+) -> None:
+    refused(call, named, "pass")
+
+
+def test_a_manual_clock_refusing_nan_keeps_its_time() -> None:
+    clock = ManualClock(1.0)
+    with pytest.raises(ConfigError):
+        clock.advance(NAN)
+    clock.advance(0.5)
+    assert clock.now() == 1.5
+
+
+def test_a_manual_clock_takes_numpy_seconds_and_stays_a_float() -> None:
+    np = pytest.importorskip("numpy")
+    clock = ManualClock(np.float64(1.0))
+    clock.advance(np.float64(0.5))
+    clock.advance_to(np.int64(3))
+    assert clock.now() == 3.0 and type(clock.now()) is float
+
+
+# -- 5. reads at a position -----------------------------------------------------------------------
+@pytest.mark.parametrize("position", [NAN, "x", 1.5, -1, True])
+def test_ask_refuses_a_min_position_that_is_not_a_position(position: object) -> None:
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    engine.pump()
+    query = bank.GetBalance("a1")
+    refused(lambda: engine.ask(query, min_position=position), "min_position=")  # type: ignore[arg-type]
+    refused(lambda: engine.caught_up("balances", position), "position=")  # type: ignore[arg-type]
+
+
+def test_ask_takes_a_numpy_position() -> None:
+    np = pytest.importorskip("numpy")
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    assert engine.ask(bank.GetBalance("a1"), min_position=np.int64(1)).stale
+    engine.pump()
+    assert not engine.ask(bank.GetBalance("a1"), min_position=np.int64(1)).stale
+    assert engine.caught_up("balances", np.int64(1))
+
+
+# -- 6. the in-memory store -----------------------------------------------------------------------
+def filled_store() -> InMemoryEventStore:
+    store = InMemoryEventStore(ManualClock(), SequentialIds("e"))
+    store.append("s", [bank.Deposited("a", 1), bank.Deposited("a", 2)], ANY)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("read", "named"),
+    [
+        (lambda s: s.read_all(0, -1), "limit=-1"),
+        (lambda s: s.read_all(0, 1.5), "limit=1.5"),
+        (lambda s: s.read_all("x"), "after='x'"),
+        (lambda s: s.read_all(1.5), "after=1.5"),
+        (lambda s: s.read_all(True), "after=True"),
+        (lambda s: s.read_stream("s", -1), "after_version=-1"),
+        (lambda s: s.read_stream("s", "1"), "after_version='1'"),
+        (lambda s: s.read_partition("0", 2, 0, 10), "index='0'"),
+        (lambda s: s.read_partition(0, 2.0, 0, 10), "count=2.0"),
+    ],
+)
+def test_a_store_read_with_a_bad_bound_is_refused(
+    read: Callable[[InMemoryEventStore], object], named: str
+) -> None:
+    refused(lambda: read(filled_store()), named, "pass")
+
+
+@pytest.mark.parametrize(
+    ("stream", "events", "expected", "named"),
+    [
+        ("s", "abc", ANY, "events='abc'"),
+        ("s", [None], ANY, "None"),
+        ("t", [bank.Deposited("a", 1), object()], ANY, "object"),
+        ("s", [bank.Deposited("a", 1)], -1, "expected_version=-1"),
+        ("s", [bank.Deposited("a", 1)], True, "expected_version=True"),
+        ("s", [], 2.0, "expected_version=2.0"),
+        (5, [bank.Deposited("a", 1)], ANY, "stream_id=5"),
+    ],
+)
+def test_a_store_append_with_a_bad_argument_is_refused_and_appends_nothing(
+    stream: Any, events: Any, expected: Any, named: str
+) -> None:
+    store = filled_store()
+    refused(lambda: store.append(stream, events, expected), named)
+    assert store.head_position == 2 and store.stream_ids() == ["s"]
+    assert store.stream_version("s") == 2
+
+
+def test_the_store_keeps_accepting_numpy_bounds_and_tuples() -> None:
+    np = pytest.importorskip("numpy")
+    store = filled_store()
+    assert [e.position for e in store.read_all(np.int64(1), np.int64(5))] == [2]
+    assert len(store.read_stream("s", np.int64(1))) == 1
+    assert store.read_all(0, 0) == []
+    assert store.read_partition(np.int64(0), np.int64(1), 0, 10)[1] == 2
+    assert store.append("s", (bank.Deposited("a", 3),), 2)[0].position == 3
+
+
+# -- 7. subscriptions and the bank's install ------------------------------------------------------
+@pytest.mark.parametrize("partitions", [1.5, "2", 0, True, NAN])
+def test_subscribe_partitioned_refuses_a_count_that_is_not_a_whole_number(
+    partitions: object,
+) -> None:
+    engine = Engine(seed=1)
+    refused(
+        lambda: engine.subscribe_partitioned(bank.Balances(), partitions=partitions),  # type: ignore[arg-type]
+        "partitions=",
+    )
+    assert engine.subscriptions == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"delivery": None}, "delivery=None"),
+        ({"delivery": 5}, "delivery=5"),
+        ({"delivery": AtLeastOnce}, "delivery=<class"),
+        ({"faults": "x"}, "faults='x'"),
+        ({"faults": {"drop": 0.1}}, "faults="),
+        ({"retry": 3}, "retry=3"),
+        ({"batch_size": NAN}, "batch_size=nan"),
+        ({"batch_size": "1"}, "batch_size='1'"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"checkpoint_every": NAN}, "checkpoint_every=nan"),
+        ({"checkpoint_every": 2.5}, "checkpoint_every=2.5"),
+    ],
+)
+def test_the_bank_install_refuses_a_bad_subscription_option(
+    options: dict[str, Any], named: str
+) -> None:
+    refused(lambda: bank_engine(**options), named, "pass")
+
+
+def test_set_faults_refuses_what_is_not_a_fault_plan() -> None:
+    engine = bank_engine()
+    refused(lambda: engine.set_faults("x"), "faults='x'", "FaultPlan")  # type: ignore[arg-type]
+    engine.set_faults(FaultPlan(drop=0.1))
+    engine.set_faults(None)
+
+
+@pytest.mark.parametrize("count", [0, "2", 1.5])
+def test_a_partition_index_refuses_a_count_that_is_not_a_whole_number(count: object) -> None:
+    refused(lambda: PartitionIndex(count), "PartitionIndex(count=")  # type: ignore[arg-type]
+
+
+def test_subscriptions_keep_accepting_numpy_counts_and_a_policy_object() -> None:
+    np = pytest.importorskip("numpy")
+    engine = Engine(seed=1)
+    bank.install(
+        engine, delivery=AtLeastOnce(), batch_size=np.int64(4), saga=False, statements=False
+    )
+    engine.subscribe_partitioned(bank.Statements(), partitions=np.int64(2))
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    engine.run_until_idle()
+    assert engine.positions() == {"balances": 1, "statements": 1}
+
+
+# -- 8. a domain's declaration and install --------------------------------------------------------
+def test_install_refuses_one_view_name_given_as_a_string() -> None:
+    message = refused(lambda: install(Engine(), bank.domain, views="balances"), "views='balances'")
+    assert "['balances']" in message  # the fix: a list of names
+
+
+def test_install_refuses_a_delivery_for_a_view_the_domain_does_not_declare() -> None:
+    def typo() -> object:
+        return install(Engine(), bank.domain, delivery_of={"nope": "at-most-once"})
+
+    refused(typo, "delivery_of", "'nope'", "balances", error=DomainError)
+    # a declared view that is not installed may still be named (bank.install does, saga=False)
+    bank.install(Engine(), saga=False, saga_delivery="at-least-once")
+
+
+def test_install_refuses_an_option_subscriptions_do_not_take() -> None:
+    refused(lambda: install(Engine(), bank.domain, bogus=1), "bogus", "batch_size")
+    listed: Any = ["balances"]
+    refused(lambda: install(Engine(), bank.domain, delivery_of=listed), "delivery_of=")
+
+
+@pytest.mark.parametrize(
+    ("declare", "named"),
+    [
+        (lambda: declared(views=(5,)), "views holds 5"),
+        (lambda: declared(views="ab"), "views holds 'ab'"),
+        (lambda: declared(queries=(5,)), "queries holds 5"),
+        (lambda: declared(invariants=("x",)), "invariants holds 'x'"),
+        (lambda: View("p", 5), "View('p', 5)"),  # type: ignore[arg-type]
+        (lambda: View(5, bank.Balances), "View(5,"),  # type: ignore[arg-type]
+        (lambda: Query(5, "balances", lambda v, q: None), "Query(5,"),  # type: ignore[arg-type]
+        (lambda: Query(bank.GetBalance, "balances", 5), "Query("),  # type: ignore[arg-type]
+    ],
+)
+def test_a_domain_declaration_of_the_wrong_kind_is_refused(
+    declare: Callable[[], object], named: str
+) -> None:
+    refused(declare, named, "pass", error=DomainError)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"idempotency_key": 5}, "idempotency_key=5"),
+        ({"correlation_id": ["c"]}, "correlation_id=['c']"),
+        ({"metadata": "m"}, "metadata='m'"),
+        ({"idempotency": "k"}, "idempotency="),
+    ],
+)
+def test_dispatch_refuses_a_bad_option(options: dict[str, Any], named: str) -> None:
+    engine = bank_engine()
+    refused(lambda: engine.dispatch(bank.OpenAccount("a1", "ann", 5), **options), named)
+    assert engine.store.head_position == 0
+    key = engine.dispatch(bank.OpenAccount("a1", "ann", 5), idempotency_key="k", metadata={})
+    assert key.position == 1
+
+
+# -- 9. the bank's ids ----------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [["x"], None, 5, ""])
+def test_the_bank_refuses_an_account_id_that_is_not_a_non_empty_string(bad: Any) -> None:
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 100))
+    commands = [
+        bank.OpenAccount(bad, "ann", 10),
+        bank.Deposit(bad, 5),
+        bank.Withdraw(bad, 5),
+        bank.CloseAccount(bad),
+        bank.RequestTransfer("t1", bad, "a1", 5),
+        bank.RequestTransfer("t1", "a1", bad, 5),
+        bank.RequestTransfer(bad, "a1", "a2", 5),
+    ]
+    for command in commands:
+        refused(partial(engine.dispatch, command), repr(bad), error=CommandRefused)
+    assert engine.store.head_position == 1
+    engine.run_until_idle()
+    assert len(engine.dead_letters) == 0 and engine.positions()["balances"] == 1
