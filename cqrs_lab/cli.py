@@ -175,12 +175,12 @@ def _os_error(exc: OSError) -> str:
 _STOPPED_ON_TERM = ("loadtest", "twin")
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread as Ctrl-C is."""
+#: what the SIGTERM handler raises: Ctrl-C's exception, told apart by its argument
+_SIGTERM = "SIGTERM"
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
+    raise KeyboardInterrupt(_SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,10 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a path given by the user: missing, a folder, no permission
         print(f"{prog}: {_os_error(exc)}", file=sys.stderr)
         return 2
-    except _Terminated:
-        print(f"{prog}: terminated (what it started is stopped)", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if exc.args == (_SIGTERM,):
+            print(f"{prog}: terminated (what it started is stopped)", file=sys.stderr)
+            return 143
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     finally:

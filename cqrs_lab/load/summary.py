@@ -112,7 +112,7 @@ def summarise(result: LoadResult) -> pd.DataFrame:
     # into --duration), else over the duration asked for
     window = span if span > 0 else (asked or 1.0)
     cmd, got = r[r["method"] == "POST"], r[r["method"] == "GET"]  # commands, reads
-    ryw = result.check["read-your-writes"]
+    ryw_violations = len(result.check["read-your-writes"].violations) if result.history else 0
     st = result.staleness
     plain = st[~st["token"]] if len(st) else st
     rate = opts.get("rate")
@@ -161,7 +161,7 @@ def summarise(result: LoadResult) -> pd.DataFrame:
         "server_cpu_s": server_cpu_s,
         "server_cpu": float(server_cpu_s) / window if server_cpu_s is not None else math.nan,
         **_cpu_limit(run.get("server_cpu_limit")),
-        "ryw_violations": len(ryw.violations),
+        "ryw_violations": ryw_violations,
         "plain_reads": len(plain),
         "plain_missed_own_write": int((~plain["saw_write"]).sum()) if len(plain) else 0,
         **{f"audit_{k}": v for k, v in result.lost.items()},

@@ -138,6 +138,18 @@ def test_the_audit_of_any_domain_judges_writes_where_a_view_lists_positions(
     assert result.check["no lost writes"].status == "fail"  # acct-11's write at 5 is missing
 
 
+def test_a_run_without_a_client_history_does_not_pass_its_guarantees(tmp_path: Path) -> None:
+    """A locustfile of its own records no history: the session guarantees are not judged
+    (said so), neither passed on nothing nor failed (the requests are what they are)."""
+    res = load_results(write_run(tmp_path / "r", [request(0.1 * i, "deposit") for i in range(5)]))
+    assert not res.history
+    names = {x.name for x in res.check.results}
+    assert "read-your-writes" not in names
+    verdict = res.check["session guarantees"]
+    assert verdict.status == "info" and verdict.summary.startswith("not judged"), verdict
+    assert res.check.ok and res.summary.iloc[0]["ryw_violations"] == 0
+
+
 def test_no_write_looked_up_is_not_judged_rather_than_passed(tmp_path: Path) -> None:
     """A domain whose views list no positions (the inventory's stock): no acknowledged write
     can be found or missed, so the check says it did not judge, not that none was lost."""
