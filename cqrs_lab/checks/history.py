@@ -21,7 +21,8 @@ position    the consistency token: for a write the global position it was stored
             required for an ``ok`` operation)
 =========== ========================================================================
 
-The simulation, the HTTP client helpers and the Locust drivers all write this format.
+The Locust drivers write this format (:mod:`cqrs_lab.load.records`), and so does
+:func:`write_jsonl` for any list of :class:`Operation` (a client of one's own).
 Lines are counted from 1, blank lines included, as an editor numbers them; each operation
 read from a file keeps that place as its :class:`Origin`, which the checker cites. A
 history with no operation at all is an error: a run that recorded nothing proves nothing.
