@@ -16,8 +16,9 @@ Within one session:
 - **writes-follow-reads**: a write is stored after everything its session had read.
 
 A *replay* is a write answered with the position of an earlier write of its session to the
-same key: an idempotent retry answered from the idempotency record, which stored nothing
-new. It is not judged again by the two write guarantees (its original was).
+same key with the same value: an idempotent retry answered from the idempotency record,
+which stored nothing new. It is not judged again by the two write guarantees (its original
+was); another value at that position is judged.
 
 Across sessions, **bounded staleness**: a read that misses writes (to a matching key) that had
 completed before it was invoked is stale by *positions* (the newest missed position minus
@@ -48,6 +49,7 @@ import numbers
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cqrs_lab.checks.history import Operation
 from cqrs_lab.checks.report import CheckReport, CheckResult, Violation, verdict
@@ -180,14 +182,17 @@ def _sweep(earlier: Sequence[_Op], later: Sequence[_Op]) -> Iterable[tuple[_Op, 
 
 
 def _replays(mine: Sequence[_Op]) -> set[int]:
-    """The ``seq`` of each write of one session that repeats the (key, position) of one it
-    invoked earlier: an idempotent retry answered from the idempotency record."""
-    stored: set[tuple[str | None, int]] = set()
+    """The ``seq`` of each write of one session that repeats the key, position *and value*
+    of one it invoked earlier: an idempotent retry answered from the idempotency record. A
+    write of another value answered with an earlier write's position is no retry, and is
+    judged (a write that changes nothing is answered with the head's position)."""
+    stored: dict[tuple[str | None, int], list[Any]] = {}
     out = set()
     for o in sorted((o for o in mine if o.op.op == "write"), key=lambda o: (o.op.invoke, o.seq)):
-        if (o.op.key, o.pos) in stored:
+        values = stored.setdefault((o.op.key, o.pos), [])
+        if any(v == o.op.value for v in values):
             out.add(o.seq)
-        stored.add((o.op.key, o.pos))
+        values.append(o.op.value)
     return out
 
 

@@ -221,3 +221,16 @@ def test_report_renders_violations_in_text_and_html() -> None:
     assert "[fail] read-your-writes" in text and "position=7" in text
     page = rep._repr_html_()
     assert "#fde2e1" in page and "read-your-writes" in page
+
+
+def test_a_retry_is_a_replay_only_with_the_same_value() -> None:
+    """An idempotent retry repeats the write (same key, position and value): not judged
+    again. Another value answered with the earlier write's position is judged: here it
+    claims to be stored before what its session had read."""
+    first = Operation("s", "write", "a", 0.0, 0.1, "ok", {"amount": 5}, 5)
+    read = Operation("s", "read", "a", 0.2, 0.3, "ok", 7, 8)
+    retry = Operation("s", "write", "a", 0.4, 0.5, "ok", {"amount": 5}, 5)
+    other = Operation("s", "write", "a", 0.4, 0.5, "ok", {"amount": 700}, 5)
+    assert check_history([first, read, retry]).ok
+    report = check_history([first, read, other])
+    assert report["writes-follow-reads"].status == "fail" and not report.ok
