@@ -38,6 +38,8 @@ from cqrs_lab.core.messages import Envelope
 if TYPE_CHECKING:  # pragma: no cover
     from cqrs_lab.core.engine import Engine
 
+from cqrs_lab.errors import ConfigError
+
 __all__ = ["ApplicationLog", "Kind", "Record"]
 
 Kind = Literal["delivered", "applied", "skipped", "rolled_back", "crashed", "lost"]
@@ -81,6 +83,24 @@ class ApplicationLog:
     def attach(self, engine: Engine) -> None:
         """Read rebuild counts from ``engine`` so in-place rebuilds start a new epoch."""
         self._engine = engine
+
+    def check_wired(self, engine: Engine) -> None:
+        """Refuse to judge ``engine`` from a log that did not watch it as it ran: one that
+        recorded nothing while the engine applied events (not given as its ``recorder``),
+        or one not attached to it once a rebuild happened (its re-applications would look
+        like double effects)."""
+        applied = sum(s.applied for s in engine.subscriptions.values())
+        if not self._records and applied:
+            raise ConfigError(
+                f"the ApplicationLog recorded nothing while the engine applied {applied} events: "
+                "give it to the engine as Engine(recorder=log) before the run"
+            )
+        rebuilt = any(s.rebuilds for s in engine.subscriptions.values())
+        if rebuilt and self._engine is not engine:
+            raise ConfigError(
+                "the ApplicationLog is not attached to this engine and a rebuild happened: "
+                "log.attach(engine) before the run, so a rebuild's applications start anew"
+            )
 
     def _epoch(self, sub: str) -> int:
         engine = self._engine

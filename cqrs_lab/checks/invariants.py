@@ -270,6 +270,7 @@ def check_engine(
     """
     from cqrs_lab.checks.positions import check_positions
 
+    log.check_wired(engine)
     report = CheckReport("engine invariants", [check_log_streams(engine)])
     report.extend(check_consumers(engine, quiescent=quiescent))
     report.extend(check_record_explains_model(engine, log))

@@ -3,6 +3,8 @@ position; one that recovered, or whose parked events were replayed, passes."""
 
 from __future__ import annotations
 
+import pytest
+
 from cqrs_lab.checks import check_consumers
 from cqrs_lab.checks.consumers import EVIDENCE
 from cqrs_lab.core import ANY, Engine, Envelope, ManualClock, Projection, RetryPolicy, on
@@ -92,3 +94,28 @@ def test_replaying_the_parked_events_after_the_fix_makes_the_check_pass() -> Non
     report = check_consumers(engine)
     assert report.ok, report.to_text()
     assert report["consumers healthy: picky"].summary == "no parked event, no error pending"
+
+
+def test_a_log_that_did_not_watch_the_engine_is_refused_not_read_as_failures() -> None:
+    """A log never given to the engine would report every event lost; one not attached
+    would report a rebuild's re-applications as double effects: both are refused."""
+    from cqrs_lab.checks import ApplicationLog, check_engine, quiesce
+    from cqrs_lab.core import Engine, ManualClock
+    from cqrs_lab.domains import bank
+    from cqrs_lab.errors import ConfigError
+
+    engine = Engine(clock=ManualClock(), seed=0)
+    bank.install(engine, saga=False, statements=False)
+    engine.dispatch(bank.OpenAccount("a", "ann", 100))
+    quiesce(engine)
+    with pytest.raises(ConfigError, match="recorder=log"):
+        check_engine(engine, ApplicationLog())
+    log = ApplicationLog()
+    engine = Engine(clock=ManualClock(), seed=0, recorder=log)
+    bank.install(engine, saga=False, statements=False)
+    engine.dispatch(bank.OpenAccount("a", "ann", 100))
+    quiesce(engine)
+    engine.subscription("balances").rebuild()
+    quiesce(engine)
+    with pytest.raises(ConfigError, match=r"log\.attach\(engine\)"):
+        check_engine(engine, log)
