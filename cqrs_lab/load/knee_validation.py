@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +218,24 @@ def judge_to_knee(
     table = compare([load_results(p) for p in outs], None, warmup, force=force)
     cal = table.attrs["calibration"]
     trend = trends(table)
-    row = knee_row(knee, cal)
+    row = knee_row(knee, as_ramp(cal, base))
     table.to_csv(base / "validation.csv", index=False)
     trend.to_csv(base / "trends.csv", index=False)
     pd.DataFrame([row]).to_csv(base / "knee-prediction.csv", index=False)
     return table, trend, row
+
+
+def as_ramp(cal: LoopCalibration, base: Path) -> LoopCalibration:
+    """The twin with the knee ramp's load generator: as many users as its segments ran
+    (``base/knee/segment-N/run.json``; they are fixed per segment, not sized per step as
+    the levels' are), for its capacity and its curve against the ramp's."""
+    users = 0
+    for run in sorted((base / "knee").glob("segment-*/run.json")):
+        try:
+            users = max(users, int(json.loads(run.read_text(encoding="utf-8")).get("users") or 0))
+        except (ValueError, TypeError, AttributeError):  # damaged: the rule's pool instead
+            continue
+    return replace(cal, users=users) if users > 0 else cal
 
 
 def predicted_curve(
@@ -310,7 +325,7 @@ def validate_and_report(
     scenario = cal.write(base / "twin-scenario.toml", 0.9 * knee.capacity_per_s, 30.0)
     if not args.no_plots:
         upto = float(knee.steps["offered_per_s"].max()) if len(knee.steps) else 0.0
-        curve = predicted_curve(cal, knee.capacity_per_s, upto=upto)
+        curve = predicted_curve(as_ramp(cal, base), knee.capacity_per_s, upto=upto)
         curve.to_csv(base / "twin-curve.csv", index=False)
         plot_to_knee(table, knee, curve, base / "twin-knee.png")
     print(f"tables: {base / 'validation.csv'}, {base / 'trends.csv'}, "

@@ -333,3 +333,20 @@ def test_past_the_knee_the_generators_users_hold_the_twins_throughput() -> None:
     assert pooled["finished_per_s"] >= 0.9 * knee
     assert pooled["arrived_per_s"] > 2.5 * pooled["finished_per_s"]  # offered, not sent
     assert open_["finished_per_s"] < 0.9 * pooled["finished_per_s"]
+
+
+def test_the_knee_is_judged_with_the_ramps_own_users(tmp_path: Path) -> None:
+    """The ramp's segments each ran a fixed pool (run.json "users"): the twin's capacity
+    and curve against the ramp use the largest, not the pool sized per rate."""
+    from cqrs_lab.load.knee_validation import as_ramp
+
+    cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+                          per_batch={"balances": 1e-5}, request_s=2.5e-4,
+                          reads_per_command=1.0, mix={"deposit": 1.0},
+                          commands_per_task=0.6)  # fmt: skip
+    assert as_ramp(cal, tmp_path) is cal  # no ramp here
+    for seg, text in ((1, '{"users": 417}'), (2, '{"users": 500}'), (3, "{damaged")):
+        (tmp_path / "knee" / f"segment-{seg}").mkdir(parents=True)
+        (tmp_path / "knee" / f"segment-{seg}" / "run.json").write_text(text)
+    ramp = as_ramp(cal, tmp_path)
+    assert ramp.users == 500 and ramp.clients_at(100.0) == 500 and cal.clients_at(100.0) == 42
