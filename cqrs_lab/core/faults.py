@@ -148,13 +148,11 @@ class FaultPlan:
         check_whole(self.reorder_window, "reorder_window", "a whole number >= 1", where=w, low=1)
         check_real(self.redelivery_timeout, "redelivery_timeout", "finite seconds >= 0", where=w)
         span, actions, points = self.delay_seconds, self.actions, self.crash_points
-        try:
-            lo, hi = (check_real(x, "", "") for x in _listed(span))
+        try:  # a delay is drawn between the two, in either order (as the API documents)
+            _lo, _hi = (check_real(x, "", "") for x in _listed(span))
         except ValueError:  # not two finite numbers >= 0 (a ConfigError is a ValueError)
-            lo, hi = 1.0, 0.0
-        if lo > hi:
-            raise ConfigError(f"FaultPlan(delay_seconds={span!r}): pass (low, high), finite "
-                              "seconds with 0 <= low <= high")  # fmt: skip
+            raise ConfigError(f"FaultPlan(delay_seconds={span!r}): pass two finite seconds "
+                              ">= 0, the least and the most a delay lasts") from None  # fmt: skip
         if not all(isinstance(a, Action) for a in _listed(actions)):
             raise ConfigError(f"FaultPlan(actions={actions!r}): pass a tuple of CrashAt, DropAt, "
                               "DuplicateAt, DelayAt or ReorderAt")  # fmt: skip

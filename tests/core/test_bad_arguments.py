@@ -145,6 +145,8 @@ def test_fault_plans_keep_accepting_numpy_numbers_and_lists() -> None:
     )
     assert "crash" in str(plan) and plan.for_subscription("x").drop == 0.25
     assert str(DelayAt(np.int64(2), np.float64(0.5))) == "delay event 2 by 0.5 s"
+    # the two ends of a delay in either order, as POST /faults documents and always took
+    assert FaultPlan(delay=0.5, delay_seconds=(41.4, 6.8)).delay_seconds == (41.4, 6.8)
 
 
 # -- 3. retries and delivery semantics ------------------------------------------------------------
