@@ -27,6 +27,10 @@ __all__ = ["DEFAULT_DOMAIN", "run_domain"]
 DEFAULT_DOMAIN = "cqrs_lab.domains.bank"
 
 
+#: the most commands a demo sends (its log is kept in memory, about 1 KB an event)
+MAX_COMMANDS = 10_000_000
+
+
 def run_domain(
     domain: str | Domain = DEFAULT_DOMAIN,
     *,
@@ -47,8 +51,8 @@ def run_domain(
     n = w.default_population if keys is None else keys
     if n < w.min_population:
         raise ConfigError(f"keys={n}: domain {d.name!r} needs at least {w.min_population}")
-    if commands < 0:
-        raise ConfigError(f"commands={commands}: pass 0 or more")
+    if not 0 <= commands <= MAX_COMMANDS:  # in memory, about 1 KB an event: bounded
+        raise ConfigError(f"commands={commands}: pass 0 to {MAX_COMMANDS:,} (held in memory)")
     engine = Engine(clock=ManualClock(), seed=seed)
     installed = install(engine, d, delivery=delivery)
     rng = random.Random(seed)

@@ -90,6 +90,8 @@ CASES = [
     ("loadtest-unknown-class", {}, ["loadtest", *NO_SERVER, "--classes", "WriterUser,Robot"],
      ["Robot", "WriterUser"]),
     ("check-missing-history", {}, ["check", "{tmp}/history.jsonl"], ["history.jsonl"]),
+    ("demo-more-commands-than-memory", {}, ["demo", "--commands", "99999999999999999999"],
+     ["commands=99999999999999999999", "10,000,000"]),
     ("check-nested-too-deep", {"deep.jsonl": "[" * 100_000 + "]" * 100_000},
      ["check", "{tmp}/deep.jsonl"], ["deep.jsonl line 1", "nested too deeply"]),
     ("check-negative-show", {}, ["check", "{tmp}/h.jsonl", "--show", "-1"], ["--show", "-1"]),

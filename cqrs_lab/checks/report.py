@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -116,7 +117,9 @@ class CheckReport:
         return {"title": self.title, "ok": self.ok, "checks": [r.to_dict() for r in self.results]}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
+        """Strict JSON: a NaN or infinite number (a record's value may be one) is null, as
+        strict parsers reject the bare ``NaN`` token."""
+        return json.dumps(_strict(self.to_dict()), indent=2, sort_keys=True, default=str)
 
     def to_text(self, max_violations: int = 5) -> str:
         head = "PASS" if self.ok else "FAIL"
@@ -164,3 +167,14 @@ class CheckReport:
 def _compact(record: dict[str, Any], width: int = 160) -> str:
     text = ", ".join(f"{k}={v}" for k, v in record.items())
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _strict(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by None (JSON's null)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _strict(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_strict(x) for x in v]
+    return v

@@ -234,3 +234,14 @@ def test_a_retry_is_a_replay_only_with_the_same_value() -> None:
     assert check_history([first, read, retry]).ok
     report = check_history([first, read, other])
     assert report["writes-follow-reads"].status == "fail" and not report.ok
+
+
+def test_the_json_report_is_strict_json_even_for_a_nan_value() -> None:
+    import json
+
+    w1 = Operation("s", "write", "a", 0.0, 0.1, "ok", math.nan, 5)
+    r1 = Operation("s", "read", "a", 0.2, 0.3, "ok", math.nan, 4)  # a violation citing NaN
+    text = check_history([w1, r1]).to_json()
+    assert "NaN" not in text
+    parsed = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
+    assert parsed["ok"] is False
