@@ -11,7 +11,7 @@ import numbers
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["check_real", "check_whole"]
+__all__ = ["check_real", "check_whole", "is_real"]
 
 
 def _label(where: str, name: str, value: object) -> str:
@@ -37,11 +37,18 @@ def check_real(
     ...
     cqrs_lab.errors.ConfigError: FaultPlan(drop='0.5'): pass a probability, a number from 0 to 1
     """
-    if not isinstance(value, bool) and isinstance(value, numbers.Real):
-        number = float(value)
-        if low <= number <= high and math.isfinite(number):
-            return number
+    if is_real(value, low, high):
+        return float(value)  # type: ignore[arg-type]
     raise ConfigError(f"{_label(where, name, value)}: pass {allowed}")
+
+
+def is_real(value: object, low: float = 0.0, high: float = math.inf) -> bool:
+    """Whether ``value`` is a finite real number (numpy's too, never a bool or NaN) from
+    ``low`` to ``high``: what :func:`check_real` accepts."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    number = float(value)
+    return low <= number <= high and math.isfinite(number)
 
 
 def check_whole(value: object, name: str, allowed: str, *, where: str = "", low: float = 0) -> int:

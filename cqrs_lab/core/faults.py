@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from typing import cast
 
-from cqrs_lab.core.arguments import check_real, check_whole
+from cqrs_lab.core.arguments import check_real, check_whole, is_real
 from cqrs_lab.core.messages import Envelope
 from cqrs_lab.errors import ConfigError, ConsumerCrashed
 
@@ -44,7 +44,8 @@ class CrashPoint(enum.Enum):
 
 
 class _Checked:
-    """A scripted fault checks its position, subscription and what its kind adds when made."""
+    """A scripted fault checks its position and subscription when made, and what its own
+    kind adds (:meth:`_check_own`)."""
 
     __slots__ = ()
 
@@ -53,12 +54,10 @@ class _Checked:
         check_whole(a.position, "position", "a log position, a whole number >= 1", where=w, low=1)
         if a.subscription is not None and not isinstance(a.subscription, str):
             raise ConfigError(f"{w}(subscription={a.subscription!r}): pass a name, or None (any)")
-        if isinstance(a, CrashAt) and not isinstance(a.point, CrashPoint):
-            raise ConfigError(f"CrashAt(point={a.point!r}): pass a CrashPoint, e.g. AFTER_HANDLE")
-        if isinstance(a, DelayAt):
-            check_real(a.seconds, "seconds", "a finite number >= 0", where=w)
-        if isinstance(a, ReorderAt):
-            check_whole(a.by, "by", "a whole number >= 1", where=w, low=1)
+        self._check_own()
+
+    def _check_own(self) -> None:
+        """The fields of this kind of fault beyond position and subscription (none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +67,12 @@ class CrashAt(_Checked):
     position: int
     point: CrashPoint = CrashPoint.AFTER_HANDLE
     subscription: str | None = None
+
+    def _check_own(self) -> None:
+        if not isinstance(self.point, CrashPoint):
+            raise ConfigError(
+                f"CrashAt(point={self.point!r}): pass a CrashPoint, e.g. AFTER_HANDLE"
+            )
 
     def __str__(self) -> str:
         who = f"consumer {self.subscription}" if self.subscription else "the consumer"
@@ -98,6 +103,9 @@ class DelayAt(_Checked):
     seconds: float
     subscription: str | None = None
 
+    def _check_own(self) -> None:
+        check_real(self.seconds, "seconds", "a finite number >= 0", where="DelayAt")
+
     def __str__(self) -> str:
         return f"delay event {self.position} by {self.seconds:g} s"
 
@@ -109,6 +117,9 @@ class ReorderAt(_Checked):
     position: int
     by: int = 1
     subscription: str | None = None
+
+    def _check_own(self) -> None:
+        check_whole(self.by, "by", "a whole number >= 1", where="ReorderAt", low=1)
 
     def __str__(self) -> str:
         return f"deliver event {self.position} {self.by} later"
@@ -148,11 +159,10 @@ class FaultPlan:
         check_whole(self.reorder_window, "reorder_window", "a whole number >= 1", where=w, low=1)
         check_real(self.redelivery_timeout, "redelivery_timeout", "finite seconds >= 0", where=w)
         span, actions, points = self.delay_seconds, self.actions, self.crash_points
-        try:  # a delay is drawn between the two, in either order (as the API documents)
-            _lo, _hi = (check_real(x, "", "") for x in _listed(span))
-        except ValueError:  # not two finite numbers >= 0 (a ConfigError is a ValueError)
+        ends = _listed(span)  # a delay is drawn between the two, in either order
+        if len(ends) != 2 or not all(is_real(x) for x in ends):
             raise ConfigError(f"FaultPlan(delay_seconds={span!r}): pass two finite seconds "
-                              ">= 0, the least and the most a delay lasts") from None  # fmt: skip
+                              ">= 0, the least and the most a delay lasts")  # fmt: skip
         if not all(isinstance(a, Action) for a in _listed(actions)):
             raise ConfigError(f"FaultPlan(actions={actions!r}): pass a tuple of CrashAt, DropAt, "
                               "DuplicateAt, DelayAt or ReorderAt")  # fmt: skip

@@ -35,15 +35,15 @@ def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
     partition rebuilt alone sets no bound.)
     """
     reached = sub.position if sub.partition is None else 0
+    name = f"{sub.name}~rebuild" if shadow else sub.name  # the copy that deals with it all
     if not isinstance(sub.consumer, Saga):
         # a read model's parked events are applied again: what still fails is parked anew
         # (a letter kept would be replayed on top of the rebuild's own application). A
         # saga's stay: it replays them without sending, and their steps were never taken
-        sub.dead_letters.discard(f"{sub.name}~rebuild" if shadow else sub.name)
+        sub.dead_letters.discard(name)
     sub.rebuilds += 1
     sub.rebuilding_since = sub.clock.now()
     if shadow:
-        name = f"{sub.name}~rebuild"
         sub.checkpoints.reset(name)
         sub.shadow = type(sub)(
             name, sub.store, sub.consumer.fresh(), sub.policy,

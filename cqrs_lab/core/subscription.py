@@ -120,6 +120,9 @@ class Subscription:
             tracking, key = policy.tracking(self)
             tracking.reset(key)
         self.reset_progress()
+        #: whether a faulty transport was ever on: deliveries may have overtaken each other
+        #: (a check of a finished run, its faults since stopped, must still know)
+        self.transport_faults_seen = False
         self.set_faults(faults)
 
     # -- state -----------------------------------------------------------------------------
@@ -149,11 +152,7 @@ class Subscription:
         self.transport = (
             FaultyTransport(plan, self.rng) if plan is not None and plan.transport_faults else None
         )
-        #: whether a faulty transport was ever on: deliveries may have overtaken each other
-        #: (a check of a finished run, its faults since stopped, must still know)
-        self.transport_faults_seen = (
-            getattr(self, "transport_faults_seen", False) or self.transport is not None
-        )
+        self.transport_faults_seen |= self.transport is not None
         if old is not None:  # what the old transport held is delivered late, not lost
             held = old.release(float("inf"))
             if held:

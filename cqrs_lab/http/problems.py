@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -39,12 +39,14 @@ __all__ = [
     "field_errors",
     "install_handlers",
     "invalid_request",
+    "methods_on",
     "problem_body",
     "problem_bytes",
     "problem_response",
     "response_for",
     "server_error",
     "store_failed",
+    "with_head",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -188,13 +190,9 @@ def install_handlers(app: FastAPI) -> None:
             methods = {m.strip() for m in allow.split(",") if m.strip()}
             # Starlette names one route's methods; the app's routes, flat, name them all
             flat = getattr(request.app.state, "routes", None) or request.app.router.routes
-            for route in flat:
-                if route.matches(request.scope)[0] is not Match.NONE:
-                    methods.update(getattr(route, "methods", None) or ())
-            if "GET" in methods:  # the app answers HEAD wherever GET (its router does)
-                methods.add("HEAD")
+            methods |= methods_on(flat, request.scope)
             if methods:
-                allow = ", ".join(sorted(methods))
+                allow = ", ".join(with_head(methods))
                 headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
                 headers["Allow"] = allow
                 detail = f"{request.method} is not allowed on {request.url.path}; use {allow}"
@@ -219,3 +217,18 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreFailure, on_store)
     app.add_exception_handler(TransactionAborted, on_store)
     app.add_exception_handler(Exception, on_error)
+
+
+def methods_on(routes: Iterable[Any], scope: MutableMapping[str, Any]) -> set[str]:
+    """The methods that Starlette ``routes`` serve on the path of ``scope`` (any method)."""
+    out: set[str] = set()
+    for route in routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            out.update(getattr(route, "methods", None) or ())
+    return out
+
+
+def with_head(methods: Iterable[str]) -> list[str]:
+    """``methods`` sorted, with HEAD wherever GET is (the app answers HEAD as GET)."""
+    named = set(methods)
+    return sorted(named | {"HEAD"} if "GET" in named else named)

@@ -43,10 +43,12 @@ from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import (
     client_closed,
     invalid_request,
+    methods_on,
     problem_response,
     response_for,
     server_error,
     store_failed,
+    with_head,
 )
 from cqrs_lab.http.stages import StageTimings
 
@@ -260,15 +262,11 @@ class LabApp:
         allowed = {
             m for m, entries in self._table.items() if any(e.regex.match(path) for e in entries)
         }
-        for r in self.api_routes:
-            if r.matches(scope)[0] is not Match.NONE:
-                allowed.update(r.methods or ())
+        allowed |= methods_on(self.api_routes, scope)
         if not allowed:
             await self._forward(scope, receive, send, start)
             return
-        if "GET" in allowed:
-            allowed.add("HEAD")
-        methods = ", ".join(sorted(allowed | {"OPTIONS"}))
+        methods = ", ".join(with_head(allowed | {"OPTIONS"}))
         await Response(status_code=204, headers={"Allow": methods})(scope, receive, send)
         self._observe("OPTIONS", "<options>", 204, time.perf_counter() - start)
 
@@ -282,7 +280,7 @@ class LabApp:
         ]
         if allowed and any(r.matches(scope)[0] is Match.FULL for r in self.api.router.routes):
             return []
-        return sorted([*allowed, "HEAD"] if "GET" in allowed else allowed)
+        return with_head(allowed)
 
 
 def check_table(routes: Sequence[Route], api_paths: Sequence[tuple[str, str]]) -> None:

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.http.stages import STAGE_COLUMNS
 
 __all__ = ["check_serve_args", "check_stages_path"]
 
@@ -45,7 +46,7 @@ def check_stages_path(path: Path, store: str | None) -> None:
     if path.is_file() and path.stat().st_size > 0:
         with path.open("rb") as fh:
             first = fh.readline(200)
-        if not first.startswith(b"stage,name,at,seconds,events"):
+        if not first.startswith(",".join(STAGE_COLUMNS).encode()):
             raise ConfigError(
                 f"--stages-csv {path}: exists and is not a stage samples CSV: left as it is; "
                 "give a new file (a samples CSV of an earlier run is replaced)"

@@ -122,14 +122,7 @@ class Launch:
         if self.cpu_limit is not None:  # before it serves; the processes it starts stay in
             self.cpu_limit.add(proc.pid)
         url = f"http://127.0.0.1:{port}"
-        try:
-            wait_live(url, proc, 20.0)
-        except ConfigError as exc:  # it said why on its stderr: the last line says it here
-            log = self.out / "server.log"
-            lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-            said = str(exc).removesuffix("; see server.log")
-            why = f": {lines[-1].strip()} (server.log)" if lines else "; see server.log"
-            raise ConfigError(f"{said}{why}") from None
+        wait_live(url, proc, 20.0, self.out / "server.log")
         return url, proc, token
 
     def locust(self, url: str) -> list[subprocess.Popen[bytes]]:

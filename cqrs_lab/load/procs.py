@@ -195,11 +195,19 @@ class DatabaseCpu:
         return None if self.start is None or self.last is None else self.last - self.start
 
 
-def wait_live(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+def wait_live(
+    url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log: Path | None = None
+) -> None:
+    """Until ``url/livez`` answers 200; a ConfigError when ``proc`` exits first (saying
+    why with the last line of its ``log``, where it wrote its error) or after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise ConfigError(f"the server exited with code {proc.returncode}; see server.log")
+            said = log.read_text(errors="replace").strip() if log and log.exists() else ""
+            why = f": {said.splitlines()[-1].strip()} ({log.name})" if log and said else ""
+            raise ConfigError(
+                f"the server exited with code {proc.returncode}{why or '; see its log'}"
+            )
         try:
             with urllib.request.urlopen(url + "/livez", timeout=1) as resp:
                 if resp.status == 200:

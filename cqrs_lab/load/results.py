@@ -43,6 +43,7 @@ from cqrs_lab.checks.report import CheckReport, CheckResult, Violation, verdict
 from cqrs_lab.checks.session import check_history
 from cqrs_lab.display import frame_html
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.http.stages import STAGE_COLUMNS
 from cqrs_lab.load.audit import (
     acknowledged_writes,
     history_counts,
@@ -293,11 +294,6 @@ class LoadResult:
         from cqrs_lab.load.summary import summarise
 
         return summarise(self)
-
-
-#: the columns of ``server/stages.csv`` (what :class:`cqrs_lab.http.stages.StageTimings`
-#: writes; the load side reads the file and does not import the server's modules)
-STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
 
 
 def load_results(path: str | Path) -> LoadResult:

@@ -9,17 +9,15 @@ keeps at most ``size`` requests at the server, whose queue stays bounded). Witho
 a simulated server past its capacity receives every arrival, and its queue and what it
 sheds grow without bound, which no measured load test shows.
 
->>> import simpy
->>> env = simpy.Environment()
->>> pool = ClientPool(env, 2)
+>>> pool = ClientPool(2)
 >>> sent = []
 >>> for i in range(3):
 ...     pool.send(lambda i=i: sent.append(i))
->>> sent, pool.waiting_now
+>>> sent, len(pool.waiting)
 ([0, 1], 1)
 >>> pool.done()  # an answer frees a user: the waiting send goes
->>> sent, pool.offered, pool.waiting_now
-([0, 1, 2], 3, 0)
+>>> sent, len(pool.waiting)
+([0, 1, 2], 0)
 """
 
 from __future__ import annotations
@@ -27,41 +25,28 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-import simpy
-
 __all__ = ["ClientPool"]
 
 
 class ClientPool:
     """``size`` users shared by the commands and the reads: :meth:`send` a request (now,
-    or once a user is free), :meth:`done` when its answer arrived. ``offered`` counts every
-    send asked for, ``late_s`` the seconds sends waited for a user."""
+    or once a user is free), :meth:`done` when its answer arrived."""
 
-    def __init__(self, env: simpy.Environment, size: int) -> None:
-        self.env = env
+    def __init__(self, size: int) -> None:
         self.free = size
-        self.waiting: deque[tuple[float, Callable[[], None]]] = deque()
-        self.offered = 0
-        self.late_s = 0.0
-
-    @property
-    def waiting_now(self) -> int:
-        return len(self.waiting)
+        self.waiting: deque[Callable[[], None]] = deque()
 
     def send(self, start: Callable[[], None]) -> None:
         """``start`` the request now if a user is free, else once one is (first come)."""
-        self.offered += 1
         if self.free > 0:
             self.free -= 1
             start()
         else:
-            self.waiting.append((self.env.now, start))
+            self.waiting.append(start)
 
     def done(self) -> None:
         """A request's answer arrived: its user takes the longest-waiting send, if any."""
         if self.waiting:
-            since, start = self.waiting.popleft()
-            self.late_s += self.env.now - since
-            start()
+            self.waiting.popleft()()
         else:
             self.free += 1

@@ -193,7 +193,7 @@ class Simulation:
             _stream_seed(s.seed, "commands"), after, self.store,
         )  # fmt: skip
         if sv.clients > 0:  # the load generator's users, shared by commands and reads
-            cmds.clients = ClientPool(env, sv.clients)
+            cmds.clients = ClientPool(sv.clients)
             if reads is not None:
                 reads.clients = cmds.clients
         replicas = {id(d): r.index for r in self.replicas for d in r.drivers.values()}

@@ -56,10 +56,11 @@ def check_grid(grid: Mapping[str, Sequence[Any]], metrics: Sequence[str]) -> Non
                 f"{key}: the replications choose the seeds (the scenario's seed, + 1, + 2, ...); "
                 "vary them with replications (-r) and the base with --seed, not as a parameter"
             )
-        seen = [v for i, v in enumerate(values) if v in list(values)[:i]]
-        if seen:
+        listed = list(values)
+        twice = [v for i, v in enumerate(listed) if v in listed[:i]]
+        if twice:
             raise ConfigError(
-                f"{key}={','.join(map(str, values))}: {seen[0]!r} is given twice; each value "
+                f"{key}={','.join(map(str, listed))}: {twice[0]!r} is given twice; each value "
                 "once (repeats would pool the same runs and narrow the interval for nothing)"
             )
     clash = [m for m in metrics if m in grid or m == "replication"]
