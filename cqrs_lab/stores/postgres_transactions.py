@@ -194,11 +194,19 @@ class PostgresTransactions:
         """A pooled connection; an unreachable database raises StoreUnavailable (module)."""
         if self.down is not None:
             self._probe()
+        held: list[psycopg.Connection[Any]] = []
         try:
-            with self.pool.connection(timeout=self.pool_wait_s) as conn, self.translated(conn):
+            # the pool commits on leaving its block: that COMMIT's failure is translated too
+            with self.pool.connection(timeout=self.pool_wait_s) as conn:
+                held.append(conn)
                 yield conn
         except PoolTimeout as exc:
             raise self._went_down(exc) from exc
+        except psycopg.Error as exc:
+            lab_error = self._translation(exc, held[0]) if held else exc
+            if lab_error is exc:
+                raise
+            raise lab_error from exc
 
     @contextmanager
     def translated(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
@@ -207,13 +215,21 @@ class PostgresTransactions:
         process's) is TransactionAborted, a connection it dropped StoreUnavailable."""
         try:
             yield
-        except ABORTED as exc:
+        except psycopg.Error as exc:
+            lab_error = self._translation(exc, conn)
+            if lab_error is exc:
+                raise
+            raise lab_error from exc
+
+    def _translation(self, exc: psycopg.Error, conn: psycopg.Connection[Any]) -> Exception:
+        """What :meth:`translated` raises for ``exc`` on ``conn`` (``exc`` itself when it is
+        the statement's own error)."""
+        if isinstance(exc, ABORTED):
             reason = one_line(exc)
-            raise TransactionAborted(f"the database aborted the transaction ({reason})") from exc
-        except psycopg.OperationalError as exc:
-            if conn.broken or conn.closed:  # the server dropped it: not this statement
-                raise self._went_down(exc) from exc
-            raise
+            return TransactionAborted(f"the database aborted the transaction ({reason})")
+        if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
+            return self._went_down(exc)  # the server dropped it: not this statement
+        return exc
 
     def _probe(self) -> None:
         """Within the cool-down, fail at once; after it, a connection of its own first."""

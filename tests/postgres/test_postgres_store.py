@@ -25,7 +25,7 @@ from cqrs_lab.core import (
 )
 from cqrs_lab.core.tracking import TrackingStore
 from cqrs_lab.domains.bank import Deposit
-from cqrs_lab.errors import ConcurrencyError, ConfigError
+from cqrs_lab.errors import ConcurrencyError, ConfigError, StoreUnavailable
 from cqrs_lab.stores.durable_records import StoredResponse
 from cqrs_lab.stores.postgres import (
     PostgresEventStore,
@@ -146,6 +146,20 @@ class TestPostgresEventStore(EventStoreContract):
             store.append("c", [Noted("3")], NO_STREAM)
             raise RuntimeError("the unit fails")
         assert other.stream_version("c") == 0 and other.head_position == 2
+
+    def test_a_commit_on_a_connection_the_database_dropped_is_store_unavailable(
+        self, pg_dsn: str
+    ) -> None:
+        """A transaction of its own is committed by the pool as its block ends; a server
+        gone by then (here the backend is terminated; in an outage the server stops) raised
+        psycopg's OperationalError from that COMMIT, and ``cqrs-lab project`` exited 1 with
+        its traceback instead of 75."""
+        store = self.schemas.open()
+        dropped = pytest.raises(StoreUnavailable, match="cannot be reached")
+        with dropped, store._tx() as conn:  # a transaction of its own (no batch is open)
+            conn.execute("SELECT 1")
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
 
     def test_bad_options_are_named(self, pg_dsn: str) -> None:
         clock, ids = ManualClock(), SequentialIds()
