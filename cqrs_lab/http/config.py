@@ -220,8 +220,7 @@ def build_engine(config: ServerConfig) -> BuiltEngine:
     counter = SequentialIds()  # replaced below once the boot number is known
     store = SqliteEventStore(path, clock, counter, synchronous=config.sqlite_synchronous)
     try:
-        ref = config.domain if isinstance(config.domain, str) else domain.name
-        store.claim_domain(ref)  # a module reference as --domain takes it (or the name)
+        store.claim_domain(domain.name)
     except ConfigError:
         store.close()
         raise

@@ -272,4 +272,10 @@ def open_worker(
 ) -> ProjectWorker:
     """A :class:`ProjectWorker` for ``domain``'s sagas (``views``: some of them)."""
     d = load_domain(domain)
-    return ProjectWorker(dsn, d, saga_names(d, views), **options)
+    worker = ProjectWorker(dsn, d, saga_names(d, views), **options)
+    try:
+        worker.store.claim_domain(d.name)  # another domain's sagas would misread its events
+    except ConfigError:
+        worker.close()
+        raise
+    return worker

@@ -31,6 +31,7 @@ from cqrs_lab.core import (
     SequentialIds,
     install,
 )
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.deployment_clock import DeploymentClock
 from cqrs_lab.stores.postgres_records import (
     PostgresCheckpoints,
@@ -54,11 +55,23 @@ class PostgresServed:
 
 
 def build_postgres_engine(
-    dsn: str, domain: Domain, *, delivery: str, seed: int, ttl: float, max_keys: int
+    dsn: str,
+    domain: Domain,
+    *,
+    delivery: str,
+    seed: int,
+    ttl: float,
+    max_keys: int,
 ) -> PostgresServed:
-    """``domain`` installed on an engine whose store and records are in PostgreSQL."""
+    """``domain`` installed on an engine whose store and records are in PostgreSQL (a
+    store holding another domain's events is refused)."""
     clock = DeploymentClock()  # one clock for every process of the deployment
     store = PostgresEventStore(dsn, clock, SequentialIds())
+    try:
+        store.claim_domain(domain.name)
+    except ConfigError:
+        store.close()
+        raise
     clock.floor = store.last_recorded_at
     store.ids = ids = SequentialIds(f"b{store.boot}-")  # unique across restarts
     engine = Engine(clock=clock, seed=seed, ids=ids, store=store, registry=store.registry)

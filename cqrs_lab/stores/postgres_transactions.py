@@ -86,6 +86,18 @@ class PostgresTransactions:
         assert row is not None
         self.boot = int(row[0])
 
+    def claim_domain(self, name: str) -> None:
+        """The schema holds the events of domain ``name``: recorded when it first serves,
+        refused when it holds another domain's (its views would dead-letter them)."""
+        self.execute("INSERT INTO meta VALUES ('domain', %s) ON CONFLICT (key) DO NOTHING", (name,))
+        (held,) = self.execute("SELECT value FROM meta WHERE key = 'domain'")[0]
+        if held != name:
+            raise ConfigError(
+                f"PostgreSQL schema {self.schema!r} at {shown_store(self.dsn)!r} holds the events "
+                f"of domain {held!r}, not {name!r}: serve it with the domain named {held!r} "
+                "(--domain), or give another database or schema"
+            )
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """One transaction for everything written inside, by this thread, committed on exit

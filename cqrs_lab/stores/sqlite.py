@@ -172,7 +172,7 @@ class SqliteEventStore:
         elif row[0] != name:
             raise ConfigError(
                 f"{self.path} holds the events of domain {row[0]!r}, not {name!r}: serve it "
-                f"with --domain {row[0]}, or give another store"
+                f"with the domain named {row[0]!r} (--domain), or give another store"
             )
 
     def _next_boot(self) -> int:

@@ -79,3 +79,33 @@ def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: st
 def test_a_store_that_is_no_url_is_refused() -> None:
     with pytest.raises(ConfigError, match="postgresql://"):
         ServerConfig(store="postgres:/nohost")
+
+
+def test_a_database_is_served_and_projected_only_with_the_domain_that_wrote_it(
+    db_url: str,
+) -> None:
+    """Another domain's views and sagas would dead-letter the events they do not know (as
+    on SQLite): the first domain served is recorded in the schema, any other refused, for
+    ``serve`` and for ``cqrs-lab project`` workers alike, before either touches a view."""
+    from cqrs_lab.http import build_engine
+    from cqrs_lab.stores.postgres_project import open_worker
+
+    build_engine(ServerConfig(store=db_url)).store.close()  # the bank's, recorded
+    with pytest.raises(ConfigError, match="holds the events of domain 'bank', not 'inventory'"):
+        build_engine(ServerConfig(store=db_url, domain="cqrs_lab.domains.inventory"))
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'domain'").fetchall() == [("bank",)]
+    build_engine(ServerConfig(store=db_url)).store.close()  # the bank's again: fine
+    open_worker(db_url, "cqrs_lab.domains.bank", None, partitions=2).close()
+
+
+def test_a_project_worker_of_another_domain_is_refused(db_url: str) -> None:
+    import dataclasses
+
+    from cqrs_lab.domains import bank
+    from cqrs_lab.stores.postgres_project import open_worker
+
+    open_worker(db_url, bank.domain, None, partitions=2).close()  # the first records "bank"
+    other = dataclasses.replace(bank.domain, name="bank-fork")  # the same sagas, renamed
+    with pytest.raises(ConfigError, match="domain 'bank', not 'bank-fork'"):
+        open_worker(db_url, other, None, partitions=2)
