@@ -54,6 +54,7 @@ from cqrs_lab.core.store import EventStore
 from cqrs_lab.errors import (
     CommandRefused,
     ConcurrencyError,
+    ConfigError,
     CqrsLabError,
     IdempotencyConflict,
     UnknownCommand,
@@ -286,6 +287,11 @@ class CommandBus:
         """
         started = self.clock.now()
         if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not idempotency_key:
+                raise ConfigError(
+                    f"idempotency_key={idempotency_key!r}: pass a non-empty str (the same "
+                    "for every retry of one command), or None"
+                )
             record = self.idempotency.get(idempotency_key)
             if record is not None:
                 return self._replay(idempotency_key, record, command, started)

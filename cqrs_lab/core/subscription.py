@@ -146,6 +146,8 @@ class Subscription:
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Switch transport faults and crash points on (a plan) or off (None) at run time."""
+        if plan is not None and not isinstance(plan, FaultPlan):
+            raise ConfigError(f"set_faults({plan!r}): pass a FaultPlan, or None for no faults")
         plan = plan.for_subscription(self.name) if plan is not None else None
         self.faults = plan
         old = getattr(self, "transport", None)

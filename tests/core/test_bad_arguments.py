@@ -429,3 +429,31 @@ def test_the_bank_refuses_an_account_id_that_is_not_a_non_empty_string(bad: Any)
     assert engine.store.head_position == 1
     engine.run_until_idle()
     assert len(engine.dead_letters) == 0 and engine.positions()["balances"] == 1
+
+
+@pytest.mark.parametrize("bad", [5, None, ["ann"]])
+def test_the_bank_refuses_an_owner_that_is_not_a_string(bad: Any) -> None:
+    engine = bank_engine()
+    refused(
+        lambda: engine.dispatch(bank.OpenAccount("a1", bad, 5)), repr(bad), error=CommandRefused
+    )
+    assert engine.store.head_position == 0
+    engine.dispatch(bank.OpenAccount("a1", "", 5))  # an empty owner is an owner
+
+
+# -- 10. the parts the engine wraps, called directly --------------------------------------------
+@pytest.mark.parametrize("key", [5, "", b"k"])
+def test_the_command_bus_refuses_an_idempotency_key_that_is_not_a_non_empty_str(key: Any) -> None:
+    engine = bank_engine()
+    command = bank.OpenAccount("a1", "ann", 5)
+    refused(lambda: engine.bus.dispatch(command, idempotency_key=key), "idempotency_key=")
+    refused(lambda: engine.bus.decide(command, idempotency_key=key), "idempotency_key=")
+    assert engine.store.head_position == 0
+    assert engine.bus.dispatch(command, idempotency_key="k").position == 1
+
+
+def test_a_subscription_refuses_faults_that_are_not_a_fault_plan() -> None:
+    sub = bank_engine().subscription("balances")
+    refused(lambda: sub.set_faults("x"), "set_faults('x')", "FaultPlan")  # type: ignore[arg-type]
+    sub.set_faults(FaultPlan(drop=0.1))
+    sub.set_faults(None)

@@ -77,6 +77,8 @@ class Account(Aggregate):
             raise CommandRefused(
                 f"opening balance must be a whole number >= 0, got {opening_balance!r}"
             )
+        if not isinstance(owner, str):
+            raise CommandRefused(f"owner must be a string (it may be empty), got {owner!r}")
         self.record(AccountOpened(account_id, owner, opening_balance))
 
     def _require_open(self) -> None:
