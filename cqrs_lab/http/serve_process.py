@@ -77,9 +77,13 @@ def run_uvicorn(
             return stop or (stop_if is not None and stop_if())
 
     server = Announcing(settings)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):  # uvicorn exits if it cannot bind
         server.run(sockets=sockets)
-    if not server.started:
+    if not server.started:  # uvicorn logged why (a name not resolved, a port in use)
+        lifespan = getattr(server, "lifespan", None)
+        if lifespan is None or not lifespan.should_exit:  # the app itself had started
+            where = "the inherited socket" if sockets else f"--host {host} --port {port}"
+            print(f"cqrs-lab serve: could not listen on {where} (see above)", file=sys.stderr)
         sys.exit(3)  # uvicorn's start-up failure status
 
 

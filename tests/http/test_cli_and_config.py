@@ -56,3 +56,21 @@ def test_admin_token_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         ServerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_serve_that_cannot_listen_exits_3_naming_host_and_port() -> None:
+    """A port in use (or a host that does not resolve) ended with uvicorn's bare OSError
+    line; the last line now names the flags to change."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "cqrs_lab.cli", "serve", "--port", str(port)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 3, done.stderr
+    assert last == f"cqrs-lab serve: could not listen on --host 127.0.0.1 --port {port} (see above)"
