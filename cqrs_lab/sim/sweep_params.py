@@ -72,7 +72,13 @@ from 1 to 10000, got 0
             v = _read(scenario, head, name, value, getattr(scenario.reads, name, None))
             return scenario.with_(reads=dataclasses.replace(scenario.reads, **{name: v}))
     except ScenarioError as exc:  # name the parameter, not a file
-        raise ConfigError(str(exc).replace(f"{_SOURCE}: ", "parameter ", 1)) from None
+        text = str(exc)
+        if text.startswith(f"{_SOURCE}: "):  # the value itself
+            raise ConfigError(text.replace(f"{_SOURCE}: ", "parameter ", 1)) from None
+        raise ConfigError(  # the value is fine alone; the scenario with it is not
+            f"parameter {key}={value!r} does not fit the rest of the scenario ({text}); "
+            "choose values that fit, or sweep the other key too"
+        ) from None
     except TypeError as exc:
         raise ConfigError(f"parameter {key!r}: {exc}; {_KEYS}") from None
     raise ConfigError(f"parameter {key!r}: {_KEYS}")

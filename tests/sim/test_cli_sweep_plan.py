@@ -138,6 +138,13 @@ def test_unknown_parameter_is_refused() -> None:
         apply_param(builtin_scenario(), "projections.ledger.consumers", 3)
 
 
+def test_a_value_that_does_not_fit_the_rest_of_the_scenario_names_the_parameter() -> None:
+    """duration=0.5 is a duration, but the baseline's 1 s bucket does not fit in it: the
+    error blamed the packaged scenario file, as if it were broken."""
+    with pytest.raises(ConfigError, match=r"^parameter duration=0\.5 does not fit .*bucket"):
+        apply_param(builtin_scenario(), "duration", 0.5)
+
+
 def test_a_run_saved_without_plots_leaves_no_earlier_runs_plots(tmp_path: Path) -> None:
     from cqrs_lab.sim import simulate
 
