@@ -114,6 +114,8 @@ def replay_dead_letter(sub: Subscription, letter_id: str) -> DeadLetter:
     payload = env.payload
     consumer = sub.consumer
     handler = consumer.handlers.get(type(payload))
+    if consumer.active_writer is not sub:  # a partition's shared tables: log to its own undo
+        sub._bind_tables()
     savepoint = len(sub.undo)
     # a parked event's step was never taken: a saga sends it even below its replay bound
     bound = consumer.replay_until if isinstance(consumer, Saga) else 0

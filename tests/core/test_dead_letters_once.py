@@ -5,6 +5,7 @@ from the commands sent, not from the code's output)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from cqrs_lab.core import (
     RetryPolicy,
     install,
 )
+from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.domains import bank
 from cqrs_lab.errors import ConfigError, DeadLetterNotFound
 
@@ -112,11 +114,11 @@ def test_a_rebuild_deals_with_a_read_models_parked_events_again(shadow: bool) ->
     assert engine.ask(bank.GetBalance("a")).value == 120
 
 
-def _partitioned(engine: Engine, views: list[str]) -> None:
+def _partitioned(engine: Engine, views: list[str], **options: Any) -> Any:
     def subscribe(name: str, projection: Any) -> Any:
-        return engine.subscribe_partitioned(projection, "effectively-once", partitions=2)
+        return engine.subscribe_partitioned(projection, "effectively-once", partitions=2, **options)
 
-    install(engine, bank.domain, views=views, subscribe=subscribe)
+    return install(engine, bank.domain, views=views, subscribe=subscribe)
 
 
 def test_a_partition_is_rebuilt_with_its_view_never_alone() -> None:
@@ -141,6 +143,45 @@ def test_a_partition_is_rebuilt_with_its_view_never_alone() -> None:
         accounts, 100
     )
     assert check_engine(engine, log).ok
+
+
+def test_a_letter_replayed_on_one_partition_is_its_own_unit_not_the_last_writers() -> None:
+    """The partitions share one read model, whose undo log follows the partition that wrote
+    last. A replay on another partition logged its writes there: failed replays left their
+    partial writes (not rolled back) and a successful one was undone by that partition's
+    next crash, its letter gone (an event lost for good under effectively-once)."""
+    log = ApplicationLog()
+    engine = Engine(clock=ManualClock(), seed=1, recorder=log)
+    log.attach(engine)
+    app = _partitioned(engine, ["balances"], retry=RetryPolicy(max_attempts=1))
+    a = next(x for x in "abcdefgh" if partition_of(bank.account_stream(x), 2) == 0)
+    b = next(x for x in "abcdefgh" if partition_of(bank.account_stream(x), 2) == 1)
+    p0, p1 = (engine.subscriptions[f"balances/p{i}"] for i in (0, 1))
+    for x in (a, b):
+        engine.dispatch(bank.OpenAccount(x, x, 100))
+    on = _poisoned(SimpleNamespace(balances=app.view("balances")), 13)
+    engine.dispatch(bank.Deposit(a, 13))  # parked by p0
+    engine.dispatch(bank.Deposit(b, 1))
+    engine.run_until_idle()
+    (letter,) = engine.dead_letters.list()
+    p1.step()  # p1 wrote last: the tables log to its undo
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="poison"):  # each failure leaves nothing
+            p0.replay_dead_letter(letter.id)
+    assert engine.ask(bank.GetBalance(a)).value == 100
+    on[0] = False
+    p0.replay_dead_letter(letter.id)
+    crash = CrashAt(engine.store.head_position + 1, CrashPoint.AFTER_HANDLE)
+    p1.set_faults(FaultPlan(actions=(crash,)))
+    engine.dispatch(bank.Deposit(b, 2))
+    engine.pump()
+    assert p1.crashed
+    quiesce(engine)
+    assert (engine.ask(bank.GetBalance(a)).value, engine.ask(bank.GetBalance(b)).value) == (
+        113,
+        103,
+    )
+    assert len(engine.dead_letters) == 0 and check_engine(engine, log).ok
 
 
 def test_a_partitioned_saga_rebuilt_with_its_group_strands_no_transfer() -> None:
