@@ -326,6 +326,30 @@ def test_saga_read_model_disagreeing_with_the_log_is_reported() -> None:
     assert "t1" in res.violations[0].message and "'completed'" in res.violations[0].message
 
 
+class ShortMemorySaga(bank.TransferSaga):
+    keep_ended = 3  # the bank's saga keeps 10,000: a long run forgets the same way
+
+
+def test_transfers_the_saga_forgot_by_design_are_not_shown_wrongly() -> None:
+    """Past ``keep_ended`` the saga forgets the transfers that ended longest ago; the check
+    counted each as a row that disagrees with the log (a correct run failed). A transfer
+    it should still keep, missing, is still a failure."""
+    engine = Engine(clock=ManualClock(), seed=1)
+    bank.install(engine, saga=False)
+    engine.subscribe(ShortMemorySaga(), "effectively-once")
+    engine.dispatch(bank.OpenAccount("a", "ann", 100))
+    engine.dispatch(bank.OpenAccount("b", "bob", 100))
+    for i in range(5):
+        engine.dispatch(bank.RequestTransfer(f"t{i}", "a", "b", 1))
+        engine.run_until_idle()
+    saga = engine.projection("transfer-saga")
+    assert sorted(saga.tables[0]) == ["t2", "t3", "t4"]  # t0 and t1 forgotten
+    assert check_sagas(engine).ok, check_sagas(engine).to_text()
+    saga.tables[0].delete("t2")  # the oldest it must still keep
+    res = check_sagas(engine)["sagas: read model agrees"]
+    assert res.status == "fail" and "t2" in res.violations[0].message
+
+
 def test_convergence_excuses_a_poison_event_parked_as_a_dead_letter() -> None:
     """A poison event is parked; the read model lacks it, as check_no_loss accepts: the
     fold leaves it out too, until it is replayed (then it is folded again)."""
