@@ -9,7 +9,9 @@ pydantic model of its query-string parameters:
 - an ``int`` field takes ASCII digits only, with an optional minus sign (no ``²``, no
   ``1_000``, no spaces), within ±10**12; ``float`` likewise with a decimal point; ``bool``
   is ``true`` or ``false``;
-- a field with a default (or ``X | None``) is optional; unknown parameters are refused.
+- a field with a default (or ``X | None``) is optional; unknown parameters are refused;
+- an ``int`` or ``float`` field the query class lists in an optional ``bounds:
+  ClassVar[dict[str, tuple[low, high]]]`` is refused outside them (inclusive).
 
 ``min_position``, ``wait`` and ``stale`` are the read-your-writes parameters every query
 takes (:mod:`cqrs_lab.http.reads`), so a query may not have fields of those names.
@@ -103,11 +105,15 @@ class QueryField:
     name: str
     kind: str
     required: bool
+    bounds: tuple[float, float] | None = None  # inclusive, for int and float
 
     @property
     def schema(self) -> dict[str, Any]:
         """Its OpenAPI schema."""
-        return dict(_SCHEMAS[self.kind])
+        schema = dict(_SCHEMAS[self.kind])
+        if self.bounds is not None:
+            schema["minimum"], schema["maximum"] = self.bounds
+        return schema
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,7 @@ def query_model(cls: type) -> QueryModel:
         raise ConfigError(f"query {cls.__name__}: declare it as a dataclass to serve it")
     hints = typing.get_type_hints(cls)
     text = set(getattr(cls, "text_fields", ()))
+    bounds: dict[str, tuple[float, float]] = dict(getattr(cls, "bounds", {}))
     fields: list[QueryField] = []
     model: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -160,12 +167,29 @@ def query_model(cls: type) -> QueryModel:
             f.default_factory is not dataclasses.MISSING
         )
         default: Any = ... if not has_default else _default(f)
-        annotation = _TYPES[kind] | None if optional else _TYPES[kind]
+        bound = bounds.pop(f.name, None)
+        typed = _TYPES[kind] if bound is None else _bounded(cls, f.name, kind, bound)
+        annotation = typed | None if optional else typed
         model[f.name] = (annotation, None if optional and not has_default else default)
-        fields.append(QueryField(f.name, kind, required=not has_default and not optional))
+        fields.append(QueryField(f.name, kind, not has_default and not optional, bound))
+    if bounds:
+        raise ConfigError(f"query {cls.__name__}: bounds name no field: {sorted(bounds)}")
     config = ConfigDict(extra="forbid", strict=True)
     built = create_model(f"{cls.__name__}Params", __config__=config, **model)
     return QueryModel(cls, tuple(fields), built)
+
+
+def _bounded(cls: type, name: str, kind: str, bound: tuple[float, float]) -> Any:
+    """The ``int`` or ``float`` parameter type of field ``name``, within ``bound``."""
+    low, high = bound
+    if kind not in ("int", "float") or not -_BOUND <= low <= high <= _BOUND:
+        raise ConfigError(
+            f"query {cls.__name__}: bounds[{name!r}] = {bound!r}; give (low, high) with "
+            f"low <= high, within ±10**12, for an int or float field"
+        )
+    parse = _whole if kind == "int" else _decimal
+    base = int if kind == "int" else float
+    return Annotated[base, BeforeValidator(parse), Field(ge=low, le=high)]
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:

@@ -457,3 +457,13 @@ def test_a_subscription_refuses_faults_that_are_not_a_fault_plan() -> None:
     refused(lambda: sub.set_faults("x"), "set_faults('x')", "FaultPlan")  # type: ignore[arg-type]
     sub.set_faults(FaultPlan(drop=0.1))
     sub.set_faults(None)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001, "5", 2.0])
+def test_a_statement_limit_outside_1_to_1000_is_refused(limit: Any) -> None:
+    """limit=0 answered every line, -1 every line but the first."""
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    engine.run_until_idle()
+    refused(lambda: engine.ask(bank.GetStatement("a1", limit)), f"limit={limit!r}", "1 to 1000")
+    assert len(engine.ask(bank.GetStatement("a1", 1)).value) == 1

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.http import ServerConfig, build_engine, create_app_from_config
+from cqrs_lab.http.queries import query_model
 from tests.http.conftest import TOKEN, Live, Server
 
 PROBLEM = "application/problem+json"
@@ -177,6 +180,24 @@ def test_head_answers_what_get_would_without_the_body(bank: Live) -> None:
     assert bank.get("/accounts/a1").json() == before  # the HEADs changed nothing
 
 
+def test_a_statement_limit_is_1_to_1000_on_both_routes_given_once(bank: Live) -> None:
+    """The generic route took limit=0 (every line), -1 (every line but the first) and 99999
+    while the bank's own route refused them; the bank's route took limit=5&limit=6."""
+    for bad in ("0", "-1", "1001", "99999"):
+        for url in (f"/queries/GetStatement?account_id=a1&limit={bad}",
+                    f"/accounts/a1/statement?limit={bad}"):  # fmt: skip
+            assert "limit" in _problem(bank.get(url), 422)["detail"], url
+    for url in ("/queries/GetStatement?account_id=a1&limit=1&limit=2",
+                "/accounts/a1/statement?limit=1&limit=2"):  # fmt: skip
+        assert "twice" in _problem(bank.get(url), 422)["detail"], url
+    lines = bank.get("/accounts/a1/statement").json()["lines"]
+    assert len(lines) == 2  # opened, then t1's debit
+    assert bank.get("/queries/GetStatement?account_id=a1&limit=1").json() == lines[-1:]
+    spec = bank.get("/openapi.json").json()["paths"]["/queries/{name}"]["get"]
+    (limit,) = (p for p in spec["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 1000), limit
+
+
 def test_openapi_uses_standard_bounds_for_the_fault_plan(live: Live) -> None:
     spec = live.get("/openapi.json").json()
     text = json.dumps(spec)
@@ -288,3 +309,22 @@ def test_reads_during_replay_on_a_restarted_server_say_how_far_behind(tmp_path: 
         assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
     finally:
         server.kill()
+
+
+@dataclass(frozen=True)
+class _Typo:
+    key: str
+    bounds: ClassVar[dict[str, tuple[int, int]]] = {"limt": (1, 10)}
+
+
+@dataclass(frozen=True)
+class _OnText:
+    key: str
+    bounds: ClassVar[dict[str, tuple[int, int]]] = {"key": (1, 10)}
+
+
+def test_query_bounds_that_name_no_field_or_no_number_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"bounds name no field: \['limt'\]"):
+        query_model(_Typo)
+    with pytest.raises(ConfigError, match=r"bounds\['key'\]"):
+        query_model(_OnText)

@@ -50,6 +50,7 @@ from cqrs_lab.domains.bank.views import (
     TransferSaga,
 )
 from cqrs_lab.domains.bank.workload import WORKLOAD
+from cqrs_lab.errors import ConfigError
 
 __all__ = [
     *_messages,
@@ -92,10 +93,15 @@ def _account(view: Balances, q: GetAccount) -> dict[str, Any] | None:
 
 
 def _statement(view: Statements, q: GetStatement) -> list[dict[str, Any]] | None:
+    limit = q.limit
+    if limit is not None and (type(limit) is not int or not 1 <= limit <= 1000):
+        raise ConfigError(
+            f"GetStatement(limit={limit!r}): the last 1 to 1000 lines, or None for every line"
+        )
     lines = view.lines.get(q.account_id)
     if lines is None:
         return None
-    kept = lines if q.limit is None else lines[-q.limit :]
+    kept = lines if limit is None else lines[-limit:]
     return [dict(zip(LINE_FIELDS, line, strict=True)) for line in kept]
 
 

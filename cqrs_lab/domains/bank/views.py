@@ -297,8 +297,11 @@ class GetAccount:
 
 @dataclass(frozen=True, slots=True)
 class GetStatement:
+    """The account's statement lines, oldest first: the last ``limit`` (1 to 1000), or all."""
+
     account_id: str
     limit: int | None = None
+    bounds: ClassVar[dict[str, tuple[int, int]]] = {"limit": (1, 1000)}
 
 
 @dataclass(frozen=True, slots=True)
