@@ -197,6 +197,9 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     content_type = request.headers.get("content-type")
     if content_type is not None and not is_json(content_type):
         raise _unsupported(f"Content-Type {content_type[:100]!r}")
+    charset = content_type and _charset(content_type)
+    if charset and charset not in ("utf-8", "utf8"):  # it would be read as UTF-8 all the same
+        raise _unsupported(f"charset {charset[:40]!r} (JSON between systems is UTF-8, RFC 8259)")
     chunks: list[bytes] = []
     seen = 0
     async for chunk in request.stream():
@@ -207,6 +210,19 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     if content_type is None and seen:
         raise _unsupported("a body without Content-Type")
     return b"".join(chunks)
+
+
+def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type, lower case and unquoted (None if absent).
+
+    >>> _charset('application/json; Charset="UTF-16"'), _charset("application/json")
+    ('utf-16', None)
+    """
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 def _unsupported(what: str) -> Problem:

@@ -188,6 +188,8 @@ NOT_JSON = [
     "text/json",
     "",
     None,  # no Content-Type at all, with a body
+    "application/json; charset=utf-16",  # read as UTF-8 all the same, it was accepted
+    'application/json; charset="latin-1"',
 ]
 
 
@@ -208,7 +210,13 @@ def test_command_routes_refuse_bodies_that_are_not_json(
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/x+json"]
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        'application/json; Charset="UTF-8"',
+        "Application/JSON",
+        "application/x+json",
+    ],
 )
 def test_json_content_types_are_accepted(live: Live, content_type: str) -> None:
     _open(live, "a1", 10)
