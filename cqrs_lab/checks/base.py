@@ -13,6 +13,8 @@ from typing import Any
 from cqrs_lab.checks.application_log import ApplicationLog
 from cqrs_lab.checks.report import CheckResult
 from cqrs_lab.core import Engine, Envelope, ManualClock, Projection, RawEvent, Subscription
+from cqrs_lab.core.arguments import check_bool, check_whole
+from cqrs_lab.errors import ConfigError
 
 __all__ = [
     "PROMISES",
@@ -20,6 +22,7 @@ __all__ = [
     "decode",
     "env_dict",
     "fold",
+    "given",
     "handled",
     "promises_of",
     "quiesce",
@@ -74,6 +77,10 @@ def quiesce(engine: Engine, max_rounds: int = 100, *, stop_faults: bool = False)
     >>> engine.ask(bank.GetBalance("a")).value
     5
     """
+    given(engine, "quiesce")
+    if type(max_rounds) is not int or max_rounds < 1:
+        check_whole(max_rounds, "max_rounds", "a whole number >= 1", where="quiesce", low=1)
+    stop_faults = check_bool(stop_faults, "stop_faults", "True or False", where="quiesce")
     if stop_faults:
         engine.set_faults(None)
     manual = isinstance(engine.clock, ManualClock)
@@ -84,6 +91,21 @@ def quiesce(engine: Engine, max_rounds: int = 100, *, stop_faults: bool = False)
         moved = engine.run_until_idle() if manual else engine.pump()
         if not any(s.crashed for s in subs) and (manual or moved == 0):
             return
+
+
+_NO_LOG = object()
+
+
+def given(engine: object, where: str, log: object = _NO_LOG) -> None:
+    """Refuse, naming the argument, an ``engine`` that is not an :class:`Engine` (and a
+    ``log`` that is not an :class:`ApplicationLog`, when one is passed)."""
+    if not isinstance(engine, Engine):
+        raise ConfigError(f"{where}(engine={engine!r}): pass the Engine to check")
+    if log is not _NO_LOG and not isinstance(log, ApplicationLog):
+        raise ConfigError(
+            f"{where}(log={log!r}): pass the ApplicationLog given to the engine as its "
+            "recorder, Engine(recorder=log)"
+        )
 
 
 def decode(engine: Engine, env: Envelope) -> Any:

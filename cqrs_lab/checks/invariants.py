@@ -32,6 +32,7 @@ from cqrs_lab.checks.base import (
     Promises,
     env_dict,
     fold,
+    given,
     handled,
     promises_of,
     quiesce,
@@ -42,6 +43,7 @@ from cqrs_lab.checks.consumers import check_consumers
 from cqrs_lab.checks.order import check_application_order, check_log_streams
 from cqrs_lab.checks.report import CheckReport, Violation, verdict
 from cqrs_lab.core import Engine, Envelope, Projection, Saga, Subscription
+from cqrs_lab.core.arguments import check_bool
 
 __all__ = [
     "PROMISES",
@@ -270,6 +272,15 @@ def check_engine(
     """
     from cqrs_lab.checks.positions import check_positions
 
+    given(engine, "check_engine", log)
+    if ordered is not None:
+        ordered = check_bool(
+            ordered,
+            "ordered",
+            "True, False, or None (in order unless a faulty transport was seen)",
+            where="check_engine",
+        )
+    quiescent = check_bool(quiescent, "quiescent", "True or False", where="check_engine")
     log.check_wired(engine)
     report = CheckReport("engine invariants", [check_log_streams(engine)])
     report.extend(check_consumers(engine, quiescent=quiescent))

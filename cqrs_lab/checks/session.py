@@ -47,13 +47,13 @@ from __future__ import annotations
 import math
 import numbers
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cqrs_lab.checks.history import Operation
+from cqrs_lab.checks.history import Operation, validate
 from cqrs_lab.checks.report import CheckReport, CheckResult, Violation, verdict
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import ConfigError, HistoryError
 
 __all__ = ["GUARANTEES", "check_history"]
 
@@ -109,7 +109,15 @@ class _Op:
 
 
 def _located(history: Iterable[Operation]) -> list[_Op]:
-    ops = list(history)
+    if isinstance(history, Mapping | Operation) or not isinstance(history, Iterable):
+        raise ConfigError(
+            f"check_history(history={history!r}): pass a list of Operation records "
+            "(read_jsonl or read_histories reads them from files)"
+        )
+    ops: list[Any] = list(history)  # checked here: a caller may pass anything
+    for seq, o in enumerate(ops, 1):
+        if not isinstance(o, Operation):
+            _not_an_operation(o, f"operation {seq}")
     several = len({o.origin.file for o in ops if o.origin is not None}) > 1
     out = []
     for seq, o in enumerate(ops, 1):
@@ -119,6 +127,20 @@ def _located(history: Iterable[Operation]) -> list[_Op]:
             where = f"{o.origin.file} line {o.origin.line}" if several else f"line {o.origin.line}"
         out.append(_Op(seq, o, where))
     return out
+
+
+def _not_an_operation(record: object, where: str) -> None:
+    """Raise :class:`HistoryError` for a record of a history that is not an
+    :class:`Operation`: a dict is checked as a record read from a file would be, naming
+    the field it lacks or holds wrong."""
+    if isinstance(record, Mapping):
+        validate(dict(record), where=where)
+        fix = "build one with Operation(**record)"
+    else:
+        fix = "pass Operation records"
+    raise HistoryError(
+        f"{where}: a record must be an Operation, got {type(record).__name__}; {fix}"
+    )
 
 
 class _Prefix:

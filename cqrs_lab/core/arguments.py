@@ -1,7 +1,7 @@
 """Checks of the arguments of the core's constructors and entry points (never of a
 per-event loop): a finite real or a whole number in range, numpy's numbers too, never a
-bool or NaN, else a :class:`~cqrs_lab.errors.ConfigError` naming the argument and what it
-takes.
+bool or NaN; a flag, True or False and nothing merely truthy; else a
+:class:`~cqrs_lab.errors.ConfigError` naming the argument and what it takes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numbers
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["check_real", "check_whole", "is_real"]
+__all__ = ["check_bool", "check_real", "check_whole", "is_real"]
 
 
 def _label(where: str, name: str, value: object) -> str:
@@ -56,4 +56,20 @@ def check_whole(value: object, name: str, allowed: str, *, where: str = "", low:
     else a :class:`ConfigError` as :func:`check_real` raises."""
     if not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) >= low:
         return int(value)
+    raise ConfigError(f"{_label(where, name, value)}: pass {allowed}")
+
+
+def check_bool(value: object, name: str, allowed: str, *, where: str = "") -> bool:
+    """``value`` as a bool if it is True or False (numpy's ``bool_`` too); else a
+    :class:`ConfigError` as :func:`check_real` raises: a string such as ``'no'`` is true to
+    ``if``, so it is never taken for a flag.
+
+    >>> check_bool("no", "statements", "True or False", where="install")
+    Traceback (most recent call last):
+    ...
+    cqrs_lab.errors.ConfigError: install(statements='no'): pass True or False
+    """
+    kind = type(value)
+    if kind is bool or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")):
+        return bool(value)
     raise ConfigError(f"{_label(where, name, value)}: pass {allowed}")

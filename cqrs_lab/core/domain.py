@@ -21,15 +21,13 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from inspect import Parameter, signature
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cqrs_lab.core.engine import Engine
 from cqrs_lab.core.messages import Command, Event
 from cqrs_lab.core.projections import Projection, Saga
 from cqrs_lab.core.workload import Workload, named
 from cqrs_lab.errors import ConfigError, DomainError
-
-if TYPE_CHECKING:
-    from cqrs_lab.core.engine import Engine
 
 __all__ = [
     "Domain",
@@ -223,6 +221,12 @@ def install(
     feeds views its own way (the simulation's consumer groups) passes ``subscribe``, called
     with each view's name and fresh projection. Queries of views not installed are left out.
     """
+    if not isinstance(engine, Engine):
+        raise ConfigError(f"install(engine={engine!r}): pass an Engine, e.g. Engine(seed=1)")
+    if not isinstance(domain, Domain):
+        raise ConfigError(
+            f"install(domain={domain!r}): pass a Domain, e.g. load_domain('cqrs_lab.domains.bank')"
+        )
     if isinstance(views, str):
         raise ConfigError(f"views={views!r}: pass a list of view names, e.g. [{views!r}]")
     if delivery_of is not None and not isinstance(delivery_of, Mapping):

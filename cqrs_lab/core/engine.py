@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cqrs_lab.core.aggregate import Repository
-from cqrs_lab.core.arguments import check_whole
+from cqrs_lab.core.arguments import check_bool, check_whole
 from cqrs_lab.core.bus import CommandBus, CommandResult, Handler
 from cqrs_lab.core.clock import Clock, ManualClock
 from cqrs_lab.core.deadletters import DeadLetterStore
@@ -38,6 +38,9 @@ _OPTIONS = ("idempotency_key", "correlation_id", "causation_id", "metadata")
 _POLICY_METHODS = ("tracking", "take", "commit", "crash")
 _INF = float("inf")
 _POSITION = "a log position, a whole number >= 0"
+_ROUNDS = "a whole number >= 1, the most rounds to run"
+#: what a store must answer (methods only: a property such as head_position may query)
+_STORE_METHODS = ("append", "read_all", "read_stream", "stream_version")
 
 
 class Engine:
@@ -66,6 +69,7 @@ class Engine:
             seed, "seed", "a whole number: one seed, one run", where="Engine", low=-_INF
         )
         check_whole(cache_size, "cache_size", "0 (no cache) or a whole number", where="Engine")
+        _check_parts(clock, rng, store)
         self.clock: Clock = clock if clock is not None else ManualClock()
         self.rng = rng if rng is not None else random.Random(seed)
         self.ids: IdFactory = ids if ids is not None else SequentialIds()
@@ -112,6 +116,7 @@ class Engine:
         faults: FaultPlan | None = None,
     ) -> Subscription:
         """Feed ``consumer`` (a projection or saga) from the log with ``delivery`` semantics."""
+        _check_consumer(consumer, "subscribe")
         policy = _check_subscribe(delivery, batch_size, checkpoint_every, retry, faults)
         name = consumer.name
         if name in self.subscriptions or name in self.groups:
@@ -143,7 +148,14 @@ class Engine:
         auto_commit: bool = True,
     ) -> SubscriptionGroup:
         """Feed ``consumer`` from ``partitions`` subscriptions named ``NAME/p0``, ``NAME/p1``..."""
+        _check_consumer(consumer, "subscribe_partitioned")
         partitions = check_whole(partitions, "partitions", "a whole number >= 1", low=1)
+        auto_commit = check_bool(
+            auto_commit,
+            "auto_commit",
+            "True (commit when the inbox empties) or False (the driver commits)",
+            where="subscribe_partitioned",
+        )
         policy = _check_subscribe(delivery, batch_size, checkpoint_every, retry, faults)
         name = consumer.name
         if name in self.subscriptions or name in self.groups:
@@ -225,7 +237,10 @@ class Engine:
         """Step every subscription until none can make progress now; returns events handled.
 
         Sagas dispatch commands that append events, so this loops until quiet.
+        ``max_rounds`` (a whole number >= 1) caps the rounds of stepping every subscription.
         """
+        if type(max_rounds) is not int or max_rounds < 1:
+            max_rounds = check_whole(max_rounds, "max_rounds", _ROUNDS, where="pump", low=1)
         total = 0
         subs = list(self.subscriptions.values())
         for _ in range(max_rounds):
@@ -243,7 +258,12 @@ class Engine:
         """Pump, advancing a :class:`ManualClock` to each due retry or held delivery.
 
         Crashed subscriptions stay down; restart them first if they should catch up.
+        ``max_rounds`` (a whole number >= 1) caps the pumps, one per clock move.
         """
+        if type(max_rounds) is not int or max_rounds < 1:
+            max_rounds = check_whole(
+                max_rounds, "max_rounds", _ROUNDS, where="run_until_idle", low=1
+            )
         clock = self.clock
         if not isinstance(clock, ManualClock):
             raise ConfigError("run_until_idle needs a ManualClock; drive other clocks with pump()")
@@ -263,6 +283,39 @@ class Engine:
 
     def stats(self) -> list[dict[str, Any]]:
         return [sub.stats() for sub in self.subscriptions.values()]
+
+
+def _check_parts(clock: object, rng: object, store: object) -> None:
+    """Check the parts :class:`Engine` is given that it would only use later."""
+    if clock is not None and (isinstance(clock, type) or not callable(getattr(clock, "now", None))):
+        raise ConfigError(
+            f"Engine(clock={clock!r}): pass a Clock (an object whose now() tells seconds: "
+            "ManualClock(), CallableClock(lambda: env.now), MonotonicClock()), or None"
+        )
+    if rng is not None and (
+        isinstance(rng, type) or not callable(getattr(rng, "getrandbits", None))
+    ):
+        raise ConfigError(
+            f"Engine(rng={rng!r}): pass a random.Random (e.g. random.Random(7)), or None for "
+            "random.Random(seed)"
+        )
+    if store is not None and (
+        isinstance(store, type)
+        or not all(callable(getattr(store, m, None)) for m in _STORE_METHODS)
+    ):
+        raise ConfigError(
+            f"Engine(store={store!r}): pass an EventStore instance (InMemoryEventStore, "
+            "SqliteEventStore...), or None for an in-memory one"
+        )
+
+
+def _check_consumer(consumer: object, where: str) -> None:
+    if isinstance(consumer, Projection):
+        return
+    hint = ""
+    if isinstance(consumer, type) and issubclass(consumer, Projection):
+        hint = f" ({consumer.__name__}() rather than the class {consumer.__name__})"
+    raise ConfigError(f"{where}(consumer={consumer!r}): pass a Projection or Saga instance{hint}")
 
 
 def _check_faults(plan: object) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import heapq
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -128,9 +129,14 @@ class ReorderAt(_Checked):
 Action = CrashAt | DropAt | DuplicateAt | DelayAt | ReorderAt
 
 
-def _listed(value: object) -> tuple[object, ...] | list[object]:
-    """A tuple or list as it is; anything else as ``(None,)``, which fails every check."""
-    return value if isinstance(value, tuple | list) else (None,)
+def _listed(value: object) -> tuple[object, ...]:
+    """A sequence (a tuple, a list...; never a str) as a tuple; anything else as
+    ``(None,)``, which fails every check."""
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return tuple(value)
+    return (None,)
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,14 @@ class FaultPlan:
         if not named or (self.crash and not points):
             raise ConfigError(f"FaultPlan(crash_points={points!r}): pass CrashPoint members, at "
                               "least one when crash > 0")  # fmt: skip
+        # a list (or another sequence) is taken as the tuple declared: the plan stays frozen
+        for name, given in (
+            ("actions", actions),
+            ("delay_seconds", span),
+            ("crash_points", points),
+        ):
+            if type(given) is not tuple:
+                object.__setattr__(self, name, _listed(given))
 
     @property
     def transport_faults(self) -> bool:

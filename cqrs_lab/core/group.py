@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from cqrs_lab.core import rebuilds as _rebuilds
+from cqrs_lab.core.arguments import check_bool
 from cqrs_lab.core.projections import Projection
 from cqrs_lab.core.subscription import Subscription
 from cqrs_lab.errors import ConfigError
@@ -71,6 +72,12 @@ class SubscriptionGroup:
     def rebuild(self, *, shadow: bool = False) -> None:
         """In-place rebuild of the shared read model by every partition (a shadow copy is
         a single subscription's: the partitions' is refused)."""
+        shadow = check_bool(
+            shadow,
+            "shadow",
+            "True or False (a partitioned view rebuilds in place: False)",
+            where="rebuild",
+        )
         if shadow:
             raise ConfigError(
                 f"{self.name!r} has {len(self.members)} partitions: it rebuilds in place "

@@ -19,8 +19,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from cqrs_lab.core.aggregate import collect_handlers
@@ -209,10 +211,23 @@ class Saga(Projection):
         >>> saga.floor_of("d"), saga.floor_of("a"), Saga().floor_of("a")
         (4, 9, 0)
         """
-        for floor in floors:
-            if type(floor) is not int or floor < 0:
-                raise ConfigError(f"replay_floors: {floor!r} is no position; pass ints >= 0")
-        self._floors = tuple(floors)
+        if isinstance(floors, str | bytes | Mapping | AbstractSet) or not isinstance(
+            floors, Iterable
+        ):
+            raise ConfigError(
+                f"replay_floors(floors={floors!r}): pass a list of positions (whole numbers "
+                ">= 0), one per partition in order, or () for none"
+            )
+        given: tuple[object, ...] = tuple(floors)
+        listed: list[int] = []
+        for floor in given:  # numpy's whole numbers too
+            if isinstance(floor, bool) or not isinstance(floor, Integral) or floor < 0:
+                raise ConfigError(
+                    f"replay_floors(floors={floors!r}): {floor!r} is no position; pass whole "
+                    "numbers >= 0, one per partition"
+                )
+            listed.append(int(floor))
+        self._floors = tuple(listed)
         self._floor_top = max(self._floors, default=0)
 
     def floor_of(self, key: str) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cqrs_lab.core import rebuilds as _rebuilds
+from cqrs_lab.core.arguments import check_bool, check_whole
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
@@ -38,6 +39,12 @@ _BEFORE, _AFTER, _CHECKPOINT = (
 )
 
 _ReadPartition = Callable[[int, int, int, int], tuple[list[Envelope], int]]
+
+
+def _check_max_events(value: object, where: str) -> int:
+    return check_whole(
+        value, "max_events", "a whole number >= 0 (0: poll only), or None for all", where=where
+    )
 
 
 class Subscription:
@@ -301,7 +308,10 @@ class Subscription:
         self.policy.taken_through(self, taken_ceiling)
 
     def process(self, max_events: int | None = None) -> int:
-        """Handle up to ``max_events`` from the inbox; returns how many were dealt with."""
+        """Handle up to ``max_events`` from the inbox (None: all of it; 0: none); returns
+        how many were dealt with."""
+        if max_events is not None and (type(max_events) is not int or max_events < 0):
+            max_events = _check_max_events(max_events, "process")
         if self.crashed:
             return 0
         if self.retry_at is not None:
@@ -317,7 +327,10 @@ class Subscription:
 
     def step(self, max_events: int | None = None) -> int:
         """``poll()`` then ``process()``; returns the events dealt with (applied, skipped,
-        parked). Also advances a shadow rebuild."""
+        parked). Also advances a shadow rebuild. ``max_events``: as :meth:`process` takes
+        it (0: poll only)."""
+        if max_events is not None and (type(max_events) is not int or max_events < 0):
+            max_events = _check_max_events(max_events, "step")
         self.polled = self.poll()
         done = self.process(max_events)
         if self.shadow is not None:
@@ -325,7 +338,12 @@ class Subscription:
         return done
 
     def pump(self, max_steps: int = 1_000_000) -> int:
-        """Step until nothing more can be done now; returns the events dealt with."""
+        """Step until nothing more can be done now, ``max_steps`` times at most (a whole
+        number >= 1); returns the events dealt with."""
+        if type(max_steps) is not int or max_steps < 1:
+            max_steps = check_whole(
+                max_steps, "max_steps", "a whole number >= 1, the most steps", where="pump", low=1
+            )
         total = 0
         for _ in range(max_steps):
             done = self.step()
@@ -501,6 +519,9 @@ class Subscription:
         A partition shares its read model with the other partitions of its view: it is
         rebuilt with them, by its group (emptied alone, the others' rows would be lost).
         """
+        shadow = check_bool(
+            shadow, "shadow", "True (a shadow copy) or False (in place)", where="rebuild"
+        )
         if self.partition is not None and self.partition[1] > 1:
             group = self.name.rsplit("/", 1)[0]
             raise ConfigError(

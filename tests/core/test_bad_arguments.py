@@ -22,6 +22,7 @@ import pytest
 from cqrs_lab.core import (
     ANY,
     AtLeastOnce,
+    CallableClock,
     CrashAt,
     CrashPoint,
     DelayAt,
@@ -85,6 +86,33 @@ def test_a_numpy_seed_is_the_same_seed_as_the_int() -> None:
     assert Engine(seed=1, cache_size=np.int64(0)).repository.cache_size == 0
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"clock": 5}, "Engine(clock=5)"),
+        ({"clock": ManualClock}, "Engine(clock=<class"),
+        ({"rng": 5}, "Engine(rng=5)"),
+        ({"rng": random.Random}, "Engine(rng=<class"),
+        ({"store": "x"}, "Engine(store='x')"),
+        ({"store": InMemoryEventStore}, "Engine(store=<class"),
+    ],
+)
+def test_an_engine_part_of_the_wrong_kind_is_refused_when_built(
+    options: dict[str, Any], named: str
+) -> None:
+    """A clock, rng or store that cannot serve failed only when first used, deep inside."""
+    refused(lambda: Engine(**options), named, "pass")
+
+
+def test_an_engine_keeps_taking_any_clock_rng_and_store_that_serve() -> None:
+    clock = CallableClock(lambda: 2.5)
+    store = InMemoryEventStore(clock, SequentialIds("e"))
+    engine = Engine(clock=clock, rng=random.Random(3), store=store)
+    bank.install(engine)
+    assert engine.dispatch(bank.OpenAccount("a1", "ann", 5)).position == 1
+    assert store.read_all()[0].recorded_at == 2.5
+
+
 # -- 2. fault plans and scripted faults -----------------------------------------------------------
 @pytest.mark.parametrize(
     ("options", "named"),
@@ -144,6 +172,11 @@ def test_fault_plans_keep_accepting_numpy_numbers_and_lists() -> None:
         crash=1,
     )
     assert "crash" in str(plan) and plan.for_subscription("x").drop == 0.25
+    # a list is taken as the tuple declared: the frozen plan hashes and compares as one
+    assert type(plan.actions) is tuple and plan.delay_seconds == (0, 1)
+    assert hash(plan) == hash(FaultPlan(**vars(plan)))  # a list in it made it unhashable
+    listed = FaultPlan(actions=[CrashAt(1)], crash_points=[CrashPoint.AFTER_HANDLE])  # type: ignore[arg-type]
+    assert listed == FaultPlan(actions=(CrashAt(1),), crash_points=(CrashPoint.AFTER_HANDLE,))
     assert str(DelayAt(np.int64(2), np.float64(0.5))) == "delay event 2 by 0.5 s"
     # the two ends of a delay in either order, as POST /faults documents and always took
     assert FaultPlan(delay=0.5, delay_seconds=(41.4, 6.8)).delay_seconds == (41.4, 6.8)
@@ -329,6 +362,63 @@ def test_the_bank_install_refuses_a_bad_subscription_option(
     refused(lambda: bank_engine(**options), named, "pass")
 
 
+@pytest.mark.parametrize("consumer", [None, bank.Balances, "balances", 5])
+def test_subscribe_refuses_what_is_not_a_projection_instance(consumer: Any) -> None:
+    engine = Engine(seed=1)
+    refused(lambda: engine.subscribe(consumer), "subscribe(consumer=", "Projection")
+    refused(
+        lambda: engine.subscribe_partitioned(consumer, partitions=2),
+        "subscribe_partitioned(consumer=",
+    )
+    assert engine.subscriptions == {} and engine.groups == {}
+
+
+def test_subscribe_names_the_instance_to_pass_for_a_class() -> None:
+    message = refused(lambda: Engine().subscribe(bank.Balances), "consumer=")  # type: ignore[arg-type]
+    assert "Balances()" in message
+
+
+@pytest.mark.parametrize("flag", ["no", 0, 1, None])
+def test_flags_that_are_not_true_or_false_are_refused(flag: Any) -> None:
+    """``'no'`` is true to ``if``: taken as a flag it did the opposite of what it says."""
+    engine = Engine(seed=1)
+    refused(
+        lambda: engine.subscribe_partitioned(bank.Balances(), partitions=2, auto_commit=flag),
+        f"auto_commit={flag!r}",
+        "True",
+    )
+    assert engine.subscriptions == {}
+    refused(lambda: bank.install(Engine(), statements=flag), f"statements={flag!r}", "True")
+    refused(lambda: bank.install(Engine(), saga=flag), f"saga={flag!r}", "True")
+    sub = bank_engine().subscription("balances")
+    refused(lambda: sub.rebuild(shadow=flag), f"rebuild(shadow={flag!r})", "True")
+    assert sub.shadow is None and sub.rebuilds == 0
+    group = Engine().subscribe_partitioned(bank.Balances(), partitions=2)
+    refused(lambda: group.rebuild(shadow=flag), f"rebuild(shadow={flag!r})")
+
+
+def test_flags_keep_taking_numpy_bools() -> None:
+    np = pytest.importorskip("numpy")
+    app = bank.install(Engine(seed=1), statements=np.bool_(False), saga=np.bool_(True))
+    assert sorted(app.subscriptions) == ["balances", "transfer-saga"]
+    group = app.engine.subscribe_partitioned(
+        bank.Statements(), partitions=2, auto_commit=np.bool_(False)
+    )
+    assert all(m.auto_commit is False for m in group.members)
+    app.engine.subscription("balances").rebuild(shadow=np.bool_(True))
+    assert app.engine.subscription("balances").shadow is not None
+
+
+@pytest.mark.parametrize("engine", [None, "engine", Engine])
+def test_installing_a_domain_on_what_is_not_an_engine_is_refused(engine: Any) -> None:
+    refused(lambda: bank.install(engine), "install(engine=", "Engine")
+    refused(lambda: install(engine, bank.domain), "install(engine=", "Engine")
+
+
+def test_installing_what_is_not_a_domain_is_refused() -> None:
+    refused(lambda: install(Engine(), "cqrs_lab.domains.bank"), "install(domain=", "Domain")  # type: ignore[arg-type]
+
+
 def test_set_faults_refuses_what_is_not_a_fault_plan() -> None:
     engine = bank_engine()
     refused(lambda: engine.set_faults("x"), "faults='x'", "FaultPlan")  # type: ignore[arg-type]
@@ -431,6 +521,23 @@ def test_the_bank_refuses_an_account_id_that_is_not_a_non_empty_string(bad: Any)
     assert len(engine.dead_letters) == 0 and engine.positions()["balances"] == 1
 
 
+@pytest.mark.parametrize("bad", [["x"], None, 5, b"a1"])
+def test_the_bank_answers_no_query_for_an_id_that_is_not_a_string(bad: Any) -> None:
+    """A list as an account id raised a TypeError (unhashable) from inside the view."""
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    engine.run_until_idle()
+    for query, field in [
+        (bank.GetBalance(bad), "account_id"),
+        (bank.GetAccount(bad), "account_id"),
+        (bank.GetStatement(bad), "account_id"),
+        (bank.GetTransfer(bad), "transfer_id"),
+    ]:
+        refused(partial(engine.ask, query), f"{type(query).__name__}({field}={bad!r})", "str")
+    assert engine.ask(bank.GetBalance("a1")).value == 5
+    assert engine.ask(bank.GetBalance("nope")).value is None
+
+
 @pytest.mark.parametrize("bad", [5, None, ["ann"]])
 def test_the_bank_refuses_an_owner_that_is_not_a_string(bad: Any) -> None:
     engine = bank_engine()
@@ -467,3 +574,79 @@ def test_a_statement_limit_outside_1_to_1000_is_refused(limit: Any) -> None:
     engine.run_until_idle()
     refused(lambda: engine.ask(bank.GetStatement("a1", limit)), f"limit={limit!r}", "1 to 1000")
     assert len(engine.ask(bank.GetStatement("a1", 1)).value) == 1
+
+
+# -- 11. driving: rounds, steps and events per call ----------------------------------------------
+@pytest.mark.parametrize("rounds", ["x", None, 1.5, 0, -1, True, NAN])
+def test_the_engine_refuses_a_round_cap_that_is_not_a_whole_number_from_1(rounds: Any) -> None:
+    """``pump(max_rounds=-1)`` did nothing at all, silently; ``None`` raised a TypeError."""
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    refused(lambda: engine.pump(max_rounds=rounds), f"pump(max_rounds={rounds!r})", ">= 1")
+    refused(
+        lambda: engine.run_until_idle(max_rounds=rounds),
+        f"run_until_idle(max_rounds={rounds!r})",
+        ">= 1",
+    )
+    sub = engine.subscription("balances")
+    refused(lambda: sub.pump(max_steps=rounds), f"pump(max_steps={rounds!r})", ">= 1")
+    assert engine.positions() == {"balances": 0, "statements": 0, "transfer-saga": 0}
+
+
+@pytest.mark.parametrize("count", ["x", -1, 1.5, True, NAN, "2"])
+def test_a_subscription_refuses_an_event_count_that_is_not_a_whole_number(count: Any) -> None:
+    """``step(max_events=-1)`` did nothing, silently; ``'x'`` raised a TypeError."""
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    sub = engine.subscription("balances")
+    refused(lambda: sub.step(max_events=count), f"step(max_events={count!r})", ">= 0", "None")
+    sub.poll()
+    refused(lambda: sub.process(max_events=count), f"process(max_events={count!r})", ">= 0")
+    assert sub.position == 0 and len(sub.inbox) == 1
+
+
+def test_driving_keeps_taking_numpy_counts_zero_events_and_none() -> None:
+    np = pytest.importorskip("numpy")
+    engine = bank_engine()
+    engine.dispatch(bank.OpenAccount("a1", "ann", 5))
+    engine.dispatch(bank.Deposit("a1", 5))
+    sub = engine.subscription("balances")
+    assert sub.step(max_events=0) == 0 and len(sub.inbox) == 2  # 0: poll only
+    assert sub.step(max_events=np.int64(1)) == 1
+    assert sub.process(max_events=None) == 1
+    assert engine.pump(max_rounds=np.int64(5)) >= 0
+    assert engine.run_until_idle(max_rounds=np.int64(5)) >= 0
+    assert engine.positions()["balances"] == 2
+
+
+# -- 12. a saga's replay floors -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("floors", "named"),
+    [
+        (5, "floors=5"),
+        (None, "floors=None"),
+        ("12", "floors='12'"),
+        ({1, 2}, "floors={1, 2}"),
+        ({"p0": 1}, "floors={'p0': 1}"),
+        ([-1], "-1 is no position"),
+        (["1"], "'1' is no position"),
+        ([1.0], "1.0 is no position"),
+        ([True], "True is no position"),
+    ],
+)
+def test_replay_floors_refuses_what_is_not_a_list_of_positions(floors: Any, named: str) -> None:
+    saga = bank.TransferSaga()
+    saga.replay_floors([3])
+    refused(lambda: saga.replay_floors(floors), "replay_floors(floors=", named, "pass")
+    assert saga.floor_of("a") == 3  # the floors it had are kept
+
+
+def test_replay_floors_keep_taking_tuples_and_numpy_positions() -> None:
+    np = pytest.importorskip("numpy")
+    saga = bank.TransferSaga()
+    saga.replay_floors(np.array([4, 4]))
+    assert saga.floor_of("a") == 4 and type(saga.floor_of("a")) is int
+    saga.replay_floors((np.int64(2),))
+    assert saga.floor_of("a") == 2
+    saga.replay_floors(())
+    assert saga.floor_of("a") == 0

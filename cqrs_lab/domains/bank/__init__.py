@@ -27,6 +27,7 @@ from cqrs_lab.core import (
     View,
 )
 from cqrs_lab.core import install as install_domain
+from cqrs_lab.core.arguments import check_bool
 from cqrs_lab.domains.bank.aggregates import (
     HANDLERS,
     Account,
@@ -85,8 +86,26 @@ class BankApp:
     subscriptions: dict[str, Subscription]
 
 
+def _id(q: Any, field: str = "account_id") -> str:
+    """The query's id, refused with a ConfigError unless a str (a list cannot be looked up,
+    and a number never names a row: ids are strings)."""
+    value = getattr(q, field)
+    if not isinstance(value, str):
+        raise ConfigError(f"{type(q).__name__}({field}={value!r}): pass a str")
+    return value
+
+
+def _balance(view: Balances, q: GetBalance) -> int | None:
+    balance: int | None = view.balances.get(_id(q))
+    return balance
+
+
+def _transfer(view: TransferSaga, q: GetTransfer) -> dict[str, Any] | None:
+    return view.view(_id(q, "transfer_id"))
+
+
 def _account(view: Balances, q: GetAccount) -> dict[str, Any] | None:
-    row = view.accounts.get(q.account_id)
+    row = view.accounts.get(_id(q))
     if row is None:
         return None
     return {**row, "balance": view.balances.get(q.account_id, 0)}
@@ -98,7 +117,7 @@ def _statement(view: Statements, q: GetStatement) -> list[dict[str, Any]] | None
         raise ConfigError(
             f"GetStatement(limit={limit!r}): the last 1 to 1000 lines, or None for every line"
         )
-    lines = view.lines.get(q.account_id)
+    lines = view.lines.get(_id(q))
     if lines is None:
         return None
     kept = lines if limit is None else lines[-limit:]
@@ -118,11 +137,11 @@ domain = Domain(
         View("transfer-saga", TransferSaga, "the saga moving money between accounts"),
     ),
     queries=(
-        Query(GetBalance, "balances", lambda v, q: v.balances.get(q.account_id)),
+        Query(GetBalance, "balances", _balance),
         Query(GetAccount, "balances", _account),
         Query(GetTotals, "balances", lambda v, q: dict(v.totals.items())),
         Query(GetStatement, "statements", _statement),
-        Query(GetTransfer, "transfer-saga", lambda v, q: v.view(q.transfer_id)),
+        Query(GetTransfer, "transfer-saga", _transfer),
     ),
     invariants=(
         Invariant(
@@ -153,6 +172,8 @@ def install(
     ``statements`` and ``saga`` choose the optional views; ``saga_delivery`` gives the saga
     its own delivery semantics.
     """
+    statements = check_bool(statements, "statements", "True or False", where="install")
+    saga = check_bool(saga, "saga", "True or False", where="install")
     views = [
         "balances",
         *(["statements"] if statements else []),
