@@ -9,6 +9,9 @@ events); it is shown, and does not fail the report.
 >>> print(r.to_text())
 demo: PASS (1 checks)
   [pass] no loss: all 3 events applied
+>>> r.add(CheckResult("convergence", "info", "1 row differs (not promised)", [Violation("a")]))
+>>> r.headline
+'PASS (2 checks; 1 not promised by this design did not hold: see [info])'
 """
 
 from __future__ import annotations
@@ -121,9 +124,18 @@ class CheckReport:
         strict parsers reject the bare ``NaN`` token."""
         return json.dumps(_strict(self.to_dict()), indent=2, sort_keys=True, default=str)
 
+    @property
+    def headline(self) -> str:
+        """PASS or FAIL and how many checks; with the checks outside the design's promises
+        that found something (a PASS with a view that diverged must not read as all well)."""
+        head = f"{'PASS' if self.ok else 'FAIL'} ({len(self.results)} checks"
+        seen = sum(1 for r in self.results if r.status == "info" and r.violations)
+        if seen:
+            head += f"; {seen} not promised by this design did not hold: see [info]"
+        return head + ")"
+
     def to_text(self, max_violations: int = 5) -> str:
-        head = "PASS" if self.ok else "FAIL"
-        lines = [f"{self.title}: {head} ({len(self.results)} checks)"]
+        lines = [f"{self.title}: {self.headline}"]
         for r in self.results:
             lines.append(f"  [{r.status}] {r.name}: {r.summary}")
             for v in r.violations[:max_violations]:
@@ -142,7 +154,7 @@ class CheckReport:
 
     def _repr_html_(self) -> str:
         colour = {"pass": "#e6f4ea", "fail": "#fde2e1", "info": "#fff4d6"}
-        head = "PASS" if self.ok else "FAIL"
+        head = html.escape(self.headline)
         rows = []
         for r in self.results:
             details = "".join(

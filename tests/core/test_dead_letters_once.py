@@ -223,6 +223,8 @@ def test_order_is_not_promised_once_a_faulty_transport_was_on(stop_faults: bool)
     order = report["application order: balances"]
     assert order.violations and order.status == "info"
     assert report.ok
+    # a PASS whose [info] lines found something says so on its first line
+    assert "did not hold: see [info]" in report.to_text().splitlines()[0]
     assert engine.ask(bank.GetBalance("a")).value == 22
 
 
