@@ -68,7 +68,9 @@ START_PREFIX = "cqrs-lab serve:"
 
 def child_argv(argv: Sequence[str], fd: int) -> list[str]:
     """The worker's command line: the parent's without ``--workers``, on the inherited socket
-    ``fd``, with sagas left to ``cqrs-lab project``."""
+    ``fd``, with sagas left to ``cqrs-lab project``; one worker, said last (argparse takes
+    the last value), whatever the parent's line held (an abbreviation such as ``--worker 2``
+    made each worker a parent of its own, without end)."""
     out: list[str] = []
     skip = False
     for arg in argv:
@@ -78,7 +80,7 @@ def child_argv(argv: Sequence[str], fd: int) -> list[str]:
             skip = True  # and its value
         elif not arg.startswith(("--workers=", "--sagas=")):
             out.append(arg)
-    return [*out, "--listen-fd", str(fd), "--sagas", "external"]
+    return [*out, "--listen-fd", str(fd), "--sagas", "external", "--workers", "1"]
 
 
 def worker_stages(path: str, pid: int) -> str:

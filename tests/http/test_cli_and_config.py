@@ -74,3 +74,23 @@ def test_serve_that_cannot_listen_exits_3_naming_host_and_port() -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 3, done.stderr
     assert last == f"cqrs-lab serve: could not listen on --host 127.0.0.1 --port {port} (see above)"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["serve", "--workers", "2", "--port", "0"],
+        ["serve", "--workers=2", "--port", "0"],
+        ["serve", "--worker", "2", "--port", "0"],  # an abbreviation argparse takes
+        ["serve", "--work=3", "--port", "0", "--saga", "internal"],
+    ],
+)
+def test_a_worker_is_one_worker_whatever_the_parents_line_held(line: list[str]) -> None:
+    """``--worker 2`` was passed on to each worker, which became a parent of its own and
+    started two more, without end (13 processes in 6 s with --port 0)."""
+    from cqrs_lab.http.workers import child_argv
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    child = parser.parse_args(child_argv(line, 7))
+    assert (child.workers, child.listen_fd, child.sagas) == (1, 7, "external")
