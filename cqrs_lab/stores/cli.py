@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--snapshot-every {args.snapshot_every}: pass a whole number of positions >= 1"
         )
+    if not 1 <= args.batch_size <= 100_000:  # 0 read nothing and polled for ever
+        raise ConfigError(f"--batch-size {args.batch_size}: events per step, 1 to 100000")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -91,8 +91,18 @@ class ProjectWorker(SlotOwner):
             raise ConfigError(f"partitions={self.partitions!r}: pass a whole number in 1..4096")
         if not self.views:
             raise ConfigError(f"domain {self.domain.name!r} has no saga to run")
+        if type(self.batch_size) is not int or not 1 <= self.batch_size <= 100_000:
+            raise ConfigError(
+                f"batch_size={self.batch_size!r} (--batch-size): events per step, a whole "
+                "number from 1 to 100000"
+            )
         self.clock = clock = DeploymentClock()  # the serve workers' clock (lag, expiry)
         store = PostgresEventStore(self.dsn, clock, SequentialIds(), schema=self.schema)
+        try:  # before it writes anything: another domain's sagas would misread its events
+            store.claim_domain(self.domain.name)
+        except ConfigError:
+            store.close()
+            raise
         clock.floor = store.last_recorded_at
         self.name = f"p{store.boot}"
         store.ids = ids = SequentialIds(f"{self.name}-")  # unique across processes
@@ -272,10 +282,4 @@ def open_worker(
 ) -> ProjectWorker:
     """A :class:`ProjectWorker` for ``domain``'s sagas (``views``: some of them)."""
     d = load_domain(domain)
-    worker = ProjectWorker(dsn, d, saga_names(d, views), **options)
-    try:
-        worker.store.claim_domain(d.name)  # another domain's sagas would misread its events
-    except ConfigError:
-        worker.close()
-        raise
-    return worker
+    return ProjectWorker(dsn, d, saga_names(d, views), **options)

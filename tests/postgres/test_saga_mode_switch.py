@@ -289,3 +289,14 @@ def test_project_refuses_a_snapshot_interval_below_one(capsys: pytest.CaptureFix
     assert main(["project", "--store", "postgresql://127.0.0.1:1/x", "--snapshot-every", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--snapshot-every 0" in err and ">= 1" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_project_refuses_a_batch_size_below_one(
+    size: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 was taken: the worker read nothing and polled the database for ever (66% of a
+    core), its transfers stuck."""
+    assert main(["project", "--store", "postgresql://127.0.0.1:1/x", "--batch-size", size]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--batch-size {size}" in err and "1 to 100000" in err and "\n" not in err

@@ -108,4 +108,11 @@ def test_a_project_worker_of_another_domain_is_refused(db_url: str) -> None:
     open_worker(db_url, bank.domain, None, partitions=2).close()  # the first records "bank"
     other = dataclasses.replace(bank.domain, name="bank-fork")  # the same sagas, renamed
     with pytest.raises(ConfigError, match="domain 'bank', not 'bank-fork'"):
-        open_worker(db_url, other, None, partitions=2)
+        open_worker(db_url, other, None, partitions=4)
+    # refused before it wrote anything: the partition count is still the first worker's,
+    # and the next refusal names the domain again, not the count
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT value FROM meta WHERE key LIKE 'project.partitions.%'")
+        assert rows.fetchall() == [("2",)]
+    with pytest.raises(ConfigError, match="domain 'bank', not 'bank-fork'"):
+        open_worker(db_url, other, None, partitions=4)
