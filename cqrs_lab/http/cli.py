@@ -178,16 +178,23 @@ class CollectorFreezer:
     def start(self) -> None:
         gc.collect()
         gc.freeze()
-        self.frozen_at = self.engine.store.head_position
+        self.frozen_at = self._head()
 
     def tick(self) -> None:
-        try:
-            head = self.engine.store.head_position
-        except StoreFailure:  # the driver stops the server on it
+        head = self._head()
+        if head < 0:
             return
         if head - self.frozen_at >= self.every:
             gc.freeze()
             self.frozen_at = head
+
+    def _head(self) -> int:
+        """The log's head, or -1 when the store fails (the driver stops the server on it,
+        exit 75: at start-up too, where uvicorn printed the error's traceback, exit 3)."""
+        try:
+            return self.engine.store.head_position
+        except StoreFailure:
+            return -1
 
 
 def register(sub: Any) -> None:

@@ -194,6 +194,28 @@ def test_the_collectors_pauses_are_a_stage() -> None:
     assert stages.totals["gc"][1] == 1
 
 
+def test_the_collector_freezer_leaves_a_failed_store_to_the_driver() -> None:
+    """The database lost while the server started: the freezer's read of the head raised
+    StoreUnavailable inside uvicorn's start-up (a traceback, exit 3); the driver stops the
+    server on the same failure with exit 75."""
+    from types import SimpleNamespace
+
+    from cqrs_lab.errors import StoreUnavailable
+    from cqrs_lab.http.cli import CollectorFreezer
+
+    class Gone:
+        @property
+        def head_position(self) -> int:
+            raise StoreUnavailable("PostgreSQL at '...' cannot be reached")
+
+    freezer = CollectorFreezer(SimpleNamespace(store=Gone()), 10)  # type: ignore[arg-type]
+    try:
+        freezer.start()
+        freezer.tick()
+    finally:
+        gc.unfreeze()
+
+
 def test_serve_freezes_the_collector_in_its_own_process_only(live: Live) -> None:
     from cqrs_lab.http.cli import CollectorFreezer, ServeLifespan
 
