@@ -125,7 +125,8 @@ def run_workers(
     set (``cqrs-lab serve`` sets it on SIGTERM/SIGINT).
 
     ``argv`` is the ``serve`` command line (from ``serve`` on). Returns the exit status: 0
-    once stopped, 1 when every worker died on its own, 3 when one did not start.
+    once stopped, 1 when every worker died on its own, 3 when one did not start (75 when it
+    did not because the database cannot be reached).
     ``stages_csv``: the workers' ``--stages-csv`` samples are merged there once they exit.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -150,8 +151,10 @@ def run_workers(
         while not all(r.is_set() for r in readies):
             if stop.is_set() or any(p.poll() is not None for p in procs):
                 print("cqrs-lab serve: a worker did not start; stopping", file=sys.stderr)
+                gone = [p.returncode for p in procs if p.poll() is not None]
                 _stop(procs)
-                return 3
+                # its database unreachable: 75 as one process says it (its supervisor retries)
+                return STORE_FAILED_EXIT if STORE_FAILED_EXIT in gone else 3
             time.sleep(0.05)
         shown = f"[{host}]" if ":" in host else host
         first = lines[0].replace(" on http", f" ({workers} workers) on http", 1)

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from cqrs_lab.errors import ConfigError
+from cqrs_lab.errors import ConfigError, StoreUnavailable
 from cqrs_lab.stores.store_urls import shown_store
 
 __all__ = [
@@ -175,9 +175,14 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
                 conn.execute("SELECT pg_advisory_unlock(hashtext('cqrs_lab schema'))")
     except psycopg.Error as exc:
         reason = one_line(exc)
+        if _transient(exc):  # nothing to fix in the command: try again later (exit 75)
+            raise StoreUnavailable(
+                f"PostgreSQL at {shown_store(dsn)!r} cannot be reached ({reason}); start it, "
+                "or retry once it accepts connections"
+            ) from exc
         raise ConfigError(
             f"cannot connect to PostgreSQL with dsn={shown_store(dsn)!r}: {reason}; "
-            f"check that the server runs and the DSN is right"
+            f"check the DSN (user, password, database) and the server's access rules"
         ) from exc
     pool = ConnectionPool(
         dsn,
@@ -191,11 +196,38 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
         pool.wait(timeout=30)
     except PoolTimeout as exc:
         pool.close()
-        raise ConfigError(
-            f"PostgreSQL at {shown_store(dsn)!r} accepted no pool connection within 30 s; "
-            f"check max_connections on the server"
+        raise StoreUnavailable(
+            f"PostgreSQL at {shown_store(dsn)!r} accepted no pool connection within 30 s (gone "
+            "again, or at max_connections): retry once it accepts connections"
         ) from exc
     return pool
+
+
+def _transient(exc: psycopg.Error) -> bool:
+    """Whether a failure to connect is the server's state, not the command's: refused or
+    unanswered (no server spoke), starting up, shutting down, recovering, or out of
+    connection slots; not a wrong password, user or database name, a host name that does
+    not resolve, or a malformed DSN. (libpq gives no SQLSTATE for a failed connection:
+    its message is all there is.)"""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    text = str(exc)
+    if "could not translate host name" in text:
+        return False
+    if "FATAL:" not in text:  # refused, timed out: no server answered
+        return True
+    return any(state in text for state in _TRANSIENT_FATAL)
+
+
+#: what PostgreSQL says, refusing a connection, while it cannot take one for now
+_TRANSIENT_FATAL = (
+    "starting up",
+    "shutting down",
+    "recovery mode",
+    "not yet accepting connections",
+    "too many clients",
+    "connection slots are reserved",
+)
 
 
 def one_line(exc: BaseException) -> str:

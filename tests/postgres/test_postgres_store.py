@@ -167,8 +167,12 @@ class TestPostgresEventStore(EventStoreContract):
             PostgresEventStore(pg_dsn, clock, ids, reader="fast")  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match="schema='Bad-Name'"):
             PostgresEventStore(pg_dsn, clock, ids, schema="Bad-Name")
-        with pytest.raises(ConfigError, match="cannot connect to PostgreSQL"):
+        # nothing listens: the database's state, not the command's (exit 75, retried)
+        with pytest.raises(StoreUnavailable, match="cannot be reached"):
             PostgresEventStore("host=127.0.0.1 port=1 connect_timeout=2", clock, ids)
+        # a database that does not exist: the command's (exit 2, fix the DSN)
+        with pytest.raises(ConfigError, match=r"cannot connect to PostgreSQL.*check the DSN"):
+            PostgresEventStore(pg_dsn.replace("dbname=lab", "dbname=no_such_db"), clock, ids)
 
     def test_response_retention_is_persisted(self, registry: EventRegistry) -> None:
         clock = ManualClock()

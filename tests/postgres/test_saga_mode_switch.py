@@ -300,3 +300,21 @@ def test_project_refuses_a_batch_size_below_one(
     assert main(["project", "--store", "postgresql://127.0.0.1:1/x", "--batch-size", size]) == 2
     err = capsys.readouterr().err.strip()
     assert f"--batch-size {size}" in err and "1 to 100000" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["project"]])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_database_not_there_at_start_is_exit_75_however_many_processes(
+    command: list[str], workers: str
+) -> None:
+    """Refused connections at start-up exited 2 (serve, project), 3 (serve --workers 2) or
+    1 (project --workers 2): a supervisor that restarts on 75 stopped restarting a
+    deployment whose database was still starting up."""
+    import subprocess
+    import sys
+
+    url = "postgresql://postgres@127.0.0.1:1/x"  # nothing listens
+    cmd = [sys.executable, "-m", "cqrs_lab.cli", *command, "--store", url, "--workers", workers]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 75, done.stderr[-2000:]
+    assert "cannot be reached" in done.stderr and "Traceback" not in done.stderr
