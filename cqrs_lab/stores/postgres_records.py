@@ -216,7 +216,9 @@ class PostgresCheckpoints:
         return dict(self._previous)
 
     def save(self, positions: Mapping[str, int], letters: list[DeadLetter]) -> None:
-        """Record positions that moved and letters not seen before (call inside a batch)."""
+        """Record positions that moved and letters not seen before (call inside a batch);
+        first, that the sessions holding this process's locks are still there."""
+        self.store.check_held()
         boot = self.store.boot
         floors = self.floors() if self.floors is not None else {}
         for name, pos in positions.items():

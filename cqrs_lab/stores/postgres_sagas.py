@@ -117,6 +117,7 @@ def claim_sagas(store: PostgresEventStore, wait: float = 3.0) -> None:
                 workers = live_holders(conn, lock_key(store.schema, "members"))
                 if mine and not workers:
                     store.on_close.append(conn.close)  # the lock goes with the session
+                    store.held.append(conn)  # watched: lost, the server stops (exit 75)
                     return
                 if mine:
                     conn.execute("SELECT pg_advisory_unlock(%s, 0)", (key,))

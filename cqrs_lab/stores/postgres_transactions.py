@@ -74,6 +74,9 @@ class PostgresTransactions:
         self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
         #: called by :meth:`close` (last added first), e.g. to release a session's locks
         self.on_close: list[Callable[[], None]] = []
+        #: sessions whose advisory locks this process holds (:meth:`check_held`)
+        self.held: list[psycopg.Connection[Any]] = []
+        self._held_checked = 0.0
         self._local = threading.local()  # the connection of an open batch, per thread
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
@@ -85,6 +88,20 @@ class PostgresTransactions:
             ).fetchone()
         assert row is not None
         self.boot = int(row[0])
+
+    def check_held(self, every: float = 1.0) -> None:
+        """At most once per ``every`` seconds, a statement on each session in :attr:`held`:
+        one the database dropped (terminated, or closed on ``idle_session_timeout``) took
+        its locks with it, and this process must stop as on an outage (StoreUnavailable)
+        rather than go on as if it still held them. The statement also keeps the session
+        from idling out."""
+        now = self.timer()
+        if now - self._held_checked < every:
+            return
+        self._held_checked = now
+        for conn in self.held:
+            with self.translated(conn):
+                conn.execute("SELECT 1")
 
     def claim_domain(self, name: str) -> None:
         """The schema holds the events of domain ``name``: recorded when it first serves,

@@ -63,3 +63,28 @@ def test_a_database_gone_while_the_sagas_are_claimed_is_unavailable_not_a_traceb
             claim_sagas(store, wait=0.3)
     finally:
         store.close()
+
+
+def test_a_server_whose_saga_lock_session_was_dropped_stops_as_on_an_outage(
+    db_url: str,
+) -> None:
+    """The lock is held by a session of its own, idle; the database dropped it (terminated
+    here; ``idle_session_timeout`` does the same) and the server went on running the sagas,
+    ``/readyz`` 200, while ``cqrs-lab project`` was let in beside it: the sagas ran in two
+    places. Its next checkpoint now finds the session gone: StoreUnavailable (exit 75)."""
+    import psycopg
+
+    from cqrs_lab.errors import StoreUnavailable
+
+    built = build_engine(ServerConfig(store=db_url, sagas="internal"))
+    store = built.store
+    try:
+        (lock,) = store.held
+        built.checkpoints.save(built.engine.positions(), [])  # held: fine
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (lock.info.backend_pid,))
+        store._held_checked = -1e9  # the next save checks (at most once a second)
+        with pytest.raises(StoreUnavailable, match="cannot be reached"):
+            built.checkpoints.save(built.engine.positions(), [])
+    finally:
+        store.close()
