@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cqrs_lab.errors import ConfigError, StoreUnavailable
@@ -21,6 +22,7 @@ from cqrs_lab.stores.store_urls import shown_store
 __all__ = [
     "OUTBOX_INSERT",
     "SCHEMA_DDL",
+    "check_is_a_store",
     "check_schema_name",
     "dump_json",
     "lock_version_and_positions",
@@ -135,6 +137,38 @@ OUTBOX_INSERT = (
 dump_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
+#: the columns that make ``meta`` and ``events`` this lab's (another program's are refused)
+_OWN_COLUMNS = {
+    "meta": {"key", "value"},
+    "events": {"position", "event_id", "stream_id", "stream_version", "data", "recorded_at"},
+}
+
+
+def check_is_a_store(conn: psycopg.Connection[Any], schema: str, dsn: str) -> None:
+    """Refuse, before anything is created in it, a schema holding a table of the store's
+    names (``events``, ``meta``, ...) that is not this lab's store: another program's
+    tables would be altered beside, or its rows read as events."""
+    names = sorted({m.group(1) for m in map(_TABLE.search, SCHEMA_DDL) if m is not None})
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = ANY(%s)",
+        (schema, names),
+    ).fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    if not found or all(found.get(t, set()) >= cols for t, cols in _OWN_COLUMNS.items()):
+        return  # nothing of the store's yet, or the store itself
+    raise ConfigError(
+        f"PostgreSQL schema {schema!r} at {shown_store(dsn)!r} holds tables of something "
+        f"else ({', '.join(sorted(found))}), not an event store of this lab: left as it was; "
+        "give a database of its own"
+    )
+
+
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+
+
 def lock_version_and_positions(
     conn: psycopg.Connection[Any], stream_id: str, n: int, want: int | None
 ) -> tuple[int, list[int]]:
@@ -164,6 +198,7 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
             f"pool_size={max_size!r}: pass a whole number >= {max(1, min_size)} "
             f"(connections the store may open)"
         )
+    options = _options(dsn, schema)  # before anything is done with the DSN
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
             # processes starting together would race on the catalog (IF NOT EXISTS is not
@@ -188,7 +223,7 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
         dsn,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"options": f"-c search_path={schema}"},
+        kwargs={"options": options},
         open=True,
         name=f"cqrs-lab-{schema}",
     )
@@ -201,6 +236,22 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
             "again, or at max_connections): retry once it accepts connections"
         ) from exc
     return pool
+
+
+def _options(dsn: str, schema: str) -> str:
+    """The DSN's own ``options`` (server settings, ``-c name=value``) with the store's
+    search path added: passed alone, the pool's replaced them all. A search path of the
+    DSN's own is refused: the store's schema decides where its tables are."""
+    try:
+        own = str(conninfo_to_dict(dsn).get("options") or "")
+    except psycopg.ProgrammingError:
+        own = ""  # a malformed DSN: the connection just made would have failed on it
+    if "search_path" in own:
+        raise ConfigError(
+            f"dsn={shown_store(dsn)!r}: options set search_path ({own!r}); drop it: the store "
+            f"works in schema {schema!r} (give a database of its own to keep stores apart)"
+        )
+    return f"{own} -c search_path={schema}".strip()
 
 
 def _transient(exc: psycopg.Error) -> bool:

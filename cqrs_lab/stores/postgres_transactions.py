@@ -35,7 +35,13 @@ from psycopg_pool import PoolTimeout
 
 from cqrs_lab.errors import ConfigError, StoreUnavailable, TransactionAborted
 from cqrs_lab.stores.postgres_group import Pending, group_transaction
-from cqrs_lab.stores.postgres_schema import SCHEMA_DDL, check_schema_name, one_line, open_pool
+from cqrs_lab.stores.postgres_schema import (
+    SCHEMA_DDL,
+    check_is_a_store,
+    check_schema_name,
+    one_line,
+    open_pool,
+)
 from cqrs_lab.stores.store_urls import shown_store
 
 __all__ = ["COOL_DOWN_S", "POOL_WAIT_S", "PostgresTransactions"]
@@ -80,6 +86,7 @@ class PostgresTransactions:
         self._local = threading.local()  # the connection of an open batch, per thread
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
+            check_is_a_store(conn, self.schema, dsn)
             for statement in SCHEMA_DDL:
                 conn.execute(statement)
             row = conn.execute(

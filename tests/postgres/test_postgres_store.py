@@ -54,7 +54,8 @@ class _Schemas:
             self.names.append(schema)
         kw.setdefault("clock", ManualClock())
         kw.setdefault("ids", SequentialIds("e"))
-        store = PostgresEventStore(self.dsn, schema=schema, pool_size=2, **kw)  # type: ignore[arg-type]
+        dsn = str(kw.pop("dsn", self.dsn))
+        store = PostgresEventStore(dsn, schema=schema, pool_size=2, **kw)  # type: ignore[arg-type]
         self.stores.append(store)
         return store
 
@@ -160,6 +161,17 @@ class TestPostgresEventStore(EventStoreContract):
             conn.execute("SELECT 1")
             with psycopg.connect(pg_dsn, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+
+    def test_the_dsns_own_options_are_kept_beside_the_stores_schema(self, pg_dsn: str) -> None:
+        """The pool's search path replaced the DSN's options: a statement_timeout given
+        there was lost, and a search path given there silently ignored."""
+        store = self.schemas.open(dsn=f"{pg_dsn} options='-c statement_timeout=4321'")
+        assert store.query("SHOW statement_timeout") == [("4321ms",)]
+        assert store.query("SHOW search_path") == [(store.schema,)]
+        with pytest.raises(ConfigError, match="options set search_path"):
+            PostgresEventStore(
+                f"{pg_dsn} options='-c search_path=x'", ManualClock(), SequentialIds()
+            )
 
     def test_bad_options_are_named(self, pg_dsn: str) -> None:
         clock, ids = ManualClock(), SequentialIds()

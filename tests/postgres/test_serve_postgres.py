@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.http.config import ServerConfig
+from cqrs_lab.http.config import ServerConfig, build_engine
 from tests.http.conftest import Server
 from tests.postgres.cluster import Cluster
 
@@ -87,7 +87,6 @@ def test_a_database_is_served_and_projected_only_with_the_domain_that_wrote_it(
     """Another domain's views and sagas would dead-letter the events they do not know (as
     on SQLite): the first domain served is recorded in the schema, any other refused, for
     ``serve`` and for ``cqrs-lab project`` workers alike, before either touches a view."""
-    from cqrs_lab.http import build_engine
     from cqrs_lab.stores.postgres_project import open_worker
 
     build_engine(ServerConfig(store=db_url)).store.close()  # the bank's, recorded
@@ -116,3 +115,31 @@ def test_a_project_worker_of_another_domain_is_refused(db_url: str) -> None:
         assert rows.fetchall() == [("2",)]
     with pytest.raises(ConfigError, match="domain 'bank', not 'bank-fork'"):
         open_worker(db_url, other, None, partitions=4)
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    ["CREATE TABLE events (id int, payload text)", "CREATE TABLE meta (k int, v int)"],
+)
+def test_a_database_of_something_else_is_refused_and_left_as_it_was(
+    db_url: str, theirs: str
+) -> None:
+    """Another program's ``events`` table: the lab created its nine tables beside it, then
+    crashed with a traceback; its ``meta``: a traceback. Both are refused before anything
+    is created; a database with only other names in it (``users``) is used as it is."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(theirs)
+    with pytest.raises(ConfigError, match="holds tables of something else"):
+        build_engine(ServerConfig(store=db_url))
+    with psycopg.connect(db_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert len(tables) == 1  # theirs only
+
+
+def test_a_database_with_other_tables_only_gets_the_store_beside_them(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id int)")
+    build_engine(ServerConfig(store=db_url)).store.close()
+    build_engine(ServerConfig(store=db_url)).store.close()  # and it is a store now
