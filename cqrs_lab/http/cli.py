@@ -62,11 +62,17 @@ def start_line(config: ServerConfig, url: str) -> str:
     >>> print(start_line(ServerConfig(), "http://127.0.0.1:8000"))  # doctest: +NORMALIZE_WHITESPACE
     cqrs-lab serve: cqrs_lab.domains.bank (effectively-once delivery) on
     http://127.0.0.1:8000, store memory; API docs http://127.0.0.1:8000/docs
+    >>> external = ServerConfig(store="postgresql://lab@db/lab", workers=2)
+    >>> start_line(external, "http://h:1").endswith("run them with cqrs-lab project")
+    True
     """
-    return (
+    line = (
         f"cqrs-lab serve: {config.domain} ({config.delivery} delivery) on {url}, store "
         f"{shown_store(config.store)}; API docs {url}/docs"
     )
+    if config.sagas == "external" or config.workers > 1:  # nothing here sends saga steps
+        line += "; sagas only follow the log here: run them with cqrs-lab project"
+    return line
 
 
 def serve(args: argparse.Namespace) -> int:

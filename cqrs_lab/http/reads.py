@@ -109,11 +109,16 @@ class Reads:
     ) -> tuple[Any, dict[str, str]]:
         if request.scope["query_string"]:
             q: Any = request.query_params
+            if len(q.multi_items()) != len(q):  # which one was meant is not ours to guess
+                twice = sorted({k for k, _ in q.multi_items() if len(q.getlist(k)) > 1})
+                raise Problem(422, "invalid request", f"query parameter {twice[0]}: given twice")
         else:
             q = _NO_PARAMS
         target = int_param("query parameter min_position", q.get("min_position"), 0, 10**15)
         token = request.headers.get("x-consistency-token")
         if token is not None:
+            if len(request.headers.getlist("x-consistency-token")) > 1:
+                raise Problem(400, "bad header", "header X-Consistency-Token: given twice")
             if not ascii_digits(token):
                 raise Problem(400, "bad header", "header X-Consistency-Token: a position, digits")
             target = max(target or 0, int(token))

@@ -198,6 +198,17 @@ def test_a_statement_limit_is_1_to_1000_on_both_routes_given_once(bank: Live) ->
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 1000), limit
 
 
+def test_a_read_parameter_or_token_given_twice_is_refused(bank: Live) -> None:
+    """Two X-Consistency-Token headers (1 and 99999): the first was used, the second
+    ignored; min_position twice on a bank route likewise."""
+    tokens = [("X-Consistency-Token", "1"), ("X-Consistency-Token", "99999")]
+    r = bank.get("/accounts/a1", headers=httpx.Headers(tokens))
+    assert "given twice" in _problem(r, 400)["detail"]
+    r = bank.get("/accounts/a1?min_position=1&min_position=2")
+    assert "min_position: given twice" in _problem(r, 422)["detail"]
+    assert bank.get("/accounts/a1?min_position=1", headers={"X-Consistency-Token": "1"}).is_success
+
+
 def test_openapi_uses_standard_bounds_for_the_fault_plan(live: Live) -> None:
     spec = live.get("/openapi.json").json()
     text = json.dumps(spec)
