@@ -31,7 +31,9 @@ run in serve workers when there are several (they would all send): ``cqrs-lab pr
 runs them (:mod:`cqrs_lab.stores.postgres_project`).
 
 >>> child_argv(["serve", "--workers", "2", "--port=0", "--store", "postgresql://h/db"], 5)
-['serve', '--port=0', '--store', 'postgresql://h/db', '--listen-fd', '5', '--sagas', 'external']
+... # doctest: +NORMALIZE_WHITESPACE
+['serve', '--port=0', '--store', 'postgresql://h/db', '--listen-fd', '5', '--sagas', 'external',
+ '--workers', '1']
 """
 
 from __future__ import annotations
