@@ -290,8 +290,10 @@ class Simulation:
 
             with tqdm(total=until, unit="sim s", desc=self.scenario.name) as bar:
                 for step in range(1, 51):
-                    self.env.run(until=until * step / 50)
-                    bar.update(until / 50)
+                    at = until * step / 50
+                    self.env.run(until=at)
+                    bar.n = at  # set, not summed: 50 float steps passed the total (a warning)
+                    bar.refresh()
         else:
             self.env.run(until=until)
         if not self.samples or self.samples[-1][0] < until - 1e-9:

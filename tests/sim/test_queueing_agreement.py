@@ -91,3 +91,15 @@ def test_littles_law_on_every_stage_of_a_full_run() -> None:
         )
     report = check_littles_law(stages, rel_tol=0.03)
     assert report.ok, report.describe()
+
+
+def test_a_long_run_with_its_progress_bar_ends_the_bar_at_the_duration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fifty float steps of duration/50 summed past the total: tqdm warned "clamping frac to
+    range [0, 1]" at the end of a 60 s run in a notebook (an error under this suite, in a
+    worker where a notebook test had imported ipykernel, which turns the bar on)."""
+    import cqrs_lab.sim.simulation as simulation
+
+    monkeypatch.setattr(simulation, "show_progress", lambda: True)
+    simulate(_queue(100.0, 0.01, 2, 60.0), seed=1)  # warnings are errors here
