@@ -17,7 +17,9 @@ demo: $(STAMP)
 	$(BIN)/cqrs-lab simulate --out results/demo
 
 # Tests that only compute (the engine, checks, property searches, the simulation) run on
-# two processes; the tests of real parts (servers, Locust, PostgreSQL, notebooks, the wheel)
+# two processes, each taking the next test when it is free (a few property searches take a
+# minute each: handed out in fixed shares, one process was left with them); the tests of
+# real parts (servers, Locust, PostgreSQL, notebooks, the wheel)
 # then run alone, as their timings and CPU limits assume a machine they do not share.
 COMPUTE_TESTS := tests/core tests/checks tests/contract tests/domains tests/properties \
   tests/sim tests/sim_oracles tests/test_doctests.py tests/test_display.py \
@@ -27,7 +29,7 @@ REAL_TESTS := $(filter-out $(COMPUTE_TESTS) tests/__pycache__,\
 
 # lint and types first (ruff, ruff format, mypy): CI (.ci/run) runs this target
 test: lint postgresql-server
-	$(BIN)/python -m pytest -q -n 2 $(COMPUTE_TESTS)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal $(COMPUTE_TESTS)
 	$(BIN)/python -m pytest -q $(REAL_TESTS)
 
 # The PostgreSQL tests start a throwaway cluster with the server binaries (initdb, pg_ctl):
