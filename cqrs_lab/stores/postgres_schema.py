@@ -9,6 +9,7 @@ which the gap-safe reader relies on (see :mod:`cqrs_lab.stores.postgres_reader`)
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -239,13 +240,14 @@ def open_pool(dsn: str, schema: str, *, min_size: int, max_size: int) -> Connect
 
 
 def _options(dsn: str, schema: str) -> str:
-    """The DSN's own ``options`` (server settings, ``-c name=value``) with the store's
-    search path added: passed alone, the pool's replaced them all. A search path of the
-    DSN's own is refused: the store's schema decides where its tables are."""
+    """The DSN's own ``options`` (else ``PGOPTIONS``: server settings, ``-c name=value``)
+    with the store's search path added: passed alone, the pool's replaced them all. A
+    search path of their own is refused: the store's schema decides where its tables are."""
     try:
         own = str(conninfo_to_dict(dsn).get("options") or "")
     except psycopg.ProgrammingError:
         own = ""  # a malformed DSN: the connection just made would have failed on it
+    own = own or os.environ.get("PGOPTIONS", "")  # libpq's default, which ours replaces
     if "search_path" in own:
         raise ConfigError(
             f"dsn={shown_store(dsn)!r}: options set search_path ({own!r}); drop it: the store "
@@ -255,23 +257,28 @@ def _options(dsn: str, schema: str) -> str:
 
 
 def _transient(exc: psycopg.Error) -> bool:
-    """Whether a failure to connect is the server's state, not the command's: refused or
-    unanswered (no server spoke), starting up, shutting down, recovering, or out of
-    connection slots; not a wrong password, user or database name, a host name that does
-    not resolve, or a malformed DSN. (libpq gives no SQLSTATE for a failed connection:
-    its message is all there is.)"""
+    """Whether a failure to connect is the server's state, not the command's: refused,
+    unanswered or cut (no server there yet), a name the resolver could not look up for now,
+    or PostgreSQL saying it cannot take a connection for now (starting up, shutting down,
+    recovering, out of connection slots); not a wrong password, user or database name, a
+    missing password, SSL settings the server does not match, or a malformed DSN. (libpq
+    gives no SQLSTATE for a failed connection: its message is all there is.)"""
     if not isinstance(exc, psycopg.OperationalError):
         return False
     text = str(exc)
-    if "could not translate host name" in text:
-        return False
-    if "FATAL:" not in text:  # refused, timed out: no server answered
-        return True
-    return any(state in text for state in _TRANSIENT_FATAL)
+    return any(state in text for state in _TRANSIENT)
 
 
-#: what PostgreSQL says, refusing a connection, while it cannot take one for now
-_TRANSIENT_FATAL = (
+#: what libpq and PostgreSQL say, failing a connection, while the server cannot take one
+_TRANSIENT = (
+    "Connection refused",
+    "timeout expired",
+    "timed out",
+    "closed the connection unexpectedly",
+    "No route to host",
+    "Network is unreachable",
+    "Connection reset",
+    "Temporary failure in name resolution",
     "starting up",
     "shutting down",
     "recovery mode",

@@ -84,6 +84,15 @@ class PostgresTransactions:
         self.held: list[psycopg.Connection[Any]] = []
         self._held_checked = 0.0
         self._local = threading.local()  # the connection of an open batch, per thread
+        try:
+            self.boot = self._prepare(dsn)
+        except BaseException:
+            self.pool.close()  # refused or failed: no pool left open behind the error
+            raise
+
+    def _prepare(self, dsn: str) -> int:
+        """The store's tables (a schema of something else refused first); this opening's
+        boot number."""
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('cqrs_lab.schema'))")
             check_is_a_store(conn, self.schema, dsn)
@@ -94,7 +103,7 @@ class PostgresTransactions:
                 "SET value = (meta.value::integer + 1)::text RETURNING value"
             ).fetchone()
         assert row is not None
-        self.boot = int(row[0])
+        return int(row[0])
 
     def check_held(self, every: float = 1.0) -> None:
         """At most once per ``every`` seconds, a statement on each session in :attr:`held`:
@@ -107,8 +116,14 @@ class PostgresTransactions:
             return
         self._held_checked = now
         for conn in self.held:
-            with self.translated(conn):
-                conn.execute("SELECT 1")
+            try:
+                with self.translated(conn):
+                    conn.execute("SELECT 1")
+            except StoreUnavailable as exc:
+                raise StoreUnavailable(
+                    f"the database dropped the session holding this process's locks (the "
+                    f"saga-runner's): stopping, as another process may take them ({exc})"
+                ) from exc
 
     def claim_domain(self, name: str) -> None:
         """The schema holds the events of domain ``name``: recorded when it first serves,
@@ -118,8 +133,8 @@ class PostgresTransactions:
         if held != name:
             raise ConfigError(
                 f"PostgreSQL schema {self.schema!r} at {shown_store(self.dsn)!r} holds the events "
-                f"of domain {held!r}, not {name!r}: serve it with the domain named {held!r} "
-                "(--domain), or give another database or schema"
+                f"of domain {held!r}, not {name!r}: serve it with that domain (a --domain whose "
+                f"domain is named {held!r}), or give another database or schema"
             )
 
     @contextmanager
@@ -230,16 +245,18 @@ class PostgresTransactions:
         """A pooled connection; an unreachable database raises StoreUnavailable (module)."""
         if self.down is not None:
             self._probe()
-        held: list[psycopg.Connection[Any]] = []
+        ended: list[psycopg.Connection[Any]] = []  # the block ended: the pool commits
         try:
-            # the pool commits on leaving its block: that COMMIT's failure is translated too
             with self.pool.connection(timeout=self.pool_wait_s) as conn:
-                held.append(conn)
-                yield conn
+                with self.translated(conn):  # judged while the connection is still ours
+                    yield conn
+                ended.append(conn)
         except PoolTimeout as exc:
             raise self._went_down(exc) from exc
-        except psycopg.Error as exc:
-            lab_error = self._translation(exc, held[0]) if held else exc
+        except psycopg.Error as exc:  # the pool's COMMIT as its block ended
+            if not ended:
+                raise
+            lab_error = self._translation(exc, ended[0], commit=True)
             if lab_error is exc:
                 raise
             raise lab_error from exc
@@ -257,13 +274,18 @@ class PostgresTransactions:
                 raise
             raise lab_error from exc
 
-    def _translation(self, exc: psycopg.Error, conn: psycopg.Connection[Any]) -> Exception:
+    def _translation(
+        self, exc: psycopg.Error, conn: psycopg.Connection[Any], commit: bool = False
+    ) -> Exception:
         """What :meth:`translated` raises for ``exc`` on ``conn`` (``exc`` itself when it is
-        the statement's own error)."""
+        the statement's own error). ``commit``: the pool's COMMIT failed, the connection
+        already handed back (and closed by the pool when past its lifetime: only a broken
+        one says the server dropped it)."""
         if isinstance(exc, ABORTED):
             reason = one_line(exc)
             return TransactionAborted(f"the database aborted the transaction ({reason})")
-        if isinstance(exc, psycopg.OperationalError) and (conn.broken or conn.closed):
+        dropped = conn.broken or (conn.closed and not commit)
+        if isinstance(exc, psycopg.OperationalError) and dropped:
             return self._went_down(exc)  # the server dropped it: not this statement
         return exc
 

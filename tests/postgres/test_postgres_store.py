@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -172,6 +173,29 @@ class TestPostgresEventStore(EventStoreContract):
             PostgresEventStore(
                 f"{pg_dsn} options='-c search_path=x'", ManualClock(), SequentialIds()
             )
+
+    def test_pgoptions_is_kept_as_libpq_would_use_it(
+        self, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=4321")
+        assert self.schemas.open().query("SHOW statement_timeout") == [("4321ms",)]
+
+    def test_a_statements_own_error_is_its_own_even_on_a_connection_the_pool_retires(
+        self, pg_dsn: str
+    ) -> None:
+        """A statement's own OperationalError (here a statement_timeout) was judged after
+        the pool had taken the connection back, and closed it when past its lifetime: it
+        read as the database gone (StoreUnavailable, exit 75, calls refused for a while)."""
+        from psycopg.errors import QueryCanceled
+
+        store = self.schemas.open(dsn=f"{pg_dsn} options='-c statement_timeout=50'")
+        # every connection handed back is closed, as one past max_lifetime is (psycopg_pool
+        # discards those created before its last drain: that moment, an hour from now)
+        store.pool._drained_at = time.monotonic() + 3600
+        with pytest.raises(QueryCanceled):
+            store.execute("SELECT pg_sleep(1)")
+        assert store.down is None
+        assert store.query("SELECT 1") == [(1,)]
 
     def test_bad_options_are_named(self, pg_dsn: str) -> None:
         clock, ids = ManualClock(), SequentialIds()

@@ -318,3 +318,25 @@ def test_a_database_not_there_at_start_is_exit_75_however_many_processes(
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 75, done.stderr[-2000:]
     assert "cannot be reached" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ('connection to server at "h", port 1 failed: Connection refused', True),
+        ("connection failed: timeout expired", True),
+        ("failed: FATAL:  the database system is starting up", True),
+        ("failed: FATAL:  sorry, too many clients already", True),
+        ('failed: FATAL:  database "x" does not exist', False),
+        ('failed: FATAL:  password authentication failed for user "lab"', False),
+        ("failed: fe_sendauth: no password supplied", False),
+        ("failed: server does not support SSL, but SSL was required", False),
+        ('could not translate host name "dbb" to address: Name or service not known', False),
+    ],
+)
+def test_what_a_failed_connection_says_decides_75_or_2(message: str, transient: bool) -> None:
+    """A password missing or SSL required counted as the database's state (exit 75, retried
+    for ever) because no FATAL: was in the message; now only what says "not now" does."""
+    from cqrs_lab.stores.postgres_schema import _transient
+
+    assert _transient(psycopg.OperationalError(message)) is transient
