@@ -225,3 +225,19 @@ def test_a_sqlite_store_is_served_with_the_domain_that_wrote_it(
     err = capsys.readouterr().err
     assert code == 2 and "holds the events of domain 'bank', not 'inventory'" in err, err
     build_engine(ServerConfig(store=store)).store.close()  # the bank's again: fine
+
+
+def test_a_sqlite_store_that_recorded_its_domains_module_is_still_served(tmp_path: Path) -> None:
+    """Stores written before the domain's name was recorded hold the module reference the
+    command line took: still the same domain (served, and recorded by name from then on)."""
+    import sqlite3
+
+    from cqrs_lab.http import ServerConfig, build_engine
+
+    path = tmp_path / "bank.db"
+    build_engine(ServerConfig(store=f"sqlite:{path}")).store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = 'cqrs_lab.domains.bank' WHERE key = 'domain'")
+    build_engine(ServerConfig(store=f"sqlite:{path}")).store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'domain'").fetchall() == [("bank",)]

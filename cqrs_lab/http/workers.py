@@ -128,7 +128,7 @@ def run_workers(
 
     ``argv`` is the ``serve`` command line (from ``serve`` on). Returns the exit status: 0
     once stopped, 1 when every worker died on its own, 3 when one did not start (75 when it
-    did not because the database cannot be reached).
+    did not because the database cannot be reached, 2 when its settings were refused).
     ``stages_csv``: the workers' ``--stages-csv`` samples are merged there once they exit.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -155,8 +155,9 @@ def run_workers(
                 print("cqrs-lab serve: a worker did not start; stopping", file=sys.stderr)
                 gone = [p.returncode for p in procs if p.poll() is not None]
                 _stop(procs)
-                # its database unreachable: 75 as one process says it (its supervisor retries)
-                return STORE_FAILED_EXIT if STORE_FAILED_EXIT in gone else 3
+                # what one process would say: 75 its database unreachable (its supervisor
+                # retries), 2 its settings refused (a ConfigError), else 3
+                return next((c for c in (STORE_FAILED_EXIT, 2) if c in gone), 3)
             time.sleep(0.05)
         shown = f"[{host}]" if ":" in host else host
         first = lines[0].replace(" on http", f" ({workers} workers) on http", 1)

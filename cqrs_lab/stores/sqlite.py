@@ -167,12 +167,15 @@ class SqliteEventStore:
         """The store holds the events of domain ``name``: recorded when it first serves,
         refused when the file holds another domain's (its views would dead-letter them)."""
         row = self.db.execute("SELECT value FROM meta WHERE key='domain'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('domain', ?)", (name,))
+        legacy = row is not None and ("." in row[0] or ":" in row[0]) and _named(row[0]) == name
+        if row is None or legacy:
+            # a store written before names were recorded holds the module reference
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('domain', ?)", (name,))
         elif row[0] != name:
             raise ConfigError(
                 f"{self.path} holds the events of domain {row[0]!r}, not {name!r}: serve it "
-                f"with the domain named {row[0]!r} (--domain), or give another store"
+                f"with that domain (a --domain whose domain is named {row[0]!r}), or give "
+                "another store"
             )
 
     def _next_boot(self) -> int:
@@ -507,3 +510,10 @@ class SqliteEventStore:
             db.executemany(
                 "UPDATE outbox SET published = 1 WHERE message_id = ? AND published = 0", ids
             )
+
+
+def _named(reference: str) -> str:
+    """The domain name a module reference recorded by an earlier version stands for: its
+    module's last part (``cqrs_lab.domains.bank`` -> ``bank``), read, never imported (a
+    file names what it likes)."""
+    return reference.partition(":")[0].rsplit(".", 1)[-1]

@@ -143,3 +143,16 @@ def test_a_database_with_other_tables_only_gets_the_store_beside_them(db_url: st
         conn.execute("CREATE TABLE users (id int)")
     build_engine(ServerConfig(store=db_url)).store.close()
     build_engine(ServerConfig(store=db_url)).store.close()  # and it is a store now
+
+
+def test_serve_with_workers_refused_its_settings_exits_2_as_one_process_does(db_url: str) -> None:
+    """A worker's ConfigError (here another domain's schema) made the parent exit 3."""
+    import subprocess
+    import sys
+
+    build_engine(ServerConfig(store=db_url)).store.close()  # the bank's
+    cmd = [sys.executable, "-m", "cqrs_lab.cli", "serve", "--port", "0", "--workers", "2",
+           "--store", db_url, "--domain", "cqrs_lab.domains.inventory"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "holds the events of domain 'bank'" in done.stderr
