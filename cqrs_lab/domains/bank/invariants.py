@@ -56,7 +56,6 @@ class TransferTrace:
     credits: list[int] = field(default_factory=list)  # positions of Deposited to target
     refunds: list[int] = field(default_factory=list)  # positions of Deposited back to source
     net: int = 0  # money in minus money out over every account
-    ended_at: int = 0  # the position of its first outcome (0 while unfinished)
 
     def expected(self) -> tuple[int, int, int] | None:
         """(debits, credits, refunds) a finished transfer must show, None while unfinished."""
@@ -85,7 +84,6 @@ def trace_transfers(engine: Engine) -> dict[str, TransferTrace]:
             continue
         if type(e) in _TERMINAL:
             t.outcomes.append(_TERMINAL[type(e)])
-            t.ended_at = t.ended_at or env.position
         elif isinstance(e, Withdrawn):
             t.net -= e.amount
             if e.account_id == t.source:
@@ -106,9 +104,8 @@ def check_sagas(engine: Engine) -> CheckReport:
         return report
     traces = trace_transfers(engine)
     unfinished, money, model = [], [], []
-    ended = sorted((t for t in traces.values() if t.outcomes), key=lambda t: t.ended_at)
-    forgotten = {
-        s.name: _forgettable(s.consumer.keep_ended, ended)
+    kept = {  # a saga forgets only once its table of ended transfers is full: those kept
+        s.name: s.consumer.ended if len(s.consumer.ended) >= s.consumer.keep_ended else None
         for s in sagas
         if isinstance(s.consumer, TransferSaga)  # all of them (for the type checker)
     }
@@ -134,7 +131,8 @@ def check_sagas(engine: Engine) -> CheckReport:
             )
         for s in sagas:
             row = s.consumer.tables[0].get(t.transfer_id)
-            if row is None and t.transfer_id in forgotten[s.name]:
+            ended = kept[s.name]
+            if row is None and t.outcomes and ended is not None and t.transfer_id not in ended:
                 continue  # it ended long ago: the saga keeps only its newest ended ones
             status = row.get("status") if isinstance(row, dict) else None
             if status != t.outcomes[0]:
@@ -165,9 +163,3 @@ def check_sagas(engine: Engine) -> CheckReport:
         )
     )  # fmt: skip
     return report
-
-
-def _forgettable(keep_ended: int, ended: list[TransferTrace]) -> set[str]:
-    """The ended transfers a saga that keeps its newest ``keep_ended`` may have forgotten by
-    design (``ended``: in the order they ended in the log)."""
-    return {t.transfer_id for t in ended[: max(0, len(ended) - keep_ended)]}
