@@ -131,6 +131,8 @@ class CommandGateway:
         key = request.headers.get("idempotency-key")
         fingerprint = ""
         if key is not None:
+            if len(request.headers.getlist("idempotency-key")) > 1:  # which one? not ours
+                raise Problem(400, "bad header", "header Idempotency-Key: given twice")
             if not _TOKEN.match(key):
                 raise Problem(400, "bad header", "header Idempotency-Key: 1 to 200 visible ASCII")
             digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body)
@@ -143,6 +145,8 @@ class CommandGateway:
                 raise Problem(409, "request in progress", _IN_PROGRESS.format(key=key),
                               headers={"Retry-After": "1"})  # fmt: skip
         if_match = parse_if_match(request.headers.get("if-match"))
+        if if_match is not None and len(request.headers.getlist("if-match")) > 1:
+            raise Problem(400, "bad header", "header If-Match: given twice; send one ETag")
         trace = trace_context(request)
 
         def execute() -> _Outcome:

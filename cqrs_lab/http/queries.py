@@ -152,7 +152,10 @@ def query_model(cls: type) -> QueryModel:
         raise ConfigError(f"query {cls.__name__}: declare it as a dataclass to serve it")
     hints = typing.get_type_hints(cls)
     text = set(getattr(cls, "text_fields", ()))
-    bounds: dict[str, tuple[float, float]] = dict(getattr(cls, "bounds", {}))
+    own = {f.name for f in dataclasses.fields(cls)}  # a field named bounds is a field
+    bounds: dict[str, tuple[float, float]] = (
+        {} if "bounds" in own else dict(getattr(cls, "bounds", {}))
+    )
     fields: list[QueryField] = []
     model: dict[str, Any] = {}
     for f in dataclasses.fields(cls):

@@ -209,6 +209,16 @@ def test_a_read_parameter_or_token_given_twice_is_refused(bank: Live) -> None:
     assert bank.get("/accounts/a1?min_position=1", headers={"X-Consistency-Token": "1"}).is_success
 
 
+def test_an_idempotency_key_or_if_match_given_twice_is_refused(bank: Live) -> None:
+    """Two Idempotency-Key headers: the first was used and the second ignored silently."""
+    head = bank.get("/accounts/a1").json()["balance"]
+    for name, values in (("Idempotency-Key", ("k1", "k2")), ("If-Match", ('"1"', '"2"'))):
+        headers = httpx.Headers([(name, v) for v in values])
+        r = bank.post("/accounts/a1/deposits", json={"amount": 1}, headers=headers)
+        assert "given twice" in _problem(r, 400)["detail"], name
+    assert bank.get("/accounts/a1").json()["balance"] == head  # nothing applied
+
+
 def test_openapi_uses_standard_bounds_for_the_fault_plan(live: Live) -> None:
     spec = live.get("/openapi.json").json()
     text = json.dumps(spec)
@@ -339,3 +349,15 @@ def test_query_bounds_that_name_no_field_or_no_number_are_refused() -> None:
         query_model(_Typo)
     with pytest.raises(ConfigError, match=r"bounds\['key'\]"):
         query_model(_OnText)
+
+
+@dataclass(frozen=True)
+class _FieldNamedBounds:
+    bounds: str
+    limit: int | None = None
+
+
+def test_a_query_field_named_bounds_is_a_field() -> None:
+    model = query_model(_FieldNamedBounds)
+    assert [f.name for f in model.fields] == ["bounds", "limit"]
+    assert model.parse({"bounds": "a-b", "limit": "0"}) == _FieldNamedBounds("a-b", 0)
