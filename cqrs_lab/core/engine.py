@@ -18,7 +18,7 @@ from cqrs_lab.core.bus import CommandBus, CommandResult, Handler
 from cqrs_lab.core.clock import Clock, ManualClock
 from cqrs_lab.core.deadletters import DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy, policy_named
-from cqrs_lab.core.faults import FaultPlan
+from cqrs_lab.core.faults import FaultPlan, check_plan
 from cqrs_lab.core.group import SubscriptionGroup
 from cqrs_lab.core.ids import IdFactory, SequentialIds
 from cqrs_lab.core.messages import Command
@@ -277,7 +277,7 @@ class Engine:
         return total
 
     def set_faults(self, plan: FaultPlan | None) -> None:
-        _check_faults(plan)
+        check_plan(plan)
         for sub in self.subscriptions.values():
             sub.set_faults(plan)
 
@@ -318,11 +318,6 @@ def _check_consumer(consumer: object, where: str) -> None:
     raise ConfigError(f"{where}(consumer={consumer!r}): pass a Projection or Saga instance{hint}")
 
 
-def _check_faults(plan: object) -> None:
-    if plan is not None and not isinstance(plan, FaultPlan):
-        raise ConfigError(f"faults={plan!r}: pass a FaultPlan, or None (no faults)")
-
-
 def _check_subscribe(
     delivery: object, batch_size: int, every: int | None, retry: object, faults: object
 ) -> DeliveryPolicy:
@@ -332,7 +327,7 @@ def _check_subscribe(
         check_whole(every, "checkpoint_every", "a whole number >= 1, or None", low=1)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigError(f"retry={retry!r}: pass a RetryPolicy, or None (the default)")
-    _check_faults(faults)
+    check_plan(faults)
     if isinstance(delivery, str):
         return policy_named(delivery)
     if isinstance(delivery, type) or not all(

@@ -33,6 +33,7 @@ __all__ = [
     "FaultPlan",
     "FaultyTransport",
     "ReorderAt",
+    "check_plan",
 ]
 
 
@@ -213,6 +214,13 @@ class FaultPlan:
             kept, self.drop, self.duplicate, self.reorder, self.reorder_window, self.delay,
             self.delay_seconds, self.redelivery_timeout, self.crash, self.crash_points,
         )  # fmt: skip
+
+
+def check_plan(plan: object, where: str = "") -> None:
+    """Refuse what is not a :class:`FaultPlan` or None, naming it (``where``: the call)."""
+    if plan is not None and not isinstance(plan, FaultPlan):
+        said = f"{where}({plan!r})" if where else f"faults={plan!r}"
+        raise ConfigError(f"{said}: pass a FaultPlan, or None (no faults)")
 
 
 class FaultyTransport:

@@ -19,7 +19,7 @@ from cqrs_lab.core.arguments import check_bool, check_whole
 from cqrs_lab.core.clock import Clock
 from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
-from cqrs_lab.core.faults import CrashHook, CrashPoint, FaultPlan, FaultyTransport
+from cqrs_lab.core.faults import CrashHook, CrashPoint, FaultPlan, FaultyTransport, check_plan
 from cqrs_lab.core.messages import Envelope, RawEvent
 from cqrs_lab.core.metrics import Histogram
 from cqrs_lab.core.partitions import partition_of
@@ -153,8 +153,7 @@ class Subscription:
 
     def set_faults(self, plan: FaultPlan | None) -> None:
         """Switch transport faults and crash points on (a plan) or off (None) at run time."""
-        if plan is not None and not isinstance(plan, FaultPlan):
-            raise ConfigError(f"set_faults({plan!r}): pass a FaultPlan, or None for no faults")
+        check_plan(plan, "set_faults")
         plan = plan.for_subscription(self.name) if plan is not None else None
         self.faults = plan
         old = getattr(self, "transport", None)
@@ -312,6 +311,10 @@ class Subscription:
         how many were dealt with."""
         if max_events is not None and (type(max_events) is not int or max_events < 0):
             max_events = _check_max_events(max_events, "process")
+        return self._process_due(max_events)
+
+    def _process_due(self, max_events: int | None) -> int:
+        """:meth:`process` with ``max_events`` checked (:meth:`step` checks it itself)."""
         if self.crashed:
             return 0
         if self.retry_at is not None:
@@ -332,7 +335,7 @@ class Subscription:
         if max_events is not None and (type(max_events) is not int or max_events < 0):
             max_events = _check_max_events(max_events, "step")
         self.polled = self.poll()
-        done = self.process(max_events)
+        done = self._process_due(max_events)
         if self.shadow is not None:
             self.polled += _rebuilds.advance_shadow(self)
         return done

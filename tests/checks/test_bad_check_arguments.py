@@ -16,21 +16,12 @@ import pytest
 from cqrs_lab.checks import ApplicationLog, Operation, check_engine, check_history, quiesce
 from cqrs_lab.core import Engine, ManualClock
 from cqrs_lab.domains import bank
-from cqrs_lab.errors import ConfigError, HistoryError
+from cqrs_lab.errors import HistoryError
+from tests.core.test_bad_arguments import refused
 
 GOOD = Operation("s", "write", "a", 0.0, 1.0, "ok", 5, 1)
 RECORD = {"session": "s", "op": "read", "key": "a", "invoke": 2.0, "complete": 3.0,
           "outcome": "ok", "position": 1}  # fmt: skip
-
-
-def refused(call: Callable[[], object], *named: str, error: type[Exception] = ConfigError) -> str:
-    """``call`` raises ``error`` whose message names each of ``named``; returns the message."""
-    with pytest.raises(error) as info:
-        call()
-    message = str(info.value)
-    for word in named:
-        assert word in message, message
-    return message
 
 
 def engine_with_log() -> tuple[Engine, ApplicationLog]:
