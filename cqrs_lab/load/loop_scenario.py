@@ -59,6 +59,11 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
             if cal.transport_cold is not None and any(cal.transport_s)
             else ""
         )
+        + (
+            f"speed_sd = {cal.speed_sd:.6g}\nspeed_time = {cal.speed_time:.6g}\n"
+            if cal.speed_sd > 0
+            else ""
+        )
         + f"cpus = {min(1.0, cal.cpus):.6g}\nperiod = {cal.period:.6g}\n"
         + (f"commit = {empirical(cal.commit_s)}\n" if any(cal.commit_s) else "")
         + (
@@ -100,6 +105,12 @@ def describe_calibration(cal: LoopCalibration) -> str:
             f", the transport's reads up to {1 + cal.transport_cold:.2f} times"
             f" ({cal.transport_cold_time * 1e3:.2f} ms)"
             if cal.transport_cold is not None and cal.transport_s
+            else ""
+        )
+        + (
+            f"; the machine's speed wanders by {cal.speed_sd * 100:.0f}% (sd of its log) over"
+            f" stretches of {cal.speed_time * 1e3:.0f} ms (time constant)"
+            if cal.speed_sd > 0
             else ""
         )
         + f"; CPU limit {cal.cpus:g} cores"

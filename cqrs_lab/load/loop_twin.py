@@ -120,6 +120,10 @@ class LoopCalibration:
     #: the transport's reads' own slow-down after idling (None: ``cold``, ``cold_time``)
     transport_cold: float | None = None
     transport_cold_time: float = 0.001
+    #: the machine's wandering speed: the sd of the log of the cost factor (0: constant)
+    #: and its time constant (:mod:`cqrs_lab.sim.loop_speed`)
+    speed_sd: float = 0.0
+    speed_time: float = 0.3
     #: the load generator's users (``[server] clients``): its fixed pool (``--users``), or
     #: 0 and its open model's pool at each rate from the commands per user task (0: none)
     users: int = 0

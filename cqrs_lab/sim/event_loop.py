@@ -18,7 +18,9 @@ simulated that way (the twin writes one, calibrated from a load test's per-stage
   ``cpus * period`` seconds per ``period`` and waits for the next period once that is
   spent, as the kernel's CFS bandwidth control does. An item may also :meth:`~EventLoop.
   block` its loop after its CPU (a synchronous call waiting on the database: the loop
-  runs nothing else, spends no CPU and no quota);
+  runs nothing else, spends no CPU and no quota). A loop given a
+  :class:`~cqrs_lab.sim.loop_speed.LoopSpeed` runs every item that many times slower or
+  faster as the machine's speed wanders;
 - :class:`Cores` are the machine's CPUs that several loops share (``[server] cores``): an
   item starts only on a free core, otherwise its loop waits for one (first come, first
   served); a blocked loop holds no core;
@@ -49,6 +51,7 @@ from typing import Protocol
 import simpy
 
 from cqrs_lab.sim.commands import Level
+from cqrs_lab.sim.loop_speed import LoopSpeed
 
 __all__ = ["Background", "Cores", "EventLoop"]
 
@@ -149,8 +152,10 @@ class EventLoop:
         cpus: float,
         period: float,
         cores: Cores | None = None,
+        speed: LoopSpeed | None = None,
     ) -> None:
         self.env = env
+        self.speed = speed
         self.queue: deque[tuple[Item, Chill | None]] = deque()
         self.running = False
         self.idle_since = 0.0
@@ -220,6 +225,8 @@ class EventLoop:
         chill, tau = self.chill, self.cold_time
         if own is not None:  # its own slow-down, from the same idle gap
             chill, tau = own[0] * (1.0 - math.exp(-self.spell_gap / own[1])), own[1]
+        if self.speed is not None:  # the machine's speed at this moment
+            cost *= self.speed.factor(now)
         if chill > 0.0:  # warming up again as the spell goes on
             cost *= 1.0 + chill * math.exp(-(now - self.spell_start) / tau)
         self.cpu_s += cost

@@ -80,6 +80,24 @@ SERVER_TABLES: tuple[Table, ...] = (
                 open_lo=True,
             ),
             Key(
+                "speed_sd",
+                "number",
+                _SV.speed_sd,
+                "",
+                "how much the machine's speed wanders: the standard deviation of the log of the "
+                "factor on every piece of work's CPU (its mean is one; 0: a constant speed)",
+                hi=2.0,
+            ),
+            Key(
+                "speed_time",
+                "number",
+                _SV.speed_time,
+                _S,
+                "how long a slow or fast stretch of the machine lasts: the time constant of "
+                "that log's correlation",
+                open_lo=True,
+            ),
+            Key(
                 "cpus",
                 "number",
                 _SV.cpus,

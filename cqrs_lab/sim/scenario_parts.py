@@ -136,7 +136,9 @@ class ServerSpec:
     database's commit (``commit``, plus ``commit_per_command`` for each command beyond the
     batch's first) and a projection's pump step its read (``pump_wait``), the slow-down
     after idling (``cold``, ``cold_time``; the transport's reads their own,
-    ``transport_cold`` and ``transport_cold_time``, when given), a CPU limit per process
+    ``transport_cold`` and ``transport_cold_time``, when given), the machine's wandering
+    speed (``speed_sd`` of the log of a cost factor, ``speed_time`` its time constant:
+    :mod:`cqrs_lab.sim.loop_speed`; 0: constant), a CPU limit per process
     (``cpus`` per ``period``), the pumps' idle poll for the other processes' appends
     (``poll``; 0: at once), the machine's cores that the loops share (``cores``; None: one
     each) and the CPU seconds the rest of the machine (load generator, local database)
@@ -154,6 +156,8 @@ class ServerSpec:
     cold_time: float = 0.001
     transport_cold: float | None = None
     transport_cold_time: float | None = None
+    speed_sd: float = 0.0
+    speed_time: float = 0.3
     cpus: float = 1.0
     period: float = 0.01
     commit: Dist = _NO_DELAY

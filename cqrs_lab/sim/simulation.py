@@ -38,6 +38,7 @@ from cqrs_lab.sim.commands import CommandSide
 from cqrs_lab.sim.consumers import GroupDriver
 from cqrs_lab.sim.event_loop import Cores, EventLoop
 from cqrs_lab.sim.event_loops import LoopCommandSide, Replica, replicate
+from cqrs_lab.sim.loop_speed import LoopSpeed
 from cqrs_lab.sim.readers import ReadSide
 from cqrs_lab.sim.results import SimResult, build_result
 from cqrs_lab.sim.scenario import Scenario, workload_of
@@ -50,6 +51,11 @@ __all__ = ["Simulation", "simulate"]
 def _stream_seed(seed: int, name: str) -> random.Random:
     """An independent random stream per part of the model (common random numbers)."""
     return random.Random((seed << 32) ^ zlib.crc32(name.encode()))
+
+
+def _loop_speed(sv: ServerSpec, rng: random.Random, duration: float) -> LoopSpeed | None:
+    """A loop's wandering speed (``[server] speed_sd``), or None when constant."""
+    return LoopSpeed(sv.speed_sd, sv.speed_time, rng, duration) if sv.speed_sd > 0 else None
 
 
 class Simulation:
@@ -177,8 +183,9 @@ class Simulation:
         s, env = self.scenario, self.env
         cores = Cores(sv.cores) if sv.cores is not None else None
         self.loops = loops = [
-            EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period, cores)
-            for _ in range(s.commands.processes)
+            EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period, cores, speed)
+            for i in range(s.commands.processes)
+            for speed in [_loop_speed(sv, _stream_seed(s.seed, f"speed-{i}"), s.duration)]
         ]
         self.loop = loops[0]
         reads = self.reads

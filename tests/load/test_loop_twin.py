@@ -165,6 +165,9 @@ def test_the_written_scenario_is_the_event_loop(cal: LoopCalibration, tmp_path: 
     assert s.server is not None and s.server.request.mean == pytest.approx(cal.request_s)
     assert s.commands.handlers == 1 and s.reads is not None
     assert s.reads.rate == pytest.approx(300.0 * cal.reads_per_command)
+    # the machine's wandering speed, fitted on the run's calls (0: none found, not written)
+    assert s.server.speed_sd == pytest.approx(cal.speed_sd, abs=1e-5)
+    assert cal.speed_sd == 0 or s.server.speed_time == pytest.approx(cal.speed_time, rel=1e-5)
     # the load generator's users, as loadtest sized its open model's pool: 0.6 commands
     # per task of the default users, one user per 4 tasks/s
     assert cal.users == 0 and cal.commands_per_task == pytest.approx(0.6)
