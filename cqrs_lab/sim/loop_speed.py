@@ -34,13 +34,16 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["STEP", "LoopSpeed"]
+__all__ = ["MAX_POINTS", "STEP", "LoopSpeed"]
 
 #: the grid (seconds) on which the speed is drawn, at most (a tenth of ``time`` if shorter)
 STEP = 0.005
+#: the most points drawn for a run (a longer run's grid is coarser: 16 MB at most)
+MAX_POINTS = 2_000_000
 
 
 class LoopSpeed:
@@ -52,18 +55,22 @@ class LoopSpeed:
             raise ConfigError(f"speed_sd={sd!r}: the log speed's standard deviation, >= 0")
         if not (math.isfinite(time) and time > 0.0):
             raise ConfigError(f"speed_time={time!r}: the log speed's time constant in seconds, > 0")
-        self.step = min(STEP, time / 10.0)
+        if not (math.isfinite(duration) and duration > 0.0):
+            raise ConfigError(f"duration={duration!r}: the run's seconds, > 0")
+        self.step = max(min(STEP, time / 10.0), duration / MAX_POINTS)
         n = max(1, math.ceil(duration / self.step))
+        self.path = array("d", bytes(8 * n)) if sd > 0.0 else array("d", [1.0])
+        if sd == 0.0:
+            return
         keep = math.exp(-self.step / time)
         fresh = math.sqrt(1.0 - keep * keep) * sd
-        log = rng.gauss(0.0, sd) if sd > 0.0 else 0.0  # stationary from the start
-        path = []
-        for _ in range(n):
-            path.append(math.exp(log))
-            if sd > 0.0:
-                log = keep * log + fresh * rng.gauss(0.0, 1.0)
-        mean = math.fsum(path) / n
-        self.path = [f / mean for f in path]
+        log = rng.gauss(0.0, sd)  # stationary from the start
+        for i in range(n):
+            self.path[i] = math.exp(log)
+            log = keep * log + fresh * rng.gauss(0.0, 1.0)
+        mean = math.fsum(self.path) / n
+        for i in range(n):
+            self.path[i] /= mean
 
     def factor(self, now: float) -> float:
         """The cost factor at ``now`` (seconds)."""

@@ -14,7 +14,7 @@ import pytest
 from cqrs_lab.errors import ConfigError, ScenarioError
 from cqrs_lab.load.loop_speed_fit import WINDOW, speed_fit
 from cqrs_lab.sim import parse_scenario
-from cqrs_lab.sim.loop_speed import LoopSpeed
+from cqrs_lab.sim.loop_speed import MAX_POINTS, LoopSpeed
 from cqrs_lab.sim.simulation import Simulation
 from tests.sim.test_event_loop import scenario
 
@@ -35,7 +35,22 @@ def test_the_log_speed_has_the_sd_and_the_correlation_it_was_given() -> None:
 def test_the_same_seed_draws_the_same_speed_and_another_seed_another() -> None:
     a, b, c = (LoopSpeed(0.2, 0.3, random.Random(s), 10.0) for s in (1, 1, 2))
     assert a.path == b.path and a.path != c.path
+    with pytest.raises(ConfigError, match="duration"):
+        LoopSpeed(0.2, 0.3, random.Random(1), 0.0)
     assert a.factor(-1.0) == a.path[0] and a.factor(99.0) == a.path[-1]  # held at the ends
+
+
+def test_a_tiny_time_constant_or_a_long_run_draws_a_bounded_grid() -> None:
+    """A time constant of a nanosecond (or a day-long run) must not ask for 10**11 points:
+    the grid coarsens to at most MAX_POINTS, and a stretch shorter than it is then noise
+    from point to point with the same sd."""
+    tiny = LoopSpeed(0.2, 1e-9, random.Random(3), duration=60.0)
+    assert len(tiny.path) <= MAX_POINTS
+    log = np.log(np.asarray(tiny.path))
+    assert float(np.std(log)) == pytest.approx(0.2, rel=0.05)
+    x = log - log.mean()
+    assert abs(float(np.mean(x[:-1] * x[1:]) / np.var(x))) < 0.01  # no memory left
+    assert len(LoopSpeed(0.2, 0.3, random.Random(3), duration=86_400.0).path) <= MAX_POINTS
 
 
 @pytest.mark.parametrize(("sd", "time"), [(-0.1, 0.3), (math.nan, 0.3), (0.2, 0.0), (0.2, -1.0)])
