@@ -20,7 +20,7 @@ runs of one light level; no curve of latency against load is fitted.
 - the machine's wandering speed (:func:`~cqrs_lab.load.loop_speed_fit.speed_fit`): how
   much the calls that came right after other work cost more or less together in one 50 ms
   stretch than in another, beyond their own scatter, and how long a stretch lasts (on this
-  machine an sd of 18 to 23% in the log, a time constant of 60 to 390 ms), simulated as a
+  machine an sd of 18 to 25% in the log, a time constant of 45 to 390 ms), simulated as a
   factor of mean one on all the loop's work (:mod:`cqrs_lab.sim.loop_speed`). Near the
   CPU limit a slow stretch overloads the server for its length and builds the queue the
   tails come from; without it the twin's p95 at 72% of the knee was 85% under the

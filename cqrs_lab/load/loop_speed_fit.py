@@ -4,7 +4,9 @@
 :func:`speed_fit` takes the engine's calls and the transport's reads that came within
 :data:`SPEED_GAP` of other work (warm or nearly: their slow-down after idling is small and
 does not drift in time), each as the log of its seconds over the median of its kind
-(clipped at ``±1``, so a call the CPU limit paused does not count as a slow machine), and
+(clipped at ``±1``, so that one call the CPU limit paused weighs no more than a call
+three times slower; isolated pauses then count as the calls' own scatter, though pauses
+clustered in one window still read as a slow stretch), and
 averages them over windows of :data:`WINDOW` seconds. The windows' means vary by two
 things: the calls' own scatter, independent from call to call (a window's share of it is
 the variance pooled within windows over the window's count), and the machine's speed,
@@ -21,8 +23,12 @@ exp(-(k - 1) x)``.
 The speed's wander is not one time scale: on this machine the variogram jumps within the
 first window and goes on rising for a second or two. One process fitted up to two seconds
 is what judged best on five saved runs (45 of their 100 figures within band, against 35
-with a constant speed, 42 fitted up to 0.8 s, 43 with a second, slower process); it gives
-an sd of 0.18 to 0.23 and a time constant of 60 to 390 ms on them.
+with a constant speed, 42 fitted up to 0.8 s, 43 with a second, slower process); it gave
+an sd of 0.18 to 0.23 and a time constant of 60 to 390 ms on them, and 0.25 over 45 ms on
+this session's fresh run. A time constant of a second or more is not well seen in a
+level's runs of ten seconds with lags up to two: the fit then lands at or near its bound
+(:data:`TIME_BOUNDS`) and reads the sd low. The calls of several server processes are
+pooled into the same windows: the speed is taken to be the machine's, shared by them.
 
 No latency is fitted: the simulation at each rate produces what a slow stretch does to the
 queue.
@@ -55,6 +61,8 @@ SPEED_GAP = 1e-3
 WINDOW = 0.05
 #: the farthest lag (windows) of the fit: two seconds, a fifth of a level's run
 MAX_LAG = 40
+#: the most windows one run may span (a day)
+MAX_WINDOWS = 86_400 / WINDOW
 #: the fewest windows (of three calls or more) for a fit; fewer: a constant speed
 MIN_WINDOWS = 40
 #: the time constant's bounds (seconds)
@@ -108,7 +116,10 @@ def _variogram(lags: np.ndarray, time: float) -> np.ndarray:
 def _window_means(st: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
     """One run's windows: the mean log ratio of each and the variance the calls' own
     scatter gives it (NaN both: fewer than three calls)."""
-    calls = st[st["stage"].isin(_KINDS) & (st["gap"] <= SPEED_GAP) & (st["seconds"] > 0)]
+    finite = np.isfinite(st["at"].to_numpy(dtype=float)) & np.isfinite(
+        st["seconds"].to_numpy(dtype=float)
+    )
+    calls = st[finite & st["stage"].isin(_KINDS) & (st["gap"] <= SPEED_GAP) & (st["seconds"] > 0)]
     if len(calls) < 3 * MIN_WINDOWS:
         return None, None
     log = np.log(calls["seconds"].to_numpy(dtype=float))
@@ -116,6 +127,8 @@ def _window_means(st: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | Non
     ratio = np.clip(log - pd.Series(log, index=calls.index).groupby(kinds).transform("median"),
                     -1.0, 1.0).to_numpy()  # fmt: skip
     at = calls["at"].to_numpy(dtype=float)
+    if (at.max() - at.min()) / WINDOW > MAX_WINDOWS:
+        return None, None  # not one level's run (a clock gone wrong): nothing to fit on
     win = ((at - at.min()) // WINDOW).astype(int)
     df = pd.DataFrame({"w": win, "r": ratio})
     g = df.groupby("w")["r"].agg(["mean", "count"])

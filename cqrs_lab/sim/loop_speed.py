@@ -3,12 +3,12 @@ than its calibrated cost at each moment (``[server] speed_sd`` and ``speed_time`
 
 On a shared machine the same work does not cost the same CPU from one moment to the next:
 measured on this 2-core machine, the server's calls that came right after other work cost
-about 18% more or less (the sd of the log) in one 50 ms stretch than in another, and a slow
-stretch lasts a few tenths of a second, at every load from a tenth of the knee up (a
-neighbour on the same physical core, the host's own work; the run-to-run drift of a few
-percent is slower still). Items drawn independently cannot slow down together; under a
-CPU limit near saturation a slow stretch of a few hundred milliseconds is what builds a
-queue.
+18 to 25% more or less (the sd of the log) in one 50 ms stretch than in another, and a
+slow stretch lasts from a few tens to a few hundreds of milliseconds, at every load from a
+tenth of the knee up (a neighbour on the same physical core, the host's own work; the
+run-to-run drift of a few percent is slower still). Items drawn independently cannot slow
+down together; under a CPU limit near saturation a slow stretch is what builds a queue.
+It is the machine's: the loops of several server processes share one.
 
 
 :class:`LoopSpeed` is the log of that factor as an Ornstein-Uhlenbeck process: standard
@@ -57,8 +57,8 @@ class LoopSpeed:
             raise ConfigError(f"speed_time={time!r}: the log speed's time constant in seconds, > 0")
         if not (math.isfinite(duration) and duration > 0.0):
             raise ConfigError(f"duration={duration!r}: the run's seconds, > 0")
-        self.step = max(min(STEP, time / 10.0), duration / MAX_POINTS)
-        n = max(1, math.ceil(duration / self.step))
+        n = max(1, min(MAX_POINTS, math.ceil(duration / min(STEP, time / 10.0))))
+        self.step = duration / n
         self.path = array("d", bytes(8 * n)) if sd > 0.0 else array("d", [1.0])
         if sd == 0.0:
             return

@@ -182,10 +182,10 @@ class Simulation:
         process 0 runs the engine's views, process k its replicas."""
         s, env = self.scenario, self.env
         cores = Cores(sv.cores) if sv.cores is not None else None
+        speed = _loop_speed(sv, _stream_seed(s.seed, "speed"), s.duration)  # the machine's
         self.loops = loops = [
             EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period, cores, speed)
-            for i in range(s.commands.processes)
-            for speed in [_loop_speed(sv, _stream_seed(s.seed, f"speed-{i}"), s.duration)]
+            for _ in range(s.commands.processes)
         ]
         self.loop = loops[0]
         reads = self.reads

@@ -16,6 +16,7 @@ from cqrs_lab.load.calibration_inputs import quantiles, window
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
 from cqrs_lab.load.loop_calibration import calibrate_loop, client_offsets, sim_cpu
+from cqrs_lab.load.loop_scenario import describe_calibration
 from cqrs_lab.load.loop_stages import idle_gaps, slow_down, stage_calls, transport_samples
 from cqrs_lab.load.loop_twin import (
     LoopCalibration,
@@ -255,6 +256,21 @@ def test_a_numpy_rate_writes_a_valid_scenario() -> None:
     s = cal.scenario(rate=np.float64(200.0), duration=np.float64(2.0))
     assert s.reads is not None and s.reads.rate == 200.0
     assert predict_loop(cal, np.float64(150.0), duration=2.0)["offered_commands_per_s"] == 150.0
+
+
+def test_a_wandering_speed_is_written_into_the_scenario_and_described() -> None:
+    base = dict(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+                per_batch={"balances": 1e-5}, request_s=2.5e-4, reads_per_command=1.0,
+                mix={"deposit": 1.0}, keys=100)  # fmt: skip
+    still = LoopCalibration(**base)  # type: ignore[arg-type]
+    moving = LoopCalibration(**base, speed_sd=0.2, speed_time=0.1)  # type: ignore[arg-type]
+    s = moving.scenario(rate=200.0, duration=2.0)
+    assert s.server is not None
+    assert (s.server.speed_sd, s.server.speed_time) == (0.2, 0.1)
+    assert "wanders by 20% (sd of its log) over stretches of 100 ms" in describe_calibration(moving)
+    t = still.scenario(rate=200.0, duration=2.0)
+    assert t.server is not None and t.server.speed_sd == 0.0
+    assert "wanders" not in describe_calibration(still)
 
 
 def test_the_clients_offset_is_the_same_at_every_rate() -> None:

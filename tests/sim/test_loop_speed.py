@@ -10,10 +10,12 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+import simpy
 
 from cqrs_lab.errors import ConfigError, ScenarioError
-from cqrs_lab.load.loop_speed_fit import WINDOW, speed_fit
+from cqrs_lab.load.loop_speed_fit import speed_fit
 from cqrs_lab.sim import parse_scenario
+from cqrs_lab.sim.event_loop import EventLoop
 from cqrs_lab.sim.loop_speed import MAX_POINTS, LoopSpeed
 from cqrs_lab.sim.simulation import Simulation
 from tests.sim.test_event_loop import scenario
@@ -30,6 +32,25 @@ def test_the_log_speed_has_the_sd_and_the_correlation_it_was_given() -> None:
     assert rho == pytest.approx(math.exp(-1.0), abs=0.05)
     far = round(4.0 / speed.step)  # ten time constants: none left
     assert abs(float(np.mean(x[:-far] * x[far:]) / np.var(x))) < 0.05
+
+
+class _Stub:
+    """A speed of 2 for the first 10 ms, then 1."""
+
+    def factor(self, now: float) -> float:
+        return 2.0 if now < 0.01 else 1.0
+
+
+def test_an_items_cost_is_scaled_by_the_speed_at_its_start() -> None:
+    env = simpy.Environment()
+    loop = EventLoop(env, 0.0, 0.001, 1.0, 0.01, speed=_Stub())  # type: ignore[arg-type]
+    ends: list[float] = []
+    for cost in (0.004, 0.004, 0.004):
+        loop.run(cost).callbacks.append(lambda _e: ends.append(round(env.now, 6)))
+    env.run()
+    # 8 ms (started at 0, speed 2), 8 ms (started at 8 ms, speed 2), 4 ms (started at 16)
+    assert ends == [0.008, 0.016, 0.02]
+    assert loop.cpu_s == pytest.approx(0.02)
 
 
 def test_the_same_seed_draws_the_same_speed_and_another_seed_another() -> None:
@@ -50,7 +71,8 @@ def test_a_tiny_time_constant_or_a_long_run_draws_a_bounded_grid() -> None:
     assert float(np.std(log)) == pytest.approx(0.2, rel=0.05)
     x = log - log.mean()
     assert abs(float(np.mean(x[:-1] * x[1:]) / np.var(x))) < 0.01  # no memory left
-    assert len(LoopSpeed(0.2, 0.3, random.Random(3), duration=86_400.0).path) <= MAX_POINTS
+    for duration in (86_400.0, 10_012.427):  # the second does not divide into the grid
+        assert len(LoopSpeed(0.2, 0.3, random.Random(3), duration=duration).path) <= MAX_POINTS
 
 
 @pytest.mark.parametrize(("sd", "time"), [(-0.1, 0.3), (math.nan, 0.3), (0.2, 0.0), (0.2, -1.0)])
@@ -133,4 +155,15 @@ def test_calls_that_scatter_on_their_own_or_a_limit_paused_are_no_wandering_spee
 def test_too_few_calls_fit_no_speed() -> None:
     few = [p.iloc[: 40 * 3 - 1] for p in _timings(0.3, 0.3, seed=1)]
     assert speed_fit(few) == (0.0, 0.3)
-    assert WINDOW < 0.3
+
+
+def test_calls_at_no_finite_moment_or_hours_apart_are_left_out() -> None:
+    parts = _timings(0.2, 0.3, seed=2)
+    sd, time = speed_fit(parts)
+    broken = [p.copy() for p in parts]
+    broken[0].iloc[5, broken[0].columns.get_loc("at")] = math.nan
+    broken[1].iloc[5, broken[1].columns.get_loc("seconds")] = math.inf
+    assert speed_fit(broken) == pytest.approx((sd, time), rel=0.05)
+    far = parts[2].copy()
+    far.iloc[-1, far.columns.get_loc("at")] = 1e7  # would be 2 * 10**8 windows
+    assert speed_fit([parts[0], parts[1], far])[0] > 0  # that run left out, the others fit
