@@ -214,6 +214,10 @@ def calibrate_loop(
     return client_offsets(cal, [measure([r], warmup, view) for r in runs], cal.anchor_rate, seed)
 
 
+#: simulated seconds of each run that solves the request CPU
+SOLVE_SECONDS = 60.0
+
+
 def commands_per_task(opts: dict[str, Any]) -> float:
     """Commands per user task of a run's user classes (its ``options``), which size the
     open model's pool of users; 0 when not known (a locustfile of its own, no classes)."""
@@ -232,17 +236,22 @@ def sim_cpu(cal: LoopCalibration, rate: float, seed: int = 1, duration: float = 
 def _solve_request(cal: LoopCalibration, busy: float, rate: float, seed: int) -> float:
     """The request CPU (s) with which the simulated loop at ``rate`` is as busy as the
     server measured (``busy`` cores): the loop's CPU is close to linear in it, so two runs
-    and a secant, then two corrections."""
+    and a secant, then two corrections, each run :data:`SOLVE_SECONDS` long (with the
+    machine's speed wandering, 20 s runs solved a request CPU 13% apart from one seed to
+    the next on one calibration, 60 s runs 4%, 120 s runs 3% but twice the time)."""
     if busy <= 0:
         raise ConfigError("calibrate_loop: the server's CPU was not measured (cpu.csv)")
+
+    def off(request_s: float) -> float:
+        return sim_cpu(replace(cal, request_s=request_s), rate, seed, SOLVE_SECONDS) - busy
+
     x0, x1 = 0.0, busy / max(rate, 1e-9) / 2.0
-    y0 = sim_cpu(replace(cal, request_s=x0), rate, seed) - busy
-    y1 = sim_cpu(replace(cal, request_s=x1), rate, seed) - busy
+    y0, y1 = off(x0), off(x1)
     for _ in range(2):
         if y1 == y0:
             break
         x0, x1, y0 = x1, max(0.0, x1 - y1 * (x1 - x0) / (y1 - y0)), y1
-        y1 = sim_cpu(replace(cal, request_s=x1), rate, seed) - busy
+        y1 = off(x1)
     return float(x1)
 
 
