@@ -24,7 +24,7 @@ runs of one light level; no curve of latency against load is fitted.
   factor of mean one on all the loop's work (:mod:`cqrs_lab.sim.loop_speed`). Near the
   CPU limit a slow stretch overloads the server for its length and builds the queue the
   tails come from; without it the twin's p95 at 72% of the knee was 85% under the
-  measured one, with it 22% under (one saved run);
+  measured one, with it 32% under (one saved run);
 - the HTTP protocol's read of each request (the ``transport`` stage: httptools parsing its
   bytes and starting its task), a turn of the loop of its own, warm: each read divided by
   the slow-down its idle gap implies (:func:`~cqrs_lab.load.loop_stages.

@@ -24,8 +24,8 @@ The speed's wander is not one time scale: on this machine the variogram jumps wi
 first window and goes on rising for a second or two. One process fitted up to two seconds
 is what judged best on five saved runs (45 of their 100 figures within band, against 35
 with a constant speed, 42 fitted up to 0.8 s, 43 with a second, slower process); it gave
-an sd of 0.18 to 0.23 and a time constant of 60 to 390 ms on them, and 0.25 over 45 ms on
-this session's fresh run. A time constant of a second or more is not well seen in a
+an sd of 0.18 to 0.23 and a time constant of 60 to 390 ms on them, and 0.25 over 45 ms and
+0.19 over 98 ms on two fresh runs. A time constant of a second or more is not well seen in a
 level's runs of ten seconds with lags up to two: the fit then lands at or near its bound
 (:data:`TIME_BOUNDS`) and reads the sd low. The calls of several server processes are
 pooled into the same windows: the speed is taken to be the machine's, shared by them.
