@@ -234,25 +234,25 @@ def sim_cpu(cal: LoopCalibration, rate: float, seed: int = 1, duration: float = 
 
 
 def _solve_request(cal: LoopCalibration, busy: float, rate: float, seed: int) -> float:
-    """The request CPU (s) with which the simulated loop at ``rate`` is as busy as the
-    server measured (``busy`` cores): the loop's CPU is close to linear in it, so two runs
-    and a secant, then two corrections, each run :data:`SOLVE_SECONDS` long (with the
-    machine's speed wandering, 20 s runs solved a request CPU 13% apart from one seed to
-    the next on one calibration, 60 s runs 4%, 120 s runs 3% but twice the time)."""
+    """The request CPU (s) with which the simulated loop at ``rate`` is as busy as the server
+    measured (``busy`` cores). The loop's CPU is close to linear in it: two short runs give
+    the slope (about the requests per second), then one run of :data:`SOLVE_SECONDS` at the
+    secant's answer and a last step along that slope. The long run is for the machine's
+    wandering speed: solved on 20 s runs alone, the request CPU of one calibration came 13%
+    apart from one seed to the next, on 60 s runs 4%."""
     if busy <= 0:
         raise ConfigError("calibrate_loop: the server's CPU was not measured (cpu.csv)")
 
-    def off(request_s: float) -> float:
-        return sim_cpu(replace(cal, request_s=request_s), rate, seed, SOLVE_SECONDS) - busy
+    def off(request_s: float, seconds: float) -> float:
+        return sim_cpu(replace(cal, request_s=request_s), rate, seed, seconds) - busy
 
     x0, x1 = 0.0, busy / max(rate, 1e-9) / 2.0
-    y0, y1 = off(x0), off(x1)
-    for _ in range(2):
-        if y1 == y0:
-            break
-        x0, x1, y0 = x1, max(0.0, x1 - y1 * (x1 - x0) / (y1 - y0)), y1
-        y1 = off(x1)
-    return float(x1)
+    y0, y1 = off(x0, 20.0), off(x1, 20.0)
+    if y1 == y0:
+        return float(x1)
+    slope = (y1 - y0) / (x1 - x0)
+    x2 = max(0.0, x1 - y1 / slope)
+    return float(max(0.0, x2 - off(x2, SOLVE_SECONDS) / slope))
 
 
 def client_offsets(
