@@ -53,7 +53,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["SPEED_GAP", "WINDOW", "speed_fit"]
+from cqrs_lab.sim.loop_speed import CONSTANT_TIME
+
+__all__ = ["NO_WANDER", "SPEED_GAP", "WINDOW", "speed_fit"]
 
 #: calls this soon (seconds) after other timed work count
 SPEED_GAP = 1e-3
@@ -68,20 +70,24 @@ MIN_WINDOWS = 40
 #: the time constant's bounds (seconds)
 TIME_BOUNDS = (0.02, MAX_LAG * WINDOW)
 
+#: the fit when no wander is found: ``(sd, time)`` of a constant speed
+NO_WANDER = (0.0, CONSTANT_TIME)
+
 _KINDS = ("command", "query", "transport")
 
 
 def speed_fit(parts: Sequence[pd.DataFrame]) -> tuple[float, float]:
     """``(sd, time)`` of the log speed from each run's timed work (``stage``, ``name``,
-    ``at``, ``seconds``, ``gap``: :func:`~cqrs_lab.load.loop_stages.idle_gaps`); ``(0.0,
-    0.3)``, a constant speed, when too few windows or no wander beyond the calls' own
-    scatter were found."""
+    ``at``, ``seconds``, ``gap``: :func:`~cqrs_lab.load.loop_stages.idle_gaps`); :data:`NO_WANDER`,
+    a constant speed, when too few windows or no wander beyond the calls' own scatter were
+    found."""
     half_sq, pairs = np.zeros(MAX_LAG + 1), np.zeros(MAX_LAG + 1)
     windows = 0
     for st in parts:
-        means, noise = _window_means(st)
-        if means is None or noise is None:
+        found = _window_means(st)
+        if found is None:
             continue
+        means, noise = found
         windows += int(np.sum(~np.isnan(means)))
         for k in range(1, MAX_LAG + 1):
             d = means[k:] - means[:-k]
@@ -90,17 +96,17 @@ def speed_fit(parts: Sequence[pd.DataFrame]) -> tuple[float, float]:
             half_sq[k] += float(np.sum(d[both] ** 2 - n[both])) / 2.0
             pairs[k] += int(both.sum())
     if windows < MIN_WINDOWS or not pairs[1:].all():
-        return 0.0, 0.3
+        return NO_WANDER
     lags = np.arange(1, MAX_LAG + 1, dtype=float)
     gamma, weight = half_sq[1:] / pairs[1:], pairs[1:]
-    best = (math.inf, 0.0, 0.3)  # (weighted squared error, variance, time)
+    best = (math.inf, *NO_WANDER)  # (weighted squared error, variance, time)
     for time in np.geomspace(TIME_BOUNDS[0], TIME_BOUNDS[1], 120):
         shape = _variogram(lags, float(time))
         var = float(np.sum(weight * shape * gamma) / np.sum(weight * shape * shape))
         err = float(np.sum(weight * (gamma - var * shape) ** 2))
         if var > 0 and err < best[0]:
             best = (err, var, float(time))
-    return (math.sqrt(best[1]), best[2]) if best[1] > 0 else (0.0, 0.3)
+    return (math.sqrt(best[1]), best[2]) if best[1] > 0 else NO_WANDER
 
 
 def _variogram(lags: np.ndarray, time: float) -> np.ndarray:
@@ -113,28 +119,28 @@ def _variogram(lags: np.ndarray, time: float) -> np.ndarray:
     return var - cov
 
 
-def _window_means(st: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _window_means(st: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
     """One run's windows: the mean log ratio of each and the variance the calls' own
-    scatter gives it (NaN both: fewer than three calls)."""
+    scatter gives it (NaN both: fewer than three calls); None: too few calls to fit on."""
     finite = np.isfinite(st["at"].to_numpy(dtype=float)) & np.isfinite(
         st["seconds"].to_numpy(dtype=float)
     )
     calls = st[finite & st["stage"].isin(_KINDS) & (st["gap"] <= SPEED_GAP) & (st["seconds"] > 0)]
     if len(calls) < 3 * MIN_WINDOWS:
-        return None, None
+        return None
     log = np.log(calls["seconds"].to_numpy(dtype=float))
     kinds = calls["stage"].astype(str) + "/" + calls["name"].astype(str)
     ratio = np.clip(log - pd.Series(log, index=calls.index).groupby(kinds).transform("median"),
                     -1.0, 1.0).to_numpy()  # fmt: skip
     at = calls["at"].to_numpy(dtype=float)
     if (at.max() - at.min()) / WINDOW > MAX_WINDOWS:
-        return None, None  # not one level's run (a clock gone wrong): nothing to fit on
+        return None  # not one level's run (a clock gone wrong): nothing to fit on
     win = ((at - at.min()) // WINDOW).astype(int)
     df = pd.DataFrame({"w": win, "r": ratio})
     g = df.groupby("w")["r"].agg(["mean", "count"])
     g = g[g["count"] >= 3]
     if len(g) < 2:
-        return None, None
+        return None
     inside = df[df["w"].isin(g.index)]
     dev = inside["r"] - inside["w"].map(g["mean"])
     within = float((dev**2).sum()) / max(len(inside) - len(g), 1)

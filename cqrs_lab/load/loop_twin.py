@@ -59,6 +59,7 @@ from cqrs_lab.load.loop_scenario import client_cold, describe_calibration, twin_
 from cqrs_lab.load.options import open_pool
 from cqrs_lab.load.results import DEFAULT_DOMAIN, percentiles
 from cqrs_lab.sim import Scenario, load_scenario
+from cqrs_lab.sim.loop_speed import CONSTANT_TIME
 from cqrs_lab.sim.scenario_load import parse_scenario
 
 __all__ = [
@@ -123,7 +124,7 @@ class LoopCalibration:
     #: the machine's wandering speed: the sd of the log of the cost factor (0: constant)
     #: and its time constant (:mod:`cqrs_lab.sim.loop_speed`)
     speed_sd: float = 0.0
-    speed_time: float = 0.3
+    speed_time: float = CONSTANT_TIME
     #: the load generator's users (``[server] clients``): its fixed pool (``--users``), or
     #: 0 and its open model's pool at each rate from the commands per user task (0: none)
     users: int = 0

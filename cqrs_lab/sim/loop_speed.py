@@ -38,7 +38,10 @@ from array import array
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["MAX_POINTS", "STEP", "LoopSpeed"]
+__all__ = ["CONSTANT_TIME", "MAX_POINTS", "STEP", "LoopSpeed"]
+
+#: the time constant (seconds) given when none is measured (a constant speed: sd 0)
+CONSTANT_TIME = 0.3
 
 #: the grid (seconds) on which the speed is drawn, at most (a tenth of ``time`` if shorter)
 STEP = 0.005

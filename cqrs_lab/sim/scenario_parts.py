@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cqrs_lab.sim.distributions import Dist
+from cqrs_lab.sim.loop_speed import CONSTANT_TIME
 
 _SERVICE = Dist("exponential", 0.002)
 _TTF, _TTR = Dist("exponential", 600.0), Dist("deterministic", 5.0)
@@ -157,7 +158,7 @@ class ServerSpec:
     transport_cold: float | None = None
     transport_cold_time: float | None = None
     speed_sd: float = 0.0
-    speed_time: float = 0.3
+    speed_time: float = CONSTANT_TIME
     cpus: float = 1.0
     period: float = 0.01
     commit: Dist = _NO_DELAY
