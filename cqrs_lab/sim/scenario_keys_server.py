@@ -115,6 +115,15 @@ SERVER_TABLES: tuple[Table, ...] = (
                 open_lo=True,
             ),
             Key(
+                "quota_carry",
+                "number",
+                _SV.quota_carry,
+                _S,
+                "how much of a period's quota a process left unused it may still run in the "
+                "next period (Linux keeps 1 ms of it; 0: a strict quota per period)",
+                hi=1.0,
+            ),
+            Key(
                 "commit",
                 "time",
                 _SV.commit,

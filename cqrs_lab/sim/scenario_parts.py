@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from cqrs_lab.sim.distributions import Dist
 from cqrs_lab.sim.loop_speed import CONSTANT_TIME
 
+#: the CPU seconds of a period's quota that a limited process left unused and may still run
+#: in the next period: Linux keeps up to 1 ms (``min_cfs_rq_runtime``) of its runtime on the
+#: CPU when the process goes idle, and that runtime no longer expires at the period's end
+QUOTA_CARRY = 0.001
+
 _SERVICE = Dist("exponential", 0.002)
 _TTF, _TTR = Dist("exponential", 600.0), Dist("deterministic", 5.0)
 _PER_EVENT, _PER_BATCH = Dist("deterministic", 0.0002), Dist("deterministic", 0.001)
@@ -136,17 +141,17 @@ class ServerSpec:
     ``batch_limit`` commands), the seconds a batch then blocks its loop waiting for the
     database's commit (``commit``, plus ``commit_per_command`` for each command beyond the
     batch's first) and a projection's pump step its read (``pump_wait``), the slow-down
-    after idling (``cold``, ``cold_time``; the transport's reads their own,
-    ``transport_cold`` and ``transport_cold_time``, when given), the machine's wandering
-    speed (``speed_sd`` of the log of a cost factor, ``speed_time`` its time constant:
-    :mod:`cqrs_lab.sim.loop_speed`; 0: constant), a CPU limit per process
-    (``cpus`` per ``period``), the pumps' idle poll for the other processes' appends
-    (``poll``; 0: at once), the machine's cores that the loops share (``cores``; None: one
-    each) and the CPU seconds the rest of the machine (load generator, local database)
-    spends on those cores per command (``other_cpu``; only with ``cores``) and a local
-    database's CPU on them per transaction it serves, each writer batch and each projection
-    pump step (``database_cpu``; only with ``cores``); the load generator's users, at most
-    ``clients`` requests in flight (:mod:`cqrs_lab.sim.clients`; 0: no limit)."""
+    after idling (``cold``, ``cold_time``; the transport's reads their own, ``transport_cold``
+    and ``transport_cold_time``, when given), the machine's wandering speed (``speed_sd`` of the
+    log of a cost factor, ``speed_time`` its time constant: :mod:`cqrs_lab.sim.loop_speed`; 0:
+    constant), a CPU limit per process (``cpus`` per ``period``, up to ``quota_carry`` seconds
+    of a period's unused quota still to run in the next: :data:`QUOTA_CARRY`), the pumps' idle
+    poll for the other processes' appends (``poll``; 0: at once), the machine's cores that the
+    loops share (``cores``; None: one each) and the CPU seconds the rest of the machine (load
+    generator, local database) spends on those cores per command (``other_cpu``; only with
+    ``cores``) and a local database's CPU on them per transaction it serves, each writer batch
+    and each projection pump step (``database_cpu``; only with ``cores``); the load generator's
+    users, at most ``clients`` requests in flight (:mod:`cqrs_lab.sim.clients`; 0: no limit)."""
 
     request: Dist = _NO_DELAY
     transport: Dist = _NO_DELAY
@@ -161,6 +166,7 @@ class ServerSpec:
     speed_time: float = CONSTANT_TIME
     cpus: float = 1.0
     period: float = 0.01
+    quota_carry: float = QUOTA_CARRY
     commit: Dist = _NO_DELAY
     commit_per_command: float = 0.0
     pump_wait: Dist = _NO_DELAY

@@ -5,6 +5,8 @@ the model's definition or queueing theory, not from the code's output."""
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Generator
 
 import pytest
 import simpy
@@ -152,6 +154,59 @@ def test_the_quota_holds_within_every_period() -> None:
     assert ends[-1] == pytest.approx(14 * 0.004 + 0.001, abs=1e-9)
 
 
+def _ends(carry: float, jobs: list[tuple[float, float]]) -> list[float]:
+    """When each ``(start, cpu)`` job ends on a loop of 5 ms per 10 ms keeping ``carry``."""
+    env = simpy.Environment()
+    loop = EventLoop(env, cold=0.0, cold_time=0.001, cpus=0.5, period=0.01, carry=carry)
+    ends: list[float] = []
+
+    def job(at: float, cpu: float) -> Generator[simpy.Event, None, None]:
+        yield env.timeout(at)
+        yield loop.run(cpu)
+        ends.append(env.now)
+
+    for at, cpu in jobs:
+        env.process(job(at, cpu))
+    env.run()
+    return ends
+
+
+def test_a_period_left_idle_lets_the_next_run_up_to_the_carry_more() -> None:
+    """0.5 ms run in the first period, 6 ms of work at 10.5 ms runs at once with a 1 ms
+    carry (5 ms + 1 ms); a strict quota stops it at 15.5 ms until the next period."""
+    assert _ends(0.001, [(0.0, 0.0005), (0.0105, 0.006)])[1] == pytest.approx(0.0165, abs=1e-9)
+    assert _ends(0.0, [(0.0, 0.0005), (0.0105, 0.006)])[1] == pytest.approx(0.021, abs=1e-9)
+
+
+def test_the_carry_does_not_pile_up_over_idle_periods() -> None:
+    """Five periods idle still give one carry: 8 ms at 50 ms runs 6 ms, the rest at 60 ms;
+    a loop that has not run yet has nothing kept (as a new group's CPU has no runtime)."""
+    assert _ends(0.001, [(0.0, 0.0005), (0.05, 0.008)])[1] == pytest.approx(0.062, abs=1e-9)
+    assert _ends(0.001, [(0.05, 0.008)]) == [pytest.approx(0.063, abs=1e-9)]
+
+
+def test_the_carry_is_unused_quota_never_more() -> None:
+    """Poisson jobs at 95% and at 120% of the quota (idle stretches, then a queue that
+    never empties): by each job's end, the CPU of the jobs finished is at most the quota of
+    every period begun plus one carry."""
+    for gap in (0.0005 / 0.95, 0.0005 / 1.2):
+        _within_the_quotas_given(gap)
+
+
+def _within_the_quotas_given(gap: float) -> None:
+    rng = random.Random(3)
+    jobs, t = [], 0.0
+    for _ in range(3000):
+        t += rng.expovariate(1 / gap)
+        jobs.append((t, rng.expovariate(1 / 0.0005)))
+    ends = _ends(0.001, jobs)
+    done = sorted(zip(ends, (cpu for _, cpu in sorted(jobs)), strict=True))
+    ran = 0.0
+    for end, cpu in done:
+        ran += cpu
+        assert ran <= 0.005 * math.ceil(end / 0.01 - 1e-9) + 0.001 + 1e-9
+
+
 def test_one_loop_needs_one_handler() -> None:
     bad = scenario(100.0).replace("handlers = 1", "handlers = 2")
     with pytest.raises(ScenarioError, match=r"commands\.handlers"):
@@ -161,6 +216,9 @@ def test_one_loop_needs_one_handler() -> None:
 def test_a_bad_server_key_names_the_table_and_the_allowed_values() -> None:
     with pytest.raises(ScenarioError, match=r"server\.cpus.*<= 1"):
         parse_scenario(scenario(100.0, "cpus = 2.0\n"))
+    with pytest.raises(ScenarioError, match=r"server\.quota_carry.*>= 0"):
+        parse_scenario(scenario(100.0, "quota_carry = -0.001\n"))
+    assert parse_scenario(scenario(100.0, "quota_carry = 0\n")).server.quota_carry == 0.0
 
 
 def _most_in_flight(spans: list[tuple[float, float]]) -> int:
