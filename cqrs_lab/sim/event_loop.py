@@ -18,9 +18,9 @@ simulated that way (the twin writes one, calibrated from a load test's per-stage
   ``cpus * period`` seconds per ``period`` and waits for the next period once that is
   spent, as the kernel's CFS bandwidth control does; what it left unused in a period, up
   to ``carry`` seconds, it may still run in the next (Linux keeps 1 ms: measured here
-  under a 0.4-core limit, Poisson arrivals of 0.5 ms jobs at 90% of the quota waited p50
-  1.3 ms, p95 16 ms; a strict quota per period gives 3.2 and 23 ms, a 1 ms carry 1.2 and
-  20 ms). An item may also :meth:`~EventLoop.
+  under a 0.4-core limit, Poisson arrivals of 0.5 ms jobs at 90% of the quota took p50
+  1.1 ms, p95 16 ms; a strict quota per period gives 2.7 and 22 ms, a 1 ms carry 1.0 and
+  19 ms: ``python -m benchmarks w2_quota``). An item may also :meth:`~EventLoop.
   block` its loop after its CPU (a synchronous call waiting on the database: the loop
   runs nothing else, spends no CPU and no quota). A loop given a
   :class:`~cqrs_lab.sim.loop_speed.LoopSpeed` runs every item that many times slower or
