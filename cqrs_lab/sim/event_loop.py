@@ -54,6 +54,7 @@ from typing import Protocol
 
 import simpy
 
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.commands import Level
 from cqrs_lab.sim.loop_speed import LoopSpeed
 from cqrs_lab.sim.scenario_parts import QUOTA_CARRY
@@ -160,6 +161,11 @@ class EventLoop:
         speed: LoopSpeed | None = None,
         carry: float = QUOTA_CARRY,
     ) -> None:
+        if not (math.isfinite(carry) and carry >= 0.0):
+            raise ConfigError(
+                f"carry={carry!r}: the seconds of a period's unused quota kept for the next, "
+                ">= 0 (0: a strict quota per period)"
+            )
         self.env = env
         self.speed = speed
         self.queue: deque[tuple[Item, Chill | None]] = deque()

@@ -11,7 +11,7 @@ from collections.abc import Generator
 import pytest
 import simpy
 
-from cqrs_lab.errors import ScenarioError
+from cqrs_lab.errors import ConfigError, ScenarioError
 from cqrs_lab.sim import parse_scenario
 from cqrs_lab.sim.event_loop import EventLoop
 from cqrs_lab.sim.simulation import Simulation
@@ -205,6 +205,12 @@ def _within_the_quotas_given(gap: float) -> None:
     for end, cpu in done:
         ran += cpu
         assert ran <= 0.005 * math.ceil(end / 0.01 - 1e-9) + 0.001 + 1e-9
+
+
+@pytest.mark.parametrize("carry", [-0.001, math.nan, math.inf])
+def test_a_carry_that_is_not_seconds_is_refused_by_name(carry: float) -> None:
+    with pytest.raises(ConfigError, match=r"carry=.*>= 0"):
+        EventLoop(simpy.Environment(), 0.0, 0.001, 0.5, 0.01, carry=carry)
 
 
 def test_one_loop_needs_one_handler() -> None:
