@@ -28,7 +28,7 @@ import numpy as np
 import simpy
 
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.cpu_limit import CpuLimit
+from cqrs_lab.load.cpu_limit import CpuLimit, available_cpus
 from cqrs_lab.sim.event_loop import EventLoop
 from cqrs_lab.sim.scenario_parts import QUOTA_CARRY
 
@@ -65,12 +65,13 @@ def serve(rate: float, seconds: float, seed: int, out: str) -> None:
 
 def measured(load: float, seed: int) -> dict[str, list[float]]:
     rate = load * CORES / JOB_CPU
+    core = min(os.sched_getaffinity(0))  # the first this process may use
     with tempfile.TemporaryDirectory() as tmp, CpuLimit(CORES, PERIOD) as limit:
         out = str(Path(tmp) / "jobs.json")
         child = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.w2_quota", str(rate), str(seed), out],
             stdin=subprocess.PIPE,
-            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+            preexec_fn=lambda: os.sched_setaffinity(0, {core}),
         )
         limit.add(child.pid)
         assert child.stdin is not None
@@ -100,7 +101,7 @@ def simulated(arrivals: list[float], cpu: list[float], carry: float) -> np.ndarr
 
 def run() -> Iterator[dict[str, Any]]:
     try:
-        if len(os.sched_getaffinity(0)) < 2:
+        if available_cpus() < 2:
             raise ConfigError("needs two CPUs: one for the limited process, one for the rest")
         jobs = [(load, measured(load, seed=1)) for load in LOADS]
     except (ConfigError, OSError, RuntimeError) as exc:

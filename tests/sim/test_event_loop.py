@@ -199,10 +199,8 @@ def _within_the_quotas_given(gap: float) -> None:
     for _ in range(3000):
         t += rng.expovariate(1 / gap)
         jobs.append((t, rng.expovariate(1 / 0.0005)))
-    ends = _ends(0.001, jobs)
-    done = sorted(zip(ends, (cpu for _, cpu in sorted(jobs)), strict=True))
     ran = 0.0
-    for end, cpu in done:
+    for end, (_, cpu) in zip(_ends(0.001, jobs), jobs, strict=True):  # first in, first out
         ran += cpu
         assert ran <= 0.005 * math.ceil(end / 0.01 - 1e-9) + 0.001 + 1e-9
 
