@@ -12,12 +12,12 @@ its commands and the projections have caught up; the figure that matters is the 
 50% to 100% (goal: under 20%, memory flat after warm-up, with bounded retention).
 
 The transfer reads carry no consistency token, so one may reach the server before its
-transfer is visible: a 404 (measured: one or two per run, each in the first ~130 requests
-of a phase, when 32 fresh connections burst into an idle server). The script names each
-such transfer, and once the phase has settled the harness asks for it again the one way
-that does not depend on the view, which keeps only the newest 10,000 ended transfers (a
-phase ends some 50,000 transfers later): it requests the same transfer again, which the
-engine refuses with 409 when the log has it. The throughput line reports them
+transfer is visible: a 404 (measured: none to four per run; the two traced came in the
+first ~130 requests of a phase, when 32 fresh connections burst into an idle server). The
+script names each such transfer, and once the phase has settled the harness asks for it
+again the one way that does not depend on the view, which keeps only the newest 10,000
+ended transfers (a phase ends some 50,000 transfers later): it requests the same transfer
+again, which the engine refuses with 409 when the log has it. The throughput line reports them
 (``transfer_reads_404``) and how many the log had (``transfer_reads_404_found_later``: all
 of them, or a transfer was lost, and the request just made has requested it anew) beside
 wrk's ``non_2xx``, which counts them too.
