@@ -300,7 +300,7 @@ def soak(store: str, script: str) -> dict[str, Any]:
                 raise RuntimeError(f"opening account a{a} answered {status}")
         server.settle()
         out: dict[str, Any] = {"rss_start": server.rss_mib(), "marks": [], "requests": 0.0}
-        out.update(non_2xx=0.0, errors=0.0, seconds=0.0, not_found=[], found_later=0)
+        out.update(non_2xx=0.0, errors=0.0, seconds=0.0, not_found=0, found_later=0)
         sent = 0  # requests so far
         for mark in MARKS:
             target = round(COMMANDS * mark)
@@ -312,7 +312,7 @@ def soak(store: str, script: str) -> dict[str, Any]:
             out["marks"].append({"mark": mark, "rss": server.rss_mib(), "head": head})
             for transfer in ran["not_found"]:  # read ahead of their transfer: in the log?
                 out["found_later"] += _post(server.url + "/transfers", _transfer(transfer)) == 409
-            out["not_found"] += ran["not_found"]
+            out["not_found"] += len(ran["not_found"])
         out["commands_per_s"] = COMMANDS / out["seconds"]
         if store.startswith("sqlite:"):
             server.stop()
@@ -375,7 +375,7 @@ def _figures(name: str, r: dict[str, Any]) -> Iterator[dict[str, Any]]:
         "unit": "commands/s",
         "requests": int(r["requests"]),
         "non_2xx": int(r["non_2xx"]),
-        "transfer_reads_404": len(r["not_found"]),
+        "transfer_reads_404": int(r["not_found"]),
         "transfer_reads_404_found_later": int(r["found_later"]),
         "socket_errors": int(r["errors"]),
     }
