@@ -59,9 +59,11 @@ def test_a_lost_race_is_decided_again_unless_the_client_named_a_version(
             assert r.status_code == 200, r.text
             assert r.json()["stream_version"] == 3  # after the other process's deposit
             got = live.get(
-                "/accounts/a", headers={"X-Consistency-Token": str(r.json()["position"])}
+                "/accounts/a",
+                params={"wait": 5},
+                headers={"X-Consistency-Token": str(r.json()["position"])},
             )
-            assert got.json()["balance"] == 112
+            assert got.headers["x-stale"] == "false" and got.json()["balance"] == 112
         else:  # the client asked for version 1: the race is its conflict to see
             assert r.status_code == 409 and r.json()["title"] == "concurrent write", r.text
     finally:

@@ -44,8 +44,12 @@ def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: st
             )
             assert deposit.status_code == 200, deposit.text
             token = deposit.headers["x-consistency-token"]
-            got = client.get("/accounts/a", headers={"X-Consistency-Token": token})
-            assert got.json()["balance"] == 107
+            # a token read waits for the view only when given ?wait= (without it, a stale
+            # answer says X-Stale: true and is right to)
+            got = client.get(
+                "/accounts/a", params={"wait": 5}, headers={"X-Consistency-Token": token}
+            )
+            assert got.headers["x-stale"] == "false" and got.json()["balance"] == 107
             assert got.headers["etag"] == '"2"'  # opened, deposited: the stream's version
             stale = client.post(
                 "/accounts/a/deposits", json={"amount": 1}, headers={"If-Match": '"1"'}
@@ -57,9 +61,11 @@ def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: st
             assert fresh.status_code == 200, fresh.text
             got = client.get(
                 "/accounts/a",
+                params={"wait": 5},
                 headers={"X-Consistency-Token": fresh.headers["x-consistency-token"]},
             )
-            assert got.headers["etag"] == '"3"' and got.json()["balance"] == 108
+            assert got.headers["x-stale"] == "false" and got.headers["etag"] == '"3"'
+            assert got.json()["balance"] == 108
     finally:
         first.kill()  # SIGKILL
     second = Server("--store", served_url)
@@ -70,8 +76,11 @@ def test_a_killed_server_restarts_with_everything_it_acknowledged(served_url: st
             )
             assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
             assert replay.json() == deposit.json()
-            got = client.get("/accounts/a", headers={"X-Consistency-Token": token})
-            assert got.status_code == 200 and got.json()["balance"] == 108  # applied once
+            got = client.get(
+                "/accounts/a", params={"wait": 5}, headers={"X-Consistency-Token": token}
+            )
+            assert got.status_code == 200 and got.headers["x-stale"] == "false"
+            assert got.json()["balance"] == 108  # applied once
     finally:
         second.kill()
 
