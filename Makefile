@@ -18,19 +18,26 @@ demo: $(STAMP)
 
 # Tests that only compute (the engine, checks, property searches, the simulation) run on
 # two processes, each taking the next test when it is free (a few property searches take a
-# minute each: handed out in fixed shares, one process was left with them); the tests of
-# real parts (servers, Locust, PostgreSQL, notebooks, the wheel)
-# then run alone, as their timings and CPU limits assume a machine they do not share.
+# minute each: handed out in fixed shares, one process was left with them). The tests of
+# real parts that measure (load tests, knee ramps, CPU limits, the twin, the notebooks that
+# load-test) run alone, as their timings and CPU limits assume a machine they do not share;
+# the other tests of real parts (servers, PostgreSQL clusters, the wheel), whose checks do
+# not time, run on two processes between them.
 COMPUTE_TESTS := tests/core tests/checks tests/contract tests/domains tests/properties \
   tests/sim tests/sim_oracles tests/test_doctests.py tests/test_display.py \
   tests/test_cli_errors.py tests/test_testing_extra.py tests/test_notebooks_simulated.py
-REAL_TESTS := $(filter-out $(COMPUTE_TESTS) tests/__pycache__,\
-  $(patsubst %/,%,$(wildcard tests/*/)) $(wildcard tests/test_*.py))
+ALONE_TESTS := tests/load tests/test_notebooks.py tests/test_demo.py tests/test_make_test.py \
+  tests/test_one_install.py tests/test_readme.py tests/postgres/test_loop_twin_workers.py \
+  tests/postgres/test_loadtest_workers.py
+SHARED_TESTS := $(filter-out $(COMPUTE_TESTS) $(ALONE_TESTS) tests/__pycache__ tests/postgres,\
+  $(patsubst %/,%,$(wildcard tests/*/)) $(wildcard tests/test_*.py) \
+  $(wildcard tests/postgres/test_*.py))
 
 # lint and types first (ruff, ruff format, mypy): CI (.ci/run) runs this target
 test: lint postgresql-server
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal $(COMPUTE_TESTS)
-	$(BIN)/python -m pytest -q $(REAL_TESTS)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal $(SHARED_TESTS)
+	$(BIN)/python -m pytest -q $(ALONE_TESTS)
 
 # The PostgreSQL tests start a throwaway cluster with the server binaries (initdb, pg_ctl):
 # install Debian's package when they are missing; if that fails, those tests say what to install.
