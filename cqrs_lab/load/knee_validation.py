@@ -36,7 +36,7 @@ import pandas as pd
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_rule import find_knee
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_capacity
-from cqrs_lab.load.twin_display import METRICS, band, metric_label
+from cqrs_lab.load.twin_display import METRICS, band, metric_label, repeats_line
 
 __all__ = [
     "CALIBRATION_SHARE",
@@ -178,7 +178,7 @@ def format_closing(table: pd.DataFrame, trend: pd.DataFrame, knee: dict[str, Any
             + (f" (band {band(str(r['metric'])):.0%})" if r["verdict"] == "fail" else "")
             + (", inside the repeats' range" if inside else "")
         )
-    lines += cpu_lines(table, cap)
+    lines += cpu_lines(table, cap) + repeats_line(table, cap)
     bad = trend[~trend["agrees"]] if len(trend) else trend
     lines.append(
         f"trends: {len(trend) - len(bad)} of {len(trend)} adjacent-level changes agree in sign"

@@ -23,6 +23,7 @@ __all__ = [
     "metric_label",
     "plain_log_axis",
     "plot_comparison",
+    "repeats_line",
 ]
 
 #: a validation level passes a metric when the twin is within this relative error
@@ -46,6 +47,34 @@ METRICS = (
     "lag_p50_s",
     "lag_p95_s",
 )
+
+
+def repeats_line(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
+    """How well the measurement holds itself, per level: the figures (latencies and lags)
+    whose every repeat lies within the figure's band of the level's pooled value. Where the
+    repeats of a level do not, the same load measured again moves by more than the band,
+    and a twin's miss there is no sharper a verdict than the measurement itself.
+
+    >>> t = pd.DataFrame({"sent_commands_per_s": [500.0, 500.0], "repeats": [3, 3],
+    ...                   "metric": ["command_latency_p50_s", "command_latency_p99_s"],
+    ...                   "measured": [1.0, 1.0], "measured_low": [0.9, 0.5],
+    ...                   "measured_high": [1.1, 1.2]})
+    >>> repeats_line(t, 1000.0)
+    ['repeats within their band of the pooled figure: 50% 1/2']
+    """
+    need = {"repeats", "measured_low", "measured_high"}
+    t = table[table["metric"] != "throughput_per_s"] if need <= set(table.columns) else None
+    if t is None or not len(t) or not (t["repeats"] > 1).any():
+        return []
+    parts = []
+    for sent in sorted(float(x) for x in t["sent_commands_per_s"].unique()):
+        level, held = t[t["sent_commands_per_s"] == sent], 0
+        for r in level.to_dict("records"):
+            meas, low, high = (float(r[k]) for k in ("measured", "measured_low", "measured_high"))
+            if meas > 0:  # (nothing measured, or a NaN: not held)
+                held += int(max(abs(low / meas - 1), abs(high / meas - 1)) <= band(r["metric"]))
+        parts.append(f"{sent / capacity_per_s:.0%} {held}/{len(level)}")
+    return ["repeats within their band of the pooled figure: " + ", ".join(parts)]
 
 
 def metric_label(metric: str, view: Any = "") -> str:

@@ -212,6 +212,24 @@ def test_the_closing_table_shows_the_repeats_range_and_a_miss_inside_it() -> Non
     first, second = lines[2], lines[3]
     assert "1.10..2.90" in first and first.endswith("fail (band 20%), inside the repeats' range")
     assert "2.00..4.00" in second and second.endswith("fail (band 20%)")
+    assert not any(line.startswith("repeats within") for line in lines)  # no repeats column
+
+
+def test_the_closing_table_says_where_the_repeats_do_not_hold_their_own_band() -> None:
+    """The first level's three repeats all lie within 20% of its pooled p50 (1.7..2.3 ms of
+    2 ms); the second's do not (2.0..4.0 of 3 ms: -33%); a level measured as nothing (0 ms,
+    one repeat NaN) holds nothing rather than dividing by zero."""
+    table = _table([0.002, 0.003, 0.001], [0.0021, 0.0031, 0.001]).assign(
+        repeats=3,
+        measured=[0.002, 0.003, 0.0],
+        measured_low=[0.0017, 0.002, 0.0],
+        measured_high=[0.0023, 0.004, math.nan],
+    )
+    knee = {"measured_per_s": 400.0, "ci_low_per_s": 380.0, "ci_high_per_s": 420.0,
+            "predicted_per_s": 410.0, "rel_error": 0.025, "verdict": "pass"}  # fmt: skip
+    lines = format_closing(table, trends(table), knee).splitlines()
+    held = [line for line in lines if line.startswith("repeats within")]
+    assert held == ["repeats within their band of the pooled figure: 25% 1/1, 50% 0/1, 75% 0/1"]
 
 
 @pytest.mark.slow
