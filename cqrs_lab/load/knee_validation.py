@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.load.knee import KneeResult
+from cqrs_lab.load.knee_cpu_matched import cpu_matched, cpu_matched_line
 from cqrs_lab.load.knee_rule import find_knee
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_capacity
 from cqrs_lab.load.twin_display import METRICS, band, metric_label, repeats_line
@@ -320,6 +321,10 @@ def validate_and_report(
     cal = table.attrs["calibration"]
     print(cal.describe())
     print(format_closing(table, trend, row))
+    matched = cpu_matched(table, cal)  # the queueing alone, at the measured CPU
+    matched.to_csv(base / "validation-cpu-matched.csv", index=False)
+    for line in cpu_matched_line(matched, knee.capacity_per_s):
+        print(line)
     for name, why in table.attrs["disturbed"].items():
         print(f"set aside {name}: {why}")
     scenario = cal.write(base / "twin-scenario.toml", 0.9 * knee.capacity_per_s, 30.0)
@@ -329,5 +334,6 @@ def validate_and_report(
         curve.to_csv(base / "twin-curve.csv", index=False)
         plot_to_knee(table, knee, curve, base / "twin-knee.png")
     print(f"tables: {base / 'validation.csv'}, {base / 'trends.csv'}, "
-          f"{base / 'knee-prediction.csv'}; scenario: {scenario}")  # fmt: skip
+          f"{base / 'knee-prediction.csv'}, {base / 'validation-cpu-matched.csv'}; "
+          f"scenario: {scenario}")  # fmt: skip
     return 0

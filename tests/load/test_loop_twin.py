@@ -349,6 +349,9 @@ def test_twin_on_a_measure_knee_folder_judges_its_levels_again_up_to_its_knee(
     assert row["measured_per_s"] == pytest.approx(419.0)
     assert row["predicted_per_s"] > 0 and (base / "validation.csv").is_file()
     assert not (base / "twin.csv").exists()  # not the comparison of plain levels
+    # only the calibration level: no level to judge at its measured CPU, an empty table
+    assert "with the server's measured CPU" not in out
+    assert pd.read_csv(base / "validation-cpu-matched.csv").empty
 
 
 def test_past_the_knee_the_generators_users_hold_the_twins_throughput() -> None:
