@@ -21,9 +21,7 @@ import argparse
 import contextlib
 import functools
 import gc
-import json
 import math
-import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,59 +32,15 @@ import pandas as pd
 from cqrs_lab.display import add_no_plots
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.builtin import resolve_scenario
-from cqrs_lab.sim.planner import plan
+from cqrs_lab.sim.cli_common import dumps, jsonable, scenario_from_args
+from cqrs_lab.sim.cli_sweep import run_plan, run_sweep
 from cqrs_lab.sim.results import check_out_folder
-from cqrs_lab.sim.scenario import Scenario
 from cqrs_lab.sim.scenario_reference import render
 from cqrs_lab.sim.simulation import simulate
-from cqrs_lab.sim.sweep import BACKENDS, DEFAULT_METRICS, sweep
-from cqrs_lab.sim.sweep_params import apply_param
+from cqrs_lab.sim.sweep import BACKENDS, DEFAULT_METRICS
 from cqrs_lab.sim.units import for_display
 
 __all__ = ["register", "resolve_scenario"]
-
-
-def _scenario(args: argparse.Namespace) -> Scenario:
-    out = getattr(args, "out", None)
-    if out and Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder; give a folder for the tables")
-    s = resolve_scenario(args.scenario)
-    _note_mix(s, f"cqrs-lab {getattr(args, 'command', 'simulate')}")
-    # --seed, --duration and --rate are checked as the scenario file's keys are
-    if args.seed is not None:
-        s = apply_param(s, "seed", args.seed)
-    if args.duration is not None:
-        if args.duration > 0:
-            s = s.with_(bucket=min(s.bucket, args.duration))
-        s = apply_param(s, "duration", args.duration)
-    rate = getattr(args, "rate", None)
-    return apply_param(s, "rate", rate) if rate is not None else s
-
-
-def _note_mix(s: Scenario, prog: str) -> None:
-    """Say once on stderr that mix weights not summing to 1 are run as proportions."""
-    total = math.fsum(w for _, w in s.workload.mix)
-    if s.workload.mix and not math.isclose(total, 1.0):
-        shares = ", ".join(f"{k} {w / total:.3g}" for k, w in s.workload.mix)
-        print(
-            f"{prog}: note: the workload.mix weights sum to {total:g}, not 1; "
-            f"normalised to {shares}",
-            file=sys.stderr,
-        )
-
-
-def _jsonable(v: Any) -> Any:
-    """A value strict JSON can hold: NaN (no value) and an unbounded interval end are null."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "item"):
-        return _jsonable(v.item())
-    return v
-
-
-def _dumps(obj: Any) -> str:
-    """Strict JSON (no NaN or Infinity tokens, which strict parsers reject)."""
-    return json.dumps(obj, allow_nan=False)
 
 
 def _with_unit(key: str, value: Any) -> str:
@@ -116,13 +70,13 @@ def _simulate(args: argparse.Namespace) -> int:
         if not args.out.strip():
             raise ConfigError("--out '': name a folder for the tables and plots")
         check_out_folder(Path(args.out))
-    scenario = _scenario(args)
+    scenario = scenario_from_args(args)
     result = simulate(scenario)
     summary = result.summary_dict()
     if args.out:
         written = result.save(args.out, figures=not args.no_plots)
     if args.json:
-        print(_dumps({k: _jsonable(v) for k, v in summary.items()}))
+        print(dumps({k: jsonable(v) for k, v in summary.items()}))
     else:
         print(f"scenario {scenario.name} ({scenario.source}): {scenario.description}")
         width = max(map(len, summary))
@@ -211,117 +165,6 @@ def _reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid(params: list[str]) -> dict[str, list[Any]]:
-    grid: dict[str, list[Any]] = {}
-    for p in params:
-        key, sep, values = p.partition("=")
-        if not sep or not values:
-            raise ConfigError(f"--param {p!r}: write KEY=V1,V2,... e.g. commands.handlers=2,4,8")
-        grid[key.strip()] = [_number(v.strip()) for v in values.split(",")]
-    return grid
-
-
-def _number(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
-    return text
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    scenario = _scenario(args)
-    metrics = tuple(args.metrics.split(",")) if args.metrics else DEFAULT_METRICS
-    df = sweep(
-        scenario,
-        _grid(args.param),
-        replications=args.replications,
-        metrics=metrics,
-        n_jobs=args.jobs,
-        backend=args.backend,
-    )
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        df.to_csv(Path(args.out) / "sweep.csv", index=False)
-    if args.json:
-        print(_dumps([{k: _jsonable(v) for k, v in r.items()} for r in df.to_dict("records")]))
-    else:  # the CSV and JSON keep seconds; a person reads ms, with the unit in the header
-        print(for_display(df).to_string(index=False, float_format=lambda x: f"{x:.6g}"))
-    return 0
-
-
-_TARGET = re.compile(r"^\s*([a-z0-9_]+)\s*<\s*([0-9.eE+-]+)\s*$")
-
-
-def _fixed(scenario: Scenario, settings: list[str]) -> Scenario:
-    """``scenario`` with each ``--set KEY=VALUE``, checked as ``sweep --param`` is."""
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep or not value.strip() or "," in value:
-            raise ConfigError(
-                f"--set {item!r}: write KEY=VALUE (one value), e.g. "
-                "projections.balances.crash.ttf=600"
-            )
-        scenario = apply_param(scenario, key.strip(), _number(value.strip()))
-    return scenario
-
-
-def _plan(args: argparse.Namespace) -> int:
-    m = _TARGET.match(args.target)
-    if m is None:
-        raise ConfigError(f"--target {args.target!r}: write METRIC<LIMIT, e.g. 'lag_p99_s<0.5'")
-    try:
-        limit = float(m.group(2))
-    except ValueError:
-        limit = math.nan
-    if not limit > 0:
-        raise ConfigError(f"--target {args.target!r}: the limit is seconds > 0, e.g. 0.2")
-    scenario = _fixed(_scenario(args), args.set)
-    p = plan(
-        scenario,
-        knob=args.knob,
-        metric=m.group(1),
-        limit=limit,
-        high=args.max,
-        replications=args.replications,
-        max_replications=args.max_replications,
-        confidence=args.confidence,
-        n_jobs=args.jobs,
-        backend=args.backend,
-    )
-    for note in p.notes:
-        print(f"cqrs-lab plan: note: {note}", file=sys.stderr)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        p.probes.to_csv(Path(args.out) / "plan_probes.csv", index=False)
-    if args.json:
-        print(
-            _dumps(
-                {
-                    "knob": p.knob,
-                    "value": p.value,
-                    "metric": p.metric,
-                    "limit": p.limit,
-                    "mean": _jsonable(p.mean),
-                    "ci_low": _jsonable(p.ci_low),
-                    "ci_high": _jsonable(p.ci_high),
-                    "confidence": p.confidence,
-                    "replications": p.replications,
-                    "lower_bound": p.lower_bound,
-                    "notes": list(p.notes),
-                    "probes": [
-                        {k: _jsonable(v) for k, v in r.items()} for r in p.probes.to_dict("records")
-                    ],
-                }
-            )
-        )
-    else:
-        print("\n".join(x for x in p.describe().splitlines() if not x.startswith("note: ")))
-        print(for_display(p.probes).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    return 0 if p.value is not None else 1
-
-
 def _common(p: argparse.ArgumentParser, parallel: bool) -> None:
     p.add_argument(
         "scenario",
@@ -385,7 +228,7 @@ def register(sub: Any) -> None:
         metavar="M1,M2",
         help=f"summary fields to report (default: {','.join(DEFAULT_METRICS)})",
     )
-    p.set_defaults(run=_tuned(_sweep))
+    p.set_defaults(run=_tuned(run_sweep))
     p = sub.add_parser("plan", help="smallest consumers/handlers meeting a target")
     _common(p, parallel=True)
     p.add_argument(
@@ -427,7 +270,7 @@ def register(sub: Any) -> None:
         default=12,
         help="most runs per value while its interval straddles the limit (default: 12)",
     )
-    p.set_defaults(run=_tuned(_plan), replications=3)
+    p.set_defaults(run=_tuned(run_plan), replications=3)
     p = sub.add_parser(
         "scenario-reference", help="every scenario file key: unit, default, allowed values"
     )
