@@ -23,20 +23,27 @@ level's own measurement, never a prediction, and is shown apart from the verdict
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.loop_twin import LoopCalibration, predict_loop
-from cqrs_lab.load.twin_display import METRICS, band
+from cqrs_lab.load.twin_display import band
 
-__all__ = ["COLUMNS", "cpu_matched", "cpu_matched_line", "scaled_costs"]
+__all__ = ["COLUMNS", "busy_cpu", "cpu_matched", "cpu_matched_line", "scaled_costs"]
 
 
 #: the columns of :func:`cpu_matched` (and of ``validation-cpu-matched.csv``)
 COLUMNS = ["sent_commands_per_s", "metric", "factor", "measured", "predicted", "rel_error",
            "within"]  # fmt: skip
+
+
+def busy_cpu(row: Mapping[Any, Any] | pd.Series) -> float:
+    """A level's measured server CPU (cores) beyond its idle CPU (a row of the comparison)."""
+    return float(row["server_cpu"]) - float(row["server_idle_cpu"])
 
 
 def scaled_costs(cal: LoopCalibration, factor: float) -> LoopCalibration:
@@ -66,16 +73,14 @@ def cpu_matched(
     judged = table[~table["calibration"].astype(bool)]
     for sent in sorted(float(x) for x in judged["sent_commands_per_s"].unique()):
         level = judged[judged["sent_commands_per_s"] == sent]
-        first = level.iloc[0]
-        measured_cpu = float(first["server_cpu"]) - float(first["server_idle_cpu"])
-        twin_cpu = float(first["twin_cpu"])
+        measured_cpu, twin_cpu = busy_cpu(level.iloc[0]), float(level["twin_cpu"].iloc[0])
         if not (sent > 0 and measured_cpu > 0 and twin_cpu > 0):
             continue
         factor = measured_cpu / twin_cpu
         p = predict_loop(scaled_costs(cal, factor), sent, duration, seed)
         for r in level.to_dict("records"):
             metric = str(r["metric"])
-            if metric not in METRICS or metric == "throughput_per_s":
+            if metric == "throughput_per_s":  # follows the offered load by design
                 continue
             meas, pred = float(r["measured"]), float(p[metric])
             err = pred / meas - 1 if meas > 0 else math.nan

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cqrs_lab.load.knee import KneeResult
-from cqrs_lab.load.loop_twin import LoopCalibration
+from cqrs_lab.load.loop_twin import LoopCalibration, predict_loop
 from cqrs_lab.load.twin_display import band, metric_label
 
 __all__ = ["plot_to_knee", "predicted_curve"]
@@ -27,8 +27,6 @@ def predicted_curve(
     """The twin's figures from the calibration level to 1.5 times ``capacity_per_s``
     (offered commands/s; ``points`` simulated rates, 20 s each), and on to ``upto`` (the
     most the knee ramp offered) in three more, geometrically spaced."""
-    from cqrs_lab.load.loop_twin import predict_loop
-
     rates = list(np.linspace(0.1, 1.5, points) * capacity_per_s)
     if upto > rates[-1] * 1.1:
         rates += list(np.geomspace(rates[-1], upto, 4)[1:])

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from cqrs_lab.load.knee import KneeResult
-from cqrs_lab.load.knee_cpu_matched import cpu_matched, cpu_matched_line
+from cqrs_lab.load.knee_cpu_matched import busy_cpu, cpu_matched, cpu_matched_line
 from cqrs_lab.load.knee_plot import plot_to_knee, predicted_curve
 from cqrs_lab.load.knee_rule import find_knee
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_capacity
@@ -149,7 +149,7 @@ def cpu_lines(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
         sent = float(r["sent_commands_per_s"])
         if not sent > 0:  # nothing sent (NaN or 0): no CPU per command
             continue
-        measured = (float(r["server_cpu"]) - float(r["server_idle_cpu"])) / sent
+        measured = busy_cpu(r) / sent
         twin = float(r["twin_cpu"]) / sent
         err = f"{twin / measured - 1:+.0%}" if measured > 0 else "n/a"
         parts.append(

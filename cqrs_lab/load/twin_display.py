@@ -62,9 +62,10 @@ def repeats_line(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
     >>> repeats_line(t, 1000.0)
     ['repeats within their band of the pooled figure: 50% 1/2']
     """
-    need = {"repeats", "measured_low", "measured_high"}
-    t = table[table["metric"] != "throughput_per_s"] if need <= set(table.columns) else None
-    if t is None or not len(t) or not (t["repeats"] > 1).any():
+    if not {"repeats", "measured_low", "measured_high"} <= set(table.columns):
+        return []  # a comparison of single runs
+    t = table[table["metric"] != "throughput_per_s"]
+    if not (t["repeats"] > 1).any():
         return []
     parts = []
     for sent in sorted(float(x) for x in t["sent_commands_per_s"].unique()):
