@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
 from cqrs_lab.core import rebuilds as _rebuilds
-from cqrs_lab.core.arguments import check_bool, check_whole
+from cqrs_lab.core.arguments import check_whole
 from cqrs_lab.core.clock import Clock
-from cqrs_lab.core.deadletters import DeadLetter, DeadLetterStore
+from cqrs_lab.core.deadletters import DeadLetterStore
 from cqrs_lab.core.delivery import DeliveryPolicy, RetryPolicy
-from cqrs_lab.core.faults import CrashHook, CrashPoint, FaultPlan, FaultyTransport, check_plan
+from cqrs_lab.core.faults import CrashPoint, FaultPlan
+from cqrs_lab.core.lifecycle import SubscriptionLifecycle
 from cqrs_lab.core.messages import Envelope, RawEvent
 from cqrs_lab.core.metrics import Histogram
-from cqrs_lab.core.partitions import partition_of
 from cqrs_lab.core.projections import Projection
 from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
 from cqrs_lab.core.recorders import RecorderFanout, SubscriptionRecorder
@@ -38,8 +36,6 @@ _BEFORE, _AFTER, _CHECKPOINT = (
     CrashPoint.AFTER_CHECKPOINT,
 )
 
-_ReadPartition = Callable[[int, int, int, int], tuple[list[Envelope], int]]
-
 
 def _check_max_events(value: object, where: str) -> int:
     return check_whole(
@@ -47,7 +43,7 @@ def _check_max_events(value: object, where: str) -> int:
     )
 
 
-class Subscription:
+class Subscription(SubscriptionLifecycle):
     """Delivers the log to ``consumer`` under ``policy``; see :mod:`cqrs_lab.core.delivery`.
 
     ``checkpoints`` is the tracking store of the semantics that keep their record outside the
@@ -100,7 +96,7 @@ class Subscription:
         )
         self._owner: dict[str, bool] = {}  # stream id -> belongs to this partition
         # a store that indexes partitions (read_partition) spares a partition the full scan
-        self._read_partition: _ReadPartition | None = (
+        self._read_partition = (
             getattr(store, "read_partition", None) if partition is not None else None
         )
         self.inbox: deque[Envelope] = deque()
@@ -151,28 +147,6 @@ class Subscription:
         self.ledger = Progress()  # positions applied at least once (at-least-once counts)
         self.fetched = self.durable.watermark
 
-    def set_faults(self, plan: FaultPlan | None) -> None:
-        """Switch transport faults and crash points on (a plan) or off (None) at run time."""
-        check_plan(plan, "set_faults")
-        plan = plan.for_subscription(self.name) if plan is not None else None
-        self.faults = plan
-        old = getattr(self, "transport", None)
-        self.transport = (
-            FaultyTransport(plan, self.rng) if plan is not None and plan.transport_faults else None
-        )
-        self.transport_faults_seen |= self.transport is not None
-        if old is not None:  # what the old transport held is delivered late, not lost
-            held = old.release(float("inf"))
-            if held:
-                self._take(held, self.clock.now(), mixed=True)
-            if not self.inbox:
-                self.inbox_mixed = self.transport is not None
-            if self.partition is not None:
-                self._skip_foreign()  # nothing is held back any more
-        self.crash_hook = (
-            CrashHook(plan, self.rng, self.name) if plan is not None and plan.crash_faults else None
-        )
-
     @property
     def position(self) -> int:
         """Every event up to here has been dealt with (applied, ignored, parked or lost)."""
@@ -209,103 +183,6 @@ class Subscription:
         )
 
     # -- driving -----------------------------------------------------------------------------
-    def poll(self) -> int:
-        """Fetch from the log (and release held deliveries) into the inbox.
-
-        Returns how many envelopes moved (read from the log or released by the transport).
-        """
-        if self.crashed:
-            return 0
-        now = self.clock.now()
-        transport = self.transport
-        got: list[Envelope] = transport.release(now) if transport else []
-        moved = len(got)
-        room = self.batch_size - len(self.inbox)
-        if room > 0 and self.fetched < self.store.head_position:
-            if self._read_partition is not None:  # the store indexes partitions: read ours
-                index, count = self.partition  # type: ignore[misc]
-                batch, through = self._read_partition(index, count, self.fetched, room)
-                moved += through - self.fetched
-                self.fetched = through
-            else:
-                batch = self.store.read_all(self.fetched, room)
-                if batch:
-                    moved += len(batch)
-                    last = batch[-1].position
-                    if last - self.fetched != len(batch):  # holes (see EventStore.read_all)
-                        self._holes(batch)
-                    self.fetched = last
-                    if self.partition is not None:
-                        batch = self._mine(batch)
-            if batch:
-                got.extend(transport.send(batch, now) if transport else batch)
-        if got:
-            self._take(got, now, mixed=transport is not None)
-        if self.partition is not None and moved:
-            self._skip_foreign()
-        return moved
-
-    def _holes(self, batch: list[Envelope]) -> None:
-        """The positions a read skipped between ``fetched`` and its last event are holes left
-        by appends that rolled back after taking them (a shared store's sequence never fills
-        them): none will ever exist, so they count as dealt with and the position moves on."""
-        got = {env.position for env in batch}
-        missing = [p for p in range(self.fetched + 1, batch[-1].position) if p not in got]
-        if missing:
-            self.policy.passed(self, missing)
-
-    def _take(self, got: list[Envelope], now: float, *, mixed: bool) -> None:
-        rec = self.recorder
-        if rec is not None:
-            delivered, name = rec.delivered, self.name  # looked up once per batch
-            for env in got:
-                delivered(name, env, now)
-        self.delivered += len(got)
-        if mixed:
-            self.inbox_mixed = True
-        self.policy.take(self, got, now)
-
-    def skip_duplicate(self, env: Envelope, now: float) -> None:
-        """A delivery of a position already dealt with is recognised and skipped."""
-        self.duplicates_skipped += 1
-        if self.recorder is not None:
-            self.recorder.skipped(self.name, env, now, "duplicate")
-
-    def _mine(self, batch: list[Envelope]) -> list[Envelope]:
-        """This partition's events (the others' are counted as done by ``_skip_foreign``)."""
-        index, count = self.partition  # type: ignore[misc]
-        owner = self._owner
-        try:
-            return [env for env in batch if owner[env.stream_id]]
-        except KeyError:  # streams seen for the first time: place them, then filter
-            for sid in {env.stream_id for env in batch}.difference(owner):
-                owner[sid] = partition_of(sid, count) == index
-            return [env for env in batch if owner[env.stream_id]]
-
-    def _skip_foreign(self) -> None:
-        """Partitioned: every position below the lowest own event not yet dealt with is done.
-
-        Own events fetched are either dealt with (in the record) or pending (in the inbox, in
-        any order once a transport was involved, or held by the transport); other partitions'
-        positions are never ours. So the watermark may move up to just below the lowest
-        pending own event, or to what was fetched, in one step, without recording the other
-        partitions' positions one by one. It never passes an undelivered event.
-        """
-        if self.crashed:
-            return
-        ceiling = self.fetched
-        if self.transport is not None:
-            held = self.transport.lowest_position()
-            if held is not None:
-                ceiling = min(ceiling, held - 1)
-        taken_ceiling = ceiling  # (at-most-once: the inbox is taken, not yet dealt with)
-        inbox = self.inbox
-        if inbox:
-            first = min(e.position for e in inbox) if self.inbox_mixed else inbox[0].position
-            ceiling = min(ceiling, first - 1)
-        self.record.raise_to(ceiling)
-        self.policy.taken_through(self, taken_ceiling)
-
     def process(self, max_events: int | None = None) -> int:
         """Handle up to ``max_events`` from the inbox (None: all of it; 0: none); returns
         how many were dealt with."""
@@ -477,82 +354,3 @@ class Subscription:
                     except ConsumerCrashed as crash:
                         self._crash(crash)
                         return
-
-    # -- crashes -----------------------------------------------------------------------------
-    def crash(self) -> None:
-        """Crash now (between events): in-flight work is lost as the semantics dictate."""
-        if not self.crashed:
-            self._crash(None)
-
-    def _crash(self, crash: ConsumerCrashed | None) -> None:
-        now = self.clock.now()
-        in_flight = list(self.inbox)
-        self.inbox.clear()
-        self.inbox_mixed = False
-        if self.transport is not None:
-            self.transport.clear()
-        lost = self.policy.crash(self, in_flight)
-        self.lost += len(lost)
-        self.undo.clear()
-        self.unit.clear()
-        self.retry_at = None
-        self.attempts = 0
-        self.crashed = True
-        self.crashes += 1
-        if self.recorder is not None:
-            self.recorder.crashed(self.name, now, lost)
-
-    def restart(self) -> None:
-        """Come back after a crash and resume from the checkpoint."""
-        if not self.crashed:
-            return
-        self.crashed = False
-        self.fetched = self.checkpoint
-        if self.partition is not None:
-            self._skip_foreign()
-
-    # -- rebuilds and dead letters (in :mod:`cqrs_lab.core.rebuilds`) ------------------------
-    def rebuild(self, *, shadow: bool = False) -> None:
-        """Replay the projection from position 0.
-
-        In place: the read model empties at once and refills (readers see partial data).
-        Shadow: a second copy catches up beside the live one, which keeps serving, and takes
-        its place in one step when it has caught up.
-
-        A partition shares its read model with the other partitions of its view: it is
-        rebuilt with them, by its group (emptied alone, the others' rows would be lost).
-        """
-        shadow = check_bool(
-            shadow, "shadow", "True (a shadow copy) or False (in place)", where="rebuild"
-        )
-        if self.partition is not None and self.partition[1] > 1:
-            group = self.name.rsplit("/", 1)[0]
-            raise ConfigError(
-                f"{self.name!r} shares its read model with the other partitions of {group!r}: "
-                f"rebuild them together, engine.groups[{group!r}].rebuild() (in place)"
-            )
-        _rebuilds.rebuild(self, shadow=shadow)
-
-    @property
-    def shadow_rebuilding(self) -> bool:
-        """A shadow copy is catching up beside the live read model."""
-        return self.shadow is not None
-
-    def advance_rebuild(self) -> int:
-        """Step the shadow copy by one batch (for drivers that give each batch a duration);
-        it takes the live model's place once caught up. Returns the shadow's progress."""
-        return _rebuilds.advance_shadow(self) if self.shadow is not None else 0
-
-    @property
-    def rebuilding(self) -> bool:
-        return self.shadow is not None or (
-            self.rebuilding_since is not None and self.position < self.store.head_position
-        )
-
-    def replay_dead_letter(self, letter_id: str) -> DeadLetter:
-        """Apply a parked event again; on success it leaves the store (else it stays)."""
-        return _rebuilds.replay_dead_letter(self, letter_id)
-
-    def stats(self) -> dict[str, Any]:
-        """Counters and positions, as plain data."""
-        return _rebuilds.stats(self)
