@@ -40,18 +40,12 @@ from cqrs_lab.core import (
     Snapshot,
 )
 from cqrs_lab.core.store import check_expected
-from cqrs_lab.errors import ConfigError, CqrsLabError, StoreBroken
+from cqrs_lab.errors import ConfigError, StoreBroken
+from cqrs_lab.stores.sqlite_reads import COLUMNS, NO_METADATA, SqliteReads, stored_envelope
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteEventStore", "StoreBroken"]
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-_EMPTY: Mapping[str, Any] = {}
-_CHUNK = 2048  # events read from the file at a time, below the cache of newest events
-_CHUNKS_KEPT = 8  # decoded chunks kept for the other subscriptions catching up
-_COLUMNS = (
-    "event_id, stream_id, stream_version, position, type_name, schema_version, data, "
-    "correlation_id, causation_id, recorded_at, metadata"
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,15 +64,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE published = 0;
 """
 
 
-def _stored(row: tuple[Any, ...]) -> Envelope:
-    """An envelope in stored form from a row of ``_COLUMNS``."""
-    eid, sid, ver, pos, tname, schema, data, corr, caus, at, meta = row
-    raw = RawEvent(tname, schema, json.loads(data))
-    metadata = _EMPTY if meta == "{}" else json.loads(meta)  # most events carry none
-    return Envelope(eid, sid, ver, pos, tname, schema, raw, corr, caus, at, metadata)
-
-
-class SqliteEventStore:
+class SqliteEventStore(SqliteReads):
     """The :class:`~cqrs_lab.core.EventStore` protocol on a SQLite file (WAL).
 
     ``path`` is a file path or ``":memory:"``; ``synchronous`` is SQLite's durability
@@ -193,9 +179,9 @@ class SqliteEventStore:
         self._head = head
         start = max(0, head - self.cache_events)
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position", (start,)
+            f"SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position", (start,)
         )
-        self._tail = [_stored(row) for row in rows]
+        self._tail = [stored_envelope(row) for row in rows]
         self._tail_start = start
         self._last_at = self._tail[-1].recorded_at if self._tail else 0.0
         row = self.db.execute("SELECT max(seq) FROM outbox").fetchone()
@@ -265,22 +251,10 @@ class SqliteEventStore:
         if own:
             self._commit()
 
-    def _check(self) -> None:
-        if self._broken is not None:
-            raise StoreBroken(
-                f"the SQLite store at {self.path} failed earlier "
-                f"({self._broken!r}); restart the server"
-            )
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one statement in the current transaction (for records kept beside the log)."""
         with self._write() as db:
             return db.execute(sql, params).fetchall()
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Read rows (no transaction of its own)."""
-        self._check()
-        return self.db.execute(sql, params).fetchall()
 
     def close(self) -> None:
         self.db.close()
@@ -305,7 +279,7 @@ class SqliteEventStore:
             return []
         position = self._head
         now = self.clock.now()
-        meta = dict(metadata) if metadata is not None else _EMPTY
+        meta = dict(metadata) if metadata is not None else NO_METADATA
         meta_json = json.dumps(meta)
         out: list[Envelope] = []
         rows: list[tuple[Any, ...]] = []
@@ -357,119 +331,6 @@ class SqliteEventStore:
             self._tail_start += drop
             self._decoded = max(self._decoded, self._tail_start)
 
-    # -- reading -------------------------------------------------------------------------
-    def read_stream(self, stream_id: str, after_version: int = 0) -> list[Envelope]:
-        """Events of one stream with version > ``after_version``, decoded to current classes."""
-        if after_version >= self._version(stream_id):
-            return []
-        rows = self.query(
-            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND stream_version > ? "
-            "ORDER BY stream_version",
-            (stream_id, after_version),
-        )
-        decode = self.registry.decode_envelope
-        return [decode(_stored(row)) for row in rows]
-
-    def read_all(self, after: int = 0, limit: int | None = None) -> list[Envelope]:
-        """Events at global positions > ``after``, at most ``limit``, in stored form (decoded
-        where the registry knows the type)."""
-        if after < 0:
-            raise ConfigError(f"read_all(after={after}): positions start at 0; pass >= 0")
-        head = self._head
-        end = head if limit is None else min(head, after + limit)
-        if end <= after:
-            return []
-        start = self._tail_start
-        if end > self._decoded:
-            self._decode_loaded(end)
-        if after >= start:
-            return self._tail[after - start : end - start]
-        self._check()
-        return self._older(after, min(end, start)) + self._tail[: max(0, end - start)]
-
-    def _older(self, after: int, end: int) -> list[Envelope]:
-        """Events after ``after`` up to ``end`` from the file, through a few decoded chunks
-        of ``_CHUNK`` events that subscriptions catching up side by side share."""
-        out: list[Envelope] = []
-        pos = after
-        while pos < end:
-            first = pos - pos % _CHUNK  # the chunk holds positions first + 1 .. first + _CHUNK
-            chunk = self._chunks.get(first)
-            if chunk is None:
-                rows = self.db.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE position > ? AND position <= ? "
-                    "ORDER BY position",
-                    (first, first + _CHUNK),
-                )
-                chunk = [self._decoded_if_known(_stored(row)) for row in rows]
-                if len(chunk) == _CHUNK:  # a whole chunk never changes: keep it a while
-                    self._chunks[first] = chunk
-                    if len(self._chunks) > _CHUNKS_KEPT:
-                        self._chunks.popitem(last=False)
-            else:
-                self._chunks.move_to_end(first)
-            piece = chunk[pos - first : end - first]
-            if not piece:
-                break
-            out.extend(piece)
-            pos += len(piece)
-        return out
-
-    def _decoded_if_known(self, env: Envelope) -> Envelope:
-        """``env`` decoded where the registry can; else in stored form, so the subscription
-        that reads it fails on that one event and parks it as a dead letter."""
-        if self.registry.knows(env.event_type):
-            try:
-                return self.registry.decode_envelope(env)
-            except CqrsLabError:
-                pass
-        return env
-
-    def _decode_loaded(self, end: int) -> None:
-        """Decode the cached events loaded from the file up to ``end``, once."""
-        tail, start = self._tail, self._tail_start
-        stop = min(end, self._loaded)
-        for pos in range(max(self._decoded, start), stop):
-            env = tail[pos - start]
-            if type(env.payload) is RawEvent:
-                tail[pos - start] = self._decoded_if_known(env)
-        self._decoded = max(self._decoded, stop)
-
-    def stream_version(self, stream_id: str) -> int:
-        return self._version(stream_id)
-
-    def _version(self, stream_id: str) -> int:
-        versions = self._versions
-        version = versions.get(stream_id)
-        if version is None:  # not used lately (or new): the file knows, through its index
-            row = self.db.execute(
-                "SELECT max(stream_version) FROM events WHERE stream_id = ?", (stream_id,)
-            ).fetchone()
-            version = int(row[0] or 0)
-            if version:
-                self._set_version(stream_id, version)
-        return version
-
-    def _set_version(self, stream_id: str, version: int) -> None:
-        versions = self._versions
-        versions[stream_id] = version
-        versions.move_to_end(stream_id)
-        if len(versions) > self.cache_streams:
-            versions.popitem(last=False)
-
-    @property
-    def head_position(self) -> int:
-        return self._head
-
-    @property
-    def last_recorded_at(self) -> float:
-        """When the last event was recorded (0.0 for an empty log), on the store's clock."""
-        return self._last_at
-
-    def stream_ids(self) -> list[str]:
-        sql = "SELECT stream_id FROM events GROUP BY stream_id ORDER BY min(position)"
-        return [r[0] for r in self.db.execute(sql)]  # in order of first append
-
     # -- snapshots -----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Persist the snapshot when its state is JSON (else keep it in memory only)."""
@@ -484,24 +345,7 @@ class SqliteEventStore:
             (snapshot.stream_id, snapshot.version, state),
         )
 
-    def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        kept = self._snapshots.get(stream_id)
-        if kept is not None:
-            return kept
-        rows = self.query("SELECT version, state FROM snapshots WHERE stream_id = ?", (stream_id,))
-        return Snapshot(stream_id, rows[0][0], json.loads(rows[0][1])) if rows else None
-
     # -- outbox --------------------------------------------------------------------------
-    def outbox_pending(self, limit: int | None = None) -> list[OutboxMessage]:
-        """Messages not yet published, oldest first (read from the file: pending messages are
-        not kept in memory, however many a server without a relay accumulates)."""
-        rows = self.query(
-            "SELECT message_id, topic, payload, position, correlation_id FROM outbox "
-            "WHERE published = 0 ORDER BY seq LIMIT ?",
-            (-1 if limit is None else limit,),
-        )
-        return [OutboxMessage(m, t, json.loads(p), pos, c) for m, t, p, pos, c in rows]
-
     def outbox_mark_published(self, message_ids: Iterable[str]) -> None:
         ids = [(mid,) for mid in message_ids]
         if not ids:

@@ -119,7 +119,7 @@ def test_opening_the_records_inside_a_batch_does_not_commit_it(tmp_path: Path) -
 def test_catching_up_reads_the_file_in_shared_decoded_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cqrs_lab.stores import sqlite as module
+    from cqrs_lab.stores import sqlite_reads as module
 
     monkeypatch.setattr(module, "_CHUNK", 8)
     monkeypatch.setattr(module, "_CHUNKS_KEPT", 2)
