@@ -44,10 +44,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cqrs_lab.core import Engine, Envelope, FaultPlan, Repository
+from cqrs_lab.core import Engine, FaultPlan, Repository
 from cqrs_lab.errors import (
     ConcurrencyError,
     Overloaded,
@@ -56,6 +56,8 @@ from cqrs_lab.errors import (
     TransactionAborted,
 )
 from cqrs_lab.http.config import ServerConfig
+from cqrs_lab.http.projection_log import ProjectionLogger
+from cqrs_lab.http.pump import TICK_BUDGET, ProjectionPump
 from cqrs_lab.http.stages import StageTimings
 from cqrs_lab.http.waiters import PositionWaiters
 
@@ -65,53 +67,9 @@ T = TypeVar("T")
 log = logging.getLogger("cqrs_lab.http.driver")
 #: tries of a command whose transaction the database aborts (deadlock) before it is 503
 ABORTED_TRIES = 3
-#: seconds of projection work after which a tick yields the loop (each subscription still
-#: takes at least one step per tick, so none starves)
-TICK_BUDGET = 0.005
 
 
-class ProjectionLogger:
-    """A subscription recorder that logs each applied event with its correlation id.
-
-    Logs at DEBUG to ``cqrs_lab.http.projections`` (``--log-projections`` turns it on), so
-    one command can be followed from its HTTP request to its read-model update.
-    """
-
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.log = logger if logger is not None else logging.getLogger("cqrs_lab.http.projections")
-
-    def delivered(self, sub: str, env: Envelope, now: float) -> None:
-        pass
-
-    def applied(self, sub: str, env: Envelope, now: float) -> None:
-        if self.log.isEnabledFor(logging.DEBUG):
-            self.log.debug(
-                "projection %s applied %s at position %d correlation_id=%s traceparent=%s",
-                sub,
-                env.event_type,
-                env.position,
-                env.correlation_id,
-                env.metadata.get("traceparent", "-"),
-            )
-
-    def skipped(self, sub: str, env: Envelope, now: float, reason: str) -> None:
-        if self.log.isEnabledFor(logging.DEBUG):
-            self.log.debug(
-                "projection %s skipped position %d (%s) correlation_id=%s",
-                sub,
-                env.position,
-                reason,
-                env.correlation_id,
-            )
-
-    def rolled_back(self, sub: str, envs: list[Envelope], now: float) -> None:
-        self.log.info("projection %s rolled back %d events", sub, len(envs))
-
-    def crashed(self, sub: str, now: float, lost: list[Envelope]) -> None:
-        self.log.warning("projection %s crashed; %d in-flight events lost", sub, len(lost))
-
-
-class Driver:
+class Driver(ProjectionPump):
     """Runs ``engine`` on the current event loop; see the module docstring."""
 
     def __init__(
@@ -327,127 +285,3 @@ class Driver:
         engine = self.engine
         fresh = Repository(engine.store, cache_size=engine.repository.cache_size)
         engine.repository = engine.bus.repository = fresh
-
-    # -- projections -------------------------------------------------------------------------
-    def notify(self) -> None:
-        """New events were appended: wake the pump."""
-        self._news.set()
-
-    def _tick(self, max_steps: int = 8) -> bool:
-        """Pump every subscription a few steps (bounded, so requests are not starved).
-
-        Each subscription takes one step (a batch), then more while there is work, up to
-        ``max_steps`` and while the tick is within :data:`TICK_BUDGET` seconds: replaying a
-        long log after a restart then leaves the loop every few milliseconds, and requests
-        (reads that say they are stale, ``/readyz`` that says it is catching up) are
-        answered during the replay instead of after it.
-
-        Returns whether there is more to do now: events were dealt with, or a subscription
-        that is up and not waiting for a retry still has fetched or unfetched events.
-        """
-        subs = list(self.engine.subscriptions.values())
-        done = 0
-        stages = self.stages
-        clock = time.perf_counter
-        deadline = clock() + TICK_BUDGET
-        with self.group():
-            for sub in subs:
-                t0 = clock()
-                n = 0
-                for _ in range(max_steps):
-                    step = sub.step()
-                    n += step
-                    if (step == 0 and sub.polled == 0) or clock() > deadline:
-                        break
-                if n and stages is not None:  # --stage-timings: a pump that did work
-                    stages.add("projection", sub.name, clock() - t0, n)
-                done += n
-            if self.after_batch is not None:
-                self.after_batch()
-        self.ticks += 1
-        head = self.engine.store.head_position
-        return done > 0 or any(
-            not s.crashed and s.retry_at is None and (s.inbox or s.fetched < head or s.rebuilding)
-            for s in subs
-        )
-
-    def _drain_pump(self, rounds: int) -> None:
-        for _ in range(rounds):
-            if not self._tick():
-                break
-
-    def _supervise(self, now: float) -> float | None:
-        """Restart consumers down for ``restart_after`` s; returns when the next one is due."""
-        after = self.config.restart_after
-        due: float | None = None
-        for name, sub in self.engine.subscriptions.items():
-            if not sub.crashed:
-                self.crashed_at.pop(name, None)
-                continue
-            since = self.crashed_at.setdefault(name, now)
-            if after is None:
-                continue
-            if now - since >= after:
-                sub.restart()
-                self.crashed_at.pop(name, None)
-                log.info("restarted crashed consumer %s", name)
-            else:
-                due = since + after if due is None else min(due, since + after)
-        return due
-
-    async def _pump(self) -> None:
-        news = self._news
-        clock = self.engine.clock
-        stages = self.stages
-        while self.running:
-            news.clear()
-            t0 = time.perf_counter() if stages is not None else 0.0
-            c0 = time.thread_time() if stages is not None else 0.0
-            try:
-                moved = self._tick()
-            except StoreFailure as exc:
-                self.fail(exc)
-                return
-            self._wake_readers()
-            if stages is not None and moved:  # --stage-timings: a tick that did work
-                wall = time.perf_counter() - t0
-                stages.add("pump", "tick", wall)
-                stages.add("pump-wait", "tick", max(0.0, wall - (time.thread_time() - c0)))
-            if moved:
-                await asyncio.sleep(0)
-                continue
-            now = clock.now()
-            due = [t for t in (self.engine.next_due(), self._supervise(now)) if t is not None]
-            wait = self.config.idle_poll
-            if due:
-                wait = max(0.0, min(wait, min(due) - now))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(news.wait(), wait)
-
-    def _wake_readers(self) -> None:
-        subs = self.engine.subscriptions
-        self._waiters.wake(lambda name: subs[name].position if name in subs else 0)
-
-    async def wait_for(self, projection: str, position: int, budget: float) -> bool:
-        """Wait up to ``budget`` seconds until ``projection`` has dealt with ``position``
-        (woken once it has, not on every tick: :mod:`cqrs_lab.http.waiters`)."""
-        sub = self.engine.subscription(projection)
-        if sub.position >= position:
-            return True
-        if not self._tasks or budget <= 0:  # not started: nothing will move it
-            return False
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.add(sub.name, position, fut)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(fut, budget)
-        return self.engine.subscription(projection).position >= position  # a rebuild swaps it
-
-    def set_faults(self, plan: FaultPlan | None) -> None:
-        self.faults = plan if plan is not None and not plan.empty else None
-        self.engine.set_faults(self.faults)
-        self.notify()
-
-    def pending(self) -> Iterator[str]:
-        for name, sub in self.engine.subscriptions.items():
-            if sub.crashed:
-                yield name

@@ -30,7 +30,7 @@ from typing import Any
 
 from cqrs_lab.core import Engine, Envelope
 from cqrs_lab.errors import StoreFailure
-from cqrs_lab.http.driver import ProjectionLogger
+from cqrs_lab.http.projection_log import ProjectionLogger
 from cqrs_lab.http.stages import StageTimings
 
 __all__ = ["FAILING_STREAK", "ServedRecorder", "errors_of", "readiness_check"]
