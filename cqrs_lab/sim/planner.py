@@ -50,23 +50,17 @@ import pandas as pd
 
 from cqrs_lab.display import frame_html, section_html
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.sim.plan_intervals import positive_interval
+from cqrs_lab.sim.plan_candidates import Candidates
 from cqrs_lab.sim.plan_search import (
     TARGET_CRASHES,
     Executor,
-    Job,
-    accelerated,
-    acceleration,
-    crash_free,
     estimate_runs,
     expected_crashes,
     lag_quantile,
-    mean_crashes,
-    per_replication,
     rare_event_notes,
 )
 from cqrs_lab.sim.scenario import Scenario
-from cqrs_lab.sim.sweep_params import apply_param, check_backend
+from cqrs_lab.sim.sweep_params import check_backend
 
 __all__ = ["METRICS", "Plan", "knobs", "plan", "stability_bound"]
 
@@ -249,106 +243,15 @@ def plan(
     # still waiting has certainly waited longer than the limit
     horizon = scenario.duration - limit if scenario.duration > limit else scenario.duration
     width = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    probes: dict[int, dict[str, Any]] = {}
-    rows: list[dict[str, Any]] = []
     with Executor(n_jobs, backend, progress, estimate_runs(lo, high, replications, windows)) as run:
-
-        def variant_jobs(v: int, reps: range, kinds: tuple[str, ...]) -> list[Job]:
-            s = apply_param(scenario, knob, v)
-            a = acceleration(s, view, v) if windows and view else 1.0
-            if windows and not view:
-                a = min(acceleration(s, p.name, p.consumers) for p in s.projections if p.crash)
-            jobs = []
-            for r in reps:
-                seeded = s.with_(seed=scenario.seed + r)  # common random numbers
-                if not windows:
-                    jobs.append(Job(v, r, "run", seeded, metric))
-                    continue
-                if a > 1.0 and "crash-free" in kinds:
-                    jobs.append(Job(v, r, "crash-free", crash_free(seeded), metric, horizon))
-                if "crashes" in kinds:
-                    jobs.append(Job(v, r, "crashes", accelerated(seeded, a), metric, horizon))
-            probes.setdefault(v, {})["crash_weight"] = 1.0 / a
-            return jobs
-
-        def screen(v: int) -> dict[str, Any] | None:
-            """Crash-free runs first: crashes only add lag, so a miss there is a miss."""
-            results = run(variant_jobs(v, range(min(replications, max(2, width))), ("crash-free",)))
-            if not results:  # crashes are frequent enough: no crash-free part
-                return None
-            rows.extend({k: x for k, x in res.items() if k != "lags"} for res in results)
-            iv = positive_interval(per_replication(results, 0.0, q, "crash-free"), confidence)
-            if iv.low < limit:
-                return {"results": results}
-            return {
-                knob: v,
-                "runs": len(results),
-                f"{metric}_mean": iv.center,
-                f"{metric}_ci_low": iv.low,
-                f"{metric}_ci_high": iv.high,
-                "meets": False,
-                "verdict": "misses without crashes",
-                "consumer_crashes": 0.0,
-                "interval": iv.method,
-            }
-
-        def decide(v: int) -> bool:
-            if v in probes and "verdict" in probes[v]:
-                return bool(probes[v]["verdict"] == "meets")
-            done: list[dict[str, Any]] = []
-            if windows:
-                screened = screen(v)
-                if screened is not None and "verdict" in screened:
-                    probes[v] |= screened
-                    return False
-                done = screened["results"] if screened is not None else []
-            n, n_free = 0, len(done)  # replications made, crash-free runs made (screen)
-            while True:
-                batch = range(n, replications if n == 0 else min(n + 2, max_replications))
-                free = range(max(n, n_free), batch.stop)
-                jobs = variant_jobs(v, free, ("crash-free",)) if windows else []
-                results = run(jobs + variant_jobs(v, batch, ("crashes",)))
-                rows.extend({k: x for k, x in res.items() if k != "lags"} for res in results)
-                done += results
-                n = batch.stop
-                values = per_replication(done, probes[v]["crash_weight"], q if windows else None)
-                iv = positive_interval(values, confidence)
-                verdict = (
-                    "meets" if iv.high < limit else "misses" if iv.low >= limit else "straddles"
-                )
-                if verdict != "straddles" or n >= max_replications:
-                    break
-            probes[v] |= {
-                knob: v,
-                "runs": n,
-                f"{metric}_mean": iv.center,
-                f"{metric}_ci_low": iv.low,
-                f"{metric}_ci_high": iv.high,
-                "meets": verdict == "meets",
-                "verdict": verdict if verdict != "straddles" else "not decisive",
-                "consumer_crashes": mean_crashes(done),
-                "interval": iv.method,
-            }
-            return verdict == "meets"
-
-        answer: int | None = None
-        below, v, step = lo - 1, lo, 1
-        while True:  # gallop up from the bound
-            if decide(v):
-                answer = v
-                break
-            below = v
-            if v >= high:
-                break
-            v, step = min(high, v + step), step * 2
-        if answer is not None:  # bisect between the last miss and the first meet
-            while answer - below > 1:
-                mid = (below + answer) // 2
-                if decide(mid):
-                    answer = mid
-                else:
-                    below = mid
-    return _result(scenario, knob, metric, limit, confidence, answer, bound, probes, rows, notes)
+        found = Candidates(
+            scenario, knob, view, metric, limit, q, windows, horizon, width, replications,
+            max_replications, confidence, run,
+        )  # fmt: skip
+        answer = found.search(lo, high)
+    return _result(
+        scenario, knob, metric, limit, confidence, answer, bound, found.probes, found.rows, notes
+    )
 
 
 def _result(
