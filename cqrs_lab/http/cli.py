@@ -284,7 +284,8 @@ def register(sub: Any) -> None:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="answer 408 and close when a request body stalls this long between two chunks "
+        help="answer 408 and close when a request body is not in this long after its headers, "
+        "and disconnect a client that reads none of its answers this long "
         "(default: %(default)s)",
     )
     p.add_argument(

@@ -63,8 +63,9 @@ class ServerConfig:
       with (the HTTP response and the bus's record of saga steps): a retry within both is
       applied once; a key past them is answered as new. Persisted with the SQLite store.
     - ``header_timeout``: seconds a connection has to send its request line and headers
-      (408 problem+json and closed after); ``body_timeout``: the longest stall between two
-      chunks of a body (408, closed); ``max_connections``: open connections at most (one
+      (408 problem+json and closed after); ``body_timeout``: seconds a body has to arrive
+      after its headers (408, closed), and a client to read its answers (disconnected);
+      headers over 64 KiB get 431; ``max_connections``: open connections at most (one
       more is answered 503 problem+json with ``Retry-After`` and closed). See
       :mod:`cqrs_lab.http.protocol`.
     - ``workers``: server processes sharing the port (PostgreSQL only; see

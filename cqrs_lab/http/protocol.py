@@ -8,17 +8,30 @@ forever. :func:`guarded_protocol` makes a subclass of uvicorn's httptools protoc
 - ``header_timeout``: the request line and headers must be complete within this many
   seconds of the connection opening (or of the request's first byte on a kept-alive
   connection); otherwise the answer is 408 problem+json and the connection is closed;
-- ``body_timeout``: a body that stalls longer than this between two chunks gets a 408
-  problem+json and the connection closed; the route reading it sees the client gone, and
-  the request is counted under ``status="408"`` in ``/metrics``;
+- ``max_header_bytes`` (:data:`MAX_HEADER_BYTES`): request line and headers larger than this
+  are answered 431 problem+json and the connection closed, before the parser has buffered
+  them (a header of 64 MB sent slowly or fast holds 64 KiB of the server, not 64 MB);
+- ``body_timeout``: the whole body must arrive within this many seconds of its headers
+  (bodies are at most 64 KiB): a client trickling it a byte at a time gets a 408
+  problem+json and the connection closed, however often it sends; the route reading it
+  sees the client gone, and the request is counted under ``status="408"`` in
+  ``/metrics``. The clock stops while the server itself is not reading (a pipelined
+  request waiting for the one before it);
+- a client that stops reading its answers (the server's writes held back by a full socket
+  buffer) for ``body_timeout`` seconds is disconnected: pipelining requests and never
+  reading the answers cannot hold a connection;
 - ``max_connections``: a connection beyond this many open ones is answered 503
   problem+json (``Retry-After: 1``) and closed at once, so the file descriptors stay
   bounded (uvicorn's ``limit_concurrency`` would still accept it and keep it);
 - uvicorn's own 400 for a malformed request line or header is problem+json too;
 - a route that answers before the whole body has arrived (a 413) lets the client finish
-  sending: up to :data:`DRAIN_BYTES` more are read and dropped, beyond that the server
-  stops writing, drains for at most :data:`LINGER_SECONDS` and closes, so the client reads
-  the answer instead of a connection reset.
+  sending, within the body's time: up to :data:`DRAIN_BYTES` more are read and dropped,
+  beyond that (or past ``body_timeout``) the server stops writing, drains for at most
+  :data:`LINGER_SECONDS` and closes, so the client reads the answer instead of a connection
+  reset;
+- a request to upgrade the connection (WebSocket) is answered as a plain HTTP request (the
+  server speaks no WebSocket; ``serve`` runs uvicorn with ``ws="none"``) and the connection
+  closed after it.
 
 Each timer is one ``call_later`` per connection that arms it: a request that arrives whole
 in one read (the common case) arms nothing.
@@ -44,12 +57,22 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from cqrs_lab.http.problems import BODY_TIMED_OUT, problem_bytes
 from cqrs_lab.http.stages import StageTimings
 
-__all__ = ["BODY_TIMED_OUT", "DRAIN_BYTES", "LINGER_SECONDS", "GuardedProtocol", "guarded_protocol"]
+__all__ = [
+    "BODY_TIMED_OUT",
+    "DRAIN_BYTES",
+    "LINGER_SECONDS",
+    "MAX_HEADER_BYTES",
+    "GuardedProtocol",
+    "guarded_protocol",
+]
 
 #: body bytes read and dropped after the answer before the connection is closed
 DRAIN_BYTES = 1 << 20
 #: seconds a closing connection keeps reading (and dropping) what the client still sends
 LINGER_SECONDS = 2.0
+#: the most bytes of request line and headers a request may send (as nginx's 4 x 8 KiB
+#: buffers, with room: a browser's cookies and a tracing header fit many times over)
+MAX_HEADER_BYTES = 64 * 1024
 log = logging.getLogger("cqrs_lab.http.protocol")
 
 
@@ -60,6 +83,7 @@ class GuardedProtocol(HttpToolsProtocol):
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int | None = None
+    max_header_bytes: int = MAX_HEADER_BYTES
     #: times each read as the ``transport`` stage (None: untimed)
     stages: StageTimings | None = None
 
@@ -68,7 +92,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self._guard: asyncio.TimerHandle | None = None
         self._guarding = ""  # "headers", "body" or "" (no timer)
         self._in_headers = False
-        self._last_data = 0.0
+        self._header_bytes = 0  # of the request whose headers are coming
+        self._body_deadline = 0.0  # the body of the current request must be in by then
+        self._write_guard: asyncio.TimerHandle | None = None
         self._drained = 0
         self._lingering = False
 
@@ -89,7 +115,26 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._write_guard is not None:
+            self._write_guard.cancel()
+            self._write_guard = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_guard is None:
+            self._write_guard = self.loop.call_later(self.body_timeout, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_guard is not None:
+            self._write_guard.cancel()
+            self._write_guard = None
+
+    def _write_timed_out(self) -> None:
+        self._write_guard = None
+        log.debug("closing a connection: the client read nothing for %gs", self.body_timeout)
+        self.transport.abort()  # it does not read: there is no answer it would see
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -99,6 +144,17 @@ class GuardedProtocol(HttpToolsProtocol):
             self._drained += len(data)  # the rest of a body the route answered without
             if self._drained > DRAIN_BYTES:
                 self._close_gracefully()
+                return
+        elif self._in_headers or cycle is None or not cycle.more_body:  # headers are coming
+            end = data.find(b"\r\n\r\n")  # (counted before the parser buffers them)
+            self._header_bytes += len(data) if end < 0 else end + 4
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse(
+                    431,
+                    "request header fields too large",
+                    f"the request line and headers exceed {self.max_header_bytes} bytes; "
+                    "send fewer or shorter headers",
+                )
                 return
         if self.stages is None:
             super().data_received(data)
@@ -114,10 +170,9 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._in_headers:
             if self._guarding != "headers":
                 self._arm("headers", self.header_timeout)
-        elif cycle is not None and cycle.more_body and not cycle.response_complete:
-            self._last_data = self.loop.time()
+        elif cycle is not None and cycle.more_body:  # coming, or drained after the answer
             if self._guarding != "body":
-                self._arm("body", self.body_timeout)
+                self._arm("body", max(self._body_deadline - self.loop.time(), 0.01))
         elif self._guard is not None:
             self._disarm()
 
@@ -128,12 +183,21 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._header_bytes = 0
+        self._body_deadline = self.loop.time() + self.body_timeout
         super().on_headers_complete()
         if self.cycle is not None:
             self.cycle.transport = self._closer  # type: ignore[assignment]
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, "malformed request", f"{msg} Send a well-formed HTTP/1.1 request.")
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # an Upgrade (WebSocket) the server does not speak: the request is answered as plain
+        # HTTP, and the connection closed after it (the parser stopped at the upgrade)
+        log.debug("an upgrade request answered as plain HTTP, its connection then closed")
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
 
     # -- timers ------------------------------------------------------------------------
     def _arm(self, what: str, seconds: float) -> None:
@@ -163,16 +227,19 @@ class GuardedProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         self._guard, self._guarding = None, ""
         cycle = self.cycle
-        if self.transport.is_closing() or cycle is None:
+        if self.transport.is_closing() or cycle is None or not cycle.more_body:
             return
-        if not cycle.more_body or cycle.response_complete:
+        now = self.loop.time()
+        if self.flow.read_paused or cycle.waiting_for_100_continue:
+            # the server itself is not reading: the client's time starts again when it does
+            self._body_deadline = now + self.body_timeout
+        if now < self._body_deadline:
+            self._arm("body", max(self._body_deadline - now, 0.01))
             return
-        idle = self.loop.time() - self._last_data
-        if idle < self.body_timeout or self.flow.read_paused or cycle.waiting_for_100_continue:
-            # data came since the timer was set, or the server itself is not reading
-            self._arm("body", max(self.body_timeout - idle, 0.01))
+        if cycle.response_complete:  # answered without the body (a 413): stop draining it
+            self._close_gracefully()
             return
-        log.debug("closing a connection: the body stalled for %gs", self.body_timeout)
+        log.debug("closing a connection: the body not in within %gs", self.body_timeout)
         cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
         started = cycle.response_started
         cycle.disconnected = True  # the route's receive() now says the client is gone
@@ -183,7 +250,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse(
                 408,
                 "request timeout",
-                f"the request body stalled for more than {self.body_timeout:g} s",
+                f"the request body did not arrive within {self.body_timeout:g} s of its headers",
             )
 
     # -- answering and closing ---------------------------------------------------------
@@ -226,14 +293,21 @@ class _GracefulClose:
     the client is still sending the body (an answer with ``Connection: close`` given before
     the body was read, a 413) closes gracefully instead of resetting the connection."""
 
-    __slots__ = ("_protocol", "_transport", "get_extra_info", "is_closing", "write")
+    __slots__ = ("_protocol", "_transport", "get_extra_info", "is_closing")
 
     def __init__(self, protocol: GuardedProtocol, transport: asyncio.Transport) -> None:
         self._protocol = protocol
         self._transport = transport
-        self.write = transport.write
         self.is_closing = transport.is_closing
         self.get_extra_info = transport.get_extra_info
+
+    def write(self, data: bytes) -> None:
+        """Write, unless the connection is already closing: a client that hung up (or was
+        dropped for reading nothing) before its answer was written is no server error
+        (uvloop's transport raises on a write after the close)."""
+        transport = self._transport
+        if not transport.is_closing():
+            transport.write(data)
 
     def close(self) -> None:
         cycle = self._protocol.cycle
@@ -251,6 +325,7 @@ def guarded_protocol(
     body_timeout: float,
     max_connections: int | None,
     stages: StageTimings | None = None,
+    max_header_bytes: int = MAX_HEADER_BYTES,
 ) -> type[GuardedProtocol]:
     """A :class:`GuardedProtocol` subclass with these settings (what uvicorn's ``http=``
     takes: it builds one protocol object per connection); ``stages``: time each read."""
@@ -258,6 +333,7 @@ def guarded_protocol(
         "header_timeout": float(header_timeout),
         "body_timeout": float(body_timeout),
         "max_connections": max_connections,
+        "max_header_bytes": int(max_header_bytes),
         "stages": stages,
     }
     return type("GuardedProtocol", (GuardedProtocol,), attrs)

@@ -58,6 +58,7 @@ def run_uvicorn(
         port=port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http=protocol,
+        ws="none",  # no WebSocket here: an upgrade is answered as plain HTTP (protocol.py)
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,

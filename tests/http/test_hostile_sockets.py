@@ -2,12 +2,15 @@
 
 One server with short timeouts and a small connection limit (``--header-timeout 1
 --body-timeout 1 --max-connections 16``) takes: trickling headers (slowloris), a stalled
-body, a connection over the limit, a client that hangs up mid-body, a too-large body sent
-in chunks, a malformed request line. Each test takes a few seconds at most.
+body, a body trickled a byte at a time, a connection over the limit, a client that hangs up
+mid-body, a too-large body sent in chunks (and the rest trickled), headers over 64 KiB, a
+client that pipelines requests and reads no answer, a WebSocket upgrade, a malformed request
+line. Each test takes a few seconds at most.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import select
@@ -216,6 +219,115 @@ def test_a_too_large_body_sent_in_chunks_reads_the_413_not_a_reset(server: Serve
         assert sent_error is None, (close, sent_error)
         assert _status(raw) == 413, close
         assert _problem(raw)["status"] == 413
+
+
+def test_a_body_trickled_a_byte_at_a_time_gets_408_within_the_body_timeout(
+    server: Server,
+) -> None:
+    """Never a stall as long as the timeout, but the whole body not in within it."""
+    sock = _connect(server)
+    start = time.monotonic()
+    sock.sendall(
+        b"POST /accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
+    raw = b""
+    sock.settimeout(0.2)
+    try:
+        for _ in range(int((BODY_TIMEOUT + SLACK) / 0.2) + 5):
+            sock.sendall(b" ")
+            try:
+                raw = sock.recv(65536)
+            except TimeoutError:
+                continue
+            break
+    except OSError:
+        pass
+    raw += _read_all(sock, 1.0)
+    took = time.monotonic() - start
+    sock.close()
+    assert _status(raw) == 408 and took < BODY_TIMEOUT + SLACK, (took, raw[:200])
+    assert "within" in str(_problem(raw)["detail"])
+
+
+def test_draining_after_a_413_ends_within_the_body_timeout(server: Server) -> None:
+    """A body over the limit is answered 413; the client then trickles the rest: the drain
+    stops at the body's time and the connection closes (not days later)."""
+    sock = _connect(server)
+    start = time.monotonic()
+    sock.sendall(
+        b"POST /accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 10000000\r\n\r\n" + b"x" * 70_000
+    )
+    raw = b""
+    sock.settimeout(0.2)
+    closed = False
+    try:
+        for _ in range(int((BODY_TIMEOUT + 2.0 + SLACK) / 0.2) + 10):
+            sock.sendall(b"x")
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                closed = True
+                break
+            raw += data
+    except OSError:
+        closed = True
+    took = time.monotonic() - start
+    sock.close()
+    assert _status(raw) == 413
+    assert closed and took < BODY_TIMEOUT + 2.0 + SLACK, took  # 2.0: the lingering close
+
+
+@pytest.mark.parametrize("headers", [b"X-Big: " + b"a" * 200_000 + b"\r\n",
+                                     b"X-Small: abcdefghijkl\r\n" * 20_000])  # fmt: skip
+def test_headers_over_64_kib_get_431(server: Server, headers: bytes) -> None:
+    sock = _connect(server)
+    with contextlib.suppress(OSError):  # the server closed while the rest was being sent
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    raw = _read_all(sock)
+    sock.close()
+    assert _status(raw) == 431 and _problem(raw)["status"] == 431
+    assert httpx.get(server.url + "/livez", timeout=5).status_code == 200
+
+
+def test_a_client_that_reads_no_answers_is_disconnected(server: Server) -> None:
+    """Requests pipelined into a full socket buffer, never read: the server stops waiting
+    for the client after the body timeout and drops the connection."""
+    sock = _connect(server)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    start = time.monotonic()
+    ended = False
+    sock.settimeout(0.2)
+    try:
+        while time.monotonic() - start < BODY_TIMEOUT + SLACK + 3:
+            sock.sendall(request * 50)  # fills the server's side until it stops reading
+    except OSError:  # reset by the server, or our send timed out (the server stopped reading)
+        pass
+    while time.monotonic() - start < BODY_TIMEOUT + SLACK + 3 and not ended:
+        time.sleep(0.2)
+        try:
+            sock.sendall(request)
+        except OSError:
+            ended = True  # the server dropped the connection
+    took = time.monotonic() - start
+    sock.close()
+    assert ended and took < BODY_TIMEOUT + SLACK + 3, took
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(server: Server) -> None:
+    sock = _connect(server)
+    sock.sendall(
+        b"GET /accounts/nobody HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    raw = _read_all(sock)
+    sock.close()
+    assert _status(raw) == 404 and _problem(raw)["status"] == 404
 
 
 @pytest.mark.parametrize(
