@@ -119,6 +119,7 @@ class Reads:
         if token is not None:
             if len(request.headers.getlist("x-consistency-token")) > 1:
                 raise Problem(400, "bad header", "header X-Consistency-Token: given twice")
+            token = token.strip(" \t")  # a field's value has no surrounding white space
             if not ascii_digits(token):
                 raise Problem(400, "bad header", "header X-Consistency-Token: a position, digits")
             target = max(target or 0, int(token))

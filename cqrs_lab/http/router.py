@@ -179,7 +179,10 @@ class LabApp:
         method = scope["method"]
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or len(value) > 15 or int(value) > self.limit:
+                # digits (bytes.isdigit: ASCII only), leading zeros and surrounding white
+                # space allowed, as the parser reads them; a garbled one is the parser's 400
+                digits = value.strip(b" \t").lstrip(b"0") or b"0"
+                if not digits.isdigit() or len(digits) > 15 or int(digits) > self.limit:
                     detail = f"the request body exceeds {self.limit} bytes; send a smaller body"
                     response = problem_response(413, "request body too large", detail)
                     await response(scope, receive, send)

@@ -18,7 +18,10 @@ Identifiers follow one rule everywhere, in bodies (:data:`Id`) and in paths (:da
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -74,7 +77,7 @@ def _integral(raw: Any) -> Any:
     other fraction refused, naming the field."""
     if isinstance(raw, float):
         if not raw.is_integer():
-            raise ValueError("a whole number such as 3 or 3.0, not a fraction")
+            raise ValueError(_FRACTION)
         return int(raw)
     return raw
 
@@ -234,10 +237,48 @@ def _unsupported(what: str) -> Problem:
 
 
 def parse_body(model: type[BaseModel], body: bytes) -> Any:
-    """``body`` parsed as ``model``; a 400 or 422 :class:`Problem` naming the field at fault."""
+    """``body`` parsed as ``model``; a 400 or 422 :class:`Problem` naming the field at fault.
+
+    A whole-number field sent a fraction that a float cannot hold (``0.99999999999999999``,
+    ``2.00000000000000001``, ``1e-400``: JSON parsers read them as 1.0, 2.0 and 0.0) is
+    refused like any other fraction, not rounded into an amount the client did not send.
+    """
     if not body:
         raise Problem(400, "missing body", "send a JSON object as the request body")
     try:
-        return model.model_validate_json(body)
+        parsed = model.model_validate_json(body)
     except ValidationError as exc:
         raise invalid_request(exc.errors()) from None
+    if _FRACTION_OR_EXPONENT.search(body) is not None:  # a number with a fraction or exponent
+        rounded = [k for k in _rounded_to_whole(body) if type(getattr(parsed, k, None)) is int]
+        if rounded:
+            errors = [{"loc": (k,), "msg": _FRACTION, "type": "fraction"} for k in rounded]
+            raise invalid_request(errors)
+    return parsed
+
+
+_FRACTION_OR_EXPONENT = re.compile(rb"\d[.eE]")
+_FRACTION = "a whole number such as 3 or 3.0, not a fraction"
+
+
+def _rounded_to_whole(body: bytes) -> list[str]:
+    """The top-level keys of ``body`` whose number has a fraction (exactly, as written) that
+    a float rounds away.
+
+    >>> _rounded_to_whole(b'{"a": 0.99999999999999999, "b": 2.5, "c": 3.0, "d": 1e-400}')
+    ['a', 'd']
+    """
+    try:
+        doc = json.loads(body, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    return [
+        key
+        for key, value in doc.items()
+        if isinstance(value, Decimal)
+        and value.is_finite()
+        and value != value.to_integral_value()
+        and float(value).is_integer()
+    ]

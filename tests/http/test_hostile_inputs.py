@@ -136,8 +136,24 @@ def test_integer_valued_floats_are_whole_numbers_and_fractions_are_refused(live:
         r = live.post(url, json=body, headers=ADMIN if url == "/faults" else {})
         problem = _problem(r, 422)
         assert problem["errors"][0]["field"] == field, problem
+    # fractions a float cannot hold are read as whole numbers by JSON parsers: refused too
+    json_type = {"Content-Type": "application/json"}
+    for url, raw, field in (
+        ("/accounts/f1/deposits", b'{"amount": 0.99999999999999999}', "amount"),
+        ("/accounts/f1/deposits", b'{"amount": 2.00000000000000001}', "amount"),
+        ("/accounts", b'{"account_id": "f3", "opening_balance": 1e-400}', "opening_balance"),
+        ("/commands/Deposit", b'{"account_id": "f1", "amount": 1.0000000000000001E1}', "amount"),
+        ("/accounts", b'{"account_id": "f3", "opening_balance": 0.99999999999999999}',
+         "opening_balance"),
+    ):  # fmt: skip
+        problem = _problem(live.post(url, content=raw, headers=json_type), 422)
+        assert problem["errors"][0]["field"] == field, (raw, problem)
+        assert "fraction" in problem["detail"]
+    r = live.post("/accounts/f1/deposits", content=b'{"amount": 1.0E0}', headers=json_type)
+    assert r.status_code == 200, r.text  # exactly one: taken
     live.settle()
-    assert live.get("/accounts/f1").json()["balance"] == 17
+    assert live.get("/accounts/f1").json()["balance"] == 18
+    _problem(live.get("/accounts/f3"), 404)
 
 
 def test_options_names_every_method_served_on_the_path(live: Live) -> None:

@@ -351,6 +351,33 @@ def test_a_malformed_request_is_answered_with_problem_json(
     assert _problem(raw)["status"] in (400, 413)
 
 
+@pytest.mark.parametrize("length", [b"0000000000000028", b"28 ", b" 28"])
+def test_a_valid_content_length_with_zeros_or_white_space_is_read(
+    server: Server, length: bytes
+) -> None:
+    body = b'{"account_id": "cl", "x": 1}'  # 28 bytes: refused 422 for "x", not 413
+    sock = _connect(server)
+    sock.sendall(
+        b"POST /accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: " + length + b"\r\n\r\n" + body
+    )
+    raw = _read_all(sock)
+    sock.close()
+    assert _status(raw) == 422, raw[:300]
+    assert _problem(raw)["errors"][0]["field"] == "x"  # type: ignore[index]
+
+
+def test_a_consistency_token_with_white_space_around_it_is_read(server: Server) -> None:
+    sock = _connect(server)
+    sock.sendall(  # (httpx will not send a value with white space after it; a client may)
+        b"GET /accounts/nobody HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"X-Consistency-Token: 0 \t\r\n\r\n"
+    )
+    raw = _read_all(sock)
+    sock.close()
+    assert _status(raw) == 404, raw[:300]  # read as position 0: the account is not there
+
+
 def test_the_log_has_no_traceback(server: Server) -> None:
     """Last in this module: the server stops, and its log holds no error and no traceback
     from all of the above."""
