@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from inspect import Parameter, signature
 from typing import Any
 
@@ -134,9 +134,16 @@ class Domain:
         where = f"domain {self.name!r}"
         for part, kind in _PARTS.items():
             items = getattr(self, part)
-            for x in items if isinstance(items, tuple | list) else (items,):
+            if not isinstance(items, tuple | list):
+                raise DomainError(
+                    f"{where}: {part}={items!r}; pass a tuple of {kind.__name__} objects, "
+                    f"e.g. {part}=({kind.__name__}(...),) (mind the comma)"
+                )
+            for x in items:
                 if not isinstance(x, kind):
                     raise DomainError(f"{where}: {part} holds {x!r}; pass {kind.__name__} objects")
+        _check_messages(where, "events", (*self.events, *self.extra_events), Event)
+        _check_messages(where, "handlers", tuple(self.handlers), Command)
         names = [v.name for v in self.views]
         if len(set(names)) != len(names):
             raise DomainError(f"{where}: views have duplicate names {names}; name each once")
@@ -146,9 +153,6 @@ class Domain:
                     f"{where}: query {q.name} reads view {q.view!r}, which the domain does "
                     f"not declare; declared views: {names}"
                 )
-        for cls in self.handlers:
-            if not (isinstance(cls, type) and issubclass(cls, Command)):
-                raise DomainError(f"{where}: handler key {cls!r} is not a Command class")
         if self.workload is not None:
             self.workload.validate(self)
 
@@ -317,3 +321,26 @@ def load_domain(ref: str | Domain) -> Domain:
 
 def _name(cls: type) -> str:
     return cls.__name__
+
+
+def _check_messages(where: str, part: str, classes: tuple[Any, ...], base: type) -> None:
+    """Every command or event class a dataclass subclassing ``base``, each name once (the
+    log stores an event by its class's name, and a route finds a command by its name: two
+    classes of one name would be one of them, silently)."""
+    kind = base.__name__
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise DomainError(f"{where}: {part} holds {cls!r}, which is not a {kind} class")
+        if not is_dataclass(cls):
+            raise DomainError(
+                f"{where}: {kind} {cls.__name__} is not a dataclass; declare it with "
+                "@dataclass(frozen=True) (its fields are what is stored and sent)"
+            )
+    seen: dict[str, type] = {}
+    for cls in classes:
+        other = seen.setdefault(cls.__name__, cls)
+        if other is not cls:
+            raise DomainError(
+                f"{where}: two {kind} classes are named {cls.__name__} ({other.__module__} "
+                f"and {cls.__module__}); rename one (a {kind} is known by its name)"
+            )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,7 @@ from cqrs_lab.core import (
     ANY,
     AtLeastOnce,
     CallableClock,
+    Command,
     CrashAt,
     CrashPoint,
     DelayAt,
@@ -30,6 +32,7 @@ from cqrs_lab.core import (
     DropAt,
     DuplicateAt,
     Engine,
+    Event,
     FaultPlan,
     InMemoryEventStore,
     ManualClock,
@@ -468,7 +471,8 @@ def test_install_refuses_an_option_subscriptions_do_not_take() -> None:
     ("declare", "named"),
     [
         (lambda: declared(views=(5,)), "views holds 5"),
-        (lambda: declared(views="ab"), "views holds 'ab'"),
+        (lambda: declared(views="ab"), "views='ab'"),
+        (lambda: declared(views=View("balances", bank.Balances)), "views=View("),
         (lambda: declared(queries=(5,)), "queries holds 5"),
         (lambda: declared(invariants=("x",)), "invariants holds 'x'"),
         (lambda: View("p", 5), "View('p', 5)"),  # type: ignore[arg-type]
@@ -481,6 +485,48 @@ def test_a_domain_declaration_of_the_wrong_kind_is_refused(
     declare: Callable[[], object], named: str
 ) -> None:
     refused(declare, named, "pass", error=DomainError)
+
+
+class PlainEvent(Event):  # no @dataclass: nothing to store or send
+    pass
+
+
+class PlainCommand(Command):
+    pass
+
+
+def _twin_named(base: type, name: str) -> type:
+    """A dataclass subclass of ``base`` named ``name`` (a second class of the same name)."""
+    return dataclass(frozen=True)(type(name, (base,), {"__module__": "elsewhere"}))
+
+
+def messages(events: tuple[Any, ...] = (), handlers: dict[Any, Any] | None = None) -> Domain:
+    return Domain("d", "", events, handlers or {}, ())
+
+
+@pytest.mark.parametrize(
+    ("declare", "named"),
+    [
+        (lambda: messages(events=(PlainEvent,)), "Event PlainEvent is not a dataclass"),
+        (lambda: messages(handlers={PlainCommand: print}), "Command PlainCommand is not a"),
+        (lambda: messages(events=(5,)), "not a Event class"),
+        (lambda: messages(handlers={5: print}), "not a Command class"),
+        (
+            lambda: messages(events=(bank.Deposited, _twin_named(Event, "Deposited"))),
+            "two Event classes are named Deposited",
+        ),
+        (
+            lambda: messages(
+                handlers={bank.Deposit: print, _twin_named(Command, "Deposit"): print}
+            ),
+            "two Command classes are named Deposit",
+        ),
+    ],
+)
+def test_a_command_or_event_that_is_not_a_dataclass_or_named_twice_is_refused(
+    declare: Callable[[], object], named: str
+) -> None:
+    refused(declare, named, error=DomainError)
 
 
 @pytest.mark.parametrize(
