@@ -146,10 +146,12 @@ class Cause(Protocol):
 
 
 class SagaCause(NamedTuple):
-    """An event remembered by a saga as the cause of a later step."""
+    """An event remembered by a saga as the cause of a later step, with its position in the
+    log where the saga knows it (0: not known; see :meth:`Saga.send`)."""
 
     event_id: str
     correlation_id: str | None
+    position: int = 0
 
 
 class Saga(Projection):
@@ -170,10 +172,15 @@ class Saga(Projection):
 
     The bus keeps its records for a bounded time and count, so a saga rebuilt by replaying
     a long log cannot count on them: ``replay_until`` is the position up to which events were
-    handled before (a restarted server sets it from the saga's saved checkpoint). While an
-    event at or below it is delivered, :meth:`send` sends nothing and returns ``None``: the
+    handled before (a restarted server sets it from the saga's saved checkpoint). A step
+    whose *cause* is at or below it is not sent again (:meth:`send` returns ``None``): the
     step was taken then and its effects are in the log, where their delivery moves the saga
-    on, as a replayed record would have.
+    on, as a replayed record would have. The cause's position is the step's, not the
+    delivery's that happened to run it: after a rebuild a debit delivered before its request
+    (reordered, delayed) makes the request's delivery, at or below the bound, derive the
+    credit, whose cause, the debit, was never handled before: that step is sent. A cause
+    that does not know its position (a :class:`SagaCause` without one) is judged by the
+    delivery's position.
 
     When the events were handled up to different positions in different partitions (by
     partitioned workers elsewhere), :meth:`replay_floors` adds one bound per partition: an
@@ -256,7 +263,7 @@ class Saga(Projection):
         nothing sent, while replaying an event handled before: see ``replay_until``)."""
         env = self._envelope
         if env is not None and env.position > 0:
-            position = env.position
+            position = getattr(cause, "position", 0) or env.position  # the step's cause's
             if position <= self.replay_until:
                 return None
             # the partition is computed only at or below the highest floor

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from cqrs_lab.core import Engine, InMemoryIdempotencyStore, ManualClock
+from cqrs_lab.checks import check_domain_invariants, quiesce
+from cqrs_lab.core import DelayAt, DropAt, Engine, FaultPlan, InMemoryIdempotencyStore, ManualClock
 from cqrs_lab.domains import bank
 
 
@@ -89,6 +90,35 @@ def test_a_rebuild_started_behind_the_head_sends_the_steps_it_had_not_taken() ->
     assert engine.ask(bank.GetTransfer("late")).value["status"] == "completed"
     assert engine.ask(bank.GetBalance("b")).value == 25
     assert _ended(engine) == {"t0": 1, "t1": 1, "late": 1}
+
+
+@pytest.mark.parametrize("fault", ["delay", "drop"])
+@pytest.mark.parametrize("delivery", ["effectively-once", "at-least-once"])
+def test_a_debit_delivered_before_its_request_after_a_rebuild_still_gets_its_credit(
+    fault: str, delivery: str
+) -> None:
+    """The rebuild's bound is at the request; the debit it caused is above it. Delivered
+    first (the request held back), the debit is a fact; the request's delivery, below the
+    bound, then derives the credit, whose cause (the debit) was never handled before the
+    rebuild: the credit is sent (judged by the delivery's position it was not, and the
+    transfer stayed open with its money gone)."""
+    engine = Engine(clock=ManualClock(), seed=1)
+    bank.install(engine, delivery=delivery)
+    engine.dispatch(bank.OpenAccount("a", "ann", 100))  # 1
+    engine.dispatch(bank.OpenAccount("b", "bob", 0))  # 2
+    engine.dispatch(bank.RequestTransfer("t1", "a", "b", 30))  # 3
+    sub = engine.subscription("transfer-saga")
+    sub.step(max_events=3)  # the request sends the debit: Withdrawn at 4
+    assert engine.store.head_position == 4 and sub.position == 3
+    sub.rebuild()  # in place: sends nothing caused at or below 3
+    held = DelayAt(3, 1.0) if fault == "delay" else DropAt(3)
+    sub.set_faults(FaultPlan(actions=(held,)))
+    quiesce(engine, stop_faults=False)
+    quiesce(engine)
+    assert engine.ask(bank.GetTransfer("t1")).value["status"] == "completed"
+    assert [engine.ask(bank.GetBalance(a)).value for a in "ab"] == [70, 30]
+    assert _ended(engine) == {"t1": 1}
+    assert check_domain_invariants(engine).ok
 
 
 def test_a_parked_event_replayed_below_the_bound_still_sends_its_step() -> None:

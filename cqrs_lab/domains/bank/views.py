@@ -212,15 +212,15 @@ class TransferSaga(Saga):
     @on(TransferRequested)
     def _requested(self, e: TransferRequested, env: Envelope) -> None:
         row = self._fact(
-            e.transfer_id, env, request=env.event_id, source=e.source, target=e.target,
-            amount=e.amount,
+            e.transfer_id, env, request=env.event_id, request_at=env.position, source=e.source,
+            target=e.target, amount=e.amount,
         )  # fmt: skip
         self._advance(row)
 
     @on(Withdrawn)
     def _debited(self, e: Withdrawn, env: Envelope) -> None:
         if e.transfer_id is not None:
-            self._advance(self._fact(e.transfer_id, env, debit=env.event_id))
+            self._advance(self._fact(e.transfer_id, env, debit=env.event_id, debit_at=env.position))
 
     @on(Deposited)
     def _deposited(self, e: Deposited, env: Envelope) -> None:
@@ -231,6 +231,7 @@ class TransferSaga(Saga):
         deposits = row.get("deposits") or {}
         if e.account_id not in deposits:  # a credit (to the target) or a refund (to the source)
             row["deposits"] = {**deposits, e.account_id: env.event_id}
+            row["deposits_at"] = {**(row.get("deposits_at") or {}), e.account_id: env.position}
             row = self._save(row)
         self._advance(row)
 
@@ -253,7 +254,7 @@ class TransferSaga(Saga):
         tid, corr = row["transfer_id"], row["correlation_id"]
         source, target, amount = row["source"], row["target"], row["amount"]
         if row.get("debit") is None:
-            request = SagaCause(row["request"], corr)
+            request = SagaCause(row["request"], corr, row.get("request_at") or 0)
             try:
                 self.send(DebitForTransfer(source, amount, tid), request, "debit")
             except CommandRefused as refused:
@@ -261,9 +262,10 @@ class TransferSaga(Saga):
             return  # the debit's Withdrawn moves the saga on when it is delivered
         credit = (row.get("deposits") or {}).get(target)
         if credit is not None:
-            self.send(CompleteTransfer(tid), SagaCause(credit, corr), "complete")
+            at = (row.get("deposits_at") or {}).get(target) or 0
+            self.send(CompleteTransfer(tid), SagaCause(credit, corr, at), "complete")
             return
-        debit = SagaCause(row["debit"], corr)
+        debit = SagaCause(row["debit"], corr, row.get("debit_at") or 0)
         try:  # (again after a refund: the replayed refusal gives the same reason back)
             self.send(CreditForTransfer(target, amount, tid), debit, "credit")
         except CommandRefused as refused:
