@@ -26,11 +26,13 @@ class DeadLetterStore:
     """Parked events by id, in the order they were parked: one letter per subscription and
     event. An event delivered again and failing again (a crash rolled back the unit that
     parked it, or at-least-once redelivered it) updates its letter: two letters would be
-    two replays, and the event's effect applied twice."""
+    two replays, and the event's effect applied twice. An event delivered again and applied
+    voids its letter (:meth:`void`): replayed, the letter would apply it a second time."""
 
     def __init__(self) -> None:
         self._letters: dict[str, DeadLetter] = {}
-        self._parked: dict[tuple[str, int], str] = {}  # (subscription, position) -> id
+        #: (subscription, position) -> letter id: the events parked (read it, never write it)
+        self.parked: dict[tuple[str, int], str] = {}
         self._next = 0
         self.replayed = 0
 
@@ -38,7 +40,7 @@ class DeadLetterStore:
         self, subscription: str, envelope: Envelope, error: str, attempts: int, now: float
     ) -> DeadLetter:
         key = (subscription, envelope.position)
-        known = self._parked.get(key)
+        known = self.parked.get(key)
         if known is not None:  # parked before: the same letter, its latest failure
             letter = replace(self._letters[known], error=error, attempts=attempts, parked_at=now)
             self._letters[known] = letter
@@ -46,8 +48,16 @@ class DeadLetterStore:
         self._next += 1
         letter = DeadLetter(f"dl-{self._next}", subscription, envelope, error, attempts, now)
         self._letters[letter.id] = letter
-        self._parked[key] = letter.id
+        self.parked[key] = letter.id
         return letter
+
+    def void(self, subscription: str, position: int) -> None:
+        """The event at ``position`` was applied by ``subscription`` after all (delivered
+        again once a crash rolled back the unit that parked it, or redelivered): its letter,
+        if any, goes."""
+        letter_id = self.parked.get((subscription, position))
+        if letter_id is not None:
+            self.remove(letter_id)
 
     def discard(self, subscription: str) -> int:
         """Drop ``subscription``'s letters (a rebuild deals with their events again, and
@@ -62,11 +72,11 @@ class DeadLetterStore:
         place); an event ``to`` has parked already keeps that letter."""
         for letter in [d for d in self._letters.values() if d.subscription == subscription]:
             self.remove(letter.id)
-            if (to, letter.envelope.position) in self._parked:
+            if (to, letter.envelope.position) in self.parked:
                 continue
             moved = replace(letter, subscription=to)
             self._letters[moved.id] = moved
-            self._parked[(to, moved.envelope.position)] = moved.id
+            self.parked[(to, moved.envelope.position)] = moved.id
 
     def list(self, subscription: str | None = None) -> list[DeadLetter]:
         return [
@@ -87,7 +97,7 @@ class DeadLetterStore:
     def remove(self, letter_id: str) -> DeadLetter:
         letter = self.get(letter_id)
         del self._letters[letter_id]
-        self._parked.pop((letter.subscription, letter.envelope.position), None)
+        self.parked.pop((letter.subscription, letter.envelope.position), None)
         return letter
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ from cqrs_lab.core.faults import CrashPoint, FaultPlan
 from cqrs_lab.core.lifecycle import SubscriptionLifecycle
 from cqrs_lab.core.messages import Envelope, RawEvent
 from cqrs_lab.core.metrics import Histogram
-from cqrs_lab.core.projections import Projection
+from cqrs_lab.core.projections import Projection, Saga
 from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
 from cqrs_lab.core.recorders import RecorderFanout, SubscriptionRecorder
 from cqrs_lab.core.store import EventStore
@@ -245,6 +245,12 @@ class Subscription(SubscriptionLifecycle):
         name, clock_now = self.name, self.clock.now  # looked up once per batch, used per event
         every = self.checkpoint_every
         keep_unit = rec is not None or every is not None
+        letters = self.dead_letters
+        parked = letters.parked  # an event applied after all voids its letter, except where
+        # a saga replays it without taking its steps (at or below its bounds): kept to replay
+        kept_to = (
+            max(consumer.replay_until, consumer._floor_top) if isinstance(consumer, Saga) else 0
+        )
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
         done = applied = ignored = 0
         last: Envelope | None = None
@@ -303,6 +309,8 @@ class Subscription(SubscriptionLifecycle):
                         note(p)
                     if rec is not None:
                         rec.applied(name, env, clock_now())
+                    if parked and p > kept_to and (name, p) in parked:
+                        letters.void(name, p)
                 if hook is not None:
                     hook.check(_AFTER, p)
                 if every is not None and len(unit) >= every:

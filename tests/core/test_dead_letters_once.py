@@ -69,6 +69,29 @@ def test_an_event_parked_again_after_a_crash_is_one_letter_replayed_once() -> No
     assert len(engine.dead_letters) == 0
 
 
+@pytest.mark.parametrize("delivery", ["effectively-once", "at-least-once"])
+def test_an_event_parked_then_applied_on_its_redelivery_leaves_no_letter(delivery: str) -> None:
+    """The crash rolls back (effectively-once) or redelivers from the checkpoint
+    (at-least-once) the unit that parked event 2; the failure has passed, so its redelivery
+    applies it. Its letter must go with it: replayed, it applies the deposit of 13 a second
+    time (127 instead of 114)."""
+    plan = FaultPlan(actions=(CrashAt(3, CrashPoint.BEFORE_HANDLE),))
+    engine, app = _bank(delivery=delivery, statements=False, faults=plan)
+    poison = _poisoned(app, 13)
+    for command in (bank.OpenAccount("a", "ann", 100), bank.Deposit("a", 13), bank.Deposit("a", 1)):
+        engine.dispatch(command)
+    engine.run_until_idle()
+    sub = engine.subscription("balances")
+    assert sub.crashed and [d.envelope.position for d in engine.dead_letters.list()] == [2]
+    poison[0] = False  # the hiccup is over before the restart
+    sub.restart()
+    engine.run_until_idle()
+    if delivery == "effectively-once":  # (at-least-once applies the redelivered 1 twice)
+        assert engine.ask(bank.GetBalance("a")).value == 114
+    assert engine.dead_letters.list() == []  # applied: nothing left to replay
+    assert sub.stats()["dead_letters"] == 0
+
+
 def test_a_letter_is_replayed_only_by_the_subscription_that_parked_it() -> None:
     engine, app = _bank()
     app.statements.handlers[bank.Deposited] = lambda event, env: 1 / 0
