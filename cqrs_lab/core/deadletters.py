@@ -88,7 +88,7 @@ class DeadLetterStore:
     def get(self, letter_id: str) -> DeadLetter:
         try:
             return self._letters[letter_id]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: not even an id (a list, a dict)
             raise DeadLetterNotFound(
                 f"no dead letter {letter_id!r}; list them with DeadLetterStore.list() "
                 f"(holding {len(self._letters)})"

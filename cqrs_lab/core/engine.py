@@ -33,6 +33,10 @@ from cqrs_lab.errors import ConfigError, ProjectionNotFound
 
 __all__ = ["Engine"]
 
+#: the most partitions of one view (as the scenario files and ``cqrs-lab project`` allow)
+MAX_PARTITIONS = 4096
+_PARTITIONS = f"a whole number from 1 to {MAX_PARTITIONS}"
+
 #: the keyword options of :meth:`CommandBus.dispatch`, all strings or None but ``metadata``
 _OPTIONS = ("idempotency_key", "correlation_id", "causation_id", "metadata")
 _POLICY_METHODS = ("tracking", "take", "commit", "crash")
@@ -149,7 +153,9 @@ class Engine:
     ) -> SubscriptionGroup:
         """Feed ``consumer`` from ``partitions`` subscriptions named ``NAME/p0``, ``NAME/p1``..."""
         _check_consumer(consumer, "subscribe_partitioned")
-        partitions = check_whole(partitions, "partitions", "a whole number >= 1", low=1)
+        partitions = check_whole(partitions, "partitions", _PARTITIONS, low=1)
+        if partitions > MAX_PARTITIONS:  # one subscription each: a typo must not take the RAM
+            raise ConfigError(f"partitions={partitions}: pass {_PARTITIONS}")
         auto_commit = check_bool(
             auto_commit,
             "auto_commit",
@@ -194,7 +200,7 @@ class Engine:
     def subscription(self, name: str) -> Subscription:
         try:
             return self.subscriptions[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: not even a name (a list, a dict)
             raise ProjectionNotFound(
                 f"no projection named {name!r}; known: {sorted(self.subscriptions)}"
             ) from None

@@ -128,8 +128,8 @@ _POSITION = "a log position, a whole number >= 0"
 def check_events(stream_id: object, events: object) -> None:
     """The arguments of an append that are not a str stream id and a list (or tuple) of
     events; raises :class:`ConfigError` naming what is wrong."""
-    if not isinstance(stream_id, str):
-        raise ConfigError(f"append(stream_id={stream_id!r}): pass a str")
+    if not isinstance(stream_id, str) or not stream_id:
+        raise ConfigError(f"append(stream_id={stream_id!r}): pass a stream id, a non-empty str")
     if isinstance(events, str | bytes) or not isinstance(events, Sequence):
         raise ConfigError(f"append(events={events!r}): pass a list of Event (or RawEvent)")
     for e in events:
@@ -168,7 +168,11 @@ class InMemoryEventStore:
         metadata: Mapping[str, Any] | None = None,
         outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> list[Envelope]:
-        if type(stream_id) is not str or (type(events) is not list and type(events) is not tuple):
+        if (
+            type(stream_id) is not str
+            or not stream_id
+            or (type(events) is not list and type(events) is not tuple)
+        ):
             check_events(stream_id, events)
         stream = self._streams.get(stream_id)
         version = len(stream) if stream is not None else 0

@@ -36,7 +36,7 @@ from cqrs_lab.core import (
     RawEvent,
     Snapshot,
 )
-from cqrs_lab.core.store import check_expected
+from cqrs_lab.core.store import check_events, check_expected
 from cqrs_lab.errors import ConfigError, CqrsLabError
 from cqrs_lab.stores.postgres_append import append_now
 from cqrs_lab.stores.postgres_group import Pending, StreamEntry, defer
@@ -112,6 +112,8 @@ class PostgresEventStore(PostgresTransactions):
         """Append in the current batch's transaction, or in one of its own: in one statement
         (:mod:`~cqrs_lab.stores.postgres_append`), or deferred to the end of an open
         :meth:`group_commit`."""
+        if type(stream_id) is not str or not stream_id:
+            check_events(stream_id, events)
         expected = expected_version
         if expected is not ANY and type(expected) is not int:
             check_expected(stream_id, expected, 0)  # NO_STREAM passes; anything else raises

@@ -39,7 +39,7 @@ from cqrs_lab.core import (
     RawEvent,
     Snapshot,
 )
-from cqrs_lab.core.store import check_expected
+from cqrs_lab.core.store import check_events, check_expected
 from cqrs_lab.errors import ConfigError, StoreBroken
 from cqrs_lab.stores.sqlite_reads import COLUMNS, NO_METADATA, SqliteReads, stored_envelope
 
@@ -272,6 +272,8 @@ class SqliteEventStore(SqliteReads):
         outbox: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> list[Envelope]:
         self._check()
+        if type(stream_id) is not str or not stream_id:
+            check_events(stream_id, events)
         version = self._version(stream_id)
         if expected_version is not ANY:
             check_expected(stream_id, expected_version, version)

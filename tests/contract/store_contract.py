@@ -111,6 +111,14 @@ class EventStoreContract:
         with pytest.raises(ConfigError, match="expected_version"):
             store.append("s1", [Noted("a")], "2")  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize("stream_id", ["", 5, None])
+    def test_a_stream_id_that_is_not_a_non_empty_str_is_refused(
+        self, store: EventStore, stream_id: object
+    ) -> None:
+        with pytest.raises(ConfigError, match="stream_id"):
+            store.append(stream_id, [Noted("a")], ANY)  # type: ignore[arg-type]
+        assert store.head_position == 0 and store.stream_ids() == []
+
     # -- reading ---------------------------------------------------------------------------
     def test_read_stream_from_a_version(self, store: EventStore) -> None:
         store.append("s1", [Noted("a"), Noted("b"), Noted("c")], NO_STREAM)

@@ -331,8 +331,8 @@ def test_the_store_keeps_accepting_numpy_bounds_and_tuples() -> None:
 
 
 # -- 7. subscriptions and the bank's install ------------------------------------------------------
-@pytest.mark.parametrize("partitions", [1.5, "2", 0, True, NAN])
-def test_subscribe_partitioned_refuses_a_count_that_is_not_a_whole_number(
+@pytest.mark.parametrize("partitions", [1.5, "2", 0, True, NAN, 4097, 10**100])
+def test_subscribe_partitioned_refuses_a_count_that_is_not_a_whole_number_in_range(
     partitions: object,
 ) -> None:
     engine = Engine(seed=1)
@@ -696,3 +696,14 @@ def test_replay_floors_keep_taking_tuples_and_numpy_positions() -> None:
     assert saga.floor_of("a") == 2
     saga.replay_floors(())
     assert saga.floor_of("a") == 0
+
+
+@pytest.mark.parametrize("name", [[], {}, ["balances"]])
+def test_a_lookup_by_something_that_is_no_name_is_a_lab_error(name: Any) -> None:
+    from cqrs_lab.errors import DeadLetterNotFound, ProjectionNotFound
+
+    engine = bank_engine()
+    refused(lambda: engine.subscription(name), "no projection named", error=ProjectionNotFound)
+    refused(lambda: engine.dead_letters.get(name), "no dead letter", error=DeadLetterNotFound)
+    sub = engine.subscription("balances")
+    refused(lambda: sub.replay_dead_letter(name), "no dead letter", error=DeadLetterNotFound)
