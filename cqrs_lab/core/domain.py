@@ -21,6 +21,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, is_dataclass
 from inspect import Parameter, signature
+from pathlib import Path
 from typing import Any
 
 from cqrs_lab.core.engine import Engine
@@ -301,7 +302,7 @@ def load_domain(ref: str | Domain) -> Domain:
     except ImportError as exc:
         raise ConfigError(
             f"domain={ref!r}: cannot import module {module_name!r} ({exc}); check the name "
-            "and that its package is installed or on the path"
+            f"and that its package is installed or on Python's path{_path_hint(module_name)}"
         ) from None
     except Exception as exc:  # the user's module itself fails: say where, not a traceback
         raise ConfigError(
@@ -321,6 +322,24 @@ def load_domain(ref: str | Domain) -> Domain:
 
 def _name(cls: type) -> str:
     return cls.__name__
+
+
+def _path_hint(module_name: str) -> str:
+    """How to make a module of one's own importable: a file path named instead of a module,
+    or a module beside the current directory that Python's path lacks (console scripts,
+    unlike ``python -m``, do not put the current directory on it)."""
+    top = module_name.split(".")[0]
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        return (
+            " (a module name, not a file path: 'library' for library.py, 'pkg.library' for "
+            "pkg/library.py, with its folder on PYTHONPATH)"
+        )
+    if Path(top + ".py").is_file() or Path(top, "__init__.py").is_file():
+        return (
+            f" ({top} is in the current directory, which is not on the path: run with "
+            "PYTHONPATH=. , or install your package with pip install -e .)"
+        )
+    return " (a module of your own: put its folder on PYTHONPATH, or pip install -e . it)"
 
 
 def _check_messages(where: str, part: str, classes: tuple[Any, ...], base: type) -> None:

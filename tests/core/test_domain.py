@@ -294,3 +294,15 @@ def test_a_sound_view_declared_here_passes_check_engine() -> None:
     report = check_engine(engine, log)
     assert report.ok, report.to_text()
     assert report["consumers healthy: peals"].status == "pass"
+
+
+def test_load_domain_says_how_to_reach_a_module_of_ones_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_library_domain.py").write_text("domain = None\n")
+    monkeypatch.chdir(tmp_path)  # the file is here; the current directory is not on the path
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    with pytest.raises(ConfigError, match=r"current directory.*PYTHONPATH=\."):
+        load_domain("my_library_domain:domain")
+    with pytest.raises(ConfigError, match="a module name, not a file path"):
+        load_domain(str(tmp_path / "my_library_domain.py"))
