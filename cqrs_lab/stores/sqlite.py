@@ -1,14 +1,17 @@
 """A durable event store on SQLite (stdlib ``sqlite3``, WAL journal), same contract as memory.
 
-One process owns the file. Every append is one SQLite transaction, or part of a group commit
-opened with :meth:`batch`. The store keeps in memory only what is small or recent: each
-the version of the ``cache_streams`` streams written last (for optimistic concurrency
-without a query; an older stream's comes from the file's index), the head position, and the
-newest ``cache_events`` events (subscriptions that keep up read those without touching the
-disk); older events and whole streams are read from the file. Events are stored as JSON with
-their type name and schema version (:meth:`EventRegistry.encode`); events read from the file
-come in stored form (:class:`RawEvent`) and are decoded through the upcasters where the
-registry knows their type (what it cannot decode stays in stored form for the reader).
+One process owns the file: the store holds an exclusive lock on it (``flock``) while open,
+and a second store on the same file, in this process or another, is refused at once instead
+of serving stale reads and failing on its first write. Every append is one SQLite
+transaction, or part of a group commit opened with :meth:`batch`. The store keeps in memory
+only what is small or recent: the version of the ``cache_streams`` streams written last (for
+optimistic concurrency without a query; an older stream's comes from the file's index), the
+head position, and the newest ``cache_events`` events (subscriptions that keep up read those
+without touching the disk); older events and whole streams are read from the file. Events
+are stored as JSON with their type name and schema version (:meth:`EventRegistry.encode`);
+events read from the file come in stored form (:class:`RawEvent`) and are decoded through
+the upcasters where the registry knows their type (what it cannot decode stays in stored
+form for the reader).
 
 >>> from cqrs_lab.core import ManualClock, SequentialIds
 >>> store = SqliteEventStore(":memory:", ManualClock(), SequentialIds("e"))
@@ -19,7 +22,9 @@ registry knows their type (what it cannot decode stays in stored form for the re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -99,9 +104,11 @@ class SqliteEventStore(SqliteReads):
         self.registry = registry if registry is not None else EventRegistry()
         self.cache_events = cache_events
         self.cache_streams = cache_streams
+        self._owner = _own(self.path)  # before SQLite writes anything to it
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
+            self._disown()
             raise ConfigError(f"cannot open SQLite store at {self.path!r}: {exc}") from exc
         try:
             self._check_is_a_store()  # before anything is written to someone else's file
@@ -110,12 +117,14 @@ class SqliteEventStore(SqliteReads):
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.db.close()
+            self._disown()
             raise ConfigError(
                 f"{self.path}: not an event store of this lab ({exc}); give a new file, or "
                 "one a cqrs-lab SQLite store wrote"
             ) from None
         except ConfigError:
             self.db.close()
+            self._disown()
             raise
         self._depth = 0  # open batch() levels
         self._broken: BaseException | None = None
@@ -258,6 +267,12 @@ class SqliteEventStore(SqliteReads):
 
     def close(self) -> None:
         self.db.close()
+        self._disown()  # after SQLite's own handles: closing a file drops its locks
+
+    def _disown(self) -> None:
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
 
     # -- writing -------------------------------------------------------------------------
     def append(
@@ -363,3 +378,24 @@ def _named(reference: str) -> str:
     module's last part (``cqrs_lab.domains.bank`` -> ``bank``), read, never imported (a
     file names what it likes)."""
     return reference.partition(":")[0].rsplit(".", 1)[-1]
+
+
+def _own(path: str) -> int | None:
+    """An exclusive lock on the store's file (None for an in-memory database), held until
+    the store closes; a file another store holds is refused, naming it."""
+    if path == ":memory:" or path == "" or path.startswith("file:"):
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot open SQLite store at {path!r}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(
+            f"{path}: another store has this file open (a cqrs-lab serve, or another store in "
+            "this process); one process owns a SQLite store: stop the other first, or serve "
+            "several processes from PostgreSQL"
+        ) from None
+    return fd

@@ -86,3 +86,16 @@ class TestSqliteEventStore(EventStoreContract):
     def test_bad_synchronous_mode_is_named(self, clock: ManualClock) -> None:
         with pytest.raises(ConfigError, match="synchronous"):
             SqliteEventStore(self.dir / "x.db", clock, SequentialIds(), synchronous="sometimes")
+
+
+def test_one_store_owns_the_file_a_second_is_refused_until_it_closes(tmp_path: Path) -> None:
+    path = tmp_path / "owned.db"
+    first = SqliteEventStore(path, ManualClock(), SequentialIds("a"))
+    first.append("s", [Noted("x")], NO_STREAM)
+    with pytest.raises(ConfigError, match="another store has this file open"):
+        SqliteEventStore(path, ManualClock(), SequentialIds("b"))
+    assert first.append("s", [Noted("y")], 1)[0].position == 2  # the owner is untouched
+    first.close()
+    second = SqliteEventStore(path, ManualClock(), SequentialIds("c"))
+    assert second.head_position == 2
+    second.close()

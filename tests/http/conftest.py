@@ -104,6 +104,7 @@ def make_live() -> Iterator[MakeLive]:
                 config,
                 responses=built.responses,
                 checkpoints=built.checkpoints,
+                close=built.store.close if built.store is not None else None,
                 stages=stages,
             )
         )
