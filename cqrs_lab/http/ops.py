@@ -177,6 +177,8 @@ def ops_router(
     async def rebuild(name: str, request: Request) -> Response:
         """Replay the projection from position 0 (``shadow=true``: beside the live copy)."""
         admin(request)  # before anything else is looked at: no token, 401
+        if len(request.query_params.getlist("shadow")) > 1:
+            raise Problem(422, "invalid request", "query parameter shadow: given twice")
         raw = request.query_params.get("shadow", "false")
         if raw not in ("true", "false"):
             raise Problem(422, "invalid request", "query parameter shadow: true or false")

@@ -197,9 +197,15 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     across origins without a CORS preflight: the content types a browser sends freely
     (``text/plain``, forms, or none with a body) are refused before the body is parsed.
     """
-    content_type = request.headers.get("content-type")
+    headers = request.headers
+    content_type = headers.get("content-type")
     if content_type is not None and not is_json(content_type):
         raise _unsupported(f"Content-Type {content_type[:100]!r}")
+    if content_type is not None and len(headers.getlist("content-type")) > 1:
+        raise _unsupported("a body with two Content-Type headers")
+    encoding = headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        raise _unsupported(f"Content-Encoding {encoding[:40]!r} (send the body uncompressed)")
     charset = content_type and _charset(content_type)
     if charset and charset not in ("utf-8", "utf8"):  # it would be read as UTF-8 all the same
         raise _unsupported(f"charset {charset[:40]!r} (JSON between systems is UTF-8, RFC 8259)")

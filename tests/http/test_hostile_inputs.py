@@ -377,3 +377,20 @@ def test_a_query_field_named_bounds_is_a_field() -> None:
     model = query_model(_FieldNamedBounds)
     assert [f.name for f in model.fields] == ["bounds", "limit"]
     assert model.parse({"bounds": "a-b", "limit": "0"}) == _FieldNamedBounds("a-b", 0)
+
+
+def test_a_body_compressed_or_typed_twice_is_refused_and_a_flag_given_twice_too(
+    live: Live,
+) -> None:
+    body = json.dumps({"account_id": "z1", "opening_balance": 5}).encode()
+    for headers in (
+        [("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+        [("Content-Type", "application/json"), ("Content-Type", "text/plain")],
+    ):
+        problem = _problem(live.post("/accounts", content=body, headers=headers), 415)
+        assert "Content-" in problem["detail"]
+    _problem(live.get("/accounts/z1"), 404)  # nothing was applied
+    ok = [("Content-Type", "application/json"), ("Content-Encoding", "identity")]
+    assert live.post("/accounts", content=body, headers=ok).status_code == 201
+    r = live.post("/projections/balances/rebuild?shadow=true&shadow=false", headers=ADMIN)
+    assert "given twice" in _problem(r, 422)["detail"]
