@@ -273,7 +273,7 @@ def _check_workload(s: Scenario, workload: Workload, fail: Any) -> None:
         try:
             declared[name].check(name, value)
         except ConfigError as exc:
-            fail(f"workload.{name}", f"must be {str(exc).split(': ', 1)[-1]}")
+            fail(f"workload.{name}", f"must be {str(exc).split(': ', 1)[-1]}, got {value!r}")
 
 
 def workload_keys(workload: Workload) -> list[str]:

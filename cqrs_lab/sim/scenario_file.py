@@ -302,7 +302,7 @@ def read_workload(t: Section, base: Path | None, workload: Workload) -> Workload
             try:
                 given.append((name, declared[name].check(name, value)))
             except DomainError as exc:  # name the file and the key
-                t.fail(t.key(name), f"must be {str(exc).split(': ', 1)[-1]}")
+                t.fail(t.key(name), f"must be {str(exc).split(': ', 1)[-1]}, got {value!r}")
     return WorkloadSpec(
         arrivals=_arrivals(arr, base) if arr is not None else ArrivalSpec(),
         mix=mix,
