@@ -4,6 +4,8 @@ named points, duplicates, reorders, delays and drops, and fault plans changed at
 What must hold, for each semantics that promises no loss:
 - after every step: positions are honest (never ahead of what was applied), the log's
   streams are well formed, the balances read model is explained by its applications;
+- rebuilt by an operator (in place or shadow, a partitioned saga with its group) at any
+  moment, the saga sends the steps it had not taken and none it had;
 - after quiescence: every transfer has ended (completed, compensated or failed) exactly once,
   every finished transfer moved exactly its money, the saga's table agrees with the log,
   no saga instance is left open, money is conserved, and nothing was lost.
@@ -19,7 +21,7 @@ import contextlib
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from cqrs_lab.checks import (
     ApplicationLog,
@@ -66,6 +68,8 @@ class TransfersUnderFaults(RuleBasedStateMachine):
         self.saga = saga
         self.members = sorted(n for n in self.engine.subscriptions if n != "balances")
         self.money = 0  # what clients put in, less what they took out
+        #: rebuilt, an at-most-once saga replays what it had lost (another promise, not here)
+        self.no_loss = self.engine.subscription(self.members[0]).policy.promises_no_loss
 
     def note(self, text: str) -> None:
         type(self).steps.append(text)
@@ -177,6 +181,20 @@ class TransfersUnderFaults(RuleBasedStateMachine):
         plan = FaultPlan(**dict.fromkeys(sorted(kinds), p), delay_seconds=(0.5, 2.0))
         self.note(f"{sub.name}: {plan}")
         sub.set_faults(plan)
+
+    @precondition(lambda self: self.no_loss)
+    @rule(shadow=st.booleans())
+    def rebuild(self, shadow: bool) -> None:
+        """An operator rebuilds the saga from the log: in place or beside the live copy (a
+        partitioned one with its group, in place). Its steps taken before are not sent again;
+        the ones it had not taken are (whatever order its events then arrive in)."""
+        name = self.saga.name
+        if self.partitions > 1:
+            self.note(f"rebuild {name} (its group)")
+            self.engine.groups[name].rebuild()
+        else:
+            self.note(f"rebuild {name} shadow={shadow}")
+            self.engine.subscription(name).rebuild(shadow=shadow)
 
     @rule(i=st.integers(0, 7))
     def heal(self, i: int) -> None:
