@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from cqrs_lab.core.arguments import check_real, check_whole
-from cqrs_lab.core.messages import Envelope
+from cqrs_lab.core.messages import Envelope, RawEvent
 from cqrs_lab.core.readmodel import rollback
 from cqrs_lab.core.tracking import TrackingStore
 from cqrs_lab.errors import ConfigError
@@ -189,7 +189,8 @@ class AtMostOnce(_Semantics):
         record = sub.record
         for env in in_flight:  # taken, never applied: gone for good
             record.add(env.position)
-        return in_flight
+        handled = sub.consumer.handlers  # an event it would have ignored is no loss to it
+        return [e for e in in_flight if type(e.payload) in handled or type(e.payload) is RawEvent]
 
 
 class AtLeastOnce(_Semantics):

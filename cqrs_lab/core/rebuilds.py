@@ -64,6 +64,7 @@ def rebuild(sub: Subscription, *, shadow: bool = False) -> None:
     store, key = sub.tracking_location
     store.reset(key)
     sub.reset_progress()
+    sub.lost = 0  # replayed from position 0: what was lost before is applied now
 
 
 def _replay_without_sending(copy: Projection, live: Projection, reached: int) -> None:
@@ -94,6 +95,7 @@ def advance_shadow(sub: Subscription) -> int:
     store.commit(key, sub.durable)
     sub.checkpoints.reset(shadow.name)
     sub.fetched = sub.record.watermark
+    sub.lost = shadow.lost  # the copy that took over saw the whole log
     sub.shadow = None
     sub.rebuilding_since = None
     return moved + 1
