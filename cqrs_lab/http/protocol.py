@@ -12,8 +12,9 @@ forever. :func:`guarded_protocol` makes a subclass of uvicorn's httptools protoc
   are answered 431 problem+json and the connection closed, before the parser has buffered
   them (a header of 64 MB sent slowly or fast holds 64 KiB of the server, not 64 MB);
 - ``body_timeout``: the whole body must arrive within this many seconds of its headers
-  (bodies are at most 64 KiB): a client trickling it a byte at a time gets a 408
-  problem+json and the connection closed, however often it sends; the route reading it
+  (bodies are small: 64 KiB at most unless ``--max-body-bytes`` says more): a client
+  trickling it a byte at a time gets a 408 problem+json and the connection closed, however
+  often it sends; the route reading it
   sees the client gone, and the request is counted under ``status="408"`` in
   ``/metrics``. The clock stops while the server itself is not reading (a pipelined
   request waiting for the one before it);
