@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cqrs_lab.core.messages import Envelope, Event, RawEvent, event_to_dict
-from cqrs_lab.errors import ConfigError, UnknownEventType, UpcastError
+from cqrs_lab.errors import ConfigError, CqrsLabError, UnknownEventType, UpcastError
 
 __all__ = ["EventRegistry", "Upcaster"]
 
@@ -110,3 +110,14 @@ class EventRegistry:
             return env
         event = self.decode(payload)
         return env._replace(payload=event, schema_version=type(event).schema_version)
+
+    def decode_if_known(self, env: Envelope) -> Envelope:
+        """``env`` decoded where this registry can; else in stored form (a type it does not
+        know, or a version its upcasters cannot bring up), so the subscription that reads
+        it fails on that one event and parks it as a dead letter, not the whole read."""
+        if env.event_type in self._classes:
+            try:
+                return self.decode_envelope(env)
+            except CqrsLabError:
+                pass
+        return env

@@ -37,7 +37,7 @@ from cqrs_lab.core import (
     Snapshot,
 )
 from cqrs_lab.core.store import check_events, check_expected
-from cqrs_lab.errors import ConfigError, CqrsLabError
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.postgres_append import append_now
 from cqrs_lab.stores.postgres_group import Pending, StreamEntry, defer
 from cqrs_lab.stores.postgres_page import Page
@@ -167,7 +167,7 @@ class PostgresEventStore(PostgresTransactions):
         if limit is not None and limit < 1:
             return []
         out: list[Envelope] = []
-        registry, fallback = self.registry, self._decoded_if_known
+        registry, fallback = self.registry, self.registry.decode_if_known
         with self._read() as conn:
             encoding = conn.info.encoding
             while True:  # one statement, or pages of _READ_PAGE while they come full
@@ -214,7 +214,7 @@ class PostgresEventStore(PostgresTransactions):
             after = envs[-1].position
 
     def _pipelined_pages(self, after: int, page: int) -> Pages:
-        registry, fallback = self.registry, self._decoded_if_known
+        registry, fallback = self.registry, self.registry.decode_if_known
         with self._connection() as conn:
             encoding = conn.info.encoding
             yield from pipelined_pages(
@@ -229,7 +229,7 @@ class PostgresEventStore(PostgresTransactions):
             f"SELECT {COLUMNS} FROM events WHERE position BETWEEN %s AND %s ORDER BY position",
             (first, last),
         )
-        out = [self._decoded_if_known(stored_envelope(row)) for row in rows]
+        out = [self.registry.decode_if_known(stored_envelope(row)) for row in rows]
         pending: Pending | None = getattr(self._local, "pending", None)
         if pending is not None:  # appended by the open group commit, not sent yet
             out.extend(
@@ -238,14 +238,6 @@ class PostgresEventStore(PostgresTransactions):
             )  # fmt: skip
             out.sort(key=lambda e: e.position)
         return out
-
-    def _decoded_if_known(self, env: Envelope) -> Envelope:
-        if self.registry.knows(env.event_type):
-            try:
-                return self.registry.decode_envelope(env)
-            except CqrsLabError:
-                pass
-        return env
 
     def stream_version(self, stream_id: str) -> int:
         entry = self._pending_entry(stream_id)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cqrs_lab.core import Envelope, EventRegistry, OutboxMessage, RawEvent, Snapshot
-from cqrs_lab.errors import ConfigError, CqrsLabError, StoreBroken
+from cqrs_lab.errors import ConfigError, StoreBroken
 
 __all__ = ["COLUMNS", "NO_METADATA", "SqliteReads", "stored_envelope"]
 
@@ -111,7 +111,7 @@ class SqliteReads:
                     "ORDER BY position",
                     (first, first + _CHUNK),
                 )
-                chunk = [self._decoded_if_known(stored_envelope(row)) for row in rows]
+                chunk = [self.registry.decode_if_known(stored_envelope(row)) for row in rows]
                 if len(chunk) == _CHUNK:  # a whole chunk never changes: keep it a while
                     self._chunks[first] = chunk
                     if len(self._chunks) > _CHUNKS_KEPT:
@@ -125,16 +125,6 @@ class SqliteReads:
             pos += len(piece)
         return out
 
-    def _decoded_if_known(self, env: Envelope) -> Envelope:
-        """``env`` decoded where the registry can; else in stored form, so the subscription
-        that reads it fails on that one event and parks it as a dead letter."""
-        if self.registry.knows(env.event_type):
-            try:
-                return self.registry.decode_envelope(env)
-            except CqrsLabError:
-                pass
-        return env
-
     def _decode_loaded(self, end: int) -> None:
         """Decode the cached events loaded from the file up to ``end``, once."""
         tail, start = self._tail, self._tail_start
@@ -142,7 +132,7 @@ class SqliteReads:
         for pos in range(max(self._decoded, start), stop):
             env = tail[pos - start]
             if type(env.payload) is RawEvent:
-                tail[pos - start] = self._decoded_if_known(env)
+                tail[pos - start] = self.registry.decode_if_known(env)
         self._decoded = max(self._decoded, stop)
 
     def stream_version(self, stream_id: str) -> int:

@@ -111,7 +111,7 @@ def test_a_page_parsed_in_one_call_keeps_the_position_order(pg_dsn: str, pg_sche
         want = store.read_all(0)
         row, encoding = _page_row(pg_dsn, pg_schema, PAGE)
         mixed = _permuted(row, [5, 0, 11, 3, 9, 1, 7, 2, 10, 4, 8, 6])
-        reg, keep = store.registry, store._decoded_if_known
+        reg, keep = store.registry, store.registry.decode_if_known
         for r in (row, mixed):
             assert page_columns(r, PAGE, encoding)[1] is None  # parsed in one call
             _same_envelopes(list(Page(r, PAGE, reg, keep, encoding)), want)

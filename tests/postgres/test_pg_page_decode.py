@@ -175,7 +175,7 @@ def test_a_page_out_of_order_and_cut_at_the_horizon_decodes_in_position_order(
     store = _store(pg_dsn, pg_schema, "o", clock)
     try:
         _tricky_log(store, clock)
-        reg, keep = _registry(), store._decoded_if_known
+        reg, keep = _registry(), store.registry.decode_if_known
         row, encoding = _page_row(pg_dsn, pg_schema, 12)
         assert page_extent(row) == (12, 12)
         straight = decode_page(row, 12, reg, keep, encoding)
@@ -201,7 +201,7 @@ def test_a_client_encoding_other_than_utf8(pg_dsn: str, pg_schema: str) -> None:
         store.append("café-2", [RawEvent("Mystery", 1, {"é": "ü"})], ANY, metadata={"ï": 1})
         row, encoding = _page_row(pg_dsn, pg_schema, 10, encoding="LATIN1")
         assert encoding != "utf-8"
-        got = decode_page(row, 2, _registry(), store._decoded_if_known, encoding)
+        got = decode_page(row, 2, _registry(), store.registry.decode_if_known, encoding)
         _same_envelopes(got, store.read_positions(1, 2))
     finally:
         store.close()
