@@ -16,7 +16,7 @@ from cqrs_lab.core.messages import Command
 from cqrs_lab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from cqrs_lab.core.bus import CommandResult
+    from cqrs_lab.core.unit_of_work import CommandResult
 
 V = TypeVar("V")
 
