@@ -22,7 +22,6 @@ form for the reader).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import sqlite3
@@ -46,6 +45,7 @@ from cqrs_lab.core import (
 )
 from cqrs_lab.core.store import check_events, check_expected
 from cqrs_lab.errors import ConfigError, StoreBroken
+from cqrs_lab.stores.file_owner import own_file
 from cqrs_lab.stores.sqlite_reads import COLUMNS, NO_METADATA, SqliteReads, stored_envelope
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteEventStore", "StoreBroken"]
@@ -104,7 +104,7 @@ class SqliteEventStore(SqliteReads):
         self.registry = registry if registry is not None else EventRegistry()
         self.cache_events = cache_events
         self.cache_streams = cache_streams
-        self._owner = _own(self.path)  # before SQLite writes anything to it
+        self._owner = own_file(self.path)  # before SQLite writes anything to it
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -378,24 +378,3 @@ def _named(reference: str) -> str:
     module's last part (``cqrs_lab.domains.bank`` -> ``bank``), read, never imported (a
     file names what it likes)."""
     return reference.partition(":")[0].rsplit(".", 1)[-1]
-
-
-def _own(path: str) -> int | None:
-    """An exclusive lock on the store's file (None for an in-memory database), held until
-    the store closes; a file another store holds is refused, naming it."""
-    if path == ":memory:" or path == "" or path.startswith("file:"):
-        return None
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ConfigError(f"cannot open SQLite store at {path!r}: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ConfigError(
-            f"{path}: another store has this file open (a cqrs-lab serve, or another store in "
-            "this process); one process owns a SQLite store: stop the other first, or serve "
-            "several processes from PostgreSQL"
-        ) from None
-    return fd
