@@ -235,7 +235,22 @@ class CommandGateway:
             # without If-Match a conflict is a race between the server's own writers (worker
             # processes sharing a store), not the client's: decide again on the stream as it
             # is now (the losing append holds the stream's lock, so the next try sees it)
-            r = self._dispatch(command, trace, retries=2 if if_match is None else 0)
+            if isinstance(if_match, int) and stream:
+                r = self._dispatch_matched(command, trace, stream, if_match)
+            else:
+                r = self._dispatch(command, trace, retries=2 if if_match is None else 0)
+        except _StreamMoved as moved:  # another process appended between check and decision
+            self.metrics.outcome(name, "precondition-failed")
+            out = _problem(
+                412,
+                "precondition failed",
+                f"If-Match expected version {if_match} of {stream}, but it is at version "
+                f"{moved.actual}; read it again and retry with the new ETag",
+                False,
+                expected_version=if_match,
+                actual_version=moved.actual,
+                headers=(("ETag", f'"{moved.actual}"'),),
+            )
         except CommandRefused as exc:
             self.metrics.outcome(name, "refused")
             out = _problem(409, "command refused", exc.reason, True)
@@ -298,6 +313,27 @@ class CommandGateway:
                 return self._dispatch_once(command, trace)
         return self._dispatch_once(command, trace)
 
+    def _dispatch_matched(
+        self, command: Command, trace: TraceContext, stream: str, version: int
+    ) -> CommandResult:
+        """The command decided, then appended only if it was decided on ``version`` of
+        ``stream`` (If-Match): with several server processes on one store, another may
+        append between the check of the stream's version and the loading of its aggregate,
+        and the decision would then rest on a version the client never saw. Appended with
+        that version expected, so a move after the decision is a 409 conflict as usual."""
+        t0 = time.perf_counter()
+        try:
+            decision = self.engine.bus.decide(
+                command, correlation_id=trace.correlation_id, metadata=trace.metadata
+            )
+            changed = decision.uow.changed()
+            if changed is not None and changed.id == stream and changed.version != version:
+                raise _StreamMoved(changed.version)
+            return decision.commit()
+        finally:
+            if self.stages is not None:
+                self.stages.add("command", type(command).__name__, time.perf_counter() - t0)
+
     def _dispatch_once(self, command: Command, trace: TraceContext) -> CommandResult:
         stages = self.stages
         if stages is None:
@@ -311,6 +347,14 @@ class CommandGateway:
             )
         finally:
             stages.add("command", type(command).__name__, time.perf_counter() - t0)
+
+
+class _StreamMoved(Exception):
+    """The stream an If-Match command writes moved before its decision (at ``actual``)."""
+
+    def __init__(self, actual: int) -> None:
+        super().__init__(actual)
+        self.actual = actual
 
 
 _REUSED = (

@@ -175,6 +175,40 @@ def test_if_match_guards_against_lost_updates(live: Live) -> None:
     assert live.get("/accounts/a1").json()["balance"] == 14  # the stale write did nothing
 
 
+def test_if_match_holds_when_another_process_appends_between_check_and_decision(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several server processes share a store: another one appends to the stream after this
+    one checked If-Match against the stream's version and before it loads the aggregate. The
+    decision must not rest on the version the client never saw: 412, nothing appended (two
+    withdrawals had both been answered 200 under one If-Match)."""
+    _open(live, "a1", 10)
+    live.settle()
+    store = live.engine.store
+    real = store.stream_version
+    asked: list[str] = []
+    raced: list[int] = []
+
+    def racing(stream_id: str) -> int:
+        seen = real(stream_id)
+        asked.append(stream_id)
+        # the route asks twice: does the account exist, then If-Match; the other process
+        # appends right after the second answer (the aggregate is loaded after it)
+        if asked.count("account-a1") == 2 and not raced:
+            raced.append(seen)
+            store.append("account-a1", [bank.Withdrawn("a1", 1)], seen)
+        return seen
+
+    monkeypatch.setattr(store, "stream_version", racing)
+    r = live.post("/accounts/a1/withdrawals", json={"amount": 2}, headers={"If-Match": '"1"'})
+    monkeypatch.undo()
+    body = _problem(r, 412)
+    assert raced == [1] and (body["expected_version"], body["actual_version"]) == (1, 2)
+    assert live.call(lambda: store.stream_version("account-a1")) == 2  # only the other's
+    live.settle()
+    assert live.get("/accounts/a1").json()["balance"] == 9
+
+
 def test_idempotency_key_replays_the_first_response(live: Live) -> None:
     _open(live, "a1", 0)
     key = {"Idempotency-Key": "dep-1"}
