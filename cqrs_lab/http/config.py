@@ -34,6 +34,7 @@ from cqrs_lab.core.bus import (
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.store_urls import is_postgres
 from cqrs_lab.stores.view_snapshots import DEFAULT_SNAPSHOT_EVERY
+from cqrs_lab.stores.worker_parent import MAX_WORKERS
 
 __all__ = ["ADMIN_TOKEN_ENV", "DEFAULT_DOMAIN", "BuiltEngine", "ServerConfig", "build_engine"]
 
@@ -134,8 +135,11 @@ class ServerConfig:
             raise ConfigError(f"max_connections={self.max_connections}: pass a number >= 1")
         if not 0 < self.idle_poll <= 5:
             raise ConfigError(f"idle_poll={self.idle_poll}: pass seconds in (0, 5]")
-        if type(self.workers) is not int or self.workers < 1:
-            raise ConfigError(f"workers={self.workers!r}: pass a whole number >= 1")
+        if type(self.workers) is not int or not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(
+                f"workers={self.workers!r} (--workers): server processes, a whole number from 1 "
+                f"to {MAX_WORKERS} (each is a process with its own engine and views)"
+            )
         if self.sagas not in ("internal", "external"):
             raise ConfigError(f"sagas={self.sagas!r}: pass 'internal' or 'external'")
         if (self.workers > 1 or self.sagas == "external") and not is_postgres(self.store):

@@ -29,7 +29,12 @@ from typing import Any
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.stores.postgres_slot_snapshots import DEFAULT_SLOT_SNAPSHOT_EVERY
 from cqrs_lab.stores.store_urls import is_postgres, shown_store
-from cqrs_lab.stores.worker_parent import child_env, orphaned, workers_exit_status
+from cqrs_lab.stores.worker_parent import (
+    MAX_WORKERS,
+    child_env,
+    orphaned,
+    workers_exit_status,
+)
 
 __all__ = ["register", "run"]
 
@@ -44,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
             f"--store {args.store!r}: project workers share a PostgreSQL store; pass "
             f"postgresql://..."
         )
-    if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: pass a whole number >= 1")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ConfigError(
+            f"--workers {args.workers}: saga worker processes, a whole number from 1 to "
+            f"{MAX_WORKERS}"
+        )
     if args.snapshot_every < 1:
         raise ConfigError(
             f"--snapshot-every {args.snapshot_every}: pass a whole number of positions >= 1"

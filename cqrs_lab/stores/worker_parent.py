@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 
 from cqrs_lab.errors import StoreFailure
 
-__all__ = ["PARENT_ENV", "child_env", "orphaned", "workers_exit_status"]
+__all__ = ["MAX_WORKERS", "PARENT_ENV", "child_env", "orphaned", "workers_exit_status"]
+
+#: the most worker processes one command starts (``serve`` or ``project`` ``--workers``): a
+#: typo must not fork the machine to death (each holds its own engine, views and database
+#: connections)
+MAX_WORKERS = 64
 
 #: the environment variable in which a parent passes its process id to its workers
 PARENT_ENV = "CQRS_LAB_PARENT"

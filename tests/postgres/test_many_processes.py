@@ -51,6 +51,16 @@ def test_workers_need_the_postgresql_store(capsys: pytest.CaptureFixture[str]) -
     assert "one-process stores" in err and "postgresql://" in err and "\n" not in err
 
 
+@pytest.mark.parametrize("command", ["serve", "project"])
+def test_a_worker_count_past_the_limit_is_refused_before_any_process_starts(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://nobody@127.0.0.1:9/none"  # never reached: refused first
+    assert main([command, "--workers", str(10**9), "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert "1000000000" in err and "from 1 to 64" in err
+
+
 def test_project_refuses_a_read_model_and_a_non_postgres_store(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
