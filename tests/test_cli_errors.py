@@ -241,3 +241,19 @@ def test_a_sqlite_store_that_recorded_its_domains_module_is_still_served(tmp_pat
     build_engine(ServerConfig(store=f"sqlite:{path}")).store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'domain'").fetchall() == [("bank",)]
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        (["--param", "rate=1e9"], "'workload.arrivals.rate' asks for about 1e+09"),
+        (["--param", "projections.balances.crash.ttf=0", "--param",
+          "projections.balances.crash.ttr=0"], "'projections.balances.crash.ttf' asks"),
+    ],
+)  # fmt: skip
+def test_a_sweep_that_would_never_finish_is_refused_before_it_runs(
+    params: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sweep", "baseline", "--duration", "1", "-r", "1", "-j", "1", *params]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "refused past 5e+07" in err

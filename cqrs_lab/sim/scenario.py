@@ -15,6 +15,7 @@ workload parameters are what the scenario may name.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ from cqrs_lab.sim.scenario_parts import (
     TransportSpec,
     WorkloadSpec,
 )
+from cqrs_lab.sim.scenario_work import MAX_WORK, work
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -231,6 +233,16 @@ def check_scenario(s: Scenario) -> Scenario:
             fail(f"slo[{i}].sli", f"{slo.sli!r} needs a [reads] section")
     if s.workload.arrivals.process == "trace" and not s.workload.arrivals.trace:
         fail("workload.arrivals.path", "holds no rows: want lines of time,command")
+    parts = work(s, workload)
+    total = math.fsum(n for _, n in parts)
+    if not total <= MAX_WORK:
+        key, most = parts[0]
+        fail(
+            key,
+            f"asks for about {most:.3g} simulated happenings in {s.duration:g} s (all keys: "
+            f"{total:.3g}); a run is refused past {MAX_WORK:.0e}, some 20 minutes of CPU: "
+            "shorten scenario.duration or change this key",
+        )
     return s
 
 
