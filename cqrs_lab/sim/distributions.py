@@ -22,7 +22,16 @@ from dataclasses import dataclass
 
 from cqrs_lab.errors import ConfigError
 
-__all__ = ["DIST_KINDS", "Dist", "Sampler"]
+__all__ = [
+    "DIST_KINDS",
+    "MAX_CV",
+    "Dist",
+    "Sampler",
+]
+
+#: the widest spread a lognormal or gamma may have (a cv of 100: one sample in ten thousand
+#: is some 400 times the mean); beyond it the parameters overflow a float
+MAX_CV = 100.0
 
 Sampler = Callable[[], float]
 DIST_KINDS = ("exponential", "deterministic", "lognormal", "gamma", "empirical")
@@ -49,8 +58,8 @@ class Dist:
             raise ConfigError(f"dist={self.kind!r}: choose one of {', '.join(DIST_KINDS)}")
         if not (math.isfinite(self.mean) and self.mean >= 0):
             raise ConfigError(f"mean={self.mean!r}: a time in seconds >= 0")
-        if not (math.isfinite(self.cv) and self.cv >= 0):
-            raise ConfigError(f"cv={self.cv!r}: a coefficient of variation >= 0")
+        if not (math.isfinite(self.cv) and 0 <= self.cv <= MAX_CV):
+            raise ConfigError(f"cv={self.cv!r}: a coefficient of variation from 0 to {MAX_CV:g}")
         if self.kind == "empirical" and not self.samples:
             raise ConfigError(
                 "an empirical distribution needs samples = [seconds, ...] (or, in a scenario "

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from cqrs_lab.core.workload import Workload
 from cqrs_lab.errors import DomainError, ScenarioError
-from cqrs_lab.sim.distributions import DIST_KINDS, Dist
+from cqrs_lab.sim.distributions import DIST_KINDS, MAX_CV, Dist
 from cqrs_lab.sim.scenario_keys import TABLES, Key
 from cqrs_lab.sim.scenario_parts import (
     ArrivalSpec,
@@ -179,7 +179,7 @@ class Section:
                 f"is required for dist = {kind!r}: the coefficient of variation "
                 "(standard deviation / mean, >= 0), e.g. cv = 0.5",
             )
-        cv = t.num("cv", 1.0) if kind in ("lognormal", "gamma") else 1.0
+        cv = t.num("cv", 1.0, hi=MAX_CV) if kind in ("lognormal", "gamma") else 1.0
         return Dist(kind, mean, cv)
 
 
@@ -230,10 +230,12 @@ def _read_trace(t: Section, base: Path | None) -> tuple[tuple[float, str], ...]:
                 if not row or (i == 0 and not _is_float(row[0])):
                     continue  # header or blank line
                 kind = row[1].strip() if len(row) > 1 else ""
-                if not _is_float(row[0]) or float(row[0]) < 0 or not kind:
+                at = float(row[0]) if _is_float(row[0]) else math.nan
+                if not (math.isfinite(at) and at >= 0) or not kind:
                     t.fail(
                         t.key("path"),
-                        f"{path} line {i + 1}: want time >= 0 and a command kind, got {row!r}",
+                        f"{path} line {i + 1}: want a time in seconds (a finite number >= 0) "
+                        f"and a command kind, got {row!r}",
                     )
                 rows.append((float(row[0]), kind))
     except OSError as exc:

@@ -140,7 +140,12 @@ FAULT_TABLES: tuple[Table, ...] = (
             Key("mean", "number", None, _S, "the mean (required but for empirical)"),
             Key("value", "number", None, _S, "deterministic: the value (same as mean)"),
             Key(
-                "cv", "number", None, "", "lognormal and gamma (required): coefficient of variation"
+                "cv",
+                "number",
+                None,
+                "",
+                "lognormal and gamma (required): coefficient of variation",
+                hi=100.0,
             ),
             Key("samples", "list", None, _S, "empirical: the observed times"),
             Key(

@@ -120,6 +120,22 @@ def test_missing_trace_file_is_refused(tmp_path: Path) -> None:
         load_scenario(f)
 
 
+@pytest.mark.parametrize("time", ["nan", "inf", "-1"])
+def test_a_trace_time_that_is_not_a_finite_time_is_refused(tmp_path: Path, time: str) -> None:
+    (tmp_path / "t.csv").write_text(f"time,kind\n0.5,deposit\n{time},deposit\n")
+    f = tmp_path / "s.toml"
+    f.write_text('[workload.arrivals]\nprocess = "trace"\npath = "t.csv"\n')
+    with pytest.raises(ScenarioError, match=r"t\.csv line 3: want a time in seconds"):
+        load_scenario(f)
+
+
+def test_a_spread_that_overflows_a_float_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('[commands]\nservice = { dist = "lognormal", mean = 0.01, cv = 1e300 }\n')
+    with pytest.raises(ScenarioError, match=r"'commands\.service\.cv'.*<= 100, got 1e\+300"):
+        load_scenario(f)
+
+
 def test_unreadable_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"missing\.toml"):
         load_scenario(tmp_path / "missing.toml")
