@@ -257,3 +257,18 @@ def test_a_sweep_that_would_never_finish_is_refused_before_it_runs(
     assert main(["sweep", "baseline", "--duration", "1", "-r", "1", "-j", "1", *params]) == 2
     err = capsys.readouterr().err
     assert named in err and "refused past 5e+07" in err
+
+
+def test_sweep_defaults_leave_out_staleness_without_reads_and_plan_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sweep", "burst_overload", "--duration", "2", "-r", "2", "-j", "1"]) == 0
+    assert "latency p99" in capsys.readouterr().out  # ran, with the defaults that apply
+    target = ["--target", "staleness_p99_s<0.2"]
+    assert main(["plan", "burst_overload", "--duration", "2", "-j", "1", *target]) == 2
+    assert "no [reads], so no staleness" in capsys.readouterr().err
+    unservable = tmp_path / "s.toml"
+    unservable.write_text("[workload.arrivals]\nrate = 100\n[commands]\nservice = 100\n")
+    knob = ["--knob", "commands.handlers", "--target", "latency_p99_s<0.2"]
+    assert main(["plan", str(unservable), "-j", "1", *knob]) == 2
+    assert "stability bound is 10001" in capsys.readouterr().err

@@ -226,7 +226,8 @@ def register(sub: Any) -> None:
         "--metrics",
         default=None,
         metavar="M1,M2",
-        help=f"summary fields to report (default: {','.join(DEFAULT_METRICS)})",
+        help=f"summary fields to report (default: {','.join(DEFAULT_METRICS)}; the "
+        "staleness only for a scenario with [reads])",
     )
     p.set_defaults(run=_tuned(run_sweep))
     p = sub.add_parser("plan", help="smallest consumers/handlers meeting a target")

@@ -15,7 +15,7 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.sim.cli_common import dumps, jsonable, number, scenario_from_args
 from cqrs_lab.sim.planner import plan
 from cqrs_lab.sim.scenario import Scenario
-from cqrs_lab.sim.sweep import DEFAULT_METRICS, sweep
+from cqrs_lab.sim.sweep import sweep
 from cqrs_lab.sim.sweep_params import apply_param
 from cqrs_lab.sim.units import for_display
 
@@ -34,7 +34,7 @@ def _grid(params: list[str]) -> dict[str, list[Any]]:
 
 def run_sweep(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
-    metrics = tuple(args.metrics.split(",")) if args.metrics else DEFAULT_METRICS
+    metrics = tuple(args.metrics.split(",")) if args.metrics else None
     df = sweep(
         scenario,
         _grid(args.param),

@@ -60,7 +60,7 @@ from cqrs_lab.sim.plan_search import (
     rare_event_notes,
 )
 from cqrs_lab.sim.scenario import Scenario
-from cqrs_lab.sim.sweep_params import check_backend
+from cqrs_lab.sim.sweep_params import apply_param, check_backend
 
 __all__ = ["METRICS", "Plan", "knobs", "plan", "stability_bound"]
 
@@ -205,12 +205,25 @@ def plan(
             f"metric {metric!r}: the planner needs a time in seconds; choose one of "
             f"{', '.join(METRICS)}"
         )
+    if metric.startswith("staleness_") and scenario.reads is None:
+        raise ConfigError(
+            f"metric {metric!r}: the scenario has no [reads], so no staleness to plan for; "
+            "add a [reads] section or target a latency or lag"
+        )
     if not limit > 0:
         raise ConfigError(f"limit={limit!r}: the largest acceptable {metric}, seconds > 0")
     if n_jobs == 0:
         raise ConfigError("n_jobs=0 (--jobs): pass a number of processes >= 1, or -1 for all cores")
     check_backend(backend)
     bound = stability_bound(scenario, knob)
+    try:
+        apply_param(scenario, knob, bound)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"knob {knob!r}: the stability bound is {bound} (the arrivals times the mean "
+            f"service demand: fewer serve less than arrives), beyond what it may be ({exc}); "
+            "no allowed value keeps up: lower the rate or the service time"
+        ) from None
     view = knob.split(".")[1] if knob.startswith("projections.") else None
     given = high is not None
     if high is None:

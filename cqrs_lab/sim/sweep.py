@@ -46,6 +46,14 @@ DEFAULT_METRICS = (
 )
 
 
+def metrics_for(scenario: Scenario) -> tuple[str, ...]:
+    """:data:`DEFAULT_METRICS` that the scenario reports: without ``[reads]`` there is no
+    staleness to report (its figure is empty), so it is left out rather than refused."""
+    if scenario.reads is not None:
+        return DEFAULT_METRICS
+    return tuple(m for m in DEFAULT_METRICS if not m.startswith("staleness_"))
+
+
 def check_grid(grid: Mapping[str, Sequence[Any]], metrics: Sequence[str]) -> None:
     """A grid sweeps each key over distinct values; the seed is the replications' (the
     scenario's seed + r: a swept seed would be overwritten and its rows mislabelled), and
@@ -74,8 +82,13 @@ def _run_one(scenario: Scenario, metrics: Sequence[str]) -> dict[str, Any]:
     numeric = {k for k, v in summary.items() if is_number(v) or is_bool(v)}  # a bool: a share
     missing = [m for m in metrics if m not in numeric]
     if missing:
+        why = (
+            "the scenario has no [reads], so no staleness; add a [reads] section or "
+            if scenario.reads is None and any(m.startswith("staleness_") for m in missing)
+            else ""
+        )
         raise ConfigError(
-            f"metrics {missing}: not a number of the summary; choose from {sorted(numeric)}"
+            f"metrics {missing}: not a number of the summary; {why}choose from {sorted(numeric)}"
         )
     return {m: summary[m] for m in metrics}
 
@@ -89,12 +102,15 @@ def sweep_runs(
     grid: Mapping[str, Sequence[Any]],
     *,
     replications: int = 5,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     n_jobs: int = -1,
     backend: str = "loky",
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """One row per (grid point, replication): the parameters, ``replication`` and metrics."""
+    """One row per (grid point, replication): the parameters, ``replication`` and metrics
+    (None: :func:`metrics_for` the scenario)."""
+    if metrics is None:
+        metrics = metrics_for(scenario)
     if replications < 1:
         raise ConfigError(f"replications={replications}: pass a whole number >= 1")
     if n_jobs == 0:
@@ -188,13 +204,16 @@ def sweep(
     grid: Mapping[str, Sequence[Any]],
     *,
     replications: int = 5,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     confidence: float = 0.95,
     n_jobs: int = -1,
     backend: str = "loky",
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """Run the grid times ``replications``; one row per grid point with means and CIs."""
+    """Run the grid times ``replications``; one row per grid point with means and CIs
+    (``metrics`` None: :func:`metrics_for` the scenario)."""
+    if metrics is None:
+        metrics = metrics_for(scenario)
     runs = sweep_runs(
         scenario,
         grid,
