@@ -198,11 +198,29 @@ def _decoded(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
             ) from None
 
 
+#: the longest line a history may hold (a record with its read's value is far shorter)
+MAX_LINE_BYTES = 16 << 20
+
+
+def _lines(fh: IO[bytes], name: str) -> Iterator[bytes]:
+    """The file's lines, each read up to :data:`MAX_LINE_BYTES` (a file of one endless line,
+    or /dev/zero, is refused instead of read into memory)."""
+    lineno = 0
+    while line := fh.readline(MAX_LINE_BYTES + 1):
+        lineno += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise HistoryError(
+                f"{name} line {lineno}: longer than {MAX_LINE_BYTES >> 20} MiB; a history holds "
+                "one JSON object per line: check the file is a history"
+            )
+        yield line
+
+
 def _read_file(path: Path) -> list[Operation]:
     name = str(path)
     try:
         with open(path, "rb") as fh:
-            return list(_records(_decoded(fh, name), name))
+            return list(_records(_decoded(_lines(fh, name), name), name))
     except FileNotFoundError:
         raise HistoryError(
             f"{name}: no such history file; check the path (a load test writes "

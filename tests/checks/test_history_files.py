@@ -145,3 +145,12 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_line_longer_than_the_limit_is_refused_not_read_into_memory(tmp_path: Path) -> None:
+    from cqrs_lab.checks.history import MAX_LINE_BYTES
+
+    endless = tmp_path / "h.jsonl"
+    endless.write_bytes(b"x" * (MAX_LINE_BYTES + 10))
+    with pytest.raises(HistoryError, match=r"h\.jsonl line 1: longer than 16 MiB"):
+        read_histories([endless])
