@@ -77,6 +77,7 @@ runs of one light level; no curve of latency against load is fitted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -155,7 +156,14 @@ def calibrate_loop(
         names.append(cmd["name"])
         n_cmd, n_req, span = n_cmd + len(cmd), n_req + len(req), span + hi - lo
         idle = float(r.run.get("server_idle_cpu") or 0.0)
-        busy += max(cpu_utilisation(r, lo, hi) - idle, 0.0) * (hi - lo)
+        used = cpu_utilisation(r, lo, hi)
+        if math.isnan(used):
+            raise ConfigError(
+                f"{r.path / 'cpu.csv'}: the server's CPU was not measured between {lo:g} and "
+                f"{hi:g} s of the run (the file is missing, or holds under two samples there); "
+                "the twin solves a request's CPU from it: run the load test again"
+            )
+        busy += max(used - idle, 0.0) * (hi - lo)
         if on_postgres:
             for name, seconds in other_cpu(r, lo, hi).items():
                 other[name] += seconds

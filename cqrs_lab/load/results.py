@@ -30,6 +30,7 @@ Commands are the ``POST`` requests, reads the ``GET`` ones, whatever the domain.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -332,5 +333,38 @@ def load_results(path: str | Path) -> LoadResult:
         ) from None
     if not isinstance(run, dict):
         raise ConfigError(f"{run_file}: not a JSON object; run the load test again")
+    _check_run(run, run_file)
     t0 = float(requests["start"].min()) if len(requests) else 0.0
     return LoadResult(p, run, requests, history, stages, t0)
+
+
+#: ``run.json``'s figures: seconds or cores, finite and >= 0 (null where not measured)
+_RUN_NUMBERS = ("server_cpu_s", "generator_cpu_s", "server_idle_cpu", "database_cpu_s",
+                "database_idle_cpu", "t0_monotonic", "t1_monotonic", "t0_wall")  # fmt: skip
+#: the load test's options that are counts or rates: > 0 (null where not given)
+_RUN_OPTIONS = ("rate", "duration", "users", "processes", "server_workers", "server_cpus")
+
+
+def _check_run(run: dict[str, Any], run_file: Path) -> None:
+    """``run.json`` as a load test writes it, or a ConfigError naming the key: a figure
+    that is text, negative or not finite would otherwise be calibrated from."""
+
+    def number(value: Any, positive: bool) -> bool:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok and math.isfinite(value) and (value > 0 if positive else value >= 0)
+
+    for key in _RUN_NUMBERS:
+        if run.get(key) is not None and not number(run[key], positive=False):
+            raise ConfigError(
+                f"{run_file}: {key}={run[key]!r} is not a number >= 0 as the load test writes "
+                "it; the folder was changed or damaged: run the load test again"
+            )
+    options = run.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{run_file}: options={options!r} is not a JSON object; run it again")
+    for key in _RUN_OPTIONS:
+        if options.get(key) is not None and not number(options[key], positive=True):
+            raise ConfigError(
+                f"{run_file}: options.{key}={options[key]!r} is not a number > 0 as the load "
+                "test writes it; the folder was changed or damaged: run the load test again"
+            )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.generator import generator_bound, per_task, waiting_share
 
 if TYPE_CHECKING:
@@ -70,9 +71,15 @@ def cpu_rate(path: Path, t0: float, lo: float, hi: float, column: str) -> float:
     file = path / "cpu.csv"
     if not file.exists():
         return math.nan
-    cpu = pd.read_csv(file).dropna(subset=["t", column])
-    t = cpu["t"].to_numpy(dtype=float) - t0
-    c = cpu[column].to_numpy(dtype=float)
+    try:
+        cpu = pd.read_csv(file).dropna(subset=["t", column])
+        t = cpu["t"].to_numpy(dtype=float) - t0
+        c = cpu[column].to_numpy(dtype=float)
+    except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ConfigError(
+            f"{file}: not the CPU samples a load test writes (t and {column} columns: "
+            f"{type(exc).__name__}: {str(exc)[:120]}); run the load test again"
+        ) from None
     inside = (t >= lo) & (t <= hi)
     if inside.sum() < 2:
         return math.nan

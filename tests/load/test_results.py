@@ -3,6 +3,7 @@ from the rows written, not copied from the code's output."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -202,6 +203,10 @@ def test_a_damaged_results_folder_names_the_damaged_file(tmp_path: Path) -> None
         (run / "run.json", b"\xff\xfe", r"run\.json: damaged \(UnicodeDecodeError"),
         (run / "run.json", b"{cut sho", r"run\.json: damaged \(JSONDecodeError"),
         (run / "run.json", b"[1, 2]", r"run\.json: not a JSON object"),
+        (run / "run.json", b'{"server_cpu_s": "lots"}', r"run\.json: server_cpu_s='lots' is not"),
+        (run / "run.json", b'{"t0_monotonic": -1}', r"run\.json: t0_monotonic=-1 is not"),
+        (run / "run.json", b'{"options": {"rate": -5}}', r"run\.json: options\.rate=-5 is not"),
+        (run / "run.json", b'{"options": [1]}', r"run\.json: options=\[1\] is not a JSON"),
         (run / "server" / "stages.csv", b"a,b\n1,2\n", r"stages\.csv: damaged.*no column stage"),
         (run / "server" / "stages.csv", b"\x00\xff\xfe", r"stages\.csv: damaged"),
     ]
@@ -394,3 +399,12 @@ def test_a_folder_recorded_in_milliseconds_reads_in_seconds(tmp_path: Path) -> N
     r = load_results(path).requests.iloc[0]
     assert r["latency_s"] == pytest.approx(0.004) and r["lateness_s"] == pytest.approx(0.0015)
     assert r["outcome"] == "accepted"
+
+
+def test_damaged_cpu_samples_are_named_by_their_file(tmp_path: Path) -> None:
+    from cqrs_lab.load.summary import cpu_rate
+
+    (tmp_path / "cpu.csv").write_bytes(b"\xc5\x00garbage\xff")
+    with pytest.raises(ConfigError, match=r"cpu\.csv: not the CPU samples a load test writes"):
+        cpu_rate(tmp_path, 0.0, 0.0, 10.0, "server_cpu_s")
+    assert math.isnan(cpu_rate(tmp_path / "none", 0.0, 0.0, 10.0, "server_cpu_s"))  # not measured
