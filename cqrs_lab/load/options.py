@@ -27,6 +27,9 @@ from cqrs_lab.load.traffic import Traffic
 
 __all__ = ["USER_CLASSES", "LoadTestOptions", "default_locustfile"]
 
+#: the most users one Locust process is given (``--users``; more with ``--processes``)
+USERS_PER_PROCESS = 5000
+
 #: the Locust user classes of :mod:`cqrs_lab.load.locustfile`
 USER_CLASSES = ("WriterUser", "ReaderUser", "SessionUser")
 
@@ -82,8 +85,13 @@ class LoadTestOptions:
             if self.keys is not None and self.keys != accounts:
                 raise ConfigError(f"keys={self.keys} and accounts={accounts}: give one")
             object.__setattr__(self, "keys", accounts)
-        if self.users is not None and self.users < 1:
-            raise ConfigError(f"--users {self.users}: at least 1")
+        most = USERS_PER_PROCESS * max(self.processes, 1)
+        if self.users is not None and not 1 <= self.users <= most:
+            raise ConfigError(
+                f"--users {self.users}: 1 to {most} ({USERS_PER_PROCESS} per Locust process, "
+                "--processes to add some: one process drives no more, the users it holds "
+                "would wait on its CPU, not on the server)"
+            )
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise ConfigError(f"--rate {self.rate}: user tasks started per second, > 0")
         if not 0 < self.duration <= 24 * 3600:

@@ -53,6 +53,8 @@ def test_loadtest_arguments_become_options() -> None:
         (["loadtest", "--classes", "Nobody"], "user classes"),
         (["loadtest", "--rate", "-3"], "--rate"),
         (["loadtest", "--processes", "0"], "--processes"),
+        (["loadtest", "--users", "10000000"], "--users 10000000: 1 to 5000"),
+        (["loadtest", "--users", "10001", "--processes", "2"], "1 to 10000"),
         (["loadtest", "--host", "localhost:80"], "--host"),
         (["loadtest", "--faults", "soon:crash=balances"], "--faults"),
         (["loadtest", "--mix", "steal=2"], "unknown command kind 'steal'.*deposit, withdraw"),
