@@ -272,3 +272,20 @@ def test_sweep_defaults_leave_out_staleness_without_reads_and_plan_says_why(
     knob = ["--knob", "commands.handlers", "--target", "latency_p99_s<0.2"]
     assert main(["plan", str(unservable), "-j", "1", *knob]) == 2
     assert "stability bound is 10001" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["sweep", "--param", "commands.handlers=1", "--param", "commands.handlers=2"],
+         "commands.handlers is given twice"),
+        (["plan", "--set", "commands.handlers=1", "--set", "commands.handlers=8"],
+         "commands.handlers is set twice"),
+        (["plan", "--set", "projections.balances.consumers=3"], "is the knob the plan searches"),
+    ],
+)  # fmt: skip
+def test_a_key_given_twice_or_the_searched_knob_set_is_refused(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--duration", "1"]) == 2
+    assert said in capsys.readouterr().err

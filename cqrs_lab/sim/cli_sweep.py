@@ -28,6 +28,11 @@ def _grid(params: list[str]) -> dict[str, list[Any]]:
         key, sep, values = p.partition("=")
         if not sep or not values:
             raise ConfigError(f"--param {p!r}: write KEY=V1,V2,... e.g. commands.handlers=2,4,8")
+        if key.strip() in grid:
+            raise ConfigError(
+                f"--param {p!r}: {key.strip()} is given twice; list all its values in one, "
+                f"e.g. {key.strip()}=1,2,4"
+            )
         grid[key.strip()] = [number(v.strip()) for v in values.split(",")]
     return grid
 
@@ -56,8 +61,10 @@ def run_sweep(args: argparse.Namespace) -> int:
 _TARGET = re.compile(r"^\s*([a-z0-9_]+)\s*<\s*([0-9.eE+-]+)\s*$")
 
 
-def _fixed(scenario: Scenario, settings: list[str]) -> Scenario:
-    """``scenario`` with each ``--set KEY=VALUE``, checked as ``sweep --param`` is."""
+def _fixed(scenario: Scenario, settings: list[str], knob: str) -> Scenario:
+    """``scenario`` with each ``--set KEY=VALUE``, checked as ``sweep --param`` is; a key
+    set twice, or the knob the plan searches, is refused (the last would win silently)."""
+    seen: set[str] = set()
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not value.strip() or "," in value:
@@ -65,7 +72,16 @@ def _fixed(scenario: Scenario, settings: list[str]) -> Scenario:
                 f"--set {item!r}: write KEY=VALUE (one value), e.g. "
                 "projections.balances.crash.ttf=600"
             )
-        scenario = apply_param(scenario, key.strip(), number(value.strip()))
+        key = key.strip()
+        if key in seen:
+            raise ConfigError(f"--set {item!r}: {key} is set twice; set it once")
+        if key == knob:
+            raise ConfigError(
+                f"--set {item!r}: {key} is the knob the plan searches (--knob); bound the "
+                "search with --max instead"
+            )
+        seen.add(key)
+        scenario = apply_param(scenario, key, number(value.strip()))
     return scenario
 
 
@@ -79,7 +95,7 @@ def run_plan(args: argparse.Namespace) -> int:
         limit = math.nan
     if not limit > 0:
         raise ConfigError(f"--target {args.target!r}: the limit is seconds > 0, e.g. 0.2")
-    scenario = _fixed(scenario_from_args(args), args.set)
+    scenario = _fixed(scenario_from_args(args), args.set, args.knob)
     p = plan(
         scenario,
         knob=args.knob,
