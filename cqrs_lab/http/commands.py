@@ -239,31 +239,11 @@ class CommandGateway:
                 r = self._dispatch_matched(command, trace, stream, if_match)
             else:
                 r = self._dispatch(command, trace, retries=2 if if_match is None else 0)
-        except _StreamMoved as moved:  # another process appended between check and decision
-            self.metrics.outcome(name, "precondition-failed")
-            out = _problem(
-                412,
-                "precondition failed",
-                f"If-Match expected version {if_match} of {stream}, but it is at version "
-                f"{moved.actual}; read it again and retry with the new ETag",
-                False,
-                expected_version=if_match,
-                actual_version=moved.actual,
-                headers=(("ETag", f'"{moved.actual}"'),),
-            )
         except CommandRefused as exc:
             self.metrics.outcome(name, "refused")
             out = _problem(409, "command refused", exc.reason, True)
         except ConcurrencyError as exc:
-            self.metrics.outcome(name, "conflict")
-            out = _problem(
-                409,
-                "concurrent write",
-                str(exc),
-                False,
-                expected_version=str(exc.expected),
-                actual_version=exc.actual,
-            )
+            out = self._conflict(name, exc, if_match, stream)
         else:
             self.metrics.outcome(name, "accepted")
             corr = r.events[0].correlation_id if r.events else trace.correlation_id
@@ -287,6 +267,33 @@ class CommandGateway:
         if key is not None and out.record:
             self.responses.put(key, StoredResponse(fingerprint, out.status, out.body, out.headers))
         return out
+
+    def _conflict(
+        self, name: str, exc: ConcurrencyError, if_match: int | str | None, stream: str | None
+    ) -> _Outcome:
+        """A stream that moved: 412 when it is the version If-Match named (the precondition
+        no longer holds, whether it moved before the decision or at the append), else 409."""
+        if isinstance(if_match, int) and exc.expected == if_match:
+            self.metrics.outcome(name, "precondition-failed")
+            return _problem(
+                412,
+                "precondition failed",
+                f"If-Match expected version {if_match} of {stream}, but it is at version "
+                f"{exc.actual}; read it again and retry with the new ETag",
+                False,
+                expected_version=if_match,
+                actual_version=exc.actual,
+                headers=(("ETag", f'"{exc.actual}"'),),
+            )
+        self.metrics.outcome(name, "conflict")
+        return _problem(
+            409,
+            "concurrent write",
+            str(exc),
+            False,
+            expected_version=str(exc.expected),
+            actual_version=exc.actual,
+        )
 
     def stream_of(self, command: Command) -> str | None:
         """The event stream ``command`` writes, which ``If-Match`` is checked against.
@@ -319,8 +326,8 @@ class CommandGateway:
         """The command decided, then appended only if it was decided on ``version`` of
         ``stream`` (If-Match): with several server processes on one store, another may
         append between the check of the stream's version and the loading of its aggregate,
-        and the decision would then rest on a version the client never saw. Appended with
-        that version expected, so a move after the decision is a 409 conflict as usual."""
+        and the decision would then rest on a version the client never saw (a
+        ConcurrencyError, as a move after the decision is at the append: 412 either way)."""
         t0 = time.perf_counter()
         try:
             decision = self.engine.bus.decide(
@@ -328,7 +335,7 @@ class CommandGateway:
             )
             changed = decision.uow.changed()
             if changed is not None and changed.id == stream and changed.version != version:
-                raise _StreamMoved(changed.version)
+                raise ConcurrencyError(stream, version, changed.version)
             return decision.commit()
         finally:
             if self.stages is not None:
@@ -347,14 +354,6 @@ class CommandGateway:
             )
         finally:
             stages.add("command", type(command).__name__, time.perf_counter() - t0)
-
-
-class _StreamMoved(Exception):
-    """The stream an If-Match command writes moved before its decision (at ``actual``)."""
-
-    def __init__(self, actual: int) -> None:
-        super().__init__(actual)
-        self.actual = actual
 
 
 _REUSED = (
