@@ -26,6 +26,7 @@ __all__ = [
     "MissingExtra",
     "NotFound",
     "Overloaded",
+    "PreconditionFailed",
     "Problem",
     "ProjectionNotFound",
     "ScenarioError",
@@ -87,6 +88,12 @@ class ConcurrencyError(CqrsLabError):
             f"version {actual}; another writer appended first. Reload the aggregate and "
             f"retry the command (or append with expected_version=ANY if order does not matter)."
         )
+
+
+class PreconditionFailed(ConcurrencyError):
+    """A command sent with the stream version it must find (HTTP ``If-Match``) was decided on
+    a stream that had moved past it before the decision: nothing was appended. Read the
+    stream again and send the command with its new version."""
 
 
 class TransactionAborted(CqrsLabError):

@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cqrs_lab.core import Command, CommandResult, Engine
-from cqrs_lab.errors import CommandRefused, ConcurrencyError, Overloaded, Problem
+from cqrs_lab.errors import (
+    CommandRefused,
+    ConcurrencyError,
+    Overloaded,
+    PreconditionFailed,
+    Problem,
+)
 from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import PROBLEM_JSON, problem_body
@@ -271,9 +277,9 @@ class CommandGateway:
     def _conflict(
         self, name: str, exc: ConcurrencyError, if_match: int | str | None, stream: str | None
     ) -> _Outcome:
-        """A stream that moved: 412 when it is the version If-Match named (the precondition
-        no longer holds, whether it moved before the decision or at the append), else 409."""
-        if isinstance(if_match, int) and exc.expected == if_match:
+        """A stream that moved: 412 when it had moved past the version If-Match named before
+        the decision (nothing decided on it), else 409 (a race at the append)."""
+        if isinstance(exc, PreconditionFailed):
             self.metrics.outcome(name, "precondition-failed")
             return _problem(
                 412,
@@ -326,8 +332,9 @@ class CommandGateway:
         """The command decided, then appended only if it was decided on ``version`` of
         ``stream`` (If-Match): with several server processes on one store, another may
         append between the check of the stream's version and the loading of its aggregate,
-        and the decision would then rest on a version the client never saw (a
-        ConcurrencyError, as a move after the decision is at the append: 412 either way)."""
+        and the decision would then rest on a version the client never saw
+        (:class:`~cqrs_lab.errors.PreconditionFailed`, 412). A move after the decision fails
+        the append as usual (``ConcurrencyError``, 409)."""
         t0 = time.perf_counter()
         try:
             decision = self.engine.bus.decide(
@@ -335,7 +342,7 @@ class CommandGateway:
             )
             changed = decision.uow.changed()
             if changed is not None and changed.id == stream and changed.version != version:
-                raise ConcurrencyError(stream, version, changed.version)
+                raise PreconditionFailed(stream, version, changed.version)
             return decision.commit()
         finally:
             if self.stages is not None:
