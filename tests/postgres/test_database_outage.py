@@ -114,8 +114,11 @@ def test_the_database_stopping_stops_the_server_and_loses_nothing(
                 if key in acked:
                     assert again.headers["idempotent-replayed"] == "true", key
                 token = max(token, int(again.headers["x-consistency-token"]))
-            got = http.get("/accounts/a", headers={"X-Consistency-Token": str(token)})
-            assert got.status_code == 200 and got.json()["balance"] == len(outcomes)
+            got = http.get(  # (the view may still be applying the last of them: wait)
+                "/accounts/a", params={"wait": 5}, headers={"X-Consistency-Token": str(token)}
+            )
+            assert got.status_code == 200 and got.headers["x-stale"] == "false", got.text
+            assert got.json()["balance"] == len(outcomes)
     finally:
         second.kill()
 
