@@ -23,6 +23,7 @@ from cqrs_lab.core.group import SubscriptionGroup
 from cqrs_lab.core.ids import IdFactory, SequentialIds
 from cqrs_lab.core.messages import Command
 from cqrs_lab.core.metrics import Metrics
+from cqrs_lab.core.partitions import MAX_PARTITIONS
 from cqrs_lab.core.projections import Projection, QueryBus, Saga
 from cqrs_lab.core.recorders import SubscriptionRecorder
 from cqrs_lab.core.schema import EventRegistry
@@ -32,9 +33,6 @@ from cqrs_lab.core.tracking import InMemoryTracking, TrackingStore
 from cqrs_lab.errors import ConfigError, ProjectionNotFound
 
 __all__ = ["Engine"]
-
-#: the most partitions of one view (as the scenario files and ``cqrs-lab project`` allow)
-MAX_PARTITIONS = 4096
 _PARTITIONS = f"a whole number from 1 to {MAX_PARTITIONS}"
 
 #: the keyword options of :meth:`CommandBus.dispatch`, all strings or None but ``metadata``

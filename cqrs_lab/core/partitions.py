@@ -19,7 +19,11 @@ from bisect import bisect_right
 from cqrs_lab.core.arguments import check_whole
 from cqrs_lab.core.messages import Envelope
 
-__all__ = ["PartitionIndex", "partition_of"]
+__all__ = ["MAX_PARTITIONS", "PartitionIndex", "partition_of"]
+
+#: the most partitions of one view (engine, scenario files and ``cqrs-lab project`` alike:
+#: each is a subscription, a typo must not take the memory)
+MAX_PARTITIONS = 4096
 
 
 def partition_of(stream_id: str, count: int) -> int:

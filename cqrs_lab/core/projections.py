@@ -237,6 +237,12 @@ class Saga(Projection):
         self._floors = tuple(listed)
         self._floor_top = max(self._floors, default=0)
 
+    @property
+    def replays_through(self) -> int:
+        """The highest position whose steps this saga may replay without sending (its bound
+        or a partition's floor): above it, every step an event causes is sent."""
+        return max(self.replay_until, self._floor_top)
+
     def floor_of(self, key: str) -> int:
         """The floor of the partition of ``key`` (a correlation or stream id); 0 if none."""
         floors = self._floors

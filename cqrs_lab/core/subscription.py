@@ -248,9 +248,7 @@ class Subscription(SubscriptionLifecycle):
         letters = self.dead_letters
         parked = letters.parked  # an event applied after all voids its letter, except where
         # a saga replays it without taking its steps (at or below its bounds): kept to replay
-        kept_to = (
-            max(consumer.replay_until, consumer._floor_top) if isinstance(consumer, Saga) else 0
-        )
+        kept_to = consumer.replays_through if isinstance(consumer, Saga) else 0
         limit = len(inbox) if max_events is None else min(max_events, len(inbox))
         done = applied = ignored = 0
         last: Envelope | None = None

@@ -225,18 +225,7 @@ class CommandGateway:
         if if_match is not None and stream:
             actual = store.stream_version(stream)
             if (if_match == "*" and actual == 0) or (if_match != "*" and if_match != actual):
-                self.metrics.outcome(name, "precondition-failed")
-                expected = if_match if if_match != "*" else "any existing version"
-                return _problem(
-                    412,
-                    "precondition failed",
-                    f"If-Match expected version {expected} of {stream}, but it is at version "
-                    f"{actual}; read it again and retry with the new ETag",
-                    False,
-                    expected_version=if_match,
-                    actual_version=actual,
-                    headers=(("ETag", f'"{actual}"'),),
-                )
+                return self._precondition_failed(name, stream, if_match, actual)
         try:
             # without If-Match a conflict is a race between the server's own writers (worker
             # processes sharing a store), not the client's: decide again on the stream as it
@@ -279,18 +268,8 @@ class CommandGateway:
     ) -> _Outcome:
         """A stream that moved: 412 when it had moved past the version If-Match named before
         the decision (nothing decided on it), else 409 (a race at the append)."""
-        if isinstance(exc, PreconditionFailed):
-            self.metrics.outcome(name, "precondition-failed")
-            return _problem(
-                412,
-                "precondition failed",
-                f"If-Match expected version {if_match} of {stream}, but it is at version "
-                f"{exc.actual}; read it again and retry with the new ETag",
-                False,
-                expected_version=if_match,
-                actual_version=exc.actual,
-                headers=(("ETag", f'"{exc.actual}"'),),
-            )
+        if isinstance(exc, PreconditionFailed) and if_match is not None and stream:
+            return self._precondition_failed(name, stream, if_match, exc.actual)
         self.metrics.outcome(name, "conflict")
         return _problem(
             409,
@@ -299,6 +278,23 @@ class CommandGateway:
             False,
             expected_version=str(exc.expected),
             actual_version=exc.actual,
+        )
+
+    def _precondition_failed(
+        self, name: str, stream: str, if_match: int | str, actual: int
+    ) -> _Outcome:
+        """412: the stream is not at the version If-Match named (``"*"``: any existing)."""
+        self.metrics.outcome(name, "precondition-failed")
+        expected = if_match if if_match != "*" else "any existing version"
+        return _problem(
+            412,
+            "precondition failed",
+            f"If-Match expected version {expected} of {stream}, but it is at version "
+            f"{actual}; read it again and retry with the new ETag",
+            False,
+            expected_version=if_match,
+            actual_version=actual,
+            headers=(("ETag", f'"{actual}"'),),
         )
 
     def stream_of(self, command: Command) -> str | None:

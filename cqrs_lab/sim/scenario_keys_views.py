@@ -4,6 +4,7 @@ their keys, each once (:mod:`cqrs_lab.sim.scenario_keys` gathers every table).""
 from __future__ import annotations
 
 from cqrs_lab.core import DELIVERY_POLICIES
+from cqrs_lab.core.partitions import MAX_PARTITIONS
 from cqrs_lab.sim.scenario_key_types import EVENTS as _EV
 from cqrs_lab.sim.scenario_key_types import PER_SECOND as _PS
 from cqrs_lab.sim.scenario_key_types import SECONDS as _S
@@ -30,7 +31,15 @@ VIEW_TABLES: tuple[Table, ...] = (
                 "delivery semantics",
                 choices=DELIVERY_POLICIES,
             ),
-            Key("partitions", "whole", _P.partitions, "", "partitions of the log", lo=1, hi=4096),
+            Key(
+                "partitions",
+                "whole",
+                _P.partitions,
+                "",
+                "partitions of the log",
+                lo=1,
+                hi=MAX_PARTITIONS,
+            ),
             Key(
                 "consumers",
                 "whole",
@@ -38,7 +47,7 @@ VIEW_TABLES: tuple[Table, ...] = (
                 "",
                 "consumer processes (<= partitions)",
                 lo=1,
-                hi=4096,
+                hi=MAX_PARTITIONS,
             ),
             Key("batch_size", "whole", _P.batch_size, _EV, "events per batch", lo=1, hi=10**9),
             Key("per_event", "time", _P.per_event, _S, "cost of one event in a batch"),

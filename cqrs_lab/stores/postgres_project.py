@@ -47,7 +47,7 @@ from cqrs_lab.core import (
     load_domain,
 )
 from cqrs_lab.core.idempotency import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
-from cqrs_lab.core.partitions import partition_of
+from cqrs_lab.core.partitions import MAX_PARTITIONS, partition_of
 from cqrs_lab.core.readmodel import Progress, UndoLog, rollback
 from cqrs_lab.errors import ConfigError, LostSlot, StoreFailure
 from cqrs_lab.stores.deployment_clock import DeploymentClock
@@ -87,8 +87,10 @@ class ProjectWorker(SlotOwner):
     failures: int = 0  # batches rolled back in a row (backs off)
 
     def __post_init__(self) -> None:
-        if type(self.partitions) is not int or not 1 <= self.partitions <= 4096:
-            raise ConfigError(f"partitions={self.partitions!r}: pass a whole number in 1..4096")
+        if type(self.partitions) is not int or not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise ConfigError(
+                f"partitions={self.partitions!r}: pass a whole number in 1..{MAX_PARTITIONS}"
+            )
         if not self.views:
             raise ConfigError(f"domain {self.domain.name!r} has no saga to run")
         if type(self.batch_size) is not int or not 1 <= self.batch_size <= 100_000:
