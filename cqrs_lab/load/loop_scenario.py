@@ -64,6 +64,7 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
             if cal.speed_sd > 0
             else ""
         )
+        + "".join(f"{k}_repeat = {v:.6g}\n" for k, v in sorted(cal.repeats.items()) if v != 1.0)
         + f"cpus = {min(1.0, cal.cpus):.6g}\nperiod = {cal.period:.6g}\n"
         + (f"commit = {empirical(cal.commit_s)}\n" if any(cal.commit_s) else "")
         + (

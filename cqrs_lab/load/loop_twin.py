@@ -125,6 +125,9 @@ class LoopCalibration:
     #: and its time constant (:mod:`cqrs_lab.sim.loop_speed`)
     speed_sd: float = 0.0
     speed_time: float = CONSTANT_TIME
+    #: the cost factor of a piece of work right after one of its kind, per kind
+    #: (``transport``, ``request``, ``command``; absent: 1; :mod:`cqrs_lab.load.loop_repeats`)
+    repeats: dict[str, float] = field(default_factory=dict)
     #: the load generator's users (``[server] clients``): its fixed pool (``--users``), or
     #: 0 and its open model's pool at each rate from the commands per user task (0: none)
     users: int = 0

@@ -13,7 +13,10 @@ simulated that way (the twin writes one, calibrated from a load test's per-stage
   another): an item that starts ``b`` seconds into a busy spell that followed ``g``
   seconds idle costs ``1 + cold * (1 - exp(-g / cold_time)) * exp(-b / cold_time)`` times
   its warm cost; a kind of work may slow down by its own ``(cold, cold_time)`` instead
-  (the transport's read of a request slows down more than the engine's calls). Under a
+  (the transport's read of a request slows down more than the engine's calls). An item
+  of a kind (``call(..., kind=)``) that starts right after one of its kind, the loop busy
+  in between, costs its ``repeat`` factor of that (a run of like work finds the caches warm
+  for it: :mod:`cqrs_lab.load.loop_repeats`); an idle or a blocked loop ends the run. Under a
   CPU limit (``cpus`` < 1, a container's quota) the loop may run
   ``cpus * period`` seconds per ``period`` and waits for the next period once that is
   spent, as the kernel's CFS bandwidth control does; what it left unused in a period, up
@@ -49,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import simpy
@@ -160,6 +163,7 @@ class EventLoop:
         cores: Cores | None = None,
         speed: LoopSpeed | None = None,
         carry: float = QUOTA_CARRY,
+        repeat: Mapping[str, float] | None = None,
     ) -> None:
         if not (math.isfinite(carry) and carry >= 0.0):
             raise ConfigError(
@@ -168,7 +172,9 @@ class EventLoop:
             )
         self.env = env
         self.speed = speed
-        self.queue: deque[tuple[Item, Chill | None]] = deque()
+        self.queue: deque[tuple[Item, Chill | None, str | None]] = deque()
+        self.repeat = dict(repeat or {})  # kind -> cost factor right after one of its kind
+        self.last_kind: str | None = None  # the kind of the item that ran last, in this spell
         self.running = False
         self.idle_since = 0.0
         self.cold, self.cold_time = cold, cold_time
@@ -183,15 +189,18 @@ class EventLoop:
         self.blocked_s = 0.0
         self.hold = 0.0  # set by block() while an item starts
 
-    def call(self, item: Item, chill: Chill | None = None) -> None:
+    def call(self, item: Item, chill: Chill | None = None, kind: str | None = None) -> None:
         """Queue ``item``; it starts once every item queued before it has run. ``chill``:
         its own ``(cold, cold_time)`` instead of the loop's (a kind of work that slows
-        down more after idling)."""
-        self.queue.append((item, chill))
+        down more after idling); ``kind``: what work it is, whose ``repeat`` factor its
+        cost takes when it runs right after an item of the same kind."""
+        self.queue.append((item, chill, kind))
         if not self.running:
             self._next()
 
-    def run(self, cost: float, hold: float = 0.0, chill: Chill | None = None) -> simpy.Event:
+    def run(
+        self, cost: float, hold: float = 0.0, chill: Chill | None = None, kind: str | None = None
+    ) -> simpy.Event:
         """An event that succeeds once ``cost`` CPU seconds have run on the loop (and then
         ``hold`` seconds blocked, as :meth:`block`; ``chill`` as :meth:`call`)."""
         ev = self.env.event()
@@ -204,7 +213,7 @@ class EventLoop:
                 self.block(hold)
             return cost, succeed
 
-        self.call(item, chill)
+        self.call(item, chill, kind)
         return ev
 
     def block(self, seconds: float) -> None:
@@ -216,6 +225,7 @@ class EventLoop:
         now = self.env.now
         if not self.queue:
             self.running = False
+            self.last_kind = None
             self.idle_since = now
             self.busy.add(-1)
             return
@@ -231,9 +241,12 @@ class EventLoop:
         """The next item starts (on a core, when the loops share some)."""
         env = self.env
         now = env.now
-        item, own = self.queue.popleft()
+        item, own, kind = self.queue.popleft()
         cost, then = item()
         hold, self.hold = self.hold, 0.0
+        if kind is not None and kind == self.last_kind:  # a run of like work: cheaper
+            cost *= self.repeat.get(kind, 1.0)
+        self.last_kind = kind if hold == 0.0 else None  # a blocked loop's run ends
         chill, tau = self.chill, self.cold_time
         if own is not None:  # its own slow-down, from the same idle gap
             chill, tau = own[0] * (1.0 - math.exp(-self.spell_gap / own[1])), own[1]

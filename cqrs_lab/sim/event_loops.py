@@ -145,9 +145,13 @@ class LoopCommandSide(CommandSide):
 
         transport = self.transport
         if transport is None:
-            w.loop.call(parse)
+            w.loop.call(parse, kind="request")
         else:  # the transport's read, then the request's task: two turns of the loop
-            w.loop.call(lambda: (transport(), lambda: w.loop.call(parse)), self.transport_chill)
+            w.loop.call(
+                lambda: (transport(), lambda: w.loop.call(parse, kind="request")),
+                self.transport_chill,
+                "transport",
+            )
 
     def _enqueue(self, w: _Writer, job: list[Any]) -> None:
         """Parsed: into the writer's queue, or shed when it is full (429)."""
@@ -172,7 +176,8 @@ class LoopCommandSide(CommandSide):
         self.busy.add(n)
         for job in jobs:
             job[_START] = now
-        cost = self.batch_cost() + sum(self.service() for _ in jobs)
+        repeat = self.server.command_repeat  # each command after the first follows one
+        cost = self.batch_cost() + self.service() + repeat * sum(self.service() for _ in jobs[1:])
         if self.other is not None and self.server.database_cpu > 0:
             self.other.spend(self.server.database_cpu)  # the database serves the transaction
         if self.blocking:
@@ -216,7 +221,7 @@ class LoopCommandSide(CommandSide):
             if self.clients is not None:
                 self.clients.done()
 
-        w.loop.call(lambda: (self.request() * share, finish))
+        w.loop.call(lambda: (self.request() * share, finish), kind="request")
 
 
 class Replica:

@@ -124,7 +124,9 @@ class ReadSide:
             process = job.pop()
             draw.index = job[3]
             if self.loops and self.transport is not None:  # the transport reads it first
-                yield self.loops[process].run(self.transport(), chill=self.transport_chill)
+                yield self.loops[process].run(
+                    self.transport(), chill=self.transport_chill, kind="transport"
+                )
             if process == 0:
                 result = engine.ask(sample(draw), min_position=token)
                 job[5] = group.lag_seconds()
@@ -138,7 +140,7 @@ class ReadSide:
             if not self.loops:
                 yield env.timeout(self.service())
             else:  # the request's parsing and answer and the query, on the process's loop
-                yield self.loops[process].run(self.request() + self.service())
+                yield self.loops[process].run(self.request() + self.service(), kind="request")
             job[2] = env.now
             self.rows.append(job)
             if self.clients is not None:

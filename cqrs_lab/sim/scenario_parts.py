@@ -134,16 +134,19 @@ class CommandSpec:
 @dataclass(frozen=True)
 class ServerSpec:
     """The served processes' event loops (``[server]``; see :mod:`cqrs_lab.sim.event_loop`, one per
-    ``[commands] processes``): CPU seconds per HTTP request of the transport's read
-    callback, a turn of the loop of its own before the request's task (``transport``; 0: no
-    turn of its own), and outside the engine and the transport (``request``, the share
-    ``answer_share`` of it spent answering), per writer batch (``batch``, at most
-    ``batch_limit`` commands), the seconds a batch then blocks its loop waiting for the
-    database's commit (``commit``, plus ``commit_per_command`` for each command beyond the
-    batch's first) and a projection's pump step its read (``pump_wait``), the slow-down
-    after idling (``cold``, ``cold_time``; the transport's reads their own, ``transport_cold``
-    and ``transport_cold_time``, when given), the machine's wandering speed (``speed_sd`` of the
-    log of a cost factor, ``speed_time`` its time constant: :mod:`cqrs_lab.sim.loop_speed`; 0:
+    ``[commands] processes``): CPU seconds per HTTP request of the transport's read callback, a
+    turn of the loop of its own before the request's task (``transport``; 0: no turn of its
+    own), and outside the engine and the transport (``request``, the share ``answer_share`` of
+    it spent answering), per writer batch (``batch``, at most ``batch_limit`` commands), the
+    seconds a batch then blocks its loop waiting for the database's commit (``commit``, plus
+    ``commit_per_command`` for each command beyond the batch's first) and a projection's pump
+    step its read (``pump_wait``), the slow-down after idling (``cold``, ``cold_time``; the
+    transport's reads their own, ``transport_cold`` and ``transport_cold_time``, when given),
+    the cost factor of a piece of work right after one of its kind on the loop
+    (``transport_repeat``: a transport's read after a read; ``request_repeat``: a request's
+    parsing or answer after another's; ``command_repeat``: a command's service after the
+    previous one's in a writer batch), the machine's wandering speed (``speed_sd`` of the log of
+    a cost factor, ``speed_time`` its time constant: :mod:`cqrs_lab.sim.loop_speed`; 0:
     constant), a CPU limit per process (``cpus`` per ``period``, up to ``quota_carry`` seconds
     of a period's unused quota still to run in the next: :data:`QUOTA_CARRY`), the pumps' idle
     poll for the other processes' appends (``poll``; 0: at once), the machine's cores that the
@@ -162,6 +165,9 @@ class ServerSpec:
     cold_time: float = 0.001
     transport_cold: float | None = None
     transport_cold_time: float | None = None
+    transport_repeat: float = 1.0
+    request_repeat: float = 1.0
+    command_repeat: float = 1.0
     speed_sd: float = 0.0
     speed_time: float = CONSTANT_TIME
     cpus: float = 1.0
@@ -184,6 +190,11 @@ class ServerSpec:
             return None
         cold = self.cold if self.transport_cold is None else self.transport_cold
         return cold, self.transport_cold_time or self.cold_time
+
+    @property
+    def repeats(self) -> dict[str, float]:
+        """The loop's cost factor per kind of work right after one of its kind."""
+        return {"transport": self.transport_repeat, "request": self.request_repeat}
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,17 @@ class Simulation:
         cores = Cores(sv.cores) if sv.cores is not None else None
         speed = _loop_speed(sv, _stream_seed(s.seed, "speed"), s.duration)  # the machine's
         self.loops = loops = [
-            EventLoop(env, sv.cold, sv.cold_time, sv.cpus, sv.period, cores, speed, sv.quota_carry)
+            EventLoop(
+                env,
+                sv.cold,
+                sv.cold_time,
+                sv.cpus,
+                sv.period,
+                cores,
+                speed,
+                sv.quota_carry,
+                sv.repeats,
+            )
             for _ in range(s.commands.processes)
         ]
         self.loop = loops[0]

@@ -5,6 +5,7 @@ Expected values come from the run's own measurements or from the model's definit
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from cqrs_lab.load.calibration_inputs import quantiles, window
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, trends
 from cqrs_lab.load.loop_calibration import calibrate_loop, client_offsets, sim_cpu
+from cqrs_lab.load.loop_repeats import repeat_factors, repeats
 from cqrs_lab.load.loop_scenario import describe_calibration
 from cqrs_lab.load.loop_stages import idle_gaps, slow_down, stage_calls, transport_samples
 from cqrs_lab.load.loop_twin import (
@@ -64,8 +66,10 @@ def test_the_engine_samples_are_the_warm_calls(light: LoadResult, cal: LoopCalib
     st = idle_gaps(light.stages)
     lo, hi = window(light, 1.0)
     at = st["at"].to_numpy(dtype=float) - light.t0
-    secs, _, warm = stage_calls(st[(at >= lo) & (at < hi)], "command")
-    # the warm calls when the run had 20 or more, else every call, as quantiles
+    inside = st[(at >= lo) & (at < hi)]
+    secs, _, warm = stage_calls(inside[~repeats(inside)], "command")
+    # the warm calls (a command right after another in a batch left to command_repeat)
+    # when the run had 20 or more, else every call, as quantiles
     chosen = warm if len(warm) >= 20 else secs
     expected = np.mean(quantiles(chosen, min(1000, len(chosen))))
     assert np.mean(cal.command_s) == pytest.approx(expected, rel=1e-6)
@@ -145,6 +149,33 @@ def test_the_transports_read_gets_its_own_slow_down_fitted_on_its_own_reads() ->
     assert np.median(transport_samples(st, *engine, 1000)) > 1.3 * np.median(own)
 
 
+def test_work_right_after_its_kind_is_measured_apart_and_written_as_its_factor() -> None:
+    """Every 10 ms, right after a projection's step, two requests arrive together: two
+    transport reads (the second right
+    after the first, 12 us against 20), the two reads' GET requests (the second right after
+    the first, 50 us against 100 after its read), then a batch of two commands (the second
+    right after the first, 8 us against 20). Each factor is the repeats' median over the
+    others'; the repeats are set apart from the kind's own samples; a real calibration's
+    factors go into the scenario."""
+    rows = []
+    for i in range(40):
+        t = 1.0 + i * 0.01
+        rows += [("projection", "balances", t, 10e-6)]  # other work, right before
+        rows += [("transport", "read", t + 20e-6, 20e-6), ("transport", "read", t + 32e-6, 12e-6)]
+        rows += [("request", "GET /queries/{name} 200", t + 132e-6, 100e-6),
+                 ("request", "GET /queries/{name} 200", t + 182e-6, 50e-6)]  # fmt: skip
+        rows += [("command", "Deposit", t + 202e-6, 20e-6),
+                 ("command", "Deposit", t + 210e-6, 8e-6)]  # fmt: skip
+    st = pd.DataFrame(rows, columns=["stage", "name", "at", "seconds"]).assign(events=1)
+    st = idle_gaps(st)
+    assert repeat_factors(st) == {"transport": 0.6, "request": 0.5, "command": 0.4}
+    marked = st[repeats(st)]
+    assert len(marked) == 80 and set(marked["seconds"].round(9)) == {12e-6, 8e-6}
+    # fewer than 20 repeats of a kind: no factor measured (1)
+    assert repeat_factors(st[st["at"] < 1.0 + 19 * 0.01]) == {
+        "transport": 1.0, "request": 1.0, "command": 1.0}  # fmt: skip
+
+
 def test_a_requests_own_transport_read_does_not_warm_its_work_but_warms_the_next_read() -> None:
     """Two requests 10 ms apart, each a transport read (20 us) then a command (50 us)."""
     rows = []
@@ -164,6 +195,15 @@ def test_a_requests_own_transport_read_does_not_warm_its_work_but_warms_the_next
 def test_the_written_scenario_is_the_event_loop(cal: LoopCalibration, tmp_path: Path) -> None:
     s = load_scenario(cal.write(tmp_path / "twin.toml", rate=300.0, duration=5.0))
     assert s.server is not None and s.server.request.mean == pytest.approx(cal.request_s)
+    # the factors of work right after its kind, as measured (1: not measured, not written)
+    assert set(cal.repeats) == {"transport", "request", "command"}
+    for kind, factor in cal.repeats.items():
+        assert factor > 0
+        assert getattr(s.server, f"{kind}_repeat") == pytest.approx(factor, rel=1e-5)
+    repeated = replace(cal, repeats={"transport": 0.7, "request": 0.55, "command": 1.0})
+    sv = repeated.scenario(300.0, 5.0).server
+    assert sv is not None and sv.repeats == {"transport": 0.7, "request": 0.55}
+    assert sv.command_repeat == 1.0
     assert s.commands.handlers == 1 and s.reads is not None
     assert s.reads.rate == pytest.approx(300.0 * cal.reads_per_command)
     # the machine's wandering speed, fitted on the run's calls (0: none found, not written)

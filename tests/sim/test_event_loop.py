@@ -129,6 +129,60 @@ def test_work_after_an_idle_spell_runs_slower_so_busy_cpu_per_command_falls_with
     assert per_cmd[0] > 1.5 * per_cmd[1]
 
 
+def test_work_right_after_its_kind_costs_its_repeat_factor_and_a_pause_ends_the_run() -> None:
+    """[server] *_repeat: an item that runs right after one of its kind costs that factor
+    of its cost; another kind between them, an idle loop or a blocked one ends the run."""
+    env = simpy.Environment()
+    loop = EventLoop(env, 0.0, 0.001, 1.0, 0.01, repeat={"read": 0.5})
+    ends: list[float] = []
+
+    def note(_: simpy.Event) -> None:
+        ends.append(round(env.now * 1e3, 9))
+
+    for kind in ("read", "read", "read", "other", "read"):  # queued at once: one spell
+        loop.run(0.001, kind=kind).callbacks.append(note)
+    env.run()
+    assert ends == [1.0, 1.5, 2.0, 3.0, 4.0]  # ms: the 2nd and 3rd read half price
+    later = env.timeout(0.001)
+    later.callbacks.append(lambda _: loop.run(0.001, kind="read").callbacks.append(note))
+    env.run()
+    assert ends[-1] == 6.0  # after 1 ms idle: full price again
+    loop.run(0.001, hold=0.002, kind="read").callbacks.append(note)
+    loop.run(0.001, kind="read").callbacks.append(note)
+    env.run()
+    assert ends[-2:] == [9.0, 10.0]  # the blocked loop's run ended: full price after it
+    assert loop.cpu_s == pytest.approx(0.001 * 6 + 0.0005 * 2)
+
+
+def test_commands_after_the_first_of_a_batch_cost_the_command_repeat_factor() -> None:
+    """Heavy load, batches of several: each batch pays its first command's service in full
+    and the rest at command_repeat; nothing else changes (the loop's CPU adds up exactly)."""
+    sim = run(scenario(1500.0, "command_repeat = 0.4\n"))
+    c, drv = sim.commands.rows, sim.drivers[0]
+    n, batches = len(c), sim.commands.batches
+    events = sum(1 for row in c if row[6] == "accepted")
+    assert n > 1.3 * batches  # batches of more than one
+    service = 0.0002 * (batches + 0.4 * (n - batches))
+    expected = n * 0.0003 + service + drv.batches * 0.0001 + events * 0.00005
+    assert sim.loop is not None
+    assert sim.loop.cpu_s == pytest.approx(expected, rel=0.02)
+
+
+def test_runs_of_reads_and_requests_make_the_loop_cheaper_per_command_only_under_load() -> None:
+    """A lone command never follows its kind: the repeat factors change nothing at a light
+    load and lower the CPU per command where the loop works in runs."""
+    keys = "transport = 0.0001\ntransport_repeat = 0.5\nrequest_repeat = 0.5\n"
+    lone_plain = run(scenario(0.5, "transport = 0.0001\n", duration=20.0))
+    lone = run(scenario(0.5, keys, duration=20.0))
+    assert [r[5] for r in lone.commands.rows] == [r[5] for r in lone_plain.commands.rows]
+    per_cmd = []
+    for server in ("transport = 0.0001\n", keys):
+        sim = run(scenario(500.0, server, reads=500.0))
+        assert sim.loop is not None
+        per_cmd.append(sim.loop.cpu_s / len(sim.commands.rows))
+    assert per_cmd[1] < 0.97 * per_cmd[0]  # the same arrivals: cheaper by its runs alone
+
+
 def test_a_cpu_quota_caps_the_loop_and_sheds_what_it_cannot_serve() -> None:
     """0.3 core, offered 800/s: an accepted command costs at least 0.55 ms (request and
     service) plus its share of the pump, so at most 0.3 / 0.55 ms = 545/s are served; the
@@ -223,6 +277,8 @@ def test_a_bad_server_key_names_the_table_and_the_allowed_values() -> None:
     with pytest.raises(ScenarioError, match=r"server\.quota_carry.*>= 0"):
         parse_scenario(scenario(100.0, "quota_carry = -0.001\n"))
     assert parse_scenario(scenario(100.0, "quota_carry = 0\n")).server.quota_carry == 0.0
+    with pytest.raises(ScenarioError, match=r"server\.request_repeat.*> 0"):
+        parse_scenario(scenario(100.0, "request_repeat = 0\n"))
 
 
 def _most_in_flight(spans: list[tuple[float, float]]) -> int:
