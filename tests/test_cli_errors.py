@@ -61,6 +61,13 @@ CASES = [
      ["--knee-only", "--measure-knee"]),
     ("twin-levels-of-no-time", {}, ["twin", "{tmp}", "--measure-knee", "--level-seconds", "0"],
      ["--level-seconds", "> 0"]),
+    # a level too short to judge after its warm-up: told before its load test, not after
+    ("twin-levels-shorter-than-their-warmup", {},
+     ["twin", "{tmp}", "--measure-knee", "--level-seconds", "4", "--warmup", "2"],
+     ["--level-seconds 4", "--warmup 2", "at least 5 s"]),
+    ("twin-measure-shorter-than-its-warmup", {},
+     ["twin", "{tmp}", "--measure", "50", "--duration", "2"],
+     ["--duration 2", "--warmup 2", "at least 5 s"]),
     ("twin-missing-folder", {}, ["twin", "{tmp}/nonexistent", "--no-plots"],
      ["nonexistent"]),
     ("simulate-missing-file", {}, ["simulate", "{tmp}/nope.toml", "--duration", "1"],

@@ -17,6 +17,12 @@ from cqrs_lab.load.cli_options import load_args, options, run_levels
 __all__ = ["add_twin"]
 
 
+#: the least seconds of load a measured level needs beyond its warm-up: a steady second to
+#: judge (:func:`~cqrs_lab.load.calibration_inputs.window`), the last second's cool-down and
+#: a second to spare for the last requests' times
+LEAST_BEYOND_WARMUP = 3.0
+
+
 def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load import twin
     from cqrs_lab.load.compare import BAND, compare, format_table, plot_comparison
@@ -38,6 +44,20 @@ def _twin(args: argparse.Namespace) -> int:
             raise ConfigError(f"--warmup {args.warmup}: seconds dropped at the start, >= 0")
         if args.measure_knee and not args.knee_only and not args.level_seconds > 0:
             raise ConfigError(f"--level-seconds {args.level_seconds}: seconds per level, > 0")
+        least = args.warmup + LEAST_BEYOND_WARMUP  # a level's load: warm-up, 1 s judged, cool-down
+        if rates and not args.duration >= least:
+            raise ConfigError(
+                f"--duration {args.duration:g} with --warmup {args.warmup:g}: each level needs "
+                f"at least {least:g} s of load (the warm-up, then a steady second judged with "
+                "room to spare and the last second's cool-down); raise --duration or lower "
+                "--warmup"
+            )
+        if args.measure_knee and not args.knee_only and not args.level_seconds >= least:
+            raise ConfigError(
+                f"--level-seconds {args.level_seconds:g} with --warmup {args.warmup:g}: each "
+                f"validation run needs at least {least:g} s of load; raise --level-seconds or "
+                "lower --warmup"
+            )
         if args.knee_only and not args.measure_knee:
             raise ConfigError("--knee-only: goes with --measure-knee (it stops after the knee)")
     except ConfigError as exc:
