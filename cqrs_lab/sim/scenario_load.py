@@ -139,7 +139,9 @@ def parse_scenario(
         description=head["description"],
         duration=head["duration"],
         seed=head["seed"],
-        bucket=head["bucket"],
+        # the default bucket (1 s) no wider than a shorter run, as --duration does; a bucket
+        # written in the file is the user's and is checked as written
+        bucket=head["bucket"] if sc.has("bucket") else min(head["bucket"], head["duration"]),
         domain=ref,
         workload=read_workload(wl, base, workload)
         if wl is not None

@@ -113,6 +113,15 @@ def test_cross_field_rules() -> None:
     )
 
 
+def test_a_short_run_gets_a_bucket_that_fits_unless_the_file_wrote_one() -> None:
+    """The default 1 s bucket of a run shorter than a second is the run's length, as
+    ``--duration`` makes it; a bucket the file wrote is checked as written."""
+    short = parse_scenario("[scenario]\nduration = 0.5\n")
+    assert short.bucket == 0.5
+    assert parse_scenario("[scenario]\nduration = 30\n").bucket == 1.0
+    _refused("[scenario]\nduration = 0.5\nbucket = 1\n", "'scenario.bucket'", "<= duration (0.5)")
+
+
 def test_missing_trace_file_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "s.toml"
     f.write_text('[workload.arrivals]\nprocess = "trace"\npath = "nope.csv"\n')
