@@ -1,4 +1,5 @@
-"""Running one command over HTTP: trace context, If-Match, Idempotency-Key, the queue.
+"""Running one command over HTTP: trace context, If-Match, Idempotency-Key, the queue (the
+headers read by :mod:`cqrs_lab.http.command_headers`).
 
 :class:`CommandGateway` is what every command route calls. The part that touches the engine
 (:meth:`CommandGateway._execute`) runs on the driver's writer, inside the batch's store
@@ -13,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,12 @@ from cqrs_lab.errors import (
     PreconditionFailed,
     Problem,
 )
+from cqrs_lab.http.command_headers import (
+    TOKEN,
+    TraceContext,
+    parse_if_match,
+    trace_context,
+)
 from cqrs_lab.http.driver import Driver
 from cqrs_lab.http.metrics import HttpMetrics
 from cqrs_lab.http.problems import PROBLEM_JSON, problem_body
@@ -37,56 +42,6 @@ from cqrs_lab.http.stages import StageTimings
 from cqrs_lab.stores.durable_records import ResponseStore, StoredResponse
 
 __all__ = ["CommandGateway", "TraceContext", "parse_if_match", "trace_context"]
-
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-_TOKEN = re.compile(r"^[\x21-\x7e]{1,200}$")
-_ETAG = re.compile(r'^(?:W/)?"([0-9]{1,15})"$')  # ASCII digits: \d takes "²", int() not
-
-
-@dataclass(frozen=True, slots=True)
-class TraceContext:
-    correlation_id: str | None
-    metadata: Mapping[str, Any] | None
-
-
-def trace_context(request: Request) -> TraceContext:
-    """W3C ``traceparent`` (its trace id is the correlation id), else ``X-Correlation-Id``.
-
-    With neither, the engine uses the command id as the correlation id. A malformed
-    ``traceparent`` is ignored, as the W3C recommendation says; a bad correlation id is 400.
-    """
-    headers = request.headers
-    tp = headers.get("traceparent")
-    if tp is not None:
-        m = _TRACEPARENT.match(tp.strip().lower())
-        if m and m.group(1) != "0" * 32 and m.group(2) != "0" * 16:
-            return TraceContext(m.group(1), {"traceparent": m.group(0)})
-    corr = headers.get("x-correlation-id")
-    if corr is not None:
-        if not _TOKEN.match(corr):
-            raise Problem(
-                400, "bad header", "header X-Correlation-Id: 1 to 200 visible ASCII characters"
-            )
-        return TraceContext(corr, {"correlation_id": corr})
-    return TraceContext(None, None)
-
-
-def parse_if_match(value: str | None) -> int | str | None:
-    """``"N"`` (or ``W/"N"``) -> N, ``*`` -> ``"*"``, absent -> None; else a 400 Problem."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value == "*":
-        return "*"
-    m = _ETAG.match(value)
-    if m is None:
-        raise Problem(
-            400,
-            "bad header",
-            f"header If-Match: {value!r} is not an entity tag; send the ETag of a read, "
-            f'such as "3", or *',
-        )
-    return int(m.group(1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +94,7 @@ class CommandGateway:
         if key is not None:
             if len(request.headers.getlist("idempotency-key")) > 1:  # which one? not ours
                 raise Problem(400, "bad header", "header Idempotency-Key: given twice")
-            if not _TOKEN.match(key):
+            if not TOKEN.match(key):
                 raise Problem(400, "bad header", "header Idempotency-Key: 1 to 200 visible ASCII")
             digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + body)
             fingerprint = digest.hexdigest()
