@@ -17,7 +17,10 @@ Once it failed to reach the database, calls fail at once for :data:`COOL_DOWN_S`
 after that tries a connection of its own first (a refused one fails at once, an unanswered
 one after 2 s), and when it gets one the pool drops the connections the server had dropped
 and work goes on. Without this, each call of a served loop whose pool had emptied waited
-the pool's full wait.
+the pool's full wait. A database that stops answering without dropping its connections
+(paused) fails a use of a connection after ``statement_limit_s`` the same way
+(:mod:`cqrs_lab.stores.postgres_deadline`); without it a served loop waited for as long as
+the database stayed paused, answering nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
 from cqrs_lab.errors import ConfigError, StoreUnavailable, TransactionAborted
+from cqrs_lab.stores.postgres_deadline import STATEMENT_LIMIT_S, Deadlines
 from cqrs_lab.stores.postgres_group import Pending, group_transaction
 from cqrs_lab.stores.postgres_schema import (
     SCHEMA_DDL,
@@ -68,6 +72,7 @@ class PostgresTransactions:
         pool_size: int = 4,
         pool_wait_s: float = POOL_WAIT_S,
         timer: Callable[[], float] = time.monotonic,
+        statement_limit_s: float = STATEMENT_LIMIT_S,
     ) -> None:
         if type(pool_size) is not int or pool_size < 1:
             raise ConfigError(f"pool_size={pool_size!r}: pass a whole number >= 1")
@@ -77,6 +82,7 @@ class PostgresTransactions:
         self.down: StoreUnavailable | None = None  # the last failure to reach the database
         self._down_until = 0.0
         self.schema = check_schema_name(schema)
+        self.deadlines = Deadlines(statement_limit_s)  # a database that stopped answering
         self.pool = open_pool(dsn, self.schema, min_size=1, max_size=pool_size)
         #: called by :meth:`close` (last added first), e.g. to release a session's locks
         self.on_close: list[Callable[[], None]] = []
@@ -247,7 +253,10 @@ class PostgresTransactions:
             self._probe()
         ended: list[psycopg.Connection[Any]] = []  # the block ended: the pool commits
         try:
-            with self.pool.connection(timeout=self.pool_wait_s) as conn:
+            with (
+                self.pool.connection(timeout=self.pool_wait_s) as conn,
+                self.deadlines.hold(_socket_of(conn)),  # the pool's COMMIT too
+            ):
                 with self.translated(conn):  # judged while the connection is still ours
                     yield conn
                 ended.append(conn)
@@ -349,3 +358,13 @@ class PostgresTransactions:
             release()
         self.on_close.clear()
         self.pool.close()
+        self.deadlines.close()
+
+
+def _socket_of(conn: psycopg.Connection[Any]) -> int | None:
+    """The connection's socket descriptor; None for one already lost (its first statement
+    fails at once, nothing to wait for)."""
+    try:
+        return conn.pgconn.socket
+    except psycopg.Error:
+        return None

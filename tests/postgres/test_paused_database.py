@@ -1,0 +1,77 @@
+"""A database that stops answering without dropping its connections (its processes paused
+with SIGSTOP, as a frozen host or a black-holed network path looks from the client): a use
+of a connection gives up after the store's statement limit with StoreUnavailable, where it
+used to wait for as long as the database stayed paused (a served loop answering nothing,
+``/livez`` included); once the database resumes, the store works again.
+
+The cluster is this test's own: pausing it must not stall the session's other tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cqrs_lab.errors import StoreUnavailable
+from cqrs_lab.stores.postgres_transactions import COOL_DOWN_S, PostgresTransactions
+from tests.postgres.cluster import Cluster, ClusterError, start_cluster
+
+pytestmark = pytest.mark.slow  # a cluster of its own
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _cluster_pids(cluster: Cluster) -> list[int]:
+    """The postmaster (first line of postmaster.pid) and every process it started."""
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+def test_a_paused_database_fails_a_statement_after_the_limit_then_works_again(
+    own_cluster: Cluster,
+) -> None:
+    tx = PostgresTransactions(own_cluster.dsn(), schema="paused", statement_limit_s=1.0)
+    try:
+        assert tx.query("SELECT 1") == [(1,)]
+        pids = _cluster_pids(own_cluster)
+        assert len(pids) >= 3  # the postmaster and its background processes at least
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="cannot be reached"):
+                tx.query("SELECT 2")
+            waited = time.monotonic() - t0
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        # the limit (1 s) and the watchdog's tick (0.25 s), not the pause's length
+        assert 0.9 < waited < 3.0, waited
+        assert tx.deadlines.fired >= 1
+        time.sleep(COOL_DOWN_S + 0.1)  # past the cool-down: the next call tries again
+        assert tx.query("SELECT 3") == [(3,)]
+    finally:
+        tx.close()
