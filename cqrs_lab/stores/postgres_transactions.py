@@ -123,8 +123,8 @@ class PostgresTransactions:
         self._held_checked = now
         for conn in self.held:
             try:
-                with self.translated(conn):
-                    conn.execute("SELECT 1")
+                with self.deadlines.hold(_socket_of(conn)), self.translated(conn):
+                    conn.execute("SELECT 1")  # a paused database: given up after the limit
             except StoreUnavailable as exc:
                 raise StoreUnavailable(
                     f"the database dropped the session holding this process's locks (the "
