@@ -63,7 +63,9 @@ class Deadlines:
             )
         self.limit_s, self.tick = float(limit_s), tick
         self.fired = 0
-        self._held: dict[int, tuple[float, int]] = {}  # token -> (deadline, descriptor)
+        # token -> (deadline, descriptor, its inode: the same socket, not a later one that
+        # took the number after the connection closed its own)
+        self._held: dict[int, tuple[float, int, int]] = {}
         self._next = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -73,13 +75,17 @@ class Deadlines:
     def hold(self, fd: int | None) -> Iterator[None]:
         """Within the block, the socket ``fd`` is shut down once ``limit_s`` have passed
         (None: no socket, nothing held)."""
-        if fd is None:
+        try:
+            inode = os.fstat(fd).st_ino if fd is not None else None
+        except OSError:
+            inode = None  # not open: nothing can wait on it
+        if fd is None or inode is None:
             yield
             return
         with self._lock:
             self._next += 1
             token = self._next
-            self._held[token] = (time.monotonic() + self.limit_s, fd)
+            self._held[token] = (time.monotonic() + self.limit_s, fd, inode)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._watch, name="cqrs-lab-pg-deadlines", daemon=True
@@ -99,18 +105,23 @@ class Deadlines:
         while not self._stop.wait(self.tick):
             now = time.monotonic()
             with self._lock:
-                late = [t for t, (deadline, _) in self._held.items() if deadline <= now]
+                late = [t for t, (deadline, _, _) in self._held.items() if deadline <= now]
                 for token in late:  # shut down while held: the descriptor is still its own
-                    _, fd = self._held.pop(token)
-                    self._shut(fd)
+                    _, fd, inode = self._held.pop(token)
+                    self._shut(fd, inode)
 
-    def _shut(self, fd: int) -> None:
+    def _shut(self, fd: int, inode: int) -> None:
         """Shut the socket down both ways through a duplicate of its descriptor (the same
-        socket: a call waiting on it returns at once), then close the duplicate."""
+        socket: a call waiting on it returns at once), then close the duplicate; a number
+        that now names another file (the connection closed its socket and something else
+        took the number) is left alone."""
         try:
             dup = os.dup(fd)
         except OSError:
             return  # already closed: nothing waits on it
+        if os.fstat(dup).st_ino != inode:
+            os.close(dup)
+            return
         with contextlib.closing(socket.socket(fileno=dup)) as s, contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_RDWR)
             self.fired += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cqrs_lab.errors import StoreUnavailable
+from cqrs_lab.stores.postgres_deadline import Deadlines
 from cqrs_lab.stores.postgres_transactions import COOL_DOWN_S, PostgresTransactions
 from tests.postgres.cluster import Cluster, ClusterError, start_cluster
 
@@ -75,3 +77,28 @@ def test_a_paused_database_fails_a_statement_after_the_limit_then_works_again(
         assert tx.query("SELECT 3") == [(3,)]
     finally:
         tx.close()
+
+
+def test_a_number_another_socket_took_meanwhile_is_left_alone() -> None:
+    """The held connection's socket closed inside the block and another socket took its
+    descriptor number: past the deadline the watchdog leaves that one alone."""
+    deadlines = Deadlines(0.1, tick=0.02)
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    fd = a.fileno()
+    try:
+        with deadlines.hold(fd):
+            a.close()
+            os.dup2(c.fileno(), fd)  # the number now names the other pair's socket
+            time.sleep(0.3)
+        assert deadlines.fired == 0
+        os.write(fd, b"x")  # still open both ways
+        assert d.recv(1) == b"x"
+        with socket.socket(fileno=os.dup(fd)) as again, deadlines.hold(again.fileno()):
+            time.sleep(0.3)  # its own hold: shut down
+        assert deadlines.fired == 1
+    finally:
+        deadlines.close()
+        os.close(fd)
+        for s in (b, c, d):
+            s.close()
