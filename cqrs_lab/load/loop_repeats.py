@@ -107,5 +107,6 @@ def _previous(st: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         idx = np.searchsorted(ends, starts_all[rows] + TOUCH, side="right") - 1
         found = idx >= 0
         prev[rows[found]] = order[idx[found]]
-        gap[rows[found]] = np.maximum(starts_all[rows[found]] - ends[idx[found]], 0.0)
+        with np.errstate(invalid="ignore"):  # a damaged time (inf - inf): NaN, not warm
+            gap[rows[found]] = np.maximum(starts_all[rows[found]] - ends[idx[found]], 0.0)
     return prev, gap
