@@ -6,7 +6,7 @@ timings on ``/metrics`` and ``--stages-csv PATH`` also writes the raw samples on
 where, on which store, and where the API docs are (:func:`start_line`). Process-wide
 settings belong here, to the entry point, never to the app: the garbage collector is
 frozen once the app is up and again as the log grows (``--gc-freeze-every``, 0: never;
-:class:`~cqrs_lab.http.collector.CollectorFreezer`, called by the app's lifespan wrapper
+:class:`CollectorFreezer`, called by the app's lifespan wrapper
 :class:`~cqrs_lab.http.serve_process.ServeLifespan`), and uvicorn runs with the guarded
 protocol (:func:`~cqrs_lab.http.serve_process.run_uvicorn`). When the event store fails (its
 database unreachable: :mod:`cqrs_lab.http.driver`), the process shuts down and exits
@@ -32,10 +32,9 @@ import threading
 from types import FrameType
 from typing import Any
 
-from cqrs_lab.core import DELIVERY_POLICIES
+from cqrs_lab.core import DELIVERY_POLICIES, Engine
 from cqrs_lab.core.bus import DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_RETENTION
-from cqrs_lab.errors import ConfigError
-from cqrs_lab.http.collector import CollectorFreezer
+from cqrs_lab.errors import ConfigError, StoreFailure
 from cqrs_lab.http.config import ADMIN_TOKEN_ENV, DEFAULT_DOMAIN, ServerConfig
 from cqrs_lab.http.serve_args import check_serve_args
 from cqrs_lab.http.serve_process import ServeLifespan, run_uvicorn
@@ -168,6 +167,40 @@ def serve(args: argparse.Namespace) -> int:
         print(f"cqrs-lab serve: stopped, the event store failed: {driver.failed}", file=sys.stderr)
         return STORE_FAILED_EXIT
     return 0
+
+
+class CollectorFreezer:
+    """The served process's collector policy (this entry point's, process-wide): once the
+    app has started, ``gc.collect()`` and ``gc.freeze()`` (:meth:`start`); then
+    ``gc.freeze()`` again each time the log has grown by ``every`` events (:meth:`tick`,
+    called every half second). Full collections then stop walking the framework and the
+    ever-growing log (measured: 100 ms pauses every half second under load without it);
+    frozen objects are still freed by reference counting when they are dropped."""
+
+    def __init__(self, engine: Engine, every: int) -> None:
+        self.engine, self.every = engine, every
+        self.frozen_at = 0
+
+    def start(self) -> None:
+        gc.collect()
+        gc.freeze()
+        self.frozen_at = self._head()
+
+    def tick(self) -> None:
+        head = self._head()
+        if head < 0:
+            return
+        if head - self.frozen_at >= self.every:
+            gc.freeze()
+            self.frozen_at = head
+
+    def _head(self) -> int:
+        """The log's head, or -1 when the store fails (the driver stops the server on it,
+        exit 75: at start-up too, where uvicorn printed the error's traceback, exit 3)."""
+        try:
+            return self.engine.store.head_position
+        except StoreFailure:
+            return -1
 
 
 def register(sub: Any) -> None:

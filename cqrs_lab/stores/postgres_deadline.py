@@ -75,11 +75,8 @@ class Deadlines:
     def hold(self, fd: int | None) -> Iterator[None]:
         """Within the block, the socket ``fd`` is shut down once ``limit_s`` have passed
         (None: no socket, nothing held)."""
-        try:
-            inode = os.fstat(fd).st_ino if fd is not None else None
-        except OSError:
-            inode = None  # not open: nothing can wait on it
-        if fd is None or inode is None:
+        inode = _inode(fd)
+        if fd is None or inode is None:  # no socket, or not open: nothing can wait on it
             yield
             return
         with self._lock:
@@ -119,9 +116,20 @@ class Deadlines:
             dup = os.dup(fd)
         except OSError:
             return  # already closed: nothing waits on it
-        if os.fstat(dup).st_ino != inode:
+        if _inode(dup) != inode:
             os.close(dup)
             return
         with contextlib.closing(socket.socket(fileno=dup)) as s, contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_RDWR)
             self.fired += 1
+
+
+def _inode(fd: int | None) -> int | None:
+    """The inode of the file ``fd`` names (a socket's tells it from a later one that took
+    the same number); None: no descriptor, or not open."""
+    if fd is None:
+        return None
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:
+        return None

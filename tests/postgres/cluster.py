@@ -6,6 +6,11 @@ away, so durability buys nothing and would only slow the suite.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
 from cqrs_lab.stores.pg_cluster import (
     INSTALL_HINT,
     Cluster,
@@ -15,4 +20,26 @@ from cqrs_lab.stores.pg_cluster import (
     start_cluster,
 )
 
-__all__ = ["INSTALL_HINT", "Cluster", "ClusterError", "find_bindir", "free_port", "start_cluster"]
+__all__ = [
+    "INSTALL_HINT",
+    "Cluster",
+    "ClusterError",
+    "find_bindir",
+    "free_port",
+    "running_cluster",
+    "start_cluster",
+]
+
+
+@contextmanager
+def running_cluster(*, durable: bool = False) -> Iterator[Cluster]:
+    """A cluster for the block, stopped after it; missing server binaries FAIL the test
+    (never a skip) saying what to install."""
+    try:
+        cluster = start_cluster(durable=durable)
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

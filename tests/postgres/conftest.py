@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.postgres.cluster import Cluster, ClusterError, start_cluster
+from tests.postgres.cluster import Cluster, running_cluster
 from tests.postgres.workers_run import two_workers_run  # noqa: F401 - one run, two modules
 
 _names = itertools.count(1)
@@ -19,16 +19,10 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster()
-    except ClusterError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with running_cluster() as cluster:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE lab")
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import pytest
 
 from cqrs_lab.http.workers import STORE_FAILED_EXIT
 from tests.http.conftest import Server
-from tests.postgres.cluster import Cluster, ClusterError, start_cluster
+from tests.postgres.cluster import Cluster, running_cluster
 
 pytestmark = pytest.mark.slow  # a cluster of its own and two uvicorn subprocesses
 
@@ -32,14 +32,8 @@ CLIENTS = 4
 
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster(durable=True)
-    except ClusterError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with running_cluster(durable=True) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _deposits(server: Server, tid: int, outcomes: dict[str, httpx.Response | None]) -> None:

@@ -20,21 +20,15 @@ import pytest
 from cqrs_lab.errors import StoreUnavailable
 from cqrs_lab.stores.postgres_deadline import Deadlines
 from cqrs_lab.stores.postgres_transactions import COOL_DOWN_S, PostgresTransactions
-from tests.postgres.cluster import Cluster, ClusterError, start_cluster
+from tests.postgres.cluster import Cluster, running_cluster
 
 pytestmark = pytest.mark.slow  # a cluster of its own
 
 
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster()
-    except ClusterError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _cluster_pids(cluster: Cluster) -> list[int]:
