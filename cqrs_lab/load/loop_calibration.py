@@ -56,10 +56,11 @@ runs of one light level; no curve of latency against load is fitted.
   wait growing by :func:`~cqrs_lab.load.loop_waits.commit_growth` per command beyond its
   first: a batch of ten waited about 3 ms where one of one waited 1.3) and taken off the
   ``command`` and ``projection`` stages' times, which hold them
-  (:mod:`cqrs_lab.load.loop_waits`); the idle poll of the served code for
-  the other workers' appends; the CPU of every worker (``cpu.csv`` sums them), spread by
-  the simulation over N loops that each pump every event; the machine's cores, which the
-  loops share;
+  (:mod:`cqrs_lab.load.loop_waits`); a pump step's wait and CPU growing with the events it
+  carries, read from the ticks (:mod:`cqrs_lab.load.loop_pump`); the idle poll of the
+  served code for the other workers' appends; the CPU of every worker (``cpu.csv`` sums
+  them), spread by the simulation over N loops that each pump every event; the machine's
+  cores, which the loops share;
 - on PostgreSQL, the rest of the machine's CPU on those cores, over the steady window
   (``cpu.csv``; :func:`~cqrs_lab.load.loop_waits.other_cpu`): the local database server's
   CPU seconds per transaction it served (``database_cpu_s``: per writer batch and per
@@ -95,6 +96,7 @@ from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.calibration_inputs import cpu_utilisation, domain_workload, primary_view, window
 from cqrs_lab.load.generator import per_task
+from cqrs_lab.load.loop_pump import pump_growth, spread_growth, tick_steps
 from cqrs_lab.load.loop_repeats import repeat_factors, repeats
 from cqrs_lab.load.loop_speed_fit import speed_fit
 from cqrs_lab.load.loop_stages import (
@@ -144,6 +146,7 @@ def calibrate_loop(
     view = view or primary_view(domain)
     check_calibration(runs, warmup, view, force)
     parts, names, n_cmd, n_req, span, busy, waited = [], [], 0, 0, 0.0, 0.0, []
+    ticks: list[pd.DataFrame] = []
     opts = first.run.get("options") or {}
     on_postgres = str(opts.get("store", "")).startswith("postgres")
     other = {"generator": 0.0, "database": 0.0}  # CPU seconds of the rest of the machine
@@ -155,6 +158,9 @@ def calibrate_loop(
         st = idle_gaps(r.stages)
         at = st["at"].to_numpy(dtype=float) - r.t0
         parts.append(st[(at >= lo) & (at < hi)])
+        tick = tick_steps(r.stages)
+        at = tick["at"].to_numpy(dtype=float) - r.t0
+        ticks.append(tick[(at >= lo) & (at < hi)])
         raw = r.stages[r.stages["stage"].isin(NOT_WORK[1:])]
         at = raw["at"].to_numpy(dtype=float) - r.t0
         waited.append(raw[(at >= lo) & (at < hi)])
@@ -185,12 +191,17 @@ def calibrate_loop(
     # (with several workers the sagas run in a worker of their own, untimed: they get the
     # views' mean cost, for a prediction with one process, where the server runs them)
     per_event, per_batch = pump_costs(st, domain.view_names)
-    wait = Waits()
+    wait, pump_wait_per_event = Waits(), 0.0
     if on_postgres:  # the loop waits on the database
         wait = stage_waits(pd.concat(waited, ignore_index=True), st, max_samples)
         command_s = np.asarray(command_s) * wait.command_cpu
         per_event = {n: v * wait.projection_cpu for n, v in per_event.items()}
         per_batch = {n: v * wait.projection_cpu for n, v in per_batch.items()}
+        growth = pump_growth(pd.concat(ticks, ignore_index=True))
+        steps = st[st["stage"] == "projection"]
+        per_event, per_batch = spread_growth(steps, per_event, per_batch, growth, domain.view_names)
+        wait = replace(wait, pump_wait_s=growth.wait_s)
+        pump_wait_per_event = growth.wait_per_event_s
     mix, _ = _mix(pd.concat(names, ignore_index=True), workload, first.path)
     limit = first.run.get("server_cpu_limit") or {}
     cold, cold_time = slow_down(st)
@@ -214,7 +225,8 @@ def calibrate_loop(
         cold_time=cold_time, batch_s=writer_cost(st, wait),
         anchor_requests_per_s=n_req / span, processes=processes, commit_s=wait.commit_s,
         commit_per_command_s=wait.commit_per_command_s,
-        pump_wait_s=wait.pump_wait_s, poll=IDLE_POLL if processes > 1 else 0.0,
+        pump_wait_s=wait.pump_wait_s, pump_wait_per_event_s=pump_wait_per_event,
+        poll=IDLE_POLL if processes > 1 else 0.0,
         cores=shared_cores(first.run),
         other_cpu_s=0.0 if generator_apart(first.run) else other["generator"] / max(n_cmd, 1),
         database_cpu_s=other["database"] / max(transactions(st), 1),

@@ -73,6 +73,11 @@ def twin_toml(cal: LoopCalibration, rate: float, duration: float, seed: int = 1)
             else ""
         )
         + (f"pump_wait = {cal.pump_wait_s:.7g}\n" if cal.pump_wait_s > 0 else "")
+        + (
+            f"pump_wait_per_event = {cal.pump_wait_per_event_s:.7g}\n"
+            if cal.pump_wait_per_event_s > 0
+            else ""
+        )
         + (f"poll = {cal.poll:.6g}\n" if cal.poll > 0 else "")
         + (f"cores = {cal.cores}\n" if cal.shares_cores else "")
         + (f"clients = {clients}\n" if (clients := cal.clients_at(rate)) > 0 else "")
@@ -119,7 +124,8 @@ def describe_calibration(cal: LoopCalibration) -> str:
             f"; {cal.processes} server processes, each batch waiting"
             f" {float(np.mean(cal.commit_s or (0.0,))) * 1e3:.3f} ms for its commit"
             f" (+{cal.commit_per_command_s * 1e3:.3f} ms per command beyond the first) and"
-            f" each pump step {cal.pump_wait_s * 1e3:.3f} ms for its read, loop blocked"
+            f" each pump step {cal.pump_wait_s * 1e3:.3f} ms for its read"
+            f" (+{cal.pump_wait_per_event_s * 1e3:.4f} ms per event), loop blocked"
             if cal.processes > 1 or any(cal.commit_s)
             else ""
         )

@@ -104,6 +104,8 @@ class LoopCalibration:
     commit_per_command_s: float = 0.0
     #: seconds a projection pump step waits for the database's read
     pump_wait_s: float = 0.0
+    #: seconds more a pump step waits per event it carries (:mod:`cqrs_lab.load.loop_pump`)
+    pump_wait_per_event_s: float = 0.0
     #: a process's idle poll for the other processes' appends (seconds)
     poll: float = 0.0
     #: the machine's cores the processes share (None: one each; binds only when fewer,

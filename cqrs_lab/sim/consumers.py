@@ -119,6 +119,8 @@ class GroupDriver:
         self.process, self.poll = 0, 0.0
         #: seconds a batch then blocks the loop (the database's read round trip; None: 0)
         self.pump_wait: Callable[[], float] | None = None
+        #: and that many seconds more per event the batch carries (rows read and written)
+        self.pump_wait_per_event = 0.0
         #: called as each batch starts on the loop: the database's CPU for its read (None: 0)
         self.database: Callable[[], None] | None = None
         if spec.transient_errors > 0:
@@ -252,7 +254,8 @@ class GroupDriver:
                     else:
                         if self.database is not None:
                             self.database()
-                        yield self.loop.run(cost, self.pump_wait() if self.pump_wait else 0.0)
+                        hold = self.pump_wait() if self.pump_wait else 0.0
+                        yield self.loop.run(cost, hold + self.pump_wait_per_event * size)
                 finally:
                     busy_subs.discard(chosen.name)
                     t = env.now

@@ -176,6 +176,14 @@ SERVER_TABLES: tuple[Table, ...] = (
                 "loop is blocked, spending no CPU",
             ),
             Key(
+                "pump_wait_per_event",
+                "number",
+                _SV.pump_wait_per_event,
+                _S,
+                "how much longer a pump step's wait is per event it carries (the database "
+                "reads and writes more rows)",
+            ),
+            Key(
                 "poll",
                 "number",
                 _SV.poll,

@@ -140,7 +140,8 @@ class ServerSpec:
     it spent answering), per writer batch (``batch``, at most ``batch_limit`` commands), the
     seconds a batch then blocks its loop waiting for the database's commit (``commit``, plus
     ``commit_per_command`` for each command beyond the batch's first) and a projection's pump
-    step its read (``pump_wait``), the slow-down after idling (``cold``, ``cold_time``; the
+    step its read (``pump_wait``, plus ``pump_wait_per_event`` for each event it carries), the
+    slow-down after idling (``cold``, ``cold_time``; the
     transport's reads their own, ``transport_cold`` and ``transport_cold_time``, when given),
     the cost factor of a piece of work right after one of its kind on the loop
     (``transport_repeat``: a transport's read after a read; ``request_repeat``: a request's
@@ -176,6 +177,7 @@ class ServerSpec:
     commit: Dist = _NO_DELAY
     commit_per_command: float = 0.0
     pump_wait: Dist = _NO_DELAY
+    pump_wait_per_event: float = 0.0
     poll: float = 0.0
     cores: int | None = None
     other_cpu: float = 0.0

@@ -222,6 +222,7 @@ class Simulation:
             d.poll = sv.poll if len(loops) > 1 else 0.0
             if sv.pump_wait.mean > 0:
                 d.pump_wait = sv.pump_wait.sampler(_stream_seed(s.seed, f"pump-wait-{d.name}"))
+            d.pump_wait_per_event = sv.pump_wait_per_event
             if cmds.other is not None and sv.database_cpu > 0:
                 d.database = functools.partial(cmds.other.spend, sv.database_cpu)
         if reads is not None:

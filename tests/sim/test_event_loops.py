@@ -288,3 +288,22 @@ def test_a_time_that_is_neither_a_number_nor_a_distribution_says_both_are_allowe
     message = str(err.value)
     assert "'server.transport' must be a time in seconds >= 0 or a distribution table" in message
     assert "dist = one of exponential, deterministic" in message
+
+
+def test_a_pump_step_blocks_its_loop_longer_per_event_it_carries() -> None:
+    """A pump step's wait of 0.5 ms plus 0.2 ms per event it carries: the loop was blocked
+    exactly that much for the steps and the events applied (within a step still running
+    at the end), and steps carry several events, so the growth is not the base wait under
+    another name; without it, 0.5 ms per step."""
+    extra = "pump_wait = 0.0005\npump_wait_per_event = 0.0002\n"
+    sim = Simulation(parse_scenario(scenario(800.0, 1, extra, duration=2.0)))
+    applied = len(sim.run().applications)
+    steps = sum(d.batches for d in sim.drivers)
+    assert applied > 5 * steps, (applied, steps)
+    blocked = sum(lp.blocked_s for lp in sim.loops)
+    assert blocked == pytest.approx(0.0005 * steps + 0.0002 * applied, abs=0.0005 + 0.0002 * 60)
+    flat = run(scenario(800.0, 1, "pump_wait = 0.0005\n", duration=2.0))
+    flat_steps = sum(d.batches for d in flat.drivers)
+    assert sum(lp.blocked_s for lp in flat.loops) == pytest.approx(0.0005 * flat_steps, abs=0.001)
+    with pytest.raises(ScenarioError, match=r"server\.pump_wait_per_event"):
+        parse_scenario(scenario(400.0, 1, "pump_wait_per_event = -0.001\n", duration=2.0))
