@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,11 +61,13 @@ STAGES = ("command", "query", "projection", "request", "writer", "pump", "transp
 
 
 class StageTimings(Collector):
-    """Raw samples (at most ``limit``) and running totals per stage; a Prometheus collector."""
+    """Raw samples (the latest ``limit``: a server that replayed a long log at start-up
+    keeps those of its load, not the replay's) and running totals per stage; a Prometheus
+    collector."""
 
     def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
-        self.samples: list[tuple[str, str, float, float, int]] = []
+        self.samples: deque[tuple[str, str, float, float, int]] = deque(maxlen=limit)
         self.totals: dict[str, list[float]] = {s: [0.0, 0.0] for s in STAGES}
 
     def add(self, stage: str, name: str, seconds: float, events: int = 1) -> None:
@@ -72,8 +75,7 @@ class StageTimings(Collector):
         tot = self.totals.setdefault(stage, [0.0, 0.0])
         tot[0] += seconds
         tot[1] += events if stage in ("projection", "writer") else 1
-        if len(self.samples) < self.limit:
-            self.samples.append((stage, name, time.monotonic(), seconds, events))
+        self.samples.append((stage, name, time.monotonic(), seconds, events))
 
     def collector_callback(self) -> Callable[[str, dict[str, int]], None]:
         """A ``gc.callbacks`` entry adding a ``gc`` sample per collection (see the module)."""
@@ -90,8 +92,7 @@ class StageTimings(Collector):
 
     def lag(self, sub: str, env: Envelope, now: float) -> None:
         """``env`` applied by ``sub`` at engine time ``now``: its append-to-apply lag."""
-        if len(self.samples) < self.limit:
-            self.samples.append(("lag", sub, time.monotonic(), now - env.recorded_at, env.position))
+        self.samples.append(("lag", sub, time.monotonic(), now - env.recorded_at, env.position))
 
     def collect(self) -> Iterator[Metric]:
         total = CounterMetricFamily(

@@ -7,6 +7,9 @@ already running; with ``--server-cpus`` its processes run in a control group
 (:mod:`cqrs_lab.load.cpu_limit`). The Locust users are :mod:`cqrs_lab.load.locustfile` (or
 ``locustfile``), built from the same domain's workload, headless in one process or a master
 and its workers. A server of several processes gets a CPU per process (:func:`worker_split`).
+The load starts once the server is ready (``/readyz``): a server started on a store that
+already holds events (a PostgreSQL database or a SQLite file used before) first replays
+them into its views, and a load test meeting that replay measures it, not the server.
 """
 
 from __future__ import annotations
@@ -21,9 +24,18 @@ from typing import IO
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.cpu_limit import CpuLimit
 from cqrs_lab.load.options import LoadTestOptions, default_locustfile
-from cqrs_lab.load.procs import cpu_seconds, free_port, tree_cpu_seconds, wait_live
+from cqrs_lab.load.procs import (
+    cpu_seconds,
+    free_port,
+    tree_cpu_seconds,
+    wait_live,
+    wait_ready,
+)
 
-__all__ = ["Launch", "worker_split"]
+__all__ = ["READY_TIMEOUT", "Launch", "worker_split"]
+
+#: seconds a started server may take to be ready (its views caught up with the store's log)
+READY_TIMEOUT = 180.0
 
 
 def worker_split(
@@ -123,6 +135,7 @@ class Launch:
             self.cpu_limit.add(proc.pid)
         url = f"http://127.0.0.1:{port}"
         wait_live(url, proc, 20.0, self.out / "server.log")
+        wait_ready(url, proc, READY_TIMEOUT)  # the load meets caught-up views, not a replay
         return url, proc, token
 
     def locust(self, url: str) -> list[subprocess.Popen[bytes]]:

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "stop",
     "tree_cpu_seconds",
     "wait_live",
+    "wait_ready",
 ]
 
 
@@ -215,6 +217,31 @@ def wait_live(
         except OSError:
             time.sleep(0.1)
     raise ConfigError(f"{url}: not live after {timeout:g} s")
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Until ``url/readyz`` answers 200 (its views have caught up with the log: a server
+    started on a store that already holds events replays them first); a ConfigError when
+    ``proc`` exits first or after ``timeout``, with the server's last reason."""
+    deadline = time.monotonic() + timeout
+    why = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ConfigError(f"the server exited with code {proc.returncode} before ready")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:  # 503: catching up, or a view is down
+            why = exc.read().decode("utf-8", "replace").strip()[:300] or f"HTTP {exc.code}"
+        except OSError as exc:
+            why = str(exc)
+        time.sleep(0.1)
+    raise ConfigError(
+        f"{url}: not ready after {timeout:g} s (/readyz: {why}); a store holding many events "
+        "is replayed into the views before the load starts: give the load test a fresh "
+        "database, or one with fewer events"
+    )
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float) -> int:
