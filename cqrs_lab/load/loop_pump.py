@@ -117,24 +117,26 @@ def spread_growth(
     views: Sequence[str],
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Each view's CPU per event and per step with the ticks' CPU growth: the growth
-    (``cpu_per_event_s`` per step, so ``len(views)`` times that per tick) shared over the
-    views as their ``projection`` samples' times grow with their events (least squares, each
-    slope at least 0; equal shares when none grows), and each view's cost per step moved so
-    that its step of the light level's mean events costs what it did (never below 0)."""
+    (``cpu_per_event_s`` per step, so that times the views pumped per tick) shared over the
+    views pumped as their ``projection`` samples' times grow with their events (least
+    squares, each slope at least 0; equal shares when none grows), and each view's cost per
+    step moved so that its step of the light level's mean events costs what it did (never
+    below 0). A view with under :data:`MIN_TICKS` steps (the sagas, when a worker of their
+    own ran them) keeps its costs."""
     slopes = {}
     for name in views:
         g = steps[steps["name"] == name]
+        if len(g) < MIN_TICKS:
+            continue
         x = g["events"].to_numpy(dtype=float)
-        ok = len(g) >= MIN_TICKS and np.ptp(x) > 0
-        fit = np.polyfit(x, g["seconds"].to_numpy(dtype=float), 1)[0] if ok else 0.0
+        fit = np.polyfit(x, g["seconds"].to_numpy(dtype=float), 1)[0] if np.ptp(x) > 0 else 0.0
         slopes[name] = max(float(fit), 0.0)
     total = sum(slopes.values())
-    growth_per_tick = growth.cpu_per_event_s * len(views)
+    growth_per_tick = growth.cpu_per_event_s * len(slopes)
     new_event, new_batch = dict(per_event), dict(per_batch)
-    for name in views:
-        share = slopes[name] / total if total > 0 else 1.0 / len(views)
-        g = steps[steps["name"] == name]
-        mean = float(g["events"].mean()) if len(g) else growth.mean_events
+    for name, slope in slopes.items():
+        share = slope / total if total > 0 else 1.0 / len(slopes)
+        mean = float(steps.loc[steps["name"] == name, "events"].mean())
         new_event[name] = growth_per_tick * share
         moved = (per_event.get(name, 0.0) - new_event[name]) * mean
         new_batch[name] = max(per_batch.get(name, 0.0) + moved, 0.0)

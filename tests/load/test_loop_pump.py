@@ -112,3 +112,19 @@ def test_the_growth_of_the_wait_goes_into_the_scenario() -> None:
     assert "+0.0300 ms per event" in cal.describe()
     s0 = replace(cal, pump_wait_per_event_s=0.0).scenario(rate=100.0, duration=2.0)
     assert s0.server is not None and s0.server.pump_wait_per_event == 0.0
+
+
+def test_a_view_not_pumped_by_the_server_keeps_its_costs() -> None:
+    """Ticks of two views only (the sagas ran in a worker of their own): the growth per
+    tick is two steps' worth, shared by the two, and the saga keeps what it had."""
+    n = np.arange(200) % 5 + 1
+    steps = pd.concat([
+        pd.DataFrame({"name": "a", "events": n, "seconds": 1e-3 * n + 1e-3}),
+        pd.DataFrame({"name": "b", "events": n, "seconds": 1e-3 * n + 1e-3}),
+    ])  # fmt: skip
+    old_event = {"a": 1e-4, "b": 1e-4, "saga": 2e-4}
+    old_batch = {"a": 1e-2, "b": 1e-2, "saga": 3e-4}
+    event, batch = spread_growth(steps, old_event, old_batch, PumpGrowth(cpu_per_event_s=1e-3),
+                                 ["a", "b", "saga"])  # fmt: skip
+    assert event["a"] == pytest.approx(1e-3) and event["b"] == pytest.approx(1e-3)
+    assert (event["saga"], batch["saga"]) == (2e-4, 3e-4)
