@@ -36,6 +36,7 @@ from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_cpu_matched import busy_cpu, cpu_matched, cpu_matched_line
 from cqrs_lab.load.knee_plot import plot_to_knee, predicted_curve
 from cqrs_lab.load.knee_rule import find_knee
+from cqrs_lab.load.loop_processes import processes_report
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_capacity
 from cqrs_lab.load.twin_display import METRICS, band, metric_label, repeats_line
 
@@ -280,4 +281,7 @@ def validate_and_report(
     print(f"tables: {base / 'validation.csv'}, {base / 'trends.csv'}, "
           f"{base / 'knee-prediction.csv'}, {base / 'validation-cpu-matched.csv'}; "
           f"scenario: {scenario}")  # fmt: skip
+    spec = getattr(args, "predict_processes", None)
+    if spec and not processes_report(spec, cal, base):
+        return 2
     return 0

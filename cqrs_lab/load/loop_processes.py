@@ -27,15 +27,18 @@ True
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_knee
 
-__all__ = ["HELPS", "format_processes", "predict_processes"]
+__all__ = ["HELPS", "format_processes", "predict_processes", "processes_report"]
 
 #: the least relative gain in capacity for which one more process is said to help
 HELPS = 0.10
@@ -76,3 +79,21 @@ def format_processes(table: pd.DataFrame) -> str:
         mark = "" if helps else "  <- adding a process stops helping (gain under 10%)"
         lines.append(f"{n:>9}  {cap:>21,.0f}  {per:>24,.0f}  {gain:>6}{mark}")
     return "\n".join(lines)
+
+
+def processes_report(spec: str, cal: Any, out: Path) -> bool:
+    """``cqrs-lab twin --predict-processes SPEC``: the calibrated loop twin's capacity per
+    process count (printed, and written to ``out/twin-processes.csv``); False (said on
+    stderr) if it cannot."""
+    try:
+        counts = [int(x) for x in spec.split(",") if x.strip()]
+        if not isinstance(cal, LoopCalibration):
+            raise ConfigError("it needs the loop twin (--model loop)")
+        table = predict_processes(cal, counts)
+    except (ConfigError, ValueError) as exc:
+        print(f"cqrs-lab twin: --predict-processes {spec}: {exc}", file=sys.stderr)
+        return False
+    table.to_csv(out / "twin-processes.csv", index=False)
+    print(f"predicted capacity per server process count (calibrated with {cal.processes}):")
+    print(format_processes(table))
+    return True

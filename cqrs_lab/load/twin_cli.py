@@ -26,6 +26,7 @@ LEAST_BEYOND_WARMUP = 3.0
 def _twin(args: argparse.Namespace) -> int:
     from cqrs_lab.load import twin
     from cqrs_lab.load.compare import BAND, compare, format_table, plot_comparison
+    from cqrs_lab.load.loop_processes import processes_report
     from cqrs_lab.load.results import load_results
 
     base = Path(args.results)
@@ -137,7 +138,7 @@ def _twin(args: argparse.Namespace) -> int:
         fig.savefig(out / "twin.png", dpi=90)
         plt.close(fig)
     print(f"table: {out / 'twin.csv'}; scenario: {scenario}")
-    if args.predict_processes and not _processes_table(args.predict_processes, cal, out):
+    if args.predict_processes and not processes_report(args.predict_processes, cal, out):
         return 2
     return 0
 
@@ -167,26 +168,6 @@ def _numbers(option: str, spec: str, kind: type[float] | type[int], what: str) -
             noun = "a whole number" if kind is int else "a number"
             raise ConfigError(f"{option} {spec}: {item!r} is not {noun}; give {what}") from None
     return out
-
-
-def _processes_table(spec: str, cal: Any, out: Path) -> bool:
-    """``--predict-processes``: the calibrated loop twin's capacity per process count
-    (printed, and written to ``twin-processes.csv``); False (said on stderr) if it cannot."""
-    from cqrs_lab.load.loop_processes import format_processes, predict_processes
-    from cqrs_lab.load.loop_twin import LoopCalibration
-
-    try:
-        counts = [int(x) for x in spec.split(",") if x.strip()]
-        if not isinstance(cal, LoopCalibration):
-            raise ConfigError("it needs the loop twin (--model loop)")
-        table = predict_processes(cal, counts)
-    except (ConfigError, ValueError) as exc:
-        print(f"cqrs-lab twin: --predict-processes {spec}: {exc}", file=sys.stderr)
-        return False
-    table.to_csv(out / "twin-processes.csv", index=False)
-    print(f"predicted capacity per server process count (calibrated with {cal.processes}):")
-    print(format_processes(table))
-    return True
 
 
 def add_twin(sub: Any) -> None:

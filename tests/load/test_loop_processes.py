@@ -14,7 +14,7 @@ import pytest
 
 from cqrs_lab.errors import ConfigError
 from cqrs_lab.load import load_results
-from cqrs_lab.load.loop_processes import format_processes, predict_processes
+from cqrs_lab.load.loop_processes import format_processes, predict_processes, processes_report
 from cqrs_lab.load.loop_stages import tick_overhead
 from cqrs_lab.load.loop_twin import LoopCalibration, predicted_knee, simulated_figures
 from cqrs_lab.load.loop_waits import (
@@ -26,7 +26,6 @@ from cqrs_lab.load.loop_waits import (
     transactions,
     workers,
 )
-from cqrs_lab.load.twin_cli import _processes_table
 from tests.load.helpers import T0, request, write_run
 
 
@@ -275,9 +274,9 @@ def test_the_database_is_paid_per_transaction_and_the_generator_only_on_shared_c
 def test_the_flag_says_what_is_wrong_on_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert not _processes_table("1,two", calibration(), tmp_path)
-    assert not _processes_table("1,2", object(), tmp_path)
-    assert not _processes_table("0,2", calibration(), tmp_path)
+    assert not processes_report("1,two", calibration(), tmp_path)
+    assert not processes_report("1,2", object(), tmp_path)
+    assert not processes_report("0,2", calibration(), tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(e.startswith("cqrs-lab twin: --predict-processes") for e in err)
     assert "--model loop" in err[1] and ">= 1" in err[2]

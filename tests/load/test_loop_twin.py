@@ -392,6 +392,16 @@ def test_twin_on_a_measure_knee_folder_judges_its_levels_again_up_to_its_knee(
     # only the calibration level: no level to judge at its measured CPU, an empty table
     assert "with the server's measured CPU" not in out
     assert pd.read_csv(base / "validation-cpu-matched.csv").empty
+    # --predict-processes goes with such a folder too (it was once left unanswered)
+    import cqrs_lab.load.loop_processes as lp
+
+    quick = lp.predict_processes
+    monkeypatch.setattr(lp, "predict_processes", lambda c, n: quick(c, n, duration=1.0))
+    again = ["twin", str(base), "--warmup", "1", "--no-plots", "--predict-processes", "1,2"]
+    args = parser.parse_args(again)
+    assert args.run(args) == 0
+    assert "predicted capacity per server process count" in capsys.readouterr().out
+    assert list(pd.read_csv(base / "twin-processes.csv")["processes"]) == [1, 2]
 
 
 def test_past_the_knee_the_generators_users_hold_the_twins_throughput() -> None:
