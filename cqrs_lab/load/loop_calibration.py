@@ -197,11 +197,15 @@ def calibrate_loop(
         command_s = np.asarray(command_s) * wait.command_cpu
         per_event = {n: v * wait.projection_cpu for n, v in per_event.items()}
         per_batch = {n: v * wait.projection_cpu for n, v in per_batch.items()}
-        growth = pump_growth(pd.concat(ticks, ignore_index=True))
-        steps = st[st["stage"] == "projection"]
-        per_event, per_batch = spread_growth(steps, per_event, per_batch, growth, domain.view_names)
-        wait = replace(wait, pump_wait_s=growth.wait_s)
-        pump_wait_per_event = growth.wait_per_event_s
+        timed_ticks = pd.concat(ticks, ignore_index=True)
+        if len(timed_ticks):  # (else the mean wait per step, as stage_waits gave it)
+            growth = pump_growth(timed_ticks)
+            steps = st[st["stage"] == "projection"]
+            per_event, per_batch = spread_growth(
+                steps, per_event, per_batch, growth, domain.view_names
+            )
+            wait = replace(wait, pump_wait_s=growth.wait_s)
+            pump_wait_per_event = growth.wait_per_event_s
     mix, _ = _mix(pd.concat(names, ignore_index=True), workload, first.path)
     limit = first.run.get("server_cpu_limit") or {}
     cold, cold_time = slow_down(st)

@@ -23,10 +23,10 @@ level's mean step as it was; the wait's slope becomes ``[server] pump_wait_per_e
 ...     return pd.DataFrame({"stage": ["projection", "projection", "pump", "pump-wait"],
 ...         "name": ["a", "b", "tick", "tick"], "at": [at, at + 0.1, at + 0.2, at + 0.2],
 ...         "seconds": [2e-3 * n, 2e-3 * n, 4e-3 * n + 1e-3, 2e-3 * n], "events": [n, n, 1, 1]})
->>> st = pd.concat([tick(float(k), 1 + k % 3) for k in range(30)], ignore_index=True)
+>>> st = pd.concat([tick(float(k), 1 + k % 3) for k in range(60)], ignore_index=True)
 >>> t = tick_steps(st)
 >>> len(t), list(t["steps"][:3]), list(t["events"][:3])
-(30, [2, 2, 2], [1.0, 2.0, 3.0])
+(60, [2, 2, 2], [1.0, 2.0, 3.0])
 >>> g = pump_growth(t)
 >>> [round(x * 1e3, 3) for x in (g.wait_s, g.wait_per_event_s, g.cpu_per_event_s)]
 [0.0, 1.0, 1.0]
@@ -44,7 +44,7 @@ from cqrs_lab.load.loop_waits import workers
 
 __all__ = ["PumpGrowth", "pump_growth", "spread_growth", "tick_steps"]
 
-#: ticks needed for a fit (fewer: no growth)
+#: ticks of one number of events per step needed for it to count in a fit
 MIN_TICKS = 20
 
 
@@ -94,19 +94,30 @@ def tick_steps(stages: pd.DataFrame) -> pd.DataFrame:
 
 
 def pump_growth(ticks: pd.DataFrame) -> PumpGrowth:
-    """Least-squares lines of a step's wait and CPU on its events over ``ticks`` (rows of
-    :func:`tick_steps`); slopes never below 0. Under :data:`MIN_TICKS` ticks, or one number
-    of events only: the mean wait and no growth."""
+    """Lines of a step's wait and CPU on its events over ``ticks`` (rows of
+    :func:`tick_steps`): least squares over the mean of each number of events per step seen
+    :data:`MIN_TICKS` times or more, weighted by how often (a light level holds mostly steps
+    of one event and a few of two or three, and a handful of larger ones would otherwise
+    set the slope), slopes never below 0, the wait's line through those ticks' mean. Fewer
+    than two such numbers: the mean wait and no growth."""
     if not len(ticks):
         return PumpGrowth()
     x = ticks["events"].to_numpy(dtype=float)
-    wait, cpu = ticks["wait_s"].to_numpy(dtype=float), ticks["cpu_s"].to_numpy(dtype=float)
-    mean = float(np.mean(x))
-    if len(ticks) < MIN_TICKS or np.ptp(x) == 0:
-        return PumpGrowth(wait_s=float(np.mean(wait)), mean_events=mean)
-    w = max(float(np.polyfit(x, wait, 1)[0]), 0.0)
-    c = max(float(np.polyfit(x, cpu, 1)[0]), 0.0)
-    return PumpGrowth(max(float(np.mean(wait)) - w * mean, 0.0), w, c, mean)
+    wait = ticks["wait_s"].to_numpy(dtype=float)
+    mean, mean_wait = float(np.mean(x)), float(np.mean(wait))
+    g = ticks.assign(size=np.rint(x)).groupby("size")[["wait_s", "cpu_s"]]
+    seen = g.size()
+    sizes = seen[seen >= MIN_TICKS].index
+    if len(sizes) < 2:
+        return PumpGrowth(wait_s=mean_wait, mean_events=mean)
+    means = g.mean().loc[sizes]
+    count = seen.loc[sizes].to_numpy(dtype=float)
+    n, weight = sizes.to_numpy(dtype=float), np.sqrt(count)
+    w = max(float(np.polyfit(n, means["wait_s"].to_numpy(dtype=float), 1, w=weight)[0]), 0.0)
+    c = max(float(np.polyfit(n, means["cpu_s"].to_numpy(dtype=float), 1, w=weight)[0]), 0.0)
+    at = float(np.average(n, weights=count))  # the line through the counted ticks' mean
+    base = float(np.average(means["wait_s"].to_numpy(dtype=float), weights=count)) - w * at
+    return PumpGrowth(max(base, 0.0), w, c, mean)
 
 
 def spread_growth(

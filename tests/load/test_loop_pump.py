@@ -34,8 +34,8 @@ def ticks(n: int, start: float = 0.0, **kw: float) -> pd.DataFrame:
 def test_the_growth_per_event_and_the_base_wait_are_read_from_the_ticks() -> None:
     """Steps of 1 to 4 events, 0.5 ms of wait and 0.2 ms of CPU per step plus 1 ms of each
     per event: the fit gives exactly that, and the mean events per step (2.5)."""
-    t = tick_steps(ticks(40))
-    assert len(t) == 40 and set(t["steps"]) == {2}
+    t = tick_steps(ticks(80))
+    assert len(t) == 80 and set(t["steps"]) == {2}
     g = pump_growth(t)
     assert g.wait_s == pytest.approx(5e-4)
     assert g.wait_per_event_s == pytest.approx(1e-3)
@@ -43,25 +43,39 @@ def test_the_growth_per_event_and_the_base_wait_are_read_from_the_ticks() -> Non
     assert g.mean_events == pytest.approx(2.5)
 
 
+def test_a_few_large_steps_do_not_set_the_slope() -> None:
+    """100 steps of one event and 40 of two (1 ms more wait per event), and 5 of 40 events
+    that waited no more than one: sizes seen under MIN_TICKS times do not count, so the
+    slope is the 1 ms of the sizes seen often, and the base the 0.5 ms of a step's wait
+    beyond its events."""
+    rows = [tick(float(k), 1) for k in range(100)] + [tick(100.0 + k, 2) for k in range(40)]
+    big = [tick(200.0 + k, 40).assign(seconds=lambda d: d["seconds"] * 0 + 2e-3) for k in range(5)]
+    t = tick_steps(pd.concat(rows + big, ignore_index=True))
+    g = pump_growth(t)
+    assert g.wait_per_event_s == pytest.approx(1e-3)
+    assert g.wait_s == pytest.approx(5e-4)
+
+
 def test_each_workers_ticks_are_their_own() -> None:
     """Two workers' samples merged one after the other (the time goes back where the second
     begins): each tick keeps its own two steps, none is counted in the other's."""
-    merged = pd.concat([ticks(25, start=100.0), ticks(25, start=100.5)], ignore_index=True)
+    merged = pd.concat([ticks(50, start=100.0), ticks(50, start=100.5)], ignore_index=True)
     t = tick_steps(merged)
-    assert len(t) == 50 and set(t["steps"]) == {2}
+    assert len(t) == 100 and set(t["steps"]) == {2}
     assert pump_growth(t).wait_per_event_s == pytest.approx(1e-3)
 
 
 def test_no_growth_is_claimed_from_too_few_ticks_or_one_size() -> None:
-    """Under MIN_TICKS ticks, or every step of the same events: the mean wait per step and
-    no growth; a wait that falls with the events is no growth either (slope at least 0)."""
+    """Under MIN_TICKS ticks of each of two sizes, or every step of the same events: the
+    mean wait per step and no growth; a wait that falls with the events is no growth either
+    (slope at least 0)."""
     few = pump_growth(tick_steps(ticks(MIN_TICKS - 1)))
     assert few.wait_per_event_s == 0.0 and few.cpu_per_event_s == 0.0
     assert few.wait_s > 5e-4  # the mean, events included
     same = pd.concat([tick(float(k), 2) for k in range(30)], ignore_index=True)
     g = pump_growth(tick_steps(same))
     assert g.wait_per_event_s == 0.0 and g.wait_s == pytest.approx(5e-4 + 2e-3)
-    falling = pump_growth(tick_steps(ticks(40, wait_per_event=-1e-4, cpu_per_event=-1e-4)))
+    falling = pump_growth(tick_steps(ticks(80, wait_per_event=-1e-4, cpu_per_event=-1e-4)))
     assert falling.wait_per_event_s == 0.0 and falling.cpu_per_event_s == 0.0
     assert pump_growth(tick_steps(pd.DataFrame(columns=["stage", "name", "at", "seconds",
                                                         "events"]))) == PumpGrowth()  # fmt: skip

@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from cqrs_lab.load import load_results
+from cqrs_lab.load.calibration_inputs import window
 from cqrs_lab.load.loop_calibration import IDLE_POLL, calibrate_loop, sim_cpu
 from cqrs_lab.load.loop_processes import predict_processes
+from cqrs_lab.load.loop_pump import pump_growth, tick_steps
 from cqrs_lab.load.loop_twin import predicted_knee
 from cqrs_lab.load.loop_waits import generator_apart
 
@@ -50,6 +52,16 @@ def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
     # each writer batch waited for PostgreSQL's commit round trips (over 50 µs on loopback)
     assert len(cal.commit_s) > 20 and float(sum(cal.commit_s) / len(cal.commit_s)) > 5e-5, cal
     assert cal.pump_wait_s > 0, cal
+    # a pump step's wait, as a line of its events read from the ticks of the window (both
+    # workers'): what the twin waits per step and per event
+    result = load_results(path)
+    lo, hi = window(result, 1.0)
+    ticks = tick_steps(result.stages)
+    ticks = ticks[(ticks["at"] - result.t0 >= lo) & (ticks["at"] - result.t0 < hi)]
+    growth = pump_growth(ticks)
+    assert len(ticks) > 20 and growth.mean_events >= 1.0, ticks.describe()
+    assert cal.pump_wait_s == pytest.approx(growth.wait_s) and cal.pump_wait_s > 0
+    assert cal.pump_wait_per_event_s == pytest.approx(growth.wait_per_event_s)
     # each pump tick spends CPU outside its timed steps (its transaction, the polls that
     # found nothing: a round trip each), spread over the steps
     assert cal.notes["tick_overhead_s"] > 0, cal.notes
