@@ -108,6 +108,12 @@ def describe_calibration(cal: LoopCalibration) -> str:
         f" {cal.batch_s * 1e3:.3f} ms per batch; after idling work runs up to"
         f" {1 + cal.cold:.2f} times slower (time constant {cal.cold_time * 1e3:.2f} ms)"
         + (
+            f" (the {1 + cal.notes['cold_rejected']:.2f} times fitted left the requests no"
+            " CPU: the measured CPU rules it out)"
+            if "cold_rejected" in cal.notes
+            else ""
+        )
+        + (
             f", the transport's reads up to {1 + cal.transport_cold:.2f} times"
             f" ({cal.transport_cold_time * 1e3:.2f} ms)"
             if cal.transport_cold is not None and cal.transport_s

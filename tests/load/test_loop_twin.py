@@ -440,3 +440,27 @@ def test_the_knee_is_judged_with_the_ramps_own_users(tmp_path: Path) -> None:
         (tmp_path / "knee" / f"segment-{seg}" / "run.json").write_text(text)
     ramp = as_ramp(cal, tmp_path)
     assert ramp.users == 500 and ramp.clients_at(100.0) == 500 and cal.clients_at(100.0) == 42
+
+
+@pytest.mark.slow
+def test_a_slow_down_the_measured_cpu_rules_out_is_not_kept(
+    light: LoadResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow-down after idling fitted so large (501 times, over 0.1 s) that the simulated
+    light level spends more than the server did with no CPU at all for the requests (on
+    PostgreSQL the fit came out anywhere from 1.1 to 2.4 times over runs of one setting, and
+    at 2.4 the solve left the requests nothing): the calibration drops it, says so, and the
+    loop spends the measured CPU again with the requests' CPU solved without it."""
+    import cqrs_lab.load.loop_calibration as lc
+
+    monkeypatch.setattr(lc, "slow_down", lambda st, *kinds: (500.0, 0.1))
+    cal = calibrate_loop([light], warmup=1.0)
+    assert cal.notes["cold_rejected"] == 500.0
+    assert cal.cold == 0.0 and cal.transport_cold == 0.0 and cal.request_s > 0
+    assert "the 501.00 times fitted left the requests no CPU" in cal.describe()
+    m = measure(light, 1.0)
+    idle = float(light.run.get("server_idle_cpu") or 0.0)
+    assert sim_cpu(cal, cal.anchor_rate) == pytest.approx(m["server_cpu"] - idle, rel=0.05)
+    # a slow-down the measured CPU allows is kept (the fixture's own calibration)
+    monkeypatch.undo()
+    assert "cold_rejected" not in calibrate_loop([light], warmup=1.0).notes
