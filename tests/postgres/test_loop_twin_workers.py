@@ -51,7 +51,6 @@ def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
     assert cal.poll == IDLE_POLL
     # each writer batch waited for PostgreSQL's commit round trips (over 50 µs on loopback)
     assert len(cal.commit_s) > 20 and float(sum(cal.commit_s) / len(cal.commit_s)) > 5e-5, cal
-    assert cal.pump_wait_s > 0, cal
     # a pump step's wait, as a line of its events read from the ticks of the window (both
     # workers'): what the twin waits per step and per event
     result = load_results(path)
@@ -60,8 +59,11 @@ def test_the_loop_twin_calibrates_from_two_workers_and_predicts_other_counts(
     ticks = ticks[(ticks["at"] - result.t0 >= lo) & (ticks["at"] - result.t0 < hi)]
     growth = pump_growth(ticks)
     assert len(ticks) > 20 and growth.mean_events >= 1.0, ticks.describe()
-    assert cal.pump_wait_s == pytest.approx(growth.wait_s) and cal.pump_wait_s > 0
+    assert cal.pump_wait_s == pytest.approx(growth.wait_s)
     assert cal.pump_wait_per_event_s == pytest.approx(growth.wait_per_event_s)
+    # a step waits for the database (a round trip or more): its mean wait is not 0, whether
+    # the line puts it in its base or in its growth per event
+    assert cal.pump_wait_s + cal.pump_wait_per_event_s * growth.mean_events > 5e-5, cal
     # each pump tick spends CPU outside its timed steps (its transaction, the polls that
     # found nothing: a round trip each), spread over the steps
     assert cal.notes["tick_overhead_s"] > 0, cal.notes
