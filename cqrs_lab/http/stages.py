@@ -66,7 +66,6 @@ class StageTimings(Collector):
     collector."""
 
     def __init__(self, limit: int = 500_000) -> None:
-        self.limit = limit
         self.samples: deque[tuple[str, str, float, float, int]] = deque(maxlen=limit)
         self.totals: dict[str, list[float]] = {s: [0.0, 0.0] for s in STAGES}
 

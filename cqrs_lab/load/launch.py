@@ -134,8 +134,9 @@ class Launch:
         if self.cpu_limit is not None:  # before it serves; the processes it starts stay in
             self.cpu_limit.add(proc.pid)
         url = f"http://127.0.0.1:{port}"
-        wait_live(url, proc, 20.0, self.out / "server.log")
-        wait_ready(url, proc, READY_TIMEOUT)  # the load meets caught-up views, not a replay
+        log = self.out / "server.log"
+        wait_live(url, proc, 20.0, log)
+        wait_ready(url, proc, READY_TIMEOUT, log)  # the load meets caught-up views, no replay
         return url, proc, token
 
     def locust(self, url: str) -> list[subprocess.Popen[bytes]]:

@@ -158,9 +158,10 @@ def calibrate_loop(
         st = idle_gaps(r.stages)
         at = st["at"].to_numpy(dtype=float) - r.t0
         parts.append(st[(at >= lo) & (at < hi)])
-        tick = tick_steps(r.stages)
-        at = tick["at"].to_numpy(dtype=float) - r.t0
-        ticks.append(tick[(at >= lo) & (at < hi)])
+        if on_postgres:  # each pump tick's steps, events and wait (loop_pump)
+            tick = tick_steps(r.stages)
+            at = tick["at"].to_numpy(dtype=float) - r.t0
+            ticks.append(tick[(at >= lo) & (at < hi)])
         raw = r.stages[r.stages["stage"].isin(NOT_WORK[1:])]
         at = raw["at"].to_numpy(dtype=float) - r.t0
         waited.append(raw[(at >= lo) & (at < hi)])

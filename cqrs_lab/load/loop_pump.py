@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cqrs_lab.load.loop_waits import workers
+from cqrs_lab.load.loop_waits import commit_growth, workers
 
 __all__ = ["PumpGrowth", "pump_growth", "spread_growth", "tick_steps"]
 
@@ -58,8 +58,6 @@ class PumpGrowth:
     wait_per_event_s: float = 0.0
     #: how much more CPU a step takes per event it carries (>= 0)
     cpu_per_event_s: float = 0.0
-    #: the mean events per step of the ticks fitted
-    mean_events: float = 1.0
 
 
 def tick_steps(stages: pd.DataFrame) -> pd.DataFrame:
@@ -95,29 +93,23 @@ def tick_steps(stages: pd.DataFrame) -> pd.DataFrame:
 
 def pump_growth(ticks: pd.DataFrame) -> PumpGrowth:
     """Lines of a step's wait and CPU on its events over ``ticks`` (rows of
-    :func:`tick_steps`): least squares over the mean of each number of events per step seen
-    :data:`MIN_TICKS` times or more, weighted by how often (a light level holds mostly steps
-    of one event and a few of two or three, and a handful of larger ones would otherwise
-    set the slope), slopes never below 0, the wait's line through those ticks' mean. Fewer
-    than two such numbers: the mean wait and no growth."""
+    :func:`tick_steps`): the fit of a batch's commit growth
+    (:func:`~cqrs_lab.load.loop_waits.commit_growth`: least squares over the mean of each
+    number of events per step seen :data:`MIN_TICKS` times or more, weighted by how often;
+    a light level holds mostly steps of one event and a few of two or three, and a handful
+    of larger ones would otherwise set the slope; never below 0), the wait's line through
+    those ticks' mean. Fewer than two such numbers: the mean wait and no growth."""
     if not len(ticks):
         return PumpGrowth()
-    x = ticks["events"].to_numpy(dtype=float)
-    wait = ticks["wait_s"].to_numpy(dtype=float)
-    mean, mean_wait = float(np.mean(x)), float(np.mean(wait))
-    g = ticks.assign(size=np.rint(x)).groupby("size")[["wait_s", "cpu_s"]]
-    seen = g.size()
-    sizes = seen[seen >= MIN_TICKS].index
-    if len(sizes) < 2:
-        return PumpGrowth(wait_s=mean_wait, mean_events=mean)
-    means = g.mean().loc[sizes]
-    count = seen.loc[sizes].to_numpy(dtype=float)
-    n, weight = sizes.to_numpy(dtype=float), np.sqrt(count)
-    w = max(float(np.polyfit(n, means["wait_s"].to_numpy(dtype=float), 1, w=weight)[0]), 0.0)
-    c = max(float(np.polyfit(n, means["cpu_s"].to_numpy(dtype=float), 1, w=weight)[0]), 0.0)
-    at = float(np.average(n, weights=count))  # the line through the counted ticks' mean
-    base = float(np.average(means["wait_s"].to_numpy(dtype=float), weights=count)) - w * at
-    return PumpGrowth(max(base, 0.0), w, c, mean)
+    size = pd.Series(np.rint(ticks["events"].to_numpy(dtype=float)), index=ticks.index)
+    rows = pd.DataFrame({"events": size, "seconds": ticks["wait_s"]})
+    w = commit_growth(rows, MIN_TICKS)
+    c = commit_growth(rows.assign(seconds=ticks["cpu_s"]), MIN_TICKS)
+    counted = size.map(size.value_counts()) >= MIN_TICKS
+    if size[counted].nunique() < 2:  # no line: every tick's mean
+        counted[:] = True
+    base = float(ticks.loc[counted, "wait_s"].mean()) - w * float(size[counted].mean())
+    return PumpGrowth(max(base, 0.0), w, c)
 
 
 def spread_growth(

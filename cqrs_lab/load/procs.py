@@ -202,46 +202,51 @@ def wait_live(
 ) -> None:
     """Until ``url/livez`` answers 200; a ConfigError when ``proc`` exits first (saying
     why with the last line of its ``log``, where it wrote its error) or after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            said = log.read_text(errors="replace").strip() if log and log.exists() else ""
-            why = f": {said.splitlines()[-1].strip()} ({log.name})" if log and said else ""
-            raise ConfigError(
-                f"the server exited with code {proc.returncode}{why or '; see its log'}"
-            )
-        try:
-            with urllib.request.urlopen(url + "/livez", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise ConfigError(f"{url}: not live after {timeout:g} s")
+    if _answered(url + "/livez", proc, timeout, log, 1.0) is not None:
+        raise ConfigError(f"{url}: not live after {timeout:g} s")
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log: Path | None = None
+) -> None:
     """Until ``url/readyz`` answers 200 (its views have caught up with the log: a server
     started on a store that already holds events replays them first); a ConfigError when
-    ``proc`` exits first or after ``timeout``, with the server's last reason."""
+    ``proc`` exits first (as :func:`wait_live`) or after ``timeout``, with the server's
+    last reason."""
+    why = _answered(url + "/readyz", proc, timeout, log, 2.0)
+    if why is not None:
+        raise ConfigError(
+            f"{url}: not ready after {timeout:g} s (/readyz: {why}); a store holding many "
+            "events is replayed into the views before the load starts: give the load test a "
+            "fresh database, or one with fewer events"
+        )
+
+
+def _answered(
+    url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log: Path | None, each: float
+) -> str | None:
+    """Until ``url`` answers 200 (None) or ``timeout`` passes (the last reason it did not:
+    the body of its last error answer, or the connection's error); a ConfigError when
+    ``proc`` exits first, with the last line of its ``log``."""
     deadline = time.monotonic() + timeout
     why = "no answer"
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise ConfigError(f"the server exited with code {proc.returncode} before ready")
+            said = log.read_text(errors="replace").strip() if log and log.exists() else ""
+            last = f": {said.splitlines()[-1].strip()} ({log.name})" if log and said else ""
+            raise ConfigError(
+                f"the server exited with code {proc.returncode}{last or '; see its log'}"
+            )
         try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=each) as resp:
                 if resp.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:  # 503: catching up, or a view is down
+                    return None
+        except urllib.error.HTTPError as exc:  # e.g. 503: catching up, or a view is down
             why = exc.read().decode("utf-8", "replace").strip()[:300] or f"HTTP {exc.code}"
         except OSError as exc:
             why = str(exc)
         time.sleep(0.1)
-    raise ConfigError(
-        f"{url}: not ready after {timeout:g} s (/readyz: {why}); a store holding many events "
-        "is replayed into the views before the load starts: give the load test a fresh "
-        "database, or one with fewer events"
-    )
+    return why
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float) -> int:
