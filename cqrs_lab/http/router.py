@@ -159,14 +159,17 @@ class LabApp:
             if p
         }
         self._observe = metrics.observe
+        #: the observer of a timed server's requests, with the client's id of each
+        self._timed: Callable[[str, str, int, float, str], None] | None = None
         if stages is not None:
             observe = metrics.observe
 
-            def timed(method: str, route: str, status: int, seconds: float) -> None:
-                stages.add("request", f"{method} {route} {status}", seconds)
+            def timed(method: str, route: str, status: int, seconds: float, ref: str = "") -> None:
+                stages.add("request", f"{method} {route} {status}", seconds, ref=ref)
                 observe(method, route, status, seconds)
 
             self._observe = timed
+            self._timed = timed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -201,7 +204,11 @@ class LabApp:
                     params = {k: entry.convertors[k].convert(v) for k, v in params.items()}
                 scope["path_params"] = params
                 status = await self._serve(entry, scope, receive, send)
-                self._observe(method, entry.route.path, status, time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                if self._timed is not None:  # with the client's id of it, if it sent one
+                    self._timed(method, entry.route.path, status, seconds, _request_id(scope))
+                else:
+                    self._observe(method, entry.route.path, status, seconds)
                 return
         allowed = self._other_methods(scope)
         if allowed:
@@ -321,3 +328,12 @@ def _headers_only(send: Send) -> Send:
         await send(message)
 
     return headless
+
+
+def _request_id(scope: Scope) -> str:
+    """The request's ``X-Request-Id`` (a load generator's id of it; cut to 64 characters),
+    or ``""``."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return bytes(value[:64]).decode("latin-1")
+    return ""

@@ -14,7 +14,9 @@
 - ``commit`` and ``pump-wait``: the part of a ``writer`` batch and of a ``pump`` tick that
   was not the loop thread's CPU (``time.thread_time``): waiting for the database's round
   trips, during which the loop runs nothing else;
-- ``request``: the server-side time of each request, by route (as ``/metrics`` sees it);
+- ``request``: the server-side time of each request, by route (as ``/metrics`` sees it),
+  with the request's ``X-Request-Id`` when it sent one (the ``ref`` column: the load
+  generator's id of it, :mod:`cqrs_lab.load.answer_delay`);
 - ``transport``: each read of a connection's bytes by the HTTP protocol (parsing them and
   starting the request's task), a turn of the loop before the request's own
   (:mod:`cqrs_lab.http.protocol`);
@@ -27,8 +29,8 @@
 Without the option the app gets None and none of this runs. The totals are exported on
 ``/metrics`` as ``cqrs_lab_stage_seconds`` and ``cqrs_lab_stage_items`` (sum and count per
 stage, so exact means); ``--stages-csv PATH`` also writes every raw sample when the server
-stops (columns :data:`STAGE_COLUMNS`; ``at`` is ``time.monotonic()``, as the load
-generator's clock).
+stops (columns :data:`STAGE_COLUMNS` and ``ref``; ``at`` is ``time.monotonic()``, as the
+load generator's clock).
 
 >>> stages = StageTimings()
 >>> stages.add("command", "Deposit", 0.002)
@@ -54,8 +56,10 @@ from cqrs_lab.core import Envelope
 
 __all__ = ["STAGES", "STAGE_COLUMNS", "StageTimings"]
 
-#: columns of the raw stage samples file
+#: columns of the raw stage samples file (then ``ref``, which files written before it lack)
 STAGE_COLUMNS = ("stage", "name", "at", "seconds", "events")
+#: the longest ``ref`` kept (a client's header, cut)
+REF_CHARS = 64
 #: the stages with running totals (``lag`` is sampled per event only)
 STAGES = ("command", "query", "projection", "request", "writer", "pump", "transport")
 
@@ -66,15 +70,16 @@ class StageTimings(Collector):
     collector."""
 
     def __init__(self, limit: int = 500_000) -> None:
-        self.samples: deque[tuple[str, str, float, float, int]] = deque(maxlen=limit)
+        self.samples: deque[tuple[str, str, float, float, int, str]] = deque(maxlen=limit)
         self.totals: dict[str, list[float]] = {s: [0.0, 0.0] for s in STAGES}
 
-    def add(self, stage: str, name: str, seconds: float, events: int = 1) -> None:
-        """One sample: ``seconds`` spent in ``stage`` on ``name`` (``events`` items)."""
+    def add(self, stage: str, name: str, seconds: float, events: int = 1, ref: str = "") -> None:
+        """One sample: ``seconds`` spent in ``stage`` on ``name`` (``events`` items; ``ref``:
+        the request's id from its client, if any)."""
         tot = self.totals.setdefault(stage, [0.0, 0.0])
         tot[0] += seconds
         tot[1] += events if stage in ("projection", "writer") else 1
-        self.samples.append((stage, name, time.monotonic(), seconds, events))
+        self.samples.append((stage, name, time.monotonic(), seconds, events, ref[:REF_CHARS]))
 
     def collector_callback(self) -> Callable[[str, dict[str, int]], None]:
         """A ``gc.callbacks`` entry adding a ``gc`` sample per collection (see the module)."""
@@ -91,7 +96,7 @@ class StageTimings(Collector):
 
     def lag(self, sub: str, env: Envelope, now: float) -> None:
         """``env`` applied by ``sub`` at engine time ``now``: its append-to-apply lag."""
-        self.samples.append(("lag", sub, time.monotonic(), now - env.recorded_at, env.position))
+        self.samples.append(("lag", sub, time.monotonic(), now - env.recorded_at, env.position, ""))
 
     def collect(self) -> Iterator[Metric]:
         total = CounterMetricFamily(
@@ -116,7 +121,7 @@ class StageTimings(Collector):
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(STAGE_COLUMNS)
-            for stage, name, at, secs, n in self.samples:
-                w.writerow((stage, name, f"{at:.6f}", f"{secs:.9f}", n))
+            w.writerow((*STAGE_COLUMNS, "ref"))
+            for stage, name, at, secs, n, ref in self.samples:
+                w.writerow((stage, name, f"{at:.6f}", f"{secs:.9f}", n, ref))
         return out

@@ -193,6 +193,8 @@ def compare(
                 "measured_low": min(each, default=meas), "measured_high": max(each, default=meas),
                 "regime": kind, "below_knee": kind == "below knee", "verdict": verdict,
                 "generator_lateness_p95_s": m["generator_lateness_p95_s"],
+                "answer_delay_p50_s": m["answer_delay_p50_s"],
+                "answer_delay_p95_s": m["answer_delay_p95_s"],
                 "generator_bound_why": why,
                 "calibration": calibration,
             })  # fmt: skip

@@ -54,6 +54,7 @@ from cqrs_lab.load.traffic import create_keys as _create_keys
 _STATE: dict[str, Any] = {}  # this process's traffic and recorder
 _T0: list[float] = []  # monotonic time this process's test started
 _USERS = itertools.count(1)  # user numbers in this process (seed the user's generators)
+_REQUEST_IDS = itertools.count(1)  # this process's requests (X-Request-Id: pid-n)
 _WORKER_SPAN = 1_000_000  # user numbers of Locust worker k start at k * this + 1
 #: the open model's schedules in this process, one per kind of user, shared by its users
 _PACERS: dict[str, SharedPacer] = {}
@@ -212,17 +213,22 @@ class LabUser(FastHttpUser):
         return 0.0
 
     def _ctx(self, session: str, op: str, key: str, **extra: Any) -> dict[str, Any]:
-        """The request's context: the user kind, the history record's fields, and the open
+        """The request's context: the user kind, the history record's fields, its id (sent
+        as ``X-Request-Id``: the server's stage timings name the request by it) and the open
         model's scheduled send time for the first request of a cycle."""
         sched, self.scheduled = self.scheduled, None
-        ctx = {"kind": self.kind, "session": session, "op": op, "key": key, **extra}
+        ctx = {"kind": self.kind, "session": session, "op": op, "key": key,
+               "request_id": f"{os.getpid()}-{next(_REQUEST_IDS)}", **extra}  # fmt: skip
         return {"scheduled": sched, **ctx} if sched is not None else ctx
 
     def write(self, session: str | None = None) -> tuple[Write, int | None]:
         """One command of the mix; returns it and its consistency token (None if refused)."""
         w = self.gen.write()
         ctx = self._ctx(session or self.session, "write", w.key, value=w.kind)
-        resp = self.client.post(w.path, json=w.body, name=w.kind, context=ctx)
+        resp = self.client.post(
+            w.path, json=w.body, name=w.kind, context=ctx,
+            headers={"X-Request-Id": ctx["request_id"]},
+        )  # fmt: skip
         ok = 200 <= status_of(resp) < 300
         return w, _position(resp, "X-Consistency-Token") if ok else None
 
@@ -231,14 +237,17 @@ class LabUser(FastHttpUser):
         read model has reached it and refuses a stale answer."""
         if token is None:
             path = f"{r.path}?{urllib.parse.urlencode(r.params)}"
-            self.client.get(path, name="read", context=self._ctx(session, "read", r.key))
+            ctx = self._ctx(session, "read", r.key)
+            headers = {"X-Request-Id": ctx["request_id"]}
+            self.client.get(path, name="read", context=ctx, headers=headers)
             return
         params = {**r.params, "wait": f"{self.rw_wait:g}", "stale": "refuse"}
+        ctx = self._ctx(session, "read", r.key, token=token)
         self.client.get(
             f"{r.path}?{urllib.parse.urlencode(params)}",
             name="read-token",
-            headers={"X-Consistency-Token": str(token)},
-            context=self._ctx(session, "read", r.key, token=token),
+            headers={"X-Consistency-Token": str(token), "X-Request-Id": ctx["request_id"]},
+            context=ctx,
         )
 
 

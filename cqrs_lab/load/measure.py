@@ -23,6 +23,7 @@ import numpy as np
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
+from cqrs_lab.load.answer_delay import latency_parts, pooled_delays
 from cqrs_lab.load.calibration_inputs import cpu_utilisation, lags, primary_view, window
 from cqrs_lab.load.generator import generator_bound, per_task
 from cqrs_lab.load.results import LoadResult, commands, percentiles
@@ -47,14 +48,16 @@ def measure(
     ``busy_share`` (the share of the users waiting for an answer on average: requests/s
     times their mean latency, over the users, :func:`~cqrs_lab.load.generator.
     waiting_share`), ``server_cores`` (the cores the server may use: its ``--server-cpus``
-    limit, else one per server process)."""
+    limit, else one per server process), ``answer_delay_p50_s`` and ``answer_delay_p95_s``
+    (the load generator's delay taking the commands' answers the server had written,
+    :mod:`cqrs_lab.load.answer_delay`; NaN for runs without request ids)."""
     runs = [results] if isinstance(results, LoadResult) else list(results)
     if not runs:
         raise ConfigError("measure: give at least one load test result")
     domain = one_domain(runs, "measure")
     view = view or primary_view(load_domain(domain))
     span = n_cmd = n_ok = waited = idle = 0.0
-    latency, lag, late, cpu, gen = [], [], [], [], []
+    latency, lag, late, cpu, gen, parts = [], [], [], [], [], []
     for result in runs:
         lo, hi = window(result, warmup)
         r = result.requests
@@ -70,6 +73,7 @@ def measure(
         cpu.append(cpu_utilisation(result, lo, hi) * (hi - lo))
         idle += float(result.run.get("server_idle_cpu") or 0.0) * (hi - lo)
         gen.append(generator_cores(result, lo, hi))
+        parts.append(latency_parts(cmd, result.stages))
     opts = runs[0].run.get("options", {}) or {}
     rate = opts.get("rate")
     share = per_task(opts.get("classes") or ("WriterUser", "ReaderUser", "SessionUser"))[0]
@@ -84,6 +88,8 @@ def measure(
         "generator_cpu": float(np.mean(gen)), "processes": float(opts.get("processes") or 1),
         "busy_share": waited / span,
         "server_cores": server_cores(runs[0]),
+        **dict(zip(("answer_delay_p50_s", "answer_delay_p95_s"), pooled_delays(parts),
+                   strict=True)),
     }  # fmt: skip
 
 

@@ -7,7 +7,9 @@ locustfile and writes, per Locust process, two files into the run's ``records`` 
 - ``requests-<pid>.csv``: columns :data:`REQUEST_COLUMNS`, every time in seconds (``start``
   and ``end`` on the machine's monotonic clock; ``latency_s`` exactly as Locust measured it;
   ``lateness_s``, for a send the open model scheduled, how late it went out), and for an
-  answer that is a problem, its ``problem`` title (:func:`problem_title`);
+  answer that is a problem, its ``problem`` title (:func:`problem_title`), and its
+  ``request_id``, the ``X-Request-Id`` it was sent with (the server's stage timings name
+  it: :mod:`cqrs_lab.load.answer_delay`);
 - ``history-<pid>.jsonl``: the history format of :mod:`cqrs_lab.checks.history`.
 
 It imports nothing from Locust, so it can be tested and used without gevent.
@@ -61,6 +63,7 @@ REQUEST_COLUMNS = (
     "read_position",
     "stale",
     "process",
+    "request_id",
 )
 
 
@@ -193,6 +196,7 @@ class RunRecorder:
                 read_pos or "",
                 stale or "",
                 self.tag,
+                ctx.get("request_id", ""),
             )
         )
         self.rows += 1

@@ -93,7 +93,11 @@ def read_requests(records: Path) -> pd.DataFrame:
     """Every ``requests-*.csv`` of a ``records`` folder as one table (see the module
     docstring), sorted by send time."""
     frames = [
-        pd.read_csv(p, keep_default_na=False, dtype={"error": str, "kind": str, "problem": str})
+        pd.read_csv(
+            p,
+            keep_default_na=False,
+            dtype={"error": str, "kind": str, "problem": str, "request_id": str},
+        )
         for p in sorted(records.glob("requests-*.csv"))
     ]
     frames = [_seconds_columns(f) for f in frames if len(f)]

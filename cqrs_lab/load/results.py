@@ -316,7 +316,7 @@ def load_results(path: str | Path) -> LoadResult:
         history = read_history(records)
         reading = stages_file
         stages = (
-            pd.read_csv(stages_file)
+            pd.read_csv(stages_file, dtype={"ref": str})  # request ids: text, never numbers
             if stages_file.exists()
             else pd.DataFrame(columns=list(STAGE_COLUMNS))
         )

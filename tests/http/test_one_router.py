@@ -22,7 +22,7 @@ from cqrs_lab.errors import ConfigError
 from cqrs_lab.http import Route, StageTimings
 from cqrs_lab.http.cli import register
 from cqrs_lab.http.router import check_table
-from cqrs_lab.http.stages import STAGE_COLUMNS
+from cqrs_lab.http.stages import REF_CHARS, STAGE_COLUMNS
 from tests.http.conftest import Live, MakeLive, Server
 
 PROBLEM = "application/problem+json"
@@ -106,7 +106,8 @@ def test_stage_timings_are_hooks_exported_on_metrics(make_live: MakeLive, tmp_pa
     live = make_live(stages=stages)
     engine = live.engine
     methods = (engine.dispatch, engine.ask, *[s.step for s in engine.subscriptions.values()])
-    r = live.post("/accounts", json={"account_id": "a1", "opening_balance": 5})
+    r = live.post("/accounts", json={"account_id": "a1", "opening_balance": 5},
+                  headers={"X-Request-Id": "77-1"})  # fmt: skip
     live.get("/accounts/a1", params={"min_position": r.json()["position"], "wait": 5})
     live.settle()
     text = live.get("/metrics").text
@@ -123,7 +124,21 @@ def test_stage_timings_are_hooks_exported_on_metrics(make_live: MakeLive, tmp_pa
     out = stages.write_csv(tmp_path / "stages.csv")
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert tuple(rows[0]) == STAGE_COLUMNS and len(rows) == len(stages.samples)
+    assert tuple(rows[0]) == (*STAGE_COLUMNS, "ref") and len(rows) == len(stages.samples)
+    # the request the client named is timed under its id; the one it did not name, under ""
+    served = [(row["name"], row["ref"]) for row in rows if row["stage"] == "request"]
+    assert sorted(served) == [
+        ("GET /accounts/{account_id} 200", ""),
+        ("GET /metrics 200", ""),
+        ("POST /accounts 201", "77-1"),
+    ]
+
+
+def test_a_clients_request_id_is_kept_cut_to_its_limit() -> None:
+    stages = StageTimings()
+    stages.add("request", "GET /x 200", 0.001, ref="r" * 500)  # a hostile header, long
+    stages.add("request", "GET /x 200", 0.001)
+    assert [s[5] for s in stages.samples] == ["r" * REF_CHARS, ""]
 
 
 def test_without_the_option_nothing_is_timed(live: Live) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cqrs_lab.load import LoadResult, LoadTestOptions, load_results, parse_fault, run_loadtest
+from cqrs_lab.load.answer_delay import PART_COLUMNS, latency_parts
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +131,21 @@ def test_distributed_open_model_paces_across_workers(tmp_path: Path) -> None:
     ran = result.check["requests"]
     assert ran.measures["histories"] == len(per_file) >= 2
     assert f"from {len(per_file)} histories" in ran.summary
+
+
+def test_the_server_timed_every_command_under_the_id_it_was_sent_with(
+    run: tuple[LoadResult, int],
+) -> None:
+    # the generator sends X-Request-Id and records it; the server's request timings carry it:
+    # each answered command's latency splits at the server's app exactly (one clock)
+    result = run[0]
+    cmds = result.requests[(result.requests["method"] == "POST") & result.requests["ok"]]
+    assert cmds["request_id"].astype(str).str.fullmatch(r"\d+-\d+").all()
+    assert cmds["request_id"].is_unique
+    parts = latency_parts(cmds, result.stages)
+    assert len(parts) == len(cmds) > 100
+    assert (parts["app_s"] > 0).all()
+    # the recorder's start is its end less Locust's latency: microseconds of rounding
+    assert parts["to_app_s"].min() > -1e-5 and parts["answer_delay_s"].min() > -1e-5
+    total = parts[list(PART_COLUMNS)].sum(axis=1).to_numpy()
+    assert total == pytest.approx(parts["latency_s"].to_numpy(), abs=5e-6)
