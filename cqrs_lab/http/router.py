@@ -160,12 +160,19 @@ class LabApp:
         }
         self._observe = metrics.observe
         #: the observer of a timed server's requests, with the client's id of each
-        self._timed: Callable[[str, str, int, float, str], None] | None = None
+        self._timed: Callable[[str, str, int, float, str, float], None] | None = None
         if stages is not None:
             observe = metrics.observe
 
-            def timed(method: str, route: str, status: int, seconds: float, ref: str = "") -> None:
-                stages.add("request", f"{method} {route} {status}", seconds, ref=ref)
+            def timed(
+                method: str,
+                route: str,
+                status: int,
+                seconds: float,
+                ref: str = "",
+                at: float | None = None,
+            ) -> None:
+                stages.add("request", f"{method} {route} {status}", seconds, ref=ref, at=at)
                 observe(method, route, status, seconds)
 
             self._observe = timed
@@ -205,8 +212,9 @@ class LabApp:
                 scope["path_params"] = params
                 status = await self._serve(entry, scope, receive, send)
                 seconds = time.perf_counter() - start
-                if self._timed is not None:  # with the client's id of it, if it sent one
-                    self._timed(method, entry.route.path, status, seconds, _request_id(scope))
+                if self._timed is not None:  # with the client's id of it, if it sent one,
+                    at = time.monotonic()  # and its end taken now, not after the bookkeeping
+                    self._timed(method, entry.route.path, status, seconds, _request_id(scope), at)
                 else:
                     self._observe(method, entry.route.path, status, seconds)
                 return

@@ -73,13 +73,23 @@ class StageTimings(Collector):
         self.samples: deque[tuple[str, str, float, float, int, str]] = deque(maxlen=limit)
         self.totals: dict[str, list[float]] = {s: [0.0, 0.0] for s in STAGES}
 
-    def add(self, stage: str, name: str, seconds: float, events: int = 1, ref: str = "") -> None:
+    def add(
+        self,
+        stage: str,
+        name: str,
+        seconds: float,
+        events: int = 1,
+        ref: str = "",
+        at: float | None = None,
+    ) -> None:
         """One sample: ``seconds`` spent in ``stage`` on ``name`` (``events`` items; ``ref``:
-        the request's id from its client, if any)."""
+        the request's id from its client, if any), ending ``at`` (``time.monotonic()``; by
+        default now)."""
         tot = self.totals.setdefault(stage, [0.0, 0.0])
         tot[0] += seconds
         tot[1] += events if stage in ("projection", "writer") else 1
-        self.samples.append((stage, name, time.monotonic(), seconds, events, ref[:REF_CHARS]))
+        end = time.monotonic() if at is None else at
+        self.samples.append((stage, name, end, seconds, events, ref[:REF_CHARS]))
 
     def collector_callback(self) -> Callable[[str, dict[str, int]], None]:
         """A ``gc.callbacks`` entry adding a ``gc`` sample per collection (see the module)."""

@@ -12,7 +12,9 @@ latency is three parts (:func:`latency_parts`):
 - ``app_s``: the app: the engine, the writer's batch and its commit, the answer;
 - ``answer_delay_s``: from the answer written until the user has it: the loopback and the
   load generator's own turn to take it (one process for all its users: while it sends and
-  takes other users' requests, an answer waits in the socket).
+  takes other users' requests, an answer waits in the socket). The server takes the time
+  just after its write returns, so a generator on another core may have the answer a few
+  microseconds before: such a delay reads slightly negative.
 
 The twin simulates the server, not the generator: the calibration level's answer delay is
 in its offsets (:func:`~cqrs_lab.load.loop_calibration.client_offsets`), and a level whose

@@ -145,7 +145,9 @@ def test_the_server_timed_every_command_under_the_id_it_was_sent_with(
     parts = latency_parts(cmds, result.stages)
     assert len(parts) == len(cmds) > 100
     assert (parts["app_s"] > 0).all()
-    # the recorder's start is its end less Locust's latency: microseconds of rounding
-    assert parts["to_app_s"].min() > -1e-5 and parts["answer_delay_s"].min() > -1e-5
+    # the server times the answer's end just after writing it: a client on the other core
+    # may have it a few microseconds before; a pairing by time would miss by milliseconds
+    assert parts["to_app_s"].min() > 0 and parts["answer_delay_s"].min() > -2e-4
+    assert (parts["answer_delay_s"] > 0).mean() > 0.99
     total = parts[list(PART_COLUMNS)].sum(axis=1).to_numpy()
     assert total == pytest.approx(parts["latency_s"].to_numpy(), abs=5e-6)
