@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cqrs_lab.load.calibration_inputs import scenario_head
+from cqrs_lab.load.loop_speed_fit import TIME_BOUNDS
 
 if TYPE_CHECKING:
     from cqrs_lab.load.loop_twin import LoopCalibration
@@ -122,6 +123,12 @@ def describe_calibration(cal: LoopCalibration) -> str:
         + (
             f"; the machine's speed wanders by {cal.speed_sd * 100:.0f}% (sd of its log) over"
             f" stretches of {cal.speed_time * 1e3:.0f} ms (time constant)"
+            + (
+                " (at the fit's bound: a wander slower than the level's runs resolve, which"
+                " the twin simulates at every level; judge its tails near the knee with care)"
+                if cal.speed_time >= 0.95 * TIME_BOUNDS[1]
+                else ""
+            )
             if cal.speed_sd > 0
             else ""
         )

@@ -19,6 +19,7 @@ from cqrs_lab.load.knee_validation import format_closing, knee_row, trend_sign, 
 from cqrs_lab.load.loop_calibration import calibrate_loop, client_offsets, sim_cpu
 from cqrs_lab.load.loop_repeats import repeat_factors, repeats
 from cqrs_lab.load.loop_scenario import describe_calibration
+from cqrs_lab.load.loop_speed_fit import TIME_BOUNDS
 from cqrs_lab.load.loop_stages import idle_gaps, slow_down, stage_calls, transport_samples
 from cqrs_lab.load.loop_twin import (
     LoopCalibration,
@@ -326,6 +327,11 @@ def test_a_wandering_speed_is_written_into_the_scenario_and_described() -> None:
     assert s.server is not None
     assert (s.server.speed_sd, s.server.speed_time) == (0.2, 0.1)
     assert "wanders by 20% (sd of its log) over stretches of 100 ms" in describe_calibration(moving)
+    assert "bound" not in describe_calibration(moving)
+    # a fit that reached its longest time constant says so: runs of a level do not resolve it
+    slow = LoopCalibration(**base, speed_sd=0.24, speed_time=TIME_BOUNDS[1])  # type: ignore[arg-type]
+    said = describe_calibration(slow)
+    assert "over stretches of 2000 ms (time constant) (at the fit's bound" in said
     t = still.scenario(rate=200.0, duration=2.0)
     assert t.server is not None and t.server.speed_sd == 0.0
     assert "wanders" not in describe_calibration(still)
