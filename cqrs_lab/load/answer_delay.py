@@ -41,10 +41,22 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["PART_COLUMNS", "answer_delay_line", "latency_parts", "level_delays", "pooled_delays"]
+__all__ = [
+    "PART_COLUMNS",
+    "SPLIT_KEYS",
+    "answer_delay_line",
+    "latency_parts",
+    "level_delays",
+    "pooled_parts",
+    "split_line",
+]
 
 #: the columns :func:`latency_parts` adds to each paired request
 PART_COLUMNS = ("to_app_s", "app_s", "answer_delay_s")
+#: a level's figures of them (:func:`pooled_parts`): the server's two parts (which the twin
+#: simulates too) first
+SPLIT_KEYS = ("to_app_p50_s", "to_app_p95_s", "app_p50_s", "app_p95_s",
+              "answer_delay_p50_s", "answer_delay_p95_s")  # fmt: skip
 
 
 def latency_parts(requests: pd.DataFrame, stages: pd.DataFrame) -> pd.DataFrame:
@@ -85,14 +97,17 @@ def answer_delay_line(levels: Sequence[tuple[str, float, float]]) -> list[str]:
     ]
 
 
-def pooled_delays(parts: Sequence[pd.DataFrame]) -> tuple[float, float]:
-    """The p50 and p95 (seconds) of the answer delays of several runs' paired commands
-    pooled; NaN both without any."""
-    values = [p["answer_delay_s"].to_numpy(dtype=float) for p in parts if len(p)]
-    if not values:
-        return math.nan, math.nan
-    both = np.concatenate(values)
-    return float(np.percentile(both, 50)), float(np.percentile(both, 95))
+def pooled_parts(parts: Sequence[pd.DataFrame]) -> dict[str, float]:
+    """The p50 and p95 (seconds) of each of :data:`PART_COLUMNS` over several runs' paired
+    commands pooled (``to_app_p50_s``, ..., ``answer_delay_p95_s``); NaN without any."""
+    out = {}
+    for column in PART_COLUMNS:
+        values = [p[column].to_numpy(dtype=float) for p in parts if len(p)]
+        pooled = np.concatenate(values) if values else np.array([])
+        for q in (50, 95):
+            key = f"{column[:-2]}_p{q}_s"
+            out[key] = float(np.percentile(pooled, q)) if len(pooled) else math.nan
+    return out
 
 
 def level_delays(table: pd.DataFrame, capacity_per_s: float) -> list[tuple[str, float, float]]:
@@ -109,3 +124,33 @@ def level_delays(table: pd.DataFrame, capacity_per_s: float) -> list[tuple[str, 
         label = f"{sent / capacity_per_s:.0%}{mark}" if capacity_per_s > 0 else f"{sent:.0f}"
         out.append((label, float(row["answer_delay_p50_s"]), float(row["answer_delay_p95_s"])))
     return out
+
+
+def split_line(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
+    """The closing table's line comparing the server's two parts of a command's latency,
+    measured and simulated, per judged level (p50/p95 ms); nothing without them. The
+    measured time to the app also holds the generator's send and the loopback, which the
+    twin does not simulate: the calibration level shows how much that is."""
+    keys = ("to_app_p50_s", "to_app_p95_s", "app_p50_s", "app_p95_s")
+    if not set(keys) | {f"twin_{k}" for k in keys} <= set(table.columns) or not len(table):
+        return []
+    parts: dict[str, list[str]] = {"to_app": [], "app": []}
+    for sent in sorted(float(x) for x in table["sent_commands_per_s"].unique()):
+        row = table[table["sent_commands_per_s"] == sent].iloc[0]
+        if any(math.isnan(float(row[k])) or math.isnan(float(row[f"twin_{k}"])) for k in keys):
+            continue
+        mark = "*" if bool(row.get("calibration", False)) else ""
+        label = f"{sent / capacity_per_s:.0%}{mark}" if capacity_per_s > 0 else f"{sent:.0f}"
+        for part in parts:
+            m50, m95 = (float(row[f"{part}_p{q}_s"]) * 1e3 for q in (50, 95))
+            t50, t95 = (float(row[f"twin_{part}_p{q}_s"]) * 1e3 for q in (50, 95))
+            parts[part].append(f"{label} {m50:.2f}/{m95:.2f} -> {t50:.2f}/{t95:.2f}")
+    if not parts["app"]:
+        return []
+    return [
+        "where a command's latency goes, measured -> twin (ms, p50/p95; the measured time to "
+        "the app also holds the generator's send and the loopback): to the server's app "
+        + ", ".join(parts["to_app"])
+        + "; in it "
+        + ", ".join(parts["app"])
+    ]

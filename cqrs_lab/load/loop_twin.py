@@ -222,18 +222,28 @@ class LoopCalibration:
 
 def simulate_twin(cal: LoopCalibration, rate: float, duration: float, seed: int) -> pd.DataFrame:
     """The simulated command latencies and lags at ``rate`` (attrs: the loop's CPU, the
-    finished commands/s and the lag samples)."""
+    finished commands/s and the lag samples), each latency split where the served app's
+    timing of it starts (``to_app_s`` and ``app_s``: :mod:`cqrs_lab.load.answer_delay`)."""
+    from cqrs_lab.sim.event_loops import LoopCommandSide
     from cqrs_lab.sim.simulation import Simulation
 
     sim = Simulation(cal.scenario(rate, duration, seed))
+    starts: dict[int, float] = {}
+    if isinstance(sim.commands, LoopCommandSide):
+        sim.commands.app_starts = starts
     res = sim.run()
     c = res.commands
     done = c[c["outcome"].isin(["accepted", "refused", "conflict"])]
     lat = (done["end_s"] - done["arrival_s"]).to_numpy(dtype=float)
+    app0 = done["command"].map(starts).to_numpy(dtype=float)  # NaN: not on a loop
     apps = res.applications
     view = apps["projection"].str.split("@").str[0]  # every process's replica of the view
     mine = apps[(view == cal.view) & ~apps["duplicate"] & ~apps["replay"]]
-    out = pd.DataFrame({"latency_s": lat})
+    out = pd.DataFrame({
+        "latency_s": lat,
+        "to_app_s": app0 - done["arrival_s"].to_numpy(dtype=float),
+        "app_s": done["end_s"].to_numpy(dtype=float) - app0,
+    })  # fmt: skip
     out.attrs["lag_s"] = mine["lag_s"].to_numpy(dtype=float)
     out.attrs["loop_cpu_s"] = sum(lp.cpu_s for lp in sim.loops) if sim.loops else math.nan
     out.attrs["loop_cpu_each_s"] = [lp.cpu_s for lp in sim.loops]
@@ -255,9 +265,15 @@ def simulated_figures(
     commands/s and the accepted share at ``rate``, before any client-side offset."""
     sim = simulate_twin(cal, rate, duration, seed)
     lat = percentiles(sim["latency_s"].to_numpy(), "command_latency_", "_s")
+    split = {}
+    for part in ("to_app", "app"):
+        values = sim[f"{part}_s"].to_numpy(dtype=float)
+        for p in (50, 95):
+            known = np.isfinite(values).any()
+            split[f"{part}_p{p}_s"] = float(np.nanpercentile(values, p)) if known else math.nan
     lag = percentiles(sim.attrs["lag_s"], "lag_", "_s")
     a = sim.attrs
-    return {**lat, **lag, "server_cpu": a["loop_cpu_s"] / duration,
+    return {**lat, **lag, **split, "server_cpu": a["loop_cpu_s"] / duration,
             "finished_per_s": a["finished_per_s"], "arrived_per_s": a["arrived_per_s"],
             "accepted": a["accepted"]}  # fmt: skip
 
@@ -278,6 +294,8 @@ def predict_loop(
     for p in (50, 95):
         key = f"lag_p{p}_s"
         out[key] = max(raw[key] + cal.lag_offset_s.get(f"p{p}", 0.0), 0.0)
+        for part in ("to_app", "app"):  # the server's parts alone: no client offset
+            out[f"{part}_p{p}_s"] = raw[f"{part}_p{p}_s"]
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.answer_delay import latency_parts, pooled_delays
+from cqrs_lab.load.answer_delay import latency_parts, pooled_parts
 from cqrs_lab.load.calibration_inputs import cpu_utilisation, lags, primary_view, window
 from cqrs_lab.load.generator import generator_bound, per_task
 from cqrs_lab.load.results import LoadResult, commands, percentiles
@@ -48,8 +48,9 @@ def measure(
     ``busy_share`` (the share of the users waiting for an answer on average: requests/s
     times their mean latency, over the users, :func:`~cqrs_lab.load.generator.
     waiting_share`), ``server_cores`` (the cores the server may use: its ``--server-cpus``
-    limit, else one per server process), ``answer_delay_p50_s`` and ``answer_delay_p95_s``
-    (the load generator's delay taking the commands' answers the server had written,
+    limit, else one per server process), and the p50 and p95 of the parts of the
+    commands' latencies (``to_app_p50_s``, ``app_p50_s``, ``answer_delay_p50_s``, ...: the
+    time to the server's app, in it, and the load generator's delay taking the answer,
     :mod:`cqrs_lab.load.answer_delay`; NaN for runs without request ids)."""
     runs = [results] if isinstance(results, LoadResult) else list(results)
     if not runs:
@@ -88,8 +89,7 @@ def measure(
         "generator_cpu": float(np.mean(gen)), "processes": float(opts.get("processes") or 1),
         "busy_share": waited / span,
         "server_cores": server_cores(runs[0]),
-        **dict(zip(("answer_delay_p50_s", "answer_delay_p95_s"), pooled_delays(parts),
-                   strict=True)),
+        **pooled_parts(parts),
     }  # fmt: skip
 
 

@@ -118,6 +118,9 @@ class LoopCommandSide(CommandSide):
         self.current = 0
         self.offered = 0  # commands due, sent or still waiting for a user of ``clients``
         self.clients: ClientPool | None = None  # the load generator's users, if bounded
+        #: when each command's task started on its loop (its parse: where the served app's
+        #: timing of it starts), by command number; None: not kept
+        self.app_starts: dict[int, float] | None = None
 
     @property
     def waiting(self) -> int:
@@ -141,6 +144,8 @@ class LoopCommandSide(CommandSide):
         share = 1.0 - self.server.answer_share
 
         def parse() -> tuple[float, Callable[[], None]]:
+            if self.app_starts is not None:
+                self.app_starts[job[0]] = self.env.now
             return self.request() * share, lambda: self._enqueue(w, job)
 
         transport = self.transport

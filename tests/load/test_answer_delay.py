@@ -12,7 +12,8 @@ from cqrs_lab.load.answer_delay import (
     answer_delay_line,
     latency_parts,
     level_delays,
-    pooled_delays,
+    pooled_parts,
+    split_line,
 )
 
 
@@ -54,11 +55,14 @@ def test_requests_the_server_did_not_time_or_runs_without_ids_have_no_parts() ->
 
 
 def test_a_levels_delays_are_pooled_and_shown_per_level() -> None:
-    a = pd.DataFrame({"answer_delay_s": [0.001] * 20})
-    b = pd.DataFrame({"answer_delay_s": [0.002] * 19 + [0.020]})  # pooled: one in 40 slow
-    p50, p95 = pooled_delays([a, b])
-    assert (p50, p95) == (pytest.approx(0.0015), pytest.approx(0.002))
-    assert all(math.isnan(x) for x in pooled_delays([a.iloc[0:0]]))
+    a = pd.DataFrame({"answer_delay_s": [0.001] * 20, "to_app_s": 0.003, "app_s": 0.004})
+    b = pd.DataFrame({"answer_delay_s": [0.002] * 19 + [0.020], "to_app_s": 0.003, "app_s": 0.004})
+    pooled = pooled_parts([a, b])  # one in 40 slow: not the p95
+    assert (pooled["answer_delay_p50_s"], pooled["answer_delay_p95_s"]) == (
+        pytest.approx(0.0015), pytest.approx(0.002))  # fmt: skip
+    assert pooled["to_app_p95_s"] == pytest.approx(0.003)
+    assert pooled["app_p50_s"] == pytest.approx(0.004)
+    assert all(math.isnan(x) for x in pooled_parts([a.iloc[0:0]]).values())
     table = pd.DataFrame({
         "sent_commands_per_s": [100.0, 100.0, 500.0], "calibration": [True, True, False],
         "answer_delay_p50_s": [0.0001, 0.0001, 0.0004],
@@ -71,3 +75,20 @@ def test_a_levels_delays_are_pooled_and_shown_per_level() -> None:
     # runs without ids: NaN delays, no line
     assert answer_delay_line([("10%", math.nan, math.nan)]) == []
     assert level_delays(table.drop(columns=["answer_delay_p95_s"]), 1000.0) == []
+
+
+def test_the_servers_parts_are_shown_measured_against_the_twin_per_level() -> None:
+    table = pd.DataFrame({
+        "sent_commands_per_s": [100.0, 750.0], "calibration": [True, False],
+        "to_app_p50_s": [0.0003, 0.002], "to_app_p95_s": [0.0006, 0.007],
+        "app_p50_s": [0.0003, 0.001], "app_p95_s": [0.0005, 0.009],
+        "twin_to_app_p50_s": [0.0001, 0.002], "twin_to_app_p95_s": [0.0003, 0.0072],
+        "twin_app_p50_s": [0.0002, 0.0009], "twin_app_p95_s": [0.0004, 0.0077],
+    })  # fmt: skip
+    (line,) = split_line(table, 1000.0)
+    assert "to the server's app 10%* 0.30/0.60 -> 0.10/0.30, 75% 2.00/7.00 -> 2.00/7.20" in line
+    assert line.endswith("in it 10%* 0.30/0.50 -> 0.20/0.40, 75% 1.00/9.00 -> 0.90/7.70")
+    # a level without ids (NaN) is left out; a table without the columns shows nothing
+    table.loc[1, "app_p95_s"] = math.nan
+    assert "75%" not in split_line(table, 1000.0)[0]
+    assert split_line(table.drop(columns=["twin_app_p50_s"]), 1000.0) == []

@@ -25,6 +25,7 @@ from cqrs_lab.load.loop_twin import (
     LoopCalibration,
     client_cold,
     predict_loop,
+    simulate_twin,
     simulated_figures,
 )
 from cqrs_lab.load.measure import measure
@@ -470,3 +471,22 @@ def test_a_slow_down_the_measured_cpu_rules_out_is_not_kept(
     # a slow-down the measured CPU allows is kept (the fixture's own calibration)
     monkeypatch.undo()
     assert "cold_rejected" not in calibrate_loop([light], warmup=1.0).notes
+
+
+def test_the_twin_splits_each_latency_where_the_servers_app_starts() -> None:
+    # the same split as a measured latency (cqrs_lab.load.answer_delay): before the
+    # command's task starts on the loop, and from there to its answer
+    cal = LoopCalibration(command_s=(3e-5,), query_s=(1e-5,), per_event={"balances": 2e-5},
+                          per_batch={"balances": 1e-5}, request_s=2.5e-4, reads_per_command=1.0,
+                          mix={"deposit": 1.0}, keys=100, transport_s=(3e-5,))  # fmt: skip
+    light, heavy = (simulate_twin(cal, rate, 4.0, 1) for rate in (200.0, 1500.0))
+    for sim in (light, heavy):
+        assert (sim["to_app_s"] >= 0).all() and (sim["app_s"] > 0).all()
+        total = (sim["to_app_s"] + sim["app_s"]).to_numpy()
+        assert total == pytest.approx(sim["latency_s"].to_numpy(), abs=1e-9)
+    # near its capacity the wait before the app grows, the app's own time far less
+    grow = heavy.quantile(0.95) / light.quantile(0.95)
+    assert grow["to_app_s"] > 3 and grow["to_app_s"] > grow["app_s"]
+    figures = simulated_figures(cal, 200.0, 4.0, 1)
+    assert figures["app_p50_s"] == pytest.approx(float(light["app_s"].median()))
+    assert predict_loop(cal, 200.0, 4.0)["to_app_p95_s"] == figures["to_app_p95_s"]
