@@ -36,27 +36,27 @@ requests of a loaded server overlap too much to be paired by time alone).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
     "PART_COLUMNS",
+    "SERVER_KEYS",
     "SPLIT_KEYS",
     "answer_delay_line",
     "latency_parts",
-    "level_delays",
     "pooled_parts",
     "split_line",
 ]
 
 #: the columns :func:`latency_parts` adds to each paired request
 PART_COLUMNS = ("to_app_s", "app_s", "answer_delay_s")
-#: a level's figures of them (:func:`pooled_parts`): the server's two parts (which the twin
-#: simulates too) first
-SPLIT_KEYS = ("to_app_p50_s", "to_app_p95_s", "app_p50_s", "app_p95_s",
-              "answer_delay_p50_s", "answer_delay_p95_s")  # fmt: skip
+#: a level's figures of the server's two parts (which the twin simulates too)
+SERVER_KEYS = ("to_app_p50_s", "to_app_p95_s", "app_p50_s", "app_p95_s")
+#: a level's figures of every part (:func:`pooled_parts`)
+SPLIT_KEYS = (*SERVER_KEYS, "answer_delay_p50_s", "answer_delay_p95_s")
 
 
 def latency_parts(requests: pd.DataFrame, stages: pd.DataFrame) -> pd.DataFrame:
@@ -65,18 +65,12 @@ def latency_parts(requests: pd.DataFrame, stages: pd.DataFrame) -> pd.DataFrame:
     :data:`PART_COLUMNS` (seconds); empty when either side has no ids."""
     if "request_id" not in requests.columns or "ref" not in stages.columns:
         return requests.iloc[0:0].assign(**{c: pd.Series(dtype=float) for c in PART_COLUMNS})
-    served = stages[(stages["stage"] == "request")]
-    served = served[served["ref"].notna() & (served["ref"].astype(str) != "")]
-    ids = requests["request_id"].astype(str)
-    mine = requests[requests["request_id"].notna() & (ids != "")]
-    ends = pd.Series(served["at"].to_numpy(dtype=float), index=served["ref"].astype(str))
-    spans = pd.Series(served["seconds"].to_numpy(dtype=float), index=ends.index)
-    ends, spans = ends[~ends.index.duplicated()], spans[~spans.index.duplicated()]
-    key = mine["request_id"].astype(str)
-    paired = mine[key.isin(ends.index)]
-    key = key[key.isin(ends.index)]
-    end = ends.loc[key].to_numpy()
-    app = spans.loc[key].to_numpy()
+    served = stages[(stages["stage"] == "request") & (stages["ref"].fillna("") != "")]
+    served = served.drop_duplicates("ref").set_index(served["ref"].astype(str).to_numpy())
+    key = requests["request_id"].fillna("").astype(str)
+    known = key.isin(served.index)
+    paired, timed = requests[known], served.reindex(key[known].to_numpy())
+    end, app = timed["at"].to_numpy(dtype=float), timed["seconds"].to_numpy(dtype=float)
     return paired.assign(
         to_app_s=end - app - paired["start"].to_numpy(dtype=float),
         app_s=app,
@@ -84,22 +78,9 @@ def latency_parts(requests: pd.DataFrame, stages: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def answer_delay_line(levels: Sequence[tuple[str, float, float]]) -> list[str]:
-    """The closing table's line: per level (its label, the pooled answer delay's p50 and
-    p95 in seconds) in order; nothing when no level has them (runs without request ids)."""
-    shown = [(label, p50, p95) for label, p50, p95 in levels if not math.isnan(p95)]
-    if not shown:
-        return []
-    parts = ", ".join(f"{label} {p50 * 1e3:.2f}/{p95 * 1e3:.2f}" for label, p50, p95 in shown)
-    return [
-        "the load generator's own delay taking an answer the server had written (ms, "
-        f"p50/p95; not simulated: the calibration level's is in the twin's offsets): {parts}"
-    ]
-
-
 def pooled_parts(parts: Sequence[pd.DataFrame]) -> dict[str, float]:
     """The p50 and p95 (seconds) of each of :data:`PART_COLUMNS` over several runs' paired
-    commands pooled (``to_app_p50_s``, ..., ``answer_delay_p95_s``); NaN without any."""
+    commands pooled (the :data:`SPLIT_KEYS`); NaN without any."""
     out = {}
     for column in PART_COLUMNS:
         values = [p[column].to_numpy(dtype=float) for p in parts if len(p)]
@@ -110,41 +91,53 @@ def pooled_parts(parts: Sequence[pd.DataFrame]) -> dict[str, float]:
     return out
 
 
-def level_delays(table: pd.DataFrame, capacity_per_s: float) -> list[tuple[str, float, float]]:
-    """Per level of a comparison table (:func:`~cqrs_lab.load.compare.compare`'s, with
-    its ``answer_delay_p50_s`` and ``answer_delay_p95_s``), in order of load: its label
-    (the share of ``capacity_per_s`` it sent, ``*`` for the calibration level) and its
-    answer delays; nothing from a table without them."""
-    if "answer_delay_p95_s" not in table.columns or not len(table):
-        return []
-    out = []
+def _levels(
+    table: pd.DataFrame, capacity_per_s: float, keys: Sequence[str]
+) -> Iterator[tuple[str, pd.Series]]:
+    """Each level of a comparison table (:func:`~cqrs_lab.load.compare.compare`'s) whose
+    ``keys`` are all known, in order of load: its label (the share of ``capacity_per_s`` it
+    sent, ``*`` for the calibration level) and its first row."""
+    if not len(table) or not set(keys) <= set(table.columns):
+        return
     for sent in sorted(float(x) for x in table["sent_commands_per_s"].unique()):
         row = table[table["sent_commands_per_s"] == sent].iloc[0]
+        if any(math.isnan(float(row[k])) for k in keys):
+            continue
         mark = "*" if bool(row.get("calibration", False)) else ""
-        label = f"{sent / capacity_per_s:.0%}{mark}" if capacity_per_s > 0 else f"{sent:.0f}"
-        out.append((label, float(row["answer_delay_p50_s"]), float(row["answer_delay_p95_s"])))
-    return out
+        yield (f"{sent / capacity_per_s:.0%}{mark}" if capacity_per_s > 0 else f"{sent:.0f}"), row
+
+
+def _ms(row: pd.Series, key: str) -> str:
+    """A part's p50/p95 in ms (``key`` with ``{q}`` for the percentile)."""
+    return "/".join(f"{float(row[key.format(q=q)]) * 1e3:.2f}" for q in (50, 95))
+
+
+def answer_delay_line(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
+    """The closing table's line of the generator's answer delays per level (p50/p95 ms);
+    nothing when no level has them (runs without request ids)."""
+    keys = ("answer_delay_p50_s", "answer_delay_p95_s")
+    shown = [f"{label} {_ms(row, 'answer_delay_p{q}_s')}"
+             for label, row in _levels(table, capacity_per_s, keys)]  # fmt: skip
+    if not shown:
+        return []
+    return [
+        "the load generator's own delay taking an answer the server had written (ms, "
+        "p50/p95; not simulated: the calibration level's is in the twin's offsets): "
+        + ", ".join(shown)
+    ]
 
 
 def split_line(table: pd.DataFrame, capacity_per_s: float) -> list[str]:
     """The closing table's line comparing the server's two parts of a command's latency,
-    measured and simulated, per judged level (p50/p95 ms); nothing without them. The
-    measured time to the app also holds the generator's send and the loopback, which the
-    twin does not simulate: the calibration level shows how much that is."""
-    keys = ("to_app_p50_s", "to_app_p95_s", "app_p50_s", "app_p95_s")
-    if not set(keys) | {f"twin_{k}" for k in keys} <= set(table.columns) or not len(table):
-        return []
+    measured and simulated, per level (p50/p95 ms); nothing without them. The measured time
+    to the app also holds the generator's send and the loopback, which the twin does not
+    simulate: the calibration level shows how much that is."""
+    keys = (*SERVER_KEYS, *(f"twin_{k}" for k in SERVER_KEYS))
     parts: dict[str, list[str]] = {"to_app": [], "app": []}
-    for sent in sorted(float(x) for x in table["sent_commands_per_s"].unique()):
-        row = table[table["sent_commands_per_s"] == sent].iloc[0]
-        if any(math.isnan(float(row[k])) or math.isnan(float(row[f"twin_{k}"])) for k in keys):
-            continue
-        mark = "*" if bool(row.get("calibration", False)) else ""
-        label = f"{sent / capacity_per_s:.0%}{mark}" if capacity_per_s > 0 else f"{sent:.0f}"
-        for part in parts:
-            m50, m95 = (float(row[f"{part}_p{q}_s"]) * 1e3 for q in (50, 95))
-            t50, t95 = (float(row[f"twin_{part}_p{q}_s"]) * 1e3 for q in (50, 95))
-            parts[part].append(f"{label} {m50:.2f}/{m95:.2f} -> {t50:.2f}/{t95:.2f}")
+    for label, row in _levels(table, capacity_per_s, keys):
+        for part, shown in parts.items():
+            measured, twin = _ms(row, part + "_p{q}_s"), _ms(row, "twin_" + part + "_p{q}_s")
+            shown.append(f"{label} {measured} -> {twin}")
     if not parts["app"]:
         return []
     return [

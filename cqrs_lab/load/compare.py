@@ -37,7 +37,7 @@ import pandas as pd
 
 from cqrs_lab.core import load_domain
 from cqrs_lab.errors import ConfigError
-from cqrs_lab.load.answer_delay import SPLIT_KEYS
+from cqrs_lab.load.answer_delay import SERVER_KEYS, SPLIT_KEYS
 from cqrs_lab.load.calibration import Calibration
 from cqrs_lab.load.calibration_inputs import primary_view
 from cqrs_lab.load.loop_calibration import calibrate_loop
@@ -195,7 +195,7 @@ def compare(
                 "regime": kind, "below_knee": kind == "below knee", "verdict": verdict,
                 "generator_lateness_p95_s": m["generator_lateness_p95_s"],
                 **{k: m[k] for k in SPLIT_KEYS},
-                **{f"twin_{k}": p.get(k, math.nan) for k in SPLIT_KEYS[:4]},
+                **{f"twin_{k}": p.get(k, math.nan) for k in SERVER_KEYS},
                 "generator_bound_why": why,
                 "calibration": calibration,
             })  # fmt: skip

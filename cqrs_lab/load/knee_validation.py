@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cqrs_lab.load.answer_delay import answer_delay_line, level_delays, split_line
+from cqrs_lab.load.answer_delay import answer_delay_line, split_line
 from cqrs_lab.load.knee import KneeResult
 from cqrs_lab.load.knee_cpu_matched import busy_cpu, cpu_matched, cpu_matched_line
 from cqrs_lab.load.knee_plot import plot_to_knee, predicted_curve
@@ -271,7 +271,7 @@ def validate_and_report(
     matched.to_csv(base / "validation-cpu-matched.csv", index=False)
     for line in cpu_matched_line(matched, knee.capacity_per_s):
         print(line)
-    for line in answer_delay_line(level_delays(table, knee.capacity_per_s)):
+    for line in answer_delay_line(table, knee.capacity_per_s):
         print(line)
     for line in split_line(table, knee.capacity_per_s):
         print(line)

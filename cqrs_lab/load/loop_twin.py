@@ -268,8 +268,8 @@ def simulated_figures(
     split = {}
     for part in ("to_app", "app"):
         values = sim[f"{part}_s"].to_numpy(dtype=float)
+        known = np.isfinite(values).any()
         for p in (50, 95):
-            known = np.isfinite(values).any()
             split[f"{part}_p{p}_s"] = float(np.nanpercentile(values, p)) if known else math.nan
     lag = percentiles(sim.attrs["lag_s"], "lag_", "_s")
     a = sim.attrs

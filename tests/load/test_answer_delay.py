@@ -11,7 +11,6 @@ import pytest
 from cqrs_lab.load.answer_delay import (
     answer_delay_line,
     latency_parts,
-    level_delays,
     pooled_parts,
     split_line,
 )
@@ -68,13 +67,12 @@ def test_a_levels_delays_are_pooled_and_shown_per_level() -> None:
         "answer_delay_p50_s": [0.0001, 0.0001, 0.0004],
         "answer_delay_p95_s": [0.0003, 0.0003, 0.0050],
     })  # fmt: skip
-    levels = level_delays(table, 1000.0)
-    assert levels == [("10%*", 0.0001, 0.0003), ("50%", 0.0004, 0.005)]
-    (line,) = answer_delay_line(levels)
+    (line,) = answer_delay_line(table, 1000.0)
     assert line.endswith("10%* 0.10/0.30, 50% 0.40/5.00")
-    # runs without ids: NaN delays, no line
-    assert answer_delay_line([("10%", math.nan, math.nan)]) == []
-    assert level_delays(table.drop(columns=["answer_delay_p95_s"]), 1000.0) == []
+    # runs without ids: NaN delays, no line; a table without the columns, none either
+    nan = table.assign(answer_delay_p50_s=math.nan, answer_delay_p95_s=math.nan)
+    assert answer_delay_line(nan, 1000.0) == []
+    assert answer_delay_line(table.drop(columns=["answer_delay_p95_s"]), 1000.0) == []
 
 
 def test_the_servers_parts_are_shown_measured_against_the_twin_per_level() -> None:
